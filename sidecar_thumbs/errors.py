@@ -1,0 +1,74 @@
+"""One family of errors. Each carries a one-line message a user can act on and an exit code.
+
+Two kinds matter to the pipeline:
+
+* :class:`ModelError` — *this file* cannot be thumbnailed. It becomes a failed row and a warning
+  line, never the end of the run. ``transient`` says whether trying again later may help (file busy,
+  vanished mid-read) or not (bad file: retried only once the file changes).
+* everything else (:class:`RunError` and subclasses) — the run itself cannot go on (configuration,
+  database, lock); the CLI exits 1.
+"""
+
+from __future__ import annotations
+
+# Exit codes (ARCHITECTURE.md): 0 all good, 1 the run failed, 2 usage error,
+# 3 the run finished but some files failed or verify found problems.
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PROBLEMS = 3
+
+
+class SidecarError(Exception):
+    """sidecar-thumbs failed"""
+
+    exit_code = EXIT_RUN_FAILED
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (type(self).__doc__ or type(self).__name__).strip())
+
+    @property
+    def message(self) -> str:
+        # Always one line: reasons end up in log lines and database cells.
+        return " ".join(str(self).split())
+
+
+class ModelError(SidecarError):
+    """the model file cannot be thumbnailed"""
+
+    exit_code = EXIT_PROBLEMS
+    transient = False
+
+
+class BadModelError(ModelError):
+    """the model file is not a valid STL or 3MF"""
+
+
+class NoGeometryError(BadModelError):
+    """the model has no triangles to draw"""
+
+
+class LimitExceededError(BadModelError):
+    """the model exceeds a configured cap"""
+
+
+class TransientModelError(ModelError):
+    """the model file could not be read right now (busy or vanished); will retry"""
+
+    transient = True
+
+
+class RunError(SidecarError):
+    """the run cannot continue"""
+
+
+class ConfigError(RunError):
+    """invalid configuration"""
+
+
+class DatabaseError(RunError):
+    """the state database cannot be used"""
+
+
+class LockedError(RunError):
+    """another sidecar-thumbs daemon already holds the lock on this database"""

@@ -1,0 +1,47 @@
+"""Model loading: STL (binary and ASCII) and 3MF into one :class:`Mesh` type.
+
+Loaders take the file's bytes (read once by the caller, who also hashes them), so the thumbnail
+is provably made from the content whose hash is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DEFAULT_LIMITS", "LoadLimits", "Mesh"]
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Hard caps that protect the worker from hostile or absurd files. A cap hit is a
+    :class:`~sidecar_thumbs.errors.LimitExceededError`, never an out-of-memory crash."""
+
+    max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
+    max_triangles: int = 20_000_000
+    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part (zip bombs)
+
+
+DEFAULT_LIMITS = LoadLimits()
+
+
+@dataclass(frozen=True, eq=False)
+class Mesh:
+    """A triangle soup in millimetres, Z up (the 3D-printing convention).
+
+    ``triangles`` is a C-contiguous ``float32`` array of shape ``(N, 3, 3)``:
+    triangle, corner, xyz. Build-item and component transforms are already applied.
+    """
+
+    triangles: np.ndarray
+    format: str  # "stl-binary", "stl-ascii" or "3mf"
+
+    @property
+    def triangle_count(self) -> int:
+        return int(self.triangles.shape[0])
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(min xyz, max xyz) over all vertices; raises ValueError on an empty mesh."""
+        v = self.triangles.reshape(-1, 3)
+        return v.min(axis=0), v.max(axis=0)
