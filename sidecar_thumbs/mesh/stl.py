@@ -1,0 +1,175 @@
+"""STL loader, binary and ASCII, from bytes.
+
+Binary or ASCII is decided by the size formula, never by a ``solid`` header alone (many binary
+exporters start their 80-byte header with "solid"):
+
+* **binary** iff ``len >= 84`` and ``84 + 50*n <= len < 84 + 50*n + 50``, where ``n`` is the
+  little-endian count at byte 80. The exact match is the norm; a tail shorter than one record is
+  tolerated because some exporters pad the file (numpy-stl's HalfDonut has 1 extra byte). A tail of
+  a whole record or more means the count is not to be trusted, so the file is not read as binary.
+  An ASCII file cannot pass this test by accident: bytes 80-83 would be printable text, giving
+  ``n >= 0x09090909`` and so a required size above 7 GB.
+* otherwise, a file whose first word is ``solid`` and that looks like text is parsed as **ASCII**
+  (and ASCII parse errors are reported);
+* otherwise, a binary-looking file whose count needs more bytes than it has is **truncated**.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
+from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
+from sidecar_thumbs.mesh.soup import finish_triangles
+
+__all__ = ["is_binary_stl", "load_stl_bytes", "parse_ascii_stl", "parse_binary_stl"]
+
+_HEADER = 84
+_RECORD = 50
+
+
+# One facet, after lower-casing. \s covers LF, CR and CRLF alike. The numbers are captured as
+# tokens and converted by numpy, which rejects anything that is not a number.
+_S = rb"\s+"
+_NUM = rb"(\S+)"
+# MeshLab and others write comments after endloop/endfacet on the same line (PrusaSlicer reads them);
+# such words are tolerated as long as they are not a keyword that starts the next element.
+_JUNK = rb"(?:[ \t]+(?!(?:end)?(?:facet|solid|loop)(?!\S))[^\s]+)"
+_VERTEX = rb"vertex" + _S + _NUM + _S + _NUM + _S + _NUM + _S
+_FACET = re.compile(
+    rb"(?<!\S)facet" + _S + rb"normal" + _S + rb"\S+" + _S + rb"\S+" + _S + rb"\S+" + _S
+    + rb"outer" + _S + rb"loop" + _S + _VERTEX + _VERTEX + _VERTEX
+    + rb"endloop" + _JUNK + rb"*?" + _S + rb"endfacet(?!\S)" + _JUNK + rb"*"
+)  # fmt: skip
+
+
+def _count(data: bytes) -> int:
+    return int.from_bytes(data[80:84], "little")
+
+
+def is_binary_stl(data: bytes) -> bool:
+    """True when the size formula says ``data`` is a binary STL (see the module docstring)."""
+    if len(data) < _HEADER:
+        return False
+    expected = _HEADER + _RECORD * _count(data)
+    return expected <= len(data) < expected + _RECORD
+
+
+def parse_binary_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """Triangles of a binary STL (whose size already passed :func:`is_binary_stl`).
+
+    Each 50-byte record is normal (12 bytes), three vertices (36), attribute (2). The normal is
+    ignored: the renderer recomputes it from the winding, which is what slicers trust too.
+
+    Raises:
+        LimitExceededError: the header count is above ``limits.max_triangles`` (checked before
+            allocating anything).
+    """
+    n = _count(data)
+    if n > limits.max_triangles:
+        raise LimitExceededError(
+            f"binary STL has {n} triangles, more than the limit of {limits.max_triangles}"
+        )
+    records = np.frombuffer(data, np.uint8, _RECORD * n, _HEADER).reshape(n, _RECORD)
+    # One strided copy of the vertex bytes; the float32 view of it is the result (little-endian
+    # on every platform numpy wheels exist for, but say so explicitly).
+    raw = np.ascontiguousarray(records[:, 12:48])
+    return raw.view("<f4").reshape(n, 3, 3).astype(np.float32, copy=False)
+
+
+def parse_ascii_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """Triangles of an ASCII STL: any keyword case, LF/CRLF/CR line ends, several solids.
+
+    Raises:
+        BadModelError: text outside ``solid``/``endsolid`` lines that is not a complete facet
+            (wrong vertex count, truncated facet, junk), or a coordinate that is not a number.
+        LimitExceededError: more than ``limits.max_triangles`` facets.
+    """
+    # ASCII lower-casing leaves bytes >= 0x80 alone, so non-UTF-8 solid names are harmless.
+    text = data.lower()
+    matches = _FACET.findall(text)
+    if len(matches) > limits.max_triangles:
+        raise LimitExceededError(
+            f"ASCII STL has {len(matches)} facets, more than the limit of {limits.max_triangles}"
+        )
+    _check_leftover(_FACET.sub(b" ", text))
+    if not matches:
+        return np.zeros((0, 3, 3), np.float32)
+    tokens = b" ".join(b" ".join(m) for m in matches).split()
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError as exc:
+        bad = next(t for t in tokens if not _is_number(t))
+        raise BadModelError(f"ASCII STL has a vertex coordinate that is not a number: {_show(bad)}") from exc
+    # Parsing as float64 then rounding once to float32 gives the correctly rounded float32 for any
+    # input that float64 represents exactly enough (all real-world STL text).
+    return values.astype(np.float32).reshape(-1, 3, 3)
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_leftover(rest: bytes) -> None:
+    # Whatever is not a complete facet must be solid/endsolid lines (with any name) or blank: a facet
+    # with 2 or 4 vertices, a truncated facet or stray text does not match _FACET and lands here.
+    for line in rest.splitlines():
+        word = line.strip()
+        if word and not word.startswith((b"solid", b"endsolid")):
+            raise BadModelError(f"ASCII STL is malformed near {_show(word)} (expected a complete facet)")
+
+
+def _show(token: bytes, width: int = 40) -> str:
+    text = " ".join(token.decode("utf-8", "replace").split())
+    return repr(text if len(text) <= width else text[:width] + "...")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    # Binary STL bytes nearly always include NUL (the count's high byte, float exponents of 0.0),
+    # text never does; other control bytes are left to the ASCII parser to report.
+    return b"\x00" not in head
+
+
+def _starts_with_solid(data: bytes) -> bool:
+    return data[:512].lstrip().lower().startswith(b"solid")
+
+
+def load_stl_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, str]:
+    """Parse an STL file's bytes.
+
+    Args:
+        data: the whole file.
+        limits: caps on triangles.
+
+    Returns:
+        ``(triangles, format)``: C-contiguous float32 ``(N, 3, 3)`` without non-finite triangles,
+        and ``"stl-binary"`` or ``"stl-ascii"``.
+
+    Raises:
+        BadModelError: neither a binary nor an ASCII STL, truncated, or malformed.
+        NoGeometryError: the file holds no (finite) triangles.
+        LimitExceededError: more triangles than ``limits.max_triangles``.
+    """
+    if is_binary_stl(data):
+        return finish_triangles(parse_binary_stl(data, limits)), "stl-binary"
+    if not data.strip():
+        raise NoGeometryError("empty file: no triangles")
+    if _starts_with_solid(data) and _looks_like_text(data[:4096]):
+        return finish_triangles(parse_ascii_stl(data, limits)), "stl-ascii"
+    if len(data) >= _HEADER and not _looks_like_text(data[:4096]):
+        n = _count(data)
+        holds = (len(data) - _HEADER) // _RECORD
+        if _HEADER + _RECORD * n > len(data):
+            raise BadModelError(f"binary STL truncated: header says {n} triangles, file holds {holds}")
+        raise BadModelError(
+            f"binary STL size does not match: header says {n} triangles, file holds {holds} records"
+        )
+    raise BadModelError(
+        "not an STL file: no 'solid' header and the size does not match a binary triangle count"
+    )

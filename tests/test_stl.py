@@ -1,0 +1,163 @@
+"""STL loading: every corpus STL, the binary/ASCII decision, ASCII variants and hostile inputs."""
+
+from __future__ import annotations
+
+import csv
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CORPUS, corpus_files
+
+from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
+from sidecar_thumbs.mesh import LoadLimits
+from sidecar_thumbs.mesh.load import detect_format, load_mesh, load_mesh_bytes
+
+
+def _manifest_triangles() -> dict[str, int]:
+    path = CORPUS / "MANIFEST.tsv"
+    if not path.is_file():
+        return {}
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = csv.DictReader(f, delimiter="\t")
+        return {r["path"]: int(r["triangles"]) for r in rows if r["triangles"].strip()}
+
+
+EXPECTED = _manifest_triangles()
+
+
+def _binary_stl(tris: np.ndarray, header: bytes = b"binary", count: int | None = None) -> bytes:
+    tris = np.asarray(tris, np.float32).reshape(-1, 3, 3)
+    rec = np.zeros(len(tris), np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]))
+    rec["v"] = tris
+    n = len(tris) if count is None else count
+    return header.ljust(80, b" ")[:80] + struct.pack("<I", n) + rec.tobytes()
+
+
+ASCII_TWO = b"""solid one
+ facet normal 0 0 1
+  outer loop
+   vertex 0 0 0
+   vertex 1 0 0
+   vertex 0 1 0
+  endloop
+ endfacet
+endsolid one
+solid two
+ facet normal 0 0 1
+  outer loop
+   vertex 1.5e+01 0 0
+   vertex 1 2E-1 0
+   vertex -0 1 +3
+  endloop
+ endfacet
+endsolid two
+"""
+
+
+@pytest.mark.parametrize("path", corpus_files("stl-binary", "stl-ascii"), ids=lambda p: p.name)
+def test_corpus_stl_loads_with_manifest_triangle_count(corpus: Path, path: Path) -> None:
+    mesh = load_mesh(path)
+    rel = f"{path.parent.name}/{path.name}"
+    assert mesh.format == ("stl-binary" if path.parent.name == "stl-binary" else "stl-ascii")
+    assert mesh.triangles.dtype == np.float32 and mesh.triangles.flags.c_contiguous
+    assert mesh.triangles.ndim == 3 and mesh.triangles.shape[1:] == (3, 3)
+    assert np.isfinite(mesh.triangles).all()
+    assert mesh.triangle_count == EXPECTED[rel]
+
+
+def test_binary_with_solid_header_is_binary() -> None:
+    tri = np.arange(9, dtype=np.float32).reshape(1, 3, 3)
+    mesh = load_mesh_bytes(_binary_stl(tri, header=b"solid looks like ascii"), "x.stl")
+    assert mesh.format == "stl-binary"
+    np.testing.assert_array_equal(mesh.triangles, tri)
+
+
+def test_binary_with_short_tail_is_tolerated_but_whole_extra_record_is_not() -> None:
+    tri = np.ones((2, 3, 3), np.float32)
+    assert load_mesh_bytes(_binary_stl(tri) + b"\0" * 49, "x.stl").triangle_count == 2
+    with pytest.raises(BadModelError, match="does not match"):
+        load_mesh_bytes(_binary_stl(tri) + b"\0" * 50, "x.stl")
+
+
+def test_truncated_binary_is_refused() -> None:
+    data = _binary_stl(np.ones((3, 3, 3), np.float32))[:-1]
+    with pytest.raises(BadModelError, match="truncated: header says 3 triangles, file holds 2"):
+        load_mesh_bytes(data, "x.stl")
+
+
+def test_absurd_triangle_count_is_refused_without_allocating() -> None:
+    data = _binary_stl(np.ones((1, 3, 3), np.float32), count=2**32 - 1)
+    with pytest.raises(BadModelError, match="4294967295"):
+        load_mesh_bytes(data, "x.stl")
+
+
+def test_triangle_cap_is_checked_before_parsing() -> None:
+    data = _binary_stl(np.ones((5, 3, 3), np.float32))
+    with pytest.raises(LimitExceededError, match="5 triangles"):
+        load_mesh_bytes(data, "x.stl", LoadLimits(max_triangles=4))
+    with pytest.raises(LimitExceededError, match="bytes"):
+        load_mesh_bytes(data, "x.stl", LoadLimits(max_file_bytes=100))
+
+
+def test_non_finite_triangles_are_dropped() -> None:
+    tri = np.ones((3, 3, 3), np.float32)
+    tri[1, 2, 0] = np.nan
+    tri[2, 0, 1] = np.inf
+    mesh = load_mesh_bytes(_binary_stl(tri), "x.stl")
+    assert mesh.triangle_count == 1
+    only_nan = np.full((2, 3, 3), np.nan, np.float32)
+    with pytest.raises(NoGeometryError, match="non-finite"):
+        load_mesh_bytes(_binary_stl(only_nan), "x.stl")
+
+
+def test_ascii_multiple_solids_exponents_and_signs() -> None:
+    mesh = load_mesh_bytes(ASCII_TWO, "x.stl")
+    assert mesh.format == "stl-ascii"
+    np.testing.assert_array_equal(mesh.triangles[1], np.float32([[15, 0, 0], [1, 0.2, 0], [0, 1, 3]]))
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda d: d.replace(b"\n", b"\r\n"), id="crlf"),
+        pytest.param(lambda d: d.replace(b"\n", b"\r"), id="cr-only"),
+        pytest.param(lambda d: d.upper(), id="upper-case"),
+        pytest.param(lambda d: d.replace(b"facet normal", b"Facet Normal"), id="mixed-case"),
+        pytest.param(lambda d: d.replace(b"solid one", b"solid caf\xe9 \xff\xfe"), id="non-utf8-name"),
+        pytest.param(lambda d: d.replace(b"\n", b" "), id="one-line"),
+    ],
+)
+def test_ascii_variants_parse_identically(variant) -> None:  # type: ignore[no-untyped-def]
+    expected = load_mesh_bytes(ASCII_TWO, "x.stl").triangles
+    np.testing.assert_array_equal(load_mesh_bytes(variant(ASCII_TWO), "x.stl").triangles, expected)
+
+
+def test_ascii_facet_with_four_vertices_is_refused() -> None:
+    data = ASCII_TWO.replace(b"   vertex 0 1 0\n", b"   vertex 0 1 0\n   vertex 2 2 2\n")
+    with pytest.raises(BadModelError, match="malformed"):
+        load_mesh_bytes(data, "x.stl")
+
+
+def test_ascii_bad_number_is_refused() -> None:
+    with pytest.raises(BadModelError, match="not a number: '1,5'"):
+        load_mesh_bytes(ASCII_TWO.replace(b"vertex 1 0 0", b"vertex 1,5 0 0"), "x.stl")
+
+
+@pytest.mark.parametrize("data", [b"", b"solid x\nendsolid x\n", _binary_stl(np.zeros((0, 3, 3)))])
+def test_empty_stl_has_no_geometry(data: bytes) -> None:
+    with pytest.raises(NoGeometryError):
+        load_mesh_bytes(data, "x.stl")
+
+
+def test_text_that_is_not_stl_is_refused() -> None:
+    with pytest.raises(BadModelError, match="not an STL"):
+        load_mesh_bytes(b"<html><body>" + b"x" * 200 + b"</body></html>", "x.stl")
+
+
+def test_detect_format_by_extension_any_case() -> None:
+    assert detect_format("a/b/Model.STL") == "stl"
+    assert detect_format("plate.3Mf") == "3mf"
+    with pytest.raises(BadModelError, match="extension"):
+        detect_format("model.obj")
