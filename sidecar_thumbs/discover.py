@@ -1,0 +1,354 @@
+"""Find model files under the library roots with one iterative ``os.scandir`` walk.
+
+What counts as a model (``.stl``/``.3mf``, any case) and what is never one (macOS and NAS litter, our
+own sidecars and temp files) lives here, so the walker and the watcher agree.
+
+Symlinks never lead out of a root: a symlinked file or folder is followed only when its real path
+is inside the root's real path. Folders are remembered by ``(st_dev, st_ino)``, which guards
+against symlink cycles and makes nested or duplicate roots yield each file once. Within a root,
+symlinked folders and files are visited after the real tree, so a file reachable both ways is
+reported under its real path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "IGNORED_DIRS",
+    "MODEL_SUFFIXES",
+    "FoundFile",
+    "WalkProblem",
+    "find_model_files",
+    "is_ignored_dir",
+    "is_ignored_name",
+    "is_model_name",
+    "iter_model_files",
+]
+
+log = logging.getLogger(__name__)
+
+StrPath = str | os.PathLike[str]
+
+MODEL_SUFFIXES: tuple[str, ...] = (".stl", ".3mf")
+
+# Sidecar naming is owned by sidecar.py: ``.<name>.thumbnail.png`` and, while being written,
+# ``.<name>.thumbnail.png.<random>.tmp``. Only the tell-tale parts are needed here.
+_SIDECAR_SUFFIX = ".thumbnail.png"
+_SIDECAR_TEMP_MARK = ".thumbnail.png."
+
+# Folders that hold copies, metadata, snapshots or trash, never the library itself. Walking
+# snapshot folders (.zfs, #snapshot, .snapshot) would thumbnail every model once per snapshot.
+# Compared case-insensitively: macOS and SMB shares are usually case-insensitive.
+IGNORED_DIRS: frozenset[str] = frozenset(
+    {
+        # macOS
+        "__MACOSX",
+        ".Trashes",
+        ".Trash",
+        ".TemporaryItems",
+        "Temporary Items",
+        ".Spotlight-V100",
+        ".fseventsd",
+        ".DocumentRevisions-V100",
+        ".MobileBackups",
+        ".PKInstallSandboxManager",
+        "Network Trash Folder",
+        # netatalk (AFP) metadata
+        ".AppleDouble",
+        ".AppleDB",
+        ".AppleDesktop",
+        # Synology
+        "@eaDir",
+        "#recycle",
+        "#snapshot",
+        # QNAP
+        "@Recycle",
+        "@Recently-Snapshot",
+        ".@__thumb",
+        # ZFS / NetApp snapshots
+        ".zfs",
+        ".snapshot",
+        # Windows
+        "$RECYCLE.BIN",
+        "System Volume Information",
+        # Linux
+        "lost+found",
+    }
+)
+_IGNORED_DIRS_FOLDED = frozenset(d.casefold() for d in IGNORED_DIRS)
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A model file seen by the walk, with the stat values the change gate needs."""
+
+    path: str  # absolute, normalised, not symlink-resolved
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True)
+class WalkProblem:
+    """Something the walk could not look at; reported, never fatal."""
+
+    path: str
+    reason: str  # one line, e.g. "permission denied: cannot list folder"
+
+
+def is_ignored_name(name: str) -> bool:
+    """Tell whether a file name is litter that is never a model, whatever its extension.
+
+    Args:
+        name: A bare file name (no folder part).
+
+    Returns:
+        True for AppleDouble ``._*`` files, ``.DS_Store``, our sidecars (``.x.stl.thumbnail.png``)
+        and their temp files (``.x.stl.thumbnail.png.<random>.tmp``), and office-style lock files
+        (``~$x``, ``.~lock.x#``).
+    """
+    if name.startswith(("._", "~$", ".~lock.")) or name == ".DS_Store":
+        return True
+    if name.startswith("."):
+        if name.endswith(_SIDECAR_SUFFIX):
+            return True
+        if name.endswith(".tmp") and _SIDECAR_TEMP_MARK in name:
+            return True
+    return False
+
+
+def is_model_name(name: str) -> bool:
+    """Tell whether a file name is a model to thumbnail.
+
+    Args:
+        name: A bare file name (no folder part).
+
+    Returns:
+        True when it ends in ``.stl`` or ``.3mf`` (any case) and is not :func:`is_ignored_name`.
+    """
+    return name.lower().endswith(MODEL_SUFFIXES) and not is_ignored_name(name)
+
+
+def is_ignored_dir(name: str) -> bool:
+    """Tell whether a folder is never walked (see :data:`IGNORED_DIRS`; also ``.Trash-<uid>``).
+
+    Args:
+        name: A bare folder name.
+
+    Returns:
+        True when the folder and everything below it is skipped.
+    """
+    folded = name.casefold()
+    return folded in _IGNORED_DIRS_FOLDED or folded.startswith(".trash-")
+
+
+def _is_inside(path: str, root: str) -> bool:
+    """True when real path ``path`` is ``root`` or below it (both already realpath'ed)."""
+    if path == root:
+        return True
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    return path.startswith(prefix)
+
+
+def _crosses_ignored_dir(real: str, root_real: str) -> bool:
+    """True when a symlink target lies in a skipped folder of the root (e.g. ``__MACOSX``)."""
+    rel = os.path.relpath(real, root_real)
+    return any(is_ignored_dir(part) for part in rel.split(os.sep))
+
+
+def _oserror_reason(exc: OSError, what: str) -> str:
+    if isinstance(exc, PermissionError):
+        return f"permission denied: cannot {what}"
+    if isinstance(exc, FileNotFoundError):
+        return f"vanished during the walk: cannot {what}"
+    if isinstance(exc, NotADirectoryError):
+        return f"no longer a folder: cannot {what}"
+    return f"cannot {what}: {exc.strerror or exc}"
+
+
+class _Walker:
+    """One walk over several roots; holds the state that must be shared between roots."""
+
+    def __init__(self, on_problem: Callable[[WalkProblem], None] | None) -> None:
+        self._on_problem = on_problem
+        # (st_dev, st_ino) of every folder listed so far, across all roots.
+        self._seen_dirs: set[tuple[int, int]] = set()
+        # (st_dev, st_ino) of files yielded through their real path; a symlink to one of them is
+        # a duplicate. Hard links are deliberately not deduplicated: each is a path a user sees.
+        self._seen_files: set[tuple[int, int]] = set()
+
+    def problem(self, path: str, reason: str) -> None:
+        log.debug("walk problem: %s: %s", path, reason)
+        if self._on_problem is not None:
+            self._on_problem(WalkProblem(path, reason))
+
+    def walk_root(self, root: StrPath) -> Iterator[FoundFile]:
+        root_path = os.path.abspath(os.fsdecode(os.fspath(root)))
+        try:
+            st = os.stat(root_path)  # follows: a root given as a symlink is fine
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                self.problem(root_path, "root does not exist")
+            else:
+                self.problem(root_path, _oserror_reason(exc, "open root"))
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            if stat.S_ISREG(st.st_mode) and is_model_name(os.path.basename(root_path)):
+                # A single model given as a root (e.g. `render part.stl`) is simply itself.
+                yield FoundFile(root_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            else:
+                self.problem(root_path, "root is not a folder")
+            return
+        root_real = os.path.realpath(root_path)
+        if not self._claim_dir(st):
+            return  # duplicate or nested root, already walked
+
+        deferred_dirs: list[str] = []
+        deferred_files: list[str] = []
+        yield from self._walk_tree([root_path], root_real, deferred_dirs, deferred_files)
+        # Second phase: what symlinks lead to, once the real tree has claimed its files.
+        while deferred_dirs or deferred_files:
+            links, deferred_files = deferred_files, []
+            for link in links:
+                found = self._follow_file_link(link, root_real)
+                if found is not None:
+                    yield found
+            pending, deferred_dirs = deferred_dirs, []
+            for link in pending:
+                if self._claim_dir_link(link, root_real):
+                    yield from self._walk_tree([link], root_real, deferred_dirs, deferred_files)
+
+    def _walk_tree(
+        self, stack: list[str], root_real: str, deferred_dirs: list[str], deferred_files: list[str]
+    ) -> Iterator[FoundFile]:
+        # Iterative depth-first walk: deep trees never hit the recursion limit.
+        while stack:
+            folder = stack.pop()
+            files, subdirs = self._list_folder(folder, deferred_dirs, deferred_files)
+            yield from files
+            stack.extend(reversed(subdirs))  # reversed so folders are visited in name order
+
+    def _list_folder(
+        self, folder: str, deferred_dirs: list[str], deferred_files: list[str]
+    ) -> tuple[list[FoundFile], list[str]]:
+        files: list[FoundFile] = []
+        subdirs: list[str] = []
+        try:
+            # Read the whole listing before yielding anything: one open file descriptor at a
+            # time, and none held while the consumer works on what we yield.
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self.problem(folder, _oserror_reason(exc, "list folder"))
+            return files, subdirs
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_symlink():
+                    # Decided after the real tree (see module docstring); cheap to skip litter now.
+                    if not is_ignored_dir(name):
+                        (deferred_files if is_model_name(name) else deferred_dirs).append(entry.path)
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if not is_ignored_dir(name) and self._claim_dir(entry.stat(follow_symlinks=False)):
+                        subdirs.append(entry.path)
+                    continue
+                if not is_model_name(name):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                self.problem(entry.path, _oserror_reason(exc, "stat file"))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue  # a FIFO or socket named x.stl would block or fail the reader
+            self._seen_files.add((st.st_dev, st.st_ino))
+            files.append(FoundFile(entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return files, subdirs
+
+    def _claim_dir(self, st: os.stat_result) -> bool:
+        """Record a folder as walked; False if it already was (cycle, bind mount, nested root)."""
+        key = (st.st_dev, st.st_ino)
+        if key in self._seen_dirs:
+            return False
+        self._seen_dirs.add(key)
+        return True
+
+    def _link_target(self, link: str, root_real: str, *, is_model: bool) -> os.stat_result | None:
+        """Stat a symlink's target if it is allowed to be followed, else None."""
+        real = os.path.realpath(link)
+        if not _is_inside(real, root_real) or _crosses_ignored_dir(real, root_real):
+            log.debug(
+                "not following %s: it leads to %s, outside the root or into a skipped folder", link, real
+            )
+            return None
+        try:
+            return os.stat(link)
+        except FileNotFoundError:
+            # Only a model-named link is worth a report; a dangling link to anything else is
+            # none of our business.
+            if is_model:
+                self.problem(link, "broken symlink: its target does not exist")
+        except OSError as exc:
+            self.problem(link, _oserror_reason(exc, "follow symlink"))
+        return None
+
+    def _follow_file_link(self, link: str, root_real: str) -> FoundFile | None:
+        st = self._link_target(link, root_real, is_model=True)
+        if st is None:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        key = (st.st_dev, st.st_ino)
+        if key in self._seen_files:
+            return None  # the real file was already found; one thumbnail per content file
+        self._seen_files.add(key)
+        return FoundFile(link, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _claim_dir_link(self, link: str, root_real: str) -> bool:
+        st = self._link_target(link, root_real, is_model=False)
+        if st is None:
+            return False
+        # Not a folder (a link to a non-model file), a cycle, or a folder already walked
+        # through its real path: nothing to follow.
+        return stat.S_ISDIR(st.st_mode) and self._claim_dir(st)
+
+
+def iter_model_files(
+    roots: Sequence[StrPath], *, on_problem: Callable[[WalkProblem], None] | None = None
+) -> Iterator[FoundFile]:
+    """Yield every model file under the roots, each once.
+
+    Args:
+        roots: Folders to walk (a single model file is accepted as a root too). Nested or repeated
+            roots are fine.
+        on_problem: Called with each :class:`WalkProblem` (missing root, unreadable or vanished
+            folder, file vanished before stat, broken symlink). Without it, problems are only
+            logged at debug level.
+
+    Yields:
+        :class:`FoundFile` with an absolute, normalised (not symlink-resolved) path and the file's
+        size, ``mtime_ns`` and ``ctime_ns``. Order: roots in the order given, then depth-first in
+        name order, symlinked entries after the real tree.
+    """
+    walker = _Walker(on_problem)
+    for root in roots:
+        yield from walker.walk_root(root)
+
+
+def find_model_files(roots: Sequence[StrPath]) -> tuple[list[FoundFile], list[WalkProblem]]:
+    """Walk the roots completely and return what was found and what could not be looked at.
+
+    Args:
+        roots: As for :func:`iter_model_files`.
+
+    Returns:
+        ``(files, problems)``.
+    """
+    problems: list[WalkProblem] = []
+    files = list(iter_model_files(roots, on_problem=problems.append))
+    return files, problems
