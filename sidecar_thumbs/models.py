@@ -1,0 +1,128 @@
+"""Plain data that crosses the boundary between discovery, the state database and the pipeline.
+
+Everything here is a frozen dataclass or an enum: values, no behaviour, safe to pickle and to hand
+between stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["FileState", "ModelRow", "ModelStatus", "RenderDone", "RenderFailed"]
+
+
+class ModelStatus(StrEnum):
+    """Where a model is in its life cycle; the value is what the database stores."""
+
+    PENDING = "pending"  # waiting to be claimed (possibly not before next_attempt_at)
+    RENDERING = "rendering"  # claimed by the coordinator, a worker has it
+    DONE = "done"  # sidecar written from the content hash in thumb_hash
+    FAILED = "failed"  # last attempt failed; transient ones come back after a back-off
+    MISSING = "missing"  # the model file is gone from disk
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One row of ``st_models``: everything the database knows about one model file.
+
+    Attributes:
+        id: Row id (stable across renames).
+        path: Absolute path of the model, as ``os.fsdecode`` gives it.
+        size: File size in bytes at the last look.
+        mtime_ns: Modification time at the last look.
+        hash: xxh3_128 hex digest of the content, None until hashed.
+        status: Life-cycle state.
+        has_thumbnail: Whether a sidecar we consider current exists next to the model.
+        thumb_hash: Content hash the current sidecar was made from.
+        thumb_source: ``"rendered"`` or ``"embedded"`` (taken from the 3MF).
+        triangles: Triangle count of the last successful load.
+        error: One-line reason of the last failure.
+        error_transient: Whether the last failure may go away by itself.
+        attempts: Failures since the content last changed.
+        next_attempt_at: Unix time before which the row is not handed out; None = now (pending) or
+            never until the file changes (failed).
+        render_ms: Time the last render took.
+        created_at: When the row was inserted (unix s).
+        updated_at: When the row last changed (unix s).
+        rendered_at: When the last sidecar was recorded (unix s).
+    """
+
+    id: int
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    hash: str | None
+    status: ModelStatus
+    has_thumbnail: bool
+    thumb_hash: str | None
+    thumb_source: str | None
+    triangles: int | None
+    error: str | None
+    error_transient: bool
+    attempts: int
+    next_attempt_at: float | None
+    render_ms: float | None
+    created_at: float
+    updated_at: float
+    rendered_at: float | None
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What discovery and fingerprinting saw on disk for one model.
+
+    Attributes:
+        path: Absolute path of the model.
+        size: File size in bytes.
+        mtime_ns: Modification time in nanoseconds.
+        hash: xxh3_128 hex digest, or None when the stat gate said hashing was not needed.
+        needs_render: True when the model must be (re)rendered; False when the caller found a
+            sidecar that matches this content (or the row's facts are merely refreshed).
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    needs_render: bool
+
+
+@dataclass(frozen=True)
+class RenderDone:
+    """A sidecar was written for ``path`` from the content with ``hash``.
+
+    Attributes:
+        path: Absolute path of the model.
+        hash: Content hash the render was made from.
+        size: File size the render was made from.
+        mtime_ns: Modification time the render was made from.
+        source: ``"rendered"`` or ``"embedded"``.
+        triangles: Triangle count, None for an embedded thumbnail.
+        render_ms: Wall time of the job in milliseconds.
+    """
+
+    path: str
+    hash: str
+    size: int
+    mtime_ns: int
+    source: str
+    triangles: int | None
+    render_ms: float
+
+
+@dataclass(frozen=True)
+class RenderFailed:
+    """Rendering ``path`` failed.
+
+    Attributes:
+        path: Absolute path of the model.
+        error: Reason a user can act on (kept to one line, 500 characters).
+        transient: True when retrying later may help (file busy or vanished mid-read).
+        hash: Content hash the attempt saw, if known; a failure about older content is ignored.
+    """
+
+    path: str
+    error: str
+    transient: bool
+    hash: str | None = None

@@ -1,0 +1,219 @@
+"""A SQLite connection that follows our rules for a database shared between processes.
+
+* WAL, ``synchronous=NORMAL``, ``busy_timeout`` on every connection, ``journal_size_limit`` 64 MiB,
+  ``foreign_keys=ON``; the schema is upgraded on open (:mod:`.migrations`).
+* Autocommit mode (``isolation_level=None``) and every read fetches its rows at once, so no read
+  transaction stays open between calls — open readers keep the WAL from being checkpointed.
+* Writes are short ``BEGIN IMMEDIATE`` transactions: a deferred read→write upgrade fails with
+  ``SQLITE_BUSY_SNAPSHOT`` without waiting for the busy handler. A write that still finds the database
+  locked after ``busy_timeout`` is retried as a whole a few times, then raises :class:`DatabaseError`,
+  so a result is never dropped silently.
+
+Not thread-safe: one thread at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self, TypeVar
+
+from .errors import DatabaseError
+from .migrations import SCHEMA_VERSION, apply_migrations, check_version
+
+__all__ = ["SQLiteDB", "one_line"]
+
+T = TypeVar("T")
+
+# After busy_timeout expires, a write is retried this many more times, sleeping between tries.
+_RETRY_SLEEPS_S = (0.05, 0.1, 0.2, 0.4)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_NOTADB = 5, 6, 26
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` with all whitespace runs collapsed to one space, cut to ``limit`` characters."""
+    return " ".join(text.split())[:limit]
+
+
+class SQLiteDB:
+    """An open database file with our connection rules; :class:`~.state.StateDB` builds on it.
+
+    Args:
+        path: Database file. Its folder is created when missing (unless ``readonly``/``create=False``).
+        busy_timeout_ms: How long one statement waits for another process's lock.
+        readonly: Open with ``mode=ro`` (for ``status`` and ``verify``); writes then fail.
+        create: When False, a missing file is an error instead of a new empty database.
+
+    Raises:
+        DatabaseError: The file is missing (``create=False``), not a SQLite database, written by a newer
+            sidecar-thumbs, or cannot be opened or upgraded.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 5000,
+        readonly: bool = False,
+        create: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.busy_timeout_ms = busy_timeout_ms
+        self.busy_retries = 0  # writes that had to be retried after busy_timeout (for logs/status)
+        if readonly or not create:
+            if not self.path.is_file():
+                raise DatabaseError(f"state database {self.path} does not exist")
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create folder for state database {self.path}: {exc}") from exc
+        mode = "ro" if readonly else ("rwc" if create else "rw")
+        uri = f"file:{urllib.parse.quote(os.fspath(self.path.absolute()))}?mode={mode}"
+        try:
+            self._conn = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            self._configure()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _configure(self) -> None:
+        try:
+            c = self._conn
+            c.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms):d}")
+            c.execute("PRAGMA foreign_keys = ON")
+            version = check_version(c, self.path)
+            if self.readonly:
+                if version != SCHEMA_VERSION:
+                    raise DatabaseError(
+                        f"state database {self.path} has schema {version}, this version needs "
+                        f"{SCHEMA_VERSION}: run a writing command (e.g. scan) once to upgrade it"
+                    )
+                return
+            c.execute("PRAGMA journal_mode = WAL").fetchone()
+            c.execute("PRAGMA synchronous = NORMAL")
+            c.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024:d}")
+            if version != SCHEMA_VERSION:
+                self._write(lambda conn: apply_migrations(conn, self.path))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> DatabaseError:
+        if getattr(exc, "sqlite_errorcode", 0) == _SQLITE_NOTADB:
+            return DatabaseError(f"{self.path} is not a SQLite database")
+        return DatabaseError(f"state database {self.path}: {one_line(str(exc))}")
+
+    def _locked_error(self, tries: int) -> DatabaseError:
+        return DatabaseError(
+            f"state database {self.path} stayed locked by another process ({tries} tries of "
+            f"{self.busy_timeout_ms} ms); is a long write holding it?"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, retried after busy_timeout with small sleeps."""
+        for tries, sleep_s in enumerate((*_RETRY_SLEEPS_S, None), start=1):
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.Error as exc:
+                if not _is_busy(exc):
+                    raise self._error(exc) from exc
+                if sleep_s is None:
+                    raise self._locked_error(tries) from exc
+                self.busy_retries += 1
+                time.sleep(sleep_s)
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error).
+
+        Taking the write lock is retried when another process holds it; the body runs once, so keep
+        it short and free of waits.
+
+        Yields:
+            The connection, inside the transaction.
+
+        Raises:
+            DatabaseError: The lock never came free, or SQLite failed.
+        """
+        self._begin()
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise self._error(exc) from exc
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in a write transaction; retry the whole transaction when it meets a lock."""
+        for tries, sleep_s in enumerate((*_RETRY_SLEEPS_S, None), start=1):
+            self._begin()
+            try:
+                result = work(self._conn)
+                self._conn.execute("COMMIT")
+                return result
+            except sqlite3.Error as exc:
+                self._rollback()
+                if not _is_busy(exc):
+                    raise self._error(exc) from exc
+                if sleep_s is None:
+                    raise self._locked_error(tries) from exc
+                self.busy_retries += 1
+                time.sleep(sleep_s)
+            except BaseException:
+                self._rollback()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, sql: str, params: Sequence[object] | dict[str, object] = ()) -> list[tuple]:  # type: ignore[type-arg]
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    # -- reads -------------------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the database and truncate it; skipped quietly when readers are busy."""
+        if self.readonly:
+            return
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise self._error(exc) from exc

@@ -1,0 +1,350 @@
+"""The SQLite state database: one row per model file, and the durable work queue.
+
+One process (the coordinator) writes through :class:`StateDB`; others (``status``, ``verify``, an asset
+manager) read at the same time. Connection rules (WAL, ``BEGIN IMMEDIATE``, busy retries, no read
+transaction left open) live in :mod:`.sqlitedb`; paths are stored as described in :mod:`.dbpath`.
+
+:class:`StateDB` is not thread-safe: use it from one thread at a time (the coordinator's loop).
+
+Row life cycle (``status``)::
+
+    upsert(needs_render) ─> pending ─claim─> rendering ─record_done──> done
+                              ^  ^              │  └──record_failed─> failed ─(transient, back-off)─┐
+                              │  └─release_claims┘                     │                          │
+                              └──── upsert(needs_render) / retry_failed┘  <──── claim ─────────────┘
+    mark_missing: any ─> missing;  upsert of a missing path brings it back.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from .dbpath import path_from_db as _path_from_db
+from .dbpath import path_to_db as _path_to_db
+from .dbpath import under_ranges
+from .models import FileState, ModelRow, ModelStatus, RenderDone, RenderFailed
+from .sqlitedb import SQLiteDB, one_line
+
+__all__ = ["StateDB"]
+
+_STATUSES = {s.value: s for s in ModelStatus}
+
+_COLUMNS = (
+    "id, path, size, mtime_ns, hash, status, has_thumbnail, thumb_hash, thumb_source, triangles, "
+    "error, error_transient, attempts, next_attempt_at, render_ms, created_at, updated_at, rendered_at"
+)
+# Claimable now: pending and not deferred, or a transient failure whose back-off has passed.
+_CLAIMABLE = (
+    "((status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?))"
+    " OR (status = 'failed' AND error_transient = 1 AND next_attempt_at <= ?))"
+)
+
+_UPSERT = """
+INSERT INTO st_models (path, size, mtime_ns, hash, status, has_thumbnail, thumb_hash, attempts,
+                       created_at, updated_at)
+VALUES (:path, :size, :mtime_ns, :hash, CASE WHEN :nr THEN 'pending' ELSE 'done' END,
+        NOT :nr, CASE WHEN :nr THEN NULL ELSE :hash END, 0, :now, :now)
+ON CONFLICT (path) DO UPDATE SET
+    size = excluded.size,
+    mtime_ns = excluded.mtime_ns,
+    -- an unhashed look keeps the known hash only if the stat gate did not move
+    hash = CASE WHEN excluded.hash IS NOT NULL THEN excluded.hash
+                WHEN size IS excluded.size AND mtime_ns IS excluded.mtime_ns THEN hash END,
+    status = CASE WHEN :nr THEN 'pending' WHEN status = 'missing' THEN 'done' ELSE status END,
+    has_thumbnail = CASE WHEN NOT :nr AND status = 'missing' THEN 1 ELSE has_thumbnail END,
+    thumb_hash = CASE WHEN NOT :nr AND status = 'missing' THEN coalesce(excluded.hash, thumb_hash)
+                      ELSE thumb_hash END,
+    attempts = CASE WHEN excluded.hash IS NOT NULL AND hash IS NOT excluded.hash THEN 0
+                    ELSE attempts END,
+    next_attempt_at = CASE WHEN :nr THEN NULL ELSE next_attempt_at END,
+    claimed_at = CASE WHEN :nr THEN NULL ELSE claimed_at END,
+    updated_at = :now
+"""
+
+# A render counts only for the content it was made from: same hash, or (hash unknown) same stat.
+_DONE = """
+UPDATE st_models SET status = 'done', has_thumbnail = 1, hash = :hash, thumb_hash = :hash,
+    size = coalesce(size, :size), mtime_ns = coalesce(mtime_ns, :mtime_ns),
+    thumb_source = :source, triangles = :triangles, render_ms = :render_ms, rendered_at = :now,
+    error = NULL, error_transient = NULL, attempts = 0, next_attempt_at = NULL, claimed_at = NULL,
+    updated_at = :now
+WHERE path = :path AND status != 'missing'
+  AND (hash = :hash OR (hash IS NULL AND (size IS NULL OR size = :size)
+                        AND (mtime_ns IS NULL OR mtime_ns = :mtime_ns)))
+"""
+
+# attempts on the right-hand side is the value before this failure; `1 << n` avoids needing pow().
+_FAILED = """
+UPDATE st_models SET status = 'failed', has_thumbnail = 0, error = :error,
+    error_transient = :transient, attempts = attempts + 1,
+    next_attempt_at = CASE WHEN :transient AND attempts + 1 < :max_attempts
+        THEN :now + min(:backoff_max, :backoff_base * (1 << min(attempts, 40))) END,
+    claimed_at = NULL, updated_at = :now
+WHERE path = :path AND status != 'missing' AND (:hash IS NULL OR hash IS NULL OR hash = :hash)
+"""
+
+
+def _now(now: float | None) -> float:
+    # Callers (and tests) pass now= to control time; store floats whatever they pass.
+    return time.time() if now is None else float(now)
+
+
+def _row(t: tuple) -> ModelRow:  # type: ignore[type-arg]
+    return ModelRow(
+        t[0], _path_from_db(t[1]), t[2], t[3], t[4], _STATUSES[t[5]], bool(t[6]), t[7], t[8], t[9],
+        t[10], bool(t[11]), t[12], t[13], t[14], t[15], t[16], t[17],
+    )  # fmt: skip
+
+
+class StateDB(SQLiteDB):
+    """The state database of one installation (on local disk, never on the share).
+
+    Opening creates or upgrades the schema; see :class:`~.sqlitedb.SQLiteDB` for the arguments
+    (``path``, ``busy_timeout_ms``, ``readonly``, ``create``) and the errors opening can raise.
+    Every write method is one short transaction.
+    """
+
+    def get(self, path: str) -> ModelRow | None:
+        """The row for ``path``, or None."""
+        rows = self._read(f"SELECT {_COLUMNS} FROM st_models WHERE path = ?", (_path_to_db(path),))
+        return _row(rows[0]) if rows else None
+
+    def rows_under(self, roots: Sequence[str] | None = None) -> dict[str, ModelRow]:
+        """All rows at or under these folders (all rows when ``roots`` is None), keyed by path.
+
+        ``/a/b`` matches ``/a/b`` itself and ``/a/b/…`` but never ``/a/bc``. Each root is one range
+        query on the path index.
+        """
+        if roots is None:
+            return {r.path: r for r in map(_row, self._read(f"SELECT {_COLUMNS} FROM st_models"))}
+        out: dict[str, ModelRow] = {}
+        for root in roots:
+            where, params = under_ranges(root)
+            for t in self._read(f"SELECT {_COLUMNS} FROM st_models WHERE {where}", params):
+                row = _row(t)
+                out[row.path] = row
+        return out
+
+    def counts(self) -> dict[ModelStatus, int]:
+        """Number of rows in each status (every status present, zero when none)."""
+        found = dict(self._read("SELECT status, count(*) FROM st_models GROUP BY status"))
+        return {s: int(found.get(s.value, 0)) for s in ModelStatus}
+
+    def backlog(self, now: float | None = None) -> int:
+        """Rows claimable now plus rows being rendered."""
+        now = _now(now)
+        sql = f"SELECT count(*) FROM st_models WHERE {_CLAIMABLE} OR status = 'rendering'"
+        return int(self._read(sql, (now, now))[0][0])
+
+    def rate(self, window_s: float = 60.0, now: float | None = None) -> float:
+        """Renders per second recorded over the last ``window_s`` seconds."""
+        now = _now(now)
+        sql = "SELECT count(*) FROM st_models WHERE rendered_at > ? AND rendered_at <= ?"
+        return int(self._read(sql, (now - window_s, now))[0][0]) / window_s
+
+    def recent_failures(self, limit: int = 10) -> list[ModelRow]:
+        """The latest failed rows, newest first."""
+        sql = (
+            f"SELECT {_COLUMNS} FROM st_models WHERE status = 'failed'"
+            " ORDER BY updated_at DESC, id DESC LIMIT ?"
+        )
+        return [_row(t) for t in self._read(sql, (limit,))]
+
+    def get_meta(self, key: str) -> str | None:
+        """A value from ``st_meta``, or None."""
+        rows = self._read("SELECT value FROM st_meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a value in ``st_meta``."""
+        sql = (
+            "INSERT INTO st_meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        )
+        self._write(lambda c: c.execute(sql, (key, value)))
+
+    def upsert_files(self, files: Sequence[FileState], now: float | None = None) -> None:
+        """Record what discovery saw on disk, in one transaction.
+
+        For each file, ``size`` and ``mtime_ns`` are stored; ``hash`` is stored when given, kept when
+        None and the stat is unchanged, and cleared when None and the stat moved.
+
+        * New path: ``needs_render`` → ``pending`` (claimable now); otherwise the caller found a
+          matching sidecar → ``done``, ``has_thumbnail`` 1, ``thumb_hash`` = hash.
+        * Existing path with ``needs_render``: → ``pending``, ``next_attempt_at`` NULL (claimable now),
+          even if it was rendering, failed or missing. ``has_thumbnail``/``thumb_hash`` describe the
+          sidecar still on disk and are kept.
+        * Existing path without ``needs_render``: status kept, except ``missing`` → ``done`` with
+          ``has_thumbnail`` 1 (the file is back and its sidecar matches).
+        * ``attempts`` resets to 0 when a hash is given that differs from the stored one.
+        """
+        now = _now(now)
+        params = [
+            {"path": _path_to_db(f.path), "size": f.size, "mtime_ns": f.mtime_ns, "hash": f.hash,
+             "nr": int(f.needs_render), "now": now}
+            for f in files
+        ]  # fmt: skip
+        self._write(lambda c: c.executemany(_UPSERT, params))
+
+    def mark_missing(self, paths: Sequence[str]) -> None:
+        """The files are gone: status ``missing``, ``has_thumbnail`` 0 (rows kept for a later move)."""
+        now = time.time()
+        sql = (
+            "UPDATE st_models SET status = 'missing', has_thumbnail = 0, next_attempt_at = NULL,"
+            " claimed_at = NULL, updated_at = ? WHERE path = ? AND status != 'missing'"
+        )
+        params = [(now, _path_to_db(p)) for p in paths]
+        self._write(lambda c: c.executemany(sql, params))
+
+    def claim(
+        self, limit: int, now: float | None = None, roots: Sequence[str] | None = None
+    ) -> list[ModelRow]:
+        """Atomically hand out up to ``limit`` claimable rows, oldest first, as ``rendering``.
+
+        Claimable: ``pending`` with ``next_attempt_at`` NULL or due, and transient ``failed`` rows whose
+        back-off is due. Only rows at or under ``roots`` when given.
+
+        Returns:
+            The claimed rows as they are after the claim, oldest first.
+        """
+        now = _now(now)
+        where, root_params = ("1", []) if roots is None else _roots_clause(roots)
+        pick = (
+            f"SELECT id FROM st_models WHERE {_CLAIMABLE} AND ({where})"
+            " ORDER BY coalesce(next_attempt_at, updated_at), id LIMIT ?"
+        )
+        claim = (
+            # updated_at is left alone: it orders the queue, and a released claim keeps its place.
+            "UPDATE st_models SET status = 'rendering', claimed_at = ?"
+            f" WHERE id IN (SELECT value FROM json_each(?)) RETURNING {_COLUMNS}"
+        )
+
+        def work(c: sqlite3.Connection) -> list[tuple]:  # type: ignore[type-arg]
+            # Pick, then claim, in one transaction; RETURNING has no order, so keep the pick's.
+            ids = [i for (i,) in c.execute(pick, [now, now, *root_params, limit])]
+            if not ids:
+                return []
+            by_id = {t[0]: t for t in c.execute(claim, (now, json.dumps(ids)))}
+            return [by_id[i] for i in ids]
+
+        return [_row(t) for t in self._write(work)]
+
+    def release_claims(self, paths: Sequence[str] | None = None) -> int:
+        """Put ``rendering`` rows back to ``pending`` (all when ``paths`` is None); returns how many."""
+        sql = "UPDATE st_models SET status = 'pending', claimed_at = NULL WHERE status = 'rendering'"
+        if paths is None:
+            return self._write(lambda c: c.execute(sql).rowcount)
+        params = [(_path_to_db(p),) for p in paths]
+        return self._write(lambda c: c.executemany(sql + " AND path = ?", params).rowcount)
+
+    def record_done(self, done: Sequence[RenderDone], now: float | None = None) -> list[str]:
+        """Record written sidecars in one transaction.
+
+        A result counts only if the row still describes the content that was rendered (same hash, or
+        hash unknown and same size/mtime) and the file is not missing; otherwise the row keeps its
+        status (a changed file stays ``pending``) and the path is returned.
+
+        Returns:
+            Paths whose result was ignored.
+        """
+        now = _now(now)
+        params = [
+            {"path": _path_to_db(d.path), "hash": d.hash, "size": d.size, "mtime_ns": d.mtime_ns,
+             "source": d.source, "triangles": d.triangles, "render_ms": d.render_ms, "now": now}
+            for d in done
+        ]  # fmt: skip
+        return self._write(
+            lambda c: [d.path for d, p in zip(done, params, strict=True) if c.execute(_DONE, p).rowcount == 0]
+        )
+
+    def record_failed(
+        self,
+        failed: Sequence[RenderFailed],
+        now: float | None = None,
+        *,
+        backoff_base: float = 30.0,
+        backoff_max: float = 3600.0,
+        max_transient_attempts: int = 8,
+    ) -> list[str]:
+        """Record failed renders in one transaction.
+
+        ``status`` failed, ``has_thumbnail`` 0, ``error`` (one line, ≤ 500 chars), ``attempts`` += 1.
+        A transient failure comes back after ``min(backoff_max, backoff_base * 2**(attempts-1))``
+        seconds; from the ``max_transient_attempts``-th failure on, and for every deterministic failure,
+        ``next_attempt_at`` is NULL: never retried until the file changes (``upsert_files`` with
+        ``needs_render``) or ``retry_failed``. A failure about content the row no longer has (hash
+        differs) or for a missing file is ignored.
+
+        Returns:
+            Paths whose failure was ignored.
+        """
+        now = _now(now)
+        params = [
+            {"path": _path_to_db(f.path), "error": one_line(f.error), "transient": int(f.transient),
+             "hash": f.hash, "now": now, "backoff_base": backoff_base, "backoff_max": backoff_max,
+             "max_attempts": max_transient_attempts}
+            for f in failed
+        ]  # fmt: skip
+        return self._write(
+            lambda c: [
+                f.path for f, p in zip(failed, params, strict=True) if c.execute(_FAILED, p).rowcount == 0
+            ]
+        )
+
+    def retry_failed(self, roots: Sequence[str] | None = None) -> int:
+        """Failed rows (under ``roots``) → ``pending`` with fresh attempts; returns how many."""
+        where, params = ("1", []) if roots is None else _roots_clause(roots)
+        sql = (
+            "UPDATE st_models SET status = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ?"
+            f" WHERE status = 'failed' AND ({where})"
+        )
+        return self._write(lambda c: c.execute(sql, [time.time(), *params]).rowcount)
+
+    def set_has_thumbnail(self, paths_flags: Sequence[tuple[str, bool]]) -> None:
+        """Set ``has_thumbnail`` per path (``verify --fix``); status is left alone."""
+        now = time.time()
+        sql = "UPDATE st_models SET has_thumbnail = ?, updated_at = ? WHERE path = ?"
+        params = [(int(flag), now, _path_to_db(p)) for p, flag in paths_flags]
+        self._write(lambda c: c.executemany(sql, params))
+
+    def rename(self, old: str, new: str) -> bool:
+        """Move the row of ``old`` to ``new``, keeping its hash and thumbnail facts.
+
+        A row already at ``new`` (e.g. inserted by a scan that saw the new name first) is replaced.
+
+        Returns:
+            False when there is no row for ``old`` (nothing changed).
+        """
+        old_db, new_db = _path_to_db(old), _path_to_db(new)
+
+        def work(c: sqlite3.Connection) -> bool:
+            if c.execute("SELECT 1 FROM st_models WHERE path = ?", (old_db,)).fetchone() is None:
+                return False
+            if old_db != new_db:
+                c.execute("DELETE FROM st_models WHERE path = ?", (new_db,))
+                c.execute(
+                    "UPDATE st_models SET path = ?, updated_at = ? WHERE path = ?",
+                    (new_db, time.time(), old_db),
+                )
+            return True
+
+        return self._write(work)
+
+    def delete_rows(self, paths: Sequence[str]) -> None:
+        """Forget these paths."""
+        params = [(_path_to_db(p),) for p in paths]
+        self._write(lambda c: c.executemany("DELETE FROM st_models WHERE path = ?", params))
+
+
+def _roots_clause(roots: Sequence[str]) -> tuple[str, list[object]]:
+    parts, params = [], []
+    for root in roots:
+        where, p = under_ranges(root)
+        parts.append(f"({where})")
+        params.extend(p)
+    return (" OR ".join(parts) or "0"), params
