@@ -182,8 +182,15 @@ def test_deep_tree_does_not_hit_recursion_limit(tmp_path: Path) -> None:
     bottom = os.path.join(deep, "bottom.stl")
     with open(bottom, "wb") as f:
         f.write(b"x")
-    [found] = iter_model_files([tmp_path])
-    assert found.path == bottom
+    try:
+        [found] = iter_model_files([tmp_path])
+        assert found.path == bottom
+    finally:
+        # pytest's own tmp cleanup (shutil.rmtree) recurses and would fail on this tree.
+        os.remove(bottom)
+        while deep != str(tmp_path):
+            os.rmdir(deep)
+            deep = os.path.dirname(deep)
 
 
 def test_awkward_names_work(tmp_path: Path) -> None:
