@@ -33,7 +33,8 @@ class ModelRow:
         mtime_ns: Modification time at the last look.
         hash: xxh3_128 hex digest of the content, None until hashed.
         status: Life-cycle state.
-        has_thumbnail: Whether a sidecar we consider current exists next to the model.
+        has_thumbnail: Whether our sidecar is believed to be next to the model; it may be stale
+            while the row is pending (compare ``thumb_hash`` with ``hash``).
         thumb_hash: Content hash the current sidecar was made from.
         thumb_source: ``"rendered"`` or ``"embedded"`` (taken from the 3MF).
         triangles: Triangle count of the last successful load.
@@ -44,7 +45,8 @@ class ModelRow:
             never until the file changes (failed).
         render_ms: Time the last render took.
         created_at: When the row was inserted (unix s).
-        updated_at: When the row last changed (unix s).
+        updated_at: When the row's facts last changed (unix s); claims leave it alone, so it orders
+            the queue (oldest first).
         rendered_at: When the last sidecar was recorded (unix s).
     """
 

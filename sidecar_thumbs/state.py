@@ -8,11 +8,12 @@ transaction left open) live in :mod:`.sqlitedb`; paths are stored as described i
 
 Row life cycle (``status``)::
 
-    upsert(needs_render) ─> pending ─claim─> rendering ─record_done──> done
-                              ^  ^              │  └──record_failed─> failed ─(transient, back-off)─┐
-                              │  └─release_claims┘                     │                          │
-                              └──── upsert(needs_render) / retry_failed┘  <──── claim ─────────────┘
-    mark_missing: any ─> missing;  upsert of a missing path brings it back.
+    upsert_files ──> pending ──claim──> rendering ──record_done───> done
+                        ^                 │    │
+                        └─release_claims──┘    └──record_failed──> failed
+                                                     (transient: claimed again after its back-off)
+    upsert_files(needs_render=True): any status ──> pending (claimable now)
+    retry_failed: failed ──> pending;  mark_missing: any ──> missing
 """
 
 from __future__ import annotations
@@ -92,11 +93,28 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else float(now)
 
 
+_new_row = object.__new__
+_set_attr = object.__setattr__
+
+
 def _row(t: tuple) -> ModelRow:  # type: ignore[type-arg]
-    return ModelRow(
-        t[0], _path_from_db(t[1]), t[2], t[3], t[4], _STATUSES[t[5]], bool(t[6]), t[7], t[8], t[9],
-        t[10], bool(t[11]), t[12], t[13], t[14], t[15], t[16], t[17],
-    )  # fmt: skip
+    """A ModelRow from a ``_COLUMNS`` tuple.
+
+    Fills ``__dict__`` in one step instead of calling the frozen ``__init__`` (18 guarded setattrs):
+    measured 0.056 s instead of 0.088 s for 34k rows, which is what a full rescan loads.
+    """
+    row = _new_row(ModelRow)
+    (id_, path, size, mtime_ns, hash_, status, has_thumb, thumb_hash, thumb_source, triangles,
+     error, transient, attempts, next_at, render_ms, created_at, updated_at, rendered_at) = t  # fmt: skip
+    _set_attr(row, "__dict__", {
+        "id": id_, "path": _path_from_db(path), "size": size, "mtime_ns": mtime_ns, "hash": hash_,
+        "status": _STATUSES[status], "has_thumbnail": has_thumb == 1, "thumb_hash": thumb_hash,
+        "thumb_source": thumb_source, "triangles": triangles, "error": error,
+        "error_transient": transient == 1, "attempts": attempts, "next_attempt_at": next_at,
+        "render_ms": render_ms, "created_at": created_at, "updated_at": updated_at,
+        "rendered_at": rendered_at,
+    })  # fmt: skip
+    return row
 
 
 class StateDB(SQLiteDB):
@@ -116,15 +134,21 @@ class StateDB(SQLiteDB):
         """All rows at or under these folders (all rows when ``roots`` is None), keyed by path.
 
         ``/a/b`` matches ``/a/b`` itself and ``/a/b/…`` but never ``/a/bc``. Each root is one range
-        query on the path index.
+        query (on the path index unless the range holds most of the table), fetched in one go.
         """
         if roots is None:
             return {r.path: r for r in map(_row, self._read(f"SELECT {_COLUMNS} FROM st_models"))}
         out: dict[str, ModelRow] = {}
+        total = None
         for root in roots:
             where, params = under_ranges(root)
-            for t in self._read(f"SELECT {_COLUMNS} FROM st_models WHERE {where}", params):
-                row = _row(t)
+            # The index walk visits rows in path order, i.e. all over the table once inserts and
+            # moves have scattered them: for most of the table a plain scan is up to 2.5x faster
+            # (measured on 34k rows). Counting the range first costs only a covering-index walk.
+            total = total if total is not None else self._read("SELECT count(*) FROM st_models")[0][0]
+            in_range = self._read(f"SELECT count(*) FROM st_models WHERE {where}", params)[0][0]
+            source = "st_models NOT INDEXED" if in_range * 3 > total else "st_models"
+            for row in map(_row, self._read(f"SELECT {_COLUMNS} FROM {source} WHERE {where}", params)):
                 out[row.path] = row
         return out
 
