@@ -208,12 +208,24 @@ class SQLiteDB:
             raise self._error(exc) from exc
 
     # -- reads -------------------------------------------------------------------------------------
-    def checkpoint(self) -> None:
-        """Fold the WAL back into the database and truncate it; skipped quietly when readers are busy."""
+    def checkpoint(self) -> bool:
+        """Copy the WAL back into the database and truncate it, without waiting for anyone.
+
+        A long reader (an asset manager) would make TRUNCATE wait busy_timeout; with the timeout at
+        0 SQLite instead copies what it can, like PASSIVE, and we try again next period.
+
+        Returns:
+            True when the WAL was fully checkpointed and truncated.
+        """
         if self.readonly:
-            return
+            return False
         try:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            self._conn.execute("PRAGMA busy_timeout = 0")
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return bool(busy == 0)
         except sqlite3.Error as exc:
             if not _is_busy(exc):
                 raise self._error(exc) from exc
+            return False
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms):d}")

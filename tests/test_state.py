@@ -517,3 +517,32 @@ def test_write_raises_when_the_other_writer_never_lets_go(db_path: Path) -> None
         assert db.get("/m/a.stl").status is ModelStatus.PENDING  # type: ignore[union-attr]
         db.mark_missing(["/m/a.stl"])  # and works again once the lock is free
         assert db.get("/m/a.stl").status is ModelStatus.MISSING  # type: ignore[union-attr]
+
+
+SNAPSHOT_READER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN")
+print(conn.execute("SELECT count(*) FROM st_models").fetchone()[0], flush=True)
+sys.stdin.read()  # keep the read snapshot until the test closes our stdin
+conn.execute("COMMIT")
+"""
+
+
+def test_checkpoint_does_not_fail_under_a_long_reader_and_truncates_after(db: StateDB, db_path: Path) -> None:
+    db.upsert_files([pending(f"/m/{i}.stl") for i in range(500)], now=0)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    reader = subprocess.Popen(
+        [sys.executable, "-c", SNAPSHOT_READER, str(db_path)],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert reader.stdout is not None and reader.stdout.readline() == "500\n"
+        db.upsert_files([pending(f"/m/more{i}.stl") for i in range(500)], now=1)
+        assert db.checkpoint() is False  # the reader still needs the WAL; no error, no wait
+        db.upsert_files([pending("/m/last.stl")], now=2)  # and writing goes on
+    finally:
+        reader.communicate(input="", timeout=30)
+    assert db.checkpoint() is True
+    assert Path(f"{db_path}-wal").stat().st_size == 0
+    assert db.counts()[ModelStatus.PENDING] == 1001
