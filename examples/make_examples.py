@@ -1,0 +1,161 @@
+"""Generate the example models in examples/models/ (the project's own; no third-party files).
+
+Run: python examples/make_examples.py    (deterministic: the same bytes every time)
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "models"
+
+
+def extrude_star(radii: np.ndarray, height: float) -> np.ndarray:
+    """Extrude a star-shaped outline (radius per angle step, around the origin) to a closed solid."""
+    n = len(radii)
+    ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ring = np.stack([radii * np.cos(ang), radii * np.sin(ang)], axis=1)
+    tris = []
+    for i in range(n):
+        a, b = ring[i], ring[(i + 1) % n]
+        a0, b0, a1, b1 = [*a, 0.0], [*b, 0.0], [*a, height], [*b, height]
+        tris += [[[0, 0, 0], b0, a0], [[0, 0, height], a1, b1], [a0, b0, b1], [a0, b1, a1]]
+    return np.asarray(tris, np.float32)
+
+
+def gear(teeth: int = 18, r: float = 20.0, depth: float = 3.0, height: float = 8.0) -> np.ndarray:
+    steps = teeth * 8
+    phase = (np.arange(steps) % 8) / 8.0
+    radii = np.where((phase >= 0.25) & (phase < 0.75), r, r - depth)
+    return extrude_star(radii.astype(np.float64), height)
+
+
+def torus(R: float = 18.0, r: float = 6.0, nu: int = 48, nv: int = 24) -> np.ndarray:
+    u = np.linspace(0, 2 * np.pi, nu, endpoint=False)
+    v = np.linspace(0, 2 * np.pi, nv, endpoint=False)
+
+    def p(i: int, j: int) -> list[float]:
+        a, b = u[i % nu], v[j % nv]
+        return [(R + r * np.cos(b)) * np.cos(a), (R + r * np.cos(b)) * np.sin(a), r * np.sin(b) + r]
+
+    tris = []
+    for i in range(nu):
+        for j in range(nv):
+            tris += [[p(i, j), p(i + 1, j), p(i + 1, j + 1)], [p(i, j), p(i + 1, j + 1), p(i, j + 1)]]
+    return np.asarray(tris, np.float32)
+
+
+def box(x: float, y: float, z: float, origin: tuple[float, float, float] = (0, 0, 0)) -> np.ndarray:
+    c = np.array([[i * x, j * y, k * z] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) + origin
+    faces = [
+        (0, 2, 3),
+        (0, 3, 1),
+        (4, 5, 7),
+        (4, 7, 6),
+        (0, 1, 5),
+        (0, 5, 4),
+        (2, 6, 7),
+        (2, 7, 3),
+        (0, 4, 6),
+        (0, 6, 2),
+        (1, 3, 7),
+        (1, 7, 5),
+    ]
+    return c[np.array(faces)].astype(np.float32)
+
+
+def bracket() -> np.ndarray:
+    return np.concatenate([box(40, 20, 4), box(4, 20, 30), box(4, 4, 26, (4, 8, 4))])
+
+
+def write_binary_stl(path: Path, tri: np.ndarray) -> None:
+    rec = np.zeros(len(tri), dtype=[("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
+    rec["v"] = tri
+    with open(path, "wb") as f:
+        # Starts with "solid" on purpose: many real binary STLs do, and loaders must not be fooled.
+        f.write(b"solid sidecar-thumbs example (binary)".ljust(80, b" "))
+        f.write(struct.pack("<I", len(tri)))
+        f.write(rec.tobytes())
+
+
+def write_ascii_stl(path: Path, tri: np.ndarray, name: str) -> None:
+    lines = [f"solid {name}"]
+    for t in tri:
+        lines += ["  facet normal 0 0 0", "    outer loop"]
+        lines += [f"      vertex {x:.5f} {y:.5f} {z:.5f}" for x, y, z in t]
+        lines += ["    endloop", "  endfacet"]
+    lines.append(f"endsolid {name}")
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+
+
+def _mesh_xml(tri: np.ndarray) -> str:
+    verts, index = [], {}
+    faces = []
+    for t in tri:
+        ids = []
+        for v in t:
+            key = tuple(np.round(v, 5))
+            if key not in index:
+                index[key] = len(verts)
+                verts.append(key)
+            ids.append(index[key])
+        faces.append(ids)
+    vx = "".join(f'<vertex x="{x:g}" y="{y:g}" z="{z:g}"/>' for x, y, z in verts)
+    tx = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in faces)
+    return f"<mesh><vertices>{vx}</vertices><triangles>{tx}</triangles></mesh>"
+
+
+def write_3mf(path: Path, objects: list[np.ndarray], placements: list[tuple[int, str]]) -> None:
+    """objects: meshes (ids 1..n); placements: (object index, 3x4 transform) build items."""
+    res = "".join(f'<object id="{i + 1}" type="model">{_mesh_xml(t)}</object>' for i, t in enumerate(objects))
+    items = "".join(f'<item objectid="{i + 1}" transform="{m}"/>' for i, m in placements)
+    model = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<model unit="millimeter" xml:lang="en-US" '
+        'xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02">'
+        f"<resources>{res}</resources><build>{items}</build></model>"
+    )
+    types = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="model" ContentType="application/vnd.ms-package.3dmanufacturing-3dmodel+xml"/>'
+        "</Types>"
+    )
+    rels = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+        'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>'
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in (
+            ("[Content_Types].xml", types),
+            ("_rels/.rels", rels),
+            ("3D/3dmodel.model", model),
+        ):
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, text)
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "parts").mkdir(exist_ok=True)
+    write_binary_stl(OUT / "gear.stl", gear())
+    write_binary_stl(OUT / "parts" / "bracket.stl", bracket())
+    write_ascii_stl(OUT / "parts" / "torus (ascii).stl", torus(nu=28, nv=14), "torus")
+    write_3mf(
+        OUT / "plate.3mf",
+        [gear(12, 10, 2, 5), torus(8, 3, 32, 16)],
+        [(0, "1 0 0 0 1 0 0 0 1 -15 0 0"), (1, "1 0 0 0 1 0 0 0 1 15 0 0"), (0, "1 0 0 0 1 0 0 0 1 0 25 0")],
+    )
+    print(f"wrote examples to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

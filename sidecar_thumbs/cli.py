@@ -1,0 +1,425 @@
+"""The command line: parse options, load settings, call the library, map errors to exit codes.
+
+Exit codes: 0 all good · 1 the run failed (config, database, lock) · 2 usage error · 3 the run
+finished but some files failed, or ``verify`` found problems.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from sidecar_thumbs import __version__
+from sidecar_thumbs.config import Settings, load_settings
+from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
+
+log = logging.getLogger("sidecar_thumbs")
+
+
+# -- plumbing --------------------------------------------------------------------------------------
+
+
+def _fail(exc: SidecarError) -> NoReturn:
+    click.echo(f"sidecar-thumbs: {exc.message}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    obj = ctx.find_root().obj or {}
+    try:
+        return load_settings(env_file=obj.get("env_file"), overrides=overrides)
+    except SidecarError as exc:
+        _fail(exc)
+
+
+def _setup_logging(verbose: int, quiet: bool, log_format: str | None = None) -> None:
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger("sidecar_thumbs")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _thumbnail_options(settings: Settings) -> Any:
+    from sidecar_thumbs.render import RenderOptions
+    from sidecar_thumbs.thumbnail import ThumbnailOptions
+
+    return ThumbnailOptions(
+        render=RenderOptions(size=settings.size, color=settings.color_rgb, kernel=settings.renderer),
+        use_embedded=settings.embedded,
+        limits=settings.load_limits(),
+    )
+
+
+def render_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that change what a thumbnail looks like (each overrides its setting)."""
+    f = click.option(
+        "--renderer",
+        type=click.Choice(["auto", "numba", "numpy"]),
+        default=None,
+        help="Rasteriser kernel [SIDECAR_THUMBS_RENDERER, default auto].",
+    )(f)
+    f = click.option("--color", default=None, metavar="#RRGGBB", help="Model colour [SIDECAR_THUMBS_COLOR].")(
+        f
+    )
+    f = click.option(
+        "--embedded/--no-embedded",
+        default=None,
+        help="Use a 3MF's own slicer thumbnail when it has one [SIDECAR_THUMBS_EMBEDDED, default on].",
+    )(f)
+    f = click.option(
+        "--size",
+        type=click.IntRange(16, 4096),
+        default=None,
+        help="Thumbnail width and height in px [SIDECAR_THUMBS_SIZE, default 256].",
+    )(f)
+    return f
+
+
+def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--workers",
+        type=click.IntRange(0, 1024),
+        default=None,
+        help="Render processes; 0 renders inline [SIDECAR_THUMBS_WORKERS, default: CPU count].",
+    )(f)
+    f = click.option(
+        "--db",
+        "database",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="State database [DAM_DATABASE_PATH, default: the user data folder].",
+    )(f)
+    return f
+
+
+def _open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
+    from sidecar_thumbs.state import StateDB
+
+    try:
+        return StateDB(
+            settings.database,
+            busy_timeout_ms=settings.busy_timeout_ms,
+            readonly=readonly,
+            create=not (readonly or must_exist),
+        )
+    except SidecarError as exc:
+        _fail(exc)
+
+
+def _roots(paths: tuple[Path, ...], settings: Settings) -> list[str]:
+    roots = [os.path.abspath(p) for p in paths] or [os.path.abspath(r) for r in settings.roots]
+    if not roots:
+        raise click.UsageError("no PATH given and SIDECAR_THUMBS_ROOTS is not set")
+    return roots
+
+
+# -- the group -------------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sidecar-thumbs")
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Read settings from this file instead of ./.env.local and ./.env.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.pass_context
+def cli(ctx: click.Context, env_file: Path | None, verbose: int, quiet: bool) -> None:
+    """Keep a PNG thumbnail next to every STL and 3MF model, and record it in a database.
+
+    Example: sidecar-thumbs scan ~/Models
+    """
+    ctx.obj = {"env_file": env_file, "verbose": verbose, "quiet": quiet}
+    _setup_logging(verbose, quiet)
+
+
+# -- render ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write here instead of beside the model: a file for one model, a folder for several.",
+)
+@render_options
+@click.pass_context
+def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **opts: Any) -> None:
+    """Render thumbnails for FILES now, without the database.
+
+    Each thumbnail goes beside its model as .<filename>.thumbnail.png unless -o is given. A file
+    that cannot be thumbnailed prints one line "path: reason"; the others still render, and the
+    command exits 3.
+
+    Example: sidecar-thumbs render part.stl -o part.png --size 512
+    """
+    from sidecar_thumbs.atomic import atomic_write
+    from sidecar_thumbs.errors import ModelError
+    from sidecar_thumbs.sidecar import write_sidecar
+    from sidecar_thumbs.thumbnail import make_thumbnail
+
+    settings = _settings(ctx, **opts)
+    options = _thumbnail_options(settings)
+    to_dir = output is not None and (len(files) > 1 or output.is_dir())
+    if to_dir:
+        assert output is not None
+        output.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for f in files:
+        try:
+            thumb = make_thumbnail(f, options)
+            if output is None:
+                dest = write_sidecar(f, thumb.png)
+            else:
+                dest = output / f"{f.name}.png" if to_dir else output
+                try:
+                    atomic_write(dest, thumb.png)
+                except OSError as exc:
+                    raise ModelError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        except ModelError as exc:
+            failed += 1
+            click.echo(f"{f}: {exc.message}", err=True)
+            continue
+        log.info("%s -> %s (%s, %.0f ms)", f, dest, thumb.source, thumb.load_ms + thumb.render_ms)
+    sys.exit(EXIT_PROBLEMS if failed else EXIT_OK)
+
+
+# -- scan ------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Render every model again, changed or not.")
+@click.option("--retry-failed", is_flag=True, help="Try models that failed before again, even unchanged.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@pool_options
+@render_options
+@click.pass_context
+def scan(
+    ctx: click.Context, paths: tuple[Path, ...], force: bool, retry_failed: bool, as_json: bool, **opts: Any
+) -> None:
+    """Scan PATHS once and render every model that is new, changed or missing its thumbnail.
+
+    Unchanged models cost one stat each: the content is hashed only when size or mtime moved, and
+    a touched or identically copied file is not rendered again. Ctrl-C stops cleanly; the next scan
+    continues where this one stopped.
+
+    Example: sidecar-thumbs scan /Volumes/3D-Files/3D-Models --workers 8
+    """
+    from sidecar_thumbs.executors import make_executor
+    from sidecar_thumbs.progress import Progress
+    from sidecar_thumbs.scan import scan as run_scan
+
+    settings = _settings(ctx, **opts)
+    roots = _roots(paths, settings)
+    options = _thumbnail_options(settings)
+    quiet = ctx.find_root().obj.get("quiet", False)
+    progress: Progress | None = None
+
+    def on_plan(plan: Any, todo: int) -> None:
+        nonlocal progress
+        log.info(
+            "found %d models: %d new, %d changed, %d unchanged; %d to render",
+            plan.new + plan.changed + plan.unchanged + plan.touched,
+            plan.new,
+            plan.changed,
+            plan.unchanged + plan.touched,
+            todo,
+        )
+        progress = Progress(todo, enabled=not quiet and not as_json)
+
+    def on_outcome(o: Any) -> None:
+        if progress is not None:
+            progress.update(o.ok)
+        if not o.ok:
+            log.warning("failed: %s: %s", o.path, o.error)
+
+    db = _open_db(settings)
+    summary = None
+    try:
+        summary = run_scan(
+            roots,
+            db=db,
+            options=options,
+            batch_size=settings.batch_size,
+            timeout=settings.timeout,
+            make_executor=lambda: make_executor(
+                settings.workers,
+                timeout=settings.timeout,
+                max_tasks=settings.max_tasks_per_worker,
+                options=options,
+            ),
+            force=force,
+            retry_failed=retry_failed,
+            on_outcome=on_outcome,
+            on_plan=on_plan,
+        )
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: finished renders are saved; run the scan again to continue", err=True)
+        sys.exit(130)
+    except SidecarError as exc:
+        _fail(exc)
+    finally:
+        if progress is not None:
+            progress.finish()
+        db.close()
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        _print_scan_summary(summary)
+    sys.exit(EXIT_PROBLEMS if summary.failed else EXIT_OK)
+
+
+def _print_scan_summary(s: Any) -> None:
+    click.echo(
+        f"found {s.found} · unchanged {s.unchanged + s.touched} · rendered {s.rendered} · "
+        f"embedded {s.embedded} · failed {s.failed} · missing {s.missing} · "
+        f"{s.elapsed:.1f} s · {s.renders_per_s:.1f} renders/s"
+    )
+    for path, reason in s.failures[:20]:
+        click.echo(f"  ✗ {path}: {reason}", err=True)
+    if len(s.failures) > 20:
+        click.echo(f"  … and {len(s.failures) - 20} more (sidecar-thumbs status)", err=True)
+    for p in s.problems[:10]:
+        click.echo(f"  ! {p.path}: {p.reason}", err=True)
+
+
+# -- verify ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--fix", is_flag=True, help="Re-render missing/stale/corrupt, remove orphans, re-flag rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@pool_options
+@render_options
+@click.pass_context
+def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool, **opts: Any) -> None:
+    """Find missing, stale, orphaned and corrupt sidecars, and database flags that disagree.
+
+    Works from the files alone when the database does not exist. Exits 3 when problems are found
+    (after --fix: when problems remain).
+
+    Example: sidecar-thumbs verify ~/Models --fix
+    """
+    from sidecar_thumbs import verify as v
+
+    settings = _settings(ctx, **opts)
+    roots = _roots(paths, settings)
+    options = _thumbnail_options(settings)
+    db = _open_db(settings) if (fix or settings.database.exists()) else None
+    try:
+        report = v.verify(roots, db=db, expected_settings=options.describe())
+        fixed: dict[str, object] = {}
+        if fix and report.problems:
+            fixed = _fix(report, roots, settings, options, db)
+            report = v.verify(roots, db=db, expected_settings=options.describe())
+    except SidecarError as exc:
+        _fail(exc)
+    finally:
+        if db is not None:
+            db.close()
+    if as_json:
+        click.echo(json.dumps({**report.as_dict(), "fixed": fixed}, indent=2))
+    else:
+        if fixed:
+            click.echo("fixed: " + ", ".join(f"{k} {v}" for k, v in fixed.items()))
+        for p in report.problems:
+            click.echo(f"{p.kind.value:9} {p.path}: {p.detail}")
+        kinds = ", ".join(f"{k} {n}" for k, n in report.by_kind().items()) or "no problems"
+        click.echo(
+            f"checked {report.models} models, {report.sidecars} sidecars: {report.fresh} fresh; {kinds}"
+        )
+    sys.exit(EXIT_PROBLEMS if report.problems else EXIT_OK)
+
+
+def _fix(report: Any, roots: list[str], settings: Settings, options: Any, db: Any) -> dict[str, object]:
+    from sidecar_thumbs.executors import make_executor
+    from sidecar_thumbs.pipeline import Pipeline, run_pending
+    from sidecar_thumbs.verify import plan_fixes
+
+    fixes = plan_fixes(report, db)
+    rendered = failed = 0
+    if fixes.rerender:
+        executor = make_executor(
+            min(settings.workers, len(fixes.rerender)),
+            timeout=settings.timeout,
+            max_tasks=settings.max_tasks_per_worker,
+            options=options,
+        )
+        pipeline = Pipeline(db, executor, options, timeout=settings.timeout)
+        try:
+            stats = run_pending(pipeline, settings.batch_size, roots)
+        finally:
+            executor.shutdown()
+            pipeline.close()
+        rendered, failed = stats.rendered + stats.embedded, stats.failed
+    return {
+        "rendered": rendered,
+        "render_failed": failed,
+        "orphans_removed": len(fixes.removed),
+        "reflagged": fixes.reflagged,
+        "rows_marked_missing": fixes.forgotten,
+    }
+
+
+# -- clean -----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.pass_context
+def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: bool) -> None:
+    """Remove orphaned sidecars (their model is gone) and temp files of interrupted writes.
+
+    Only files that carry sidecar-thumbs' own metadata are removed; anything else with a similar name
+    is reported and left alone.
+
+    Example: sidecar-thumbs clean ~/Models --dry-run
+    """
+    from sidecar_thumbs.clean import clean as run_clean
+
+    settings = _settings(ctx)
+    report = run_clean(_roots(paths, settings), dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({**report.as_dict(), "dry_run": dry_run}, indent=2))
+    else:
+        verb = "would remove" if dry_run else "removed"
+        for p in report.removed:
+            click.echo(f"{verb} {p}")
+        for p in report.temp_removed:
+            click.echo(f"{verb} temp {p}")
+        for p in report.left_alone:
+            click.echo(f"left alone (not ours) {p}", err=True)
+        for p, r in report.errors:
+            click.echo(f"cannot remove {p}: {r}", err=True)
+        click.echo(
+            f"{verb} {len(report.removed)} orphaned sidecars, {len(report.temp_removed)} temp files; "
+            f"{len(report.left_alone)} foreign files left alone"
+        )
+    sys.exit(EXIT_PROBLEMS if report.errors else EXIT_OK)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    cli()

@@ -1,0 +1,340 @@
+"""Run claimed rows through the executor and commit the results.
+
+The coordinator is the only writer: workers return PNG bytes; here a small thread pool writes the
+sidecars atomically (an fsync of file and folder costs 0.3 ms on a quiet disk and far more on a busy
+share, so it must not stall the hand-out of the next job), and the outcomes are recorded in the state
+database in batches (one short ``BEGIN IMMEDIATE`` transaction per batch).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sidecar_thumbs.errors import ModelError
+from sidecar_thumbs.executors import Executor, result_of
+from sidecar_thumbs.jobs import RenderJob, RenderResult
+from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed
+from sidecar_thumbs.sidecar import write_sidecar
+from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, ThumbnailOptions
+
+__all__ = ["Outcome", "Pipeline", "RunStats"]
+
+log = logging.getLogger(__name__)
+
+# How often (s) and after how many outcomes results are committed to the database.
+FLUSH_INTERVAL = 0.5
+FLUSH_COUNT = 200
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one model, for progress displays and logs."""
+
+    path: str
+    ok: bool
+    source: str | None = None
+    error: str | None = None
+    transient: bool = False
+    render_ms: float = 0.0
+
+
+@dataclass
+class RunStats:
+    """Counts for one pipeline run."""
+
+    rendered: int = 0
+    embedded: int = 0
+    failed: int = 0
+    requeued: int = 0  # changed or interrupted: back to pending, not a failure
+    missing: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return self.rendered + self.embedded + self.failed
+
+
+class Pipeline:
+    """Renders claimed rows and commits their outcomes.
+
+    Args:
+        db: the state database (used from the calling thread only).
+        executor: where jobs run.
+        options: what the thumbnails look like.
+        timeout: the per-file limit, for messages (the executor enforces it).
+        durable: fsync sidecars (tests may switch it off).
+        on_outcome: called in the calling thread for every finished model.
+    """
+
+    def __init__(
+        self,
+        db: StateDB,
+        executor: Executor,
+        options: ThumbnailOptions,
+        *,
+        timeout: float | None = None,
+        durable: bool = True,
+        writer_threads: int = 4,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        map_path: Callable[[str], str] | None = None,
+    ) -> None:
+        self.db = db
+        self.executor = executor
+        self.options = options
+        self.timeout = timeout
+        self.durable = durable
+        self.on_outcome = on_outcome
+        self.map_path = map_path or (lambda p: p)
+        self._writers = cf.ThreadPoolExecutor(max_workers=writer_threads, thread_name_prefix="sidecar-writer")
+        self._done: list[RenderDone] = []
+        self._failed: list[RenderFailed] = []
+        self._requeue: list[FileState] = []
+        self._missing: list[str] = []
+        self._last_flush = time.monotonic()
+        self.stats = RunStats()  # of the current or last run; readable after an interruption
+
+    def close(self) -> None:
+        """Wait for sidecar writes in progress and stop the writer threads."""
+        self._writers.shutdown(wait=True)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run(self, rows: Iterable[ModelRow], stop: threading.Event | None = None) -> RunStats:
+        """Render every row of ``rows`` (already claimed: status rendering) and commit the outcomes.
+
+        ``rows`` may be a lazy iterator (e.g. claiming the next batch only when the pool has room), so
+        the workers never idle between batches. When ``stop`` is set, no new job is started; jobs in
+        flight finish and are committed. Rows that were claimed but not finished (stop, Ctrl-C, an
+        error) go back to pending, so the next run continues where this one stopped.
+        """
+        stats = self.stats = RunStats()
+        window = max(2, self.executor.workers * 2)  # enough queued work to keep every worker busy
+        renders: dict[cf.Future[RenderResult], tuple[ModelRow, RenderJob]] = {}
+        writes: dict[cf.Future[tuple[Outcome, list[_Record]]], ModelRow] = {}
+        claimed: dict[str, ModelRow] = {}
+        source: Iterator[ModelRow] = iter(rows)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(renders) < window and not (stop and stop.is_set()):
+                    row = next(source, None)
+                    if row is None:
+                        exhausted = True
+                        break
+                    claimed[row.path] = row
+                    job = RenderJob(self.map_path(row.path), self.options)
+                    renders[self.executor.submit(job)] = (row, job)
+                if not renders and not writes:
+                    break
+                waiting = list(renders) + list(writes)
+                done, _ = cf.wait(waiting, timeout=FLUSH_INTERVAL, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    if fut in renders:
+                        row, job = renders.pop(fut)  # type: ignore[arg-type]
+                        result = result_of(job, fut, self.timeout)  # type: ignore[arg-type]
+                        writes[self._writers.submit(self._commit_file, row, result)] = row
+                    else:
+                        row = writes.pop(fut)  # type: ignore[arg-type]
+                        claimed.pop(row.path, None)
+                        self._take(fut.result(), stats)  # type: ignore[arg-type]  # never raises
+                self._maybe_flush()
+        finally:
+            # Whatever happens (stop, Ctrl-C, a database error), never leave a partial state:
+            # sidecar writes in progress complete (they are atomic), outcomes are committed, and
+            # rows still claimed go back to pending.
+            for fut in renders:
+                fut.cancel()
+            for wfut in cf.as_completed(list(writes)):
+                claimed.pop(writes[wfut].path, None)
+                self._take(wfut.result(), stats)
+            self._flush()
+            unstarted = [r.path for r in getattr(source, "unconsumed", list)()]
+            if claimed or unstarted:
+                self.db.release_claims([*claimed, *unstarted])
+                stats.requeued += len(claimed)
+        return stats
+
+    def _take(self, committed: tuple[Outcome, list[_Record]], stats: RunStats) -> None:
+        outcome, records = committed
+        for rec in records:
+            if isinstance(rec, RenderDone):
+                self._done.append(rec)
+            elif isinstance(rec, RenderFailed):
+                self._failed.append(rec)
+            elif isinstance(rec, FileState):
+                self._requeue.append(rec)
+            else:
+                self._missing.append(rec)
+        self._count(outcome, stats)
+
+    def _count(self, outcome: Outcome, stats: RunStats) -> None:
+        if outcome.ok:
+            if outcome.source == SOURCE_EMBEDDED:
+                stats.embedded += 1
+            else:
+                stats.rendered += 1
+        elif outcome.error == _REQUEUED:
+            stats.requeued += 1
+        elif outcome.error == _MISSING:
+            stats.missing += 1
+        else:
+            stats.failed += 1
+            stats.failures.append((outcome.path, outcome.error or ""))
+        if self.on_outcome is not None and outcome.error not in (_REQUEUED, _MISSING):
+            self.on_outcome(outcome)
+
+    # -- committing (writer threads) --------------------------------------------------------------
+
+    def _commit_file(self, row: ModelRow, result: RenderResult) -> tuple[Outcome, list[_Record]]:
+        """Write one sidecar (in a writer thread); return the outcome and the database records to
+        make. Touches no shared state (the calling thread batches the records). Never raises."""
+        try:
+            return self._commit_file_unsafe(row, result)
+        except Exception as exc:  # a bug here must not stop the run; the row is retried later
+            log.exception("committing %s failed", row.path)
+            reason = f"internal error: {exc}"
+            return Outcome(row.path, False, error=reason, transient=True), [
+                RenderFailed(row.path, reason, transient=True)
+            ]
+
+    def _commit_file_unsafe(self, row: ModelRow, result: RenderResult) -> tuple[Outcome, list[_Record]]:
+        path = row.path
+        if not result.ok:
+            if result.transient and not os.path.lexists(path):
+                return Outcome(path, False, error=_MISSING), [path]  # deleted after discovery
+            reason = result.error or "failed"
+            records: list[_Record] = []
+            failed_hash = row.hash
+            if (
+                result.content_hash
+                and row.hash is None
+                and (result.size, result.mtime_ns) == (row.size, row.mtime_ns)
+            ):
+                # Remember which content failed, so an unchanged bad file is not re-read every scan.
+                records.append(FileState(path, row.size, row.mtime_ns, result.content_hash, False))
+                failed_hash = result.content_hash
+            records.append(RenderFailed(path, reason, result.transient, failed_hash))
+            outcome = Outcome(
+                path, False, error=reason, transient=result.transient, render_ms=result.render_ms
+            )
+            return outcome, records
+        assert result.png is not None and result.content_hash is not None
+        assert result.size is not None and result.mtime_ns is not None
+        # The sidecar must show the content that is on disk now: if the model was replaced after
+        # the worker read it, do not write a picture of the old content; render it again instead.
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return Outcome(path, False, error=_MISSING), [path]
+        except OSError as exc:
+            reason = f"cannot stat: {exc.strerror}"
+            return Outcome(path, False, error=reason, transient=True), [
+                RenderFailed(path, reason, True, row.hash)
+            ]
+        if (st.st_size, st.st_mtime_ns) != (result.size, result.mtime_ns):
+            return Outcome(path, False, error=_REQUEUED), [
+                FileState(path, st.st_size, st.st_mtime_ns, None, needs_render=True)
+            ]
+        try:
+            write_sidecar(path, result.png, durable=self.durable)
+        except ModelError as exc:
+            return Outcome(path, False, error=exc.message, transient=exc.transient), [
+                RenderFailed(path, exc.message, exc.transient, result.content_hash)
+            ]
+        records: list[_Record] = []
+        if row.hash is not None and row.hash != result.content_hash:
+            # The content changed between discovery and render (and is stable now): record the
+            # new facts first so the done-record's hash guard accepts this sidecar.
+            records.append(FileState(path, result.size, result.mtime_ns, result.content_hash, True))
+        records.append(
+            RenderDone(
+                path,
+                result.content_hash,
+                result.size,
+                result.mtime_ns,
+                result.source or "rendered",
+                result.triangles,
+                result.render_ms,
+            )
+        )
+        return Outcome(path, True, source=result.source, render_ms=result.render_ms), records
+
+    # -- database ---------------------------------------------------------------------------------
+
+    def _maybe_flush(self) -> None:
+        pending = len(self._done) + len(self._failed) + len(self._requeue) + len(self._missing)
+        if pending >= FLUSH_COUNT or (pending and time.monotonic() - self._last_flush >= FLUSH_INTERVAL):
+            self._flush()
+
+    def _flush(self) -> None:
+        requeue, self._requeue = self._requeue, []
+        done, self._done = self._done, []
+        failed, self._failed = self._failed, []
+        missing, self._missing = self._missing, []
+        if requeue:
+            self.db.upsert_files(requeue)
+        if done:
+            self.db.record_done(done)
+        if failed:
+            self.db.record_failed(failed)
+        if missing:
+            self.db.mark_missing(missing)
+        self._last_flush = time.monotonic()
+
+
+_Record = RenderDone | RenderFailed | FileState | str  # str: a path found missing
+_REQUEUED = "\x00requeued"
+_MISSING = "\x00missing"
+
+
+class ClaimSource:
+    """Claims rows batch by batch, lazily: the next batch is claimed only when the pipeline has
+    taken the previous one, so at most one batch sits in 'rendering' without a worker. What was
+    claimed but not handed out is returned by :meth:`unconsumed` so it can be released."""
+
+    def __init__(
+        self,
+        db: StateDB,
+        batch_size: int,
+        roots: Sequence[str] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.db, self.batch_size, self.roots, self.stop = db, batch_size, roots, stop
+        self._buffer: list[ModelRow] = []
+
+    def __iter__(self) -> ClaimSource:
+        return self
+
+    def __next__(self) -> ModelRow:
+        if not self._buffer:
+            if self.stop is not None and self.stop.is_set():
+                raise StopIteration
+            self._buffer = self.db.claim(self.batch_size, roots=self.roots)
+            self._buffer.reverse()  # pop() from the end keeps the claim order
+            if not self._buffer:
+                raise StopIteration
+        return self._buffer.pop()
+
+    def unconsumed(self) -> list[ModelRow]:
+        rows, self._buffer = self._buffer, []
+        return rows
+
+
+def run_pending(
+    pipeline: Pipeline,
+    batch_size: int,
+    roots: Sequence[str] | None = None,
+    stop: threading.Event | None = None,
+) -> RunStats:
+    """Render everything claimable now (under ``roots``), then return."""
+    return pipeline.run(ClaimSource(pipeline.db, batch_size, roots, stop), stop)
+
+
+__all__ += ["ClaimSource", "run_pending"]

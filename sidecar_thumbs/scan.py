@@ -1,0 +1,269 @@
+"""The one-off sweep: discover → fingerprint → upsert → render what is new, changed or missing a
+sidecar → write sidecars → flag rows.
+
+Planning is cheap by design: the ``(size, mtime_ns)`` gate decides, and only files whose gate moved
+are hashed; a ``touch`` or an identical copy re-hashes but does not re-render. The process pool is
+started only when something needs rendering, so a no-op rescan of 34,000 files is a walk, one query
+and a comparison.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
+from sidecar_thumbs.executors import Executor
+from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.models import FileState, ModelRow, ModelStatus, RenderDone
+from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
+from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.thumbnail import ThumbnailOptions
+
+__all__ = ["Plan", "ScanSummary", "plan_changes", "scan"]
+
+HASH_THREADS = 4  # hashing is I/O-bound on a share; xxh3 itself runs at several GB/s
+
+
+@dataclass
+class Plan:
+    """What a walk found, compared with the database."""
+
+    states: list[FileState] = field(default_factory=list)  # rows to insert/update
+    adopted: list[RenderDone] = field(default_factory=list)  # new rows whose sidecar is already fresh (in states)
+    missing: list[str] = field(default_factory=list)  # rows whose file is gone
+    unchanged: int = 0
+    new: int = 0
+    changed: int = 0
+    touched: int = 0  # gate moved, content the same
+    hashed: int = 0
+    hash_failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ScanSummary:
+    """The result of one scan, as the CLI prints it."""
+
+    found: int = 0
+    unchanged: int = 0
+    new: int = 0
+    changed: int = 0
+    touched: int = 0
+    hashed: int = 0
+    missing: int = 0
+    rendered: int = 0
+    embedded: int = 0
+    failed: int = 0
+    requeued: int = 0
+    elapsed: float = 0.0
+    render_elapsed: float = 0.0
+    interrupted: bool = False
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[WalkProblem] = field(default_factory=list)
+
+    @property
+    def renders_per_s(self) -> float:
+        n = self.rendered + self.embedded + self.failed
+        return n / self.render_elapsed if self.render_elapsed > 0 else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "found": self.found,
+            "unchanged": self.unchanged,
+            "new": self.new,
+            "changed": self.changed,
+            "touched": self.touched,
+            "hashed": self.hashed,
+            "missing": self.missing,
+            "rendered": self.rendered,
+            "embedded": self.embedded,
+            "failed": self.failed,
+            "requeued": self.requeued,
+            "elapsed_s": round(self.elapsed, 3),
+            "renders_per_s": round(self.renders_per_s, 2),
+            "interrupted": self.interrupted,
+            "failures": [{"path": p, "reason": r} for p, r in self.failures],
+            "problems": [{"path": p.path, "reason": p.reason} for p in self.problems],
+        }
+
+
+def _sidecar_present(model: str) -> bool:
+    return os.path.lexists(sidecar_path_for(model))
+
+
+def plan_changes(
+    found: Sequence[FoundFile],
+    rows: dict[str, ModelRow],
+    *,
+    force: bool = False,
+    hasher: Callable[[str], str] = hash_file,
+) -> Plan:
+    """Compare what is on disk with the database rows under the same roots.
+
+    Args:
+        found: files the walk saw.
+        rows: the database's rows under the walked roots, by path.
+        force: render everything again.
+        hasher: content hash of a file (a seam for tests that count hashes).
+    """
+    plan = Plan()
+    to_hash: list[tuple[FoundFile, ModelRow]] = []
+    seen: set[str] = set()
+    for f in found:
+        seen.add(f.path)
+        row = rows.get(f.path)
+        if row is None:
+            plan.new += 1
+            adopted = None if force else _adopt_existing_sidecar(f)
+            if adopted is not None:
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, adopted.hash, needs_render=False))
+                plan.adopted.append(adopted)
+            else:
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, None, needs_render=True))
+        elif row.size != f.size or row.mtime_ns != f.mtime_ns or row.hash is None:
+            to_hash.append((f, row))
+        elif force or _needs_render(row, f.path):
+            plan.changed += 1
+            plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, needs_render=True))
+        else:
+            plan.unchanged += 1
+    if to_hash:
+        _hash_moved(to_hash, plan, force)
+    plan.missing = [p for p, r in rows.items() if p not in seen and r.status is not ModelStatus.MISSING]
+    return plan
+
+
+def _needs_render(row: ModelRow, path: str) -> bool:
+    """Unchanged content: render only if the thumbnail is missing or the row is waiting anyway."""
+    if row.status in (ModelStatus.PENDING, ModelStatus.RENDERING):
+        return True
+    if row.status is ModelStatus.FAILED:
+        return False  # deterministic failures wait for a content change (or --retry-failed)
+    if row.status is ModelStatus.MISSING:
+        return not _sidecar_present(path)
+    return not (row.has_thumbnail and _sidecar_present(path))
+
+
+def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
+    """A model new to the database may already have a fresh sidecar of ours (the database was
+    lost, or another machine made it): record it instead of rendering again."""
+    sidecar = sidecar_path_for(f.path)
+    if not os.path.lexists(sidecar):
+        return None
+    info = read_sidecar(sidecar)
+    if info is None or not info.is_fresh_for(f.size, f.mtime_ns) or info.content_hash is None:
+        return None
+    return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, info.source or "rendered", None, 0.0)
+
+
+def _hash_moved(items: list[tuple[FoundFile, ModelRow]], plan: Plan, force: bool) -> None:
+    def work(item: tuple[FoundFile, ModelRow]) -> tuple[FoundFile, ModelRow, str | None, str | None]:
+        f, row = item
+        try:
+            return f, row, hash_file(f.path), None
+        except OSError as exc:
+            return f, row, None, exc.strerror or str(exc)
+
+    with cf.ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="hash") as pool:
+        for f, row, digest, err in pool.map(work, items):
+            if digest is None:
+                # Vanished or unreadable right now: leave the row as it was; the next sweep retries.
+                plan.hash_failures.append((f.path, err or "unreadable"))
+                continue
+            plan.hashed += 1
+            if digest == row.hash and not force:
+                plan.touched += 1
+                needs = _needs_render(row, f.path) if row.status is not ModelStatus.FAILED else False
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=needs))
+            else:
+                plan.changed += 1
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=True))
+
+
+def scan(
+    roots: Sequence[str],
+    *,
+    db: StateDB,
+    make_executor: Callable[[], Executor],
+    options: ThumbnailOptions,
+    batch_size: int = 200,
+    timeout: float | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+    durable: bool = True,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_plan: Callable[[Plan, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> ScanSummary:
+    """Scan ``roots`` once and render everything that needs it.
+
+    Args:
+        roots: absolute folders (or single model files).
+        db: the state database.
+        make_executor: called once, only if something needs rendering.
+        options: what thumbnails look like.
+        on_outcome: called for each rendered or failed model (progress).
+        on_plan: called with the plan and the number of rows to render, before rendering starts.
+        stop: set it (e.g. from a signal handler) to stop starting new renders.
+
+    Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
+    are committed and unfinished rows go back to pending, so the next scan continues from there.
+    """
+    t0 = time.monotonic()
+    summary = ScanSummary()
+    roots = [os.path.abspath(r) for r in roots]
+    found = list(iter_model_files(roots, on_problem=summary.problems.append))
+    summary.found = len(found)
+    rows = db.rows_under(roots)
+    plan = plan_changes(found, rows, force=force)
+    summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
+    summary.touched, summary.hashed = plan.touched, plan.hashed
+    summary.problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
+    if plan.states:
+        db.upsert_files(plan.states)
+    if plan.missing:
+        db.mark_missing(plan.missing)
+    summary.missing = len(plan.missing)
+    if retry_failed:
+        db.retry_failed(roots)
+    now = time.time()
+    retryable = sum(
+        1
+        for r in rows.values()
+        if r.status is ModelStatus.FAILED
+        and r.error_transient
+        and r.next_attempt_at is not None
+        and r.next_attempt_at <= now
+    )
+    todo = sum(s.needs_render for s in plan.states) + retryable
+    if on_plan is not None:
+        on_plan(plan, todo)
+    if todo == 0 and not retry_failed:
+        summary.elapsed = time.monotonic() - t0
+        return summary
+    t_render = time.monotonic()
+    executor = make_executor()
+    pipeline = Pipeline(db, executor, options, timeout=timeout, durable=durable, on_outcome=on_outcome)
+    try:
+        pipeline.run(ClaimSource(db, batch_size, roots, stop), stop)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
+    finally:
+        # On Ctrl-C: kill workers at once (their results would be thrown away), then let the
+        # pipeline's own cleanup (in run's finally) have committed what finished.
+        executor.shutdown(cancel=summary.interrupted or bool(stop and stop.is_set()))
+        pipeline.close()
+        stats = pipeline.stats
+        summary.rendered, summary.embedded, summary.failed = stats.rendered, stats.embedded, stats.failed
+        summary.requeued, summary.failures = stats.requeued, stats.failures
+        summary.missing += stats.missing
+        summary.render_elapsed = time.monotonic() - t_render
+        summary.elapsed = time.monotonic() - t0
+        summary.interrupted = summary.interrupted or bool(stop and stop.is_set())
+    return summary

@@ -1,0 +1,237 @@
+"""Compare the disk, the sidecars and the database; report and (optionally) repair what disagrees.
+
+Works from the files alone when there is no database: a sidecar carries the size, mtime and content
+hash of the model it was made from, so freshness is checkable without any other record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files
+from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.models import ModelRow, ModelStatus
+from sidecar_thumbs.sidecar import is_sidecar_name, model_name_for_sidecar, read_sidecar, sidecar_path_for
+from sidecar_thumbs.state import StateDB
+
+__all__ = ["Problem", "ProblemKind", "VerifyReport", "iter_sidecar_files", "verify"]
+
+
+class ProblemKind(StrEnum):
+    """What can be wrong; the value is what ``--json`` prints."""
+
+    MISSING = "missing"  # a model without a sidecar
+    STALE = "stale"  # the sidecar shows other content, or was made with other settings
+    CORRUPT = "corrupt"  # our sidecar does not decode
+    ORPHANED = "orphaned"  # our sidecar whose model is gone
+    FOREIGN = "foreign"  # a file we did not write sits under a sidecar name (never touched)
+    FLAG = "flag"  # the database's has_thumbnail disagrees with the disk
+    VANISHED = "vanished"  # a database row for a model that is no longer on disk
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: ProblemKind
+    path: str  # the model, or for orphaned/foreign the sidecar file
+    detail: str
+    sidecar_fresh: bool = False  # for FLAG: what the flag should say
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind.value, "path": self.path, "detail": self.detail}
+
+
+@dataclass
+class VerifyReport:
+    models: int = 0
+    sidecars: int = 0
+    fresh: int = 0
+    failed_known: int = 0  # models the database records as failed (a reason, not a missing sidecar)
+    problems: list[Problem] = field(default_factory=list)
+    walk_problems: list[WalkProblem] = field(default_factory=list)
+
+    def by_kind(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.problems:
+            out[p.kind.value] = out.get(p.kind.value, 0) + 1
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "models": self.models,
+            "sidecars": self.sidecars,
+            "fresh": self.fresh,
+            "failed_known": self.failed_known,
+            "problems_by_kind": self.by_kind(),
+            "problems": [p.as_dict() for p in self.problems],
+            "walk_problems": [{"path": w.path, "reason": w.reason} for w in self.walk_problems],
+        }
+
+
+def iter_sidecar_files(roots: Sequence[str]) -> Iterator[str]:
+    """Every file under ``roots`` with a sidecar-shaped name (ours or not). Does not follow symlinked
+    folders, so it never reaches outside a root."""
+    seen: set[str] = set()
+    for root in roots:
+        if os.path.isfile(root):
+            continue
+        for folder, dirs, files in os.walk(root, followlinks=False):
+            dirs[:] = [d for d in dirs if not is_ignored_dir(d)]
+            if folder in seen:
+                dirs[:] = []
+                continue
+            seen.add(folder)
+            for name in files:
+                if is_sidecar_name(name):
+                    yield os.path.join(folder, name)
+
+
+def _check_model(f: FoundFile, expected_settings: str | None) -> tuple[Problem | None, str | None]:
+    """(problem or None when fresh, content hash if computed)."""
+    sidecar = sidecar_path_for(f.path)
+    info = read_sidecar(sidecar)
+    if info is None:
+        return Problem(ProblemKind.MISSING, f.path, "no sidecar"), None
+    if not info.ours:
+        return Problem(ProblemKind.FOREIGN, str(sidecar), "not written by sidecar-thumbs; left alone"), None
+    if not info.readable:
+        return Problem(ProblemKind.CORRUPT, f.path, f"{sidecar.name} is not a readable PNG"), None
+    if expected_settings is not None and info.settings != expected_settings:
+        return Problem(ProblemKind.STALE, f.path, f"made with other settings ({info.settings})"), None
+    if info.size == f.size and info.mtime_ns == f.mtime_ns:
+        return None, info.content_hash
+    # The cheap gate moved: only the content hash can tell a touch from a change.
+    try:
+        digest = hash_file(f.path)
+    except OSError as exc:
+        return Problem(ProblemKind.STALE, f.path, f"cannot hash the model: {exc.strerror}"), None
+    if digest == info.content_hash:
+        return None, digest
+    return Problem(ProblemKind.STALE, f.path, "the model changed after its sidecar was made"), digest
+
+
+def verify(
+    roots: Sequence[str], *, db: StateDB | None = None, expected_settings: str | None = None
+) -> VerifyReport:
+    """Check every model and sidecar under ``roots`` (and the database rows there, if given).
+
+    Args:
+        roots: folders to check.
+        db: the state database, or None to work from the files alone.
+        expected_settings: the current thumbnail settings string; sidecars made with others are stale.
+    """
+    roots = [os.path.abspath(r) for r in roots]
+    report = VerifyReport()
+    rows: dict[str, ModelRow] = db.rows_under(roots) if db is not None else {}
+    models: set[str] = set()
+    for f in iter_model_files(roots, on_problem=report.walk_problems.append):
+        report.models += 1
+        models.add(f.path)
+        problem, _ = _check_model(f, expected_settings)
+        row = rows.get(f.path)
+        if problem is None:
+            report.fresh += 1
+            if row is not None and not row.has_thumbnail:
+                report.problems.append(
+                    Problem(ProblemKind.FLAG, f.path, "fresh sidecar, but flagged as without", True)
+                )
+            continue
+        if row is not None and row.status is ModelStatus.FAILED and problem.kind is ProblemKind.MISSING:
+            report.failed_known += 1  # a known failure with its reason in the database
+            continue
+        report.problems.append(problem)
+        if row is not None and row.has_thumbnail and problem.kind is not ProblemKind.FOREIGN:
+            report.problems.append(
+                Problem(ProblemKind.FLAG, f.path, f"flagged as with thumbnail, but {problem.kind.value}")
+            )
+    for path, row in rows.items():
+        if path not in models and row.status is not ModelStatus.MISSING and not os.path.lexists(path):
+            report.problems.append(
+                Problem(
+                    ProblemKind.VANISHED,
+                    path,
+                    f"database row ({row.status.value}) for a model no longer on disk",
+                )
+            )
+    for sidecar in iter_sidecar_files(roots):
+        report.sidecars += 1
+        folder, name = os.path.split(sidecar)
+        model = os.path.join(folder, model_name_for_sidecar(name))
+        if model in models or os.path.lexists(model):
+            continue
+        info = read_sidecar(sidecar)
+        if info is not None and info.ours:
+            report.problems.append(Problem(ProblemKind.ORPHANED, sidecar, "its model is gone"))
+        else:
+            report.problems.append(
+                Problem(
+                    ProblemKind.FOREIGN,
+                    sidecar,
+                    "sidecar-shaped name, not written by sidecar-thumbs; left alone",
+                )
+            )
+    return report
+
+
+@dataclass
+class FixSummary:
+    rerender: list[str] = field(default_factory=list)  # models marked pending for a new sidecar
+    removed: list[str] = field(default_factory=list)  # orphaned sidecars of ours deleted
+    reflagged: int = 0
+    forgotten: int = 0  # rows of vanished models marked missing
+    left_alone: list[str] = field(default_factory=list)  # foreign files
+
+
+def remove_our_sidecar(path: str) -> bool:
+    """Delete ``path`` only if it is a sidecar we wrote (checked right before deleting)."""
+    info = read_sidecar(path)
+    if info is None or not info.ours:
+        return False
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def plan_fixes(report: VerifyReport, db: StateDB) -> FixSummary:
+    """Apply the cheap repairs now and mark what needs rendering as pending in ``db``.
+
+    The caller then renders the pending rows (``pipeline.run_pending``), which writes the sidecars
+    and sets the flags in the same step as for any other render.
+    """
+    from sidecar_thumbs.models import FileState
+
+    fixes = FixSummary()
+    states: list[FileState] = []
+    flags: list[tuple[str, bool]] = []
+    vanished: list[str] = []
+    for p in report.problems:
+        if p.kind in (ProblemKind.MISSING, ProblemKind.STALE, ProblemKind.CORRUPT):
+            try:
+                st = os.stat(p.path)
+            except OSError:
+                continue
+            states.append(FileState(p.path, st.st_size, st.st_mtime_ns, None, needs_render=True))
+            fixes.rerender.append(p.path)
+        elif p.kind is ProblemKind.ORPHANED:
+            if remove_our_sidecar(p.path):
+                fixes.removed.append(p.path)
+        elif p.kind is ProblemKind.FLAG:
+            # A model that will be re-rendered gets its flag from that render.
+            flags.append((p.path, p.sidecar_fresh))
+        elif p.kind is ProblemKind.VANISHED:
+            vanished.append(p.path)
+        elif p.kind is ProblemKind.FOREIGN:
+            fixes.left_alone.append(p.path)
+    if states:
+        db.upsert_files(states)
+    if flags:
+        db.set_has_thumbnail(flags)
+        fixes.reflagged = len(flags)
+    if vanished:
+        db.mark_missing(vanished)
+        fixes.forgotten = len(vanished)
+    return fixes
