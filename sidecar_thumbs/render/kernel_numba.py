@@ -1,0 +1,327 @@
+"""The default kernel: a single-threaded numba z-buffer rasteriser (parallelism is one worker per core).
+
+Three compiled passes over the data, each written for speed on ~1M sub-pixel triangles:
+
+1. ``_extents``: project every vertex once (x, y only) for the exact framing;
+2. ``_raster``: project again straight into registers (cheaper than writing and re-reading an SoA copy:
+   the second pass is bound by memory reads of the triangles, not by the nine multiplies), shade,
+   then either splat a sub-pixel triangle at its centroid or walk its sample bounding box;
+3. ``_resolve``: depth cue, outline, 2x2 (ss x ss) box filter into straight-alpha RGBA.
+
+Importing this module imports numba; callers import it lazily (numba is missing on Intel Macs).
+Compiled code is cached (``cache=True``): next to this file when that is writable, otherwise in
+numba's user-wide cache directory, or wherever ``NUMBA_CACHE_DIR`` points.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from sidecar_thumbs.render.camera import EMPTY_DEPTH, VIEW_XY, ScreenTransform, Shading
+
+# Fast-math without 'nnan'/'ninf': the kernels test finiteness (x - x == 0) to skip NaN/inf triangles,
+# and LLVM would fold those tests away under the full fast-math set.
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+_JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True, "error_model": "numpy", "boundscheck": False}
+
+
+@njit(**_JIT)
+def _first_finite(t: np.ndarray) -> int:
+    for i in range(t.shape[0]):
+        s = np.float32(0.0)
+        for k in range(9):
+            s += t[i, k] * np.float32(0.0)
+        if s == 0.0:  # false for NaN and inf (inf * 0 is NaN)
+            return i
+    return -1
+
+
+@njit(**_JIT)
+def _extents(t: np.ndarray, origin: np.ndarray, a: np.ndarray) -> tuple[float, float, float, float, int]:
+    ox, oy, oz = origin[0], origin[1], origin[2]
+    a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
+    a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]
+    big = np.float32(3.0e38)
+    xlo, xhi, ylo, yhi = big, -big, big, -big
+    n = 0
+    for i in range(t.shape[0]):
+        dx0, dy0, dz0 = t[i, 0] - ox, t[i, 1] - oy, t[i, 2] - oz
+        dx1, dy1, dz1 = t[i, 3] - ox, t[i, 4] - oy, t[i, 5] - oz
+        dx2, dy2, dz2 = t[i, 6] - ox, t[i, 7] - oy, t[i, 8] - oz
+        x0 = a00 * dx0 + a01 * dy0 + a02 * dz0
+        x1 = a00 * dx1 + a01 * dy1 + a02 * dz1
+        x2 = a00 * dx2 + a01 * dy2 + a02 * dz2
+        y0 = a10 * dx0 + a11 * dy0 + a12 * dz0
+        y1 = a10 * dx1 + a11 * dy1 + a12 * dz1
+        y2 = a10 * dx2 + a11 * dy2 + a12 * dz2
+        s = x0 + x1 + x2 + y0 + y1 + y2
+        if s - s != 0.0:  # NaN/inf vertex (or overflow): not drawable
+            continue
+        xlo = min(xlo, x0, x1, x2)
+        xhi = max(xhi, x0, x1, x2)
+        ylo = min(ylo, y0, y1, y2)
+        yhi = max(yhi, y0, y1, y2)
+        n += 1
+    return xlo, xhi, ylo, yhi, n
+
+
+@njit(**_JIT)
+def _raster(
+    t: np.ndarray,
+    origin: np.ndarray,
+    m: np.ndarray,
+    off: np.ndarray,
+    lights: np.ndarray,
+    ambient: float,
+    key: float,
+    fill: float,
+    ws: int,
+    hs: int,
+    zbuf: np.ndarray,
+    sbuf: np.ndarray,
+) -> None:
+    ox, oy, oz = origin[0], origin[1], origin[2]
+    m00, m01, m02 = m[0, 0], m[0, 1], m[0, 2]
+    m10, m11, m12 = m[1, 0], m[1, 1], m[1, 2]
+    m20, m21, m22 = m[2, 0], m[2, 1], m[2, 2]
+    tx, ty = off[0], off[1]
+    l1x, l1y, l1z = lights[0, 0], lights[0, 1], lights[0, 2]
+    l2x, l2y, l2z = lights[1, 0], lights[1, 1], lights[1, 2]
+    amb, k1, k2 = np.float32(ambient), np.float32(key), np.float32(fill)
+    third = np.float32(1.0 / 3.0)
+    eps = np.float32(-1e-4)
+    fws, fhs = np.float32(ws), np.float32(hs)
+    for i in range(t.shape[0]):
+        dx, dy, dz = t[i, 0] - ox, t[i, 1] - oy, t[i, 2] - oz
+        X0 = m00 * dx + m01 * dy + m02 * dz + tx
+        Y0 = m10 * dx + m11 * dy + m12 * dz + ty
+        Z0 = m20 * dx + m21 * dy + m22 * dz
+        dx, dy, dz = t[i, 3] - ox, t[i, 4] - oy, t[i, 5] - oz
+        X1 = m00 * dx + m01 * dy + m02 * dz + tx
+        Y1 = m10 * dx + m11 * dy + m12 * dz + ty
+        Z1 = m20 * dx + m21 * dy + m22 * dz
+        dx, dy, dz = t[i, 6] - ox, t[i, 7] - oy, t[i, 8] - oz
+        X2 = m00 * dx + m01 * dy + m02 * dz + tx
+        Y2 = m10 * dx + m11 * dy + m12 * dz + ty
+        Z2 = m20 * dx + m21 * dy + m22 * dz
+        chk = X0 + X1 + X2 + Y0 + Y1 + Y2 + Z0 + Z1 + Z2
+        if chk - chk != 0.0:  # NaN/inf
+            continue
+        # Normal in screen space; mz is also twice the signed screen area.
+        ax, ay, az = X1 - X0, Y1 - Y0, Z1 - Z0
+        bx, by, bz = X2 - X0, Y2 - Y0, Z2 - Z0
+        mx = ay * bz - az * by
+        my = az * bx - ax * bz
+        mz = ax * by - ay * bx
+        nl2 = mx * mx + my * my + mz * mz
+        if nl2 == 0.0:  # zero area in 3D: no normal, nothing to draw
+            continue
+        # Screen Y points down, so the view-space normal is (mx, -my, mz) up to sign. Two-sided
+        # lighting: always take the sign that faces the camera, so inconsistent winding never shows.
+        if mz < 0.0:
+            nx, ny, nz = -mx, my, -mz
+        else:
+            nx, ny, nz = mx, -my, mz
+        inv_l = np.float32(1.0) / np.sqrt(nl2)
+        d1 = (nx * l1x + ny * l1y + nz * l1z) * inv_l
+        d2 = (nx * l2x + ny * l2y + nz * l2z) * inv_l
+        shade = amb + k1 * max(d1, np.float32(0.0)) + k2 * max(d2, np.float32(0.0))
+
+        xmin, xmax = min(X0, X1, X2), max(X0, X1, X2)
+        ymin, ymax = min(Y0, Y1, Y2), max(Y0, Y1, Y2)
+        x0 = math.ceil(xmin - np.float32(0.5))
+        x1 = math.floor(xmax - np.float32(0.5))
+        y0 = math.ceil(ymin - np.float32(0.5))
+        y1 = math.floor(ymax - np.float32(0.5))
+        no_x, no_y = x1 < x0, y1 < y0
+        if no_x and no_y:
+            # No sample centre inside the bounding box: splat the centroid, so that sub-sample
+            # triangles (dense meshes) still leave a mark instead of vanishing.
+            cx = (X0 + X1 + X2) * third
+            cy = (Y0 + Y1 + Y2) * third
+            if cx >= 0.0 and cy >= 0.0 and cx < fws and cy < fhs:
+                k = int(cy) * ws + int(cx)
+                zc = (Z0 + Z1 + Z2) * third
+                if zc >= zbuf[k]:
+                    zbuf[k] = zc
+                    sbuf[k] = shade
+            continue
+        # Thinner than a sample (2 * area / longest edge < 1, or edge-on): as an area such a sliver
+        # covers samples only here and there, and thin walls turn into dotted lines or vanish. So it
+        # is also drawn as a line, one sample per step along its longest edge (every corner is within
+        # a sample of it); the area pass below still fills the samples it truly covers.
+        cx2, cy2 = X0 - X2, Y0 - Y2
+        ex, ey = X2 - X1, Y2 - Y1
+        l01, l12, l20 = ax * ax + ay * ay, ex * ex + ey * ey, cx2 * cx2 + cy2 * cy2
+        lmax = max(l01, l12, l20)
+        if no_x or no_y or mz * mz < lmax:
+            if lmax == l01:
+                pax, pay, paz, qx, qy, qz = X0, Y0, Z0, X1, Y1, Z1
+            elif lmax == l12:
+                pax, pay, paz, qx, qy, qz = X1, Y1, Z1, X2, Y2, Z2
+            else:
+                pax, pay, paz, qx, qy, qz = X2, Y2, Z2, X0, Y0, Z0
+            dlx, dly, dlz = qx - pax, qy - pay, qz - paz
+            steps = int(max(abs(dlx), abs(dly))) + 1
+            inv_n = np.float32(1.0) / np.float32(steps)
+            for st in range(steps + 1):
+                f = np.float32(st) * inv_n
+                lx = pax + dlx * f
+                ly = pay + dly * f
+                if lx >= 0.0 and ly >= 0.0 and lx < fws and ly < fhs:
+                    k = int(ly) * ws + int(lx)
+                    z = paz + dlz * f
+                    if z >= zbuf[k]:
+                        zbuf[k] = z
+                        sbuf[k] = shade
+            if no_x or no_y:  # no sample centre can be inside
+                continue
+        if mz == 0.0:
+            continue
+        x0 = max(x0, 0)
+        x1 = min(x1, ws - 1)
+        y0 = max(y0, 0)
+        y1 = min(y1, hs - 1)
+        inv = np.float32(1.0) / mz
+        e0x, e0y = X2 - X1, Y2 - Y1
+        e1x, e1y = X0 - X2, Y0 - Y2
+        for py in range(y0, y1 + 1):
+            fy = np.float32(py) + np.float32(0.5)
+            r0 = e0x * (fy - Y1)
+            r1 = e1x * (fy - Y2)
+            row = py * ws
+            for px in range(x0, x1 + 1):
+                fx = np.float32(px) + np.float32(0.5)
+                b0 = (r0 - e0y * (fx - X1)) * inv
+                b1 = (r1 - e1y * (fx - X2)) * inv
+                b2 = np.float32(1.0) - b0 - b1
+                if b0 >= eps and b1 >= eps and b2 >= eps:
+                    z = b0 * Z0 + b1 * Z1 + b2 * Z2
+                    k = row + px
+                    if z >= zbuf[k]:
+                        zbuf[k] = z
+                        sbuf[k] = shade
+
+
+@njit(**_JIT)
+def _resolve(
+    zbuf: np.ndarray,
+    sbuf: np.ndarray,
+    ss: int,
+    base: np.ndarray,
+    depth_cue: float,
+    edge_darken: float,
+    edge_jump: float,
+    out: np.ndarray,
+) -> None:
+    hs, ws = zbuf.shape
+    empty = EMPTY_DEPTH
+    zlo, zhi = np.float32(3.0e38), np.float32(-3.0e38)
+    for y in range(hs):
+        for x in range(ws):
+            z = zbuf[y, x]
+            if z > empty:
+                zlo = min(zlo, z)
+                zhi = max(zhi, z)
+    if zhi < zlo:
+        return
+    dc = np.float32(depth_cue)
+    inv_zr = np.float32(1.0) / max(zhi - zlo, np.float32(1e-6))
+    keep = np.float32(1.0 - edge_darken)
+    jump = np.float32(edge_jump)
+    one = np.float32(1.0)
+    h, w = hs // ss, ws // ss
+    full = np.float32(255.0 / (ss * ss))
+    for oy in range(h):
+        for ox in range(w):
+            acc = np.float32(0.0)
+            cov = 0
+            for j in range(ss):
+                y = oy * ss + j
+                for i in range(ss):
+                    x = ox * ss + i
+                    z = zbuf[y, x]
+                    if z <= empty:
+                        continue
+                    cov += 1
+                    v = sbuf[y, x] * (one - dc * (one - (z - zlo) * inv_zr))
+                    # Outline: silhouette (a 4-neighbour is empty or off-screen) or a depth jump.
+                    zl = zbuf[y, x - 1] if x > 0 else empty
+                    zr = zbuf[y, x + 1] if x + 1 < ws else empty
+                    zu = zbuf[y - 1, x] if y > 0 else empty
+                    zd = zbuf[y + 1, x] if y + 1 < hs else empty
+                    if (
+                        zl <= empty
+                        or zr <= empty
+                        or zu <= empty
+                        or zd <= empty
+                        or abs(zl + zr - z - z) > jump
+                        or abs(zu + zd - z - z) > jump
+                    ):
+                        v *= keep
+                    acc += v
+            if cov > 0:
+                v = acc / np.float32(cov)
+                for c in range(3):
+                    out[oy, ox, c] = min(int(v * base[c] + np.float32(0.5)), 255)
+                out[oy, ox, 3] = int(np.float32(cov) * full + np.float32(0.5))
+
+
+def render(
+    triangles: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading
+) -> np.ndarray | None:
+    """Render a float32 (N, 3, 3) triangle soup; ``None`` when no triangle is finite.
+
+    Args:
+        triangles: float32 (N, 3, 3) in model space; C-contiguous (callers copy if not).
+        screen_size: Output width and height in pixels.
+        supersample: Samples per pixel along each axis.
+        margin: Framing margin (fraction of the side).
+        shading: Lights and colour.
+
+    Returns:
+        RGBA uint8 (screen_size, screen_size, 4), straight alpha, or ``None`` if nothing is drawable.
+    """
+    from sidecar_thumbs.render.camera import fit_to_screen
+
+    t = triangles.reshape(-1, 9)
+    first = _first_finite(t)
+    if first < 0:
+        return None
+    origin = np.ascontiguousarray(t[first, :3])
+    xlo, xhi, ylo, yhi, n = _extents(t, origin, VIEW_XY)
+    if n == 0:
+        return None
+    ws = hs = screen_size * supersample
+    xf: ScreenTransform = fit_to_screen((xlo, xhi, ylo, yhi), origin, ws, hs, margin)
+    zbuf = np.full((hs, ws), EMPTY_DEPTH, dtype=np.float32)
+    sbuf = np.zeros((hs, ws), dtype=np.float32)
+    _raster(
+        t,
+        xf.origin,
+        xf.matrix,
+        xf.offset,
+        shading.lights,
+        shading.ambient,
+        shading.key,
+        shading.fill,
+        ws,
+        hs,
+        zbuf.reshape(-1),
+        sbuf.reshape(-1),
+    )
+    out = np.zeros((screen_size, screen_size, 4), dtype=np.uint8)
+    _resolve(
+        zbuf,
+        sbuf,
+        supersample,
+        shading.base_rgb,
+        shading.depth_cue,
+        shading.edge_darken,
+        shading.edge_depth_jump,
+        out,
+    )
+    return out
