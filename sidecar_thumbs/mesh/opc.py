@@ -1,0 +1,138 @@
+"""The ZIP/OPC package under a 3MF: capped member reads, part-name lookup, relationships.
+
+A 3MF is an Open Packaging Conventions ZIP. Everything read from it is bounded: a member whose
+declared size is above the cap is refused before inflating, and the inflated bytes are counted
+while reading (declared sizes can lie), so a zip bomb costs at most the cap in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import zipfile
+import zlib
+from urllib.parse import unquote
+from xml.etree import ElementTree as ET
+
+from sidecar_thumbs.errors import BadModelError, LimitExceededError
+
+__all__ = ["Package", "check_xml_safe", "parse_xml"]
+
+_RELS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_CHUNK = 1 << 20
+
+
+def check_xml_safe(data: bytes, part: str) -> None:
+    """Refuse XML that declares a DTD or entities: never resolved, never loaded, never fetched.
+
+    Raises:
+        BadModelError: the part contains ``<!DOCTYPE`` or ``<!ENTITY``.
+    """
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise BadModelError(f"3MF part {part}: XML DTD/entities not allowed")
+
+
+def parse_xml(data: bytes, part: str) -> ET.Element:
+    """Parse a small XML part (relationships, model structure) after :func:`check_xml_safe`.
+
+    Raises:
+        BadModelError: DTD/entities, or XML that is not well-formed.
+    """
+    check_xml_safe(data, part)
+    try:
+        return ET.fromstring(data)
+    except (ET.ParseError, ValueError, LookupError) as exc:  # LookupError: unknown encoding
+        raise BadModelError(f"3MF part {part}: XML is not well-formed: {exc}") from None
+
+
+class Package:
+    """Read-only view of a 3MF's ZIP, with every read capped.
+
+    Args:
+        data: the whole .3mf file.
+        max_member_bytes: cap on one member's inflated size.
+
+    Raises:
+        BadModelError: not a ZIP archive.
+    """
+
+    def __init__(self, data: bytes, max_member_bytes: int) -> None:
+        self.max_member_bytes = max_member_bytes
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(data))
+            infos = self._zip.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
+            raise BadModelError(f"not a 3MF file: not a ZIP archive ({exc})") from None
+        self._by_name = {i.filename: i for i in infos}
+        # OPC part names are case-insensitive; the first of two names differing only in case wins.
+        self._by_lower: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            self._by_lower.setdefault(info.filename.lower(), info)
+
+    def find(self, part: str) -> zipfile.ZipInfo | None:
+        """The member for an OPC part name (``/3D/x.model``, ``3D/x.model``, percent-encoded or in
+        another case), or None."""
+        name = part.lstrip("/")
+        for candidate in (name, unquote(name)):
+            info = self._by_name.get(candidate) or self._by_lower.get(candidate.lower())
+            if info is not None:
+                return info
+        return None
+
+    def read(self, part: str) -> bytes:
+        """Inflate one part.
+
+        Raises:
+            BadModelError: the part is missing or its data is corrupt.
+            LimitExceededError: its declared or actual size is above the cap.
+        """
+        info = self.find(part)
+        if info is None:
+            raise BadModelError(f"3MF part /{part.lstrip('/')} is missing from the package")
+        return self.read_member(info)
+
+    def read_member(self, info: zipfile.ZipInfo, cap: int | None = None) -> bytes:
+        """Inflate a member, refusing more than ``cap`` (default: the package cap) bytes."""
+        cap = self.max_member_bytes if cap is None else cap
+        if info.file_size > cap:
+            raise LimitExceededError(
+                f"3MF part {info.filename} inflates to {info.file_size} bytes, more than the limit of {cap}"
+            )
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            with self._zip.open(info) as f:
+                while chunk := f.read(_CHUNK):
+                    total += len(chunk)
+                    if total > cap:
+                        raise LimitExceededError(
+                            f"3MF part {info.filename} inflates to more than the limit of {cap} bytes"
+                        )
+                    chunks.append(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            raise BadModelError(f"3MF part {info.filename} is corrupt: {exc}") from None
+        except (NotImplementedError, RuntimeError) as exc:  # unsupported compression, encryption
+            raise BadModelError(f"3MF part {info.filename} cannot be read: {exc}") from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def relationships(self, source: str = "") -> list[tuple[str, str]]:
+        """``(type, target part name)`` pairs of a part's relationships (the package's for ``""``).
+
+        Targets are resolved to absolute part names without the leading slash. A missing
+        relationships part means no relationships.
+        """
+        source = source.lstrip("/")
+        folder, base = posixpath.split(source)
+        rels_name = posixpath.join(folder, "_rels", base + ".rels")
+        info = self.find(rels_name)
+        if info is None:
+            return []
+        root = parse_xml(self.read_member(info), rels_name)
+        out = []
+        for rel in root.iter(_RELS_NS + "Relationship"):
+            target = rel.get("Target", "")
+            if rel.get("TargetMode", "Internal") != "Internal" or not target:
+                continue  # external links are never followed
+            path = target if target.startswith("/") else posixpath.join("/", folder, target)
+            out.append((rel.get("Type", ""), posixpath.normpath(path).lstrip("/")))
+        return out

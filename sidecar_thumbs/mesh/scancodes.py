@@ -1,0 +1,26 @@
+"""Status codes of the 3MF mesh scanners (numba kernel and NumPy twin), and what they mean."""
+
+from __future__ import annotations
+
+OK = 0
+ERR_MARKUP = 1
+ERR_DTD = 2
+ERR_NUMBER = 3
+ERR_VERTEX_ATTR = 4
+ERR_INDEX = 5
+ERR_TRIANGLE_ATTR = 6
+ERR_RANGE = 7
+ERR_LIMIT = 8
+ERR_NESTING = 9
+
+MESSAGES = {
+    ERR_MARKUP: "XML is not well-formed",
+    ERR_DTD: "XML DTD/entities not allowed",
+    ERR_NUMBER: "vertex coordinate is not a number",
+    ERR_VERTEX_ATTR: "<vertex> lacks an x, y or z attribute",
+    ERR_INDEX: "triangle vertex index is not a non-negative integer",
+    ERR_TRIANGLE_ATTR: "<triangle> lacks a v1, v2 or v3 attribute",
+    ERR_RANGE: "triangle vertex index out of range",
+    ERR_LIMIT: "too many triangles",
+    ERR_NESTING: "<mesh> elements are not properly nested",
+}

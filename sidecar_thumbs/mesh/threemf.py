@@ -1,0 +1,179 @@
+"""3MF loader: the build, placed in millimetres; and the lookup of a slicer's embedded thumbnail.
+
+What is drawn: every ``<item>`` of the root part's ``<build>``, each placed by its transform (so
+Bambu/Prusa plates show objects where the build puts them), expanding ``<components>`` recursively
+with their transforms (``p' = p @ M``, row vectors, as in the spec), following production-extension
+``p:path`` references into other model parts. Objects of type ``model``, ``solidsupport``,
+``support`` and ``surface`` are drawn: supports are printed too, and a slicer shows them. Objects of
+type ``other`` are not drawn (the spec says they are not part of the printed model; Bambu Studio
+uses them for modifier volumes). Beam lattices, slices and other extensions are ignored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
+from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
+from sidecar_thumbs.mesh.modelpart import ModelPart, parse_model_part
+from sidecar_thumbs.mesh.opc import Package
+from sidecar_thumbs.mesh.soup import finish_triangles
+
+__all__ = ["find_embedded_thumbnail", "load_3mf_bytes"]
+
+MODEL_REL = "http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"
+DEFAULT_ROOT = "3D/3dmodel.model"
+MAX_DEPTH = 32  # component nesting; real files use 2 or 3 levels
+DRAWN_TYPES = frozenset({"model", "solidsupport", "support", "surface"})
+
+# (part name, mesh index, 4x4 transform in mm): one placed copy of a mesh.
+_Instance = tuple[str, int, np.ndarray]
+
+
+class _Assembly:
+    """Resolves objects across model parts, with cycle, depth and instancing guards."""
+
+    def __init__(self, package: Package, root: ModelPart, limits: LoadLimits) -> None:
+        self.package = package
+        self.limits = limits
+        self.parts = {root.name: root}
+        self.root = root
+        self._counts: dict[tuple[str, int], int] = {}
+        self._visiting: set[tuple[str, int]] = set()
+
+    def part(self, path: str | None, current: ModelPart) -> ModelPart:
+        if not path:
+            return current
+        name = path.lstrip("/")
+        info = self.package.find(name)
+        key = info.filename if info is not None else name
+        if key not in self.parts:
+            data = self.package.read(name)
+            self.parts[key] = parse_model_part(data, key, self.limits.max_triangles)
+        return self.parts[key]
+
+    def obj(self, part: ModelPart, oid: int):  # type: ignore[no-untyped-def]
+        try:
+            return part.objects[oid]
+        except KeyError:
+            raise BadModelError(f"3MF refers to object id {oid}, not defined in part {part.name}") from None
+
+    def triangle_count(self, part: ModelPart, oid: int, depth: int = 0) -> int:
+        """Triangles drawn for one instance of an object (checks references, cycles, depth)."""
+        key = (part.name, oid)
+        if key in self._counts:
+            return self._counts[key]
+        if key in self._visiting:
+            raise BadModelError(f"3MF component cycle through object id {oid} in {part.name}")
+        if depth > MAX_DEPTH:
+            raise BadModelError(f"3MF components nested deeper than {MAX_DEPTH} levels")
+        self._visiting.add(key)
+        obj = self.obj(part, oid)
+        total = 0
+        if obj.type in DRAWN_TYPES:
+            if obj.mesh is not None:
+                _, _, _, _, t0, t1 = part.meshes.spans[obj.mesh].tolist()
+                total += t1 - t0
+            for comp in obj.components:
+                total += self.triangle_count(self.part(comp.path, part), comp.object_id, depth + 1)
+                if total > self.limits.max_triangles:
+                    break  # Python ints do not overflow, but stop the work early
+        self._visiting.discard(key)
+        self._counts[key] = total
+        return total
+
+    def instances(self, part: ModelPart, oid: int, transform: np.ndarray, out: list[_Instance]) -> None:
+        """Append every mesh of an object, placed by ``transform``, skipping empty branches."""
+        if self._counts.get((part.name, oid), 0) == 0:
+            return
+        obj = part.objects[oid]
+        if obj.mesh is not None:
+            out.append((part.name, obj.mesh, transform))
+        for comp in obj.components:
+            child = self.part(comp.path, part)
+            self.instances(child, comp.object_id, comp.transform @ transform, out)
+
+
+def _root_part_name(package: Package) -> str:
+    for rel_type, target in package.relationships():
+        if rel_type.lower() == MODEL_REL:
+            return target
+    return DEFAULT_ROOT
+
+
+def load_3mf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, str]:
+    """Parse a 3MF file's bytes.
+
+    Returns:
+        ``(triangles, "3mf")``: C-contiguous float32 ``(N, 3, 3)`` in millimetres, every build
+        item and component transform applied, non-finite triangles dropped.
+
+    Raises:
+        BadModelError: not a ZIP, missing parts, XML errors, dangling references, cycles.
+        NoGeometryError: the build places no triangles.
+        LimitExceededError: a cap on size, inflated bytes or (instanced) triangles is exceeded.
+    """
+    if len(data) > limits.max_file_bytes:
+        raise LimitExceededError(f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes}")
+    package = Package(data, limits.max_decompressed_bytes)
+    root_name = _root_part_name(package)
+    if package.find(root_name) is None:
+        raise BadModelError(f"3MF root model part /{root_name} is missing from the package")
+    root = parse_model_part(package.read(root_name), root_name, limits.max_triangles)
+    if root.build is None:
+        raise BadModelError(f"3MF root model part /{root_name} has no <build> element")
+    asm = _Assembly(package, root, limits)
+
+    total = 0
+    for item in root.build:
+        total += asm.triangle_count(asm.part(item.path, root), item.object_id)
+        if total > limits.max_triangles:
+            raise LimitExceededError(
+                f"3MF build places more than the limit of {limits.max_triangles} triangles"
+            )
+    if total == 0:
+        raise NoGeometryError(
+            "no geometry: the build places no mesh triangles (beam lattices, slices and "
+            "'other' objects are not drawn)"
+        )
+    placed: list[_Instance] = []
+    for item in root.build:
+        asm.instances(asm.part(item.path, root), item.object_id, item.transform, placed)
+    return finish_triangles(_place(asm.parts, placed, total), "no geometry"), "3mf"
+
+
+def _place(parts: dict[str, ModelPart], placed: list[_Instance], total: int) -> np.ndarray:
+    out = np.empty((total, 3, 3), np.float32)
+    k = 0
+    for part_name, mesh_index, m in placed:
+        part = parts[part_name]
+        verts, tris = part.meshes.mesh(mesh_index)
+        if len(tris) == 0:
+            continue
+        linear = m[:3, :3] * part.scale
+        if np.array_equal(linear, np.eye(3)) and not m[3, :3].any():
+            world = verts
+        else:
+            # float64 for the product so large coordinates (far-out-ring) keep their precision.
+            world = (verts.astype(np.float64) @ linear + m[3, :3]).astype(np.float32)
+        # Indices were range-checked by the scanner; "clip" lets numpy write into out unbuffered.
+        np.take(world, tris, axis=0, out=out[k : k + len(tris)], mode="clip")
+        k += len(tris)
+    return out[:k]
+
+
+def find_embedded_thumbnail(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[str, bytes] | None:
+    """The thumbnail a slicer or CAD tool stored in a 3MF, if there is a usable one.
+
+    Looks, in order, at the package thumbnail relationship in ``_rels/.rels``, then
+    ``Metadata/thumbnail.png``, ``Metadata/plate_1.png`` and
+    ``Auxiliaries/.thumbnails/thumbnail_middle.png`` (names matched in any case). An image is
+    accepted only if it is a PNG or JPEG that Pillow verifies, at most 20 MB and 4096x4096 pixels.
+
+    Returns:
+        ``(member name, image bytes)`` or None. Never raises for a bad package: the mesh loader
+        reports the real error.
+    """
+    from sidecar_thumbs.mesh.thumbnail3mf import find_thumbnail
+
+    return find_thumbnail(data, limits)

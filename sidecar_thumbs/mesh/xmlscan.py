@@ -1,0 +1,112 @@
+"""Fast extraction of every ``<mesh>`` (vertices and triangles) from a 3MF model part.
+
+The XML of a model part is almost entirely ``<vertex>`` and ``<triangle>`` elements; a general XML
+parser spends about 1 µs on each. The scanner here (a numba kernel, or its NumPy twin when numba is
+missing) reads them straight into arrays in one pass and reports where each mesh's content lies,
+so that the remaining structure (objects, components, build) can be parsed by ElementTree with the
+mesh contents cut out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from sidecar_thumbs.errors import BadModelError, LimitExceededError
+from sidecar_thumbs.mesh.scancodes import ERR_LIMIT, ERR_NUMBER, MESSAGES, OK
+
+__all__ = ["MeshScan", "numba_available", "scan_meshes", "warm_up"]
+
+try:  # numba is optional (no wheels for every platform): the NumPy twin gives the same arrays.
+    if os.environ.get("SIDECAR_THUMBS_NO_NUMBA"):
+        raise ImportError("numba disabled by SIDECAR_THUMBS_NO_NUMBA")
+    from sidecar_thumbs.mesh import xmlscan_numba as _kernel
+except ImportError:
+    _kernel = None  # type: ignore[assignment]
+
+
+def numba_available() -> bool:
+    """True when the numba kernel is in use."""
+    return _kernel is not None
+
+
+@dataclass(frozen=True, eq=False)
+class MeshScan:
+    """All meshes of one model part, in document order.
+
+    Attributes:
+        vertices: float32 ``(V, 3)``, the vertices of every mesh one after another.
+        triangles: int32 ``(T, 3)``, indices relative to the first vertex of their own mesh.
+        spans: int64 ``(M, 6)``, per mesh: content start and end byte offsets (what lies between
+            ``<mesh ...>`` and ``</mesh>``), vertex range, triangle range.
+        skippable: int64 ``(K, 2)``, byte ranges (contents of non-object resources) that the
+            structural parse may skip too; may be empty.
+    """
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+    spans: np.ndarray
+    skippable: np.ndarray
+
+    def skeleton(self, data: bytes) -> bytes:
+        """``data`` without the mesh contents and the skippable ranges: what ElementTree parses."""
+        ranges = sorted(map(tuple, np.concatenate([self.spans[:, :2], self.skippable]).tolist()))
+        if not ranges:
+            return data
+        pieces = []
+        pos = 0
+        for start, end in ranges:
+            pieces.append(data[pos:start])
+            pos = end
+        pieces.append(data[pos:])
+        return b"".join(pieces)
+
+    def mesh(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(vertices, triangles)`` of the mesh at ``index``."""
+        _, _, v0, v1, t0, t1 = (int(x) for x in self.spans[index])
+        return self.vertices[v0:v1], self.triangles[t0:t1]
+
+
+def scan_meshes(
+    data: bytes, max_triangles: int, part: str = "model part", use_numba: bool | None = None
+) -> MeshScan:
+    """Scan a model part's XML for its meshes.
+
+    Args:
+        data: the decompressed part (UTF-8 XML).
+        max_triangles: stop with :class:`LimitExceededError` beyond this many triangles.
+        part: the part's name, for messages.
+        use_numba: force one implementation (tests); default: numba when importable.
+
+    Raises:
+        BadModelError: malformed markup, a DTD, a bad number or index, a missing attribute.
+        LimitExceededError: more than ``max_triangles`` triangles.
+    """
+    if use_numba is None:
+        use_numba = _kernel is not None
+    if use_numba:
+        if _kernel is None:
+            raise RuntimeError("numba is not available")
+        status, s, e, verts, tris, spans, cuts = _kernel.scan(np.frombuffer(data, np.uint8), max_triangles)
+    else:
+        from sidecar_thumbs.mesh import xmlscan_numpy
+
+        status, s, e, verts, tris, spans, cuts = xmlscan_numpy.scan(data, max_triangles)
+    if status == OK:
+        return MeshScan(vertices=verts, triangles=tris, spans=spans, skippable=cuts)
+    line = data.count(b"\n", 0, s) + 1
+    where = f"{part} line {line}"
+    if status == ERR_LIMIT:
+        raise LimitExceededError(f"3MF has more than the limit of {max_triangles} triangles ({where})")
+    detail = ""
+    if status == ERR_NUMBER and e > s:
+        detail = ": " + repr(data[s : min(e, s + 40)].decode("utf-8", "replace"))
+    raise BadModelError(f"3MF {MESSAGES.get(status, 'scan failed')} ({where}){detail}")
+
+
+def warm_up() -> None:
+    """Load (or compile, the first time on a machine) the numba kernel on a tiny input."""
+    if _kernel is not None:
+        scan_meshes(b'<mesh><vertex x="1" y="2" z="3"/><triangle v1="0" v2="0" v3="0"/></mesh>', 1)
