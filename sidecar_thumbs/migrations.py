@@ -49,7 +49,13 @@ _V1 = (
     "CREATE TABLE st_meta (key TEXT PRIMARY KEY, value TEXT)",
 )
 
-STEPS: tuple[tuple[str, ...], ...] = (_V1,)
+_V2 = (
+    # Moves seen as delete + create (FSEvents does not pair renames, watchdog#723): a new file whose
+    # content matches a just-missing row takes over that row and its sidecar instead of re-rendering.
+    "CREATE INDEX st_models_missing_hash ON st_models (hash) WHERE status = 'missing'",
+)
+
+STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 """Migration steps; ``STEPS[n - 1]`` takes schema ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION = len(STEPS)

@@ -99,12 +99,74 @@ class Pipeline:
         self._missing: list[str] = []
         self._last_flush = time.monotonic()
         self.stats = RunStats()  # of the current or last run; readable after an interruption
+        # In flight: render futures, then sidecar-write futures; claimed = rows not yet committed.
+        self._renders: dict[cf.Future[RenderResult], tuple[ModelRow, RenderJob]] = {}
+        self._writes: dict[cf.Future[tuple[Outcome, list[_Record]]], ModelRow] = {}
+        self._claimed: dict[str, ModelRow] = {}
 
     def close(self) -> None:
         """Wait for sidecar writes in progress and stop the writer threads."""
         self._writers.shutdown(wait=True)
 
-    # -- running ---------------------------------------------------------------------------------
+    # -- incremental interface (the daemon's loop) -----------------------------------------------
+
+    @property
+    def window(self) -> int:
+        """How many jobs to keep submitted: enough queued work to keep every worker busy."""
+        return max(2, self.executor.workers * 2)
+
+    @property
+    def in_flight(self) -> int:
+        """Rows handed out and not yet committed (rendering or being written)."""
+        return len(self._claimed)
+
+    def has_room(self) -> bool:
+        return len(self._renders) < self.window
+
+    def submit(self, row: ModelRow) -> None:
+        """Start rendering one claimed row."""
+        self._claimed[row.path] = row
+        job = RenderJob(self.map_path(row.path), self.options)
+        self._renders[self.executor.submit(job)] = (row, job)
+
+    def poll(self, timeout: float = FLUSH_INTERVAL) -> None:
+        """Wait up to ``timeout`` for work to finish; commit what finished (batched)."""
+        waiting = [*self._renders, *self._writes]
+        if waiting:
+            done, _ = cf.wait(waiting, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                if fut in self._renders:
+                    row, job = self._renders.pop(fut)  # type: ignore[call-overload]
+                    result = result_of(job, fut, self.timeout)  # type: ignore[arg-type]
+                    self._writes[self._writers.submit(self._commit_file, row, result)] = row
+                else:
+                    row = self._writes.pop(fut)  # type: ignore[call-overload]
+                    self._claimed.pop(row.path, None)
+                    self._take(fut.result(), self.stats)  # type: ignore[arg-type]  # never raises
+        elif timeout > 0:
+            time.sleep(timeout)
+        self._maybe_flush()
+
+    def abandon(self, extra: Sequence[ModelRow] = ()) -> int:
+        """Stop waiting for renders: cancel them, let sidecar writes in progress complete (they are
+        atomic), commit every finished outcome, and put every row still claimed (plus ``extra``,
+        rows claimed but never submitted) back to pending. Returns how many went back."""
+        for fut in self._renders:
+            fut.cancel()
+        self._renders.clear()
+        for wfut in cf.as_completed(list(self._writes)):
+            self._claimed.pop(self._writes[wfut].path, None)
+            self._take(wfut.result(), self.stats)
+        self._writes.clear()
+        self._flush()
+        back = [*self._claimed, *(r.path for r in extra)]
+        self._claimed.clear()
+        if back:
+            self.db.release_claims(back)
+        self.stats.requeued += len(back)
+        return len(back)
+
+    # -- one-shot interface (scan, verify --fix) --------------------------------------------------
 
     def run(self, rows: Iterable[ModelRow], stop: threading.Event | None = None) -> RunStats:
         """Render every row of ``rows`` (already claimed: status rendering) and commit the outcomes.
@@ -114,52 +176,24 @@ class Pipeline:
         flight finish and are committed. Rows that were claimed but not finished (stop, Ctrl-C, an
         error) go back to pending, so the next run continues where this one stopped.
         """
-        stats = self.stats = RunStats()
-        window = max(2, self.executor.workers * 2)  # enough queued work to keep every worker busy
-        renders: dict[cf.Future[RenderResult], tuple[ModelRow, RenderJob]] = {}
-        writes: dict[cf.Future[tuple[Outcome, list[_Record]]], ModelRow] = {}
-        claimed: dict[str, ModelRow] = {}
+        self.stats = RunStats()
         source: Iterator[ModelRow] = iter(rows)
         exhausted = False
         try:
             while True:
-                while not exhausted and len(renders) < window and not (stop and stop.is_set()):
+                while not exhausted and self.has_room() and not (stop and stop.is_set()):
                     row = next(source, None)
                     if row is None:
                         exhausted = True
                         break
-                    claimed[row.path] = row
-                    job = RenderJob(self.map_path(row.path), self.options)
-                    renders[self.executor.submit(job)] = (row, job)
-                if not renders and not writes:
+                    self.submit(row)
+                if not self._renders and not self._writes:
                     break
-                waiting = list(renders) + list(writes)
-                done, _ = cf.wait(waiting, timeout=FLUSH_INTERVAL, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    if fut in renders:
-                        row, job = renders.pop(fut)  # type: ignore[arg-type]
-                        result = result_of(job, fut, self.timeout)  # type: ignore[arg-type]
-                        writes[self._writers.submit(self._commit_file, row, result)] = row
-                    else:
-                        row = writes.pop(fut)  # type: ignore[arg-type]
-                        claimed.pop(row.path, None)
-                        self._take(fut.result(), stats)  # type: ignore[arg-type]  # never raises
-                self._maybe_flush()
+                self.poll()
         finally:
-            # Whatever happens (stop, Ctrl-C, a database error), never leave a partial state:
-            # sidecar writes in progress complete (they are atomic), outcomes are committed, and
-            # rows still claimed go back to pending.
-            for fut in renders:
-                fut.cancel()
-            for wfut in cf.as_completed(list(writes)):
-                claimed.pop(writes[wfut].path, None)
-                self._take(wfut.result(), stats)
-            self._flush()
-            unstarted = [r.path for r in getattr(source, "unconsumed", list)()]
-            if claimed or unstarted:
-                self.db.release_claims([*claimed, *unstarted])
-                stats.requeued += len(claimed)
-        return stats
+            # Whatever happens (stop, Ctrl-C, a database error), never leave a partial state.
+            self.abandon(getattr(source, "unconsumed", list)())
+        return self.stats
 
     def _take(self, committed: tuple[Outcome, list[_Record]], stats: RunStats) -> None:
         outcome, records = committed

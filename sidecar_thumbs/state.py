@@ -359,6 +359,24 @@ class StateDB(SQLiteDB):
 
         return self._write(work)
 
+    def find_missing_by_hash(self, content_hash: str, size: int) -> ModelRow | None:
+        """The most recently missing row with this content (a move seen as delete + create)."""
+        sql = (
+            f"SELECT {_COLUMNS} FROM st_models WHERE status = 'missing' AND hash = ? AND size = ?"
+            " ORDER BY updated_at DESC LIMIT 1"
+        )
+        rows = self._read(sql, (content_hash, size))
+        return _row(rows[0]) if rows else None
+
+    def rename_under(self, old_dir: str, new_dir: str) -> int:
+        """A folder moved: every row under ``old_dir`` moves to the same place under ``new_dir``."""
+        rows = self.rows_under([old_dir])
+        moved = 0
+        for path in rows:
+            if self.rename(path, new_dir + path[len(old_dir) :]):
+                moved += 1
+        return moved
+
     def delete_rows(self, paths: Sequence[str]) -> None:
         """Forget these paths."""
         params = [(_path_to_db(p),) for p in paths]

@@ -78,27 +78,29 @@ def test_reopen_is_idempotent_and_keeps_rows(db_path: Path) -> None:
 def test_old_schema_upgrades_in_one_go(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with StateDB(db_path) as db:
         db.upsert_files([pending("/m/a.stl")], now=10)
-    step2 = ("CREATE TABLE st_extra (x INTEGER)", "ALTER TABLE st_models ADD COLUMN note TEXT")
+    step = ("CREATE TABLE st_extra (x INTEGER)", "ALTER TABLE st_models ADD COLUMN note TEXT")
+    nxt = len(migrations.STEPS) + 1
     for module in (migrations, sqlitedb):
-        monkeypatch.setattr(module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, step2))
+        monkeypatch.setattr(module, "SCHEMA_VERSION", nxt)
+    monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, step))
     with StateDB(db_path) as db:
         assert db.get("/m/a.stl") is not None
-        assert db._read("PRAGMA user_version") == [(2,)]
+        assert db._read("PRAGMA user_version") == [(nxt,)]
         assert db._read("SELECT count(*) FROM st_extra") == [(0,)]
 
 
 def test_failed_upgrade_leaves_old_schema_intact(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     StateDB(db_path).close()
     broken = ("CREATE TABLE st_extra (x INTEGER)", "THIS IS NOT SQL")
+    current = len(migrations.STEPS)
     for module in (migrations, sqlitedb):
-        monkeypatch.setattr(module, "SCHEMA_VERSION", 2)
+        monkeypatch.setattr(module, "SCHEMA_VERSION", current + 1)
     monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, broken))
     with pytest.raises(DatabaseError, match="syntax error"):
         StateDB(db_path)
     conn = sqlite3.connect(db_path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == current
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'st_extra'").fetchone()[0] == 0
     finally:
         conn.close()
