@@ -1,0 +1,69 @@
+"""Builders for small hand-written 3MF packages used by the mesh tests."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+
+CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
+PROD = "http://schemas.microsoft.com/3dmanufacturing/production/2015/06"
+ROOT_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+    'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/>'
+    "{extra}</Relationships>"
+)
+
+
+def unit_cube_mesh() -> str:
+    """A unit cube (0..1) as a 3MF <mesh>, 8 vertices and 12 triangles."""
+    v = [(x, y, z) for z in (0, 1) for y in (0, 1) for x in (0, 1)]
+    faces = [
+        (0, 2, 1), (1, 2, 3), (4, 5, 6), (5, 7, 6), (0, 1, 4), (1, 5, 4),
+        (2, 6, 3), (3, 6, 7), (0, 4, 2), (2, 4, 6), (1, 3, 5), (3, 7, 5),
+    ]  # fmt: skip
+    verts = "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>' for x, y, z in v)
+    tris = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in faces)
+    return f"<mesh><vertices>{verts}</vertices><triangles>{tris}</triangles></mesh>"
+
+
+def model_xml(resources: str, build: str, unit: str = "millimeter", extra_ns: str = "") -> str:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<model unit="{unit}" xmlns="{CORE}" '
+        f'xmlns:p="{PROD}"{extra_ns}><resources>{resources}</resources><build>{build}</build></model>'
+    )
+
+
+def make_3mf(
+    model: str | bytes,
+    parts: dict[str, bytes] | None = None,
+    rels_extra: str = "",
+    compression: int = zipfile.ZIP_DEFLATED,
+) -> bytes:
+    """A 3MF package: root model at 3D/3dmodel.model plus any other members."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        z.writestr("_rels/.rels", ROOT_RELS.format(extra=rels_extra))
+        z.writestr("3D/3dmodel.model", model if isinstance(model, bytes) else model.encode())
+        for name, data in (parts or {}).items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def synthetic_3mf(n_triangles: int, seed: int = 0) -> bytes:
+    """A 3MF with one random mesh of about ``n_triangles`` triangles, written like lib3mf does."""
+    rng = np.random.default_rng(seed)
+    nv = max(3, n_triangles // 2)
+    verts = rng.uniform(-50, 50, (nv, 3)).round(6)
+    tris = rng.integers(0, nv, (n_triangles, 3))
+    lines = [
+        f'<model unit="millimeter" xmlns="{CORE}"><resources><object id="1" type="model"><mesh><vertices>'
+    ]
+    lines += [f'<vertex x="{x:g}" y="{y:g}" z="{z:g}" />' for x, y, z in verts.tolist()]
+    lines.append("</vertices><triangles>")
+    lines += [f'<triangle v1="{a}" v2="{b}" v3="{c}" />' for a, b, c in tris.tolist()]
+    lines.append('</triangles></mesh></object></resources><build><item objectid="1" /></build></model>')
+    return make_3mf("\n".join(lines))
