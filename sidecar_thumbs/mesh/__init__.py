@@ -10,7 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DEFAULT_LIMITS", "LoadLimits", "Mesh"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "LoadLimits",
+    "Mesh",
+    "detect_format",
+    "find_embedded_thumbnail",
+    "load_mesh",
+    "load_mesh_bytes",
+    "warm_up",
+]
 
 
 @dataclass(frozen=True)
@@ -45,3 +54,8 @@ class Mesh:
         """(min xyz, max xyz) over all vertices; raises ValueError on an empty mesh."""
         v = self.triangles.reshape(-1, 3)
         return v.min(axis=0), v.max(axis=0)
+
+
+# Re-exports (after the types above, which the loaders import from here).
+from sidecar_thumbs.mesh.load import detect_format, load_mesh, load_mesh_bytes, warm_up  # noqa: E402
+from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail  # noqa: E402

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -19,17 +20,30 @@ from sidecar_thumbs.mesh.scancodes import ERR_LIMIT, ERR_NUMBER, MESSAGES, OK
 
 __all__ = ["MeshScan", "numba_available", "scan_meshes", "warm_up"]
 
-try:  # numba is optional (no wheels for every platform): the NumPy twin gives the same arrays.
-    if os.environ.get("SIDECAR_THUMBS_NO_NUMBA"):
-        raise ImportError("numba disabled by SIDECAR_THUMBS_NO_NUMBA")
-    from sidecar_thumbs.mesh import xmlscan_numba as _kernel
-except ImportError:
-    _kernel = None  # type: ignore[assignment]
+_kernel: ModuleType | None = None
+_kernel_checked = False
+
+
+def _load_kernel() -> ModuleType | None:
+    # Imported on first use: numba costs ~0.4 s to import, which `import sidecar_thumbs.mesh`
+    # should not pay. numba is optional (no wheels for every platform): the NumPy twin gives the
+    # same arrays. SIDECAR_THUMBS_NO_NUMBA=1 forces the twin.
+    global _kernel, _kernel_checked
+    if not _kernel_checked:
+        _kernel_checked = True
+        if not os.environ.get("SIDECAR_THUMBS_NO_NUMBA"):
+            try:
+                from sidecar_thumbs.mesh import xmlscan_numba
+
+                _kernel = xmlscan_numba
+            except ImportError:
+                _kernel = None
+    return _kernel
 
 
 def numba_available() -> bool:
     """True when the numba kernel is in use."""
-    return _kernel is not None
+    return _load_kernel() is not None
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,12 +98,13 @@ def scan_meshes(
         BadModelError: malformed markup, a DTD, a bad number or index, a missing attribute.
         LimitExceededError: more than ``max_triangles`` triangles.
     """
+    kernel = _load_kernel()
     if use_numba is None:
-        use_numba = _kernel is not None
+        use_numba = kernel is not None
     if use_numba:
-        if _kernel is None:
+        if kernel is None:
             raise RuntimeError("numba is not available")
-        status, s, e, verts, tris, spans, cuts = _kernel.scan(np.frombuffer(data, np.uint8), max_triangles)
+        status, s, e, verts, tris, spans, cuts = kernel.scan(np.frombuffer(data, np.uint8), max_triangles)
     else:
         from sidecar_thumbs.mesh import xmlscan_numpy
 
@@ -108,5 +123,5 @@ def scan_meshes(
 
 def warm_up() -> None:
     """Load (or compile, the first time on a machine) the numba kernel on a tiny input."""
-    if _kernel is not None:
+    if _load_kernel() is not None:
         scan_meshes(b'<mesh><vertex x="1" y="2" z="3"/><triangle v1="0" v2="0" v3="0"/></mesh>', 1)
