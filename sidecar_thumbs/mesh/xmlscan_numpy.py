@@ -95,7 +95,7 @@ def scan(buf: bytes, max_triangles: int) -> _Result:
         np.concatenate(verts) if verts else np.zeros((0, 3), np.float32),
         np.concatenate(tris) if tris else np.zeros((0, 3), np.int32),
         np.array(rows, np.int64).reshape(-1, 6),
-        _NO_CUTS,  # the skeleton keeps the other resources: slower, same result
+        _resource_cuts(buf, spans),
     )
 
 
@@ -124,6 +124,44 @@ def _mesh_spans(buf: bytes) -> list[tuple[int, int]]:
     return spans
 
 
+_ANY_TAG = re.compile(
+    rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>|<(/?)(?:[^\s/<>:!?]+:)?([^\s/<>:!?]+)"
+    rb"""(?:[^<>"']|"[^"<]*"|'[^'<]*')*?(/?)>""",
+    re.S,
+)
+
+
+def _resource_cuts(buf: bytes, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Contents of the non-object children of <resources>, as the kernel reports them."""
+    if b"resources" not in buf:
+        return _NO_CUTS
+    cuts: list[tuple[int, int]] = []
+    depth, resources_depth, cut_depth, cut_start = 0, -1, -1, 0
+    bounds = [0] + [x for span in spans for x in span] + [len(buf)]
+    for pos, endpos in zip(bounds[0::2], bounds[1::2], strict=True):  # outside mesh contents
+        for m in _ANY_TAG.finditer(buf, pos, endpos):
+            if m.group(2) is None:
+                continue
+            closing, local, self_closing = m.group(1) == b"/", m.group(2), m.group(3) == b"/"
+            if closing:
+                depth -= 1
+                if depth == cut_depth:
+                    cuts.append((cut_start, m.start()))
+                    cut_depth = -1
+                if depth == resources_depth - 1:
+                    resources_depth = -1
+                continue
+            if local == b"mesh":
+                cut_depth = -1
+            if not self_closing:
+                if local == b"resources":
+                    resources_depth = depth + 1
+                elif depth == resources_depth and cut_depth < 0 and local != b"object":
+                    cut_depth, cut_start = depth, m.end()
+                depth += 1
+    return np.array(cuts, np.int64).reshape(-1, 2)
+
+
 def _parse_mesh(buf: bytes, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
     body = buf[start:end]
     if b"<!" in body or b"<?" in body:
@@ -134,13 +172,15 @@ def _parse_mesh(buf: bytes, start: int, end: int) -> tuple[np.ndarray, np.ndarra
         v_tokens = [tok for triple in fast_v for tok in triple]
     else:
         v_tokens = _generic(v_tags, (b"x", b"y", b"z"), ERR_VERTEX_ATTR, start)
+    _check_numbers(buf, v_tokens, start)
     t_tags = _TRIANGLE_TAG.findall(body)
     fast_t = _TRIANGLE_FAST.findall(body)
     if len(fast_t) == len(t_tags):
         t_tokens = [tok for triple in fast_t for tok in triple]
     else:
         t_tokens = _generic(t_tags, (b"v1", b"v2", b"v3"), ERR_TRIANGLE_ATTR, start)
-    return _numbers(v_tokens, start).reshape(-1, 3), _indices(t_tokens, start).reshape(-1, 3)
+    vertices = np.array(v_tokens, np.float64).astype(np.float32) if v_tokens else np.zeros(0, np.float32)
+    return vertices.reshape(-1, 3), _indices(t_tokens, start).reshape(-1, 3)
 
 
 def _generic(tags: list[tuple[bytes, bytes]], names: tuple[bytes, ...], code: int, pos: int) -> list[bytes]:
@@ -154,12 +194,13 @@ def _generic(tags: list[tuple[bytes, bytes]], names: tuple[bytes, ...], code: in
     return tokens
 
 
-def _numbers(tokens: list[bytes], pos: int) -> np.ndarray:
+def _check_numbers(buf: bytes, tokens: list[bytes], pos: int) -> None:
+    # Same grammar as the kernel's parse_number; float() alone would also take "nan", "1_0", "inf".
+    # Python's float() rounds correctly; the kernel does too for every realistic literal.
     for tok in tokens:
         if not _NUMBER.fullmatch(tok):
-            raise _ScanError(ERR_NUMBER, pos, pos)
-    # Python's float() rounds correctly; the kernel does too for every realistic literal.
-    return np.array(tokens, dtype=np.float64).astype(np.float32) if tokens else np.zeros(0, np.float32)
+            at = buf.find(b'"' + tok + b'"', pos) + 1 or buf.find(tok, pos)
+            raise _ScanError(ERR_NUMBER, at, at + len(tok))
 
 
 def _indices(tokens: list[bytes], pos: int) -> np.ndarray:
