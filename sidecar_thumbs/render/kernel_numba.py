@@ -15,8 +15,6 @@ numba's user-wide cache directory, or wherever ``NUMBA_CACHE_DIR`` points.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -68,6 +66,37 @@ def _extents(t: np.ndarray, origin: np.ndarray, a: np.ndarray) -> tuple[float, f
     return xlo, xhi, ylo, yhi, n
 
 
+@njit(inline="always", **_JIT)
+def _floor(v: float) -> int:
+    # Exact floor from a truncating conversion (one instruction): math.floor of a float32 compiles to
+    # a libm call that costs more than everything else a sub-sample triangle needs.
+    i = int(v)
+    return i - 1 if v < i else i
+
+
+@njit(inline="always", **_JIT)
+def _ceil(v: float) -> int:
+    i = int(v)
+    return i + 1 if v > i else i
+
+
+@njit(inline="always", **_JIT)
+def _shade(
+    mx: float, my: float, mz: float, nl2: float, lights: np.ndarray, amb: float, k1: float, k2: float
+) -> float:
+    """Flat Lambert shade of a face with screen-space normal ``m`` (``nl2`` = its squared length)."""
+    # Screen Y points down, so the view-space normal is (mx, -my, mz) up to sign. Two-sided lighting:
+    # always take the sign that faces the camera, so inconsistent winding never shows.
+    if mz < 0.0:
+        nx, ny, nz = -mx, my, -mz
+    else:
+        nx, ny, nz = mx, -my, mz
+    inv_l = np.float32(1.0) / np.sqrt(nl2)
+    d1 = (nx * lights[0, 0] + ny * lights[0, 1] + nz * lights[0, 2]) * inv_l
+    d2 = (nx * lights[1, 0] + ny * lights[1, 1] + nz * lights[1, 2]) * inv_l
+    return amb + k1 * max(d1, np.float32(0.0)) + k2 * max(d2, np.float32(0.0))
+
+
 @njit(**_JIT)
 def _raster(
     t: np.ndarray,
@@ -88,11 +117,10 @@ def _raster(
     m10, m11, m12 = m[1, 0], m[1, 1], m[1, 2]
     m20, m21, m22 = m[2, 0], m[2, 1], m[2, 2]
     tx, ty = off[0], off[1]
-    l1x, l1y, l1z = lights[0, 0], lights[0, 1], lights[0, 2]
-    l2x, l2y, l2z = lights[1, 0], lights[1, 1], lights[1, 2]
     amb, k1, k2 = np.float32(ambient), np.float32(key), np.float32(fill)
     third = np.float32(1.0 / 3.0)
     eps = np.float32(-1e-4)
+    one, half = np.float32(1.0), np.float32(0.5)
     fws, fhs = np.float32(ws), np.float32(hs)
     for i in range(t.shape[0]):
         dx, dy, dz = t[i, 0] - ox, t[i, 1] - oy, t[i, 2] - oz
@@ -119,45 +147,52 @@ def _raster(
         nl2 = mx * mx + my * my + mz * mz
         if nl2 == 0.0:  # zero area in 3D: no normal, nothing to draw
             continue
-        # Screen Y points down, so the view-space normal is (mx, -my, mz) up to sign. Two-sided
-        # lighting: always take the sign that faces the camera, so inconsistent winding never shows.
-        if mz < 0.0:
-            nx, ny, nz = -mx, my, -mz
-        else:
-            nx, ny, nz = mx, -my, mz
-        inv_l = np.float32(1.0) / np.sqrt(nl2)
-        d1 = (nx * l1x + ny * l1y + nz * l1z) * inv_l
-        d2 = (nx * l2x + ny * l2y + nz * l2z) * inv_l
-        shade = amb + k1 * max(d1, np.float32(0.0)) + k2 * max(d2, np.float32(0.0))
-
         xmin, xmax = min(X0, X1, X2), max(X0, X1, X2)
         ymin, ymax = min(Y0, Y1, Y2), max(Y0, Y1, Y2)
-        x0 = math.ceil(xmin - np.float32(0.5))
-        x1 = math.floor(xmax - np.float32(0.5))
-        y0 = math.ceil(ymin - np.float32(0.5))
-        y1 = math.floor(ymax - np.float32(0.5))
-        no_x, no_y = x1 < x0, y1 < y0
-        if no_x and no_y:
-            # No sample centre inside the bounding box: splat the centroid, so that sub-sample
-            # triangles (dense meshes) still leave a mark instead of vanishing.
-            cx = (X0 + X1 + X2) * third
-            cy = (Y0 + Y1 + Y2) * third
-            if cx >= 0.0 and cy >= 0.0 and cx < fws and cy < fhs:
-                k = int(cy) * ws + int(cx)
+        if xmax - xmin < one and ymax - ymin < one:
+            # Smaller than a sample (most triangles of a dense mesh): its box holds at most one sample
+            # centre. Draw that sample if the triangle covers it; with no centre in the box, splat the
+            # centroid instead, so that sub-sample triangles still leave a mark. Depth: the centroid's.
+            sx = _ceil(xmin - half)
+            sy = _ceil(ymin - half)
+            if sx <= _floor(xmax - half) and sy <= _floor(ymax - half):
+                fx = np.float32(sx) + half
+                fy = np.float32(sy) + half
+                w0 = (X2 - X1) * (fy - Y1) - (Y2 - Y1) * (fx - X1)
+                w1 = (X0 - X2) * (fy - Y2) - (Y0 - Y2) * (fx - X2)
+                w2 = mz - w0 - w1
+                if mz < 0.0:
+                    w0, w1, w2 = -w0, -w1, -w2
+                tol = eps * abs(mz)
+                write = w0 >= tol and w1 >= tol and w2 >= tol
+            else:
+                cx = (X0 + X1 + X2) * third
+                cy = (Y0 + Y1 + Y2) * third
+                sx, sy = int(cx), int(cy)
+                write = cx >= 0.0 and cy >= 0.0
+            if write and sx < ws and sy < hs:
+                k = sy * ws + sx
                 zc = (Z0 + Z1 + Z2) * third
-                if zc >= zbuf[k]:
+                if zc >= zbuf[k]:  # shade only now: most of these are hidden
                     zbuf[k] = zc
-                    sbuf[k] = shade
+                    sbuf[k] = _shade(mx, my, mz, nl2, lights, amb, k1, k2)
             continue
-        # Thinner than a sample (2 * area / longest edge < 1, or edge-on): as an area such a sliver
-        # covers samples only here and there, and thin walls turn into dotted lines or vanish. So it
-        # is also drawn as a line, one sample per step along its longest edge (every corner is within
-        # a sample of it); the area pass below still fills the samples it truly covers.
+
+        shade = _shade(mx, my, mz, nl2, lights, amb, k1, k2)
+        x0 = _ceil(xmin - half)
+        x1 = _floor(xmax - half)
+        y0 = _ceil(ymin - half)
+        y1 = _floor(ymax - half)
+        no_x, no_y = x1 < x0, y1 < y0  # not both: the box is at least a sample wide or high
         cx2, cy2 = X0 - X2, Y0 - Y2
         ex, ey = X2 - X1, Y2 - Y1
         l01, l12, l20 = ax * ax + ay * ay, ex * ex + ey * ey, cx2 * cx2 + cy2 * cy2
         lmax = max(l01, l12, l20)
-        if no_x or no_y or mz * mz < lmax:
+        # A sliver (thinner than half a sample: 2 * area / longest edge < 0.5) at least two samples
+        # long covers samples only here and there, so thin walls would turn into dotted lines or
+        # vanish. Draw it also as a line, one sample per step along its longest edge (every corner is
+        # within half a sample of it); the area walk below still fills the samples it truly covers.
+        if no_x or no_y or (lmax >= np.float32(4.0) and np.float32(4.0) * mz * mz < lmax):
             if lmax == l01:
                 pax, pay, paz, qx, qy, qz = X0, Y0, Z0, X1, Y1, Z1
             elif lmax == l12:
@@ -166,7 +201,7 @@ def _raster(
                 pax, pay, paz, qx, qy, qz = X2, Y2, Z2, X0, Y0, Z0
             dlx, dly, dlz = qx - pax, qy - pay, qz - paz
             steps = int(max(abs(dlx), abs(dly))) + 1
-            inv_n = np.float32(1.0) / np.float32(steps)
+            inv_n = one / np.float32(steps)
             for st in range(steps + 1):
                 f = np.float32(st) * inv_n
                 lx = pax + dlx * f
@@ -185,19 +220,19 @@ def _raster(
         x1 = min(x1, ws - 1)
         y0 = max(y0, 0)
         y1 = min(y1, hs - 1)
-        inv = np.float32(1.0) / mz
+        inv = one / mz
         e0x, e0y = X2 - X1, Y2 - Y1
         e1x, e1y = X0 - X2, Y0 - Y2
         for py in range(y0, y1 + 1):
-            fy = np.float32(py) + np.float32(0.5)
+            fy = np.float32(py) + half
             r0 = e0x * (fy - Y1)
             r1 = e1x * (fy - Y2)
             row = py * ws
             for px in range(x0, x1 + 1):
-                fx = np.float32(px) + np.float32(0.5)
+                fx = np.float32(px) + half
                 b0 = (r0 - e0y * (fx - X1)) * inv
                 b1 = (r1 - e1y * (fx - X2)) * inv
-                b2 = np.float32(1.0) - b0 - b1
+                b2 = one - b0 - b1
                 if b0 >= eps and b1 >= eps and b2 >= eps:
                     z = b0 * Z0 + b1 * Z1 + b2 * Z2
                     k = row + px

@@ -88,10 +88,37 @@ def _candidates(
     return ks, zs, fs
 
 
+def _tiny(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, mz: np.ndarray, ids: np.ndarray, ws: int, hs: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-sample triangles: their one candidate sample if covered, else a centroid splat (see numba)."""
+    X, Y, m = x[ids], y[ids], mz[ids]
+    half, third = _F(0.5), _F(1.0 / 3.0)
+    sx = np.ceil(X.min(1) - half)
+    sy = np.ceil(Y.min(1) - half)
+    has = (sx <= np.floor(X.max(1) - half)) & (sy <= np.floor(Y.max(1) - half))
+    fx, fy = sx + half, sy + half
+    X0, X1, X2 = X[:, 0], X[:, 1], X[:, 2]
+    Y0, Y1, Y2 = Y[:, 0], Y[:, 1], Y[:, 2]
+    w0 = (X2 - X1) * (fy - Y1) - (Y2 - Y1) * (fx - X1)
+    w1 = (X0 - X2) * (fy - Y2) - (Y0 - Y2) * (fx - X2)
+    w2 = m - w0 - w1
+    sgn = np.where(m < 0, _F(-1.0), _F(1.0))
+    tol = _F(-1e-4) * np.abs(m)
+    inside = (w0 * sgn >= tol) & (w1 * sgn >= tol) & (w2 * sgn >= tol)
+    cx = (X0 + X1 + X2) * third
+    cy = (Y0 + Y1 + Y2) * third
+    px = np.where(has, sx, cx).astype(np.int64)
+    py = np.where(has, sy, cy).astype(np.int64)
+    write = np.where(has, inside, (cx >= 0) & (cy >= 0)) & (px < ws) & (py < hs)
+    zc = (z[ids, 0] + z[ids, 1] + z[ids, 2]) * third
+    return py[write] * ws + px[write], zc[write], ids[write]
+
+
 def _lines(
     x: np.ndarray, y: np.ndarray, z: np.ndarray, ids: np.ndarray, edges: np.ndarray, ws: int, hs: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Samples of sub-sample-thin triangles drawn as a line along their longest edge (see numba kernel)."""
+    """Slivers drawn as a line along their longest edge (see the numba kernel)."""
     # First longest edge, as numba's if/elif chain picks it: 0 = (v0, v1), 1 = (v1, v2), 2 = (v2, v0).
     e = np.argmax(edges[ids], axis=1)
     a, b = e, (e + 1) % 3
@@ -134,28 +161,25 @@ def _raster(
     shade = _F(sh.ambient) + _F(sh.key) * np.maximum(d1, _F(0)) + _F(sh.fill) * np.maximum(d2, _F(0))
 
     half = _F(0.5)
-    no_x = np.floor(X.max(1) - half) < np.ceil(X.min(1) - half)
-    no_y = np.floor(Y.max(1) - half) < np.ceil(Y.min(1) - half)
-    third = _F(1.0 / 3.0)
-    s_ids = np.flatnonzero(drawable & no_x & no_y)
-    cx = (X[s_ids, 0] + X[s_ids, 1] + X[s_ids, 2]) * third
-    cy = (Y[s_ids, 0] + Y[s_ids, 1] + Y[s_ids, 2]) * third
-    on = (cx >= 0) & (cy >= 0) & (cx < ws) & (cy < hs)
-    s_ids, cx, cy = s_ids[on], cx[on], cy[on]
-    ks = [cy.astype(np.int64) * ws + cx.astype(np.int64)]
-    zs = [(Z[s_ids, 0] + Z[s_ids, 1] + Z[s_ids, 2]) * third]
-    fs = [s_ids]
-    some_centre = drawable & ~(no_x & no_y)
+    xmin, xmax, ymin, ymax = X.min(1), X.max(1), Y.min(1), Y.max(1)
+    tiny = drawable & (xmax - xmin < 1) & (ymax - ymin < 1)
+    k0, z0, f0 = _tiny(X, Y, Z, mz, np.flatnonzero(tiny), ws, hs)
+
+    rest = drawable & ~tiny
+    no_x = np.floor(xmax - half) < np.ceil(xmin - half)
+    no_y = np.floor(ymax - half) < np.ceil(ymin - half)
     cx2, cy2 = X[:, 0] - X[:, 2], Y[:, 0] - Y[:, 2]
     ex, ey = X[:, 2] - X[:, 1], Y[:, 2] - Y[:, 1]
     edges = np.stack([ax * ax + ay * ay, ex * ex + ey * ey, cx2 * cx2 + cy2 * cy2], axis=1)
-    thin = some_centre & (no_x | no_y | (mz * mz < edges.max(axis=1)))
-    k1, z1, f1 = _lines(X, Y, Z, np.flatnonzero(thin), edges, ws, hs)
-    big = np.flatnonzero(some_centre & ~no_x & ~no_y & (mz != 0))
-    k2, z2, f2 = _candidates(X, Y, Z, big, ws, hs)
-    k = np.concatenate([*ks, k1, *k2])
-    z = np.concatenate([*zs, z1, *z2]).astype(_F, copy=False)
-    f = np.concatenate([*fs, f1, *f2])
+    lmax = edges.max(axis=1)
+    no_xy = no_x | no_y
+    line = rest & (no_xy | ((lmax >= 4) & (_F(4.0) * mz * mz < lmax)))
+    k1, z1, f1 = _lines(X, Y, Z, np.flatnonzero(line), edges, ws, hs)
+    area = rest & ~no_xy & (mz != 0)
+    k2, z2, f2 = _candidates(X, Y, Z, np.flatnonzero(area), ws, hs)
+    k = np.concatenate([k0, k1, *k2])
+    z = np.concatenate([z0, z1, *z2]).astype(_F, copy=False)
+    f = np.concatenate([f0, f1, *f2])
 
     zbuf = np.full(ws * hs, EMPTY_DEPTH, dtype=_F)
     np.maximum.at(zbuf, k, z)

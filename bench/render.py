@@ -1,0 +1,257 @@
+"""Renders per second per core: load + render + PNG, warm, in one process pinned to one CPU.
+
+Measures generated binary STL at 10k / 100k / 1M triangles, 3MF at 100k, every file of the shared corpus
+(stl-binary, stl-ascii, 3mf), peak RSS at 1M (fresh process) and worker cold start (fresh process that
+imports and warms up with a populated numba cache).
+
+Usage::
+
+    python bench/render.py [--kernel numba|numpy] [--size 256] [--reps 7] [--png-levels]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench import meshgen  # noqa: E402
+from sidecar_thumbs.errors import ModelError  # noqa: E402
+from sidecar_thumbs.render import RenderOptions, render_triangles, resolve_kernel, warm_up  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpus"
+PNG_LEVEL_FALLBACK = 1
+METADATA = {"Software": "sidecar-thumbs bench", "Thumb::Hash": "0" * 32, "Thumb::Source": "rendered"}
+
+
+def _loader() -> Callable[[bytes, str], np.ndarray]:
+    """The project's loader when it is there; a binary-STL-only stand-in before it lands."""
+    try:
+        from sidecar_thumbs.mesh.load import load_mesh_bytes
+
+        return lambda data, name: load_mesh_bytes(data, name).triangles
+    except ImportError:
+
+        def binary_stl(data: bytes, name: str) -> np.ndarray:
+            n = int(np.frombuffer(data, "<u4", 1, 80)[0])
+            rec = np.frombuffer(data, np.uint8, 50 * n, 84).reshape(n, 50)[:, 12:48]
+            return np.ascontiguousarray(rec).view("<f4").reshape(n, 3, 3)
+
+        return binary_stl
+
+
+def _encoder() -> Callable[[np.ndarray], bytes]:
+    try:
+        from sidecar_thumbs.sidecar import encode_png
+
+        return lambda rgba: encode_png(rgba, METADATA)
+    except ImportError:
+        import io
+
+        from PIL import Image
+
+        def pillow(rgba: np.ndarray) -> bytes:
+            buf = io.BytesIO()
+            Image.fromarray(rgba).save(buf, "PNG", compress_level=PNG_LEVEL_FALLBACK)
+            return buf.getvalue()
+
+        return pillow
+
+
+LOAD = _loader()
+ENCODE = _encoder()
+
+
+def one_file(path: Path, opts: RenderOptions) -> tuple[float, float, float]:
+    """(load, render, png) seconds for one file, reading it from disk (page cache) like a worker."""
+    t0 = time.perf_counter()
+    tri = LOAD(path.read_bytes(), path.name)
+    t1 = time.perf_counter()
+    rgba = render_triangles(tri, opts)
+    t2 = time.perf_counter()
+    ENCODE(rgba)
+    t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t2
+
+
+def generated(tmp: Path) -> list[tuple[str, Path]]:
+    cases = []
+    for label, n in [("10k", 10_000), ("100k", 100_000), ("1M", 1_000_000)]:
+        p = tmp / f"knot_{label}.stl"
+        meshgen.write_binary_stl(p, meshgen.torus_knot_indexed(n))
+        cases.append((f"binary STL knot {label}", p))
+        p = tmp / f"rock_{label}.stl"
+        meshgen.write_binary_stl(p, meshgen.rock_indexed(n))
+        cases.append((f"binary STL rock {label}", p))
+    p = tmp / "rock_100k.3mf"
+    meshgen.write_3mf(p, meshgen.rock_indexed(100_000))
+    cases.append(("3MF rock 100k", p))
+    p = tmp / "knot_100k.3mf"
+    meshgen.write_3mf(p, meshgen.torus_knot_indexed(100_000))
+    cases.append(("3MF knot 100k", p))
+    return cases
+
+
+def bench_generated(cases: list[tuple[str, Path]], opts: RenderOptions, reps: int) -> None:
+    print(f"\n## Generated models ({opts.size} px, kernel {resolve_kernel(opts.kernel)}, median of {reps})\n")
+    print("| model | triangles | renders/s | total ms | load ms | render ms | png ms |")
+    print("|---|---|---|---|---|---|---|")
+    for label, path in cases:
+        try:
+            one_file(path, opts)  # warm: page cache, lazy imports
+        except (ImportError, ModelError) as exc:
+            print(f"| {label} | – | skipped: {exc} | | | | |")
+            continue
+        times = [one_file(path, opts) for _ in range(reps)]
+        load, render, png = (statistics.median(t[i] for t in times) for i in range(3))
+        total = statistics.median(sum(t) for t in times)
+        n = len(LOAD(path.read_bytes(), path.name))
+        print(
+            f"| {label} | {n:,} | **{1 / total:.0f}** | {total * 1e3:.1f} | {load * 1e3:.1f} | "
+            f"{render * 1e3:.1f} | {png * 1e3:.1f} |"
+        )
+
+
+def bench_corpus(opts: RenderOptions, reps: int) -> None:
+    print(f"\n## Corpus ({CORPUS}), per file: median of {reps} warm runs\n")
+    print("| folder | files | ok | failed | median ms/file | max ms (file) | files/s (sum of medians) |")
+    print("|---|---|---|---|---|---|---|")
+    for sub in ("stl-binary", "stl-ascii", "3mf"):
+        files = sorted(p for p in (CORPUS / sub).iterdir() if p.is_file())
+        meds: list[tuple[float, str]] = []
+        failed: list[str] = []
+        for p in files:
+            try:
+                one_file(p, opts)
+                meds.append((statistics.median(sum(one_file(p, opts)) for _ in range(reps)), p.name))
+            except ModelError as exc:
+                failed.append(f"{p.name}: {exc.message}")
+            except ImportError:
+                failed.append(f"{p.name}: loader not available")
+        if not meds:
+            print(f"| {sub} | {len(files)} | 0 | {len(failed)} | – | – | – |")
+            continue
+        ms = [m for m, _ in meds]
+        worst = max(meds)
+        print(
+            f"| {sub} | {len(files)} | {len(meds)} | {len(failed)} | {statistics.median(ms) * 1e3:.1f} | "
+            f"{worst[0] * 1e3:.0f} ({worst[1]}) | **{len(ms) / sum(ms):.0f}** |"
+        )
+        for f in failed:
+            print(f"|   failed: {f} | | | | | | |")
+
+
+def _child_rss(path: str, kernel: str, size: int) -> None:
+    warm_up(RenderOptions(kernel=kernel))
+    opts = RenderOptions(size=size, kernel=kernel)
+    one_file(Path(path), opts)
+    import resource
+
+    print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def bench_rss(path: Path, opts: RenderOptions) -> None:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child-rss",
+        str(path),
+        "--kernel",
+        opts.kernel,
+        "--size",
+        str(opts.size),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rss = json.loads(out.strip().splitlines()[-1])["maxrss_mb"]
+    print(f"\nPeak RSS, fresh process, warm_up + load+render+PNG of {path.name}: **{rss:.0f} MB**")
+
+
+def bench_cold_start(opts: RenderOptions, reps: int = 3) -> None:
+    code = (
+        "import time; t = time.perf_counter()\n"
+        "from sidecar_thumbs.render import RenderOptions, warm_up\n"
+        f"warm_up(RenderOptions(kernel={opts.kernel!r}))\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    walls, inner = [], []
+    for _ in range(reps + 1):  # the first run may populate the numba cache; not counted
+        t = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+        )
+        walls.append(time.perf_counter() - t)
+        inner.append(float(out.stdout.strip()))
+    print(
+        f"\nWorker cold start (fresh `python -c`, import + warm_up, cached JIT; median of {reps}): "
+        f"**{statistics.median(walls[1:]):.2f} s** wall incl. interpreter start, "
+        f"{statistics.median(inner[1:]):.2f} s import + warm_up (first run: {walls[0]:.2f} s)"
+    )
+
+
+def bench_png_levels(cases: list[tuple[str, Path]], opts: RenderOptions) -> None:
+    import io
+
+    from PIL import Image
+
+    print("\n## PNG zlib level (Pillow), on the generated renders\n")
+    print("| level | ms/PNG (median) | mean bytes |")
+    print("|---|---|---|")
+    images = [render_triangles(LOAD(p.read_bytes(), p.name), opts) for _, p in cases if p.suffix == ".stl"]
+    for level in (0, 1, 3, 6, 9):
+        ts, sizes = [], []
+        for img in images:
+            for _ in range(5):
+                buf = io.BytesIO()
+                t = time.perf_counter()
+                Image.fromarray(img).save(buf, "PNG", compress_level=level)
+                ts.append(time.perf_counter() - t)
+            sizes.append(len(buf.getvalue()))
+        print(f"| {level} | {statistics.median(ts) * 1e3:.2f} | {statistics.mean(sizes):,.0f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernel", default="auto", choices=["auto", "numba", "numpy"])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--no-corpus", action="store_true")
+    ap.add_argument("--png-levels", action="store_true", help="also compare PNG compression levels")
+    ap.add_argument("--child-rss", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # renders/s *per core*
+    if args.child_rss:
+        _child_rss(args.child_rss, args.kernel, args.size)
+        return
+    opts = RenderOptions(size=args.size, kernel=args.kernel)
+    t = time.perf_counter()
+    warm_up(opts)
+    print(
+        f"# bench/render.py — kernel {resolve_kernel(args.kernel)}, warm_up {time.perf_counter() - t:.2f} s"
+    )
+    with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp:
+        cases = generated(Path(tmp))
+        bench_generated(cases, opts, max(5, args.reps))
+        if not args.no_corpus and CORPUS.is_dir():
+            bench_corpus(opts, 3)
+        one_million = next(p for label, p in cases if label.endswith("rock 1M"))
+        bench_rss(one_million, opts)
+        bench_cold_start(opts)
+        if args.png_levels:
+            bench_png_levels(cases, opts)
+
+
+if __name__ == "__main__":
+    main()
