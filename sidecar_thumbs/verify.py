@@ -112,6 +112,20 @@ def _check_model(f: FoundFile, expected_settings: str | None) -> tuple[Problem |
     return Problem(ProblemKind.STALE, f.path, "the model changed after its sidecar was made"), digest
 
 
+def _is_known_failure(problem: Problem, row: ModelRow, f: FoundFile) -> bool:
+    """Whether the database already explains ``problem``: the model's render failed, with a reason.
+
+    A stale sidecar counts too when the failure is about the content on disk now (same stat as the
+    row): a model that was replaced by a broken file keeps its old sidecar of ours, and re-rendering
+    it (``--fix``) can only fail again, so reporting it as stale would never go away.
+    """
+    if row.status is not ModelStatus.FAILED:
+        return False
+    if problem.kind is ProblemKind.MISSING:
+        return True
+    return problem.kind is ProblemKind.STALE and (row.size, row.mtime_ns) == (f.size, f.mtime_ns)
+
+
 def verify(
     roots: Sequence[str], *, db: StateDB | None = None, expected_settings: str | None = None
 ) -> VerifyReport:
@@ -138,7 +152,7 @@ def verify(
                     Problem(ProblemKind.FLAG, f.path, "fresh sidecar, but flagged as without", True)
                 )
             continue
-        if row is not None and row.status is ModelStatus.FAILED and problem.kind is ProblemKind.MISSING:
+        if row is not None and _is_known_failure(problem, row, f):
             report.failed_known += 1  # a known failure with its reason in the database
             continue
         report.problems.append(problem)

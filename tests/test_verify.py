@@ -219,6 +219,30 @@ def test_known_failure_is_not_a_missing_sidecar(lib: Path, db_path: Path, corpus
     assert _kinds(verify([str(lib)])) == {(ProblemKind.MISSING, str(bad))}
 
 
+def test_model_replaced_by_a_bad_file_is_a_known_failure_not_stale_for_ever(
+    runner: CliRunner, lib: Path, db_path: Path, corpus: Path
+) -> None:
+    model = lib / "block.stl"
+    with StateDB(db_path) as db:
+        _scan(lib, db)
+        model.write_bytes((corpus / "bad/openscad__unparseable.stl").read_bytes())
+        s = scan([str(lib)], db=db, options=OPTIONS, make_executor=InlineExecutor, durable=False)
+        assert s.failed == 1
+        assert sidecar_path_for(model).exists()  # the old picture of ours is still there
+        report = verify([str(lib)], db=db, expected_settings=SETTINGS)
+    assert report.problems == [] and report.failed_known == 1
+    # From the files alone the old sidecar is simply stale.
+    assert _kinds(verify([str(lib)], expected_settings=SETTINGS)) == {(ProblemKind.STALE, str(model))}
+    args = ["verify", str(lib), "--db", str(db_path), "--workers", "0"]
+    assert runner.invoke(cli, args).exit_code == 0
+    # Changed again (now good): the known failure no longer explains it, so it is stale again.
+    model.write_bytes((corpus / "stl-binary/prusaslicer__box.stl").read_bytes())
+    _touch_later(model)
+    with StateDB(db_path) as db:
+        assert _kinds(verify([str(lib)], db=db)) == {(ProblemKind.STALE, str(model))}
+    assert runner.invoke(cli, [*args, "--fix"]).exit_code == 0
+
+
 def test_rows_outside_the_roots_are_not_reported(lib: Path, db_path: Path) -> None:
     with StateDB(db_path) as db:
         _scan(lib, db)
