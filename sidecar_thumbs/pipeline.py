@@ -307,6 +307,10 @@ class Pipeline:
         if pending >= FLUSH_COUNT or (pending and time.monotonic() - self._last_flush >= FLUSH_INTERVAL):
             self._flush()
 
+    def flush(self) -> None:
+        """Commit every finished outcome now."""
+        self._flush()
+
     def _flush(self) -> None:
         requeue, self._requeue = self._requeue, []
         done, self._done = self._done, []

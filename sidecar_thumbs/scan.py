@@ -25,7 +25,7 @@ from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
-__all__ = ["Plan", "ScanSummary", "plan_changes", "scan"]
+__all__ = ["Plan", "ScanSummary", "plan_changes", "reconcile", "scan"]
 
 HASH_THREADS = 4  # hashing is I/O-bound on a share; xxh3 itself runs at several GB/s
 
@@ -35,7 +35,9 @@ class Plan:
     """What a walk found, compared with the database."""
 
     states: list[FileState] = field(default_factory=list)  # rows to insert/update
-    adopted: list[RenderDone] = field(default_factory=list)  # new rows whose sidecar is already fresh (in states)
+    adopted: list[RenderDone] = field(
+        default_factory=list
+    )  # new rows whose sidecar is already fresh (in states)
     missing: list[str] = field(default_factory=list)  # rows whose file is gone
     unchanged: int = 0
     new: int = 0
@@ -185,6 +187,29 @@ def _hash_moved(items: list[tuple[FoundFile, ModelRow]], plan: Plan, force: bool
                 plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=True))
 
 
+def reconcile(
+    roots: Sequence[str], db: StateDB, *, force: bool = False, problems: list[WalkProblem] | None = None
+) -> tuple[Plan, dict[str, ModelRow], int]:
+    """Walk ``roots``, compare with the database and record the differences (no rendering).
+
+    New and changed files become pending; vanished ones missing. This is the whole of a rescan: the
+    daemon runs it at start and every rescan interval as the safety net for events that never came.
+
+    Returns:
+        (the plan, the rows as they were before, how many model files were found).
+    """
+    problems = problems if problems is not None else []
+    found = list(iter_model_files(roots, on_problem=problems.append))
+    rows = db.rows_under(roots)
+    plan = plan_changes(found, rows, force=force)
+    problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
+    if plan.states:
+        db.upsert_files(plan.states)
+    if plan.missing:
+        db.mark_missing(plan.missing)
+    return plan, rows, len(found)
+
+
 def scan(
     roots: Sequence[str],
     *,
@@ -217,17 +242,10 @@ def scan(
     t0 = time.monotonic()
     summary = ScanSummary()
     roots = [os.path.abspath(r) for r in roots]
-    found = list(iter_model_files(roots, on_problem=summary.problems.append))
-    summary.found = len(found)
-    rows = db.rows_under(roots)
-    plan = plan_changes(found, rows, force=force)
+    plan, rows, found = reconcile(roots, db, force=force, problems=summary.problems)
+    summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
     summary.touched, summary.hashed = plan.touched, plan.hashed
-    summary.problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
-    if plan.states:
-        db.upsert_files(plan.states)
-    if plan.missing:
-        db.mark_missing(plan.missing)
     summary.missing = len(plan.missing)
     if retry_failed:
         db.retry_failed(roots)

@@ -351,8 +351,12 @@ class StateDB(SQLiteDB):
                 return False
             if old_db != new_db:
                 c.execute("DELETE FROM st_models WHERE path = ?", (new_db,))
+                # A row claimed for rendering under its old name goes back to pending: the render
+                # in flight reports for the old path, which no longer has a row.
                 c.execute(
-                    "UPDATE st_models SET path = ?, updated_at = ? WHERE path = ?",
+                    "UPDATE st_models SET path = ?, updated_at = ?,"
+                    " status = CASE WHEN status = 'rendering' THEN 'pending' ELSE status END,"
+                    " claimed_at = NULL WHERE path = ?",
                     (new_db, time.time(), old_db),
                 )
             return True

@@ -1,0 +1,71 @@
+"""What the daemon is doing, read from the database while it writes (WAL: readers never block it)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from sidecar_thumbs.lock import LockHolder, read_lock_holder
+from sidecar_thumbs.models import ModelStatus
+from sidecar_thumbs.state import StateDB
+
+__all__ = ["StatusReport", "collect_status"]
+
+
+@dataclass
+class StatusReport:
+    database: str
+    total: int
+    counts: dict[str, int]
+    backlog: int
+    rate_1m: float  # renders per second over the last minute
+    eta_s: float | None
+    failures: list[dict[str, object]] = field(default_factory=list)
+    daemon: LockHolder | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "database": self.database,
+            "total": self.total,
+            "counts": self.counts,
+            "backlog": self.backlog,
+            "rate_per_s_1m": round(self.rate_1m, 3),
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+            "recent_failures": self.failures,
+            "daemon": None
+            if self.daemon is None
+            else {"pid": self.daemon.pid, "since": self.daemon.since, "host": self.daemon.host},
+        }
+
+
+def collect_status(
+    database: str | os.PathLike[str], *, busy_timeout_ms: int = 5000, failures: int = 10
+) -> StatusReport:
+    """Read the state of ``database`` (read-only; never creates it)."""
+    with StateDB(database, busy_timeout_ms=busy_timeout_ms, readonly=True) as db:
+        counts = {s.value: n for s, n in db.counts().items()}
+        for s in ModelStatus:
+            counts.setdefault(s.value, 0)
+        backlog = db.backlog()
+        rate = db.rate(60.0)
+        fails = [
+            {"path": r.path, "error": r.error, "attempts": r.attempts, "transient": r.error_transient,
+             "retry_at": r.next_attempt_at, "when": r.updated_at}
+            for r in db.recent_failures(failures)
+        ]  # fmt: skip
+    eta = backlog / rate if rate > 0 and backlog else (0.0 if not backlog else None)
+    return StatusReport(
+        database=os.fspath(database),
+        total=sum(counts.values()),
+        counts=counts,
+        backlog=backlog,
+        rate_1m=rate,
+        eta_s=eta,
+        failures=fails,
+        daemon=read_lock_holder(database),
+    )
+
+
+def format_since(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
