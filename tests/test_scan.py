@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from faults import faulty_render_job
 
 from sidecar_thumbs.executors import InlineExecutor, LocalPool
 from sidecar_thumbs.models import ModelStatus
@@ -18,8 +19,6 @@ from sidecar_thumbs.scan import scan
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
-
-from faults import faulty_render_job
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ThumbnailOptions()
@@ -89,7 +88,9 @@ def _no_executor() -> InlineExecutor:
     raise AssertionError("nothing should be rendered, so no executor should start")
 
 
-def test_touch_without_change_rehashes_but_does_not_rerender(library: tuple[Path, list[Path]], db: StateDB) -> None:
+def test_touch_without_change_rehashes_but_does_not_rerender(
+    library: tuple[Path, list[Path]], db: StateDB
+) -> None:
     lib, models = library
     run(lib, db)
     before = sidecar_path_for(models[0]).stat().st_mtime_ns
@@ -165,7 +166,9 @@ def test_force_renders_everything_again(library: tuple[Path, list[Path]], db: St
     assert s.rendered + s.embedded == len(models)
 
 
-def test_hung_and_crashing_renders_fail_only_their_file(library: tuple[Path, list[Path]], db: StateDB) -> None:
+def test_hung_and_crashing_renders_fail_only_their_file(
+    library: tuple[Path, list[Path]], db: StateDB
+) -> None:
     lib, models = library
     src = REPO / "examples" / "models" / "parts" / "bracket.stl"
     for name in ("hang.stl", "segfault.stl", "exit.stl"):
@@ -191,8 +194,10 @@ cli()
 
 def _state_of(lib: Path, db_path: Path) -> dict[str, tuple[str, bool, str | None]]:
     with StateDB(db_path) as d:
-        return {os.path.relpath(p, lib): (r.status.value, r.has_thumbnail, r.thumb_hash)
-                for p, r in d.rows_under([str(lib)]).items()}
+        return {
+            os.path.relpath(p, lib): (r.status.value, r.has_thumbnail, r.thumb_hash)
+            for p, r in d.rows_under([str(lib)]).items()
+        }
 
 
 def test_interrupted_scan_then_rescan_equals_uninterrupted(tmp_path: Path, corpus: Path) -> None:
@@ -203,8 +208,13 @@ def test_interrupted_scan_then_rescan_equals_uninterrupted(tmp_path: Path, corpu
             shutil.copy2(p, lib / p.name)
     db_a, db_b = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", SCAN_SCRIPT, str(lib_a), str(db_a)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCAN_SCRIPT, str(lib_a), str(db_a)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     # Interrupt once the first sidecars appear: mid-run, with renders in flight.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(lib_a.rglob(".*.thumbnail.png")):
@@ -218,7 +228,12 @@ def test_interrupted_scan_then_rescan_equals_uninterrupted(tmp_path: Path, corpu
         info = read_sidecar(p)
         assert info is not None and info.readable, f"partial sidecar {p}"
     for lib, dbp in ((lib_a, db_a), (lib_b, db_b)):
-        r = subprocess.run([sys.executable, "-c", SCAN_SCRIPT, str(lib), str(dbp)], env=env,
-                           capture_output=True, cwd=tmp_path, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-c", SCAN_SCRIPT, str(lib), str(dbp)],
+            env=env,
+            capture_output=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
         assert r.returncode in (0, 3), r.stderr
     assert _state_of(lib_a, db_a) == _state_of(lib_b, db_b)
