@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+import struct
 import zipfile
 import zlib
 from urllib.parse import unquote
@@ -18,8 +19,14 @@ from sidecar_thumbs.errors import BadModelError, LimitExceededError
 
 __all__ = ["Package", "check_xml_safe", "parse_xml"]
 
+try:  # optional: zlib-ng inflates ~1.5x faster and computes CRC-32 ~10x faster than zlib
+    from zlib_ng import zlib_ng as _inflater
+except ImportError:
+    _inflater = zlib  # type: ignore[assignment]
+
 _RELS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _CHUNK = 1 << 20
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 
 
 def check_xml_safe(data: bytes, part: str) -> None:
@@ -58,6 +65,7 @@ class Package:
 
     def __init__(self, data: bytes, max_member_bytes: int) -> None:
         self.max_member_bytes = max_member_bytes
+        self._data = memoryview(data)
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
@@ -98,6 +106,8 @@ class Package:
             raise LimitExceededError(
                 f"3MF part {info.filename} inflates to {info.file_size} bytes, more than the limit of {cap}"
             )
+        if info.compress_type == zipfile.ZIP_DEFLATED and not info.flag_bits & 0x1:
+            return self._inflate(info)
         chunks: list[bytes] = []
         total = 0
         try:
@@ -114,6 +124,30 @@ class Package:
         except (NotImplementedError, RuntimeError) as exc:  # unsupported compression, encryption
             raise BadModelError(f"3MF part {info.filename} cannot be read: {exc}") from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _inflate(self, info: zipfile.ZipInfo) -> bytes:
+        # Deflate members (nearly all) are inflated in one call straight from the file's bytes: no
+        # chunk list to join, and zlib-ng when available. Output is capped at the declared size
+        # (itself within the cap), so a member whose sizes lie cannot inflate further; a short or
+        # long stream or a CRC mismatch is corruption, as zipfile would report it.
+        try:
+            sig, name_len, extra_len = _LOCAL_HEADER.unpack_from(self._data, info.header_offset)
+        except struct.error:
+            sig = b""
+        if sig != b"PK\x03\x04":
+            raise BadModelError(f"3MF part {info.filename} is corrupt: bad local header")
+        start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        compressed = self._data[start : start + info.compress_size]
+        try:
+            inflater = _inflater.decompressobj(-15)
+            out = inflater.decompress(compressed, info.file_size + 1)
+        except Exception as exc:  # zlib.error, zlib-ng's own error type, MemoryError
+            raise BadModelError(f"3MF part {info.filename} is corrupt: {exc}") from None
+        if len(out) != info.file_size or not inflater.eof:
+            raise BadModelError(f"3MF part {info.filename} is corrupt: inflates to a different size than declared")
+        if _inflater.crc32(out) != info.CRC:
+            raise BadModelError(f"3MF part {info.filename} is corrupt: bad CRC-32")
+        return out
 
     def relationships(self, source: str = "") -> list[tuple[str, str]]:
         """``(type, target part name)`` pairs of a part's relationships (the package's for ``""``).

@@ -71,8 +71,12 @@ def _named(buf: np.ndarray, start: int, length: int, name: bytes) -> bool:
 
 
 @nb.njit(cache=True, nogil=True)
-def parse_number(buf: np.ndarray, s: int, e: int) -> tuple[float, bool]:
-    """Parse ``[ws] [+-] (digits [. digits*] | . digits) [(e|E) [+-] digits] [ws]`` in buf[s:e].
+def _number(buf: np.ndarray, s: int, e: int) -> tuple[float, int, bool]:
+    """Parse ``[ws] [+-] (digits [. digits*] | . digits) [(e|E) [+-] digits] [ws]`` from buf[s:].
+
+    Stops at the first byte that cannot continue the number (at most ``e``) and returns
+    ``(value, stop, ok)``; the caller checks that ``stop`` is where the value must end (the
+    closing quote), which is what lets the kernel parse an attribute value in a single pass.
 
     Up to 19 significant digits are kept exactly. When the mantissa fits 53 bits and the decimal
     exponent is at most 22 in magnitude the float64 result is correctly rounded (one IEEE operation
@@ -81,14 +85,9 @@ def parse_number(buf: np.ndarray, s: int, e: int) -> tuple[float, bool]:
     """
     while s < e and _is_space(buf[s]):
         s += 1
-    while e > s and _is_space(buf[e - 1]):
-        e -= 1
-    if s >= e:
-        return 0.0, False
     neg = False
-    c = buf[s]
-    if c == 45 or c == 43:  # - +
-        neg = c == 45
+    if s < e and (buf[s] == 45 or buf[s] == 43):  # - +
+        neg = buf[s] == 45
         s += 1
     mant = 0
     ndig = 0  # significant digits kept in mant
@@ -114,7 +113,7 @@ def parse_number(buf: np.ndarray, s: int, e: int) -> tuple[float, bool]:
                 exp10 -= 1
             s += 1
     if not seen:
-        return 0.0, False
+        return 0.0, s, False
     if s < e and (buf[s] == 101 or buf[s] == 69):  # e E
         s += 1
         eneg = False
@@ -122,15 +121,15 @@ def parse_number(buf: np.ndarray, s: int, e: int) -> tuple[float, bool]:
             eneg = buf[s] == 45
             s += 1
         if s >= e or not (48 <= buf[s] <= 57):
-            return 0.0, False
+            return 0.0, s, False
         ev = 0
         while s < e and 48 <= buf[s] <= 57:
             if ev < 100000:
                 ev = ev * 10 + (buf[s] - 48)
             s += 1
         exp10 += -ev if eneg else ev
-    if s != e:
-        return 0.0, False
+    while s < e and _is_space(buf[s]):
+        s += 1
     if mant == 0:
         value = 0.0
     elif mant < _EXACT_MANTISSA and -22 <= exp10 <= 22:
@@ -141,30 +140,29 @@ def parse_number(buf: np.ndarray, s: int, e: int) -> tuple[float, bool]:
         value = 0.0
     else:
         value = float(mant) * 10.0**exp10
-    return (-value if neg else value), True
+    return (-value if neg else value), s, True
 
 
 @nb.njit(cache=True, nogil=True)
-def parse_index(buf: np.ndarray, s: int, e: int) -> tuple[int, bool]:
-    """Parse ``[ws] [+] digits [ws]`` (an XSD nonNegativeInteger below 2**31) in buf[s:e]."""
+def _index(buf: np.ndarray, s: int, e: int) -> tuple[int, int, bool]:
+    """Parse ``[ws] [+] digits [ws]`` (an XSD nonNegativeInteger below 2**31) from buf[s:e];
+    returns ``(value, stop, ok)`` like :func:`_number`."""
     while s < e and _is_space(buf[s]):
         s += 1
-    while e > s and _is_space(buf[e - 1]):
-        e -= 1
     if s < e and buf[s] == 43:
         s += 1
-    if s >= e:
-        return 0, False
+    start = s
     v = 0
-    while s < e:
-        c = buf[s]
-        if not (48 <= c <= 57):
-            return 0, False
-        v = v * 10 + (c - 48)
+    while s < e and 48 <= buf[s] <= 57:
+        v = v * 10 + (buf[s] - 48)
         if v >= 2147483648:
-            return 0, False
+            return 0, s, False
         s += 1
-    return v, True
+    if s == start:
+        return 0, s, False
+    while s < e and _is_space(buf[s]):
+        s += 1
+    return v, s, True
 
 
 @nb.njit(cache=True, nogil=True)
@@ -302,6 +300,9 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
         x = 0.0
         y = 0.0
         z = 0.0
+        val = 0.0
+        idx = 0
+        code = 0
         i1 = 0
         i2 = 0
         i3 = 0
@@ -341,41 +342,44 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
             q = buf[i]
             i += 1
             vs = i
+            target = 0  # 1..3: x/y/z of a vertex, 4..6: v1/v2/v3 of a triangle
+            if kind == 2 and ae - an == 1 and 120 <= buf[an] <= 122:  # x y z
+                target = buf[an] - 119
+            elif kind == 3 and ae - an == 2 and buf[an] == 118 and 49 <= buf[an + 1] <= 51:  # v1..v3
+                target = buf[an + 1] - 45
+            if target != 0:
+                # Parse the value in place; it must end exactly at the closing quote.
+                if target <= 3:
+                    val, stop, ok = _number(buf, vs, n)
+                    code = ERR_NUMBER
+                else:
+                    idx, stop, ok = _index(buf, vs, n)
+                    code = ERR_INDEX
+                if ok and stop < n and buf[stop] == q:
+                    i = stop + 1
+                    if target == 1:
+                        x = val
+                    elif target == 2:
+                        y = val
+                    elif target == 3:
+                        z = val
+                    elif target == 4:
+                        i1 = idx
+                    elif target == 5:
+                        i2 = idx
+                    else:
+                        i3 = idx
+                    seen |= 1 << ((target - 1) % 3)
+                    continue
             while i < n and buf[i] != q:
                 if buf[i] == 60:
                     return _fail(ERR_MARKUP, lt, i + 1)
                 i += 1
             if i >= n:
                 return _fail(ERR_MARKUP, lt, n)
-            ve = i
+            if target != 0:
+                return _fail(code, vs, i)
             i += 1
-            if kind == 2 and ae - an == 1:
-                a = buf[an]
-                if a == 120 or a == 121 or a == 122:  # x y z
-                    val, ok = parse_number(buf, vs, ve)
-                    if not ok:
-                        return _fail(ERR_NUMBER, vs, ve)
-                    if a == 120:
-                        x = val
-                        seen |= 1
-                    elif a == 121:
-                        y = val
-                        seen |= 2
-                    else:
-                        z = val
-                        seen |= 4
-            elif kind == 3 and ae - an == 2 and buf[an] == 118 and 49 <= buf[an + 1] <= 51:  # v1 v2 v3
-                idx, ok = parse_index(buf, vs, ve)
-                if not ok:
-                    return _fail(ERR_INDEX, vs, ve)
-                slot = buf[an + 1] - 49
-                if slot == 0:
-                    i1 = idx
-                elif slot == 1:
-                    i2 = idx
-                else:
-                    i3 = idx
-                seen |= 1 << slot
         if kind == 2:
             if seen != 7:
                 return _fail(ERR_VERTEX_ATTR, lt, i)
