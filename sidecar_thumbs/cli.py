@@ -66,9 +66,7 @@ def render_options(f: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="Rasteriser kernel [SIDECAR_THUMBS_RENDERER, default auto].",
     )(f)
-    f = click.option("--color", default=None, metavar="#RRGGBB", help="Model colour [SIDECAR_THUMBS_COLOR].")(
-        f
-    )
+    f = click.option("--color", default=None, metavar="#RRGGBB", help="Model colour [SIDECAR_THUMBS_COLOR].")(f)
     f = click.option(
         "--embedded/--no-embedded",
         default=None,
@@ -93,7 +91,7 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--db",
         "database",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=click.Path(path_type=Path),
         default=None,
         help="State database [DAM_DATABASE_PATH, default: the user data folder].",
     )(f)
@@ -187,8 +185,16 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
         assert output is not None
         output.mkdir(parents=True, exist_ok=True)
     failed = 0
+    written: dict[Path, Path] = {}
     for f in files:
         try:
+            if not os.path.lexists(f):
+                raise ModelError("no such file")
+            if output is not None and to_dir:
+                dest = output / f"{f.name}.png"
+                if dest in written:
+                    raise ModelError(f"{dest} already holds the thumbnail of {written[dest]}")
+                written[dest] = f
             thumb = make_thumbnail(f, options)
             if output is None:
                 dest = write_sidecar(f, thumb.png)
@@ -329,7 +335,8 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
     settings = _settings(ctx, **opts)
     roots = _roots(paths, settings)
     options = _thumbnail_options(settings)
-    db = _open_db(settings) if (fix or settings.database.exists()) else None
+    # Reading only unless asked to fix: verify must never change what it checks.
+    db = _open_db(settings, readonly=not fix) if (fix or settings.database.exists()) else None
     try:
         report = v.verify(roots, db=db, expected_settings=options.describe())
         fixed: dict[str, object] = {}
@@ -349,9 +356,7 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
         for p in report.problems:
             click.echo(f"{p.kind.value:9} {p.path}: {p.detail}")
         kinds = ", ".join(f"{k} {n}" for k, n in report.by_kind().items()) or "no problems"
-        click.echo(
-            f"checked {report.models} models, {report.sidecars} sidecars: {report.fresh} fresh; {kinds}"
-        )
+        click.echo(f"checked {report.models} models, {report.sidecars} sidecars: {report.fresh} fresh; {kinds}")
     sys.exit(EXIT_PROBLEMS if report.problems else EXIT_OK)
 
 
@@ -429,14 +434,11 @@ def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: b
 
 @cli.command()
 @click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--once", is_flag=True, help="Burst mode: rescan, render everything pending, then exit (cron, tests)."
-)
+@click.option("--once", is_flag=True, help="Burst mode: rescan, render everything pending, then exit (cron, tests).")
 @click.option(
     "--polling/--no-polling",
     default=None,
-    help="Poll folders instead of FSEvents/inotify, for shares where events do not arrive "
-    "[SIDECAR_THUMBS_POLLING].",
+    help="Poll folders instead of FSEvents/inotify, for shares where events do not arrive [SIDECAR_THUMBS_POLLING].",
 )
 @click.option(
     "--settle",
@@ -472,9 +474,7 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
     settings = _settings(ctx, **opts)
     obj = ctx.find_root().obj
     # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
-    setup_logging(
-        _log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format
-    )
+    setup_logging(_log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
     dirs = _roots(roots, settings)
     for warning in settings.database_warnings():
         log.warning("%s", warning)
@@ -509,7 +509,7 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
 @click.option(
     "--db",
     "database",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
     help="State database [DAM_DATABASE_PATH].",
 )
@@ -534,15 +534,11 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
         return
     click.echo(f"database  {report.database}")
     d = report.daemon
-    click.echo(
-        f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running"
-    )
+    click.echo(f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
     click.echo(f"models    {report.total}: {counts}")
     eta = format_duration(report.eta_s) if report.eta_s is not None else "-"
-    click.echo(
-        f"backlog   {report.backlog} · {report.rate_1m:.1f} renders/s over the last minute · ETA {eta}"
-    )
+    click.echo(f"backlog   {report.backlog} · {report.rate_1m:.1f} renders/s over the last minute · ETA {eta}")
     if report.failures:
         click.echo("last failures:")
         for f in report.failures:

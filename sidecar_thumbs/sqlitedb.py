@@ -70,6 +70,8 @@ class SQLiteDB:
         self.readonly = readonly
         self.busy_timeout_ms = busy_timeout_ms
         self.busy_retries = 0  # writes that had to be retried after busy_timeout (for logs/status)
+        if self.path.is_dir():
+            raise DatabaseError(f"state database {self.path} is a folder; --db/DAM_DATABASE_PATH must name a file")
         if readonly or not create:
             if not self.path.is_file():
                 raise DatabaseError(f"state database {self.path} does not exist")

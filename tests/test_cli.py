@@ -113,11 +113,6 @@ def test_render_output_folder_for_several_models(cwd: Path, lib: Path) -> None:
     assert not any(sidecar_path_for(lib / n).exists() for n in GOOD)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="render -o FOLDER names outputs by file name only: a/part.stl and b/part.stl both write "
-    "FOLDER/part.stl.png and the second silently replaces the first (exit 0); fix reported to the CLI owner",
-)
 def test_render_output_folder_never_overwrites_an_earlier_output(cwd: Path, corpus: Path) -> None:
     first = _copy(corpus / GOOD["block.stl"], cwd / "a" / "part.stl")
     second = _copy(corpus / GOOD["pyramid.stl"], cwd / "b" / "part.stl")
@@ -212,11 +207,6 @@ def test_database_path_that_is_a_folder_exits_1(cwd: Path, lib: Path, tmp_path: 
     assert str(folder) in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--db uses click.Path(dir_okay=False): a folder is rejected as a usage error (2), "
-    "not a database error (1); fix reported to the CLI owner",
-)
 def test_db_flag_naming_a_folder_exits_1(cwd: Path, lib: Path, tmp_path: Path) -> None:
     result = invoke("scan", lib, "--db", tmp_path, "--workers", "0")
     assert result.exit_code == 1

@@ -1,0 +1,40 @@
+"""The example service files and settings parse and fit the daemon's settings."""
+
+from __future__ import annotations
+
+import configparser
+import plistlib
+from pathlib import Path
+
+from sidecar_thumbs.config import Settings, load_settings
+
+SERVICE = Path(__file__).resolve().parents[1] / "examples" / "service"
+
+
+def test_launchd_plist_is_valid_and_has_what_a_mac_service_needs() -> None:
+    with open(SERVICE / "com.example.sidecar-thumbs.plist", "rb") as f:
+        plist = plistlib.load(f)
+    assert plist["ProgramArguments"][1:] == ["watch"]
+    assert plist["KeepAlive"] == {"SuccessfulExit": False}
+    assert plist["ThrottleInterval"] >= 10
+    assert plist["SoftResourceLimits"]["NumberOfFiles"] >= 4096
+    assert plist["UserName"] and plist["StandardErrorPath"]
+    # launchd must wait longer than the daemon's grace period before SIGKILL.
+    assert plist["ExitTimeOut"] > Settings().grace_period
+
+
+def test_systemd_unit_restarts_on_failure_and_waits_for_the_grace_period() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(SERVICE / "sidecar-thumbs.service")
+    service = unit["Service"]
+    assert service["ExecStart"].endswith("sidecar-thumbs watch")
+    assert service["Restart"] == "on-failure"
+    assert float(service["TimeoutStopSec"]) > Settings().grace_period
+    assert service["KillSignal"] == "SIGTERM"
+
+
+def test_example_env_local_loads(tmp_path: Path) -> None:
+    settings = load_settings(env_file=SERVICE / "env.local.example", environ={})
+    assert [str(r) for r in settings.roots] == ["/Volumes/3D-Files/3D-Models"]
+    assert settings.workers == 8 and settings.settle == 3.0
