@@ -1,13 +1,14 @@
 """The fallback kernel: the numba kernel's algorithm, vectorised with numpy only.
 
 Used where numba is not installed (Intel Macs, brand-new Pythons). It evaluates the same float32
-formulas in the same order as :mod:`.kernel_numba` and resolves depth ties the same way (the nearest
-sample wins; among equal depths the later triangle wins), so the two kernels' images agree to within
-rounding at a few edge pixels.
+formulas as :mod:`.kernel_numba`, sorts triangles into the same three kinds (sub-sample, sliver, area)
+and resolves depth ties the same way (nearest sample wins; among equal depths the later triangle), so
+the two kernels' images agree except for last-bit rounding at a few edge pixels.
 
-Rasterising is done in batches: sub-sample triangles become one centroid splat each; larger ones are
-bucketed by the power-of-two size of their sample bounding box, and each bucket is tested against a
-dense grid of candidate samples, ``_BATCH_SAMPLES`` candidates at a time to bound memory.
+Layout: projected corners are kept as ``P[coordinate, corner]`` rows of length N (structure of arrays),
+because numpy reduces along a length-3 axis about ten times slower than it combines three rows.
+Every kind of triangle yields candidate samples (sample index, depth, triangle id); one
+``np.maximum.at`` over a packed (depth, id) key then does the depth test for all of them at once.
 """
 
 from __future__ import annotations
@@ -16,44 +17,100 @@ import numpy as np
 
 from sidecar_thumbs.render.camera import EMPTY_DEPTH, VIEW_XY, Shading, fit_to_screen
 
-_BATCH_SAMPLES = 1 << 20
+_BATCH_SAMPLES = 1 << 20  # candidate samples per dense batch in the area walk (bounds memory)
 _F = np.float32
 _HALF = _F(0.5)
+_THIRD = _F(1.0 / 3.0)
+_EPS = _F(-1e-4)
+
+Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]  # sample index, depth, triangle id
 
 
-def _project(t: np.ndarray, origin: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
-    """``rows @ (v - origin)`` for every vertex: one (N, 3) array per row (same order as numba)."""
-    dx = t[:, 0::3] - origin[0]
-    dy = t[:, 1::3] - origin[1]
-    dz = t[:, 2::3] - origin[2]
-    return [r[0] * dx + r[1] * dy + r[2] * dz for r in rows]
+def _min3(a: np.ndarray) -> np.ndarray:
+    return np.minimum(np.minimum(a[0], a[1]), a[2])
 
 
-def _candidates(
-    x: np.ndarray, y: np.ndarray, z: np.ndarray, ids: np.ndarray, ws: int, hs: int
-) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Samples covered by the (non-sub-sample) triangles ``ids``: (sample index, depth, triangle id)."""
-    ks: list[np.ndarray] = []
-    zs: list[np.ndarray] = []
-    fs: list[np.ndarray] = []
-    if len(ids) == 0:
-        return ks, zs, fs
-    X, Y, Z = x[ids], y[ids], z[ids]
-    half = _F(0.5)
-    bx0 = np.maximum(np.ceil(X.min(1) - half).astype(np.int64), 0)
-    bx1 = np.minimum(np.floor(X.max(1) - half).astype(np.int64), ws - 1)
-    by0 = np.maximum(np.ceil(Y.min(1) - half).astype(np.int64), 0)
-    by1 = np.minimum(np.floor(Y.max(1) - half).astype(np.int64), hs - 1)
-    on = (bx1 >= bx0) & (by1 >= by0)  # clipping may leave nothing on screen
-    sel = np.flatnonzero(on)
-    if len(sel) == 0:
-        return ks, zs, fs
-    X, Y, Z, ids = X[sel], Y[sel], Z[sel], ids[sel]
-    bx0, bx1, by0, by1 = bx0[sel], bx1[sel], by0[sel], by1[sel]
-    nx, ny = bx1 - bx0 + 1, by1 - by0 + 1
-    # Bucket by power-of-two box size so each bucket is one dense (triangles x samples) grid.
-    kx = np.ceil(np.log2(nx)).astype(np.int64)
-    ky = np.ceil(np.log2(ny)).astype(np.int64)
+def _max3(a: np.ndarray) -> np.ndarray:
+    return np.maximum(np.maximum(a[0], a[1]), a[2])
+
+
+def _project(tt: np.ndarray, origin: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows @ (v - origin)`` for every corner, as ``out[row, corner]`` (same operation order as numba).
+
+    ``tt`` is the transposed soup, (9, N): row ``3 * corner + axis``.
+    """
+    out = np.empty((len(rows), 3, tt.shape[1]), dtype=_F)
+    for k in range(3):
+        dx = tt[3 * k] - origin[0]
+        dy = tt[3 * k + 1] - origin[1]
+        dz = tt[3 * k + 2] - origin[2]
+        for r, row in enumerate(rows):
+            out[r, k] = row[0] * dx + row[1] * dy + row[2] * dz
+    return out
+
+
+def _tiny(P: np.ndarray, mz: np.ndarray, ids: np.ndarray, ws: int, hs: int) -> Candidates:
+    """Sub-sample triangles: their one candidate sample if covered, else a centroid splat."""
+    (X0, X1, X2), (Y0, Y1, Y2), Z = P[:, :, ids]
+    m = mz[ids]
+    sx = np.ceil(np.minimum(np.minimum(X0, X1), X2) - _HALF)
+    sy = np.ceil(np.minimum(np.minimum(Y0, Y1), Y2) - _HALF)
+    has = (sx <= np.floor(np.maximum(np.maximum(X0, X1), X2) - _HALF)) & (
+        sy <= np.floor(np.maximum(np.maximum(Y0, Y1), Y2) - _HALF)
+    )
+    fx, fy = sx + _HALF, sy + _HALF
+    w0 = (X2 - X1) * (fy - Y1) - (Y2 - Y1) * (fx - X1)
+    w1 = (X0 - X2) * (fy - Y2) - (Y0 - Y2) * (fx - X2)
+    w2 = m - w0 - w1
+    sgn = np.where(m < 0, _F(-1.0), _F(1.0))
+    tol = _EPS * np.abs(m)
+    inside = (w0 * sgn >= tol) & (w1 * sgn >= tol) & (w2 * sgn >= tol)
+    cx = (X0 + X1 + X2) * _THIRD
+    cy = (Y0 + Y1 + Y2) * _THIRD
+    px = np.where(has, sx, cx).astype(np.int64)
+    py = np.where(has, sy, cy).astype(np.int64)
+    write = np.where(has, inside, (cx >= 0) & (cy >= 0)) & (px < ws) & (py < hs)
+    zc = (Z[0] + Z[1] + Z[2]) * _THIRD
+    return py[write] * ws + px[write], zc[write], ids[write]
+
+
+def _lines(P: np.ndarray, edges: np.ndarray, ids: np.ndarray, ws: int, hs: int) -> Candidates:
+    """Slivers drawn as a line along their longest edge, one sample per step."""
+    # The first longest edge, as numba's if/elif chain picks it: 0 = (v0, v1), 1 = (v1, v2), 2 = (v2, v0).
+    e = np.argmax(edges[:, ids], axis=0)
+    a, b = e, (e + 1) % 3
+    sub = P[:, :, ids]
+    cols = np.arange(len(ids))
+    (ax, ay, az), (bx, by, bz) = sub[:, a, cols], sub[:, b, cols]
+    dx, dy, dz = bx - ax, by - ay, bz - az
+    steps = np.maximum(np.abs(dx), np.abs(dy)).astype(np.int64) + 1
+    inv_n = _F(1.0) / steps.astype(_F)
+    counts = steps + 1
+    rep = np.repeat(cols, counts)
+    st = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    f = st.astype(_F) * inv_n[rep]
+    lx = ax[rep] + dx[rep] * f
+    ly = ay[rep] + dy[rep] * f
+    on = (lx >= 0) & (ly >= 0) & (lx < ws) & (ly < hs)
+    lz = az[rep] + dz[rep] * f
+    return ly[on].astype(np.int64) * ws + lx[on].astype(np.int64), lz[on], ids[rep[on]]
+
+
+def _areas(P: np.ndarray, ids: np.ndarray, ws: int, hs: int) -> list[Candidates]:
+    """Samples covered by larger triangles: each tested against every sample centre of its box."""
+    out: list[Candidates] = []
+    (X0, X1, X2), (Y0, Y1, Y2), _ = P[:, :, ids]
+    bx0 = np.maximum(np.ceil(np.minimum(np.minimum(X0, X1), X2) - _HALF).astype(np.int64), 0)
+    bx1 = np.minimum(np.floor(np.maximum(np.maximum(X0, X1), X2) - _HALF).astype(np.int64), ws - 1)
+    by0 = np.maximum(np.ceil(np.minimum(np.minimum(Y0, Y1), Y2) - _HALF).astype(np.int64), 0)
+    by1 = np.minimum(np.floor(np.maximum(np.maximum(Y0, Y1), Y2) - _HALF).astype(np.int64), hs - 1)
+    on = np.flatnonzero((bx1 >= bx0) & (by1 >= by0))  # clipping may leave nothing on screen
+    if len(on) == 0:
+        return out
+    ids, bx0, bx1, by0, by1 = ids[on], bx0[on], bx1[on], by0[on], by1[on]
+    # Bucket by power-of-two box size so that each bucket is one dense (triangles x samples) grid.
+    kx = np.ceil(np.log2(bx1 - bx0 + 1)).astype(np.int64)
+    ky = np.ceil(np.log2(by1 - by0 + 1)).astype(np.int64)
     key = kx * 64 + ky
     order = np.argsort(key, kind="stable")
     key = key[order]
@@ -69,127 +126,81 @@ def _candidates(
             px = bx0[o, None] + gx
             py = by0[o, None] + gy
             valid = (px <= bx1[o, None]) & (py <= by1[o, None])
-            fx = px.astype(_F) + half
-            fy = py.astype(_F) + half
-            X0, X1, X2 = X[o, 0:1], X[o, 1:2], X[o, 2:3]
-            Y0, Y1, Y2 = Y[o, 0:1], Y[o, 1:2], Y[o, 2:3]
-            mz = (X1 - X0) * (Y2 - Y0) - (Y1 - Y0) * (X2 - X0)
-            inv = _F(1.0) / mz
-            b0 = ((X2 - X1) * (fy - Y1) - (Y2 - Y1) * (fx - X1)) * inv
-            b1 = ((X0 - X2) * (fy - Y2) - (Y0 - Y2) * (fx - X2)) * inv
+            fx = px.astype(_F) + _HALF
+            fy = py.astype(_F) + _HALF
+            (x0, x1, x2), (y0, y1, y2), (z0, z1, z2) = P[:, :, ids[o], None]
+            inv = _F(1.0) / ((x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0))
+            b0 = ((x2 - x1) * (fy - y1) - (y2 - y1) * (fx - x1)) * inv
+            b1 = ((x0 - x2) * (fy - y2) - (y0 - y2) * (fx - x2)) * inv
             b2 = _F(1.0) - b0 - b1
-            eps = _F(-1e-4)
-            inside = valid & (b0 >= eps) & (b1 >= eps) & (b2 >= eps)
-            ii, jj = np.nonzero(inside)
-            zt = Z[o][ii]
-            ks.append(py[ii, jj] * ws + px[ii, jj])
-            zs.append(b0[ii, jj] * zt[:, 0] + b1[ii, jj] * zt[:, 1] + b2[ii, jj] * zt[:, 2])
-            fs.append(ids[o][ii])
-    return ks, zs, fs
+            ii, jj = np.nonzero(valid & (b0 >= _EPS) & (b1 >= _EPS) & (b2 >= _EPS))
+            b0, b1, b2 = b0[ii, jj], b1[ii, jj], b2[ii, jj]
+            z = b0 * z0[ii, 0] + b1 * z1[ii, 0] + b2 * z2[ii, 0]
+            out.append((py[ii, jj] * ws + px[ii, jj], z, ids[o][ii]))
+    return out
 
 
-def _tiny(
-    x: np.ndarray, y: np.ndarray, z: np.ndarray, mz: np.ndarray, ids: np.ndarray, ws: int, hs: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sub-sample triangles: their one candidate sample if covered, else a centroid splat (see numba)."""
-    X, Y, m = x[ids], y[ids], mz[ids]
-    half, third = _F(0.5), _F(1.0 / 3.0)
-    sx = np.ceil(X.min(1) - half)
-    sy = np.ceil(Y.min(1) - half)
-    has = (sx <= np.floor(X.max(1) - half)) & (sy <= np.floor(Y.max(1) - half))
-    fx, fy = sx + half, sy + half
-    X0, X1, X2 = X[:, 0], X[:, 1], X[:, 2]
-    Y0, Y1, Y2 = Y[:, 0], Y[:, 1], Y[:, 2]
-    w0 = (X2 - X1) * (fy - Y1) - (Y2 - Y1) * (fx - X1)
-    w1 = (X0 - X2) * (fy - Y2) - (Y0 - Y2) * (fx - X2)
-    w2 = m - w0 - w1
-    sgn = np.where(m < 0, _F(-1.0), _F(1.0))
-    tol = _F(-1e-4) * np.abs(m)
-    inside = (w0 * sgn >= tol) & (w1 * sgn >= tol) & (w2 * sgn >= tol)
-    cx = (X0 + X1 + X2) * third
-    cy = (Y0 + Y1 + Y2) * third
-    px = np.where(has, sx, cx).astype(np.int64)
-    py = np.where(has, sy, cy).astype(np.int64)
-    write = np.where(has, inside, (cx >= 0) & (cy >= 0)) & (px < ws) & (py < hs)
-    zc = (z[ids, 0] + z[ids, 1] + z[ids, 2]) * third
-    return py[write] * ws + px[write], zc[write], ids[write]
-
-
-def _lines(
-    x: np.ndarray, y: np.ndarray, z: np.ndarray, ids: np.ndarray, edges: np.ndarray, ws: int, hs: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Slivers drawn as a line along their longest edge (see the numba kernel)."""
-    # First longest edge, as numba's if/elif chain picks it: 0 = (v0, v1), 1 = (v1, v2), 2 = (v2, v0).
-    e = np.argmax(edges[ids], axis=1)
-    a, b = e, (e + 1) % 3
-    ax, ay, az = x[ids, a], y[ids, a], z[ids, a]
-    dx, dy, dz = x[ids, b] - ax, y[ids, b] - ay, z[ids, b] - az
-    steps = np.maximum(np.abs(dx), np.abs(dy)).astype(np.int64) + 1
-    inv_n = _F(1.0) / steps.astype(_F)
-    counts = steps + 1
-    rep = np.repeat(np.arange(len(ids)), counts)
-    st = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    f = st.astype(_F) * inv_n[rep]
-    lx = ax[rep] + dx[rep] * f
-    ly = ay[rep] + dy[rep] * f
-    on = (lx >= 0) & (ly >= 0) & (lx < ws) & (ly < hs)
-    lz = az[rep] + dz[rep] * f
-    return (ly[on].astype(np.int64) * ws + lx[on].astype(np.int64), lz[on], ids[rep[on]])
+def _depth_test(cands: list[Candidates], n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample: the nearest depth and the triangle that drew it (later triangle on ties), -1 if none."""
+    k = np.concatenate([c[0] for c in cands])
+    z = np.concatenate([c[1] for c in cands]).astype(_F, copy=False) + _F(0.0)  # -0.0 == 0.0, as in numba
+    f = np.concatenate([c[2] for c in cands]).astype(np.int64, copy=False)
+    # Pack (depth, triangle id) into one int64 that sorts like the pair, so that one maximum.at does
+    # the depth test and the numba kernel's tie rule (its in-order `>=` keeps the later triangle).
+    bits = z.view(np.int32)
+    zkey = np.where(bits < 0, bits ^ np.int32(0x7FFFFFFF), bits).astype(np.int64)
+    best = np.full(n_samples, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(best, k, (zkey << 32) | f)
+    hit = best != np.iinfo(np.int64).min
+    zbits = (best[hit] >> 32).astype(np.int32)
+    zbuf = np.full(n_samples, EMPTY_DEPTH, dtype=_F)
+    zbuf[hit] = np.where(zbits < 0, zbits ^ np.int32(0x7FFFFFFF), zbits).view(_F)
+    owner = np.full(n_samples, -1, dtype=np.int64)
+    owner[hit] = best[hit] & 0xFFFFFFFF
+    return zbuf, owner
 
 
 def _raster(
-    t: np.ndarray, xf_origin: np.ndarray, m: np.ndarray, off: np.ndarray, sh: Shading, ws: int, hs: int
+    tt: np.ndarray, origin: np.ndarray, m: np.ndarray, off: np.ndarray, sh: Shading, ws: int, hs: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    X, Y, Z = _project(t, xf_origin, m)
-    X += off[0]
-    Y += off[1]
-    chk = X.sum(1) + Y.sum(1) + Z.sum(1)
-    ax, ay, az = X[:, 1] - X[:, 0], Y[:, 1] - Y[:, 0], Z[:, 1] - Z[:, 0]
-    bx, by, bz = X[:, 2] - X[:, 0], Y[:, 2] - Y[:, 0], Z[:, 2] - Z[:, 0]
+    P = _project(tt, origin, m)
+    P[0] += off[0]
+    P[1] += off[1]
+    (X0, X1, X2), (Y0, Y1, Y2), (Z0, Z1, Z2) = P
+    chk = X0 + X1 + X2 + Y0 + Y1 + Y2 + Z0 + Z1 + Z2
+    ax, ay, az = X1 - X0, Y1 - Y0, Z1 - Z0
+    bx, by, bz = X2 - X0, Y2 - Y0, Z2 - Z0
     mx = ay * bz - az * by
     my = az * bx - ax * bz
     mz = ax * by - ay * bx
     nl2 = mx * mx + my * my + mz * mz
     drawable = np.isfinite(chk) & (nl2 != 0)
-    # Two-sided: face every normal toward the camera (screen Y is down, hence the sign on my).
-    sgn = np.where(mz < 0, _F(-1.0), _F(1.0))
-    nx, ny, nz = mx * sgn, -my * sgn, mz * sgn
-    inv_l = _F(1.0) / np.sqrt(nl2)
+
+    xmin, xmax, ymin, ymax = _min3(P[0]), _max3(P[0]), _min3(P[1]), _max3(P[1])
+    tiny = drawable & (xmax - xmin < 1) & (ymax - ymin < 1)
+    cands = [_tiny(P, mz, np.flatnonzero(tiny), ws, hs)]
+    rest = drawable & ~tiny
+    no_xy = (np.floor(xmax - _HALF) < np.ceil(xmin - _HALF)) | (np.floor(ymax - _HALF) < np.ceil(ymin - _HALF))
+    ex, ey = X2 - X1, Y2 - Y1
+    edges = np.stack([ax * ax + ay * ay, ex * ex + ey * ey, bx * bx + by * by])
+    lmax = _max3(edges)
+    line = rest & (no_xy | ((lmax >= 4) & (_F(4.0) * mz * mz < lmax)))
+    cands.append(_lines(P, edges, np.flatnonzero(line), ws, hs))
+    cands += _areas(P, np.flatnonzero(rest & ~no_xy & (mz != 0)), ws, hs)
+    zbuf, owner = _depth_test(cands, ws * hs)
+
+    # Shade only the triangles that won a sample. Screen Y is down, hence the sign on my; two-sided
+    # lighting faces every normal toward the camera.
+    won = np.unique(owner[owner >= 0])
+    sgn = np.where(mz[won] < 0, _F(-1.0), _F(1.0))
+    nx, ny, nz = mx[won] * sgn, -my[won] * sgn, mz[won] * sgn
+    inv_l = _F(1.0) / np.sqrt(nl2[won])
     (l1x, l1y, l1z), (l2x, l2y, l2z) = sh.lights
     d1 = (nx * l1x + ny * l1y + nz * l1z) * inv_l
     d2 = (nx * l2x + ny * l2y + nz * l2z) * inv_l
-    shade = _F(sh.ambient) + _F(sh.key) * np.maximum(d1, _F(0)) + _F(sh.fill) * np.maximum(d2, _F(0))
-
-    half = _F(0.5)
-    xmin, xmax, ymin, ymax = X.min(1), X.max(1), Y.min(1), Y.max(1)
-    tiny = drawable & (xmax - xmin < 1) & (ymax - ymin < 1)
-    k0, z0, f0 = _tiny(X, Y, Z, mz, np.flatnonzero(tiny), ws, hs)
-
-    rest = drawable & ~tiny
-    no_x = np.floor(xmax - half) < np.ceil(xmin - half)
-    no_y = np.floor(ymax - half) < np.ceil(ymin - half)
-    cx2, cy2 = X[:, 0] - X[:, 2], Y[:, 0] - Y[:, 2]
-    ex, ey = X[:, 2] - X[:, 1], Y[:, 2] - Y[:, 1]
-    edges = np.stack([ax * ax + ay * ay, ex * ex + ey * ey, cx2 * cx2 + cy2 * cy2], axis=1)
-    lmax = edges.max(axis=1)
-    no_xy = no_x | no_y
-    line = rest & (no_xy | ((lmax >= 4) & (_F(4.0) * mz * mz < lmax)))
-    k1, z1, f1 = _lines(X, Y, Z, np.flatnonzero(line), edges, ws, hs)
-    area = rest & ~no_xy & (mz != 0)
-    k2, z2, f2 = _candidates(X, Y, Z, np.flatnonzero(area), ws, hs)
-    k = np.concatenate([k0, k1, *k2])
-    z = np.concatenate([z0, z1, *z2]).astype(_F, copy=False)
-    f = np.concatenate([f0, f1, *f2])
-
-    zbuf = np.full(ws * hs, EMPTY_DEPTH, dtype=_F)
-    np.maximum.at(zbuf, k, z)
-    win = z == zbuf[k]
-    # Ties in depth go to the later triangle, as in the numba kernel's in-order `>=` test.
-    owner = np.full(ws * hs, -1, dtype=np.int64)
-    np.maximum.at(owner, k[win], f[win])
-    sbuf = np.zeros(ws * hs, dtype=_F)
-    hit = owner >= 0
-    sbuf[hit] = shade[owner[hit]]
+    shade = np.zeros(tt.shape[1], dtype=_F)
+    shade[won] = _F(sh.ambient) + _F(sh.key) * np.maximum(d1, _F(0)) + _F(sh.fill) * np.maximum(d2, _F(0))
+    sbuf = np.where(owner >= 0, shade[owner], _F(0.0))
     return zbuf.reshape(hs, ws), sbuf.reshape(hs, ws)
 
 
@@ -237,7 +248,7 @@ def _resolve(zbuf: np.ndarray, sbuf: np.ndarray, ss: int, sh: Shading) -> np.nda
 def render(
     triangles: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading
 ) -> np.ndarray | None:
-    """Render a float32 (N, 3, 3) triangle soup; ``None`` when no triangle is finite.
+    """Render a float32 (N, 3, 3) triangle soup; ``None`` when no triangle is drawable.
 
     Same contract as :func:`sidecar_thumbs.render.kernel_numba.render`.
     """
@@ -246,21 +257,29 @@ def render(
         return _render(triangles.reshape(-1, 9), screen_size, supersample, margin, shading)
 
 
-def _render(
-    t: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading
-) -> np.ndarray | None:
-    finite = np.isfinite(t).all(axis=1)
-    first = int(np.argmax(finite))
-    if not finite[first]:
+def _first_finite(t: np.ndarray) -> int:
+    """Index of the first triangle with nine finite coordinates, -1 if none (usually looks at one block)."""
+    for start in range(0, t.shape[0], 4096):
+        ok = np.isfinite(t[start : start + 4096]).all(axis=1)
+        if ok.any():
+            return start + int(np.argmax(ok))
+    return -1
+
+
+def _render(t: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading) -> np.ndarray | None:
+    first = _first_finite(t)
+    if first < 0:
         return None
     origin = np.ascontiguousarray(t[first, :3])
-    x, y = _project(t, origin, VIEW_XY)
-    ok = np.isfinite(x.sum(1) + y.sum(1))
-    if not ok.any():
-        return None
-    x, y = x[ok], y[ok]
+    tt = np.ascontiguousarray(t.T)  # one transposing copy; every later pass then reads contiguous rows
+    x, y = _project(tt, origin, VIEW_XY)
+    ok = np.isfinite(x[0] + x[1] + x[2] + y[0] + y[1] + y[2])
+    if not ok.all():
+        if not ok.any():
+            return None
+        x, y = x[:, ok], y[:, ok]
     ws = hs = screen_size * supersample
     xf = fit_to_screen((x.min(), x.max(), y.min(), y.max()), origin, ws, hs, margin)
     del x, y
-    zbuf, sbuf = _raster(t, xf.origin, xf.matrix, xf.offset, shading, ws, hs)
+    zbuf, sbuf = _raster(tt, xf.origin, xf.matrix, xf.offset, shading, ws, hs)
     return _resolve(zbuf, sbuf, supersample, shading)
