@@ -28,9 +28,9 @@ ELEVATION_DEG = 28.0
 # fill from the lower right, so no face that the camera sees is ever flat black.
 KEY_LIGHT = (-0.45, 0.55, 0.70)
 FILL_LIGHT = (0.6, -0.2, 0.4)
-AMBIENT = 0.22
-KEY = 0.72
-FILL = 0.22
+AMBIENT = 0.25
+KEY = 0.78
+FILL = 0.18
 # The far side of the model is darkened by up to this fraction: gives depth without perspective.
 DEPTH_CUE = 0.30
 # Covered samples next to an uncovered one (the silhouette) or across a depth jump are darkened by
