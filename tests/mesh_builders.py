@@ -59,9 +59,7 @@ def synthetic_3mf(n_triangles: int, seed: int = 0) -> bytes:
     nv = max(3, n_triangles // 2)
     verts = rng.uniform(-50, 50, (nv, 3)).round(6)
     tris = rng.integers(0, nv, (n_triangles, 3))
-    lines = [
-        f'<model unit="millimeter" xmlns="{CORE}"><resources><object id="1" type="model"><mesh><vertices>'
-    ]
+    lines = [f'<model unit="millimeter" xmlns="{CORE}"><resources><object id="1" type="model"><mesh><vertices>']
     lines += [f'<vertex x="{x:g}" y="{y:g}" z="{z:g}" />' for x, y, z in verts.tolist()]
     lines.append("</vertices><triangles>")
     lines += [f'<triangle v1="{a}" v2="{b}" v3="{c}" />' for a, b, c in tris.tolist()]

@@ -127,8 +127,7 @@ def test_production_package_places_objects_from_other_parts() -> None:
     root = model_xml(
         '<object id="5"><components><component objectid="1" p:path="/3D/Objects/cube.model" '
         'transform="1 0 0 0 1 0 0 0 1 0 0 10"/></components></object>',
-        '<item objectid="1" p:path="/3D/Objects/cube.model" transform="1 0 0 0 1 0 0 0 1 -5 0 0"/>'
-        '<item objectid="5"/>',
+        '<item objectid="1" p:path="/3D/Objects/cube.model" transform="1 0 0 0 1 0 0 0 1 -5 0 0"/><item objectid="5"/>',
     )
     data = make_3mf(root, {"3D/Objects/cube.model": part.encode()})
     mesh = load_mesh_bytes(data, "p.3mf")
@@ -157,9 +156,7 @@ def test_beams_only_object_has_no_geometry() -> None:
 
 
 def test_other_objects_are_not_drawn_and_supports_are() -> None:
-    resources = (
-        CUBE + CUBE.replace('id="1"', 'id="2" type="other"') + CUBE.replace('id="1"', 'id="3" type="support"')
-    )
+    resources = CUBE + CUBE.replace('id="1"', 'id="2" type="other"') + CUBE.replace('id="1"', 'id="3" type="support"')
     build = '<item objectid="1"/><item objectid="2"/><item objectid="3" transform="1 0 0 0 1 0 0 0 1 0 0 7"/>'
     mesh = load_mesh_bytes(make_3mf(model_xml(resources, build)), "o.3mf")
     assert mesh.triangle_count == 24

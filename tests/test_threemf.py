@@ -212,8 +212,7 @@ def test_exponential_component_instancing_is_refused_quickly() -> None:
 
 def test_deep_component_nesting_is_refused() -> None:
     chain = [CUBE] + [
-        f'<object id="{k}"><components><component objectid="{k - 1}"/></components></object>'
-        for k in range(2, 60)
+        f'<object id="{k}"><components><component objectid="{k - 1}"/></components></object>' for k in range(2, 60)
     ]
     with pytest.raises(BadModelError, match="nested deeper"):
         load_mesh_bytes(make_3mf(model_xml("".join(chain), '<item objectid="59"/>')), "x.3mf")

@@ -22,9 +22,7 @@ def detect_format(name: str) -> str:
     try:
         return _FORMATS[ext]
     except KeyError:
-        raise BadModelError(
-            f"not a model file (extension {ext or 'missing'!r}; expected .stl or .3mf)"
-        ) from None
+        raise BadModelError(f"not a model file (extension {ext or 'missing'!r}; expected .stl or .3mf)") from None
 
 
 def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
@@ -43,9 +41,7 @@ def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS)
     """
     fmt = detect_format(name)
     if len(data) > limits.max_file_bytes:
-        raise LimitExceededError(
-            f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes} bytes"
-        )
+        raise LimitExceededError(f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes} bytes")
     try:
         if fmt == "stl":
             from sidecar_thumbs.mesh.stl import load_stl_bytes
@@ -74,9 +70,7 @@ def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS)
         with open(name, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size > limits.max_file_bytes:
-                raise LimitExceededError(
-                    f"file is {size} bytes, more than the limit of {limits.max_file_bytes} bytes"
-                )
+                raise LimitExceededError(f"file is {size} bytes, more than the limit of {limits.max_file_bytes} bytes")
             data = f.read()
     except OSError as exc:
         raise TransientModelError(f"cannot read {name}: {exc.strerror or exc}") from exc

@@ -69,9 +69,7 @@ def parse_binary_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.nda
     """
     n = _count(data)
     if n > limits.max_triangles:
-        raise LimitExceededError(
-            f"binary STL has {n} triangles, more than the limit of {limits.max_triangles}"
-        )
+        raise LimitExceededError(f"binary STL has {n} triangles, more than the limit of {limits.max_triangles}")
     records = np.frombuffer(data, np.uint8, _RECORD * n, _HEADER).reshape(n, _RECORD)
     # One strided copy of the vertex bytes; the float32 view of it is the result (little-endian
     # on every platform numpy wheels exist for, but say so explicitly).
@@ -91,9 +89,7 @@ def parse_ascii_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndar
     text = data.lower()
     matches = _FACET.findall(text)
     if len(matches) > limits.max_triangles:
-        raise LimitExceededError(
-            f"ASCII STL has {len(matches)} facets, more than the limit of {limits.max_triangles}"
-        )
+        raise LimitExceededError(f"ASCII STL has {len(matches)} facets, more than the limit of {limits.max_triangles}")
     _check_leftover(_FACET.sub(b" ", text))
     if not matches:
         return np.zeros((0, 3, 3), np.float32)
@@ -167,9 +163,5 @@ def load_stl_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
         holds = (len(data) - _HEADER) // _RECORD
         if _HEADER + _RECORD * n > len(data):
             raise BadModelError(f"binary STL truncated: header says {n} triangles, file holds {holds}")
-        raise BadModelError(
-            f"binary STL size does not match: header says {n} triangles, file holds {holds} records"
-        )
-    raise BadModelError(
-        "not an STL file: no 'solid' header and the size does not match a binary triangle count"
-    )
+        raise BadModelError(f"binary STL size does not match: header says {n} triangles, file holds {holds} records")
+    raise BadModelError("not an STL file: no 'solid' header and the size does not match a binary triangle count")

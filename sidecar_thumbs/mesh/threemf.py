@@ -128,13 +128,10 @@ def load_3mf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
     for item in root.build:
         total += asm.triangle_count(asm.part(item.path, root), item.object_id)
         if total > limits.max_triangles:
-            raise LimitExceededError(
-                f"3MF build places more than the limit of {limits.max_triangles} triangles"
-            )
+            raise LimitExceededError(f"3MF build places more than the limit of {limits.max_triangles} triangles")
     if total == 0:
         raise NoGeometryError(
-            "no geometry: the build places no mesh triangles (beam lattices, slices and "
-            "'other' objects are not drawn)"
+            "no geometry: the build places no mesh triangles (beam lattices, slices and 'other' objects are not drawn)"
         )
     placed: list[_Instance] = []
     for item in root.build:

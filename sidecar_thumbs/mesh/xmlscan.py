@@ -83,9 +83,7 @@ class MeshScan:
         return self.vertices[v0:v1], self.triangles[t0:t1]
 
 
-def scan_meshes(
-    data: bytes, max_triangles: int, part: str = "model part", use_numba: bool | None = None
-) -> MeshScan:
+def scan_meshes(data: bytes, max_triangles: int, part: str = "model part", use_numba: bool | None = None) -> MeshScan:
     """Scan a model part's XML for its meshes.
 
     Args:
