@@ -280,9 +280,7 @@ def model_xml(mesh: np.ndarray | Indexed, unit: str = "millimeter") -> bytes:
     ).encode("ascii")
 
 
-def threemf_bytes(
-    mesh: np.ndarray | Indexed, unit: str = "millimeter", thumbnail_png: bytes | None = None
-) -> bytes:
+def threemf_bytes(mesh: np.ndarray | Indexed, unit: str = "millimeter", thumbnail_png: bytes | None = None) -> bytes:
     """A 3MF package's bytes: content types, root relationships, the model, optionally a thumbnail."""
     rels = _REL_MODEL + (_REL_THUMB if thumbnail_png is not None else "")
     buf = io.BytesIO()

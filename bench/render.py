@@ -188,9 +188,7 @@ def bench_cold_start(opts: RenderOptions, reps: int = 3) -> None:
     walls, inner = [], []
     for _ in range(reps + 1):  # the first run may populate the numba cache; not counted
         t = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
-        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
         walls.append(time.perf_counter() - t)
         inner.append(float(out.stdout.strip()))
     print(
@@ -238,9 +236,7 @@ def main() -> None:
     opts = RenderOptions(size=args.size, kernel=args.kernel)
     t = time.perf_counter()
     warm_up(opts)
-    print(
-        f"# bench/render.py — kernel {resolve_kernel(args.kernel)}, warm_up {time.perf_counter() - t:.2f} s"
-    )
+    print(f"# bench/render.py — kernel {resolve_kernel(args.kernel)}, warm_up {time.perf_counter() - t:.2f} s")
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp:
         cases = generated(Path(tmp))
         bench_generated(cases, opts, max(5, args.reps))

@@ -49,9 +49,7 @@ class RenderOptions:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.size, int) and MIN_SIZE <= self.size <= MAX_SIZE):
-            raise ConfigError(
-                f"thumbnail size must be a whole number of pixels from 16 to 4096, got {self.size!r}"
-            )
+            raise ConfigError(f"thumbnail size must be a whole number of pixels from 16 to 4096, got {self.size!r}")
         if not (
             isinstance(self.color, tuple)
             and len(self.color) == 3
@@ -140,9 +138,7 @@ def render_triangles(triangles: np.ndarray, options: RenderOptions = RenderOptio
     kernel = _kernel_module(resolve_kernel(options.kernel))
     img = kernel.render(tri, options.size, options.supersample, options.margin, shading_for(options.color))
     if img is None:
-        raise NoGeometryError(
-            "model has no drawable triangles: every coordinate is NaN, infinite or absurdly large"
-        )
+        raise NoGeometryError("model has no drawable triangles: every coordinate is NaN, infinite or absurdly large")
     return img
 
 

@@ -81,9 +81,7 @@ def _ceil(v: float) -> int:
 
 
 @njit(inline="always", **_JIT)
-def _shade(
-    mx: float, my: float, mz: float, nl2: float, lights: np.ndarray, amb: float, k1: float, k2: float
-) -> float:
+def _shade(mx: float, my: float, mz: float, nl2: float, lights: np.ndarray, amb: float, k1: float, k2: float) -> float:
     """Flat Lambert shade of a face with screen-space normal ``m`` (``nl2`` = its squared length)."""
     # Screen Y points down, so the view-space normal is (mx, -my, mz) up to sign. Two-sided lighting:
     # always take the sign that faces the camera, so inconsistent winding never shows.
