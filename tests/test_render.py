@@ -199,6 +199,17 @@ def test_other_dtypes_and_layouts_are_accepted() -> None:
     assert np.array_equal(render_triangles(strided[..., :3], RenderOptions(size=64)), expect)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_view_into_binary_stl_records_renders_like_a_copy(kernel: str) -> None:
+    # What a loader can hand over without copying: read-only, unaligned, 50-byte row stride.
+    data = meshgen.binary_stl_bytes(meshgen.rock(3_000))
+    n = int(np.frombuffer(data, "<u4", 1, 80)[0])
+    view = np.frombuffer(data, np.uint8, 50 * n, 84).reshape(n, 50)[:, 12:48].view("<f4").reshape(n, 3, 3)
+    assert not view.flags.writeable and not view.flags.aligned
+    opts = RenderOptions(size=128, kernel=kernel)
+    assert np.array_equal(render_triangles(view, opts), render_triangles(np.ascontiguousarray(view), opts))
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -109,6 +109,18 @@ def _kernel_module(name: str) -> ModuleType:
     return kernel_numpy
 
 
+def _as_rows(tri: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) → (N, 9) float32 rows, without copying when each triangle's nine floats are contiguous.
+
+    That avoids a copy of e.g. a strided view into a binary STL's records (36 of every 50 bytes).
+    """
+    if tri.dtype != np.float32:
+        tri = tri.astype(np.float32)
+    if tri.strides[1:] == (12, 4):
+        return np.lib.stride_tricks.as_strided(tri, (tri.shape[0], 9), (tri.strides[0], 4), writeable=False)
+    return np.ascontiguousarray(tri).reshape(-1, 9)
+
+
 def render_triangles(triangles: np.ndarray, options: RenderOptions = RenderOptions()) -> np.ndarray:
     """Draw a triangle soup as a square RGBA thumbnail with a transparent background.
 
@@ -117,8 +129,9 @@ def render_triangles(triangles: np.ndarray, options: RenderOptions = RenderOptio
     shows holes. Triangles with NaN/inf coordinates are ignored; zero-area ones draw nothing.
 
     Args:
-        triangles: (N, 3, 3) array (triangle, corner, xyz) in millimetres; float32 is used as is,
-            anything else is converted.
+        triangles: (N, 3, 3) array (triangle, corner, xyz) in millimetres. float32 is used in place
+            whenever each triangle's nine floats are contiguous (any row stride, e.g. a view into binary
+            STL records, read-only or unaligned); anything else is converted first.
         options: Size, colour, kernel and antialiasing.
 
     Returns:
@@ -133,10 +146,8 @@ def render_triangles(triangles: np.ndarray, options: RenderOptions = RenderOptio
         raise ValueError(f"triangles must have shape (N, 3, 3), got {tri.shape}")
     if tri.shape[0] == 0:
         raise NoGeometryError("model has no triangles")
-    # The numba kernel is compiled for one array type only; a contiguous float32 copy is the rare case.
-    tri = np.ascontiguousarray(tri, dtype=np.float32)
     kernel = _kernel_module(resolve_kernel(options.kernel))
-    img = kernel.render(tri, options.size, options.supersample, options.margin, shading_for(options.color))
+    img = kernel.render(_as_rows(tri), options.size, options.supersample, options.margin, shading_for(options.color))
     if img is None:
         raise NoGeometryError("model has no drawable triangles: every coordinate is NaN, infinite or absurdly large")
     return img

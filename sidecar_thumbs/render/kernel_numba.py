@@ -16,7 +16,7 @@ numba's user-wide cache directory, or wherever ``NUMBA_CACHE_DIR`` points.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from sidecar_thumbs.render.camera import EMPTY_DEPTH, VIEW_XY, ScreenTransform, Shading
 
@@ -25,8 +25,24 @@ from sidecar_thumbs.render.camera import EMPTY_DEPTH, VIEW_XY, ScreenTransform, 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True, "error_model": "numpy", "boundscheck": False}
 
+# One explicit signature per kernel: compiled (or loaded from the cache) at import, and one machine-code
+# version serves every input layout. Triangles are (N, 9) float32 with any strides, read-only and possibly
+# unaligned, so a loader may hand over a view straight into a binary STL's 50-byte records (no copy).
+_SOUP = types.Array(types.float32, 2, "A", readonly=True, aligned=False)
+_F32 = types.float32
+_VEC = types.Array(_F32, 1, "C")
+_MAT = types.Array(_F32, 2, "C")
+_SIG_FIRST = types.int64(_SOUP)
+_SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64))(_SOUP, _VEC, _MAT)
+_SIG_RASTER = types.none(
+    _SOUP, _VEC, _MAT, _VEC, _MAT, types.float64, types.float64, types.float64, types.int64, types.int64, _VEC, _VEC
+)
+_SIG_RESOLVE = types.none(
+    _MAT, _MAT, types.int64, _VEC, types.float64, types.float64, types.float64, types.Array(types.uint8, 3, "C")
+)
 
-@njit(**_JIT)
+
+@njit(_SIG_FIRST, **_JIT)
 def _first_finite(t: np.ndarray) -> int:
     for i in range(t.shape[0]):
         s = np.float32(0.0)
@@ -37,7 +53,7 @@ def _first_finite(t: np.ndarray) -> int:
     return -1
 
 
-@njit(**_JIT)
+@njit(_SIG_EXTENTS, **_JIT)
 def _extents(t: np.ndarray, origin: np.ndarray, a: np.ndarray) -> tuple[float, float, float, float, int]:
     ox, oy, oz = origin[0], origin[1], origin[2]
     a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
@@ -95,7 +111,7 @@ def _shade(mx: float, my: float, mz: float, nl2: float, lights: np.ndarray, amb:
     return amb + k1 * max(d1, np.float32(0.0)) + k2 * max(d2, np.float32(0.0))
 
 
-@njit(**_JIT)
+@njit(_SIG_RASTER, **_JIT)
 def _raster(
     t: np.ndarray,
     origin: np.ndarray,
@@ -239,7 +255,7 @@ def _raster(
                         sbuf[k] = shade
 
 
-@njit(**_JIT)
+@njit(_SIG_RESOLVE, **_JIT)
 def _resolve(
     zbuf: np.ndarray,
     sbuf: np.ndarray,
@@ -306,10 +322,10 @@ def _resolve(
 def render(
     triangles: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading
 ) -> np.ndarray | None:
-    """Render a float32 (N, 3, 3) triangle soup; ``None`` when no triangle is finite.
+    """Render a float32 triangle soup; ``None`` when no triangle is drawable.
 
     Args:
-        triangles: float32 (N, 3, 3) in model space; C-contiguous (callers copy if not).
+        triangles: float32 (N, 9) in model space (corner-major xyz); any strides.
         screen_size: Output width and height in pixels.
         supersample: Samples per pixel along each axis.
         margin: Framing margin (fraction of the side).
@@ -320,11 +336,11 @@ def render(
     """
     from sidecar_thumbs.render.camera import fit_to_screen
 
-    t = triangles.reshape(-1, 9)
+    t = triangles
     first = _first_finite(t)
     if first < 0:
         return None
-    origin = np.ascontiguousarray(t[first, :3])
+    origin = np.array(t[first, :3], dtype=np.float32)  # a writable copy: kernels take C arrays
     xlo, xhi, ylo, yhi, n = _extents(t, origin, VIEW_XY)
     if n == 0:
         return None

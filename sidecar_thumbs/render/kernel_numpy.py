@@ -248,13 +248,13 @@ def _resolve(zbuf: np.ndarray, sbuf: np.ndarray, ss: int, sh: Shading) -> np.nda
 def render(
     triangles: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading
 ) -> np.ndarray | None:
-    """Render a float32 (N, 3, 3) triangle soup; ``None`` when no triangle is drawable.
+    """Render a float32 (N, 9) triangle soup; ``None`` when no triangle is drawable.
 
     Same contract as :func:`sidecar_thumbs.render.kernel_numba.render`.
     """
     # NaN/inf/overflow are expected here (they mark triangles to skip), not worth a warning.
     with np.errstate(all="ignore"):
-        return _render(triangles.reshape(-1, 9), screen_size, supersample, margin, shading)
+        return _render(triangles, screen_size, supersample, margin, shading)
 
 
 def _first_finite(t: np.ndarray) -> int:
