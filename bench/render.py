@@ -159,7 +159,14 @@ def _child_rss(path: str, kernel: str, size: int) -> None:
     one_file(Path(path), opts)
     import resource
 
-    print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    # Linux carries ru_maxrss over exec() from the parent (fs/exec.c keeps the old mm's high-water mark),
+    # so a big parent inflates it; VmHWM is this process's own peak.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = Path("/proc/self/status")
+    if status.is_file():
+        hwm = [line for line in status.read_text().splitlines() if line.startswith("VmHWM:")]
+        rss = int(hwm[0].split()[1]) / 1024 if hwm else rss
+    print(json.dumps({"maxrss_mb": rss}))
 
 
 def bench_rss(path: Path, opts: RenderOptions) -> None:

@@ -267,6 +267,32 @@ def test_without_numba_auto_falls_back_to_numpy_and_numba_is_a_config_error() ->
     assert "config error: renderer 'numba' asked for but numba is not installed" in proc.stdout
 
 
+@needs_numba
+def test_a_fresh_worker_loads_compiled_kernels_from_the_cache() -> None:
+    # This process has compiled (or loaded) the kernels, so the cache is populated; a new process must
+    # load all of them from it instead of compiling: that is what keeps worker start-up under a second.
+    from sidecar_thumbs.render import kernel_numba
+
+    assert kernel_numba._raster.stats.cache_path
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sidecar_thumbs.render import kernel_numba as k, warm_up\n"
+            "warm_up()\n"
+            "fns = [k._first_finite, k._extents, k._raster, k._resolve]\n"
+            "print(sum(sum(f.stats.cache_hits.values()) for f in fns), "
+            "sum(sum(f.stats.cache_misses.values()) for f in fns))",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["4", "0"]
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_warm_up_runs(kernel: str) -> None:
     warm_up(RenderOptions(kernel=kernel))
