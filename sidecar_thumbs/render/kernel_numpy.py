@@ -17,7 +17,7 @@ import numpy as np
 
 from sidecar_thumbs.render.camera import EMPTY_DEPTH, VIEW_XY, Shading, fit_to_screen
 
-_BATCH_SAMPLES = 1 << 20  # candidate samples per dense batch in the area walk (bounds memory)
+_BATCH_SAMPLES = 1 << 18  # candidate samples per dense batch in the area walk (bounds memory)
 _F = np.float32
 _HALF = _F(0.5)
 _THIRD = _F(1.0 / 3.0)
