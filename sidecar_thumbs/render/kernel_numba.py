@@ -237,22 +237,53 @@ def _raster(
         inv = one / mz
         e0x, e0y = X2 - X1, Y2 - Y1
         e1x, e1y = X0 - X2, Y0 - Y2
+        # Along a row each barycentric is linear in x, b = a + s * x, so the row's first covered
+        # sample can be solved for instead of searched (long diagonal slivers have boxes far wider than
+        # themselves). The solve only picks where to start: the start is moved left while the sample
+        # before it passes the exact test, so rounding in it cannot change the image.
+        s0, s1 = -e0y * inv, -e1y * inv
+        s2 = -(s0 + s1)
+        wide = x1 - x0 >= 8
         for py in range(y0, y1 + 1):
             fy = np.float32(py) + half
             r0 = e0x * (fy - Y1)
             r1 = e1x * (fy - Y2)
             row = py * ws
-            for px in range(x0, x1 + 1):
+            xa = x0
+            if wide:
+                a0 = (r0 + e0y * X1) * inv
+                a1 = (r1 + e1y * X2) * inv
+                a2 = one - a0 - a1
+                lo = fws
+                lo = min(lo, max(-one, (eps - a0) / s0)) if s0 > 0.0 else lo
+                lo = min(lo, max(-one, (eps - a1) / s1)) if s1 > 0.0 else lo
+                lo = min(lo, max(-one, (eps - a2) / s2)) if s2 > 0.0 else lo
+                if s0 <= 0.0 and s1 <= 0.0 and s2 <= 0.0:
+                    lo = -one
+                xa = min(max(int(lo - half) - 1, x0), x1)
+                while xa > x0:
+                    fx = np.float32(xa - 1) + half
+                    b0 = (r0 - e0y * (fx - X1)) * inv
+                    b1 = (r1 - e1y * (fx - X2)) * inv
+                    if b0 >= eps and b1 >= eps and one - b0 - b1 >= eps:
+                        xa -= 1
+                    else:
+                        break
+            entered = False
+            for px in range(xa, x1 + 1):
                 fx = np.float32(px) + half
                 b0 = (r0 - e0y * (fx - X1)) * inv
                 b1 = (r1 - e1y * (fx - X2)) * inv
                 b2 = one - b0 - b1
                 if b0 >= eps and b1 >= eps and b2 >= eps:
+                    entered = True
                     z = b0 * Z0 + b1 * Z1 + b2 * Z2
                     k = row + px
                     if z >= zbuf[k]:
                         zbuf[k] = z
                         sbuf[k] = shade
+                elif entered:  # a triangle is convex: once out of it, the rest of the row is too
+                    break
 
 
 @njit(_SIG_RESOLVE, **_JIT)
