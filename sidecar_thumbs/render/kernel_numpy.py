@@ -69,7 +69,7 @@ def _tiny(P: np.ndarray, mz: np.ndarray, ids: np.ndarray, ws: int, hs: int) -> C
     cy = (Y0 + Y1 + Y2) * _THIRD
     px = np.where(has, sx, cx).astype(np.int64)
     py = np.where(has, sy, cy).astype(np.int64)
-    write = np.where(has, inside, (cx >= 0) & (cy >= 0)) & (px < ws) & (py < hs)
+    write = np.where(has, inside, (cx >= 0) & (cy >= 0)) & (px >= 0) & (py >= 0) & (px < ws) & (py < hs)
     zc = (Z[0] + Z[1] + Z[2]) * _THIRD
     return py[write] * ws + px[write], zc[write], ids[write]
 
