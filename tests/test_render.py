@@ -221,11 +221,19 @@ def test_a_view_into_binary_stl_records_renders_like_a_copy(kernel: str) -> None
         {"kernel": "opengl"},
         {"supersample": 0},
         {"margin": 0.5},
+        {"margin": float("nan")},
+        {"margin": "0.1"},
     ],
 )
 def test_invalid_options_are_config_errors(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         RenderOptions(**bad)  # type: ignore[arg-type]
+
+
+def test_colour_given_as_a_list_is_normalised_to_a_tuple() -> None:
+    opts = RenderOptions(color=[10, 20, 30])  # type: ignore[arg-type]
+    assert opts.color == (10, 20, 30)
+    assert hash(opts) == hash(RenderOptions(color=(10, 20, 30)))
 
 
 def test_resolve_kernel_names() -> None:

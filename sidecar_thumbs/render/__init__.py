@@ -51,16 +51,18 @@ class RenderOptions:
         if not (isinstance(self.size, int) and MIN_SIZE <= self.size <= MAX_SIZE):
             raise ConfigError(f"thumbnail size must be a whole number of pixels from 16 to 4096, got {self.size!r}")
         if not (
-            isinstance(self.color, tuple)
+            isinstance(self.color, tuple | list)
             and len(self.color) == 3
-            and all(isinstance(c, int) and 0 <= c <= 255 for c in self.color)
+            and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in self.color)
         ):
             raise ConfigError(f"colour must be three integers 0..255 (R, G, B), got {self.color!r}")
+        # A list (e.g. from a JSON or .env setting) becomes a tuple: options are hashed and pickled.
+        object.__setattr__(self, "color", tuple(self.color))
         if self.kernel not in KERNELS:
             raise ConfigError(f"renderer must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if not (isinstance(self.supersample, int) and 1 <= self.supersample <= 4):
             raise ConfigError(f"supersample must be 1, 2, 3 or 4, got {self.supersample!r}")
-        if not (0.0 <= self.margin < 0.5):
+        if not (isinstance(self.margin, int | float) and 0.0 <= self.margin < 0.5):
             raise ConfigError(f"margin must be at least 0 and below 0.5, got {self.margin!r}")
 
 
