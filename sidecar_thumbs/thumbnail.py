@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
+from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError, TransientModelError
 from sidecar_thumbs.fingerprint import hash_bytes
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
 from sidecar_thumbs.render import RenderOptions
@@ -59,9 +59,7 @@ class Thumbnail:
     render_ms: float
 
 
-def read_model_bytes(
-    path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS
-) -> tuple[bytes, int, int]:
+def read_model_bytes(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS) -> tuple[bytes, int, int]:
     """Read a whole model file; returns (data, size, mtime_ns) of the content actually read.
 
     Raises:
@@ -83,9 +81,7 @@ def read_model_bytes(
             raise BadModelError("not a regular file")
         if before.st_size > limits.max_file_bytes:
             cap_mib = limits.max_file_bytes / 2**20
-            raise LimitExceededError(
-                f"file is {before.st_size / 2**20:.0f} MiB, over the {cap_mib:.0f} MiB cap"
-            )
+            raise LimitExceededError(f"file is {before.st_size / 2**20:.0f} MiB, over the {cap_mib:.0f} MiB cap")
         with os.fdopen(os.dup(fd), "rb", buffering=0) as fh:
             data = fh.read(limits.max_file_bytes + 1)
         after = os.fstat(fd)
@@ -139,10 +135,17 @@ def make_thumbnail_from_bytes(
     rgba: np.ndarray | None = None
     source = SOURCE_RENDERED
     if options.use_embedded and name.lower().endswith(".3mf"):
-        from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail
+        from sidecar_thumbs.mesh.threemf import check_3mf_bytes, find_embedded_thumbnail
 
         found = find_embedded_thumbnail(data, options.limits)
         if found is not None:
+            # A sidecar only for a model that loads: an invalid package keeps no picture even if a
+            # slicer put one in it (issue #6); this raises the loader's one-line reason. A valid
+            # package with nothing we draw (a beam lattice) still shows its own picture.
+            try:
+                triangles = check_3mf_bytes(data, options.limits)
+            except NoGeometryError:
+                triangles = None
             try:
                 rgba = _fit_embedded(found[1], options.render.size)
                 source = SOURCE_EMBEDDED

@@ -19,7 +19,7 @@ from sidecar_thumbs.mesh.modelpart import ModelPart, parse_model_part
 from sidecar_thumbs.mesh.opc import Package
 from sidecar_thumbs.mesh.soup import finish_triangles
 
-__all__ = ["find_embedded_thumbnail", "load_3mf_bytes"]
+__all__ = ["check_3mf_bytes", "find_embedded_thumbnail", "load_3mf_bytes"]
 
 MODEL_REL = "http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"
 DEFAULT_ROOT = "3D/3dmodel.model"
@@ -101,18 +101,8 @@ def _root_part_name(package: Package) -> str:
     return DEFAULT_ROOT
 
 
-def load_3mf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, str]:
-    """Parse a 3MF file's bytes.
-
-    Returns:
-        ``(triangles, "3mf")``: C-contiguous float32 ``(N, 3, 3)`` in millimetres, every build
-        item and component transform applied, non-finite triangles dropped.
-
-    Raises:
-        BadModelError: not a ZIP, missing parts, XML errors, dangling references, cycles.
-        NoGeometryError: the build places no triangles.
-        LimitExceededError: a cap on size, inflated bytes or (instanced) triangles is exceeded.
-    """
+def _assemble(data: bytes, limits: LoadLimits) -> tuple[_Assembly, ModelPart, int]:
+    """Parse every part the build reaches and count the triangles it places (nothing placed yet)."""
     if len(data) > limits.max_file_bytes:
         raise LimitExceededError(f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes}")
     package = Package(data, limits.max_decompressed_bytes)
@@ -133,6 +123,38 @@ def load_3mf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
         raise NoGeometryError(
             "no geometry: the build places no mesh triangles (beam lattices, slices and 'other' objects are not drawn)"
         )
+    return asm, root, total
+
+
+def check_3mf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> int:
+    """Check that a 3MF loads (every check of :func:`load_3mf_bytes`) without placing its triangles.
+
+    Used before a slicer's embedded picture is taken, so a sidecar is only ever written for a
+    model that loads.
+
+    Returns:
+        the number of triangles the build places.
+
+    Raises:
+        The same errors as :func:`load_3mf_bytes`.
+    """
+    return _assemble(data, limits)[2]
+
+
+def load_3mf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, str]:
+    """Parse a 3MF file's bytes.
+
+    Returns:
+        ``(triangles, "3mf")``: C-contiguous float32 ``(N, 3, 3)`` in millimetres, every build
+        item and component transform applied, non-finite triangles dropped.
+
+    Raises:
+        BadModelError: not a ZIP, missing parts, XML errors, dangling references, cycles.
+        NoGeometryError: the build places no triangles.
+        LimitExceededError: a cap on size, inflated bytes or (instanced) triangles is exceeded.
+    """
+    asm, root, total = _assemble(data, limits)
+    assert root.build is not None  # checked by _assemble
     placed: list[_Instance] = []
     for item in root.build:
         asm.instances(asm.part(item.path, root), item.object_id, item.transform, placed)
@@ -152,7 +174,9 @@ def _place(parts: dict[str, ModelPart], placed: list[_Instance], total: int) -> 
             world = verts
         else:
             # float64 for the product so large coordinates (far-out-ring) keep their precision.
-            world = (verts.astype(np.float64) @ linear + m[3, :3]).astype(np.float32)
+            # A hostile transform may overflow float32: inf, dropped by finish_triangles, no warning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                world = (verts.astype(np.float64) @ linear + m[3, :3]).astype(np.float32)
         # Indices were range-checked by the scanner; "clip" lets numpy write into out unbuffered.
         np.take(world, tris, axis=0, out=out[k : k + len(tris)], mode="clip")
         k += len(tris)
