@@ -71,6 +71,8 @@ class Package:
             infos = self._zip.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
             raise BadModelError(f"not a 3MF file: not a ZIP archive ({exc})") from None
+        except NotImplementedError as exc:  # a damaged header claiming e.g. "zip file version 8.4"
+            raise BadModelError(f"not a 3MF file: unsupported ZIP archive ({exc})") from None
         self._by_name = {i.filename: i for i in infos}
         # OPC part names are case-insensitive; the first of two names differing only in case wins.
         self._by_lower: dict[str, zipfile.ZipInfo] = {}

@@ -101,7 +101,10 @@ def parse_ascii_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndar
         raise BadModelError(f"ASCII STL has a vertex coordinate that is not a number: {_show(bad)}") from exc
     # Parsing as float64 then rounding once to float32 gives the correctly rounded float32 for any
     # input that float64 represents exactly enough (all real-world STL text).
-    return values.astype(np.float32).reshape(-1, 3, 3)
+    # A coordinate beyond float32's range becomes inf here, and finish_triangles drops its
+    # triangle: expected for hostile input, so no RuntimeWarning (fuzzer finding, issue #6).
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values.astype(np.float32).reshape(-1, 3, 3)
 
 
 def _is_number(token: bytes) -> bool:

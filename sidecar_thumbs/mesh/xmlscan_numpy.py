@@ -179,7 +179,8 @@ def _parse_mesh(buf: bytes, start: int, end: int) -> tuple[np.ndarray, np.ndarra
         t_tokens = [tok for triple in fast_t for tok in triple]
     else:
         t_tokens = _generic(t_tags, (b"v1", b"v2", b"v3"), ERR_TRIANGLE_ATTR, start)
-    vertices = np.array(v_tokens, np.float64).astype(np.float32) if v_tokens else np.zeros(0, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range → inf, as the numba kernel does
+        vertices = np.array(v_tokens, np.float64).astype(np.float32) if v_tokens else np.zeros(0, np.float32)
     return vertices.reshape(-1, 3), _indices(t_tokens, start).reshape(-1, 3)
 
 
