@@ -54,9 +54,7 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write(
-    path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, durable: bool = True
-) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically.
 
     Args:

@@ -99,6 +99,7 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
+    from sidecar_thumbs.dam import DamMapping
     from sidecar_thumbs.state import StateDB
 
     try:
@@ -107,6 +108,7 @@ def _open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = F
             busy_timeout_ms=settings.busy_timeout_ms,
             readonly=readonly,
             create=not (readonly or must_exist),
+            dam=DamMapping.from_settings(settings),
         )
     except SidecarError as exc:
         _fail(exc)
@@ -526,13 +528,23 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
 
     settings = _settings(ctx, database=database)
     try:
-        report = collect_status(settings.database, busy_timeout_ms=settings.busy_timeout_ms)
+        from sidecar_thumbs.dam import DamMapping
+
+        report = collect_status(
+            settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings)
+        )
     except SidecarError as exc:
         _fail(exc)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
     click.echo(f"database  {report.database}")
+    if report.dam is not None:
+        dam = report.dam
+        click.echo(
+            f"attached  table {dam['table']}: {dam['models']} models, {dam['without_thumbnail']} without a "
+            f"thumbnail ({dam['flag_column']} = 0)"
+        )
     d = report.daemon
     click.echo(f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
@@ -543,6 +555,16 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
         click.echo("last failures:")
         for f in report.failures:
             click.echo(f"  ✗ {f['path']}: {f['error']}")
+
+
+def _register_extra_commands() -> None:
+    # Commands that live in their own modules (they import cli's helpers lazily, so no cycle).
+    from sidecar_thumbs.gallery_cli import gallery_command
+
+    cli.add_command(gallery_command)
+
+
+_register_extra_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

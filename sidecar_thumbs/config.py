@@ -78,6 +78,23 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
+IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _identifier(optional: bool) -> Check:
+    """SQL identifiers for the asset manager's table: a fixed grammar (letters, digits, underscore),
+    so a value from a settings file can never carry SQL; they are also double-quoted when used."""
+
+    def check(value: str) -> str | None:
+        if optional and value == "":
+            return None
+        if IDENTIFIER_RE.fullmatch(value):
+            return None
+        return "not a plain SQL name (letters, digits and _ only, not starting with a digit, at most 64)"
+
+    return check
+
+
 def _colour(value: str) -> str | None:
     digits = value[1:] if value.startswith("#") else ""
     if len(digits) == 6 and all(c in "0123456789abcdefABCDEF" for c in digits):
@@ -117,18 +134,14 @@ class Settings:
         (), f'Model folders, separated by "{os.pathsep}" like PATH, or one per line (then names may hold '
         f'"{os.pathsep}")', "Storage",
     )  # fmt: skip
-    busy_timeout_ms: int = _setting(
-        5000, "Milliseconds a database writer waits for a lock", "Storage", _between(0)
-    )
+    busy_timeout_ms: int = _setting(5000, "Milliseconds a database writer waits for a lock", "Storage", _between(0))
 
     workers: int = _setting(
         None, "Render processes; 0 renders inline in this process (debugging, tests)", "Work", _between(0),
         factory=default_workers, default_doc="the number of CPUs",
     )  # fmt: skip
     batch_size: int = _setting(200, "Files handed out per sweep", "Work", _between(1))
-    timeout: float = _setting(
-        300.0, "Seconds one file may take before its worker is killed", "Work", _between(0.001)
-    )
+    timeout: float = _setting(300.0, "Seconds one file may take before its worker is killed", "Work", _between(0.001))
     max_tasks_per_worker: int = _setting(
         500,
         "Files a worker renders before it is replaced (bounds leaks); 0 never replaces",
@@ -141,9 +154,7 @@ class Settings:
         "Work",
         _one_of("local", "dask"),
     )
-    dask_scheduler: str = _setting(
-        "", "Dask scheduler address, e.g. tcp://mac.local:8786 (executor=dask)", "Work"
-    )
+    dask_scheduler: str = _setting("", "Dask scheduler address, e.g. tcp://mac.local:8786 (executor=dask)", "Work")
 
     sweep_interval: float = _setting(
         2.0, "Seconds between sweeps that hand pending files to workers", "Watching", _between(0.01)
@@ -157,9 +168,7 @@ class Settings:
     rescan_interval: float = _setting(
         600.0, "Seconds between full rescans that catch missed events; 0 disables", "Watching", _between(0)
     )
-    polling: bool = _setting(
-        False, "Poll folders instead of using FSEvents/inotify (network mounts)", "Watching"
-    )
+    polling: bool = _setting(False, "Poll folders instead of using FSEvents/inotify (network mounts)", "Watching")
     grace_period: float = _setting(
         30.0,
         "Seconds running renders may finish after a stop signal before being killed",
@@ -181,15 +190,34 @@ class Settings:
         2048, "Largest 3MF part unpacked, MiB (guards against zip bombs)", "Limits", _between(1)
     )
 
-    log_format: str = _setting(
-        "text", "text, or json (one object per line)", "Logging", _one_of("text", "json")
+    log_format: str = _setting("text", "text, or json (one object per line)", "Logging", _one_of("text", "json"))
+
+    dam_table: str = _setting(
+        "", "An asset manager's table of models in DAM_DATABASE_PATH to read and flag (empty: standalone)",
+        "Asset manager", _identifier(optional=True),
+    )  # fmt: skip
+    dam_id_column: str = _setting("id", "Its id column", "Asset manager", _identifier(optional=False))
+    dam_path_column: str = _setting(
+        "path", "Its column with the model's path (absolute, or relative to SIDECAR_THUMBS_DAM_PATH_BASE)",
+        "Asset manager", _identifier(optional=False),
+    )  # fmt: skip
+    dam_flag_column: str = _setting(
+        "has_thumbnail", "Its 0/1 column we set when a sidecar exists", "Asset manager", _identifier(optional=False)
     )
+    dam_path_base: str = _setting(
+        "", "Folder that relative paths in the path column start from (empty: paths are absolute)", "Asset manager"
+    )
+    dam_sidecar_column: str = _setting(
+        "", "Optional column we fill with the sidecar's path", "Asset manager", _identifier(optional=True)
+    )
+    dam_rendered_at_column: str = _setting(
+        "", "Optional column we fill with the render time (unix seconds)", "Asset manager",
+        _identifier(optional=True),
+    )  # fmt: skip
 
     # Not settings: how this instance came to be (for `config` output and warnings).
     database_explicit: bool = field(default=False, metadata={"internal": True})
-    sources: tuple[tuple[str, str], ...] = field(
-        default=(), compare=False, repr=False, metadata={"internal": True}
-    )
+    sources: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False, metadata={"internal": True})
 
     def __post_init__(self) -> None:
         # Direct construction (tests, library users) gets the same checks as loading.
@@ -226,9 +254,7 @@ class Settings:
         for root in self.roots:
             real_root = os.path.realpath(root)
             if db.startswith(real_root.rstrip(os.sep) + os.sep):
-                warnings.append(
-                    f"database {self.database} is inside library root {root}; keep it off the share"
-                )
+                warnings.append(f"database {self.database} is inside library root {root}; keep it off the share")
         return warnings
 
     def describe(self) -> list[tuple[str, str, str, str]]:
@@ -441,16 +467,12 @@ def load_settings(
             source, raw = "command line", flags[name]
             label = f"--{name.replace('_', '-')}={_one_line(raw)}"
         else:
-            found = next(
-                ((src, layer[var]) for src, layer in reversed(layers) if layer.get(var) is not None), None
-            )
+            found = next(((src, layer[var]) for src, layer in reversed(layers) if layer.get(var) is not None), None)
             if found is None:
                 continue
             source, raw = found
             label = f"{var}={_one_line(raw)}"
-        where = {"command line": "", "environment": " (from the environment)"}.get(
-            source, f" (from {source})"
-        )
+        where = {"command line": "", "environment": " (from the environment)"}.get(source, f" (from {source})")
         sources.append((name, source))
         if isinstance(raw, str) and not raw.strip():
             continue  # empty means the default, whatever a lower layer said

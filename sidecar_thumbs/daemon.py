@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from sidecar_thumbs.clean import is_our_temp_name
+from sidecar_thumbs.dam_sync import sync_dam
 from sidecar_thumbs.discover import is_ignored_dir, iter_model_files
+from sidecar_thumbs.errors import DatabaseLockedError
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.lock import DaemonLock
@@ -129,6 +131,11 @@ class Daemon:
         if self.lock is not None:
             self.lock.acquire()
         try:
+            if self.db.dam is not None:
+                total, unflagged = self.db.dam_counts()
+                # The origin's worst bug was rendering the wrong database: say which one, loudly.
+                log.info("attached to %s in %s: %d models, %d without a thumbnail",
+                         self.db.dam.describe(), self.db.path, total, unflagged)  # fmt: skip
             back = self.db.release_claims()
             if back:
                 log.info("resuming: %d models caught mid-render are pending again", back)
@@ -150,9 +157,7 @@ class Daemon:
             try:
                 self._loop()
             finally:
-                hard = self.stop_requests > 1 or (
-                    self._stop_at is not None and time.monotonic() >= self._stop_at
-                )
+                hard = self.stop_requests > 1 or (self._stop_at is not None and time.monotonic() >= self._stop_at)
                 back = self.pipeline.abandon(self._buffer)
                 self._buffer = []
                 executor.shutdown(cancel=hard or back > 0)
@@ -187,19 +192,25 @@ class Daemon:
                 continue
             woke = self.queue.wake.is_set()
             self.queue.wake.clear()
-            marked = self._handle_events(self.queue.drain(), now)
-            marked += self._ingest(self.settler.due(now))
-            self._remove_due_sidecars(now)
-            if now >= next_rescan:
-                marked += self._rescan()
-                next_rescan = now + cfg.rescan_interval
-            if now >= next_sweep or marked or (woke and not self._buffer):
-                self._sweep()
-                next_sweep = now + cfg.sweep_interval
-            while self._buffer and pipeline.has_room():
-                pipeline.submit(self._buffer.pop())
-                if not self._buffer and now >= next_sweep - cfg.sweep_interval:
-                    self._sweep()  # keep the pool fed across batch boundaries
+            try:
+                marked = self._handle_events(self.queue.drain(), now)
+                marked += self._ingest(self.settler.due(now))
+                self._remove_due_sidecars(now)
+                if now >= next_rescan:
+                    marked += self._rescan()
+                    next_rescan = now + cfg.rescan_interval
+                if now >= next_sweep or marked or (woke and not self._buffer):
+                    self._sweep()
+                    next_sweep = now + cfg.sweep_interval
+                while self._buffer and pipeline.has_room():
+                    pipeline.submit(self._buffer.pop())
+                    if not self._buffer and now >= next_sweep - cfg.sweep_interval:
+                        self._sweep()  # keep the pool fed across batch boundaries
+            except DatabaseLockedError as exc:
+                # Another process (the asset manager) holds the database: wait, lose nothing (events
+                # not taken now are found again by the next rescan; results stay queued).
+                log.warning("%s; trying again at the next sweep", exc.message)
+                next_sweep = time.monotonic() + cfg.sweep_interval
             if now >= next_watch_check and self.watcher is not None:
                 self.watcher.ensure_alive()
                 next_watch_check = now + WATCHDOG_CHECK_EVERY
@@ -215,6 +226,8 @@ class Daemon:
             if pipeline.in_flight:
                 pipeline.poll(TICK)
             else:
+                if pipeline.pending_commits and now >= next_sweep - cfg.sweep_interval:
+                    pipeline.flush()  # results held back by a lock another process had: try again
                 wait = min(TICK * 5, max(0.0, next_sweep - time.monotonic()))
                 due = self.settler.next_due_in(now)
                 if due is not None:
@@ -226,7 +239,12 @@ class Daemon:
     def _sweep(self) -> None:
         """Claim the next batch of claimable rows when the local buffer ran dry."""
         if not self._buffer:
-            batch = self.db.claim(self.config.batch_size, roots=list(self.config.roots))
+            if self.db.dam is not None:
+                # The asset manager's table is a source of work too: unflagged rows are queued.
+                sync_dam(self.db, full=False, roots=self.config.roots)
+            # Attached, the asset manager may list models outside the watched roots: claim them too.
+            roots = None if self.db.dam is not None else list(self.config.roots)
+            batch = self.db.claim(self.config.batch_size, roots=roots)
             batch.reverse()  # pop() from the end keeps the claim order
             self._buffer = batch
 
@@ -307,9 +325,7 @@ class Daemon:
             if now < when:
                 continue
             del self._pending_sidecar_removals[sidecar]
-            model = os.path.join(
-                os.path.dirname(sidecar), os.path.basename(sidecar)[1 : -len(".thumbnail.png")]
-            )
+            model = os.path.join(os.path.dirname(sidecar), os.path.basename(sidecar)[1 : -len(".thumbnail.png")])
             if not os.path.lexists(model):
                 remove_our_sidecar(sidecar)
 
@@ -334,11 +350,7 @@ class Daemon:
                 continue
             if row is None:
                 twin = self.db.find_missing_by_hash(digest, st.st_size)
-                if (
-                    twin is not None
-                    and self.db.rename(twin.path, path)
-                    and self._move_sidecar(twin.path, path)
-                ):
+                if twin is not None and self.db.rename(twin.path, path) and self._move_sidecar(twin.path, path):
                     log.info("moved: %s -> %s (matched by content)", twin.path, path)
                     states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=False))
                     continue
@@ -373,6 +385,12 @@ class Daemon:
         )
         for p in problems[:20]:
             log.warning("cannot look at %s: %s", p.path, p.reason)
+        if self.db.dam is not None:
+            synced = sync_dam(self.db, full=True, roots=self.config.roots)
+            todo += synced.queued
+            if synced.queued or synced.reflagged or synced.unresolved:
+                log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable",
+                         synced.seen, synced.queued, synced.reflagged, synced.unresolved)  # fmt: skip
         if not initial:
             self.db.checkpoint()  # keep the WAL small (long readers may have stalled earlier ones)
         return todo

@@ -282,9 +282,7 @@ class _Walker:
         """Stat a symlink's target if it is allowed to be followed, else None."""
         real = os.path.realpath(link)
         if not _is_inside(real, root_real) or _crosses_ignored_dir(real, root_real):
-            log.debug(
-                "not following %s: it leads to %s, outside the root or into a skipped folder", link, real
-            )
+            log.debug("not following %s: it leads to %s, outside the root or into a skipped folder", link, real)
             return None
         try:
             return os.stat(link)

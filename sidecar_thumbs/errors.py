@@ -70,5 +70,9 @@ class DatabaseError(RunError):
     """the state database cannot be used"""
 
 
+class DatabaseLockedError(DatabaseError):
+    """the state database stayed locked by another process"""
+
+
 class LockedError(RunError):
     """another sidecar-thumbs daemon already holds the lock on this database"""

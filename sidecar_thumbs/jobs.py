@@ -50,9 +50,7 @@ class RenderResult:
 
 def failure(path: str, error: str, *, transient: bool = False) -> RenderResult:
     """A failed result; ``error`` is folded to one line."""
-    return RenderResult(
-        path=path, png=None, error=" ".join(error.split()) or "unknown error", transient=transient
-    )
+    return RenderResult(path=path, png=None, error=" ".join(error.split()) or "unknown error", transient=transient)
 
 
 def render_job(job: RenderJob) -> RenderResult:

@@ -14,7 +14,7 @@ import sqlite3
 
 from .errors import DatabaseError
 
-__all__ = ["SCHEMA_VERSION", "STEPS", "apply_migrations", "check_version"]
+__all__ = ["SCHEMA_VERSION", "STEPS", "apply_migrations", "check_version", "read_version"]
 
 _V1 = (
     """
@@ -55,26 +55,45 @@ _V2 = (
     "CREATE INDEX st_models_missing_hash ON st_models (hash) WHERE status = 'missing'",
 )
 
-STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3 = (
+    # The asset manager's row id for a model, when attached to a DAM table (issue #5): flags are set by
+    # id in the same transaction as our row, without an index on the DAM's path column.
+    "ALTER TABLE st_models ADD COLUMN dam_id",
+)
+
+STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 """Migration steps; ``STEPS[n - 1]`` takes schema ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION = len(STEPS)
 
 
-def check_version(conn: sqlite3.Connection, where: object) -> int:
+def read_version(conn: sqlite3.Connection, *, in_meta: bool = False) -> int:
+    """The stored schema version: ``PRAGMA user_version``, or — in a database file that belongs to an
+    asset manager, whose own ``user_version`` we must never touch — ``st_meta.schema_version``."""
+    if not in_meta:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'st_meta'").fetchone()
+    if not has_meta:
+        return 0
+    row = conn.execute("SELECT value FROM st_meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_version(conn: sqlite3.Connection, where: object, *, in_meta: bool = False) -> int:
     """Read the schema version and refuse one newer than this code knows.
 
     Args:
         conn: Open connection.
         where: The database path, for the message.
+        in_meta: Keep the version in ``st_meta`` instead of ``PRAGMA user_version``.
 
     Returns:
-        The stored ``user_version``.
+        The stored version.
 
     Raises:
         DatabaseError: The file was written by a newer sidecar-thumbs.
     """
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    version = read_version(conn, in_meta=in_meta)
     if version > SCHEMA_VERSION:
         raise DatabaseError(
             f"database was written by a newer sidecar-thumbs (schema {version}); this version reads "
@@ -83,7 +102,7 @@ def check_version(conn: sqlite3.Connection, where: object) -> int:
     return version
 
 
-def apply_migrations(conn: sqlite3.Connection, where: object) -> int:
+def apply_migrations(conn: sqlite3.Connection, where: object, *, in_meta: bool = False) -> int:
     """Upgrade the schema to :data:`SCHEMA_VERSION`; call inside a ``BEGIN IMMEDIATE`` transaction.
 
     The version is read again inside the transaction because another process may have upgraded the
@@ -96,11 +115,18 @@ def apply_migrations(conn: sqlite3.Connection, where: object) -> int:
     Returns:
         The schema version the database had before.
     """
-    before = check_version(conn, where)
+    before = check_version(conn, where, in_meta=in_meta)
     for statements in STEPS[before:]:
         for sql in statements:
             conn.execute(sql)
     if before != SCHEMA_VERSION:
-        # PRAGMA takes no parameters; the value is our own integer.
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        if in_meta:
+            conn.execute(
+                "INSERT INTO st_meta (key, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+        else:
+            # PRAGMA takes no parameters; the value is our own integer.
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
     return before

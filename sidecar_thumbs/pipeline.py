@@ -15,8 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sidecar_thumbs.errors import ModelError
+from sidecar_thumbs.errors import DatabaseLockedError, ModelError
 from sidecar_thumbs.executors import Executor, result_of
 from sidecar_thumbs.jobs import RenderJob, RenderResult
 from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 # How often (s) and after how many outcomes results are committed to the database.
 FLUSH_INTERVAL = 0.5
 FLUSH_COUNT = 200
+# On stop, how long to keep trying to commit results while another process holds the database.
+ABANDON_COMMIT_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Pipeline:
         self._requeue: list[FileState] = []
         self._missing: list[str] = []
         self._last_flush = time.monotonic()
+        self._lock_warned = False
         self.stats = RunStats()  # of the current or last run; readable after an interruption
         # In flight: render futures, then sidecar-write futures; claimed = rows not yet committed.
         self._renders: dict[cf.Future[RenderResult], tuple[ModelRow, RenderJob]] = {}
@@ -159,6 +163,10 @@ class Pipeline:
             self._take(wfut.result(), self.stats)
         self._writes.clear()
         self._flush()
+        deadline = time.monotonic() + ABANDON_COMMIT_WAIT
+        while self.pending_commits and time.monotonic() < deadline:
+            time.sleep(0.5)  # the database is locked by another process: wait a little for it
+            self._flush()
         back = [*self._claimed, *(r.path for r in extra)]
         self._claimed.clear()
         if back:
@@ -246,18 +254,12 @@ class Pipeline:
             reason = result.error or "failed"
             records: list[_Record] = []
             failed_hash = row.hash
-            if (
-                result.content_hash
-                and row.hash is None
-                and (result.size, result.mtime_ns) == (row.size, row.mtime_ns)
-            ):
+            if result.content_hash and row.hash is None and (result.size, result.mtime_ns) == (row.size, row.mtime_ns):
                 # Remember which content failed, so an unchanged bad file is not re-read every scan.
                 records.append(FileState(path, row.size, row.mtime_ns, result.content_hash, False))
                 failed_hash = result.content_hash
             records.append(RenderFailed(path, reason, result.transient, failed_hash))
-            outcome = Outcome(
-                path, False, error=reason, transient=result.transient, render_ms=result.render_ms
-            )
+            outcome = Outcome(path, False, error=reason, transient=result.transient, render_ms=result.render_ms)
             return outcome, records
         assert result.png is not None and result.content_hash is not None
         assert result.size is not None and result.mtime_ns is not None
@@ -269,9 +271,7 @@ class Pipeline:
             return Outcome(path, False, error=_MISSING), [path]
         except OSError as exc:
             reason = f"cannot stat: {exc.strerror}"
-            return Outcome(path, False, error=reason, transient=True), [
-                RenderFailed(path, reason, True, row.hash)
-            ]
+            return Outcome(path, False, error=reason, transient=True), [RenderFailed(path, reason, True, row.hash)]
         if (st.st_size, st.st_mtime_ns) != (result.size, result.mtime_ns):
             return Outcome(path, False, error=_REQUEUED), [
                 FileState(path, st.st_size, st.st_mtime_ns, None, needs_render=True)
@@ -312,19 +312,34 @@ class Pipeline:
         self._flush()
 
     def _flush(self) -> None:
-        requeue, self._requeue = self._requeue, []
-        done, self._done = self._done, []
-        failed, self._failed = self._failed, []
-        missing, self._missing = self._missing, []
-        if requeue:
-            self.db.upsert_files(requeue)
-        if done:
-            self.db.record_done(done)
-        if failed:
-            self.db.record_failed(failed)
-        if missing:
-            self.db.mark_missing(missing)
+        """Commit the batched outcomes, in order. When another process (the asset manager) holds the
+        database locked beyond every retry, the outcomes stay queued here and the next flush tries
+        again: a long lock delays results, it never loses them (the sidecars are already on disk)."""
         self._last_flush = time.monotonic()
+        steps: list[tuple[str, Callable[[list[Any]], object]]] = [
+            ("_requeue", self.db.upsert_files),
+            ("_done", self.db.record_done),
+            ("_failed", self.db.record_failed),
+            ("_missing", self.db.mark_missing),
+        ]
+        for attr, write in steps:
+            items = getattr(self, attr)
+            if not items:
+                continue
+            setattr(self, attr, [])
+            try:
+                write(items)
+            except DatabaseLockedError as exc:
+                setattr(self, attr, items + getattr(self, attr))
+                if not self._lock_warned:
+                    log.warning("%s; keeping %d results to commit later", exc.message, self.pending_commits)
+                    self._lock_warned = True
+                return
+        self._lock_warned = False
+
+    @property
+    def pending_commits(self) -> int:
+        return len(self._done) + len(self._failed) + len(self._requeue) + len(self._missing)
 
 
 _Record = RenderDone | RenderFailed | FileState | str  # str: a path found missing

@@ -35,9 +35,7 @@ class Plan:
     """What a walk found, compared with the database."""
 
     states: list[FileState] = field(default_factory=list)  # rows to insert/update
-    adopted: list[RenderDone] = field(
-        default_factory=list
-    )  # new rows whose sidecar is already fresh (in states)
+    adopted: list[RenderDone] = field(default_factory=list)  # new rows whose sidecar is already fresh (in states)
     missing: list[str] = field(default_factory=list)  # rows whose file is gone
     unchanged: int = 0
     new: int = 0
@@ -249,6 +247,11 @@ def scan(
     summary.missing = len(plan.missing)
     if retry_failed:
         db.retry_failed(roots)
+    queued_by_dam = 0
+    if db.dam is not None:
+        from sidecar_thumbs.dam_sync import sync_dam
+
+        queued_by_dam = sync_dam(db, full=True, roots=roots).queued
     now = time.time()
     retryable = sum(
         1
@@ -258,7 +261,7 @@ def scan(
         and r.next_attempt_at is not None
         and r.next_attempt_at <= now
     )
-    todo = sum(s.needs_render for s in plan.states) + retryable
+    todo = sum(s.needs_render for s in plan.states) + retryable + queued_by_dam
     if on_plan is not None:
         on_plan(plan, todo)
     if todo == 0 and not retry_failed:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self, TypeVar
 
-from .errors import DatabaseError
+from .errors import DatabaseError, DatabaseLockedError
 from .migrations import SCHEMA_VERSION, apply_migrations, check_version
 
 __all__ = ["SQLiteDB", "one_line"]
@@ -65,8 +65,10 @@ class SQLiteDB:
         busy_timeout_ms: int = 5000,
         readonly: bool = False,
         create: bool = True,
+        schema_in_meta: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.schema_in_meta = schema_in_meta
         self.readonly = readonly
         self.busy_timeout_ms = busy_timeout_ms
         self.busy_retries = 0  # writes that had to be retried after busy_timeout (for logs/status)
@@ -99,7 +101,7 @@ class SQLiteDB:
             c = self._conn
             c.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms):d}")
             c.execute("PRAGMA foreign_keys = ON")
-            version = check_version(c, self.path)
+            version = check_version(c, self.path, in_meta=self.schema_in_meta)
             if self.readonly:
                 if version != SCHEMA_VERSION:
                     raise DatabaseError(
@@ -111,7 +113,7 @@ class SQLiteDB:
             c.execute("PRAGMA synchronous = NORMAL")
             c.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024:d}")
             if version != SCHEMA_VERSION:
-                self._write(lambda conn: apply_migrations(conn, self.path))
+                self._write(lambda conn: apply_migrations(conn, self.path, in_meta=self.schema_in_meta))
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
@@ -121,7 +123,7 @@ class SQLiteDB:
         return DatabaseError(f"state database {self.path}: {one_line(str(exc))}")
 
     def _locked_error(self, tries: int) -> DatabaseError:
-        return DatabaseError(
+        return DatabaseLockedError(
             f"state database {self.path} stayed locked by another process ({tries} tries of "
             f"{self.busy_timeout_ms} ms); is a long write holding it?"
         )

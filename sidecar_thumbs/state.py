@@ -19,14 +19,19 @@ Row life cycle (``status``)::
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
+from .dam import DamMapping
 from .dbpath import path_from_db as _path_from_db
 from .dbpath import path_to_db as _path_to_db
 from .dbpath import under_ranges
+from .errors import DatabaseError
 from .models import FileState, ModelRow, ModelStatus, RenderDone, RenderFailed
+from .sidecar import sidecar_path_for
 from .sqlitedb import SQLiteDB, one_line
 
 __all__ = ["StateDB"]
@@ -123,7 +128,46 @@ class StateDB(SQLiteDB):
     Opening creates or upgrades the schema; see :class:`~.sqlitedb.SQLiteDB` for the arguments
     (``path``, ``busy_timeout_ms``, ``readonly``, ``create``) and the errors opening can raise.
     Every write method is one short transaction.
+
+    Attached to an asset manager's table (``dam``), the file is the asset manager's: it must exist
+    already, our schema version lives in ``st_meta`` (its ``user_version`` is not ours), and every
+    flag change of a model is written to its table in the same transaction as our own row.
     """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 5000,
+        readonly: bool = False,
+        create: bool = True,
+        dam: DamMapping | None = None,
+    ) -> None:
+        if dam is not None and not Path(path).is_file():
+            # The origin's worst bug was rendering into the wrong database: never create one here.
+            raise DatabaseError(f"asset-manager database {path} does not exist (DAM_DATABASE_PATH)")
+        super().__init__(path, busy_timeout_ms=busy_timeout_ms, readonly=readonly, create=create and dam is None,
+                         schema_in_meta=dam is not None)  # fmt: skip
+        self.dam = dam
+        if dam is not None:
+            try:
+                dam.check(self._conn, self.path)
+            except BaseException:
+                self.close()
+                raise
+
+    def _dam_flag(self, c: sqlite3.Connection, path: str, flag: bool, now: float) -> None:
+        """Set the asset manager's flag for ``path`` (inside the caller's transaction)."""
+        dam = self.dam
+        if dam is None:
+            return
+        params = {"flag": int(flag), "sidecar": str(sidecar_path_for(path)) if flag else None,
+                  "rendered_at": now if flag else None}  # fmt: skip
+        (dam_id,) = c.execute("SELECT dam_id FROM st_models WHERE path = ?", (_path_to_db(path),)).fetchone() or (None,)
+        if dam_id is not None:
+            c.execute(dam.set_flag_sql(), {**params, "id": dam_id})
+        else:
+            c.execute(dam.set_flag_by_path_sql(), {**params, "value": dam.to_value(path)})
 
     def get(self, path: str) -> ModelRow | None:
         """The row for ``path``, or None."""
@@ -171,10 +215,7 @@ class StateDB(SQLiteDB):
 
     def recent_failures(self, limit: int = 10) -> list[ModelRow]:
         """The latest failed rows, newest first."""
-        sql = (
-            f"SELECT {_COLUMNS} FROM st_models WHERE status = 'failed'"
-            " ORDER BY updated_at DESC, id DESC LIMIT ?"
-        )
+        sql = f"SELECT {_COLUMNS} FROM st_models WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?"
         return [_row(t) for t in self._read(sql, (limit,))]
 
     def get_meta(self, key: str) -> str | None:
@@ -186,10 +227,7 @@ class StateDB(SQLiteDB):
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a value in ``st_meta``."""
-        sql = (
-            "INSERT INTO st_meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-        )
+        sql = "INSERT INTO st_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         self._write(lambda c: c.execute(sql, (key, value)))
 
     def upsert_files(self, files: Sequence[FileState], now: float | None = None) -> None:
@@ -223,11 +261,15 @@ class StateDB(SQLiteDB):
             " claimed_at = NULL, updated_at = ? WHERE path = ? AND status != 'missing'"
         )
         params = [(now, _path_to_db(p)) for p in paths]
-        self._write(lambda c: c.executemany(sql, params))
 
-    def claim(
-        self, limit: int, now: float | None = None, roots: Sequence[str] | None = None
-    ) -> list[ModelRow]:
+        def work(c: sqlite3.Connection) -> None:
+            c.executemany(sql, params)
+            for p in paths if self.dam is not None else ():
+                self._dam_flag(c, p, False, now)  # a deleted model has no thumbnail
+
+        self._write(work)
+
+    def claim(self, limit: int, now: float | None = None, roots: Sequence[str] | None = None) -> list[ModelRow]:
         """Atomically hand out up to ``limit`` claimable rows, oldest first, as ``rendering``.
 
         Claimable: ``pending`` with ``next_attempt_at`` NULL or due, and transient ``failed`` rows whose
@@ -282,9 +324,17 @@ class StateDB(SQLiteDB):
              "source": d.source, "triangles": d.triangles, "render_ms": d.render_ms, "now": now}
             for d in done
         ]  # fmt: skip
-        return self._write(
-            lambda c: [d.path for d, p in zip(done, params, strict=True) if c.execute(_DONE, p).rowcount == 0]
-        )
+
+        def work(c: sqlite3.Connection) -> list[str]:
+            ignored = []
+            for d, p in zip(done, params, strict=True):
+                if c.execute(_DONE, p).rowcount == 0:
+                    ignored.append(d.path)
+                else:
+                    self._dam_flag(c, d.path, True, now)
+            return ignored
+
+        return self._write(work)
 
     def record_failed(
         self,
@@ -314,11 +364,17 @@ class StateDB(SQLiteDB):
              "max_attempts": max_transient_attempts}
             for f in failed
         ]  # fmt: skip
-        return self._write(
-            lambda c: [
-                f.path for f, p in zip(failed, params, strict=True) if c.execute(_FAILED, p).rowcount == 0
-            ]
-        )
+
+        def work(c: sqlite3.Connection) -> list[str]:
+            ignored = []
+            for f, p in zip(failed, params, strict=True):
+                if c.execute(_FAILED, p).rowcount == 0:
+                    ignored.append(f.path)
+                else:
+                    self._dam_flag(c, f.path, False, now)  # never flagged for a failed render
+            return ignored
+
+        return self._write(work)
 
     def retry_failed(self, roots: Sequence[str] | None = None) -> int:
         """Failed rows (under ``roots``) → ``pending`` with fresh attempts; returns how many."""
@@ -362,6 +418,46 @@ class StateDB(SQLiteDB):
             return True
 
         return self._write(work)
+
+    # -- the asset manager's table (attached mode) -------------------------------------------------
+
+    def dam_rows(self, *, unflagged_only: bool) -> list[tuple[object, object, object, str | None, str | None]]:
+        """The asset manager's rows: (id, path value, flag, our status, our error_transient) — our columns
+        NULL where we have no row with that dam id. Unflagged-only skips rows we are already working on or
+        that failed for good (their flag stays 0 on purpose)."""
+        assert self.dam is not None
+        d = self.dam
+        sql = (
+            f"SELECT d.{d.q(d.id_column)}, d.{d.q(d.path_column)}, d.{d.q(d.flag_column)}, s.status,"
+            f" s.error_transient FROM {d.t} AS d LEFT JOIN st_models AS s ON s.dam_id = d.{d.q(d.id_column)}"
+        )
+        if unflagged_only:
+            sql += (
+                f" WHERE coalesce(d.{d.q(d.flag_column)}, 0) = 0 AND (s.status IS NULL OR s.status"
+                " NOT IN ('pending', 'rendering', 'failed', 'missing'))"
+            )
+        return self._read(sql)  # type: ignore[return-value]
+
+    def dam_counts(self) -> tuple[int, int]:
+        """(models in the asset manager's table, of which without thumbnail)."""
+        assert self.dam is not None
+        total, unflagged = self._read(self.dam.count_sql())[0]
+        return int(total), int(unflagged)
+
+    def set_dam_ids(self, pairs: Sequence[tuple[str, object]]) -> None:
+        """Remember the asset manager's id of each path (so flags are set by id)."""
+        params = [(dam_id, _path_to_db(p)) for p, dam_id in pairs]
+        self._write(lambda c: c.executemany("UPDATE st_models SET dam_id = ? WHERE path = ?", params))
+
+    def set_dam_flags(self, paths_flags: Sequence[tuple[str, bool]]) -> None:
+        """Set the asset manager's flag for these models (repairs; renders set it themselves)."""
+        now = time.time()
+
+        def work(c: sqlite3.Connection) -> None:
+            for p, flag in paths_flags:
+                self._dam_flag(c, p, flag, now)
+
+        self._write(work)
 
     def find_missing_by_hash(self, content_hash: str, size: int) -> ModelRow | None:
         """The most recently missing row with this content (a move seen as delete + create)."""

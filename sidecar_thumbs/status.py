@@ -6,6 +6,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from sidecar_thumbs.dam import DamMapping
 from sidecar_thumbs.lock import LockHolder, read_lock_holder
 from sidecar_thumbs.models import ModelStatus
 from sidecar_thumbs.state import StateDB
@@ -23,6 +24,7 @@ class StatusReport:
     eta_s: float | None
     failures: list[dict[str, object]] = field(default_factory=list)
     daemon: LockHolder | None = None
+    dam: dict[str, object] | None = None  # the asset manager's table, when attached
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -36,14 +38,24 @@ class StatusReport:
             "daemon": None
             if self.daemon is None
             else {"pid": self.daemon.pid, "since": self.daemon.since, "host": self.daemon.host},
+            "asset_manager": self.dam,
         }
 
 
 def collect_status(
-    database: str | os.PathLike[str], *, busy_timeout_ms: int = 5000, failures: int = 10
+    database: str | os.PathLike[str],
+    *,
+    busy_timeout_ms: int = 5000,
+    failures: int = 10,
+    dam: DamMapping | None = None,
 ) -> StatusReport:
     """Read the state of ``database`` (read-only; never creates it)."""
-    with StateDB(database, busy_timeout_ms=busy_timeout_ms, readonly=True) as db:
+    dam_info: dict[str, object] | None = None
+    with StateDB(database, busy_timeout_ms=busy_timeout_ms, readonly=True, dam=dam) as db:
+        if dam is not None:
+            total, unflagged = db.dam_counts()
+            dam_info = {"table": dam.table, "models": total, "without_thumbnail": unflagged,
+                        "flag_column": dam.flag_column, "path_column": dam.path_column}  # fmt: skip
         counts = {s.value: n for s, n in db.counts().items()}
         for s in ModelStatus:
             counts.setdefault(s.value, 0)
@@ -64,6 +76,7 @@ def collect_status(
         eta_s=eta,
         failures=fails,
         daemon=read_lock_holder(database),
+        dam=dam_info,
     )
 
 

@@ -29,6 +29,7 @@ class ProblemKind(StrEnum):
     ORPHANED = "orphaned"  # our sidecar whose model is gone
     FOREIGN = "foreign"  # a file we did not write sits under a sidecar name (never touched)
     FLAG = "flag"  # the database's has_thumbnail disagrees with the disk
+    DAM_FLAG = "dam-flag"  # the asset manager's flag disagrees with the disk
     VANISHED = "vanished"  # a database row for a model that is no longer on disk
 
 
@@ -126,9 +127,20 @@ def _is_known_failure(problem: Problem, row: ModelRow, f: FoundFile) -> bool:
     return problem.kind is ProblemKind.STALE and (row.size, row.mtime_ns) == (f.size, f.mtime_ns)
 
 
-def verify(
-    roots: Sequence[str], *, db: StateDB | None = None, expected_settings: str | None = None
-) -> VerifyReport:
+def _dam_flags(db: StateDB | None, roots: Sequence[str]) -> dict[str, bool]:
+    """The asset manager's flag of every model it lists under ``roots`` (attached mode only)."""
+    if db is None or db.dam is None:
+        return {}
+    out: dict[str, bool] = {}
+    prefixes = [r.rstrip(os.sep) + os.sep for r in roots]
+    for _id, value, flag, _status, _transient in db.dam_rows(unflagged_only=False):
+        path = db.dam.to_abs(value) if isinstance(value, str) else None
+        if path is not None and (path in roots or any(path.startswith(p) for p in prefixes)):
+            out[path] = bool(flag)
+    return out
+
+
+def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings: str | None = None) -> VerifyReport:
     """Check every model and sidecar under ``roots`` (and the database rows there, if given).
 
     Args:
@@ -139,18 +151,24 @@ def verify(
     roots = [os.path.abspath(r) for r in roots]
     report = VerifyReport()
     rows: dict[str, ModelRow] = db.rows_under(roots) if db is not None else {}
+    dam_flags = _dam_flags(db, roots)
     models: set[str] = set()
     for f in iter_model_files(roots, on_problem=report.walk_problems.append):
         report.models += 1
         models.add(f.path)
         problem, _ = _check_model(f, expected_settings)
         row = rows.get(f.path)
+        dam_flag = dam_flags.pop(f.path, None)
+        if dam_flag is not None and dam_flag != (problem is None):
+            said = "with" if dam_flag else "without"
+            report.problems.append(
+                Problem(ProblemKind.DAM_FLAG, f.path, f"asset manager says {said} thumbnail; sidecar "
+                        f"{'fresh' if problem is None else problem.kind.value}", problem is None)
+            )  # fmt: skip
         if problem is None:
             report.fresh += 1
             if row is not None and not row.has_thumbnail:
-                report.problems.append(
-                    Problem(ProblemKind.FLAG, f.path, "fresh sidecar, but flagged as without", True)
-                )
+                report.problems.append(Problem(ProblemKind.FLAG, f.path, "fresh sidecar, but flagged as without", True))
             continue
         if row is not None and _is_known_failure(problem, row, f):
             report.failed_known += 1  # a known failure with its reason in the database
@@ -169,6 +187,9 @@ def verify(
                     f"database row ({row.status.value}) for a model no longer on disk",
                 )
             )
+    for path, flag in dam_flags.items():  # listed by the asset manager, no model on disk
+        if flag and not os.path.lexists(path):
+            report.problems.append(Problem(ProblemKind.DAM_FLAG, path, "asset manager says with thumbnail; no model"))
     for sidecar in iter_sidecar_files(roots):
         report.sidecars += 1
         folder, name = os.path.split(sidecar)
@@ -221,6 +242,7 @@ def plan_fixes(report: VerifyReport, db: StateDB) -> FixSummary:
     fixes = FixSummary()
     states: list[FileState] = []
     flags: list[tuple[str, bool]] = []
+    dam_flags: list[tuple[str, bool]] = []
     vanished: list[str] = []
     for p in report.problems:
         if p.kind in (ProblemKind.MISSING, ProblemKind.STALE, ProblemKind.CORRUPT):
@@ -236,6 +258,8 @@ def plan_fixes(report: VerifyReport, db: StateDB) -> FixSummary:
         elif p.kind is ProblemKind.FLAG:
             # A model that will be re-rendered gets its flag from that render.
             flags.append((p.path, p.sidecar_fresh))
+        elif p.kind is ProblemKind.DAM_FLAG:
+            dam_flags.append((p.path, p.sidecar_fresh))
         elif p.kind is ProblemKind.VANISHED:
             vanished.append(p.path)
         elif p.kind is ProblemKind.FOREIGN:
@@ -245,6 +269,11 @@ def plan_fixes(report: VerifyReport, db: StateDB) -> FixSummary:
     if flags:
         db.set_has_thumbnail(flags)
         fixes.reflagged = len(flags)
+    if dam_flags and db.dam is not None:
+        # A model about to be re-rendered gets its flag from that render; the rest are set now.
+        rerender = set(fixes.rerender)
+        db.set_dam_flags([(p, f) for p, f in dam_flags if p not in rerender or not f])
+        fixes.reflagged += len(dam_flags)
     if vanished:
         db.mark_missing(vanished)
         fixes.forgotten = len(vanished)

@@ -235,9 +235,7 @@ class Settler:
         """Seconds until the earliest entry may become due (for the loop's sleep)."""
         if not self._entries:
             return None
-        return max(
-            0.0, min(max(e.last_event, e.stat_since) + self.settle for e in self._entries.values()) - now
-        )
+        return max(0.0, min(max(e.last_event, e.stat_since) + self.settle for e in self._entries.values()) - now)
 
     def due(self, now: float) -> list[str]:
         """Paths that have settled; they are forgotten here. Vanished paths are dropped too."""

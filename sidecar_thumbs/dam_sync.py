@@ -1,0 +1,95 @@
+"""Bring the asset manager's table and our queue together.
+
+Rows the asset manager lists without a thumbnail are queued like any other model (unless we already
+work on them or they failed for good); rows whose fresh sidecar exists but whose flag is 0 are simply
+flagged. A full sync also records the asset manager's id of every model (flags are then written by
+id) and, for models outside the watched roots, compares size and mtime so changed files are queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.models import FileState, ModelRow, ModelStatus
+from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.state import StateDB
+
+__all__ = ["DamSync", "sync_dam"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DamSync:
+    seen: int = 0
+    queued: int = 0
+    reflagged: int = 0
+    unresolved: int = 0  # path values we cannot turn into a file path
+    absent: int = 0  # listed, but no file there
+
+
+def _under(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = ()) -> DamSync:
+    """One pass over the asset manager's table (all rows when ``full``, else only unflagged ones)."""
+    dam = db.dam
+    assert dam is not None
+    result = DamSync()
+    states: list[FileState] = []
+    ids: list[tuple[str, object]] = []
+    reflag: list[tuple[str, bool]] = []
+    for dam_id, value, flag, status, _transient in db.dam_rows(unflagged_only=not full):
+        result.seen += 1
+        path = dam.to_abs(value) if isinstance(value, str) else None
+        if path is None:
+            result.unresolved += 1
+            continue
+        row = db.get(path) if (status is None or full) else None
+        if status is None and row is not None:
+            ids.append((path, dam_id))  # we know the model, not yet its dam id
+        if flag:
+            if full and row is not None and not _under(path, roots):
+                _queue_if_changed(path, row, states)  # outside the roots no rescan looks at it
+            continue
+        if row is not None and row.status in (ModelStatus.PENDING, ModelStatus.RENDERING, ModelStatus.FAILED):
+            continue  # queued already, or a known failure (its flag stays 0)
+        if row is not None and row.status is ModelStatus.DONE and row.has_thumbnail:
+            info = read_sidecar(sidecar_path_for(path))
+            if info is not None and info.ours and info.readable and info.content_hash == row.hash:
+                reflag.append((path, True))
+                continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            result.absent += 1
+            continue
+        states.append(FileState(path, st.st_size, st.st_mtime_ns, None, needs_render=True))
+        if row is None:
+            ids.append((path, dam_id))
+    if states:
+        db.upsert_files(states)
+        result.queued = sum(s.needs_render for s in states)
+    if ids:
+        db.set_dam_ids(ids)
+    if reflag:
+        db.set_dam_flags(reflag)
+        result.reflagged = len(reflag)
+    return result
+
+
+def _queue_if_changed(path: str, row: ModelRow, states: list[FileState]) -> None:
+    """The stat gate, then the content hash: a touched file is recorded, a changed one queued."""
+    try:
+        st = os.stat(path)
+        if (st.st_size, st.st_mtime_ns) == (row.size, row.mtime_ns):
+            return
+        digest = hash_file(path)
+    except OSError:
+        return
+    states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=digest != row.hash))
