@@ -63,7 +63,8 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         left = max(0, self.total - self.done)
         eta = format_duration(left / rate) if rate > 0 and left else "-"
-        return f"{self.label} {self.done}/{self.total}  ✓ {self.ok} ✗ {self.failed}  {rate:.1f}/s  ETA {eta}"
+        shown = f"{rate:.1f}" if rate >= 1 else f"{rate:.2f}"
+        return f"{self.label} {self.done}/{self.total}  ✓ {self.ok} ✗ {self.failed}  {shown}/s  ETA {eta}"
 
     def _draw(self, now: float) -> None:
         text = self.line(now)
