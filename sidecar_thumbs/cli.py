@@ -7,119 +7,28 @@ finished but some files failed, or ``verify`` found problems.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from sidecar_thumbs import __version__
-from sidecar_thumbs.config import Settings, load_settings
+from sidecar_thumbs.cli_common import (
+    _fail,
+    _log_level,
+    _make_executor,
+    _open_db,
+    _roots,
+    _settings,
+    _thumbnail_options,
+    log,
+    pool_options,
+    render_options,
+)
+from sidecar_thumbs.config import Settings
 from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
-
-log = logging.getLogger("sidecar_thumbs")
-
-
-# -- plumbing --------------------------------------------------------------------------------------
-
-
-def _fail(exc: SidecarError) -> NoReturn:
-    click.echo(f"sidecar-thumbs: {exc.message}", err=True)
-    sys.exit(exc.exit_code)
-
-
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    obj = ctx.find_root().obj or {}
-    try:
-        return load_settings(env_file=obj.get("env_file"), overrides=overrides)
-    except SidecarError as exc:
-        _fail(exc)
-
-
-def _log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int:
-    if quiet:
-        return logging.ERROR
-    if verbose > 1:
-        return logging.DEBUG
-    return logging.INFO if verbose else default
-
-
-def _thumbnail_options(settings: Settings) -> Any:
-    from sidecar_thumbs.render import RenderOptions
-    from sidecar_thumbs.thumbnail import ThumbnailOptions
-
-    return ThumbnailOptions(
-        render=RenderOptions(size=settings.size, color=settings.color_rgb, kernel=settings.renderer),
-        use_embedded=settings.embedded,
-        limits=settings.load_limits(),
-    )
-
-
-def render_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Options that change what a thumbnail looks like (each overrides its setting)."""
-    f = click.option(
-        "--renderer",
-        type=click.Choice(["auto", "numba", "numpy"]),
-        default=None,
-        help="Rasteriser kernel [SIDECAR_THUMBS_RENDERER, default auto].",
-    )(f)
-    f = click.option("--color", default=None, metavar="#RRGGBB", help="Model colour [SIDECAR_THUMBS_COLOR].")(f)
-    f = click.option(
-        "--embedded/--no-embedded",
-        default=None,
-        help="Use a 3MF's own slicer thumbnail when it has one [SIDECAR_THUMBS_EMBEDDED, default on].",
-    )(f)
-    f = click.option(
-        "--size",
-        type=click.IntRange(16, 4096),
-        default=None,
-        help="Thumbnail width and height in px [SIDECAR_THUMBS_SIZE, default 256].",
-    )(f)
-    return f
-
-
-def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--workers",
-        type=click.IntRange(0, 1024),
-        default=None,
-        help="Render processes; 0 renders inline [SIDECAR_THUMBS_WORKERS, default: CPU count].",
-    )(f)
-    f = click.option(
-        "--db",
-        "database",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="State database [DAM_DATABASE_PATH, default: the user data folder].",
-    )(f)
-    return f
-
-
-def _open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
-    from sidecar_thumbs.dam import DamMapping
-    from sidecar_thumbs.state import StateDB
-
-    try:
-        return StateDB(
-            settings.database,
-            busy_timeout_ms=settings.busy_timeout_ms,
-            readonly=readonly,
-            create=not (readonly or must_exist),
-            dam=DamMapping.from_settings(settings),
-        )
-    except SidecarError as exc:
-        _fail(exc)
-
-
-def _roots(paths: tuple[Path, ...], settings: Settings) -> list[str]:
-    roots = [os.path.abspath(p) for p in paths] or [os.path.abspath(r) for r in settings.roots]
-    if not roots:
-        raise click.UsageError("no PATH given and SIDECAR_THUMBS_ROOTS is not set")
-    return roots
-
 
 # -- the group -------------------------------------------------------------------------------------
 
@@ -236,7 +145,6 @@ def scan(
 
     Example: sidecar-thumbs scan /Volumes/3D-Files/3D-Models --workers 8
     """
-    from sidecar_thumbs.executors import make_executor
     from sidecar_thumbs.progress import Progress
     from sidecar_thumbs.scan import scan as run_scan
 
@@ -273,12 +181,7 @@ def scan(
             options=options,
             batch_size=settings.batch_size,
             timeout=settings.timeout,
-            make_executor=lambda: make_executor(
-                settings.workers,
-                timeout=settings.timeout,
-                max_tasks=settings.max_tasks_per_worker,
-                options=options,
-            ),
+            make_executor=lambda: _make_executor(settings, options),
             force=force,
             retry_failed=retry_failed,
             on_outcome=on_outcome,
@@ -363,19 +266,13 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
 
 
 def _fix(report: Any, roots: list[str], settings: Settings, options: Any, db: Any) -> dict[str, object]:
-    from sidecar_thumbs.executors import make_executor
     from sidecar_thumbs.pipeline import Pipeline, run_pending
     from sidecar_thumbs.verify import plan_fixes
 
     fixes = plan_fixes(report, db)
     rendered = failed = 0
     if fixes.rerender:
-        executor = make_executor(
-            min(settings.workers, len(fixes.rerender)),
-            timeout=settings.timeout,
-            max_tasks=settings.max_tasks_per_worker,
-            options=options,
-        )
+        executor = _make_executor(settings, options, workers=min(settings.workers, len(fixes.rerender)))
         pipeline = Pipeline(db, executor, options, timeout=settings.timeout)
         try:
             stats = run_pending(pipeline, settings.batch_size, roots)
@@ -431,137 +328,13 @@ def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: b
     sys.exit(EXIT_PROBLEMS if report.errors else EXIT_OK)
 
 
-# -- watch -----------------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--once", is_flag=True, help="Burst mode: rescan, render everything pending, then exit (cron, tests).")
-@click.option(
-    "--polling/--no-polling",
-    default=None,
-    help="Poll folders instead of FSEvents/inotify, for shares where events do not arrive [SIDECAR_THUMBS_POLLING].",
-)
-@click.option(
-    "--settle",
-    type=click.FloatRange(0, 3600),
-    default=None,
-    help="Seconds a file must stay unchanged before it is rendered [SIDECAR_THUMBS_SETTLE, default 3].",
-)
-@click.option(
-    "--rescan-interval",
-    type=click.FloatRange(0),
-    default=None,
-    help="Seconds between full rescans that catch missed events; 0 disables "
-    "[SIDECAR_THUMBS_RESCAN_INTERVAL, default 600].",
-)
-@pool_options
-@render_options
-@click.pass_context
-def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) -> None:
-    """Run the daemon: watch ROOTS, render new and changed models, keep the database current.
-
-    ROOTS default to SIDECAR_THUMBS_ROOTS. Events mark files; a sweep every 2 s hands pending files
-    to the workers; a full rescan every 10 min catches events that never came. SIGTERM/Ctrl-C stop
-    after the running renders (a second signal stops at once); a restart continues where it stopped.
-    Only one daemon may run per database.
-
-    Example: sidecar-thumbs watch /Volumes/3D-Files/3D-Models
-    """
-    from sidecar_thumbs.daemon import Daemon, DaemonConfig
-    from sidecar_thumbs.executors import make_executor
-    from sidecar_thumbs.lock import DaemonLock
-    from sidecar_thumbs.logs import setup_logging
-
-    settings = _settings(ctx, **opts)
-    obj = ctx.find_root().obj
-    # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
-    setup_logging(_log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
-    dirs = _roots(roots, settings)
-    for warning in settings.database_warnings():
-        log.warning("%s", warning)
-    options = _thumbnail_options(settings)
-    config = DaemonConfig(
-        roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
-        rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
-        grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
-    )  # fmt: skip
-    db = _open_db(settings)
-    log.info("sidecar-thumbs %s: database %s, %d workers", __version__, settings.database, settings.workers)
-    daemon = Daemon(
-        config, db=db, options=options, lock=DaemonLock(settings.database),
-        make_executor=lambda: make_executor(settings.workers, timeout=settings.timeout,
-                                            max_tasks=settings.max_tasks_per_worker, options=options),
-    )  # fmt: skip
-    daemon.install_signal_handlers()
-    try:
-        code = daemon.run()
-    except SidecarError as exc:
-        _fail(exc)
-    finally:
-        db.close()
-    sys.exit(code)
-
-
-# -- status ----------------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
-@click.option(
-    "--db",
-    "database",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="State database [DAM_DATABASE_PATH].",
-)
-@click.pass_context
-def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
-    """Show counts by status, the backlog, the render rate, last failures and whether a daemon runs.
-
-    Reads the database while the daemon writes to it.
-
-    Example: sidecar-thumbs status --json
-    """
-    from sidecar_thumbs.progress import format_duration
-    from sidecar_thumbs.status import collect_status, format_since
-
-    settings = _settings(ctx, database=database)
-    try:
-        from sidecar_thumbs.dam import DamMapping
-
-        report = collect_status(
-            settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings)
-        )
-    except SidecarError as exc:
-        _fail(exc)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-        return
-    click.echo(f"database  {report.database}")
-    if report.dam is not None:
-        dam = report.dam
-        click.echo(
-            f"attached  table {dam['table']}: {dam['models']} models, {dam['without_thumbnail']} without a "
-            f"thumbnail ({dam['flag_column']} = 0)"
-        )
-    d = report.daemon
-    click.echo(f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running")
-    counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
-    click.echo(f"models    {report.total}: {counts}")
-    eta = format_duration(report.eta_s) if report.eta_s is not None else "-"
-    click.echo(f"backlog   {report.backlog} · {report.rate_1m:.1f} renders/s over the last minute · ETA {eta}")
-    if report.failures:
-        click.echo("last failures:")
-        for f in report.failures:
-            click.echo(f"  ✗ {f['path']}: {f['error']}")
-
-
 def _register_extra_commands() -> None:
     # Commands that live in their own modules (they import cli's helpers lazily, so no cycle).
+    from sidecar_thumbs.cli_daemon import status, watch
     from sidecar_thumbs.gallery_cli import gallery_command
 
-    cli.add_command(gallery_command)
+    for command in (watch, status, gallery_command):
+        cli.add_command(command)
 
 
 _register_extra_commands()

@@ -43,7 +43,7 @@ def gallery_command(
 
     Example: sidecar-thumbs gallery ~/Models -o ~/Models/gallery.html
     """
-    from sidecar_thumbs.cli import _fail, _open_db, _roots, _settings, _thumbnail_options
+    from sidecar_thumbs.cli_common import _fail, _open_db, _roots, _settings, _thumbnail_options
     from sidecar_thumbs.errors import SidecarError
     from sidecar_thumbs.gallery import collect_gallery
     from sidecar_thumbs.gallery_html import write_gallery

@@ -1,0 +1,124 @@
+"""Shared pieces of the command line: settings, options, database and executor from settings.
+
+The commands themselves live in ``cli`` (one-off commands), ``cli_daemon`` (watch, status) and
+``gallery_cli``; each parses options, loads settings, calls the library and maps errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from sidecar_thumbs.config import Settings, load_settings
+from sidecar_thumbs.errors import SidecarError
+
+log = logging.getLogger("sidecar_thumbs")
+
+
+def _fail(exc: SidecarError) -> NoReturn:
+    click.echo(f"sidecar-thumbs: {exc.message}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    obj = ctx.find_root().obj or {}
+    try:
+        return load_settings(env_file=obj.get("env_file"), overrides=overrides)
+    except SidecarError as exc:
+        _fail(exc)
+
+
+def _log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int:
+    if quiet:
+        return logging.ERROR
+    if verbose > 1:
+        return logging.DEBUG
+    return logging.INFO if verbose else default
+
+
+def _thumbnail_options(settings: Settings) -> Any:
+    from sidecar_thumbs.render import RenderOptions
+    from sidecar_thumbs.thumbnail import ThumbnailOptions
+
+    return ThumbnailOptions(
+        render=RenderOptions(size=settings.size, color=settings.color_rgb, kernel=settings.renderer),
+        use_embedded=settings.embedded,
+        limits=settings.load_limits(),
+    )
+
+
+def render_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that change what a thumbnail looks like (each overrides its setting)."""
+    f = click.option(
+        "--renderer",
+        type=click.Choice(["auto", "numba", "numpy"]),
+        default=None,
+        help="Rasteriser kernel [SIDECAR_THUMBS_RENDERER, default auto].",
+    )(f)
+    f = click.option("--color", default=None, metavar="#RRGGBB", help="Model colour [SIDECAR_THUMBS_COLOR].")(f)
+    f = click.option(
+        "--embedded/--no-embedded",
+        default=None,
+        help="Use a 3MF's own slicer thumbnail when it has one [SIDECAR_THUMBS_EMBEDDED, default on].",
+    )(f)
+    f = click.option(
+        "--size",
+        type=click.IntRange(16, 4096),
+        default=None,
+        help="Thumbnail width and height in px [SIDECAR_THUMBS_SIZE, default 256].",
+    )(f)
+    return f
+
+
+def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--workers",
+        type=click.IntRange(0, 1024),
+        default=None,
+        help="Render processes; 0 renders inline [SIDECAR_THUMBS_WORKERS, default: CPU count].",
+    )(f)
+    f = click.option(
+        "--db",
+        "database",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="State database [DAM_DATABASE_PATH, default: the user data folder].",
+    )(f)
+    return f
+
+
+def _open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
+    from sidecar_thumbs.dam import DamMapping
+    from sidecar_thumbs.state import StateDB
+
+    try:
+        return StateDB(
+            settings.database,
+            busy_timeout_ms=settings.busy_timeout_ms,
+            readonly=readonly,
+            create=not (readonly or must_exist),
+            dam=DamMapping.from_settings(settings),
+        )
+    except SidecarError as exc:
+        _fail(exc)
+
+
+def _roots(paths: tuple[Path, ...], settings: Settings) -> list[str]:
+    roots = [os.path.abspath(p) for p in paths] or [os.path.abspath(r) for r in settings.roots]
+    if not roots:
+        raise click.UsageError("no PATH given and SIDECAR_THUMBS_ROOTS is not set")
+    return roots
+
+
+def _make_executor(settings: Settings, options: Any, *, workers: int | None = None) -> Any:
+    """The executor the settings ask for (the local process pool, or inline for 0 workers)."""
+    from sidecar_thumbs.executors import make_executor
+
+    n = settings.workers if workers is None else workers
+    return make_executor(n, timeout=settings.timeout, max_tasks=settings.max_tasks_per_worker, options=options)

@@ -1,0 +1,149 @@
+"""The daemon's commands: ``watch`` and ``status``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sidecar_thumbs import __version__
+from sidecar_thumbs.cli_common import (
+    _fail,
+    _log_level,
+    _make_executor,
+    _open_db,
+    _roots,
+    _settings,
+    _thumbnail_options,
+    log,
+    pool_options,
+    render_options,
+)
+from sidecar_thumbs.errors import SidecarError
+
+# -- watch -----------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--once", is_flag=True, help="Burst mode: rescan, render everything pending, then exit (cron, tests).")
+@click.option(
+    "--polling/--no-polling",
+    default=None,
+    help="Poll folders instead of FSEvents/inotify, for shares where events do not arrive [SIDECAR_THUMBS_POLLING].",
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(0, 3600),
+    default=None,
+    help="Seconds a file must stay unchanged before it is rendered [SIDECAR_THUMBS_SETTLE, default 3].",
+)
+@click.option(
+    "--rescan-interval",
+    type=click.FloatRange(0),
+    default=None,
+    help="Seconds between full rescans that catch missed events; 0 disables "
+    "[SIDECAR_THUMBS_RESCAN_INTERVAL, default 600].",
+)
+@pool_options
+@render_options
+@click.pass_context
+def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) -> None:
+    """Run the daemon: watch ROOTS, render new and changed models, keep the database current.
+
+    ROOTS default to SIDECAR_THUMBS_ROOTS. Events mark files; a sweep every 2 s hands pending files
+    to the workers; a full rescan every 10 min catches events that never came. SIGTERM/Ctrl-C stop
+    after the running renders (a second signal stops at once); a restart continues where it stopped.
+    Only one daemon may run per database.
+
+    Example: sidecar-thumbs watch /Volumes/3D-Files/3D-Models
+    """
+    from sidecar_thumbs.daemon import Daemon, DaemonConfig
+    from sidecar_thumbs.lock import DaemonLock
+    from sidecar_thumbs.logs import setup_logging
+
+    settings = _settings(ctx, **opts)
+    obj = ctx.find_root().obj
+    # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
+    setup_logging(_log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
+    dirs = _roots(roots, settings)
+    for warning in settings.database_warnings():
+        log.warning("%s", warning)
+    options = _thumbnail_options(settings)
+    config = DaemonConfig(
+        roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
+        rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
+        grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
+    )  # fmt: skip
+    db = _open_db(settings)
+    log.info("sidecar-thumbs %s: database %s, %d workers", __version__, settings.database, settings.workers)
+    daemon = Daemon(
+        config, db=db, options=options, lock=DaemonLock(settings.database),
+        make_executor=lambda: _make_executor(settings, options),
+    )  # fmt: skip
+    daemon.install_signal_handlers()
+    try:
+        code = daemon.run()
+    except SidecarError as exc:
+        _fail(exc)
+    finally:
+        db.close()
+    sys.exit(code)
+
+
+# -- status ----------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+@click.option(
+    "--db",
+    "database",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="State database [DAM_DATABASE_PATH].",
+)
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
+    """Show counts by status, the backlog, the render rate, last failures and whether a daemon runs.
+
+    Reads the database while the daemon writes to it.
+
+    Example: sidecar-thumbs status --json
+    """
+    from sidecar_thumbs.progress import format_duration
+    from sidecar_thumbs.status import collect_status, format_since
+
+    settings = _settings(ctx, database=database)
+    try:
+        from sidecar_thumbs.dam import DamMapping
+
+        report = collect_status(
+            settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings)
+        )
+    except SidecarError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    click.echo(f"database  {report.database}")
+    if report.dam is not None:
+        dam = report.dam
+        click.echo(
+            f"attached  table {dam['table']}: {dam['models']} models, {dam['without_thumbnail']} without a "
+            f"thumbnail ({dam['flag_column']} = 0)"
+        )
+    d = report.daemon
+    click.echo(f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running")
+    counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
+    click.echo(f"models    {report.total}: {counts}")
+    eta = format_duration(report.eta_s) if report.eta_s is not None else "-"
+    click.echo(f"backlog   {report.backlog} · {report.rate_1m:.1f} renders/s over the last minute · ETA {eta}")
+    if report.failures:
+        click.echo("last failures:")
+        for f in report.failures:
+            click.echo(f"  ✗ {f['path']}: {f['error']}")
