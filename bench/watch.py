@@ -227,6 +227,24 @@ class RssSampler(threading.Thread):
                 "worker_peak_mb": max(x[3] for x in s) / 1024}  # fmt: skip
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs so far, from ``/proc/stat``."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return float(sum(values) - idle), float(sum(values))
+
+
 def reset_hwm(pid: int) -> bool:
     """Reset the daemon's VmHWM (Linux, same user), so it reports the next phase's peak."""
     try:
@@ -372,6 +390,7 @@ def burst_phase(
     hwm_reset = reset_hwm(run.proc.pid)
     t_idle = time.monotonic()
     threads = [threading.Thread(target=write, args=(k,), name=f"writer-{k}") for k in range(writers)]
+    cpu0, busy0 = cpu_seconds(run.proc.pid), machine_busy()
     t_start[0] = time.monotonic()
     for t in threads:
         t.start()
@@ -395,6 +414,7 @@ def burst_phase(
             break
         time.sleep(0.05)
     t_end = max(seen.values(), default=time.monotonic())
+    cpu1, busy1 = cpu_seconds(run.proc.pid), machine_busy()
     for t in threads:
         t.join()
     hwm = _status_kb(run.proc.pid, "VmHWM") / 1024
@@ -414,6 +434,8 @@ def burst_phase(
         "first_sidecar_after_s": first_sidecar - t_start[0],
         "renders_per_s_overall": len(seen) / (t_end - t_start[0]),
         "renders_per_s_render_phase": len(seen) / max(t_end - first_sidecar, 1e-9),
+        "coordinator_cpu_s": cpu1 - cpu0,
+        "machine_busy_share": (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1.0),
         "sidecars": len(seen),
         "sidecars_exist_at_end": sum(sidecar_of(d).exists() for d in dests),
         "missing": [str(d) for d in dests if d not in seen][:20],
@@ -529,6 +551,8 @@ def table(r: dict[str, Any]) -> str:
             row("burst: first sidecar after", f"{b['first_sidecar_after_s']:.2f} s"),
             row("burst: renders/s overall / render phase",
                 f"{b['renders_per_s_overall']:.1f} / {b['renders_per_s_render_phase']:.1f}"),
+            row("burst: coordinator CPU / all CPUs busy", f"{b['coordinator_cpu_s']:.1f} s "
+                f"({b['coordinator_cpu_s'] / b['drain_s']:.0%} of a core) / {b['machine_busy_share']:.0%}"),
             row("burst: rendered exactly once (log)", f"{b['rendered_exactly_once']}/{b['files']}", "all",
                 b["rendered_exactly_once"] == b["files"]),
             row("burst: sidecars present", f"{b['sidecars_exist_at_end']}/{b['files']}", "all",
