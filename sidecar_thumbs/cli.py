@@ -16,16 +16,16 @@ import click
 
 from sidecar_thumbs import __version__
 from sidecar_thumbs.cli_common import (
-    _fail,
-    _log_level,
-    _make_executor,
-    _open_db,
-    _roots,
-    _settings,
-    _thumbnail_options,
+    executor_for,
+    fail,
     log,
+    log_level,
+    open_db,
     pool_options,
     render_options,
+    roots_for,
+    settings_for,
+    thumbnail_options,
 )
 from sidecar_thumbs.config import Settings
 from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
@@ -58,7 +58,7 @@ def cli(ctx: click.Context, env_file: Path | None, verbose: int, quiet: bool, lo
     from sidecar_thumbs.logs import setup_logging
 
     ctx.obj = {"env_file": env_file, "verbose": verbose, "quiet": quiet, "log_format": log_format}
-    setup_logging(_log_level(verbose, quiet), log_format or "text")
+    setup_logging(log_level(verbose, quiet), log_format or "text")
 
 
 # -- render ----------------------------------------------------------------------------------------
@@ -89,8 +89,8 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
     from sidecar_thumbs.sidecar import write_sidecar
     from sidecar_thumbs.thumbnail import make_thumbnail
 
-    settings = _settings(ctx, **opts)
-    options = _thumbnail_options(settings)
+    settings = settings_for(ctx, **opts)
+    options = thumbnail_options(settings)
     to_dir = output is not None and (len(files) > 1 or output.is_dir())
     if to_dir:
         assert output is not None
@@ -148,9 +148,9 @@ def scan(
     from sidecar_thumbs.progress import Progress
     from sidecar_thumbs.scan import scan as run_scan
 
-    settings = _settings(ctx, **opts)
-    roots = _roots(paths, settings)
-    options = _thumbnail_options(settings)
+    settings = settings_for(ctx, **opts)
+    roots = roots_for(paths, settings)
+    options = thumbnail_options(settings)
     quiet = ctx.find_root().obj.get("quiet", False)
     progress: Progress | None = None
 
@@ -172,7 +172,7 @@ def scan(
         if not o.ok:
             log.warning("failed: %s: %s", o.path, o.error)
 
-    db = _open_db(settings)
+    db = open_db(settings)
     summary = None
     try:
         summary = run_scan(
@@ -181,7 +181,7 @@ def scan(
             options=options,
             batch_size=settings.batch_size,
             timeout=settings.timeout,
-            make_executor=lambda: _make_executor(settings, options),
+            make_executor=lambda: executor_for(settings, options),
             force=force,
             retry_failed=retry_failed,
             on_outcome=on_outcome,
@@ -191,7 +191,7 @@ def scan(
         click.echo("\ninterrupted: finished renders are saved; run the scan again to continue", err=True)
         sys.exit(130)
     except SidecarError as exc:
-        _fail(exc)
+        fail(exc)
     finally:
         if progress is not None:
             progress.finish()
@@ -237,11 +237,11 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
     """
     from sidecar_thumbs import verify as v
 
-    settings = _settings(ctx, **opts)
-    roots = _roots(paths, settings)
-    options = _thumbnail_options(settings)
+    settings = settings_for(ctx, **opts)
+    roots = roots_for(paths, settings)
+    options = thumbnail_options(settings)
     # Reading only unless asked to fix: verify must never change what it checks.
-    db = _open_db(settings, readonly=not fix) if (fix or settings.database.exists()) else None
+    db = open_db(settings, readonly=not fix) if (fix or settings.database.exists()) else None
     try:
         report = v.verify(roots, db=db, expected_settings=options.describe())
         fixed: dict[str, object] = {}
@@ -249,7 +249,7 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
             fixed = _fix(report, roots, settings, options, db)
             report = v.verify(roots, db=db, expected_settings=options.describe())
     except SidecarError as exc:
-        _fail(exc)
+        fail(exc)
     finally:
         if db is not None:
             db.close()
@@ -272,7 +272,7 @@ def _fix(report: Any, roots: list[str], settings: Settings, options: Any, db: An
     fixes = plan_fixes(report, db)
     rendered = failed = 0
     if fixes.rerender:
-        executor = _make_executor(settings, options, workers=min(settings.workers, len(fixes.rerender)))
+        executor = executor_for(settings, options, workers=min(settings.workers, len(fixes.rerender)))
         pipeline = Pipeline(db, executor, options, timeout=settings.timeout)
         try:
             stats = run_pending(pipeline, settings.batch_size, roots)
@@ -307,8 +307,8 @@ def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: b
     """
     from sidecar_thumbs.clean import clean as run_clean
 
-    settings = _settings(ctx)
-    report = run_clean(_roots(paths, settings), dry_run=dry_run)
+    settings = settings_for(ctx)
+    report = run_clean(roots_for(paths, settings), dry_run=dry_run)
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "dry_run": dry_run}, indent=2))
     else:

@@ -21,20 +21,20 @@ from sidecar_thumbs.errors import SidecarError
 log = logging.getLogger("sidecar_thumbs")
 
 
-def _fail(exc: SidecarError) -> NoReturn:
+def fail(exc: SidecarError) -> NoReturn:
     click.echo(f"sidecar-thumbs: {exc.message}", err=True)
     sys.exit(exc.exit_code)
 
 
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+def settings_for(ctx: click.Context, **overrides: Any) -> Settings:
     obj = ctx.find_root().obj or {}
     try:
         return load_settings(env_file=obj.get("env_file"), overrides=overrides)
     except SidecarError as exc:
-        _fail(exc)
+        fail(exc)
 
 
-def _log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int:
+def log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int:
     if quiet:
         return logging.ERROR
     if verbose > 1:
@@ -42,7 +42,7 @@ def _log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int
     return logging.INFO if verbose else default
 
 
-def _thumbnail_options(settings: Settings) -> Any:
+def thumbnail_options(settings: Settings) -> Any:
     from sidecar_thumbs.render import RenderOptions
     from sidecar_thumbs.thumbnail import ThumbnailOptions
 
@@ -93,7 +93,7 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
+def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
     from sidecar_thumbs.dam import DamMapping
     from sidecar_thumbs.state import StateDB
 
@@ -106,17 +106,17 @@ def _open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = F
             dam=DamMapping.from_settings(settings),
         )
     except SidecarError as exc:
-        _fail(exc)
+        fail(exc)
 
 
-def _roots(paths: tuple[Path, ...], settings: Settings) -> list[str]:
+def roots_for(paths: tuple[Path, ...], settings: Settings) -> list[str]:
     roots = [os.path.abspath(p) for p in paths] or [os.path.abspath(r) for r in settings.roots]
     if not roots:
         raise click.UsageError("no PATH given and SIDECAR_THUMBS_ROOTS is not set")
     return roots
 
 
-def _make_executor(settings: Settings, options: Any, *, workers: int | None = None) -> Any:
+def executor_for(settings: Settings, options: Any, *, workers: int | None = None) -> Any:
     """The executor the settings ask for (the local process pool, or inline for 0 workers)."""
     from sidecar_thumbs.executors import make_executor
 

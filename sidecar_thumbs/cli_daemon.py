@@ -12,16 +12,16 @@ import click
 
 from sidecar_thumbs import __version__
 from sidecar_thumbs.cli_common import (
-    _fail,
-    _log_level,
-    _make_executor,
-    _open_db,
-    _roots,
-    _settings,
-    _thumbnail_options,
+    executor_for,
+    fail,
     log,
+    log_level,
+    open_db,
     pool_options,
     render_options,
+    roots_for,
+    settings_for,
+    thumbnail_options,
 )
 from sidecar_thumbs.errors import SidecarError
 
@@ -66,30 +66,30 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
     from sidecar_thumbs.lock import DaemonLock
     from sidecar_thumbs.logs import setup_logging
 
-    settings = _settings(ctx, **opts)
+    settings = settings_for(ctx, **opts)
     obj = ctx.find_root().obj
     # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
-    setup_logging(_log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
-    dirs = _roots(roots, settings)
+    setup_logging(log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
+    dirs = roots_for(roots, settings)
     for warning in settings.database_warnings():
         log.warning("%s", warning)
-    options = _thumbnail_options(settings)
+    options = thumbnail_options(settings)
     config = DaemonConfig(
         roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
         rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
         grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
     )  # fmt: skip
-    db = _open_db(settings)
+    db = open_db(settings)
     log.info("sidecar-thumbs %s: database %s, %d workers", __version__, settings.database, settings.workers)
     daemon = Daemon(
         config, db=db, options=options, lock=DaemonLock(settings.database),
-        make_executor=lambda: _make_executor(settings, options),
+        make_executor=lambda: executor_for(settings, options),
     )  # fmt: skip
     daemon.install_signal_handlers()
     try:
         code = daemon.run()
     except SidecarError as exc:
-        _fail(exc)
+        fail(exc)
     finally:
         db.close()
     sys.exit(code)
@@ -118,7 +118,7 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
     from sidecar_thumbs.progress import format_duration
     from sidecar_thumbs.status import collect_status, format_since
 
-    settings = _settings(ctx, database=database)
+    settings = settings_for(ctx, database=database)
     try:
         from sidecar_thumbs.dam import DamMapping
 
@@ -126,7 +126,7 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
             settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings)
         )
     except SidecarError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return

@@ -43,22 +43,22 @@ def gallery_command(
 
     Example: sidecar-thumbs gallery ~/Models -o ~/Models/gallery.html
     """
-    from sidecar_thumbs.cli_common import _fail, _open_db, _roots, _settings, _thumbnail_options
+    from sidecar_thumbs.cli_common import fail, open_db, roots_for, settings_for, thumbnail_options
     from sidecar_thumbs.errors import SidecarError
     from sidecar_thumbs.gallery import collect_gallery
     from sidecar_thumbs.gallery_html import write_gallery
 
-    settings = _settings(ctx, database=database)
-    roots = _roots(paths, settings)
-    expected = _thumbnail_options(settings).describe()
+    settings = settings_for(ctx, database=database)
+    roots = roots_for(paths, settings)
+    expected = thumbnail_options(settings).describe()
     # Read only: looking must never change what is looked at. A --db that is not there is a typo,
     # not a request to work without one.
     use_db = settings.database.exists() or database is not None
-    db = _open_db(settings, readonly=True) if use_db else None
+    db = open_db(settings, readonly=True) if use_db else None
     try:
         gallery = collect_gallery(roots, db=db, expected_settings=expected)
     except SidecarError as exc:
-        _fail(exc)
+        fail(exc)
     finally:
         if db is not None:
             db.close()
