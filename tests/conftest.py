@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from corpus_paths import CORPUS, REPO_ROOT, corpus_files
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _corpus_dir() -> Path:
-    # CI clones the repo into a fresh folder with a copy of shared/ beside it.
-    env = os.environ.get("SIDECAR_THUMBS_CORPUS")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "corpus"
-
-
-CORPUS = _corpus_dir()
+__all__ = ["CORPUS", "REPO_ROOT", "corpus_files"]
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +16,3 @@ def corpus() -> Path:
     if not (CORPUS / "MANIFEST.tsv").is_file():
         pytest.skip(f"shared corpus not found at {CORPUS}")
     return CORPUS
-
-
-def corpus_files(*subdirs: str) -> list[Path]:
-    """Corpus files under the given subfolders, for parametrising tests at collection time."""
-    out: list[Path] = []
-    for sub in subdirs:
-        d = CORPUS / sub
-        if d.is_dir():
-            out.extend(sorted(p for p in d.iterdir() if p.is_file()))
-    return out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CORPUS, corpus_files
+from corpus_paths import CORPUS, corpus_files
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
 from sidecar_thumbs.mesh import LoadLimits

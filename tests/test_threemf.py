@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CORPUS, corpus_files
+from corpus_paths import CORPUS, corpus_files
 from mesh_builders import ROOT_RELS, make_3mf, model_xml, synthetic_3mf, unit_cube_mesh
 from PIL import Image
 
