@@ -22,21 +22,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import is_our_temp_name
 from sidecar_thumbs.dam_sync import sync_dam
-from sidecar_thumbs.discover import is_ignored_dir, iter_model_files
-from sidecar_thumbs.errors import DatabaseLockedError
+from sidecar_thumbs.discover import is_ignored_dir
+from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError
 from sidecar_thumbs.executors import Executor
-from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.lock import DaemonLock
-from sidecar_thumbs.models import FileState, ModelRow, ModelStatus
+from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration
 from sidecar_thumbs.scan import reconcile
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
-from sidecar_thumbs.verify import remove_our_sidecar
 from sidecar_thumbs.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher
 
 __all__ = ["Daemon", "DaemonConfig"]
@@ -97,7 +95,8 @@ class Daemon:
         self._window = _Window()
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
-        self._pending_sidecar_removals: dict[str, float] = {}  # sidecar → when to remove
+        self.failed_total = 0
+        self.changes = ChangeTracker(db, self.settler)
         self.pipeline: Pipeline | None = None
 
     # -- control ---------------------------------------------------------------------------------
@@ -144,7 +143,7 @@ class Daemon:
                 self.watcher = Watcher(cfg.roots, self.queue, polling=cfg.polling)
                 self.watcher.start()
                 log.info("watching %s with %s", ", ".join(cfg.roots), self.watcher.kind)
-            self._rescan(initial=True)
+            # Workers start (and warm numba) while the start-up scan walks the library.
             executor = self.make_executor()
             self.pipeline = Pipeline(
                 self.db,
@@ -155,6 +154,7 @@ class Daemon:
                 on_outcome=self._on_outcome,
             )
             try:
+                self._rescan(initial=True)
                 self._loop()
             finally:
                 hard = self.stop_requests > 1 or (self._stop_at is not None and time.monotonic() >= self._stop_at)
@@ -169,7 +169,8 @@ class Daemon:
                 self.watcher.stop()
             if self.lock is not None:
                 self.lock.release()
-        return 0
+        # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
+        return EXIT_PROBLEMS if cfg.once and self.failed_total else 0
 
     def _loop(self) -> None:
         cfg = self.config
@@ -194,8 +195,8 @@ class Daemon:
             self.queue.wake.clear()
             try:
                 marked = self._handle_events(self.queue.drain(), now)
-                marked += self._ingest(self.settler.due(now))
-                self._remove_due_sidecars(now)
+                marked += self.changes.ingest(self.settler.due(now))
+                self.changes.remove_due_sidecars(now)
                 if now >= next_rescan:
                     marked += self._rescan()
                     next_rescan = now + cfg.rescan_interval
@@ -259,110 +260,7 @@ class Daemon:
         if any(ev.kind is not EventKind.CHANGED for ev in events) and self.pipeline is not None:
             # Commit finished renders before rows are renamed or marked missing under them.
             self.pipeline.flush()
-        marked = 0
-        for ev in events:
-            if ev.kind is EventKind.CHANGED:
-                if ev.is_dir:
-                    # A folder arrived: its files may never send events of their own.
-                    for f in iter_model_files([ev.path]):
-                        self.settler.touch(f.path, now)
-                else:
-                    self.settler.touch(ev.path, now)
-            elif ev.kind is EventKind.DELETED:
-                marked += self._deleted(ev.path, ev.is_dir, now)
-            elif ev.kind is EventKind.MOVED and ev.dest is not None:
-                marked += self._moved(ev.path, ev.dest, ev.is_dir, now)
-        return marked
-
-    def _deleted(self, path: str, is_dir: bool, now: float) -> int:
-        if is_dir:
-            self.settler.forget_under(path)
-            gone = [p for p in self.db.rows_under([path]) if not os.path.lexists(p)]
-        else:
-            self.settler.forget(path)
-            gone = [path] if not os.path.lexists(path) else []
-        if gone:
-            self.db.mark_missing(gone)
-            for p in gone:
-                # Removed a little later: if this "delete" is half of a rename seen as delete +
-                # create (FSEvents), the new file adopts the sidecar instead of re-rendering.
-                self._pending_sidecar_removals[str(sidecar_path_for(p))] = now + self.config.settle + 2
-            log.info("deleted: %s", path if len(gone) == 1 else f"{path} ({len(gone)} models)")
-        return 0
-
-    def _moved(self, src: str, dest: str, is_dir: bool, now: float) -> int:
-        if is_dir:
-            self.settler.forget_under(src)
-            n = self.db.rename_under(src, dest)
-            log.info("folder moved: %s -> %s (%d models follow it)", src, dest, n)
-            # Anything in it the database did not know yet gets looked at.
-            for f in iter_model_files([dest]):
-                if self.db.get(f.path) is None:
-                    self.settler.touch(f.path, now)
-            return 0
-        self.settler.forget(src)
-        if self.db.rename(src, dest):
-            self._move_sidecar(src, dest)
-            log.info("moved: %s -> %s", src, dest)
-        self.settler.touch(dest, now)  # the stat gate confirms nothing else changed
-        return 0
-
-    def _move_sidecar(self, src: str, dest: str) -> bool:
-        old, new = sidecar_path_for(src), sidecar_path_for(dest)
-        info = read_sidecar(old)
-        if info is None or not info.ours or os.path.lexists(new):
-            return False
-        try:
-            os.rename(old, new)
-        except OSError as exc:
-            log.warning("could not move sidecar %s: %s", old, exc.strerror)
-            return False
-        self._pending_sidecar_removals.pop(str(old), None)
-        return True
-
-    def _remove_due_sidecars(self, now: float) -> None:
-        for sidecar, when in list(self._pending_sidecar_removals.items()):
-            if now < when:
-                continue
-            del self._pending_sidecar_removals[sidecar]
-            model = os.path.join(os.path.dirname(sidecar), os.path.basename(sidecar)[1 : -len(".thumbnail.png")])
-            if not os.path.lexists(model):
-                remove_our_sidecar(sidecar)
-
-    def _ingest(self, paths: Sequence[str]) -> int:
-        """Settled paths: fingerprint, adopt moves, mark changed content pending."""
-        states: list[FileState] = []
-        for path in paths:
-            try:
-                st = os.stat(path)
-                row = self.db.get(path)
-                if row is not None and row.hash and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                    if row.status is ModelStatus.DONE and os.path.lexists(sidecar_path_for(path)):
-                        continue  # nothing changed (e.g. the event was our own metadata or a no-op)
-                    if row.status is ModelStatus.FAILED:
-                        continue  # same content that failed before
-                digest = hash_file(path)
-                after = os.stat(path)
-            except OSError:
-                continue  # vanished or unreadable now; a later event or the rescan sees it again
-            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-                self.settler.touch(path, time.monotonic())  # changed while hashing: not settled
-                continue
-            if row is None:
-                twin = self.db.find_missing_by_hash(digest, st.st_size)
-                if twin is not None and self.db.rename(twin.path, path) and self._move_sidecar(twin.path, path):
-                    log.info("moved: %s -> %s (matched by content)", twin.path, path)
-                    states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=False))
-                    continue
-                states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=True))
-            elif digest == row.hash:
-                has = row.has_thumbnail and os.path.lexists(sidecar_path_for(path))
-                states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=not has))
-            else:
-                states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=True))
-        if states:
-            self.db.upsert_files(states)
-        return sum(s.needs_render for s in states)
+        return self.changes.handle(events, now)
 
     # -- rescans and housekeeping -------------------------------------------------------------------
 
@@ -371,7 +269,7 @@ class Daemon:
         problems: list = []
         plan, _, found = reconcile(list(self.config.roots), self.db, problems=problems)
         for p in plan.missing:
-            self._pending_sidecar_removals[str(sidecar_path_for(p))] = time.monotonic()
+            self.changes.schedule_removal(p, time.monotonic())
         todo = sum(s.needs_render for s in plan.states)
         log.info(
             "%s: %d models, %d new, %d changed, %d missing; %d to render (%.2f s)",
@@ -424,6 +322,7 @@ class Daemon:
             log.debug("rendered: %s (%s, %.0f ms)", outcome.path, outcome.source, outcome.render_ms)
         else:
             self._window.failed += 1
+            self.failed_total += 1
             log.warning("failed: %s: %s", outcome.path, outcome.error)
 
     def _log_progress(self, now: float, force: bool = False) -> None:

@@ -28,6 +28,10 @@ class Executor(Protocol):
     def shutdown(self, *, cancel: bool = False) -> None: ...
 
 
+def _noop() -> None:
+    """Starts the pool's workers (see LocalPool)."""
+
+
 class InlineExecutor:
     """Runs each job in this process when it is submitted (pool size 0, as in thumbor).
 
@@ -73,6 +77,10 @@ class LocalPool:
             initargs=(options,),
             context=multiprocessing.get_context("spawn"),
         )
+
+        # pebble spawns its workers on the first submission; start them now, so their start-up and
+        # numba warm-up overlap with the coordinator's walk instead of delaying the first render.
+        self._pool.submit(_noop, None)
 
     def submit(self, job: RenderJob) -> cf.Future[RenderResult]:
         return self._pool.submit(self._job, self.timeout, job)

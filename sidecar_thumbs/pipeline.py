@@ -149,7 +149,10 @@ class Pipeline:
                     self._take(fut.result(), self.stats)  # type: ignore[arg-type]  # never raises
         elif timeout > 0:
             time.sleep(timeout)
-        self._maybe_flush()
+        if self._renders or self._writes:
+            self._maybe_flush()
+        else:
+            self._flush()  # nothing left in flight: commit the tail now, not when the next job comes
 
     def abandon(self, extra: Sequence[ModelRow] = ()) -> int:
         """Stop waiting for renders: cancel them, let sidecar writes in progress complete (they are

@@ -1,0 +1,149 @@
+"""File-system changes → database marks: the daemon's intake.
+
+Events only mark: a changed file waits in the :class:`~sidecar_thumbs.watcher.Settler` until it is
+stable, then is fingerprinted here; content that is new or different becomes pending; a move takes
+its row and its sidecar along (also when the move arrived as delete + create, matched by content
+hash); a delete marks the row missing and removes our sidecar a little later. Nothing here renders.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+from sidecar_thumbs.discover import iter_model_files
+from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.models import FileState, ModelStatus
+from sidecar_thumbs.sidecar import model_name_for_sidecar, read_sidecar, sidecar_path_for
+from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.verify import remove_our_sidecar
+from sidecar_thumbs.watcher import EventKind, FileEvent, Settler
+
+__all__ = ["ChangeTracker"]
+
+log = logging.getLogger("sidecar_thumbs.daemon")
+
+
+class ChangeTracker:
+    """Turns watcher events and settled paths into database marks (used from the daemon's thread)."""
+
+    def __init__(self, db: StateDB, settler: Settler) -> None:
+        self.db = db
+        self.settler = settler
+        self.settle = settler.settle
+        self.pending_removals: dict[str, float] = {}  # sidecar → when to remove it
+
+    def schedule_removal(self, model: str, when: float) -> None:
+        """Remove the sidecar of a vanished model at ``when`` (unless a move adopts it first)."""
+        self.pending_removals[str(sidecar_path_for(model))] = when
+
+    def handle(self, events: Sequence[FileEvent], now: float) -> int:
+        """Apply events; returns how many models became pending."""
+        marked = 0
+        for ev in events:
+            if ev.kind is EventKind.CHANGED:
+                if ev.is_dir:
+                    # A folder arrived: its files may never send events of their own.
+                    for f in iter_model_files([ev.path]):
+                        self.settler.touch(f.path, now)
+                else:
+                    self.settler.touch(ev.path, now)
+            elif ev.kind is EventKind.DELETED:
+                marked += self._deleted(ev.path, ev.is_dir, now)
+            elif ev.kind is EventKind.MOVED and ev.dest is not None:
+                marked += self._moved(ev.path, ev.dest, ev.is_dir, now)
+        return marked
+
+    def _deleted(self, path: str, is_dir: bool, now: float) -> int:
+        if is_dir:
+            self.settler.forget_under(path)
+            gone = [p for p in self.db.rows_under([path]) if not os.path.lexists(p)]
+        else:
+            self.settler.forget(path)
+            gone = [path] if not os.path.lexists(path) else []
+        if gone:
+            self.db.mark_missing(gone)
+            for p in gone:
+                # Removed a little later: if this "delete" is half of a rename seen as delete +
+                # create (FSEvents), the new file adopts the sidecar instead of re-rendering.
+                self.pending_removals[str(sidecar_path_for(p))] = now + self.settle + 2
+            log.info("deleted: %s", path if len(gone) == 1 else f"{path} ({len(gone)} models)")
+        return 0
+
+    def _moved(self, src: str, dest: str, is_dir: bool, now: float) -> int:
+        if is_dir:
+            self.settler.forget_under(src)
+            n = self.db.rename_under(src, dest)
+            log.info("folder moved: %s -> %s (%d models follow it)", src, dest, n)
+            # Anything in it the database did not know yet gets looked at.
+            for f in iter_model_files([dest]):
+                if self.db.get(f.path) is None:
+                    self.settler.touch(f.path, now)
+            return 0
+        self.settler.forget(src)
+        if self.db.rename(src, dest):
+            self._move_sidecar(src, dest)
+            log.info("moved: %s -> %s", src, dest)
+        self.settler.touch(dest, now)  # the stat gate confirms nothing else changed
+        return 0
+
+    def _move_sidecar(self, src: str, dest: str) -> bool:
+        old, new = sidecar_path_for(src), sidecar_path_for(dest)
+        info = read_sidecar(old)
+        if info is None or not info.ours or os.path.lexists(new):
+            return False
+        try:
+            os.rename(old, new)
+        except OSError as exc:
+            log.warning("could not move sidecar %s: %s", old, exc.strerror)
+            return False
+        self.pending_removals.pop(str(old), None)
+        return True
+
+    def remove_due_sidecars(self, now: float) -> None:
+        for sidecar, when in list(self.pending_removals.items()):
+            if now < when:
+                continue
+            del self.pending_removals[sidecar]
+            model = os.path.join(os.path.dirname(sidecar), model_name_for_sidecar(os.path.basename(sidecar)))
+            if not os.path.lexists(model):
+                remove_our_sidecar(sidecar)
+
+    def ingest(self, paths: Sequence[str]) -> int:
+        """Settled paths: fingerprint, adopt moves, mark changed content pending."""
+        states: list[FileState] = []
+        for path in paths:
+            try:
+                st = os.stat(path)
+                row = self.db.get(path)
+                if row is not None and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                    if row.status in (ModelStatus.PENDING, ModelStatus.RENDERING):
+                        continue  # already queued for exactly this file (e.g. found by a rescan too)
+                    if row.status is ModelStatus.FAILED and row.hash:
+                        continue  # same content that failed before
+                    if row.status is ModelStatus.DONE and os.path.lexists(sidecar_path_for(path)):
+                        continue  # nothing changed (e.g. the event was our own metadata or a no-op)
+                digest = hash_file(path)
+                after = os.stat(path)
+            except OSError:
+                continue  # vanished or unreadable now; a later event or the rescan sees it again
+            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                self.settler.touch(path, time.monotonic())  # changed while hashing: not settled
+                continue
+            if row is None:
+                twin = self.db.find_missing_by_hash(digest, st.st_size)
+                if twin is not None and self.db.rename(twin.path, path) and self._move_sidecar(twin.path, path):
+                    log.info("moved: %s -> %s (matched by content)", twin.path, path)
+                    states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=False))
+                    continue
+                states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=True))
+            elif digest in (row.hash, row.thumb_hash):
+                has = row.has_thumbnail and os.path.lexists(sidecar_path_for(path))
+                states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=not has))
+            else:
+                states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=True))
+        if states:
+            self.db.upsert_files(states)
+        return sum(s.needs_render for s in states)
