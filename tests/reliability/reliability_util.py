@@ -5,7 +5,6 @@ Everything is real: files in tmp_path, SQLite files, ``python -m sidecar_thumbs`
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import sqlite3
@@ -14,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
@@ -28,18 +26,6 @@ from sidecar_thumbs.thumbnail import ThumbnailOptions
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _root_conftest() -> ModuleType:
-    # Both conftest.py files are importable as "conftest"; load the root one under its own name.
-    spec = importlib.util.spec_from_file_location("sidecar_thumbs_tests_conftest", REPO / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_root = _root_conftest()
-CORPUS: Path = _root.CORPUS
-corpus_files: Callable[..., list[Path]] = _root.corpus_files
 SMALL = ThumbnailOptions(render=RenderOptions(size=64))
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
