@@ -9,6 +9,7 @@ sidecar is checkable from the files alone, without the database.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import urllib.parse
@@ -169,7 +170,9 @@ def read_sidecar(path: str | os.PathLike[str]) -> SidecarInfo | None:
         data = p.read_bytes()
     except FileNotFoundError:
         return None
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return None  # no file can exist under a name the file system refuses
         return foreign
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -209,6 +212,13 @@ def write_sidecar(model: str | os.PathLike[str], png: bytes, *, durable: bool = 
             ``transient`` is set where trying later may help (disk full, I/O error).
     """
     target = sidecar_path_for(model)
+    name_max = _name_max(target.parent)
+    if len(os.fsencode(target.name)) > name_max:
+        # ".<name>.thumbnail.png" adds 15 bytes: a model name near the limit cannot have a sidecar.
+        raise SidecarWriteError(
+            f"file name too long for a sidecar: {target.name[:40]!r}... would be "
+            f"{len(os.fsencode(target.name))} bytes, the file system allows {name_max}"
+        )
     existing = read_sidecar(target)
     if existing is not None and not existing.ours:
         raise SidecarWriteError(f"{target.name} exists and was not written by sidecar-thumbs; left alone")
@@ -222,6 +232,21 @@ def write_sidecar(model: str | os.PathLike[str], png: bytes, *, durable: bool = 
         raise err from None
     except OSError as exc:
         err = SidecarWriteError(f"cannot write the sidecar: {exc.strerror or exc}")
-        err.transient = True  # disk full, I/O error: may pass
+        # A read-only file system stays read-only: retrying in a loop would only fill the log.
+        # Disk full or an I/O error may pass: retried after a back-off.
+        err.transient = exc.errno not in _PERMANENT_ERRNOS
+        if exc.errno == errno.EROFS:
+            err = SidecarWriteError("cannot write the sidecar: read-only file system")
         raise err from None
     return target
+
+
+# Write errors that do not go away by waiting (issue #6: recorded, not retried in a loop).
+_PERMANENT_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG})
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
