@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 
@@ -95,13 +96,24 @@ def render_job(job: RenderJob) -> RenderResult:
     )
 
 
+def _exit_when_orphaned(parent: int, interval: float = 1.0) -> None:
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:  # re-parented: the coordinator is gone
+            os._exit(0)
+
+
 def warm_up_worker(options: ThumbnailOptions | None = None) -> None:
     """Worker process initialiser: pay numba's compile/cache-load cost once per worker, not on its
     first file. Never raises: a failed warm-up only means the first file pays for it (and a failing
     initialiser would break the whole pool)."""
     # Ctrl-C on a terminal signals the whole process group; the coordinator decides what stops,
     # so workers must not die half-way through a job on their own.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threading.current_thread() is threading.main_thread():  # (a Dask worker may call this elsewhere)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A coordinator killed with SIGKILL cannot stop its workers; they must notice and go, or they
+    # linger holding memory (and, on the share's host, CPU) until someone finds them.
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
     try:
         from sidecar_thumbs.mesh import load as mesh_load
         from sidecar_thumbs.render import warm_up

@@ -44,6 +44,8 @@ KEY_SOURCE = "X-SidecarThumbs::Source"
 KEY_SETTINGS = "X-SidecarThumbs::Settings"
 KEY_TRIANGLES = "X-SidecarThumbs::Triangles"
 
+_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the fixed last chunk of every PNG
+
 MIMETYPES = {".stl": "model/stl", ".3mf": "model/3mf"}
 
 # zlib level, measured on 256 px thumbnails (bench/render.py): level 1 2.2 ms / 34.0 KB, level 3
@@ -175,10 +177,15 @@ def read_sidecar(path: str | os.PathLike[str]) -> SidecarInfo | None:
             return None  # no file can exist under a name the file system refuses
         return foreign
     try:
+        if not data.endswith(_IEND):
+            # Pillow decodes a PNG cut inside its last chunk without complaint; a whole PNG ends here.
+            raise ValueError("truncated PNG")
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()  # every chunk's CRC
         with Image.open(io.BytesIO(data)) as im:
             text = dict(getattr(im, "text", {}) or {})
             width, height = im.size
-            im.load()  # decodes every pixel: a truncated file fails here
+            im.load()  # decodes every pixel
     except Exception:  # Pillow raises many types for broken files; all mean "not readable"
         ours = b"tEXtSoftware\x00" + SOFTWARE_NAME.encode() in data
         return SidecarInfo(p, ours, False, None, None, None, None, None)

@@ -15,6 +15,7 @@ from types import ModuleType
 
 import numpy as np
 
+from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import BadModelError, LimitExceededError
 from sidecar_thumbs.mesh.scancodes import ERR_LIMIT, ERR_NUMBER, MESSAGES, OK
 
@@ -32,6 +33,7 @@ def _load_kernel() -> ModuleType | None:
     if not _kernel_checked:
         _kernel_checked = True
         if not os.environ.get("SIDECAR_THUMBS_NO_NUMBA"):
+            numba_cache.configure()
             try:
                 from sidecar_thumbs.mesh import xmlscan_numba
 

@@ -20,6 +20,7 @@ from types import ModuleType
 
 import numpy as np
 
+from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import ConfigError, NoGeometryError
 from sidecar_thumbs.render.camera import shading_for
 
@@ -101,6 +102,7 @@ def resolve_kernel(name: str = "auto") -> str:
 @cache
 def _kernel_module(name: str) -> ModuleType:
     if name == "numba":
+        numba_cache.configure()
         try:
             from sidecar_thumbs.render import kernel_numba
         except ImportError as exc:  # installed but broken (e.g. llvmlite mismatch)

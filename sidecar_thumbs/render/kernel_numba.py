@@ -14,8 +14,8 @@ Three compiled passes over the data, each written for speed on ~1M sub-pixel tri
 The numpy kernel implements the same three kinds with the same float32 formulas; keep them in step.
 
 Importing this module imports numba; callers import it lazily (numba is missing on Intel Macs).
-Compiled code is cached (``cache=True``): next to this file when that is writable, otherwise in
-numba's user-wide cache directory, or wherever ``NUMBA_CACHE_DIR`` points.
+Compiled code is cached (``cache=True``) in the per-user folder that :mod:`sidecar_thumbs.numba_cache`
+chooses, or wherever ``NUMBA_CACHE_DIR`` points.
 """
 
 from __future__ import annotations

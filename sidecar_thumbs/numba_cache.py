@@ -1,0 +1,26 @@
+"""Where numba keeps the compiled kernels: a per-user cache folder, not the installed package.
+
+numba's default is a ``__pycache__`` beside the module. That fails for a read-only install, and
+after ``pip uninstall`` the left-over cache folders turn ``site-packages/sidecar_thumbs`` into a
+namespace package that shadows a later (editable) install — seen on this project's own machines.
+A per-user folder (``~/Library/Caches/sidecar-thumbs/numba`` on macOS, ``~/.cache/…`` on Linux)
+survives reinstalls; numba keys entries by source path and timestamp, so versions do not collide.
+An explicit ``NUMBA_CACHE_DIR`` always wins.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["configure"]
+
+
+def configure() -> None:
+    """Point numba at our cache folder; call before the first ``import numba`` (later is too late)."""
+    if "numba" in sys.modules or os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    import platformdirs
+
+    # Spawned workers inherit the environment, so they use the same folder.
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(platformdirs.user_cache_dir("sidecar-thumbs"), "numba")
