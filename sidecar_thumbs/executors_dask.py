@@ -206,8 +206,8 @@ class DaskExecutor:
             self._client.subscribe_topic(self._topic, self._on_started)
             if allowed_failures is not None:
                 self._set_allowed_failures(allowed_failures)
-            self._client.register_plugin(WarmUpPlugin(options), name=PLUGIN_NAME)
             self.workers: int = self._wait_for_render_slots(wait_for_workers)
+            self._client.register_plugin(WarmUpPlugin(options), name=PLUGIN_NAME)
         except BaseException:
             self._close_client()
             raise
@@ -369,9 +369,10 @@ class DaskExecutor:
             task = self._tasks.get(dfut.key)
             if task is None or task.dask is not dfut:
                 return  # timed out, cancelled or resubmitted already
-            # Until it is settled, time it as queued: if its result was lost with its worker, Dask
-            # computes it again, and that run's start notice restarts the clock.
-            task.started, task.submitted = None, time.monotonic()
+            if dfut.status == "finished":
+                # Until it is settled, time it as queued: if its result was lost with its worker,
+                # Dask computes it again, and that run's start notice restarts the clock.
+                task.started, task.submitted = None, time.monotonic()
         if dfut.status == "cancelled":
             # Not by us (we unregister first): the client lost the scheduler and cancelled all.
             self._lose(str(getattr(dfut._state, "exception", None) or "connection closed"))
