@@ -83,6 +83,8 @@ class Daemon:
         """Kill anything left in the process group (orphaned workers), so no test leaks processes."""
         with _suppress_lookup():
             os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self._log.close()
 
 
 class _suppress_lookup:  # used like contextlib.suppress
