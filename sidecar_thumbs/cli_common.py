@@ -90,6 +90,27 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="State database [DAM_DATABASE_PATH, default: the user data folder].",
     )(f)
+    f = click.option(
+        "--executor",
+        type=click.Choice(["local", "dask"]),
+        default=None,
+        help="Render on this machine's process pool or on a Dask cluster [SIDECAR_THUMBS_EXECUTOR].",
+    )(f)
+    f = click.option(
+        "--scheduler",
+        "dask_scheduler",
+        default=None,
+        metavar="tcp://HOST:8786",
+        help="The Dask scheduler (with --executor dask) [SIDECAR_THUMBS_DASK_SCHEDULER].",
+    )(f)
+    f = click.option(
+        "--path-map",
+        "path_map",
+        multiple=True,
+        metavar="SRC=DST",
+        help="Where Dask workers find the share, e.g. /Volumes/3D-Files=/mnt/3d; repeatable [SIDECAR_THUMBS_PATH_MAP].",
+        callback=lambda _ctx, _param, value: ";".join(value) if value else None,
+    )(f)
     return f
 
 
@@ -117,8 +138,14 @@ def roots_for(paths: tuple[Path, ...], settings: Settings) -> list[str]:
 
 
 def executor_for(settings: Settings, options: Any, *, workers: int | None = None) -> Any:
-    """The executor the settings ask for (the local process pool, or inline for 0 workers)."""
+    """The executor the settings ask for: a Dask cluster, the local process pool, or inline (0 workers)."""
     from sidecar_thumbs.executors import make_executor
 
+    if settings.executor == "dask":
+        from sidecar_thumbs.executors_dask import DaskExecutor
+        from sidecar_thumbs.pathmap import parse_path_map_setting
+
+        path_map = parse_path_map_setting(settings.path_map) if settings.path_map else None
+        return DaskExecutor(settings.dask_scheduler, timeout=settings.timeout, options=options, path_map=path_map)
     n = settings.workers if workers is None else workers
     return make_executor(n, timeout=settings.timeout, max_tasks=settings.max_tasks_per_worker, options=options)

@@ -80,7 +80,10 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
         grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
     )  # fmt: skip
     db = open_db(settings)
-    log.info("sidecar-thumbs %s: database %s, %d workers", __version__, settings.database, settings.workers)
+    where = (
+        f"Dask cluster at {settings.dask_scheduler}" if settings.executor == "dask" else f"{settings.workers} workers"
+    )
+    log.info("sidecar-thumbs %s: database %s, %s", __version__, settings.database, where)
     daemon = Daemon(
         config, db=db, options=options, lock=DaemonLock(settings.database),
         make_executor=lambda: executor_for(settings, options),

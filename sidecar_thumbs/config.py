@@ -155,6 +155,12 @@ class Settings:
         _one_of("local", "dask"),
     )
     dask_scheduler: str = _setting("", "Dask scheduler address, e.g. tcp://mac.local:8786 (executor=dask)", "Work")
+    path_map: str = _setting(
+        "",
+        "How Dask workers see the share: SOURCE=TARGET rules separated by ; or newlines, e.g. "
+        "/Volumes/3D-Files=/mnt/3d",
+        "Work",
+    )
 
     sweep_interval: float = _setting(
         2.0, "Seconds between sweeps that hand pending files to workers", "Watching", _between(0.01)
@@ -225,6 +231,10 @@ class Settings:
             reason = _check_value(f.name, getattr(self, f.name))
             if reason is not None:
                 raise ConfigError(f"{_env(f)}={_show(f.name, getattr(self, f.name))}: {reason}")
+        if self.executor == "dask" and not self.dask_scheduler:
+            raise ConfigError(
+                "SIDECAR_THUMBS_EXECUTOR=dask needs SIDECAR_THUMBS_DASK_SCHEDULER (--scheduler tcp://HOST:8786)"
+            )
 
     @property
     def color_rgb(self) -> tuple[int, int, int]:

@@ -12,6 +12,7 @@ import multiprocessing
 from collections.abc import Callable
 from typing import Protocol
 
+from sidecar_thumbs.errors import RunError
 from sidecar_thumbs.jobs import RenderJob, RenderResult, failure, render_job, warm_up_worker
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
@@ -102,6 +103,8 @@ def result_of(job: RenderJob, fut: cf.Future[RenderResult], timeout: float | Non
     except TimeoutError:
         limit = f" of {timeout:g} s" if timeout else ""
         return failure(job.path, f"render timed out after the limit{limit}; the worker was stopped")
+    except RunError:
+        raise  # the executor itself is gone (a lost Dask scheduler): the run stops, claims go back
     except Exception as exc:
         from pebble import ProcessExpired
 
