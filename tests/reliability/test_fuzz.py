@@ -14,10 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from corpus_paths import corpus_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mesh_builders import make_3mf, model_xml, unit_cube_mesh
-from reliability_util import SMALL, binary_stl, corpus_files
+from reliability_util import SMALL, binary_stl
 
 from sidecar_thumbs.errors import ModelError, NoGeometryError
 from sidecar_thumbs.executors import LocalPool, result_of
