@@ -26,7 +26,7 @@ from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import is_our_temp_name
 from sidecar_thumbs.dam_sync import sync_dam
 from sidecar_thumbs.discover import is_ignored_dir
-from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError
+from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
@@ -158,10 +158,16 @@ class Daemon:
                 self._loop()
             finally:
                 hard = self.stop_requests > 1 or (self._stop_at is not None and time.monotonic() >= self._stop_at)
-                back = self.pipeline.abandon(self._buffer)
-                self._buffer = []
-                executor.shutdown(cancel=hard or back > 0)
-                self.pipeline.close()
+                back = 0
+                try:
+                    back = self.pipeline.abandon(self._buffer)
+                except SidecarError as exc:  # the database itself failed: still stop the workers
+                    log.error("could not record the last results: %s", exc.message)
+                    hard = True
+                finally:
+                    self._buffer = []
+                    executor.shutdown(cancel=hard or back > 0)
+                    self.pipeline.close()
                 if back:
                     log.info("stopped: %d unfinished models are pending for the next start", back)
         finally:
@@ -239,6 +245,7 @@ class Daemon:
 
     def _sweep(self) -> None:
         """Claim the next batch of claimable rows when the local buffer ran dry."""
+        self.db.check_file()  # removed or overwritten under us: stop with a clear error, lose nothing more
         if not self._buffer:
             if self.db.dam is not None:
                 # The asset manager's table is a source of work too: unflagged rows are queued.
@@ -266,6 +273,7 @@ class Daemon:
 
     def _rescan(self, initial: bool = False) -> int:
         t0 = time.monotonic()
+        self.db.check_file(deep=not initial)
         problems: list = []
         plan, _, found = reconcile(list(self.config.roots), self.db, problems=problems)
         for p in plan.missing:
@@ -294,10 +302,11 @@ class Daemon:
         return todo
 
     def _remove_stale_temp_files(self) -> None:
-        # We hold the lock: no other daemon writes here. A temp file of ours older than a minute
-        # belongs to a write that was killed (a write takes milliseconds).
+        # We hold the lock: no other daemon writes here. A temp file of ours older than a few seconds
+        # belongs to a write that was killed (a sidecar write takes milliseconds; the margin is for a
+        # one-off `scan` or `render` writing beside us at this very moment).
         removed = 0
-        cutoff = time.time() - 60.0
+        cutoff = time.time() - 10.0
         for root in self.config.roots:
             for folder, dirs, files in os.walk(root, followlinks=False):
                 dirs[:] = [d for d in dirs if not is_ignored_dir(d)]

@@ -19,6 +19,7 @@ from typing import Any
 
 from sidecar_thumbs.errors import DatabaseLockedError, ModelError
 from sidecar_thumbs.executors import Executor, result_of
+from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.jobs import RenderJob, RenderResult
 from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed
 from sidecar_thumbs.sidecar import write_sidecar
@@ -257,10 +258,15 @@ class Pipeline:
             reason = result.error or "failed"
             records: list[_Record] = []
             failed_hash = row.hash
-            if result.content_hash and row.hash is None and (result.size, result.mtime_ns) == (row.size, row.mtime_ns):
+            content_hash, size, mtime_ns = result.content_hash, result.size, result.mtime_ns
+            if content_hash is None and not result.transient and row.hash is None:
+                # The worker died (crash, timeout) before saying which content it read: hash it here
+                # (in a writer thread), or every scan would see "changed" content and hand it out again.
+                content_hash, size, mtime_ns = _hash_unchanged(path, row)
+            if content_hash and row.hash is None and (size, mtime_ns) == (row.size, row.mtime_ns):
                 # Remember which content failed, so an unchanged bad file is not re-read every scan.
-                records.append(FileState(path, row.size, row.mtime_ns, result.content_hash, False))
-                failed_hash = result.content_hash
+                records.append(FileState(path, row.size, row.mtime_ns, content_hash, False))
+                failed_hash = content_hash
             records.append(RenderFailed(path, reason, result.transient, failed_hash))
             outcome = Outcome(path, False, error=reason, transient=result.transient, render_ms=result.render_ms)
             return outcome, records
@@ -343,6 +349,20 @@ class Pipeline:
     @property
     def pending_commits(self) -> int:
         return len(self._done) + len(self._failed) + len(self._requeue) + len(self._missing)
+
+
+def _hash_unchanged(path: str, row: ModelRow) -> tuple[str | None, int | None, int | None]:
+    """(hash, size, mtime_ns) of ``path`` if its stat still matches ``row``, else Nones."""
+    try:
+        before = os.stat(path)
+        digest = hash_file(path)
+        after = os.stat(path)
+    except OSError:
+        return None, None, None
+    stat = (after.st_size, after.st_mtime_ns)
+    if stat != (before.st_size, before.st_mtime_ns) or stat != (row.size, row.mtime_ns):
+        return None, None, None
+    return digest, after.st_size, after.st_mtime_ns
 
 
 _Record = RenderDone | RenderFailed | FileState | str  # str: a path found missing

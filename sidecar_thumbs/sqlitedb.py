@@ -92,6 +92,8 @@ class SQLiteDB:
             raise self._error(exc) from exc
         try:
             self._configure()
+            st = os.stat(self.path)
+            self._identity = (st.st_dev, st.st_ino)
         except BaseException:
             self._conn.close()
             raise
@@ -129,6 +131,29 @@ class SQLiteDB:
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------
+
+    def check_file(self, *, deep: bool = False) -> None:
+        """Raise :class:`DatabaseError` when the file under this connection was removed, replaced or
+        overwritten. A long-running daemon would otherwise go on writing into an unlinked file (its
+        results lost) or over garbage. ``deep`` also runs SQLite's ``quick_check``.
+        """
+        try:
+            st = os.stat(self.path)
+            with open(self.path, "rb") as f:
+                header = f.read(16)
+        except FileNotFoundError:
+            raise DatabaseError(f"state database {self.path} was removed while in use") from None
+        except OSError as exc:
+            raise DatabaseError(f"state database {self.path} cannot be read: {exc.strerror}") from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise DatabaseError(f"state database {self.path} was replaced by another file while in use")
+        if header != b"SQLite format 3\x00":
+            raise DatabaseError(f"state database {self.path} was overwritten: it is no longer a SQLite database")
+        if deep:
+            result = self._read("PRAGMA quick_check")
+            if not result or result[0][0] != "ok":
+                detail = one_line(str(result[0][0])) if result else "no answer"
+                raise DatabaseError(f"state database {self.path} is damaged: {detail}")
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

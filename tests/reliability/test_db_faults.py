@@ -52,11 +52,6 @@ def test_locked_beyond_busy_timeout_is_a_clear_error(tmp_path: Path) -> None:
         assert db.get(str(tmp_path / "m.stl")) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon.py/sqlitedb.py: the daemon never re-checks its database file; it keeps running "
-    "(writing into an unlinked inode, or over garbage) with exit code 0 - fix in the report",
-)
 @pytest.mark.parametrize("fault", ["garbage", "removed"])
 def test_database_damaged_while_the_daemon_runs(tmp_path: Path, fault: str) -> None:
     models = _library(tmp_path / "lib", 150)

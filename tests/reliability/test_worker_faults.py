@@ -105,11 +105,6 @@ def test_faults_in_a_scan_are_recorded_with_a_reason(tmp_path: Path) -> None:
     check_library(lib, db_path, models)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.py: a worker crash/timeout leaves the row's hash NULL, so every scan and daemon "
-    "rescan sees 'changed' content and renders (crashes, times out) again; fix in the report",
-)
 def test_a_file_that_kills_its_worker_is_not_handed_out_again(tmp_path: Path) -> None:
     lib, _, _, db = _scan_faults(tmp_path, ["segfault.stl", "exit.stl"])
     try:
