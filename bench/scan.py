@@ -39,10 +39,11 @@ from _common import Library, RssSampler, estimated_bytes, generate_library, plan
 
 import sidecar_thumbs
 from sidecar_thumbs.config import default_workers, load_settings
+from sidecar_thumbs.discover import iter_model_files
 from sidecar_thumbs.executors import Executor, make_executor
 from sidecar_thumbs.pipeline import Outcome
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.scan import ScanSummary, scan
+from sidecar_thumbs.scan import ScanSummary, plan_changes, scan
 from sidecar_thumbs.sidecar import sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -193,6 +194,9 @@ def noop_rescans(run: Runner, lib: Library, db: Path, repeat: int) -> dict[str, 
         if s.hashed or s.rendered or s.embedded or s.failed:
             raise SystemExit(f"no-op rescan {i} did work: hashed {s.hashed}, rendered {s.rendered}")
     log(f"no-op rescans: {', '.join(f'{t:.3f}' for t in times)} s")
+    phases = [noop_phases(str(lib.root), db) for _ in range(3)]
+    phase_median = {k: round(statistics.median(p[k] for p in phases), 4) for k in phases[0]}
+    log(f"no-op phases (median of 3): {phase_median}")
     cli = []
     for _ in range(3):
         t = time.perf_counter()
@@ -215,7 +219,23 @@ def noop_rescans(run: Runner, lib: Library, db: Path, repeat: int) -> dict[str, 
         "hashed": 0,
         "rendered": 0,
         "cli_wall_median_s": round(statistics.median(cli), 3),
+        "phases_s": phase_median,
     }
+
+
+def noop_phases(root: str, db_path: Path) -> dict[str, float]:
+    """Where a no-op rescan's time goes: the same steps ``scan`` takes, timed one by one."""
+    t0 = time.perf_counter()
+    found = list(iter_model_files([root]))
+    t1 = time.perf_counter()
+    with StateDB(db_path) as db:
+        t2 = time.perf_counter()
+        rows = db.rows_under([root])
+        t3 = time.perf_counter()
+    plan = plan_changes(found, rows)  # one lexists per file: is the sidecar still there?
+    t4 = time.perf_counter()
+    assert not plan.states and plan.unchanged == len(found)
+    return {"walk": t1 - t0, "open_db": t2 - t1, "rows_under": t3 - t2, "plan": t4 - t3, "total": t4 - t0}
 
 
 def touch_rescan(run: Runner, lib: Library, db: Path, seed: int) -> dict[str, Any]:
@@ -380,6 +400,8 @@ def table(r: dict[str, Any]) -> str:
             row(f"no-op rescan, median of {len(n['runs_s'])} (in-process)",
                 f"{n['median_s']:.3f} s (0 hashed, 0 rendered)", "≤ 0.5 s", n["median_s"] <= TARGET_NOOP_S),
             row("no-op rescan via CLI, median of 3 (wall)", f"{n['cli_wall_median_s']:.3f} s"),
+            row("no-op: walk / open db / rows_under / plan",
+                " / ".join(f"{n['phases_s'][k]:.3f}" for k in ("walk", "open_db", "rows_under", "plan")) + " s"),
         ]  # fmt: skip
     if "touch" in r:
         t = r["touch"]
@@ -475,6 +497,7 @@ def run_all(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
         steps.append(("corpus", lambda: corpus_scan(run, work, args.corpus_repeat)))
     for name, step in steps:
         results[name] = step()
+        results[name]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]  # others' work skews this
         _save(args.json, results)
 
 
