@@ -21,7 +21,7 @@ from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.models import FileState, ModelRow, ModelStatus, RenderDone
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.sidecar import SIDECAR_SUFFIX, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
@@ -92,8 +92,12 @@ class ScanSummary:
         }
 
 
-def _sidecar_present(model: str) -> bool:
-    return os.path.lexists(sidecar_path_for(model))
+def _sidecar_present(model: str, listed: bool | None = None) -> bool:
+    """Whether the model's sidecar name is taken; ``listed`` is what the walk already saw."""
+    if listed is not None:
+        return listed
+    head, tail = os.path.split(model)  # plain strings: pathlib costs ~6 µs a file, 0.2 s at 34k
+    return os.path.lexists(os.path.join(head, f".{tail}{SIDECAR_SUFFIX}"))
 
 
 def plan_changes(
@@ -127,7 +131,7 @@ def plan_changes(
                 plan.states.append(FileState(f.path, f.size, f.mtime_ns, None, needs_render=True))
         elif row.size != f.size or row.mtime_ns != f.mtime_ns or row.hash is None:
             to_hash.append((f, row))
-        elif force or _needs_render(row, f.path):
+        elif force or _needs_render(row, f.path, f.has_sidecar):
             plan.changed += 1
             plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, needs_render=True))
         else:
@@ -138,20 +142,22 @@ def plan_changes(
     return plan
 
 
-def _needs_render(row: ModelRow, path: str) -> bool:
+def _needs_render(row: ModelRow, path: str, listed: bool | None = None) -> bool:
     """Unchanged content: render only if the thumbnail is missing or the row is waiting anyway."""
     if row.status in (ModelStatus.PENDING, ModelStatus.RENDERING):
         return True
     if row.status is ModelStatus.FAILED:
         return False  # deterministic failures wait for a content change (or --retry-failed)
     if row.status is ModelStatus.MISSING:
-        return not _sidecar_present(path)
-    return not (row.has_thumbnail and _sidecar_present(path))
+        return not _sidecar_present(path, listed)
+    return not (row.has_thumbnail and _sidecar_present(path, listed))
 
 
 def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
     """A model new to the database may already have a fresh sidecar of ours (the database was
     lost, or another machine made it): record it instead of rendering again."""
+    if f.has_sidecar is False:
+        return None
     sidecar = sidecar_path_for(f.path)
     if not os.path.lexists(sidecar):
         return None
@@ -178,7 +184,7 @@ def _hash_moved(items: list[tuple[FoundFile, ModelRow]], plan: Plan, force: bool
             plan.hashed += 1
             if digest == row.hash and not force:
                 plan.touched += 1
-                needs = _needs_render(row, f.path) if row.status is not ModelStatus.FAILED else False
+                needs = _needs_render(row, f.path, f.has_sidecar) if row.status is not ModelStatus.FAILED else False
                 plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=needs))
             else:
                 plan.changed += 1
@@ -197,8 +203,12 @@ def reconcile(
         (the plan, the rows as they were before, how many model files were found).
     """
     problems = problems if problems is not None else []
-    found = list(iter_model_files(roots, on_problem=problems.append))
-    rows = db.rows_under(roots)
+    # The walk (mostly system calls) and the row fetch (mostly SQLite) overlap well: a 34k-file
+    # no-op rescan is one of each. The database is used by that one thread only meanwhile.
+    with cf.ThreadPoolExecutor(1, thread_name_prefix="rows") as pool:
+        rows_future = pool.submit(db.rows_under, roots)
+        found = list(iter_model_files(roots, on_problem=problems.append))
+        rows = rows_future.result()
     plan = plan_changes(found, rows, force=force)
     problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
     if plan.states:
