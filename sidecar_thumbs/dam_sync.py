@@ -80,6 +80,8 @@ def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = ()) -> DamSync:
     if reflag:
         db.set_dam_flags(reflag)
         result.reflagged = len(reflag)
+    if result.seen:
+        log.debug("asset manager sync (%s): %s", "full" if full else "unflagged", result)
     return result
 
 

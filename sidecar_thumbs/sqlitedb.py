@@ -92,8 +92,11 @@ class SQLiteDB:
             raise self._error(exc) from exc
         try:
             self._configure()
-            st = os.stat(self.path)
-            self._identity = (st.st_dev, st.st_ino)
+            # One read-only descriptor for the connection's whole life, to check the file under it
+            # (check_file). Never open and close the database file again while connected: closing
+            # any descriptor of a file drops every POSIX lock this process holds on it, SQLite's
+            # included — another process could then write at the same time (sqlite.org/howtocorrupt).
+            self._probe_fd = os.open(self.path, os.O_RDONLY)
         except BaseException:
             self._conn.close()
             raise
@@ -139,13 +142,13 @@ class SQLiteDB:
         """
         try:
             st = os.stat(self.path)
-            with open(self.path, "rb") as f:
-                header = f.read(16)
+            ours = os.fstat(self._probe_fd)
+            header = os.pread(self._probe_fd, 16, 0)
         except FileNotFoundError:
             raise DatabaseError(f"state database {self.path} was removed while in use") from None
         except OSError as exc:
             raise DatabaseError(f"state database {self.path} cannot be read: {exc.strerror}") from None
-        if (st.st_dev, st.st_ino) != self._identity:
+        if (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino):
             raise DatabaseError(f"state database {self.path} was replaced by another file while in use")
         if header != b"SQLite format 3\x00":
             raise DatabaseError(f"state database {self.path} was overwritten: it is no longer a SQLite database")
@@ -158,6 +161,9 @@ class SQLiteDB:
     def close(self) -> None:
         """Close the connection (idempotent)."""
         self._conn.close()
+        fd, self._probe_fd = getattr(self, "_probe_fd", -1), -1
+        if fd >= 0:
+            os.close(fd)  # after SQLite let go of its locks
 
     def __enter__(self) -> Self:
         return self

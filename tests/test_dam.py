@@ -76,7 +76,7 @@ def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:  # t
         if cond():
             return
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 # -- configuration guards --------------------------------------------------------------------------
@@ -217,7 +217,8 @@ def test_daemon_renders_and_flags_rows_a_second_process_adds_even_through_a_long
         writer = subprocess.run([sys.executable, "-c", WRITER, str(dam), "6", *(f"parts/{n}" for n in names)],
                                 timeout=120, env=env)  # fmt: skip
         assert writer.returncode == 0
-        wait_for(lambda: all(flags(dam)[f"parts/{n}"][0] == 1 for n in names), timeout=90, what="all flagged")
+        wait_for(lambda: all(flags(dam)[f"parts/{n}"][0] == 1 for n in names), timeout=90,
+                 what=lambda: f"all flagged: {flags(dam)}")  # fmt: skip
         for n in names:
             assert sidecar_path_for(lib / "parts" / n).exists()
             assert flags(dam)[f"parts/{n}"][1] == str(sidecar_path_for(lib / "parts" / n))
