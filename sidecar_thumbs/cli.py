@@ -28,7 +28,8 @@ from sidecar_thumbs.cli_common import (
     thumbnail_options,
 )
 from sidecar_thumbs.config import Settings
-from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
+from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, LockedError, SidecarError
+from sidecar_thumbs.lock import DaemonLock
 
 # -- the group -------------------------------------------------------------------------------------
 
@@ -173,6 +174,14 @@ def scan(
             log.warning("failed: %s: %s", o.path, o.error)
 
     db = open_db(settings)
+    # One coordinator per database: while a daemon runs, it renders what this scan marks; while this
+    # scan renders, a daemon starting meanwhile refuses (it would hand our claims out again).
+    lock = DaemonLock(settings.database, role="scan")
+    locked_out = False
+    try:
+        lock.acquire()
+    except LockedError:
+        locked_out = True
     summary = None
     try:
         summary = run_scan(
@@ -186,6 +195,7 @@ def scan(
             retry_failed=retry_failed,
             on_outcome=on_outcome,
             on_plan=on_plan,
+            mark_only=locked_out,
         )
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished renders are saved; run the scan again to continue", err=True)
@@ -193,9 +203,17 @@ def scan(
     except SidecarError as exc:
         fail(exc)
     finally:
+        lock.release()
         if progress is not None:
             progress.finish()
         db.close()
+    if locked_out and not as_json:
+        who = f"{lock.holder.role} (pid {lock.holder.pid})" if lock.holder else "process"
+        click.echo(
+            f"another sidecar-thumbs {who} runs on this database: {summary.deferred} models marked "
+            "for it to render (sidecar-thumbs status)",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:

@@ -23,8 +23,9 @@ __all__ = ["DaemonLock", "LockHolder", "lock_path_for", "read_lock_holder"]
 @dataclass(frozen=True)
 class LockHolder:
     pid: int
-    since: float  # unix time the daemon took the lock
+    since: float  # unix time the lock was taken
     host: str
+    role: str = "daemon"  # "daemon" (watch) or "scan"
 
 
 def lock_path_for(database: str | os.PathLike[str]) -> Path:
@@ -35,7 +36,9 @@ def _read_info(fd: int) -> LockHolder | None:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         data = json.loads(os.read(fd, 4096) or b"{}")
-        return LockHolder(int(data["pid"]), float(data["since"]), str(data.get("host", "")))
+        return LockHolder(
+            int(data["pid"]), float(data["since"]), str(data.get("host", "")), str(data.get("role", "daemon"))
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -43,9 +46,11 @@ def _read_info(fd: int) -> LockHolder | None:
 class DaemonLock:
     """Take with :meth:`acquire` (raises :class:`LockedError` if another daemon holds it)."""
 
-    def __init__(self, database: str | os.PathLike[str]) -> None:
+    def __init__(self, database: str | os.PathLike[str], role: str = "daemon") -> None:
         self.path = lock_path_for(database)
+        self.role = role
         self._fd: int | None = None
+        self.holder: LockHolder | None = None  # who held it when acquire() was refused
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,17 +58,17 @@ class DaemonLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_info(fd)
+            holder = self.holder = _read_info(fd)
             os.close(fd)
-            who = ""
+            who, what = "", "daemon"
             if holder is not None:
                 since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.since))
-                who = f" (pid {holder.pid}, since {since})"
+                who, what = f" (pid {holder.pid}, since {since})", holder.role
             raise LockedError(
-                f"another sidecar-thumbs daemon is already running on this database{who}; "
+                f"another sidecar-thumbs {what} is already running on this database{who}; "
                 f"stop it first (lock: {self.path})"
             ) from None
-        info = {"pid": os.getpid(), "since": time.time(), "host": os.uname().nodename}
+        info = {"pid": os.getpid(), "since": time.time(), "host": os.uname().nodename, "role": self.role}
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(info).encode())
         self._fd = fd

@@ -60,6 +60,7 @@ class ScanSummary:
     embedded: int = 0
     failed: int = 0
     requeued: int = 0
+    deferred: int = 0  # marked pending for a running daemon instead of rendered here
     elapsed: float = 0.0
     render_elapsed: float = 0.0
     interrupted: bool = False
@@ -84,6 +85,7 @@ class ScanSummary:
             "embedded": self.embedded,
             "failed": self.failed,
             "requeued": self.requeued,
+            "deferred": self.deferred,
             "elapsed_s": round(self.elapsed, 3),
             "renders_per_s": round(self.renders_per_s, 2),
             "interrupted": self.interrupted,
@@ -232,6 +234,7 @@ def scan(
     on_outcome: Callable[[Outcome], None] | None = None,
     on_plan: Callable[[Plan, int], None] | None = None,
     stop: threading.Event | None = None,
+    mark_only: bool = False,
 ) -> ScanSummary:
     """Scan ``roots`` once and render everything that needs it.
 
@@ -243,6 +246,7 @@ def scan(
         on_outcome: called for each rendered or failed model (progress).
         on_plan: called with the plan and the number of rows to render, before rendering starts.
         stop: set it (e.g. from a signal handler) to stop starting new renders.
+        mark_only: only record what needs rendering (a running daemon renders it).
 
     Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
     are committed and unfinished rows go back to pending, so the next scan continues from there.
@@ -272,6 +276,11 @@ def scan(
         and r.next_attempt_at <= now
     )
     todo = sum(s.needs_render for s in plan.states) + retryable + queued_by_dam
+    if mark_only:
+        # A daemon owns this database: the rows are marked pending and its sweep renders them.
+        summary.deferred = todo
+        summary.elapsed = time.monotonic() - t0
+        return summary
     if on_plan is not None:
         on_plan(plan, todo)
     if todo == 0 and not retry_failed:

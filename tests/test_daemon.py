@@ -228,6 +228,23 @@ def test_second_instance_is_refused(daemon: DaemonProcess, lib: Path, tmp_path: 
     assert holder is not None and holder.pid == daemon.proc.pid
 
 
+def test_scan_while_the_daemon_runs_marks_work_for_it_instead_of_rendering(
+    daemon: DaemonProcess, lib: Path, tmp_path: Path
+) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "sidecar_thumbs", "scan", str(lib), "--db", str(tmp_path / "state.sqlite3"), "--json"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import json
+
+    summary = json.loads(r.stdout)
+    assert summary["rendered"] == 0 and summary["interrupted"] is False
+    # The daemon still holds its lock, and a scan refused to start a second coordinator.
+    holder = read_lock_holder(tmp_path / "state.sqlite3")
+    assert holder is not None and holder.pid == daemon.proc.pid and holder.role == "daemon"
+
+
 def test_sigterm_mid_batch_then_restart_loses_nothing(lib: Path, tmp_path: Path) -> None:
     models = []
     for i in range(40):
