@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
-__all__ = ["FileState", "ModelRow", "ModelStatus", "RenderDone", "RenderFailed"]
+__all__ = ["FileState", "ModelRow", "ModelStatus", "PlanRow", "RenderDone", "RenderFailed"]
 
 
 class ModelStatus(StrEnum):
@@ -68,6 +69,19 @@ class ModelRow:
     created_at: float
     updated_at: float
     rendered_at: float | None
+
+
+class PlanRow(NamedTuple):
+    """The part of a row that planning a scan reads (see ``StateDB.plan_rows_under``)."""
+
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    hash: str | None
+    status: ModelStatus
+    has_thumbnail: bool
+    error_transient: bool
+    next_attempt_at: float | None
 
 
 @dataclass(frozen=True)

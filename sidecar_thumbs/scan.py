@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
-from sidecar_thumbs.models import FileState, ModelRow, ModelStatus, RenderDone
+from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
 from sidecar_thumbs.sidecar import SIDECAR_SUFFIX, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
@@ -104,7 +104,7 @@ def _sidecar_present(model: str, listed: bool | None = None) -> bool:
 
 def plan_changes(
     found: Sequence[FoundFile],
-    rows: dict[str, ModelRow],
+    rows: dict[str, PlanRow],
     *,
     force: bool = False,
     hasher: Callable[[str], str] = hash_file,
@@ -118,7 +118,7 @@ def plan_changes(
         hasher: content hash of a file (a seam for tests that count hashes).
     """
     plan = Plan()
-    to_hash: list[tuple[FoundFile, ModelRow]] = []
+    to_hash: list[tuple[FoundFile, PlanRow]] = []
     seen: set[str] = set()
     for f in found:
         seen.add(f.path)
@@ -144,7 +144,7 @@ def plan_changes(
     return plan
 
 
-def _needs_render(row: ModelRow, path: str, listed: bool | None = None) -> bool:
+def _needs_render(row: PlanRow, path: str, listed: bool | None = None) -> bool:
     """Unchanged content: render only if the thumbnail is missing or the row is waiting anyway."""
     if row.status in (ModelStatus.PENDING, ModelStatus.RENDERING):
         return True
@@ -169,8 +169,8 @@ def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
     return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, info.source or "rendered", None, 0.0)
 
 
-def _hash_moved(items: list[tuple[FoundFile, ModelRow]], plan: Plan, force: bool) -> None:
-    def work(item: tuple[FoundFile, ModelRow]) -> tuple[FoundFile, ModelRow, str | None, str | None]:
+def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool) -> None:
+    def work(item: tuple[FoundFile, PlanRow]) -> tuple[FoundFile, PlanRow, str | None, str | None]:
         f, row = item
         try:
             return f, row, hash_file(f.path), None
@@ -195,7 +195,7 @@ def _hash_moved(items: list[tuple[FoundFile, ModelRow]], plan: Plan, force: bool
 
 def reconcile(
     roots: Sequence[str], db: StateDB, *, force: bool = False, problems: list[WalkProblem] | None = None
-) -> tuple[Plan, dict[str, ModelRow], int]:
+) -> tuple[Plan, dict[str, PlanRow], int]:
     """Walk ``roots``, compare with the database and record the differences (no rendering).
 
     New and changed files become pending; vanished ones missing. This is the whole of a rescan: the
@@ -205,12 +205,8 @@ def reconcile(
         (the plan, the rows as they were before, how many model files were found).
     """
     problems = problems if problems is not None else []
-    # The walk (mostly system calls) and the row fetch (mostly SQLite) overlap well: a 34k-file
-    # no-op rescan is one of each. The database is used by that one thread only meanwhile.
-    with cf.ThreadPoolExecutor(1, thread_name_prefix="rows") as pool:
-        rows_future = pool.submit(db.rows_under, roots)
-        found = list(iter_model_files(roots, on_problem=problems.append))
-        rows = rows_future.result()
+    found = list(iter_model_files(roots, on_problem=problems.append))
+    rows = db.plan_rows_under(roots)
     plan = plan_changes(found, rows, force=force)
     problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
     if plan.states:

@@ -30,7 +30,7 @@ from .dbpath import path_from_db as _path_from_db
 from .dbpath import path_to_db as _path_to_db
 from .dbpath import under_ranges
 from .errors import DatabaseError
-from .models import FileState, ModelRow, ModelStatus, RenderDone, RenderFailed
+from .models import FileState, ModelRow, ModelStatus, PlanRow, RenderDone, RenderFailed
 from .sidecar import sidecar_path_for
 from .sqlitedb import SQLiteDB, one_line
 
@@ -42,6 +42,7 @@ _COLUMNS = (
     "id, path, size, mtime_ns, hash, status, has_thumbnail, thumb_hash, thumb_source, triangles, "
     "error, error_transient, attempts, next_attempt_at, render_ms, created_at, updated_at, rendered_at"
 )
+_PLAN_COLUMNS = "path, size, mtime_ns, hash, status, has_thumbnail, error_transient, next_attempt_at"
 # Claimable now: pending and not deferred, or a transient failure whose back-off has passed.
 _CLAIMABLE = (
     "((status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?))"
@@ -180,9 +181,24 @@ class StateDB(SQLiteDB):
         ``/a/b`` matches ``/a/b`` itself and ``/a/b/…`` but never ``/a/bc``. Each root is one range
         query (on the path index unless the range holds most of the table), fetched in one go.
         """
+        return {r.path: r for r in map(_row, self._rows_under(_COLUMNS, roots))}
+
+    def plan_rows_under(self, roots: Sequence[str] | None = None) -> dict[str, PlanRow]:
+        """Like :meth:`rows_under`, with only what planning a scan needs: a rescan of 34k unchanged
+        files loads every row, and building full rows was a third of its time."""
+        statuses = _STATUSES
+        out: dict[str, PlanRow] = {}
+        for path, size, mtime_ns, hash_, status, has_thumb, transient, next_at in self._rows_under(
+            _PLAN_COLUMNS, roots
+        ):
+            p = _path_from_db(path)
+            out[p] = PlanRow(p, size, mtime_ns, hash_, statuses[status], has_thumb == 1, transient == 1, next_at)
+        return out
+
+    def _rows_under(self, columns: str, roots: Sequence[str] | None) -> list[tuple]:  # type: ignore[type-arg]
         if roots is None:
-            return {r.path: r for r in map(_row, self._read(f"SELECT {_COLUMNS} FROM st_models"))}
-        out: dict[str, ModelRow] = {}
+            return self._read(f"SELECT {columns} FROM st_models")
+        out: list[tuple] = []  # type: ignore[type-arg]
         total = None
         for root in roots:
             where, params = under_ranges(root)
@@ -192,8 +208,7 @@ class StateDB(SQLiteDB):
             total = total if total is not None else self._read("SELECT count(*) FROM st_models")[0][0]
             in_range = self._read(f"SELECT count(*) FROM st_models WHERE {where}", params)[0][0]
             source = "st_models NOT INDEXED" if in_range * 3 > total else "st_models"
-            for row in map(_row, self._read(f"SELECT {_COLUMNS} FROM {source} WHERE {where}", params)):
-                out[row.path] = row
+            out.extend(self._read(f"SELECT {columns} FROM {source} WHERE {where}", params))
         return out
 
     def counts(self) -> dict[ModelStatus, int]:
