@@ -48,17 +48,13 @@ def main(rows: int = 34_000) -> None:
             if not batch:
                 break
             results = [
-                RenderDone(r.path, r.hash or "", r.size or 0, r.mtime_ns or 0, "rendered", 10, 5.0)
-                for r in batch
+                RenderDone(r.path, r.hash or "", r.size or 0, r.mtime_ns or 0, "rendered", 10, 5.0) for r in batch
             ]
             t = time.perf_counter()
             db.record_done(results, now=4.0)
             done_t += time.perf_counter() - t
             n += 1
-        print(
-            f"claim(200) x {n}: {claim_t / n * 1000:.2f} ms each;"
-            f" record_done(200): {done_t / n * 1000:.2f} ms each"
-        )
+        print(f"claim(200) x {n}: {claim_t / n * 1000:.2f} ms each; record_done(200): {done_t / n * 1000:.2f} ms each")
         best = min(_timed(lambda: (db.counts(), db.backlog(now=5.0), db.rate(now=5.0))) for _ in range(3))
         print(f"counts+backlog+rate: {best * 1000:.2f} ms")
         t = time.perf_counter()

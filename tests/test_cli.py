@@ -178,9 +178,7 @@ def test_scan_json_parses_and_has_the_documented_keys(cwd: Path, lib: Path, tmp_
     assert (again["unchanged"], again["rendered"]) == (3, 0)
 
 
-def test_scan_with_a_bad_file_exits_3_and_renders_the_rest(
-    cwd: Path, lib: Path, bad: Path, tmp_path: Path
-) -> None:
+def test_scan_with_a_bad_file_exits_3_and_renders_the_rest(cwd: Path, lib: Path, bad: Path, tmp_path: Path) -> None:
     result = invoke("scan", lib, "--db", tmp_path / "s.sqlite3", "--workers", "0", "--json")
     assert result.exit_code == 3
     data = json.loads(result.stdout)

@@ -60,9 +60,7 @@ def test_color_rgb_and_load_limits() -> None:
     s = Settings(color="#ff8000", max_file_mb=2, max_triangles=10, max_decompressed_mb=3)
     assert Settings().color_rgb == (0x5C, 0x8F, 0xDB)
     assert s.color_rgb == (255, 128, 0)
-    assert s.load_limits() == LoadLimits(
-        max_file_bytes=2 << 20, max_triangles=10, max_decompressed_bytes=3 << 20
-    )
+    assert s.load_limits() == LoadLimits(max_file_bytes=2 << 20, max_triangles=10, max_decompressed_bytes=3 << 20)
     assert Settings().load_limits() == LoadLimits()  # the loaders' own defaults agree with ours
 
 
@@ -141,9 +139,7 @@ def test_key_without_value_in_a_file_is_ignored(tmp_path: Path) -> None:
     assert load(tmp_path).size == 100
 
 
-def test_no_variable_interpolation_from_the_real_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_variable_interpolation_from_the_real_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEAK", "/leaked")
     (tmp_path / ".env").write_text("DAM_DATABASE_PATH=${LEAK}/db.sqlite3\n")
     assert load(tmp_path).database == tmp_path / "${LEAK}" / "db.sqlite3"
@@ -164,9 +160,7 @@ def test_database_path_explicit_expanded_and_absolute(tmp_path: Path) -> None:
 
 
 def test_roots_pathsep_separated(tmp_path: Path) -> None:
-    s = load(
-        tmp_path, {"SIDECAR_THUMBS_ROOTS": f"/srv/models{os.pathsep}rel/dir{os.pathsep}{os.pathsep}~/lib"}
-    )
+    s = load(tmp_path, {"SIDECAR_THUMBS_ROOTS": f"/srv/models{os.pathsep}rel/dir{os.pathsep}{os.pathsep}~/lib"})
     assert s.roots == (Path("/srv/models"), tmp_path / "rel" / "dir", Path.home() / "lib")
 
 
@@ -205,9 +199,7 @@ def test_booleans(tmp_path: Path, raw: str, expected: bool) -> None:
 
 
 def test_typed_overrides_and_string_overrides(tmp_path: Path) -> None:
-    s = load(
-        tmp_path, overrides={"workers": 0, "timeout": 5, "polling": True, "size": "128", "color": "#ABCDEF"}
-    )
+    s = load(tmp_path, overrides={"workers": 0, "timeout": 5, "polling": True, "size": "128", "color": "#ABCDEF"})
     assert (s.workers, s.timeout, s.polling, s.size, s.color) == (0, 5.0, True, 128, "#abcdef")
     assert isinstance(s.timeout, float)
 
@@ -259,9 +251,7 @@ def test_invalid_values_name_the_variable(tmp_path: Path, var: str, raw: str, me
 
 def test_error_names_the_file_it_came_from(tmp_path: Path) -> None:
     (tmp_path / ".env.local").write_text("SIDECAR_THUMBS_WORKERS=many\n")
-    with pytest.raises(
-        ConfigError, match=re.escape(f"SIDECAR_THUMBS_WORKERS=many: not an integer (from {tmp_path}")
-    ):
+    with pytest.raises(ConfigError, match=re.escape(f"SIDECAR_THUMBS_WORKERS=many: not an integer (from {tmp_path}")):
         load(tmp_path)
 
 

@@ -145,9 +145,7 @@ def test_modify_rerenders_and_touch_does_not(daemon: DaemonProcess, lib: Path, t
     assert first is not None and second is not None and first.content_hash != second.content_hash
 
 
-def test_delete_marks_missing_and_removes_only_our_sidecar(
-    daemon: DaemonProcess, lib: Path, tmp_path: Path
-) -> None:
+def test_delete_marks_missing_and_removes_only_our_sidecar(daemon: DaemonProcess, lib: Path, tmp_path: Path) -> None:
     ours, theirs = lib / "a.stl", lib / "b.stl"
     shutil.copy(EXAMPLES / "gear.stl", ours)
     wait_for(lambda: sidecar_path_for(ours).exists(), what="sidecar")
@@ -163,9 +161,7 @@ def test_delete_marks_missing_and_removes_only_our_sidecar(
     assert r is not None and r.status is ModelStatus.MISSING
 
 
-def test_rename_moves_row_and_sidecar_without_rerender(
-    daemon: DaemonProcess, lib: Path, tmp_path: Path
-) -> None:
+def test_rename_moves_row_and_sidecar_without_rerender(daemon: DaemonProcess, lib: Path, tmp_path: Path) -> None:
     src, dest = lib / "old name.stl", lib / "sub" / "new name.stl"
     shutil.copy(EXAMPLES / "gear.stl", src)
     wait_for(lambda: daemon.renders_of(src) == 1, what="render")
@@ -274,9 +270,7 @@ def test_change_missed_by_the_watcher_is_caught_by_the_rescan(lib: Path, tmp_pat
     target = lib / "quiet.stl"
     shutil.copy(EXAMPLES / "gear.stl", target)
     db = StateDB(tmp_path / "inproc.sqlite3")
-    config = DaemonConfig(
-        roots=(str(lib),), settle=SETTLE, sweep_interval=0.5, rescan_interval=1.0, durable=False
-    )
+    config = DaemonConfig(roots=(str(lib),), settle=SETTLE, sweep_interval=0.5, rescan_interval=1.0, durable=False)
     daemon = Daemon(config, db=db, make_executor=InlineExecutor, options=ThumbnailOptions())
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()

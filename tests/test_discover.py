@@ -322,9 +322,7 @@ def test_broken_and_looping_model_links_are_reported(tmp_path: Path) -> None:
 # --- problems mid-walk -------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    os.geteuid() == 0, reason="root reads folders whatever their mode; see the simulated test"
-)
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their mode; see the simulated test")
 def test_unreadable_folder_is_reported_not_fatal(tmp_path: Path) -> None:
     touch(tmp_path / "a" / "ok.stl")
     locked = tmp_path / "b"
@@ -373,9 +371,7 @@ def test_folder_vanishing_mid_walk_is_reported(tmp_path: Path) -> None:
     assert problems == [WalkProblem(str(tmp_path / "b"), "vanished during the walk: cannot list folder")]
 
 
-def test_file_vanishing_between_listing_and_stat_is_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_file_vanishing_between_listing_and_stat_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Real DirEntry objects from a real listing; the file is deleted right after the listing,
     # so the walk's own stat of it fails exactly as it would in a race with a user.
     touch(tmp_path / "keep.stl")

@@ -118,9 +118,7 @@ def test_gate_moved(old_size: int | None, old_mtime: int | None, size: int, mtim
     assert gate_moved(old_size, old_mtime, size, mtime) is moved
 
 
-def test_change_during_hash_is_detected_deterministically(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_change_during_hash_is_detected_deterministically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Simulate a writer that appends exactly while the hash runs: wrap hash_file so the append
     # happens between the first stat and the re-stat, every time.
     path = _write(tmp_path / "copying.stl", b"x" * 1000)

@@ -88,9 +88,7 @@ def _no_executor() -> InlineExecutor:
     raise AssertionError("nothing should be rendered, so no executor should start")
 
 
-def test_touch_without_change_rehashes_but_does_not_rerender(
-    library: tuple[Path, list[Path]], db: StateDB
-) -> None:
+def test_touch_without_change_rehashes_but_does_not_rerender(library: tuple[Path, list[Path]], db: StateDB) -> None:
     lib, models = library
     run(lib, db)
     before = sidecar_path_for(models[0]).stat().st_mtime_ns
@@ -126,9 +124,7 @@ def test_deleted_model_row_goes_missing_and_sidecar_is_reported_orphaned(
     row = db.get(str(models[0]))
     assert row is not None and row.status is ModelStatus.MISSING and not row.has_thumbnail
     report = verify([str(lib)], db=db)
-    assert [(p.kind, p.path) for p in report.problems] == [
-        (ProblemKind.ORPHANED, str(sidecar_path_for(models[0])))
-    ]
+    assert [(p.kind, p.path) for p in report.problems] == [(ProblemKind.ORPHANED, str(sidecar_path_for(models[0])))]
 
 
 def test_existing_fresh_sidecars_are_adopted_without_rendering(
@@ -166,9 +162,7 @@ def test_force_renders_everything_again(library: tuple[Path, list[Path]], db: St
     assert s.rendered + s.embedded == len(models)
 
 
-def test_hung_and_crashing_renders_fail_only_their_file(
-    library: tuple[Path, list[Path]], db: StateDB
-) -> None:
+def test_hung_and_crashing_renders_fail_only_their_file(library: tuple[Path, list[Path]], db: StateDB) -> None:
     lib, models = library
     src = REPO / "examples" / "models" / "parts" / "bracket.stl"
     for name in ("hang.stl", "segfault.stl", "exit.stl"):

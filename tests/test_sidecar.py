@@ -23,9 +23,7 @@ from sidecar_thumbs.sidecar import (
 )
 
 
-def _png(
-    path: Path, *, size: int = 10, mtime_ns: int = 1_700_000_000_123_456_789, h: str = "ab" * 16
-) -> bytes:
+def _png(path: Path, *, size: int = 10, mtime_ns: int = 1_700_000_000_123_456_789, h: str = "ab" * 16) -> bytes:
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[2:6, 2:6] = (200, 100, 50, 255)
     meta = metadata_for(path, size=size, mtime_ns=mtime_ns, content_hash=h, source="rendered", settings="s=1")

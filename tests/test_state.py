@@ -249,9 +249,7 @@ def test_transient_failure_backs_off_then_gives_up(db: StateDB) -> None:
     waits = []
     for _ in range(4):
         [row] = db.claim(1, now=now)
-        db.record_failed(
-            [RenderFailed(row.path, "file busy", transient=True)], now=now, max_transient_attempts=4
-        )
+        db.record_failed([RenderFailed(row.path, "file busy", transient=True)], now=now, max_transient_attempts=4)
         row = db.get("/m/busy.stl")  # type: ignore[assignment]
         assert row.status is ModelStatus.FAILED and row.error_transient
         if row.next_attempt_at is None:
@@ -335,17 +333,13 @@ def test_results_for_missing_or_unknown_files_are_ignored(db: StateDB) -> None:
         "/m/gone.stl",
         "/m/never.stl",
     ]
-    assert db.record_failed([RenderFailed("/m/gone.stl", "vanished", transient=True)], now=2) == [
-        "/m/gone.stl"
-    ]
+    assert db.record_failed([RenderFailed("/m/gone.stl", "vanished", transient=True)], now=2) == ["/m/gone.stl"]
     assert db.get("/m/gone.stl").status is ModelStatus.MISSING  # type: ignore[union-attr]
 
 
 def test_failure_about_older_content_is_ignored(db: StateDB) -> None:
     db.upsert_files([pending("/m/a.stl", hash="h2")], now=0)
-    assert db.record_failed([RenderFailed("/m/a.stl", "bad", transient=False, hash="h1")], now=1) == [
-        "/m/a.stl"
-    ]
+    assert db.record_failed([RenderFailed("/m/a.stl", "bad", transient=False, hash="h1")], now=1) == ["/m/a.stl"]
     assert db.get("/m/a.stl").status is ModelStatus.PENDING  # type: ignore[union-attr]
 
 
@@ -376,9 +370,7 @@ def test_missing_file_that_comes_back(db: StateDB) -> None:
     row = db.get("/m/a.stl")
     assert row is not None and (row.status, row.has_thumbnail) == (ModelStatus.MISSING, False)
     assert db.claim(10, now=3) == []
-    db.upsert_files(
-        [FileState("/m/a.stl", 100, 1, "h1", needs_render=False), pending("/m/b.stl", hash="h9")], now=4
-    )
+    db.upsert_files([FileState("/m/a.stl", 100, 1, "h1", needs_render=False), pending("/m/b.stl", hash="h9")], now=4)
     a, b = db.get("/m/a.stl"), db.get("/m/b.stl")
     assert a is not None and (a.status, a.has_thumbnail, a.thumb_hash) == (ModelStatus.DONE, True, "h1")
     assert b is not None and b.status is ModelStatus.PENDING
@@ -458,8 +450,7 @@ def test_reader_process_is_not_blocked_and_sees_committed_rows(db: StateDB, db_p
     db.upsert_files([pending("/m/committed.stl")], now=0)
     with db.transaction() as conn:
         conn.execute(
-            "INSERT INTO st_models (path, status, created_at, updated_at)"
-            " VALUES ('/m/open.stl', 'pending', 0, 0)"
+            "INSERT INTO st_models (path, status, created_at, updated_at) VALUES ('/m/open.stl', 'pending', 0, 0)"
         )
         during = run_python(READER, str(db_path))
     after = run_python(READER, str(db_path))

@@ -357,9 +357,7 @@ def test_fix_rerenders_sidecars_made_with_other_settings(runner: CliRunner, lib:
         assert info is not None and info.width == 256 and info.settings == SETTINGS
 
 
-def test_foreign_files_survive_fix_byte_identical(
-    runner: CliRunner, lib: Path, db_path: Path, corpus: Path
-) -> None:
+def test_foreign_files_survive_fix_byte_identical(runner: CliRunner, lib: Path, db_path: Path, corpus: Path) -> None:
     with StateDB(db_path) as db:
         _scan(lib, db)
     taken = sidecar_path_for(lib / "block.stl")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from reliability_faults import faulty_job
 from reliability_util import SMALL, binary_stl, check_library
 
