@@ -16,7 +16,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "IGNORED_DIRS",
@@ -93,7 +93,7 @@ class FoundFile:
     ctime_ns: int
     # Whether the folder listing holds a sidecar-named entry for it (None: not known, e.g. a file
     # reached through a symlink). Saves the planner one lstat per file on a rescan.
-    has_sidecar: bool | None = None
+    has_sidecar: bool | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,14 @@ def test_found_files_carry_stat_values(tmp_path: Path) -> None:
     assert found == FoundFile(str(model), 1234, 1_700_000_000_000_000_001, st.st_ctime_ns)
 
 
+def test_walk_notes_which_models_have_a_sidecar_name_beside_them(tmp_path: Path) -> None:
+    touch(tmp_path / "with.stl")
+    touch(tmp_path / ".with.stl.thumbnail.png")
+    touch(tmp_path / "without.stl")
+    found = {Path(f.path).name: f.has_sidecar for f in iter_model_files([tmp_path])}
+    assert found == {"with.stl": True, "without.stl": False}
+
+
 def test_paths_are_absolute_and_normalised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     touch(tmp_path / "lib" / "a" / "m.stl")
     (tmp_path / "other").mkdir()
