@@ -6,7 +6,7 @@ Three compiled passes over the data, each written for speed on ~1M sub-pixel tri
 2. ``_raster``: project again straight into registers (cheaper than writing and re-reading an SoA copy:
    the pass is bound by reading the triangles, not by the nine multiplies) and draw each triangle as
    one of three kinds: *sub-sample* (at most one sample centre in its box: one test or a centroid
-   splat, shaded only if it wins the depth test), *sliver* (thinner than half a sample: also drawn as
+   splat, shaded only if it wins the depth test), *sliver* (thinner than half a sample: drawn as
    a line so thin walls stay continuous) and *area* (row by row over its box, from the solved first
    covered sample to the last);
 3. ``_resolve``: depth cue, outline, ss x ss box filter into straight-alpha RGBA.
@@ -209,8 +209,8 @@ def _raster(
         lmax = max(l01, l12, l20)
         # A sliver (thinner than half a sample: 2 * area / longest edge < 0.5) at least two samples
         # long covers samples only here and there, so thin walls would turn into dotted lines or
-        # vanish. Draw it also as a line, one sample per step along its longest edge (every corner is
-        # within half a sample of it); the area walk below still fills the samples it truly covers.
+        # vanish. Draw it as a line instead, one sample per step along its longest edge (every corner
+        # is within half a sample of it).
         if no_x or no_y or (lmax >= np.float32(4.0) and np.float32(4.0) * mz * mz < lmax):
             if lmax == l01:
                 pax, pay, paz, qx, qy, qz = X0, Y0, Z0, X1, Y1, Z1
@@ -231,8 +231,10 @@ def _raster(
                     if z >= zbuf[k]:
                         zbuf[k] = z
                         sbuf[k] = shade
-            if no_x or no_y:  # no sample centre can be inside
-                continue
+            # The line is the sliver: the samples whose centres it truly covers lie within a quarter
+            # sample of its longest edge, which the line steps along. Walking its box row by row as
+            # well cost ~10x a compact triangle for fans of long thin wedges (CAD caps, gears).
+            continue
         if mz == 0.0:
             continue
         x0 = max(x0, 0)

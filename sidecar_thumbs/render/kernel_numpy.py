@@ -186,7 +186,7 @@ def _raster(
     lmax = _max3(edges)
     line = rest & (no_xy | ((lmax >= 4) & (_F(4.0) * mz * mz < lmax)))
     cands.append(_lines(P, edges, np.flatnonzero(line), ws, hs))
-    cands += _areas(P, np.flatnonzero(rest & ~no_xy & (mz != 0)), ws, hs)
+    cands += _areas(P, np.flatnonzero(rest & ~line & (mz != 0)), ws, hs)  # a sliver is its line
     zbuf, owner = _depth_test(cands, ws * hs)
 
     # Shade only the triangles that won a sample. Screen Y is down, hence the sign on my; two-sided
