@@ -13,6 +13,7 @@ reported under its real path.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -83,7 +84,7 @@ IGNORED_DIRS: frozenset[str] = frozenset(
 _IGNORED_DIRS_FOLDED = frozenset(d.casefold() for d in IGNORED_DIRS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FoundFile:
     """A model file seen by the walk, with the stat values the change gate needs."""
 
@@ -102,6 +103,9 @@ class WalkProblem:
 
     path: str
     reason: str  # one line, e.g. "permission denied: cannot list folder"
+
+
+_entry_name = operator.attrgetter("name")
 
 
 def is_ignored_name(name: str) -> bool:
@@ -245,7 +249,7 @@ class _Walker:
             # Read the whole listing before yielding anything: one open file descriptor at a
             # time, and none held while the consumer works on what we yield.
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_entry_name)
         except OSError as exc:
             self.problem(folder, _oserror_reason(exc, "list folder"))
             return files, subdirs
