@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,12 +44,21 @@ class CleanReport:
         }
 
 
-def clean(roots: Sequence[str], *, dry_run: bool = False, now: float | None = None) -> CleanReport:
+def clean(
+    roots: Sequence[str],
+    *,
+    dry_run: bool = False,
+    now: float | None = None,
+    temp_only: bool = False,
+    temp_age: float = STALE_TEMP_AGE_S,
+) -> CleanReport:
     """Remove orphaned sidecars of ours and stale temp files of ours under ``roots``.
 
     Args:
         roots: folders to clean.
         dry_run: report what would be removed, remove nothing.
+        temp_only: leave orphaned sidecars alone (the daemon's start-up housekeeping).
+        temp_age: seconds after which one of our temp files counts as left by a killed write.
     """
     now = time.time() if now is None else now
     report = CleanReport()
@@ -59,8 +69,8 @@ def clean(roots: Sequence[str], *, dry_run: bool = False, now: float | None = No
             for name in files:
                 path = os.path.join(folder, name)
                 if is_our_temp_name(name):
-                    _clean_temp(path, now, dry_run, report)
-                elif is_sidecar_name(name) and model_name_for_sidecar(name) not in names:
+                    _clean_temp(path, now - temp_age, dry_run, report)
+                elif not temp_only and is_sidecar_name(name) and model_name_for_sidecar(name) not in names:
                     if os.path.lexists(os.path.join(folder, model_name_for_sidecar(name))):
                         continue  # the model is there (e.g. a symlink os.walk listed as a file)
                     _clean_orphan(path, dry_run, report)
@@ -84,10 +94,10 @@ def _clean_orphan(path: str, dry_run: bool, report: CleanReport) -> None:
         report.errors.append((path, exc.strerror or str(exc)))
 
 
-def _clean_temp(path: str, now: float, dry_run: bool, report: CleanReport) -> None:
+def _clean_temp(path: str, cutoff: float, dry_run: bool, report: CleanReport) -> None:
     try:
         st = os.lstat(path)
-        if now - st.st_mtime < STALE_TEMP_AGE_S or not os.path.isfile(path) or os.path.islink(path):
+        if st.st_mtime > cutoff or not stat.S_ISREG(st.st_mode):  # young (a live write), or not a file
             return
         if not dry_run:
             os.unlink(path)

@@ -12,20 +12,16 @@ pending — and a restart resumes there (any still marked rendering at start are
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import signal
-import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
 from sidecar_thumbs.changes import ChangeTracker
-from sidecar_thumbs.clean import is_our_temp_name
+from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
-from sidecar_thumbs.discover import is_ignored_dir
 from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.lock import DaemonLock
@@ -302,23 +298,10 @@ class Daemon:
         return todo
 
     def _remove_stale_temp_files(self) -> None:
-        # We hold the lock: no other daemon writes here. A temp file of ours older than a few seconds
-        # belongs to a write that was killed (a sidecar write takes milliseconds; the margin is for a
-        # one-off `scan` or `render` writing beside us at this very moment).
-        removed = 0
-        cutoff = time.time() - 10.0
-        for root in self.config.roots:
-            for folder, dirs, files in os.walk(root, followlinks=False):
-                dirs[:] = [d for d in dirs if not is_ignored_dir(d)]
-                for name in files:
-                    if not is_our_temp_name(name):
-                        continue
-                    path = os.path.join(folder, name)
-                    with contextlib.suppress(OSError):
-                        st = os.lstat(path)
-                        if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
-                            os.unlink(path)
-                            removed += 1
+        # We hold the lock: no other coordinator writes here. A temp file of ours older than a few
+        # seconds belongs to a write that was killed (a sidecar write takes milliseconds; the margin
+        # is for a one-off `render` writing beside us at this very moment).
+        removed = len(clean(list(self.config.roots), temp_only=True, temp_age=10.0).temp_removed)
         if removed:
             log.info("removed %d temp files left by an interrupted run", removed)
 

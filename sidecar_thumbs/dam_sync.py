@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sidecar_thumbs.fingerprint import hash_file
-from sidecar_thumbs.models import FileState, ModelRow, ModelStatus
+from sidecar_thumbs.models import FileState, ModelRow, ModelStatus, PlanRow
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
@@ -44,13 +44,18 @@ def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = ()) -> DamSync:
     states: list[FileState] = []
     ids: list[tuple[str, object]] = []
     reflag: list[tuple[str, bool]] = []
+    # A full pass looks at every model: one query for all our rows, not one per row.
+    ours = db.plan_rows_under() if full else None
     for dam_id, value, flag, status, _transient in db.dam_rows(unflagged_only=not full):
         result.seen += 1
         path = dam.to_abs(value) if isinstance(value, str) else None
         if path is None:
             result.unresolved += 1
             continue
-        row = db.get(path) if (status is None or full) else None
+        # Either kind of row: planning reads the same fields from both.
+        row: PlanRow | ModelRow | None = ours.get(path) if ours is not None else None
+        if ours is None and status is None:
+            row = db.get(path)
         if status is None and row is not None:
             ids.append((path, dam_id))  # we know the model, not yet its dam id
         if flag:
@@ -85,7 +90,7 @@ def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = ()) -> DamSync:
     return result
 
 
-def _queue_if_changed(path: str, row: ModelRow, states: list[FileState]) -> None:
+def _queue_if_changed(path: str, row: PlanRow | ModelRow, states: list[FileState]) -> None:
     """The stat gate, then the content hash: a touched file is recorded, a changed one queued."""
     try:
         st = os.stat(path)

@@ -27,6 +27,7 @@ from sidecar_thumbs.sidecar import (
     KEY_SOURCE,
     KEY_TRIANGLES,
     SOFTWARE_NAME,
+    int_or_none,
     sidecar_path_for,
 )
 from sidecar_thumbs.state import StateDB
@@ -111,13 +112,6 @@ class SidecarMeta:
 _NOT_OURS = SidecarMeta(ours=False, readable=False)
 
 
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def read_sidecar_meta(path: str | os.PathLike[str]) -> SidecarMeta | None:
     """Read a sidecar's tEXt chunks and check its ends; None when there is no file.
 
@@ -169,11 +163,11 @@ def read_sidecar_meta(path: str | os.PathLike[str]) -> SidecarMeta | None:
         ours=ours,
         readable=True,
         content_hash=text.get(KEY_HASH),
-        size=_int_or_none(text.get("Thumb::Size")),
-        mtime_ns=_int_or_none(text.get(KEY_MTIME_NS)),
+        size=int_or_none(text.get("Thumb::Size")),
+        mtime_ns=int_or_none(text.get(KEY_MTIME_NS)),
         source=text.get(KEY_SOURCE),
         settings=text.get(KEY_SETTINGS),
-        triangles=_int_or_none(text.get(KEY_TRIANGLES)),
+        triangles=int_or_none(text.get(KEY_TRIANGLES)),
     )
 
 

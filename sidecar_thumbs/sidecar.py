@@ -30,6 +30,7 @@ __all__ = [
     "metadata_for",
     "model_name_for_sidecar",
     "read_sidecar",
+    "sidecar_name_for",
     "sidecar_path_for",
     "write_sidecar",
 ]
@@ -54,10 +55,15 @@ MIMETYPES = {".stl": "model/stl", ".3mf": "model/3mf"}
 PNG_COMPRESS_LEVEL = 3
 
 
+def sidecar_name_for(model_name: str) -> str:
+    """``Gear v2.stl`` → ``.Gear v2.stl.thumbnail.png`` (a bare name; plain strings for hot paths)."""
+    return f".{model_name}{SIDECAR_SUFFIX}"
+
+
 def sidecar_path_for(model: str | os.PathLike[str]) -> Path:
     """``dir/Gear v2.stl`` → ``dir/.Gear v2.stl.thumbnail.png``. Always in the model's own folder."""
     p = Path(model)
-    return p.with_name(f".{p.name}{SIDECAR_SUFFIX}")
+    return p.with_name(sidecar_name_for(p.name))
 
 
 def is_sidecar_name(name: str) -> bool:
@@ -146,7 +152,7 @@ def encode_png(rgba: np.ndarray, metadata: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def _int_or_none(value: str | None) -> int | None:
+def int_or_none(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
     except ValueError:
@@ -195,8 +201,8 @@ def read_sidecar(path: str | os.PathLike[str]) -> SidecarInfo | None:
         ours=software.split(" ")[0] == SOFTWARE_NAME,
         readable=True,
         content_hash=text.get(KEY_HASH),
-        size=_int_or_none(text.get("Thumb::Size")),
-        mtime_ns=_int_or_none(text.get(KEY_MTIME_NS)),
+        size=int_or_none(text.get("Thumb::Size")),
+        mtime_ns=int_or_none(text.get(KEY_MTIME_NS)),
         source=text.get(KEY_SOURCE),
         settings=text.get(KEY_SETTINGS),
         width=width,
