@@ -61,6 +61,7 @@ class ScanSummary:
     failed: int = 0
     requeued: int = 0
     deferred: int = 0  # marked pending for a running daemon instead of rendered here
+    deferred_to: str | None = None  # who renders them: "daemon (pid 12)"; None when this scan rendered
     elapsed: float = 0.0
     render_elapsed: float = 0.0
     interrupted: bool = False

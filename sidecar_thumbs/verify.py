@@ -52,6 +52,8 @@ class VerifyReport:
     failed_known: int = 0  # models the database records as failed (a reason, not a missing sidecar)
     problems: list[Problem] = field(default_factory=list)
     walk_problems: list[WalkProblem] = field(default_factory=list)
+    # What a fix did (rendered, orphans_removed, ...; "deferred" when a running daemon renders); empty without.
+    fixed: dict[str, int] = field(default_factory=dict)
 
     def by_kind(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -24,6 +24,8 @@ import json, resource, sys
 from sidecar_thumbs.jobs import RenderJob, render_job
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 from sidecar_thumbs.render import RenderOptions
+
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
 opts = ThumbnailOptions(render=RenderOptions(size=64))
 render_job(RenderJob(sys.argv[1], opts))  # baseline: imports, numba, one small render
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
