@@ -14,6 +14,8 @@ Every error raised is a :class:`SidecarThumbsError`. Importing the package is ch
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from sidecar_thumbs.api import clean, load_settings, render_file, scan, verify, watch
@@ -59,6 +61,23 @@ _LAZY = {
     "ScanSummary": "sidecar_thumbs.scan",
     "VerifyReport": "sidecar_thumbs.verify",
 }
+
+
+class _Package(types.ModuleType):
+    """Keeps ``sidecar_thumbs.scan``, ``.verify`` and ``.clean`` the API's functions.
+
+    Importing a submodule binds it on its package, so ``import sidecar_thumbs.scan`` anywhere would
+    replace the function ``scan`` with the module of the same name. The modules stay importable by
+    their full name (``from sidecar_thumbs.scan import plan_changes``); only the binding is skipped.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and isinstance(getattr(self, name, None), types.FunctionType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
