@@ -160,7 +160,10 @@ def test_renames_across_the_model_name_boundary() -> None:
         FileMovedEvent("/lib/part.stl", "/lib/part.stl.bak"),  # no longer a model: gone
         FileMovedEvent("/lib/.part.stl.partial", "/lib/part.stl"),  # a temp name renamed into place: new
     )
-    assert [(e.kind, e.path) for e in got] == [(EventKind.DELETED, "/lib/part.stl"), (EventKind.CHANGED, "/lib/part.stl")]
+    assert [(e.kind, e.path) for e in got] == [
+        (EventKind.DELETED, "/lib/part.stl"),
+        (EventKind.CHANGED, "/lib/part.stl"),
+    ]
 
 
 def test_a_folder_that_appears_is_one_changed_folder_event() -> None:
