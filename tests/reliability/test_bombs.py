@@ -13,6 +13,8 @@ import pytest
 from bombs import bomb_3mf, inflated_size, xml_3mf
 from reliability_util import ENV, binary_stl
 
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
+
 GIB = 1 << 30
 VERTEX = b'<vertex x="0" y="0" z="0"/>'
 # The growth we allow over a baseline render: the file itself (read once, ~21 MB at most here)
@@ -24,8 +26,6 @@ import json, resource, sys
 from sidecar_thumbs.jobs import RenderJob, render_job
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 from sidecar_thumbs.render import RenderOptions
-
-pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
 opts = ThumbnailOptions(render=RenderOptions(size=64))
 render_job(RenderJob(sys.argv[1], opts))  # baseline: imports, numba, one small render
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
