@@ -136,18 +136,18 @@ class Pipeline:
 
     def poll(self, timeout: float = FLUSH_INTERVAL) -> None:
         """Wait up to ``timeout`` for work to finish; commit what finished (batched)."""
-        waiting = [*self._renders, *self._writes]
+        waiting: list[cf.Future[Any]] = [*self._renders, *self._writes]
         if waiting:
             done, _ = cf.wait(waiting, timeout=timeout, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 if fut in self._renders:
-                    row, job = self._renders.pop(fut)  # type: ignore[call-overload]
-                    result = result_of(job, fut, self.timeout)  # type: ignore[arg-type]
+                    row, job = self._renders.pop(fut)
+                    result = result_of(job, fut, self.timeout)
                     self._writes[self._writers.submit(self._commit_file, row, result)] = row
                 else:
-                    row = self._writes.pop(fut)  # type: ignore[call-overload]
+                    row = self._writes.pop(fut)
                     self._claimed.pop(row.path, None)
-                    self._take(fut.result(), self.stats)  # type: ignore[arg-type]  # never raises
+                    self._take(fut.result(), self.stats)  # never raises
         elif timeout > 0:
             time.sleep(timeout)
         if self._renders or self._writes:
@@ -263,7 +263,13 @@ class Pipeline:
                 # The worker died (crash, timeout) before saying which content it read: hash it here
                 # (in a writer thread), or every scan would see "changed" content and hand it out again.
                 content_hash, size, mtime_ns = _hash_unchanged(path, row)
-            if content_hash and row.hash is None and (size, mtime_ns) == (row.size, row.mtime_ns):
+            if (
+                content_hash
+                and row.hash is None
+                and row.size is not None
+                and row.mtime_ns is not None
+                and (size, mtime_ns) == (row.size, row.mtime_ns)
+            ):
                 # Remember which content failed, so an unchanged bad file is not re-read every scan.
                 records.append(FileState(path, row.size, row.mtime_ns, content_hash, False))
                 failed_hash = content_hash
@@ -291,7 +297,7 @@ class Pipeline:
             return Outcome(path, False, error=exc.message, transient=exc.transient), [
                 RenderFailed(path, exc.message, exc.transient, result.content_hash)
             ]
-        records: list[_Record] = []
+        records = []
         if row.hash is not None and row.hash != result.content_hash:
             # The content changed between discovery and render (and is stable now): record the
             # new facts first so the done-record's hash guard accepts this sidecar.

@@ -102,8 +102,8 @@ def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray:
     """Scale a slicer's picture into size x size, keeping its aspect, padded transparent."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(image_bytes)) as im:
-        im = im.convert("RGBA")
+    with Image.open(io.BytesIO(image_bytes)) as opened:
+        im = opened.convert("RGBA")
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
         if im.width < size and im.height < size:
             # Small slicer thumbnails (e.g. 128 px) are scaled up to the requested size.
