@@ -291,3 +291,12 @@ def test_the_readme_python_example_runs(lib: Path, tmp_path: Path, monkeypatch: 
     assert "rendered 2, failed 1" in out.getvalue()
     assert sidecar_path_for(lib / "part.stl").is_file()
     assert (tmp_path / "thumbs.sqlite3").is_file()
+
+
+def test_the_readme_lists_every_api_function_with_its_docstring_in_the_code() -> None:
+    from sidecar_thumbs import api
+
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Use it from Python", 1)[1].split("\n## ")[0]
+    for name in api.__all__:
+        assert f"`{name}(" in section, f"README's 'Use it from Python' does not show {name}()"
+        assert (getattr(api, name).__doc__ or "").strip(), f"{name} has no docstring"
