@@ -1,7 +1,7 @@
 """What the gallery shows: one entry per model under the roots, with its thumbnail's state.
 
-Freshness follows :mod:`.verify` (the sidecar's own metadata, the content hash only when the stat gate
-moved), so the page works from the files alone. With the state database, failed models get their
+Freshness is :mod:`.freshness`'s rule, as in :mod:`.verify` (the sidecar's own metadata, the content hash
+only when the stat gate moved), so the page works from the files alone. With the state database, failed models get their
 reason, and triangles/source fill in where a sidecar does not carry them.
 
 Sidecars are read by their header chunks only, not decoded (``read_sidecar(decode=False)``): a 256 px
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
-from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.freshness import Verdict, check_freshness
 from sidecar_thumbs.models import ModelRow, ModelStatus
 from sidecar_thumbs.sidecar import SidecarInfo, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
@@ -98,29 +98,27 @@ def _folder_label(path: str, roots: Sequence[str]) -> str:
 def _freshness(
     f: FoundFile, meta: SidecarInfo | None, row: ModelRow | None, expected_settings: str | None
 ) -> tuple[EntryStatus, str | None]:
-    """OK, or (missing/stale, why): the same verdicts as ``verify`` gives."""
-    if meta is None:
-        return EntryStatus.MISSING, "no thumbnail yet"
-    if not meta.ours:
-        return EntryStatus.MISSING, "a file not written by sidecar-thumbs is in the sidecar's place"
-    if not meta.readable:
-        return EntryStatus.MISSING, "the sidecar is damaged (not a complete PNG)"
-    if expected_settings is not None and meta.settings != expected_settings:
-        return EntryStatus.STALE, f"made with other settings ({meta.settings})"
-    if meta.size == f.size and meta.mtime_ns == f.mtime_ns:
-        return EntryStatus.OK, None
-    # The stat gate moved: only the content hash tells a touch from a change. The database's hash
-    # is as good as hashing when the row has seen this very stat.
-    if row is not None and row.hash is not None and (row.size, row.mtime_ns) == (f.size, f.mtime_ns):
-        digest = row.hash
-    else:
-        try:
-            digest = hash_file(f.path)
-        except OSError as exc:
-            return EntryStatus.STALE, f"cannot hash the model: {exc.strerror}"
-    if digest == meta.content_hash:
-        return EntryStatus.OK, None
-    return EntryStatus.STALE, "the model changed after its thumbnail was made"
+    """OK, or (missing/stale, why): ``verify``'s verdicts (the rule in :mod:`.freshness`), in the page's words."""
+    # The database's hash is as good as hashing when the row has seen this very stat.
+    seen = row is not None and row.hash is not None and (row.size, row.mtime_ns) == (f.size, f.mtime_ns)
+    known = row.hash if seen and row is not None else None
+    verdict = check_freshness(f.path, f.size, f.mtime_ns, meta, expected_settings=expected_settings, known_hash=known)
+    match verdict.verdict:
+        case Verdict.FRESH:
+            return EntryStatus.OK, None
+        case Verdict.MISSING:
+            return EntryStatus.MISSING, "no thumbnail yet"
+        case Verdict.FOREIGN:
+            return EntryStatus.MISSING, "a file not written by sidecar-thumbs is in the sidecar's place"
+        case Verdict.CORRUPT:
+            return EntryStatus.MISSING, "the sidecar is damaged (not a complete PNG)"
+        case Verdict.OTHER_SETTINGS:
+            assert meta is not None
+            return EntryStatus.STALE, f"made with other settings ({meta.settings})"
+        case Verdict.UNHASHABLE:
+            return EntryStatus.STALE, f"cannot hash the model: {verdict.reason}"
+        case Verdict.CHANGED:
+            return EntryStatus.STALE, "the model changed after its thumbnail was made"
 
 
 def _entry(f: FoundFile, roots: Sequence[str], row: ModelRow | None, expected_settings: str | None) -> GalleryEntry:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.freshness import check_freshness
 from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_name_for, sidecar_path_for
@@ -165,7 +166,9 @@ def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
     if not os.path.lexists(sidecar):
         return None
     info = read_sidecar(sidecar)
-    if info is None or not info.is_fresh_for(f.size, f.mtime_ns) or info.content_hash is None:
+    # Any settings, and no hashing: only a sidecar made from exactly this size and mtime is adopted.
+    fresh = check_freshness(f.path, f.size, f.mtime_ns, info, hasher=None).fresh
+    if info is None or info.content_hash is None or not fresh:
         return None
     return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, info.source or "rendered", None, 0.0)
 

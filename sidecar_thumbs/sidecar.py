@@ -96,15 +96,6 @@ class SidecarInfo:
     height: int | None = None
     triangles: int | None = None
 
-    def is_fresh_for(self, size: int, mtime_ns: int, content_hash: str | None = None) -> bool:
-        """Fresh when it was made from this content: same hash, or same size and mtime when the
-        hash is not known (the cheap check the freedesktop spec uses)."""
-        if not (self.ours and self.readable):
-            return False
-        if content_hash is not None and self.content_hash is not None:
-            return content_hash == self.content_hash
-        return self.size == size and self.mtime_ns == mtime_ns
-
 
 def _uri_for(model_name: str) -> str:
     # The spec's shared-repository form: relative to the thumbnail's folder. Percent-encoding keeps
