@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.freshness import Verdict, check_freshness
-from sidecar_thumbs.models import ModelRow, ModelStatus
+from sidecar_thumbs.models import ModelRow, ModelStatus, ThumbSource
 from sidecar_thumbs.sidecar import SidecarInfo, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
@@ -75,7 +75,7 @@ class Gallery:
         out = {s.value: 0 for s in EntryStatus}
         for e in self.entries:
             out[e.status.value] += 1
-        out["embedded"] = sum(1 for e in self.entries if e.sidecar is not None and e.source == "embedded")
+        out["embedded"] = sum(1 for e in self.entries if e.sidecar is not None and e.source == ThumbSource.EMBEDDED)
         return out
 
 
