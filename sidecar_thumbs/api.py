@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -278,6 +279,8 @@ def watch(
             daemon_config, db=db, options=options, lock=DaemonLock(settings.database),
             make_executor=lambda: executor_for(settings, options),
         )  # fmt: skip
+        # The caller's handlers come back afterwards: a later Ctrl-C must not go to a daemon that is gone.
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if handle_signals else {}
         if handle_signals:
             daemon.install_signal_handlers()
         finished = threading.Event()
@@ -289,6 +292,8 @@ def watch(
             daemon.run()
         finally:
             finished.set()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     finally:
         db.close()
     return daemon.failed_total

@@ -10,6 +10,7 @@ import inspect
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -257,8 +258,10 @@ def test_watch_renders_a_new_model_and_returns_once_stop_is_set(lib: Path, tmp_p
 
 
 def test_watch_once_does_what_is_pending_and_returns(lib: Path, settings: sidecar_thumbs.Settings) -> None:
-    assert sidecar_thumbs.watch(settings, roots=[lib], once=True) == 1
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert sidecar_thumbs.watch(settings, roots=[lib], once=True, handle_signals=True) == 1
     assert sidecar_path_for(lib / "part.stl").is_file()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handed back
 
 
 # -- the package -----------------------------------------------------------------------------------
