@@ -18,8 +18,10 @@ from sidecar_thumbs import __version__
 from sidecar_thumbs.cli_common import (
     executor_for,
     fail,
+    guard_for,
     log,
     log_level,
+    mass_missing_option,
     open_db,
     pool_options,
     render_options,
@@ -132,17 +134,25 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
 @click.option("--force", is_flag=True, help="Render every model again, changed or not.")
 @click.option("--retry-failed", is_flag=True, help="Try models that failed before again, even unchanged.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@mass_missing_option
 @pool_options
 @render_options
 @click.pass_context
 def scan(
-    ctx: click.Context, paths: tuple[Path, ...], force: bool, retry_failed: bool, as_json: bool, **opts: Any
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    force: bool,
+    retry_failed: bool,
+    as_json: bool,
+    allow_mass_missing: bool,
+    **opts: Any,
 ) -> None:
     """Scan PATHS once and render every model that is new, changed or missing its thumbnail.
 
     Unchanged models cost one stat each: the content is hashed only when size or mtime moved, and
     a touched or identically copied file is not rendered again. Ctrl-C stops cleanly; the next scan
-    continues where this one stopped.
+    continues where this one stopped. A root that is absent, unmounted, unreadable or suddenly empty is
+    offline: the scan stops with exit 1 and marks nothing missing.
 
     Example: sidecar-thumbs scan /Volumes/3D-Files/3D-Models --workers 8
     """
@@ -196,6 +206,7 @@ def scan(
             on_outcome=on_outcome,
             on_plan=on_plan,
             mark_only=locked_out,
+            guard=guard_for(settings, allow_mass_missing),
         )
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished renders are saved; run the scan again to continue", err=True)
@@ -242,10 +253,13 @@ def _print_scan_summary(s: Any) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--fix", is_flag=True, help="Re-render missing/stale/corrupt, remove orphans, re-flag rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@mass_missing_option
 @pool_options
 @render_options
 @click.pass_context
-def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool, **opts: Any) -> None:
+def verify(
+    ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool, allow_mass_missing: bool, **opts: Any
+) -> None:
     """Find missing, stale, orphaned and corrupt sidecars, and database flags that disagree.
 
     Works from the files alone when the database does not exist. Exits 3 when problems are found
@@ -261,11 +275,12 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
     # Reading only unless asked to fix: verify must never change what it checks.
     db = open_db(settings, readonly=not fix) if (fix or settings.database.exists()) else None
     try:
-        report = v.verify(roots, db=db, expected_settings=options.describe())
+        guard = guard_for(settings, allow_mass_missing)
+        report = v.verify(roots, db=db, expected_settings=options.describe(), guard=guard)
         fixed: dict[str, object] = {}
         if fix and report.problems:
             fixed = _fix(report, roots, settings, options, db)
-            report = v.verify(roots, db=db, expected_settings=options.describe())
+            report = v.verify(roots, db=db, expected_settings=options.describe(), guard=guard)
     except SidecarError as exc:
         fail(exc)
     finally:
@@ -326,7 +341,10 @@ def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: b
     from sidecar_thumbs.clean import clean as run_clean
 
     settings = settings_for(ctx)
-    report = run_clean(roots_for(paths, settings), dry_run=dry_run)
+    try:
+        report = run_clean(roots_for(paths, settings), dry_run=dry_run)
+    except SidecarError as exc:
+        fail(exc)
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "dry_run": dry_run}, indent=2))
     else:

@@ -7,7 +7,6 @@ The commands themselves live in ``cli`` (one-off commands), ``cli_daemon`` (watc
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -131,10 +130,29 @@ def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = Fa
 
 
 def roots_for(paths: tuple[Path, ...], settings: Settings) -> list[str]:
-    roots = [os.path.abspath(p) for p in paths] or [os.path.abspath(r) for r in settings.roots]
+    """The roots to work on, canonical: ``lib`` and a link to it, or a root inside another, count once."""
+    from sidecar_thumbs.roots import canonical_roots
+
+    roots = canonical_roots(paths or settings.roots)
     if not roots:
         raise click.UsageError("no PATH given and SIDECAR_THUMBS_ROOTS is not set")
     return roots
+
+
+def mass_missing_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--allow-mass-missing",
+        is_flag=True,
+        help="Believe a root that lists no models, or lost more than SIDECAR_THUMBS_MASS_MISSING_SHARE of them "
+        "at once: the models were really deleted (without it such a root counts as offline, exit 1).",
+    )(f)
+
+
+def guard_for(settings: Settings, allow_mass_missing: bool) -> Any:
+    """When a walk's losses are believed, from the settings and ``--allow-mass-missing``."""
+    from sidecar_thumbs.roots import MassMissingGuard
+
+    return MassMissingGuard(settings.mass_missing_share, settings.mass_missing_min, allow_mass_missing)
 
 
 def executor_for(settings: Settings, options: Any, *, workers: int | None = None) -> Any:

@@ -13,21 +13,32 @@ pending — and a restart resumes there (any still marked rendering at start are
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
-from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
+from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, RootOfflineError, SidecarError
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration
+from sidecar_thumbs.roots import (
+    MassMissingGuard,
+    RootState,
+    canonical_roots,
+    check_root,
+    model_is_gone,
+    offline_error,
+    root_identity,
+    root_of,
+)
 from sidecar_thumbs.scan import reconcile
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -54,6 +65,8 @@ class DaemonConfig:
     polling: bool = False
     once: bool = False  # burst mode: rescan, render everything pending, exit
     durable: bool = True
+    # When a walk's losses are believed; ``allowed`` (--allow-mass-missing) counts for the start-up scan only.
+    guard: MassMissingGuard = field(default_factory=MassMissingGuard)
 
 
 @dataclass
@@ -85,6 +98,11 @@ class Daemon:
         self.queue = EventQueue()
         self.settler = Settler(config.settle)
         self.watcher: Watcher | None = None
+        # Roots are volumes (see roots.py): each is online or offline, checked with a stat every sweep.
+        self.roots = canonical_roots(config.roots)
+        self.root_states: dict[str, RootState] = {}
+        self._offline_at: dict[str, float] = {}  # monotonic, for "back after …"
+        self._known_offline: dict[str, int] = {}  # rows present under an offline root when it went
         self.stop_requests = 0
         self._stop_at: float | None = None
         self._buffer: list[ModelRow] = []  # claimed, not yet submitted
@@ -92,7 +110,7 @@ class Daemon:
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
         self.failed_total = 0
-        self.changes = ChangeTracker(db, self.settler)
+        self.changes = ChangeTracker(db, self.settler, is_gone=self._model_gone)
         self.pipeline: Pipeline | None = None
 
     # -- control ---------------------------------------------------------------------------------
@@ -134,11 +152,17 @@ class Daemon:
             back = self.db.release_claims()
             if back:
                 log.info("resuming: %d models caught mid-render are pending again", back)
+            self.db.forget_roots_except(self.roots)
+            for root in self.roots:
+                self._set_root_state(check_root(root, known=self._known_for(root, initial=True)))
+            if cfg.once and not all(s.online for s in self.root_states.values()):
+                raise offline_error(self.root_states.values())
             self._remove_stale_temp_files()
             if not cfg.once:
-                self.watcher = Watcher(cfg.roots, self.queue, polling=cfg.polling)
+                self.watcher = Watcher(self._online_roots(), self.queue, polling=cfg.polling)
                 self.watcher.start()
-                log.info("watching %s with %s", ", ".join(cfg.roots), self.watcher.kind)
+                watched = ", ".join(self.watcher.attached) or "nothing yet (every root is offline)"
+                log.info("watching %s with %s", watched, self.watcher.kind)
             # Workers start (and warm numba) while the start-up scan walks the library.
             executor = self.make_executor()
             self.pipeline = Pipeline(
@@ -148,6 +172,7 @@ class Daemon:
                 timeout=cfg.timeout,
                 durable=cfg.durable,
                 on_outcome=self._on_outcome,
+                is_gone=self._model_gone,
             )
             try:
                 self._rescan(initial=True)
@@ -182,6 +207,7 @@ class Daemon:
         next_sweep = now
         next_rescan = now + cfg.rescan_interval if cfg.rescan_interval > 0 else float("inf")
         next_watch_check = now + WATCHDOG_CHECK_EVERY
+        next_root_check = now + cfg.sweep_interval
         next_log = now + LOG_EVERY
         while True:
             now = time.monotonic()
@@ -197,6 +223,9 @@ class Daemon:
             self.queue.wake.clear()
             try:
                 marked = self._handle_events(self.queue.drain(), now)
+                if now >= next_root_check and not cfg.once:
+                    marked += self._check_roots()
+                    next_root_check = now + cfg.sweep_interval
                 marked += self.changes.ingest(self.settler.due(now))
                 self.changes.remove_due_sidecars(now)
                 if now >= next_rescan:
@@ -245,10 +274,12 @@ class Daemon:
         if not self._buffer:
             if self.db.dam is not None:
                 # The asset manager's table is a source of work too: unflagged rows are queued.
-                sync_dam(self.db, full=False, roots=self.config.roots)
+                sync_dam(self.db, full=False, roots=self.roots)
             # Attached, the asset manager may list models outside the watched roots: claim them too.
-            roots = None if self.db.dam is not None else list(self.config.roots)
-            batch = self.db.claim(self.config.batch_size, roots=roots)
+            # Never under an offline root: those rows wait for their volume, untouched.
+            roots = None if self.db.dam is not None else self._online_roots()
+            offline = [r for r, s in self.root_states.items() if not s.online]
+            batch = self.db.claim(self.config.batch_size, roots=roots, exclude=offline)
             batch.reverse()  # pop() from the end keeps the claim order
             self._buffer = batch
 
@@ -267,20 +298,35 @@ class Daemon:
 
     # -- rescans and housekeeping -------------------------------------------------------------------
 
-    def _rescan(self, initial: bool = False) -> int:
+    def _rescan(self, initial: bool = False, roots: Sequence[str] | None = None) -> int:
+        """Walk the online roots (or ``roots``) and record what changed; returns how many to render."""
         t0 = time.monotonic()
         self.db.check_file(deep=not initial)
         problems: list = []
-        plan, _, found = reconcile(list(self.config.roots), self.db, problems=problems)
+        if roots is None:
+            # Roots offline by a walk's verdict are walked again: only a walk can bring them back.
+            roots = [r for r, s in self.root_states.items() if s.online or s.after_walk]
+        if not roots:
+            return 0
+        guard = self.config.guard if initial else replace(self.config.guard, allowed=False)
+        plan, _, found, offline = reconcile(roots, self.db, problems=problems, guard=guard, strict=self.config.once)
+        went = {s.root for s in offline}
+        for state in offline:
+            self._set_root_state(state)
+        for root in roots:
+            prev = self.root_states.get(root)
+            if root not in went and prev is not None and not prev.online:
+                self._set_root_state(check_root(root), rescan=False)  # a walk believed again: back
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
         todo = sum(s.needs_render for s in plan.states)
         log.info(
-            "%s: %d models, %d new, %d changed, %d missing; %d to render (%.2f s)",
-            "start-up scan" if initial else "rescan",
+            "%s: %d models, %d new, %d changed, %d healed, %d missing; %d to render (%.2f s)",
+            "start-up scan" if initial else "rescan" if len(roots) == len(self.roots) else f"rescan of {roots[0]}",
             found,
             plan.new,
             plan.changed,
+            plan.healed,
             len(plan.missing),
             todo,
             time.monotonic() - t0,
@@ -288,7 +334,7 @@ class Daemon:
         for p in problems[:20]:
             log.warning("cannot look at %s: %s", p.path, p.reason)
         if self.db.dam is not None:
-            synced = sync_dam(self.db, full=True, roots=self.config.roots)
+            synced = sync_dam(self.db, full=True, roots=self.roots)
             todo += synced.queued
             if synced.queued or synced.reflagged or synced.unresolved:
                 log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable",
@@ -301,9 +347,90 @@ class Daemon:
         # We hold the lock: no other coordinator writes here. A temp file of ours older than a few
         # seconds belongs to a write that was killed (a sidecar write takes milliseconds; the margin
         # is for a one-off `render` writing beside us at this very moment).
-        removed = len(clean(list(self.config.roots), temp_only=True, temp_age=10.0).temp_removed)
+        online = self._online_roots()
+        try:
+            removed = len(clean(online, temp_only=True, temp_age=10.0).temp_removed) if online else 0
+        except RootOfflineError as exc:  # went offline since it was checked: the next start cleans
+            log.info("temp-file cleanup skipped: %s", exc.message)
+            return
         if removed:
             log.info("removed %d temp files left by an interrupted run", removed)
+
+    # -- roots: online / offline ----------------------------------------------------------------------
+
+    def _online_roots(self) -> list[str]:
+        return [r for r in self.roots if self.root_states.get(r, RootState(r, True)).online]
+
+    def _known_for(self, root: str, initial: bool = False) -> int:
+        """Rows present under ``root``: an empty folder there is an unmounted volume, not an empty library.
+        With --allow-mass-missing the start-up scan believes an empty root."""
+        if initial and self.config.guard.allowed:
+            return 0
+        return self.db.present_under(root)
+
+    def _model_gone(self, path: str) -> bool:
+        """Whether an absent model was deleted: its root is online and still the same volume."""
+        root = root_of(path, self.roots)
+        if root is None:
+            return not os.path.lexists(path)
+        state = self.root_states.get(root)
+        return model_is_gone(path, {root: state.identity if state is not None and state.online else None})
+
+    def _check_roots(self) -> int:
+        """The per-sweep look at every root: one stat for an online root; a stat and a peek at the listing
+        for an offline one. A root that is back is watched anew and rescanned. Returns rows marked."""
+        marked = 0
+        for root in self.roots:
+            prev = self.root_states[root]
+            if prev.online:
+                if root_identity(root) == prev.identity:
+                    continue
+                state = check_root(root, known=self.db.present_under(root))
+                if state.online:
+                    log.info("root %s is another folder now (remounted?); watching it anew", root)
+                    self.root_states[root] = RootState(root, False, "replaced")  # re-attach below
+            elif prev.after_walk:
+                continue  # only the next rescan's walk can bring it back
+            else:
+                state = check_root(root, known=self._known_offline.get(root, 0))
+                if not state.online and state.reason != prev.reason:
+                    self.root_states[root] = state  # e.g. an empty mount point, then nothing: still away
+                    self.db.set_root_state(root, False, state.reason)
+                    continue
+            marked += self._set_root_state(state)
+        if self.pipeline is not None:
+            held = self.pipeline.take_unreachable()
+            if held:  # renders whose volume went away mid-render: pending again, claimed once it is back
+                self.db.release_claims(held)
+        return marked
+
+    def _set_root_state(self, state: RootState, *, rescan: bool = True) -> int:
+        """Record a root's state; on a change say so once, detach or attach its watcher, and rescan a root
+        that is back. Returns how many rows the rescan marked for rendering."""
+        root = state.root
+        prev = self.root_states.get(root)
+        self.root_states[root] = state
+        if prev is not None and prev.online == state.online:
+            return 0
+        self.db.set_root_state(root, state.online, state.reason)
+        if not state.online:
+            self._offline_at[root] = time.monotonic()
+            self._known_offline[root] = self.db.present_under(root)
+            log.warning("root %s offline: %s; nothing under it is marked missing until it is back", root,
+                        state.reason)  # fmt: skip
+            if self.watcher is not None:
+                self.watcher.detach(root)
+            self.changes.forget_under(root)
+            return 0
+        if prev is None:
+            return 0  # online at start: the start-up scan walks it, the watcher starts with it
+        away = time.monotonic() - self._offline_at.pop(root, time.monotonic())
+        self._known_offline.pop(root, None)
+        log.info("root %s back online after %s; watching it again", root, format_duration(away))
+        if self.watcher is not None:
+            self.watcher.detach(root)
+            self.watcher.attach(root)
+        return self._rescan(roots=[root]) if rescan else 0
 
     # -- logs ------------------------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ class Pipeline:
         writer_threads: int = 4,
         on_outcome: Callable[[Outcome], None] | None = None,
         map_path: Callable[[str], str] | None = None,
+        is_gone: Callable[[str], bool] | None = None,
     ) -> None:
         self.db = db
         self.executor = executor
@@ -96,6 +97,11 @@ class Pipeline:
         self.durable = durable
         self.on_outcome = on_outcome
         self.map_path = map_path or (lambda p: p)
+        # Whether a model that cannot be found was deleted (its row becomes missing) or only cannot be
+        # reached now — its volume went away mid-run (:func:`.roots.model_is_gone`): then the row is held
+        # and goes back to pending, its flags untouched.
+        self.is_gone = is_gone or (lambda p: not os.path.lexists(p))
+        self.unreachable: list[str] = []
         self._writers = cf.ThreadPoolExecutor(max_workers=writer_threads, thread_name_prefix="sidecar-writer")
         self._done: list[RenderDone] = []
         self._failed: list[RenderFailed] = []
@@ -172,9 +178,10 @@ class Pipeline:
             time.sleep(0.5)  # the database is locked by another process: wait a little for it
             self._flush()
         back = [*self._claimed, *(r.path for r in extra)]
+        held = self.take_unreachable()  # counted as requeued when they came back
         self._claimed.clear()
-        if back:
-            self.db.release_claims(back)
+        if back or held:
+            self.db.release_claims(back + held)
         self.stats.requeued += len(back)
         return len(back)
 
@@ -209,6 +216,8 @@ class Pipeline:
 
     def _take(self, committed: tuple[Outcome, list[_Record]], stats: RunStats) -> None:
         outcome, records = committed
+        if outcome.error == _UNREACHABLE:
+            self.unreachable.append(outcome.path)
         for rec in records:
             if isinstance(rec, RenderDone):
                 self._done.append(rec)
@@ -226,14 +235,14 @@ class Pipeline:
                 stats.embedded += 1
             else:
                 stats.rendered += 1
-        elif outcome.error == _REQUEUED:
+        elif outcome.error in (_REQUEUED, _UNREACHABLE):
             stats.requeued += 1
         elif outcome.error == _MISSING:
             stats.missing += 1
         else:
             stats.failed += 1
             stats.failures.append((outcome.path, outcome.error or ""))
-        if self.on_outcome is not None and outcome.error not in (_REQUEUED, _MISSING):
+        if self.on_outcome is not None and outcome.error not in (_REQUEUED, _MISSING, _UNREACHABLE):
             self.on_outcome(outcome)
 
     # -- committing (writer threads) --------------------------------------------------------------
@@ -254,7 +263,7 @@ class Pipeline:
         path = row.path
         if not result.ok:
             if result.transient and not os.path.lexists(path):
-                return Outcome(path, False, error=_MISSING), [path]  # deleted after discovery
+                return self._vanished(path)  # deleted after discovery, or its volume went away
             reason = result.error or "failed"
             records: list[_Record] = []
             failed_hash = row.hash
@@ -277,7 +286,7 @@ class Pipeline:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            return Outcome(path, False, error=_MISSING), [path]
+            return self._vanished(path)
         except OSError as exc:
             reason = f"cannot stat: {exc.strerror}"
             return Outcome(path, False, error=reason, transient=True), [RenderFailed(path, reason, True, row.hash)]
@@ -308,6 +317,17 @@ class Pipeline:
             )
         )
         return Outcome(path, True, source=result.source, render_ms=result.render_ms), records
+
+    def _vanished(self, path: str) -> tuple[Outcome, list[_Record]]:
+        if self.is_gone(path):
+            return Outcome(path, False, error=_MISSING), [path]
+        return Outcome(path, False, error=_UNREACHABLE), []
+
+    def take_unreachable(self) -> list[str]:
+        """Rows whose model could not be reached (its root went offline): still claimed; the caller
+        releases them (to pending) once it knows the root's state, so they are not claimed in a loop."""
+        out, self.unreachable = self.unreachable, []
+        return out
 
     # -- database ---------------------------------------------------------------------------------
 
@@ -368,6 +388,7 @@ def _hash_unchanged(path: str, row: ModelRow) -> tuple[str | None, int | None, i
 _Record = RenderDone | RenderFailed | FileState | str  # str: a path found missing
 _REQUEUED = "\x00requeued"
 _MISSING = "\x00missing"
+_UNREACHABLE = "\x00unreachable"
 
 
 class ClaimSource:
