@@ -303,6 +303,7 @@ class Daemon:
         t0 = time.monotonic()
         self.db.check_file(deep=not initial)
         problems: list = []
+        what = "start-up scan" if initial else "rescan" if roots is None else f"rescan of {', '.join(roots)}"
         if roots is None:
             # Roots offline by a walk's verdict are walked again: only a walk can bring them back.
             roots = [r for r, s in self.root_states.items() if s.online or s.after_walk]
@@ -322,7 +323,7 @@ class Daemon:
         todo = sum(s.needs_render for s in plan.states)
         log.info(
             "%s: %d models, %d new, %d changed, %d healed, %d missing; %d to render (%.2f s)",
-            "start-up scan" if initial else "rescan" if len(roots) == len(self.roots) else f"rescan of {roots[0]}",
+            what,
             found,
             plan.new,
             plan.changed,

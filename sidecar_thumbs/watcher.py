@@ -133,7 +133,7 @@ class Watcher:
     """
 
     def __init__(self, roots: Sequence[str], queue: EventQueue, *, polling: bool = False) -> None:
-        self.roots = list(roots)  # attached at start (those that are folders)
+        self.roots = list(roots)  # the roots to watch: attach adds one, detach removes it
         self.queue = queue
         self.polling = polling
         self.restarts = 0
@@ -178,6 +178,8 @@ class Watcher:
 
     def detach(self, root: str) -> None:
         """Stop watching ``root`` (it went offline); :meth:`attach` resumes."""
+        if root in self.roots:
+            self.roots.remove(root)
         watch = self._watches.pop(root, None)
         if watch is not None and self._observer is not None:
             try:
@@ -214,12 +216,10 @@ class Watcher:
             self.restarts += len(dead)
             return bool(dead)
         log.warning("file watcher (%s) stopped; restarting it", self.kind)
-        roots = self.attached  # not the roots detached meanwhile (offline): the daemon re-attaches those
         try:
             self.stop()
         except Exception:  # a dead observer may fail to stop cleanly; a new one replaces it anyway
             log.debug("stopping the dead watcher failed", exc_info=True)
-        self.roots = roots
         try:
             self.start()
         except OSError as exc:
