@@ -7,6 +7,7 @@ its place, as an unmounted mount point looks).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -19,7 +20,8 @@ from sidecar_thumbs.dam import DamMapping
 from sidecar_thumbs.errors import RootOfflineError
 from sidecar_thumbs.executors import InlineExecutor
 from sidecar_thumbs.gallery import collect_gallery
-from sidecar_thumbs.models import ModelStatus
+from sidecar_thumbs.models import FileState, ModelStatus
+from sidecar_thumbs.pipeline import Pipeline
 from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, model_is_gone, root_identity
 from sidecar_thumbs.scan import scan
 from sidecar_thumbs.sidecar import sidecar_path_for
@@ -254,3 +256,28 @@ def test_missing_twin_under_an_offline_root_is_not_taken_for_a_move(tmp_path: Pa
         assert tracker.ingest([str(other / "gear.stl")]) == 1
         assert db.get(original) is not None
         assert db.get(str(other / "gear.stl")).status is ModelStatus.PENDING  # type: ignore[union-attr]
+
+
+def test_render_whose_volume_went_away_mid_run_goes_back_to_pending_not_missing(tmp_path: Path, lib: Path) -> None:
+    dam = tmp_path / "dam.sqlite3"
+    make_dam(dam)
+    add_assets(dam, *MODELS)
+    mapping = DamMapping(**{**MAPPING.__dict__, "path_base": str(lib)})
+    with StateDB(dam, dam=mapping) as db:
+        run_scan(lib, db)
+        paths = [str(lib / m) for m in MODELS]
+        ident = {str(lib): root_identity(str(lib))}
+        # Changed content is queued; then the volume goes before the workers read the files.
+        db.upsert_files([FileState(p, 1, 1, None, needs_render=True) for p in paths])
+        claimed = db.claim(10)
+        lib.rename(tmp_path / "away")
+        lib.mkdir()
+        pipeline = Pipeline(db, InlineExecutor(), ThumbnailOptions(), durable=False,
+                            is_gone=functools.partial(model_is_gone, identities=ident))  # fmt: skip
+        try:
+            stats = pipeline.run(claimed)
+        finally:
+            pipeline.close()
+        assert (stats.missing, stats.failed, stats.requeued) == (0, 0, 3)
+        assert {st for st, _ in statuses(db).values()} == {ModelStatus.PENDING}
+    assert {f for f, _, _ in flags(dam).values()} == {1}
