@@ -13,7 +13,6 @@ pending — and a restart resumes there (any still marked rendering at start are
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -29,16 +28,8 @@ from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration
-from sidecar_thumbs.roots import (
-    MassMissingGuard,
-    RootState,
-    canonical_roots,
-    check_root,
-    model_is_gone,
-    offline_error,
-    root_identity,
-    root_of,
-)
+from sidecar_thumbs.root_states import RootChange, RootStates
+from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, offline_error
 from sidecar_thumbs.scan import reconcile
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -100,9 +91,7 @@ class Daemon:
         self.watcher: Watcher | None = None
         # Roots are volumes (see roots.py): each is online or offline, checked with a stat every sweep.
         self.roots = canonical_roots(config.roots)
-        self.root_states: dict[str, RootState] = {}
-        self._offline_at: dict[str, float] = {}  # monotonic, for "back after …"
-        self._known_offline: dict[str, int] = {}  # rows present under an offline root when it went
+        self.root_states = RootStates(self.roots, db)
         self.stop_requests = 0
         self._stop_at: float | None = None
         self._buffer: list[ModelRow] = []  # claimed, not yet submitted
@@ -110,7 +99,7 @@ class Daemon:
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
         self.failed_total = 0
-        self.changes = ChangeTracker(db, self.settler, is_gone=self._model_gone)
+        self.changes = ChangeTracker(db, self.settler, is_gone=self.root_states.is_gone)
         self.pipeline: Pipeline | None = None
 
     # -- control ---------------------------------------------------------------------------------
@@ -152,14 +141,12 @@ class Daemon:
             back = self.db.release_claims()
             if back:
                 log.info("resuming: %d models caught mid-render are pending again", back)
-            self.db.forget_roots_except(self.roots)
-            for root in self.roots:
-                self._set_root_state(check_root(root, known=self._known_for(root, initial=True)))
-            if cfg.once and not all(s.online for s in self.root_states.values()):
-                raise offline_error(self.root_states.values())
+            self.root_states.start(believe_empty=cfg.guard.allowed)
+            if cfg.once and self.root_states.offline():
+                raise offline_error(self.root_states)
             self._remove_stale_temp_files()
             if not cfg.once:
-                self.watcher = Watcher(self._online_roots(), self.queue, polling=cfg.polling)
+                self.watcher = Watcher(self.root_states.online(), self.queue, polling=cfg.polling)
                 self.watcher.start()
                 watched = ", ".join(self.watcher.attached) or "nothing yet (every root is offline)"
                 log.info("watching %s with %s", watched, self.watcher.kind)
@@ -172,7 +159,7 @@ class Daemon:
                 timeout=cfg.timeout,
                 durable=cfg.durable,
                 on_outcome=self._on_outcome,
-                is_gone=self._model_gone,
+                is_gone=self.root_states.is_gone,
             )
             try:
                 self._rescan(initial=True)
@@ -277,9 +264,8 @@ class Daemon:
                 sync_dam(self.db, full=False, roots=self.roots)
             # Attached, the asset manager may list models outside the watched roots: claim them too.
             # Never under an offline root: those rows wait for their volume, untouched.
-            roots = None if self.db.dam is not None else self._online_roots()
-            offline = [r for r, s in self.root_states.items() if not s.online]
-            batch = self.db.claim(self.config.batch_size, roots=roots, exclude=offline)
+            roots = None if self.db.dam is not None else self.root_states.online()
+            batch = self.db.claim(self.config.batch_size, roots=roots, exclude=self.root_states.offline())
             batch.reverse()  # pop() from the end keeps the claim order
             self._buffer = batch
 
@@ -306,18 +292,17 @@ class Daemon:
         what = "start-up scan" if initial else "rescan" if roots is None else f"rescan of {', '.join(roots)}"
         if roots is None:
             # Roots offline by a walk's verdict are walked again: only a walk can bring them back.
-            roots = [r for r, s in self.root_states.items() if s.online or s.after_walk]
+            roots = self.root_states.walkable()
         if not roots:
             return 0
         guard = self.config.guard if initial else replace(self.config.guard, allowed=False)
         plan, _, found, offline = reconcile(roots, self.db, problems=problems, guard=guard, strict=self.config.once)
         went = {s.root for s in offline}
         for state in offline:
-            self._set_root_state(state)
+            self._apply(self.root_states.set(state))
         for root in roots:
-            prev = self.root_states.get(root)
-            if root not in went and prev is not None and not prev.online:
-                self._set_root_state(check_root(root), rescan=False)  # a walk believed again: back
+            if root not in went and not self.root_states[root].online:  # a walk believed again: back
+                self._apply(self.root_states.set(check_root(root)), rescan=False)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
         todo = sum(s.needs_render for s in plan.states)
@@ -348,7 +333,7 @@ class Daemon:
         # We hold the lock: no other coordinator writes here. A temp file of ours older than a few
         # seconds belongs to a write that was killed (a sidecar write takes milliseconds; the margin
         # is for a one-off `render` writing beside us at this very moment).
-        online = self._online_roots()
+        online = self.root_states.online()
         try:
             removed = len(clean(online, temp_only=True, temp_age=10.0).temp_removed) if online else 0
         except RootOfflineError as exc:  # went offline since it was checked: the next start cleans
@@ -359,77 +344,27 @@ class Daemon:
 
     # -- roots: online / offline ----------------------------------------------------------------------
 
-    def _online_roots(self) -> list[str]:
-        return [r for r in self.roots if self.root_states.get(r, RootState(r, True)).online]
-
-    def _known_for(self, root: str, initial: bool = False) -> int:
-        """Rows present under ``root``: an empty folder there is an unmounted volume, not an empty library.
-        With --allow-mass-missing the start-up scan believes an empty root."""
-        if initial and self.config.guard.allowed:
-            return 0
-        return self.db.present_under(root)
-
-    def _model_gone(self, path: str) -> bool:
-        """Whether an absent model was deleted: its root is online and still the same volume."""
-        root = root_of(path, self.roots)
-        if root is None:
-            return not os.path.lexists(path)
-        state = self.root_states.get(root)
-        return model_is_gone(path, {root: state.identity if state is not None and state.online else None})
-
     def _check_roots(self) -> int:
-        """The per-sweep look at every root: one stat for an online root; a stat and a peek at the listing
-        for an offline one. A root that is back is watched anew and rescanned. Returns rows marked."""
-        marked = 0
-        for root in self.roots:
-            prev = self.root_states[root]
-            if prev.online:
-                if root_identity(root) == prev.identity:
-                    continue
-                state = check_root(root, known=self.db.present_under(root))
-                if state.online:
-                    log.info("root %s is another folder now (remounted?); watching it anew", root)
-                    self.root_states[root] = RootState(root, False, "replaced")  # re-attach below
-            elif prev.after_walk:
-                continue  # only the next rescan's walk can bring it back
-            else:
-                state = check_root(root, known=self._known_offline.get(root, 0))
-                if not state.online and state.reason != prev.reason:
-                    self.root_states[root] = state  # e.g. an empty mount point, then nothing: still away
-                    self.db.set_root_state(root, False, state.reason)
-                    continue
-            marked += self._set_root_state(state)
+        """The per-sweep look at the roots; returns how many rows a returning root's rescan marked."""
+        marked = sum(self._apply(change) for change in self.root_states.check())
         if self.pipeline is not None:
             held = self.pipeline.take_unreachable()
             if held:  # renders whose volume went away mid-render: pending again, claimed once it is back
                 self.db.release_claims(held)
         return marked
 
-    def _set_root_state(self, state: RootState, *, rescan: bool = True) -> int:
-        """Record a root's state; on a change say so once, detach or attach its watcher, and rescan a root
-        that is back. Returns how many rows the rescan marked for rendering."""
-        root = state.root
-        prev = self.root_states.get(root)
-        self.root_states[root] = state
-        if prev is not None and prev.online == state.online:
+    def _apply(self, change: RootChange | None, *, rescan: bool = True) -> int:
+        """Act on a root's change: detach the watch of a root that went; watch a root that is back anew (a
+        remounted volume is a new folder, the old watch is blind) and rescan it by stat."""
+        if change is None:
             return 0
-        self.db.set_root_state(root, state.online, state.reason)
-        if not state.online:
-            self._offline_at[root] = time.monotonic()
-            self._known_offline[root] = self.db.present_under(root)
-            log.warning("root %s offline: %s; nothing under it is marked missing until it is back", root,
-                        state.reason)  # fmt: skip
-            if self.watcher is not None:
-                self.watcher.detach(root)
-            self.changes.forget_under(root)
-            return 0
-        if prev is None:
-            return 0  # online at start: the start-up scan walks it, the watcher starts with it
-        away = time.monotonic() - self._offline_at.pop(root, time.monotonic())
-        self._known_offline.pop(root, None)
-        log.info("root %s back online after %s; watching it again", root, format_duration(away))
+        root = change.state.root
         if self.watcher is not None:
             self.watcher.detach(root)
+        if not change.back:
+            self.changes.forget_under(root)
+            return 0
+        if self.watcher is not None:
             self.watcher.attach(root)
         return self._rescan(roots=[root]) if rescan else 0
 
