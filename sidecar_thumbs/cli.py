@@ -233,9 +233,10 @@ def scan(
 
 
 def _print_scan_summary(s: Any) -> None:
+    healed = f"healed {s.healed} · " if s.healed else ""  # rows marked missing whose model came back
     click.echo(
         f"found {s.found} · unchanged {s.unchanged + s.touched} · rendered {s.rendered} · "
-        f"embedded {s.embedded} · failed {s.failed} · missing {s.missing} · "
+        f"embedded {s.embedded} · failed {s.failed} · missing {s.missing} · {healed}"
         f"{s.elapsed:.1f} s · {s.renders_per_s:.1f} renders/s"
     )
     for path, reason in s.failures[:20]:

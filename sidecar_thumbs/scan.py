@@ -53,7 +53,7 @@ class Plan:
     new: int = 0
     changed: int = 0
     touched: int = 0  # gate moved, content the same
-    healed: int = 0  # rows marked missing whose model is back with a matching sidecar: done, no render
+    healed: int = 0  # of unchanged + touched: rows marked missing whose model is back with a matching sidecar
     hashed: int = 0
     hash_failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -153,7 +153,8 @@ def plan_changes(
             # shows this content; only a sidecar that does not is rendered again.
             heals = _sidecar_matches(f, row.hash)
             plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, needs_render=not heals))
-            plan.healed += heals
+            plan.healed += heals  # counted as unchanged too (healed, like touched, says more about some)
+            plan.unchanged += heals
             plan.changed += not heals
         elif force or _needs_render(row, f.path, f.has_sidecar):
             plan.changed += 1
