@@ -33,7 +33,7 @@ from sidecar_thumbs.roots import (
     root_identity,
     root_of,
 )
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_name_for, sidecar_path_for
+from sidecar_thumbs.sidecar import SidecarInfo, read_sidecar, sidecar_name_for, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
@@ -176,27 +176,26 @@ def _needs_render(row: PlanRow, path: str, listed: bool | None = None) -> bool:
     return not (row.has_thumbnail and _sidecar_present(path, listed))
 
 
+def _listed_sidecar(f: FoundFile) -> SidecarInfo | None:
+    """What the model's sidecar says of itself, or None when there is none (the walk's listing saves
+    the lstat when it saw none)."""
+    if f.has_sidecar is False:
+        return None
+    sidecar = sidecar_path_for(f.path)
+    return read_sidecar(sidecar) if os.path.lexists(sidecar) else None
+
+
 def _sidecar_matches(f: FoundFile, content_hash: str | None) -> bool:
     """Whether the model's sidecar is ours and shows this content (for a row marked missing that is
     back: a volume that was away, or a row an earlier version marked missing while it was offline)."""
-    if f.has_sidecar is False:
-        return False
-    sidecar = sidecar_path_for(f.path)
-    if not os.path.lexists(sidecar):
-        return False
-    info = read_sidecar(sidecar)
+    info = _listed_sidecar(f)
     return info is not None and info.is_fresh_for(f.size, f.mtime_ns, content_hash)
 
 
 def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
     """A model new to the database may already have a fresh sidecar of ours (the database was
     lost, or another machine made it): record it instead of rendering again."""
-    if f.has_sidecar is False:
-        return None
-    sidecar = sidecar_path_for(f.path)
-    if not os.path.lexists(sidecar):
-        return None
-    info = read_sidecar(sidecar)
+    info = _listed_sidecar(f)
     if info is None or not info.is_fresh_for(f.size, f.mtime_ns) or info.content_hash is None:
         return None
     return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, info.source or "rendered", None, 0.0)

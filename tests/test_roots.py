@@ -46,6 +46,15 @@ def lib(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.fixture
+def asset_manager(tmp_path: Path, lib: Path) -> tuple[Path, DamMapping]:
+    """An asset manager's database listing the library's models (paths relative to the library)."""
+    dam = tmp_path / "dam.sqlite3"
+    make_dam(dam)
+    add_assets(dam, *MODELS)
+    return dam, DamMapping(**{**MAPPING.__dict__, "path_base": str(lib)})
+
+
 def run_scan(lib: Path | list[Path], db: StateDB, **kw: object):  # type: ignore[no-untyped-def]
     roots = [str(p) for p in lib] if isinstance(lib, list) else [str(lib)]
     return scan(roots, db=db, make_executor=InlineExecutor, options=ThumbnailOptions(), durable=False, **kw)
@@ -144,11 +153,10 @@ def test_scan_that_loses_more_than_the_share_at_once_stops_unless_allowed(tmp_pa
         assert statuses(db)[str(lib / MODELS[1])] == (ModelStatus.MISSING, False)
 
 
-def test_scan_with_an_asset_manager_keeps_its_flags_while_the_volume_is_away(tmp_path: Path, lib: Path) -> None:
-    dam = tmp_path / "dam.sqlite3"
-    make_dam(dam)
-    add_assets(dam, *MODELS)
-    mapping = DamMapping(**{**MAPPING.__dict__, "path_base": str(lib)})
+def test_scan_with_an_asset_manager_keeps_its_flags_while_the_volume_is_away(
+    tmp_path: Path, lib: Path, asset_manager: tuple[Path, DamMapping]
+) -> None:
+    dam, mapping = asset_manager
     with StateDB(dam, dam=mapping) as db:
         assert run_scan(lib, db).rendered == 3
     assert {f for f, _, _ in flags(dam).values()} == {1}
@@ -166,11 +174,10 @@ def test_scan_with_an_asset_manager_keeps_its_flags_while_the_volume_is_away(tmp
     assert {f for f, _, _ in flags(dam).values()} == {1}
 
 
-def test_rows_an_earlier_version_marked_missing_heal_without_a_render(tmp_path: Path, lib: Path) -> None:
-    dam = tmp_path / "dam.sqlite3"
-    make_dam(dam)
-    add_assets(dam, *MODELS)
-    mapping = DamMapping(**{**MAPPING.__dict__, "path_base": str(lib)})
+def test_rows_an_earlier_version_marked_missing_heal_without_a_render(
+    tmp_path: Path, lib: Path, asset_manager: tuple[Path, DamMapping]
+) -> None:
+    dam, mapping = asset_manager
     with StateDB(dam, dam=mapping) as db:
         run_scan(lib, db)
         # What the first version did to an absent root: every row missing, every flag cleared.
@@ -258,11 +265,10 @@ def test_missing_twin_under_an_offline_root_is_not_taken_for_a_move(tmp_path: Pa
         assert db.get(str(other / "gear.stl")).status is ModelStatus.PENDING  # type: ignore[union-attr]
 
 
-def test_render_whose_volume_went_away_mid_run_goes_back_to_pending_not_missing(tmp_path: Path, lib: Path) -> None:
-    dam = tmp_path / "dam.sqlite3"
-    make_dam(dam)
-    add_assets(dam, *MODELS)
-    mapping = DamMapping(**{**MAPPING.__dict__, "path_base": str(lib)})
+def test_render_whose_volume_went_away_mid_run_goes_back_to_pending_not_missing(
+    tmp_path: Path, lib: Path, asset_manager: tuple[Path, DamMapping]
+) -> None:
+    dam, mapping = asset_manager
     with StateDB(dam, dam=mapping) as db:
         run_scan(lib, db)
         paths = [str(lib / m) for m in MODELS]
