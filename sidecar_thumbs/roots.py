@@ -173,12 +173,12 @@ def model_is_gone(path: str, identities: Mapping[str, tuple[int, int] | None]) -
 
 def _unmounted_volume(root: str) -> str | None:
     """The volume a root under ``/Volumes/NAME`` needs, when that volume is not mounted."""
-    parts = root.split(os.sep)
     if sys.platform != "darwin" and not os.path.isdir(_MAC_VOLUMES):
         return None
-    if len(parts) < 3 or os.sep.join(parts[:2]) != _MAC_VOLUMES:
+    base = _MAC_VOLUMES.rstrip(os.sep) + os.sep
+    if not root.startswith(base) or len(root) == len(base):
         return None
-    volume = os.sep.join(parts[:3])
+    volume = base + root[len(base) :].split(os.sep, 1)[0]
     return None if os.path.ismount(volume) else volume
 
 

@@ -22,13 +22,14 @@ from sidecar_thumbs.executors import InlineExecutor
 from sidecar_thumbs.gallery import collect_gallery
 from sidecar_thumbs.models import FileState, ModelStatus
 from sidecar_thumbs.pipeline import Pipeline
+from sidecar_thumbs.root_states import RootStates
 from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, model_is_gone, root_identity
 from sidecar_thumbs.scan import scan
 from sidecar_thumbs.sidecar import sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 from sidecar_thumbs.verify import verify
-from sidecar_thumbs.watcher import Settler
+from sidecar_thumbs.watcher import EventKind, FileEvent, Settler
 from tests.test_dam import MAPPING, add_assets, flags, make_dam
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,3 +288,42 @@ def test_render_whose_volume_went_away_mid_run_goes_back_to_pending_not_missing(
         assert (stats.missing, stats.failed, stats.requeued) == (0, 0, 3)
         assert {st for st, _ in statuses(db).values()} == {ModelStatus.PENDING}
     assert {f for f, _, _ in flags(dam).values()} == {1}
+
+
+def test_root_on_a_volume_that_is_not_mounted_is_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sidecar_thumbs.roots as roots_module
+
+    volumes = tmp_path / "Volumes"  # stands for /Volumes; a plain folder is never a mount point
+    volumes.mkdir()
+    monkeypatch.setattr(roots_module, "_MAC_VOLUMES", str(volumes))
+    root = volumes / "3D-Files" / "3D-Models"
+    assert check_root(str(root)).reason == f"volume {volumes / '3D-Files'} is not mounted"
+    root.mkdir(parents=True)  # a folder left where the volume should be
+    shutil.copy(EXAMPLES / "gear.stl", root / "gear.stl")
+    state = check_root(str(root))
+    assert (
+        not state.online
+        and state.reason == f"volume {volumes / '3D-Files'} is not mounted (a folder stands in its place)"
+    )
+    assert check_root(str(tmp_path)).online  # not under it
+
+
+def test_delete_events_under_a_root_that_went_away_mark_nothing_missing(tmp_path: Path, lib: Path) -> None:
+    with StateDB(tmp_path / "s.sqlite3") as db:
+        run_scan(lib, db)
+        states = RootStates([str(lib)], db)
+        states.start()
+        tracker = ChangeTracker(db, Settler(0.0), is_gone=states.is_gone)
+        lib.rename(tmp_path / "away")  # an eject: FSEvents may report every file deleted
+        events = [FileEvent(EventKind.DELETED, str(lib / m), False) for m in MODELS]
+        tracker.handle([*events, FileEvent(EventKind.DELETED, str(lib), True)], now=0.0)
+        tracker.remove_due_sidecars(now=1e9)
+        assert {st for st, _ in statuses(db).values()} == {ModelStatus.DONE}
+        changes = states.check()
+        assert [(c.state.online, c.back) for c in changes] == [(False, False)]
+        assert [(r, on, why) for r, on, why, _ in db.root_states()] == [(str(lib), False, "does not exist")]
+        (tmp_path / "away").rename(lib)
+        assert [c.back for c in states.check()] == [True]
+        (lib / MODELS[0]).unlink()  # a real delete, root online: believed
+        tracker.handle([FileEvent(EventKind.DELETED, str(lib / MODELS[0]), False)], now=0.0)
+        assert statuses(db)[str(lib / MODELS[0])] == (ModelStatus.MISSING, False)
