@@ -92,6 +92,7 @@ class Daemon:
         # Roots are volumes (see roots.py): each is online or offline, checked with a stat every sweep.
         self.roots = canonical_roots(config.roots)
         self.root_states = RootStates(self.roots, db)
+        self._due_rescans: set[str] = set()  # roots back online (or watched anew) to rescan
         self.stop_requests = 0
         self._stop_at: float | None = None
         self._buffer: list[ModelRow] = []  # claimed, not yet submitted
@@ -211,8 +212,9 @@ class Daemon:
             try:
                 marked = self._handle_events(self.queue.drain(), now)
                 if now >= next_root_check and not cfg.once:
-                    marked += self._check_roots()
+                    self._check_roots()
                     next_root_check = now + cfg.sweep_interval
+                marked += self._rescan_due()
                 marked += self.changes.ingest(self.settler.due(now))
                 self.changes.remove_due_sidecars(now)
                 if now >= next_rescan:
@@ -231,7 +233,8 @@ class Daemon:
                 log.warning("%s; trying again at the next sweep", exc.message)
                 next_sweep = time.monotonic() + cfg.sweep_interval
             if now >= next_watch_check and self.watcher is not None:
-                self.watcher.ensure_alive()
+                # A watch that died or went blind with its volume: what changed meanwhile sent no events.
+                self._due_rescans.update(self.watcher.ensure_alive())
                 next_watch_check = now + WATCHDOG_CHECK_EVERY
             if now >= next_log:
                 self._log_progress(now)
@@ -344,29 +347,41 @@ class Daemon:
 
     # -- roots: online / offline ----------------------------------------------------------------------
 
-    def _check_roots(self) -> int:
-        """The per-sweep look at the roots; returns how many rows a returning root's rescan marked."""
-        marked = sum(self._apply(change) for change in self.root_states.check())
+    def _check_roots(self) -> None:
+        """The per-sweep look at the roots."""
+        for change in self.root_states.check():
+            self._apply(change)
         if self.pipeline is not None:
             held = self.pipeline.take_unreachable()
             if held:  # renders whose volume went away mid-render: pending again, claimed once it is back
                 self.db.release_claims(held)
-        return marked
 
-    def _apply(self, change: RootChange | None, *, rescan: bool = True) -> int:
+    def _apply(self, change: RootChange | None, *, rescan: bool = True) -> None:
         """Act on a root's change: detach the watch of a root that went; watch a root that is back anew (a
-        remounted volume is a new folder, the old watch is blind) and rescan it by stat."""
+        remounted volume is a new folder, the old watch is blind) and have it rescanned by stat."""
         if change is None:
-            return 0
+            return
         root = change.state.root
         if self.watcher is not None:
             self.watcher.detach(root)
         if not change.back:
             self.changes.forget_under(root)
-            return 0
+            self._due_rescans.discard(root)
+            return
         if self.watcher is not None:
             self.watcher.attach(root)
-        return self._rescan(roots=[root]) if rescan else 0
+        if rescan:
+            self._due_rescans.add(root)
+
+    def _rescan_due(self) -> int:
+        """Rescan the roots that came back or were watched anew (kept due until a rescan went through,
+        e.g. past a lock the asset manager held). Returns how many rows were marked for rendering."""
+        marked = 0
+        for root in list(self._due_rescans):
+            if self.root_states[root].online:
+                marked += self._rescan(roots=[root])
+            self._due_rescans.discard(root)
+        return marked
 
     # -- logs ------------------------------------------------------------------------------------
 

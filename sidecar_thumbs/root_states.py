@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from sidecar_thumbs.errors import DatabaseLockedError
 from sidecar_thumbs.progress import format_duration
 from sidecar_thumbs.roots import RootState, check_root, model_is_gone, root_identity, root_of
 from sidecar_thumbs.state import StateDB
@@ -98,12 +99,21 @@ class RootStates:
                 state = check_root(root, known=self._known_offline.get(root, 0))
                 if not state.online and state.reason != prev.reason:
                     self._states[root] = state  # e.g. an empty mount point, then nothing: still away
-                    self.db.set_root_state(root, False, state.reason)
+                    self._record(state)
                     continue
             change = self.set(state)
             if change is not None:
                 changes.append(change)
         return changes
+
+    def _record(self, state: RootState) -> None:
+        """Write the state for ``status``. What the daemon does follows the state in memory: a database
+        another process holds locked delays the record, never the daemon's reaction."""
+        try:
+            self.db.set_root_state(state.root, state.online, state.reason)
+        except DatabaseLockedError as exc:
+            log.warning("could not record that root %s is %s: %s", state.root,
+                        "online" if state.online else "offline", exc.message)  # fmt: skip
 
     def set(self, state: RootState) -> RootChange | None:
         """Record a root's state; a change is logged once and written for ``status``. Returns the change
@@ -113,7 +123,7 @@ class RootStates:
         self._states[root] = state
         if prev is not None and prev.online == state.online:
             return None
-        self.db.set_root_state(root, state.online, state.reason)
+        self._record(state)
         if not state.online:
             self._offline_at[root] = time.monotonic()
             self._known_offline[root] = self.db.present_under(root)

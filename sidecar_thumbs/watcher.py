@@ -195,17 +195,18 @@ class Watcher:
             observer.join(timeout=5)
 
     def _dead_roots(self) -> list[str]:
-        """Attached roots whose emitter is gone or stopped (e.g. inotify stopped it on IN_DELETE_SELF)."""
-        live = {e.watch for e in getattr(self._observer, "emitters", ()) if e.is_alive()}
+        """Attached roots whose emitter is gone or stopped (e.g. inotify stopped it on IN_DELETE_SELF), or
+        runs on blind (its root's own inotify watch was dropped: IN_UNMOUNT, then IN_IGNORED)."""
+        live = {e.watch for e in getattr(self._observer, "emitters", ()) if e.is_alive() and not _blind(e)}
         return [root for root, watch in self._watches.items() if watch not in live]
 
     def alive(self) -> bool:
         obs = self._observer
         return obs is not None and obs.is_alive() and not self._dead_roots()
 
-    def ensure_alive(self) -> bool:
-        """Restart a dead observer, or re-attach a root whose watch died (the share went away and came
-        back). True if anything was restarted."""
+    def ensure_alive(self) -> list[str]:
+        """Restart a dead observer, or re-attach a root whose watch died or went blind (its volume went
+        away and came back). Returns the roots watched anew: events there may have been lost."""
         obs = self._observer
         if obs is not None and obs.is_alive():
             dead = self._dead_roots()
@@ -214,7 +215,7 @@ class Watcher:
                 self.detach(root)
                 self.attach(root)
             self.restarts += len(dead)
-            return bool(dead)
+            return dead
         log.warning("file watcher (%s) stopped; restarting it", self.kind)
         try:
             self.stop()
@@ -224,9 +225,26 @@ class Watcher:
             self.start()
         except OSError as exc:
             log.error("cannot restart the file watcher: %s; relying on rescans", exc)
-            return False
+            return []
         self.restarts += 1
-        return True
+        return self.attached
+
+
+def _blind(emitter: Any) -> bool:
+    """Whether an inotify emitter lost the watch on its own root while its thread runs on.
+
+    A volume unmounted under a watch sends IN_UNMOUNT and IN_IGNORED; watchdog drops the watch and the
+    emitter runs on, watching nothing — and a volume mounted again within one sweep may show the same
+    identity, so the root check would not notice. This reads watchdog's private bookkeeping
+    (``InotifyWatchGroup._active_callbacks_by_path``, watchdog 6–7); anything unexpected counts as not
+    blind, so another watchdog only loses this check, never the watcher.
+    """
+    group = getattr(emitter, "_inotify", None)
+    by_path = getattr(group, "_active_callbacks_by_path", None)
+    path = getattr(group, "path", None)
+    if not isinstance(by_path, dict) or not isinstance(path, bytes) or not getattr(group, "is_active", False):
+        return False
+    return path not in by_path
 
 
 @dataclass

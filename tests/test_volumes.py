@@ -92,7 +92,7 @@ def test_watch_of_a_root_that_vanished_is_restarted_when_it_is_back(tmp_path: Pa
         root.rmdir()  # inotify: IN_DELETE_SELF, then IN_IGNORED; watchdog stops the emitter
         wait_for(lambda: not watcher.alive(), timeout=10, what="the watch to die with its folder")
         root.mkdir()
-        assert watcher.ensure_alive()
+        assert watcher.ensure_alive() == [str(root)]
         queue.drain()
         shutil.copy(EXAMPLES / "gear.stl", root / "new.stl")
         wait_for(lambda: any(e.path == str(root / "new.stl") for e in queue.drain()), timeout=10, what="event")
@@ -182,3 +182,46 @@ def test_daemon_given_a_root_twice_through_a_link_renders_a_new_file_once(tmp_pa
         assert sorted(rows(db)) == sorted(str(lib / m) for m in (*MODELS, "parts/new.stl"))
     finally:
         assert d.stop() == 0
+
+
+def _mount_tmpfs(target: Path) -> None:
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(target)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}); needs root in a sandbox that allows mounts")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("away_s", [4.0, 0.0], ids=["unmounted for two sweeps", "remounted within a sweep"])
+def test_daemon_survives_a_real_unmount_and_remount(tmp_path: Path, lib: Path, away_s: float) -> None:
+    """A real volume: a tmpfs mounted at the root, unmounted (inotify: IN_UNMOUNT, IN_IGNORED) and mounted
+    again with the same files. Remounted within a sweep, the root shows the same identity (st_dev, st_ino):
+    only the watch that went blind tells, and it is re-attached."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    _mount_tmpfs(vol)
+    db = tmp_path / "state.sqlite3"
+    d = None
+    try:
+        shutil.copytree(lib, vol, dirs_exist_ok=True)
+        d = DaemonProcess(vol, db, *NO_RESCAN)
+        wait_for(lambda: all(d.renders_of(vol / m) == 1 for m in MODELS), timeout=60, what="first renders")
+        saved = tmp_path / "saved"
+        shutil.copytree(vol, saved)  # the volume's content, sidecars included, times kept
+        subprocess.run(["umount", str(vol)], check=True)
+        if away_s:
+            d.wait_log(f"root {vol} offline: is an empty folder where a volume should be mounted")
+            time.sleep(away_s)
+            assert set(rows(db).values()) == {ModelStatus.DONE}
+        _mount_tmpfs(vol)
+        shutil.copytree(saved, vol, dirs_exist_ok=True)
+        d.wait_log(f"root {vol} back online" if away_s else f"file watcher (InotifyObserver) of {vol} stopped")
+        d.wait_log(f"rescan of {vol}")
+        target = vol / "parts" / "after.stl"
+        shutil.copy(EXAMPLES / "gear.stl", target)
+        wait_for(lambda: d.renders_of(target) == 1, timeout=30, what="render from the event")
+        assert all(d.renders_of(vol / m) == 1 for m in MODELS), "models rendered again on return"
+        assert set(rows(db).values()) == {ModelStatus.DONE}
+    finally:
+        code = d.stop() if d is not None else 0
+        subprocess.run(["umount", "-l", str(vol)], check=False)
+    assert code == 0
