@@ -97,6 +97,10 @@ class RootStates:
                 continue  # only the next rescan's walk can bring it back
             else:
                 state = check_root(root, known=self._known_offline.get(root, 0))
+                if state.overridable:  # empty: do the rows still say models were there (a scan with
+                    # --allow-mass-missing may have marked them missing meanwhile)?
+                    self._known_offline[root] = self.db.present_under(root)
+                    state = check_root(root, known=self._known_offline[root])
                 if not state.online and state.reason != prev.reason:
                     self._states[root] = state  # e.g. an empty mount point, then nothing: still away
                     self._record(state)
@@ -127,8 +131,9 @@ class RootStates:
         if not state.online:
             self._offline_at[root] = time.monotonic()
             self._known_offline[root] = self.db.present_under(root)
-            log.warning("root %s offline: %s; nothing under it is marked missing until it is back", root,
-                        state.reason)  # fmt: skip
+            hint = f" (if they were really deleted: sidecar-thumbs scan --allow-mass-missing {root})"
+            log.warning("root %s offline: %s; nothing under it is marked missing until it is back%s", root,
+                        state.reason, hint if state.overridable else "")  # fmt: skip
             return RootChange(state, back=False)
         if prev is None:
             return None  # online at start: the start-up scan walks it, the watcher starts with it

@@ -327,3 +327,19 @@ def test_delete_events_under_a_root_that_went_away_mark_nothing_missing(tmp_path
         (lib / MODELS[0]).unlink()  # a real delete, root online: believed
         tracker.handle([FileEvent(EventKind.DELETED, str(lib / MODELS[0]), False)], now=0.0)
         assert statuses(db)[str(lib / MODELS[0])] == (ModelStatus.MISSING, False)
+
+
+def test_daemon_root_emptied_on_purpose_comes_back_once_a_scan_confirms_it(tmp_path: Path, lib: Path) -> None:
+    with StateDB(tmp_path / "s.sqlite3") as db:
+        run_scan(lib, db)
+        states = RootStates([str(lib)], db)
+        states.start()
+        for m in MODELS:
+            (lib / m).unlink()  # the user emptied the library on purpose
+        shutil.rmtree(lib / "parts")
+        assert [c.back for c in states.check()] == [] and states[str(lib)].online  # same folder: one stat
+        states.set(check_root(str(lib), known=db.present_under(str(lib))))  # the next walk's view
+        assert not states[str(lib)].online and states[str(lib)].overridable
+        assert states.check() == []  # still empty, still models in the rows
+        run_scan(lib, db, guard=MassMissingGuard(allowed=True))  # sidecar-thumbs scan --allow-mass-missing
+        assert [c.back for c in states.check()] == [True]
