@@ -196,6 +196,8 @@ def scan(
             on_outcome=on_outcome,
             on_plan=on_plan,
             mark_only=locked_out,
+            settle=settings.settle,
+            holds_lock=not locked_out,
         )
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished renders are saved; run the scan again to continue", err=True)
@@ -233,6 +235,9 @@ def _print_scan_summary(s: Any) -> None:
         click.echo(f"  … and {len(s.failures) - 20} more (sidecar-thumbs status)", err=True)
     for p in s.problems[:10]:
         click.echo(f"  ! {p.path}: {p.reason}", err=True)
+    if s.settling:
+        click.echo(f"  {s.settling} models still being written (modified in the last seconds): left for the next scan",
+                   err=True)  # fmt: skip
 
 
 # -- verify ----------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
 from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
 from sidecar_thumbs.executors import Executor
+from sidecar_thumbs.hardstop import HARD_STOP_MARGIN, HardStop
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pipeline import Outcome, Pipeline
@@ -92,7 +93,8 @@ class Daemon:
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
         self.failed_total = 0
-        self.changes = ChangeTracker(db, self.settler)
+        self._hard_stop = HardStop()
+        self.changes = ChangeTracker(db, self.settler, config.roots, max_bytes=options.limits.max_file_bytes)
         self.pipeline: Pipeline | None = None
 
     # -- control ---------------------------------------------------------------------------------
@@ -103,6 +105,14 @@ class Daemon:
         self.queue.wake.set()
 
     def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the daemon: the first gracefully, the second at once.
+
+        The handlers only set a flag the loop reads; if the loop cannot get there (the main thread
+        is stuck in the kernel, e.g. a read from a share that stopped answering: Python retries an
+        interrupted read, PEP 475), a timer ends the process anyway (:class:`HardStop`), so a stop
+        always ends the process within the grace period plus a few seconds.
+        """
+
         def handler(signum: int, frame: FrameType | None) -> None:
             self.request_stop()
             name = signal.Signals(signum).name
@@ -112,8 +122,10 @@ class Daemon:
                     name,
                     self.config.grace_period,
                 )
+                self._hard_stop.arm(self.config.grace_period + HARD_STOP_MARGIN)
             else:
                 log.info("%s: stopping now", name)
+                self._hard_stop.arm(HARD_STOP_MARGIN)
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
@@ -171,6 +183,7 @@ class Daemon:
                 self.watcher.stop()
             if self.lock is not None:
                 self.lock.release()
+            self._hard_stop.disarm()  # stopped in time
         # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
         return EXIT_PROBLEMS if cfg.once and self.failed_total else 0
 
@@ -246,9 +259,8 @@ class Daemon:
             if self.db.dam is not None:
                 # The asset manager's table is a source of work too: unflagged rows are queued.
                 sync_dam(self.db, full=False, roots=self.config.roots)
-            # Attached, the asset manager may list models outside the watched roots: claim them too.
-            roots = None if self.db.dam is not None else list(self.config.roots)
-            batch = self.db.claim(self.config.batch_size, roots=roots)
+            # Only models under the roots: an asset manager's row elsewhere is never taken (issue 11).
+            batch = self.db.claim(self.config.batch_size, roots=list(self.config.roots))
             batch.reverse()  # pop() from the end keeps the claim order
             self._buffer = batch
 
@@ -271,9 +283,15 @@ class Daemon:
         t0 = time.monotonic()
         self.db.check_file(deep=not initial)
         problems: list = []
-        plan, _, found = reconcile(list(self.config.roots), self.db, problems=problems)
+        plan, _, found = reconcile(
+            list(self.config.roots), self.db, problems=problems, settle=self.config.settle,
+            max_bytes=self.options.limits.max_file_bytes,
+        )  # fmt: skip
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
+        for p in plan.settling:
+            # Still being written: the settler looks at it once it has been quiet for the window.
+            self.settler.touch(p, time.monotonic())
         todo = sum(s.needs_render for s in plan.states)
         log.info(
             "%s: %d models, %d new, %d changed, %d missing; %d to render (%.2f s)",
@@ -290,18 +308,18 @@ class Daemon:
         if self.db.dam is not None:
             synced = sync_dam(self.db, full=True, roots=self.config.roots)
             todo += synced.queued
-            if synced.queued or synced.reflagged or synced.unresolved:
-                log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable",
-                         synced.seen, synced.queued, synced.reflagged, synced.unresolved)  # fmt: skip
+            if synced.queued or synced.reflagged or synced.unresolved or synced.refused:
+                log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable, "
+                         "%d refused (outside the roots, not a model name or not a regular file)",
+                         synced.seen, synced.queued, synced.reflagged, synced.unresolved, synced.refused)  # fmt: skip
         if not initial:
             self.db.checkpoint()  # keep the WAL small (long readers may have stalled earlier ones)
         return todo
 
     def _remove_stale_temp_files(self) -> None:
-        # We hold the lock: no other coordinator writes here. A temp file of ours older than a few
-        # seconds belongs to a write that was killed (a sidecar write takes milliseconds; the margin
-        # is for a one-off `render` writing beside us at this very moment).
-        removed = len(clean(list(self.config.roots), temp_only=True, temp_age=10.0).temp_removed)
+        # We hold the lock: no other coordinator writes here, so every temp file of ours belongs to a
+        # write that was killed; no age wait (clean still checks the content is ours).
+        removed = len(clean(list(self.config.roots), temp_only=True, temp_age=0.0).temp_removed)
         if removed:
             log.info("removed %d temp files left by an interrupted run", removed)
 

@@ -20,6 +20,7 @@ from enum import StrEnum
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.models import ModelRow, ModelStatus
+from sidecar_thumbs.safeio import open_regular, read_fd
 from sidecar_thumbs.sidecar import (
     KEY_HASH,
     KEY_MTIME_NS,
@@ -120,18 +121,19 @@ def read_sidecar_meta(path: str | os.PathLike[str]) -> SidecarMeta | None:
     inside the compressed pixels, which :func:`~.sidecar.read_sidecar` finds by decoding.
     """
     try:
-        if os.path.islink(path):
-            return _NOT_OURS  # we only ever write regular files
-        with open(path, "rb") as f:
-            head = f.read(_MAX_HEADER_BYTES)
-            f.seek(0, os.SEEK_END)
-            end = f.tell()
-            f.seek(max(0, end - len(_IEND)))
-            tail = f.read()
+        # Never a link (we only ever write regular files) nor a FIFO or device (it would block).
+        fd, st = open_regular(path, follow=False)
     except FileNotFoundError:
         return None
     except OSError:
         return _NOT_OURS
+    try:
+        head = read_fd(fd, min(st.st_size, _MAX_HEADER_BYTES))
+        tail = os.pread(fd, len(_IEND), max(0, st.st_size - len(_IEND)))
+    except OSError:
+        return _NOT_OURS
+    finally:
+        os.close(fd)
     if not head.startswith(_PNG_SIGNATURE):
         return _NOT_OURS
     text: dict[str, str] = {}

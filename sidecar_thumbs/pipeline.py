@@ -22,6 +22,7 @@ from sidecar_thumbs.executors import Executor, result_of
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.jobs import RenderJob, RenderResult
 from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed
+from sidecar_thumbs.safeio import stat_regular
 from sidecar_thumbs.sidecar import write_sidecar
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, ThumbnailOptions
@@ -259,15 +260,16 @@ class Pipeline:
             records: list[_Record] = []
             failed_hash = row.hash
             content_hash, size, mtime_ns = result.content_hash, result.size, result.mtime_ns
-            if content_hash is None and not result.transient and row.hash is None:
+            died = not result.transient or result.max_attempts is not None  # crash, timeout
+            if content_hash is None and died and row.hash is None:
                 # The worker died (crash, timeout) before saying which content it read: hash it here
                 # (in a writer thread), or every scan would see "changed" content and hand it out again.
-                content_hash, size, mtime_ns = _hash_unchanged(path, row)
+                content_hash, size, mtime_ns = _hash_unchanged(path, row, self.options.limits.max_file_bytes)
             if content_hash and row.hash is None and (size, mtime_ns) == (row.size, row.mtime_ns):
                 # Remember which content failed, so an unchanged bad file is not re-read every scan.
                 records.append(FileState(path, row.size, row.mtime_ns, content_hash, False))
                 failed_hash = content_hash
-            records.append(RenderFailed(path, reason, result.transient, failed_hash))
+            records.append(RenderFailed(path, reason, result.transient, failed_hash, result.max_attempts))
             outcome = Outcome(path, False, error=reason, transient=result.transient, render_ms=result.render_ms)
             return outcome, records
         assert result.png is not None and result.content_hash is not None
@@ -351,12 +353,17 @@ class Pipeline:
         return len(self._done) + len(self._failed) + len(self._requeue) + len(self._missing)
 
 
-def _hash_unchanged(path: str, row: ModelRow) -> tuple[str | None, int | None, int | None]:
-    """(hash, size, mtime_ns) of ``path`` if its stat still matches ``row``, else Nones."""
+def _hash_unchanged(path: str, row: ModelRow, max_bytes: int) -> tuple[str | None, int | None, int | None]:
+    """(hash, size, mtime_ns) of ``path`` if its stat still matches ``row``, else Nones.
+
+    Only a regular file is read (a FIFO swapped in after the worker died cannot block the
+    coordinator), and never one over the size cap: its stat key is recorded instead (hashing a
+    200 GB sparse file stalled every other model for minutes).
+    """
     try:
-        before = os.stat(path)
-        digest = hash_file(path)
-        after = os.stat(path)
+        before = stat_regular(path)
+        digest = hash_file(path, max_bytes=max_bytes)
+        after = stat_regular(path)
     except OSError:
         return None, None, None
     stat = (after.st_size, after.st_mtime_ns)

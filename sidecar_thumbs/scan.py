@@ -10,6 +10,7 @@ and a comparison.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import os
 import threading
 import time
@@ -43,6 +44,7 @@ class Plan:
     touched: int = 0  # gate moved, content the same
     hashed: int = 0
     hash_failures: list[tuple[str, str]] = field(default_factory=list)
+    settling: list[str] = field(default_factory=list)  # new or changed, but modified too recently: left for later
 
 
 @dataclass
@@ -61,6 +63,8 @@ class ScanSummary:
     failed: int = 0
     requeued: int = 0
     deferred: int = 0  # marked pending for a running daemon instead of rendered here
+    settling: int = 0  # new or changed files still being written: left for a later scan
+    temp_removed: int = 0  # temp files of a killed writer removed at the start
     elapsed: float = 0.0
     render_elapsed: float = 0.0
     interrupted: bool = False
@@ -86,6 +90,8 @@ class ScanSummary:
             "failed": self.failed,
             "requeued": self.requeued,
             "deferred": self.deferred,
+            "settling": self.settling,
+            "temp_removed": self.temp_removed,
             "elapsed_s": round(self.elapsed, 3),
             "renders_per_s": round(self.renders_per_s, 2),
             "interrupted": self.interrupted,
@@ -108,6 +114,8 @@ def plan_changes(
     *,
     force: bool = False,
     hasher: Callable[[str], str] = hash_file,
+    settle: float = 0.0,
+    now_ns: int | None = None,
 ) -> Plan:
     """Compare what is on disk with the database rows under the same roots.
 
@@ -115,14 +123,27 @@ def plan_changes(
         found: files the walk saw.
         rows: the database's rows under the walked roots, by path.
         force: render everything again.
-        hasher: content hash of a file (a seam for tests that count hashes).
+        hasher: content hash of a file (a seam for tests that count hashes; callers bind the size cap).
+        settle: seconds a new or changed file must have gone unmodified before it is looked at; a
+            younger one is probably still being copied (parsing it would record a "truncated"
+            failure), so it is left for later (``plan.settling``), neither hashed nor marked.
+        now_ns: the clock for ``settle`` (tests).
     """
     plan = Plan()
     to_hash: list[tuple[FoundFile, PlanRow]] = []
     seen: set[str] = set()
+    if now_ns is None:
+        now_ns = time.time_ns()
+    young_after = now_ns - int(settle * 1e9)
+    # An mtime far in the future (a skewed clock on the share) must not postpone a file for ever.
+    future_limit = now_ns + 86_400 * 10**9
     for f in found:
         seen.add(f.path)
         row = rows.get(f.path)
+        young = settle > 0 and young_after < f.mtime_ns < future_limit
+        if young and (row is None or row.size != f.size or row.mtime_ns != f.mtime_ns):
+            plan.settling.append(f.path)
+            continue
         if row is None:
             plan.new += 1
             adopted = None if force else _adopt_existing_sidecar(f)
@@ -130,18 +151,27 @@ def plan_changes(
                 plan.states.append(FileState(f.path, f.size, f.mtime_ns, adopted.hash, needs_render=False))
                 plan.adopted.append(adopted)
             else:
-                plan.states.append(FileState(f.path, f.size, f.mtime_ns, None, needs_render=True))
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, None, True, from_snapshot=not force))
         elif row.size != f.size or row.mtime_ns != f.mtime_ns or row.hash is None:
             to_hash.append((f, row))
         elif force or _needs_render(row, f.path, f.has_sidecar):
             plan.changed += 1
-            plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, needs_render=True))
+            plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, True, _from_snapshot(row, f, force)))
         else:
             plan.unchanged += 1
     if to_hash:
-        _hash_moved(to_hash, plan, force)
+        _hash_moved(to_hash, plan, force, hasher)
     plan.missing = [p for p, r in rows.items() if p not in seen and r.status is not ModelStatus.MISSING]
     return plan
+
+
+def _from_snapshot(row: PlanRow, f: FoundFile, force: bool) -> bool:
+    """Whether a "needs render" may yield to a render made since the rows were read (see
+    ``FileState.from_snapshot``). Not with ``force``, and not for a row that was done at this very
+    stat when read: then the sidecar is gone from disk and the row must be queued whatever it says."""
+    if force:
+        return False
+    return row.status is not ModelStatus.DONE or (row.size, row.mtime_ns) != (f.size, f.mtime_ns)
 
 
 def _needs_render(row: PlanRow, path: str, listed: bool | None = None) -> bool:
@@ -169,11 +199,11 @@ def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
     return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, info.source or "rendered", None, 0.0)
 
 
-def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool) -> None:
+def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool, hasher: Callable[[str], str]) -> None:
     def work(item: tuple[FoundFile, PlanRow]) -> tuple[FoundFile, PlanRow, str | None, str | None]:
         f, row = item
         try:
-            return f, row, hash_file(f.path), None
+            return f, row, hasher(f.path), None
         except OSError as exc:
             return f, row, None, exc.strerror or str(exc)
 
@@ -187,19 +217,27 @@ def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool)
             if digest == row.hash and not force:
                 plan.touched += 1
                 needs = _needs_render(row, f.path, f.has_sidecar) if row.status is not ModelStatus.FAILED else False
-                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=needs))
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs, _from_snapshot(row, f, force)))
             else:
                 plan.changed += 1
-                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=True))
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, True, _from_snapshot(row, f, force)))
 
 
 def reconcile(
-    roots: Sequence[str], db: StateDB, *, force: bool = False, problems: list[WalkProblem] | None = None
+    roots: Sequence[str],
+    db: StateDB,
+    *,
+    force: bool = False,
+    problems: list[WalkProblem] | None = None,
+    settle: float = 0.0,
+    max_bytes: int | None = None,
 ) -> tuple[Plan, dict[str, PlanRow], int]:
     """Walk ``roots``, compare with the database and record the differences (no rendering).
 
     New and changed files become pending; vanished ones missing. This is the whole of a rescan: the
     daemon runs it at start and every rescan interval as the safety net for events that never came.
+    ``settle`` and ``max_bytes`` (the size cap: a larger file is never hashed) as for
+    :func:`plan_changes`.
 
     Returns:
         (the plan, the rows as they were before, how many model files were found).
@@ -207,7 +245,9 @@ def reconcile(
     problems = problems if problems is not None else []
     found = list(iter_model_files(roots, on_problem=problems.append))
     rows = db.plan_rows_under(roots)
-    plan = plan_changes(found, rows, force=force)
+    plan = plan_changes(
+        found, rows, force=force, settle=settle, hasher=functools.partial(hash_file, max_bytes=max_bytes)
+    )
     problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
     if plan.states:
         db.upsert_files(plan.states)
@@ -231,6 +271,8 @@ def scan(
     on_plan: Callable[[Plan, int], None] | None = None,
     stop: threading.Event | None = None,
     mark_only: bool = False,
+    settle: float = 0.0,
+    holds_lock: bool = False,
 ) -> ScanSummary:
     """Scan ``roots`` once and render everything that needs it.
 
@@ -243,6 +285,9 @@ def scan(
         on_plan: called with the plan and the number of rows to render, before rendering starts.
         stop: set it (e.g. from a signal handler) to stop starting new renders.
         mark_only: only record what needs rendering (a running daemon renders it).
+        settle: new or changed files modified less than this many seconds ago are left for later.
+        holds_lock: the caller holds the coordinator lock: temp files of a killed writer are removed
+            first, whatever their age (no one else writes sidecars now).
 
     Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
     are committed and unfinished rows go back to pending, so the next scan continues from there.
@@ -250,7 +295,14 @@ def scan(
     t0 = time.monotonic()
     summary = ScanSummary()
     roots = [os.path.abspath(r) for r in roots]
-    plan, rows, found = reconcile(roots, db, force=force, problems=summary.problems)
+    if holds_lock and not mark_only:
+        from sidecar_thumbs.clean import clean
+
+        summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
+    plan, rows, found = reconcile(
+        roots, db, force=force, problems=summary.problems, settle=settle, max_bytes=options.limits.max_file_bytes
+    )
+    summary.settling = len(plan.settling)
     summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
     summary.touched, summary.hashed = plan.touched, plan.hashed

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +19,7 @@ from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryE
 from sidecar_thumbs.fingerprint import hash_bytes
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
 from sidecar_thumbs.render import RenderOptions
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
 from sidecar_thumbs.sidecar import encode_png, metadata_for
 
 __all__ = ["Thumbnail", "ThumbnailOptions", "make_thumbnail", "read_model_bytes"]
@@ -59,16 +60,29 @@ class Thumbnail:
     render_ms: float
 
 
-def read_model_bytes(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS) -> tuple[bytes, int, int]:
+def read_model_bytes(
+    path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS, *, roots: Sequence[str] | None = None
+) -> tuple[bytes, int, int]:
     """Read a whole model file; returns (data, size, mtime_ns) of the content actually read.
+
+    Only a regular file is opened, never blocking, and at most its size is read
+    (:func:`~sidecar_thumbs.safeio.open_regular`): a FIFO or a link to ``/dev/zero`` fails at once.
+
+    Args:
+        path: the model.
+        limits: the size cap is checked before reading.
+        roots: when given, a symlink is followed only into these.
 
     Raises:
         TransientModelError: the file vanished, is busy or changed while being read (try later).
-        LimitExceededError: the file is larger than the cap (checked before reading).
-        BadModelError: not a regular file.
+        LimitExceededError: the file is larger than the cap (checked before reading); carries
+            ``size`` and ``mtime_ns`` so the failure can be recorded without reading the file.
+        BadModelError: not a regular file, or a symlink out of the roots.
     """
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd, before = open_regular(path, roots=roots)
+    except (NotRegularFileError, LinkOutsideRootsError) as exc:
+        raise BadModelError(exc.strerror) from None
     except FileNotFoundError:
         raise TransientModelError("file vanished before it could be read") from None
     except PermissionError:
@@ -76,14 +90,13 @@ def read_model_bytes(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_
     except OSError as exc:
         raise TransientModelError(f"cannot open: {exc.strerror or exc}") from None
     try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            raise BadModelError("not a regular file")
         if before.st_size > limits.max_file_bytes:
             cap_mib = limits.max_file_bytes / 2**20
-            raise LimitExceededError(f"file is {before.st_size / 2**20:.0f} MiB, over the {cap_mib:.0f} MiB cap")
-        with os.fdopen(os.dup(fd), "rb", buffering=0) as fh:
-            data = fh.read(limits.max_file_bytes + 1)
+            err = LimitExceededError(f"file is {before.st_size / 2**20:.0f} MiB, over the {cap_mib:.0f} MiB cap")
+            err.size, err.mtime_ns = before.st_size, before.st_mtime_ns  # type: ignore[attr-defined]
+            raise err
+        # One byte more than the size: a file still growing is noticed instead of cut short.
+        data = read_fd(fd, before.st_size + 1)
         after = os.fstat(fd)
     except OSError as exc:
         raise TransientModelError(f"read failed: {exc.strerror or exc}") from None
