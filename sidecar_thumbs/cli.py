@@ -22,6 +22,7 @@ from sidecar_thumbs.cli_common import (
     log_level,
     open_db,
     pool_options,
+    printable_output,
     render_options,
     roots_for,
     settings_for,
@@ -59,6 +60,7 @@ def cli(ctx: click.Context, env_file: Path | None, verbose: int, quiet: bool, lo
     from sidecar_thumbs.logs import setup_logging
 
     ctx.obj = {"env_file": env_file, "verbose": verbose, "quiet": quiet, "log_format": log_format}
+    printable_output()
     setup_logging(log_level(verbose, quiet), log_format or "text")
 
 
@@ -196,7 +198,6 @@ def scan(
             on_outcome=on_outcome,
             on_plan=on_plan,
             mark_only=locked_out,
-            settle=settings.settle,
             holds_lock=not locked_out,
         )
     except KeyboardInterrupt:
@@ -235,9 +236,6 @@ def _print_scan_summary(s: Any) -> None:
         click.echo(f"  … and {len(s.failures) - 20} more (sidecar-thumbs status)", err=True)
     for p in s.problems[:10]:
         click.echo(f"  ! {p.path}: {p.reason}", err=True)
-    if s.settling:
-        click.echo(f"  {s.settling} models still being written (modified in the last seconds): left for the next scan",
-                   err=True)  # fmt: skip
 
 
 # -- verify ----------------------------------------------------------------------------------------

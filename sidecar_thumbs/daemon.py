@@ -233,7 +233,9 @@ class Daemon:
             if now >= next_log:
                 self._log_progress(now)
                 next_log = now + LOG_EVERY
-            if cfg.once and not self._buffer and pipeline.in_flight == 0:
+            # Burst mode ends when nothing is queued, rendering or still settling (a file the start-up
+            # scan found mid-copy is looked at once its settle window has passed).
+            if cfg.once and not self._buffer and pipeline.in_flight == 0 and not len(self.settler):
                 pipeline.flush()  # outcomes may re-pend rows (content changed during the render)
                 self._sweep()
                 if not self._buffer:

@@ -63,7 +63,6 @@ class ScanSummary:
     failed: int = 0
     requeued: int = 0
     deferred: int = 0  # marked pending for a running daemon instead of rendered here
-    settling: int = 0  # new or changed files still being written: left for a later scan
     temp_removed: int = 0  # temp files of a killed writer removed at the start
     elapsed: float = 0.0
     render_elapsed: float = 0.0
@@ -90,7 +89,6 @@ class ScanSummary:
             "failed": self.failed,
             "requeued": self.requeued,
             "deferred": self.deferred,
-            "settling": self.settling,
             "temp_removed": self.temp_removed,
             "elapsed_s": round(self.elapsed, 3),
             "renders_per_s": round(self.renders_per_s, 2),
@@ -271,7 +269,6 @@ def scan(
     on_plan: Callable[[Plan, int], None] | None = None,
     stop: threading.Event | None = None,
     mark_only: bool = False,
-    settle: float = 0.0,
     holds_lock: bool = False,
 ) -> ScanSummary:
     """Scan ``roots`` once and render everything that needs it.
@@ -285,7 +282,6 @@ def scan(
         on_plan: called with the plan and the number of rows to render, before rendering starts.
         stop: set it (e.g. from a signal handler) to stop starting new renders.
         mark_only: only record what needs rendering (a running daemon renders it).
-        settle: new or changed files modified less than this many seconds ago are left for later.
         holds_lock: the caller holds the coordinator lock: temp files of a killed writer are removed
             first, whatever their age (no one else writes sidecars now).
 
@@ -299,10 +295,8 @@ def scan(
         from sidecar_thumbs.clean import clean
 
         summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
-    plan, rows, found = reconcile(
-        roots, db, force=force, problems=summary.problems, settle=settle, max_bytes=options.limits.max_file_bytes
-    )
-    summary.settling = len(plan.settling)
+    plan, rows, found = reconcile(roots, db, force=force, problems=summary.problems,
+                                  max_bytes=options.limits.max_file_bytes)  # fmt: skip
     summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
     summary.touched, summary.hashed = plan.touched, plan.hashed

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError, TransientModelError
+from sidecar_thumbs.errors import (
+    BadModelError,
+    EmptyBuildError,
+    LimitExceededError,
+    NoGeometryError,
+    TransientModelError,
+)
 from sidecar_thumbs.fingerprint import hash_bytes
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
 from sidecar_thumbs.render import RenderOptions
@@ -28,6 +34,8 @@ SOURCE_RENDERED = "rendered"
 SOURCE_EMBEDDED = "embedded"
 # Bump when the renderer's look changes, so existing sidecars count as made with other settings.
 LOOK_VERSION = 1
+# Largest per-channel spread (0-255) of a slicer picture that still counts as one flat colour.
+BLANK_TOLERANCE = 4
 
 
 @dataclass(frozen=True)
@@ -111,12 +119,26 @@ def read_model_bytes(
     return data, after.st_size, after.st_mtime_ns
 
 
-def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray:
-    """Scale a slicer's picture into size x size, keeping its aspect, padded transparent."""
+def _is_blank(im: object) -> bool:
+    """One flat colour, or nothing visible: a slicer's placeholder, never a picture of the model.
+    A little tolerance for compression noise (a flat JPEG is not exactly flat)."""
+    rgba = np.asarray(im)
+    visible = rgba[rgba[..., 3] > 0]
+    if visible.size == 0:
+        return True
+    spread = visible.max(axis=0).astype(np.int16) - visible.min(axis=0).astype(np.int16)
+    return bool((spread <= BLANK_TOLERANCE).all())
+
+
+def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray | None:
+    """Scale a slicer's picture into size x size, keeping its aspect, padded transparent; None when
+    the picture is blank (see :func:`_is_blank`)."""
     from PIL import Image
 
     with Image.open(io.BytesIO(image_bytes)) as im:
         im = im.convert("RGBA")
+        if _is_blank(im):
+            return None
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
         if im.width < size and im.height < size:
             # Small slicer thumbnails (e.g. 128 px) are scaled up to the requested size.
@@ -147,26 +169,38 @@ def make_thumbnail_from_bytes(
     triangles: int | None = None
     rgba: np.ndarray | None = None
     source = SOURCE_RENDERED
+    blank_picture = False
     if options.use_embedded and name.lower().endswith(".3mf"):
         from sidecar_thumbs.mesh.threemf import check_3mf_bytes, find_embedded_thumbnail
 
         found = find_embedded_thumbnail(data, options.limits)
         if found is not None:
             # A sidecar only for a model that loads: an invalid package keeps no picture even if a
-            # slicer put one in it (issue #6); this raises the loader's one-line reason. A valid
-            # package with nothing we draw (a beam lattice) still shows its own picture.
+            # slicer put one in it (issue #6); this raises the loader's one-line reason, also for an
+            # empty build (EmptyBuildError). A valid package with nothing we draw (a beam lattice)
+            # still shows its own picture.
             try:
                 triangles = check_3mf_bytes(data, options.limits)
+            except EmptyBuildError:
+                raise
             except NoGeometryError:
                 triangles = None
             try:
                 rgba = _fit_embedded(found[1], options.render.size)
-                source = SOURCE_EMBEDDED
             except Exception:  # an undecodable picture: fall back to rendering the mesh
                 rgba = None
+            else:
+                # A blank picture (one flat colour, fully transparent) is never a thumbnail: render.
+                blank_picture = rgba is None
+                source = SOURCE_RENDERED if blank_picture else SOURCE_EMBEDDED
     t1 = time.perf_counter()
     if rgba is None:
-        mesh = load_mesh_bytes(data, name, options.limits)
+        try:
+            mesh = load_mesh_bytes(data, name, options.limits)
+        except NoGeometryError as exc:
+            if blank_picture:
+                raise NoGeometryError(f"the slicer's picture is blank and {exc.message}") from None
+            raise
         triangles = mesh.triangle_count
         t1 = time.perf_counter()
         rgba = render_triangles(mesh.triangles, options.render)

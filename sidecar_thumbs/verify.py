@@ -11,9 +11,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files
+from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files, model_on_disk
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.models import ModelRow, ModelStatus
+from sidecar_thumbs.safeio import stat_regular
 from sidecar_thumbs.sidecar import is_sidecar_name, model_name_for_sidecar, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
@@ -113,6 +114,15 @@ def _check_model(f: FoundFile, expected_settings: str | None) -> tuple[Problem |
     return Problem(ProblemKind.STALE, f.path, "the model changed after its sidecar was made"), digest
 
 
+def _not_a_model_reason(path: str, roots: Sequence[str]) -> str:
+    """Why a path that is there is not a model we read, for a problem's detail."""
+    try:
+        stat_regular(path, roots=roots)
+    except OSError as exc:
+        return f"not a model file we read ({exc.strerror})"
+    return "not a model file we read"
+
+
 def _is_known_failure(problem: Problem, row: ModelRow, f: FoundFile) -> bool:
     """Whether the database already explains ``problem``: the model's render failed, with a reason.
 
@@ -179,14 +189,19 @@ def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings
                 Problem(ProblemKind.FLAG, f.path, f"flagged as with thumbnail, but {problem.kind.value}")
             )
     for path, row in rows.items():
-        if path not in models and row.status is not ModelStatus.MISSING and not os.path.lexists(path):
-            report.problems.append(
-                Problem(
-                    ProblemKind.VANISHED,
-                    path,
-                    f"database row ({row.status.value}) for a model no longer on disk",
-                )
-            )
+        if path in models or row.status is ModelStatus.MISSING:
+            continue
+        # A path the walker did not yield: gone, or there but never a model we read (a symlink out
+        # of the roots, a FIFO; rows for those were made by older versions). Anything else (e.g. a
+        # folder we cannot list) is not reported: the row may well be right.
+        on_disk = model_on_disk(path, roots)
+        if on_disk is None:
+            detail = f"database row ({row.status.value}) for a model no longer on disk"
+        elif on_disk is False:
+            detail = f"database row ({row.status.value}) for {_not_a_model_reason(path, roots)}"
+        else:
+            continue
+        report.problems.append(Problem(ProblemKind.VANISHED, path, detail))
     for path, flag in dam_flags.items():  # listed by the asset manager, no model on disk
         if flag and not os.path.lexists(path):
             report.problems.append(Problem(ProblemKind.DAM_FLAG, path, "asset manager says with thumbnail; no model"))
@@ -194,11 +209,15 @@ def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings
         report.sidecars += 1
         folder, name = os.path.split(sidecar)
         model = os.path.join(folder, model_name_for_sidecar(name))
-        if model in models or os.path.lexists(model):
+        if model in models:
             continue
+        on_disk = model_on_disk(model, roots)
+        if on_disk is True:
+            continue  # e.g. a dangling link inside a root: the walker keeps it, so do we
         info = read_sidecar(sidecar)
         if info is not None and info.ours:
-            report.problems.append(Problem(ProblemKind.ORPHANED, sidecar, "its model is gone"))
+            why = "its model is gone" if on_disk is None else f"its model is {_not_a_model_reason(model, roots)}"
+            report.problems.append(Problem(ProblemKind.ORPHANED, sidecar, why))
         else:
             report.problems.append(
                 Problem(
