@@ -290,9 +290,14 @@ class Pipeline:
         try:
             write_sidecar(path, result.png, durable=self.durable)
         except ModelError as exc:
-            return Outcome(path, False, error=exc.message, transient=exc.transient), [
-                RenderFailed(path, exc.message, exc.transient, result.content_hash)
-            ]
+            failed: list[_Record] = []
+            if row.hash is None:
+                # Record which content this is (the stat matches, checked above), or the next scan
+                # sees an unhashed row, calls it changed and renders it again, failing again (a
+                # model name too long for a sidecar was rendered on every scan).
+                failed.append(FileState(path, result.size, result.mtime_ns, result.content_hash, False))
+            failed.append(RenderFailed(path, exc.message, exc.transient, result.content_hash))
+            return Outcome(path, False, error=exc.message, transient=exc.transient), failed
         records: list[_Record] = []
         if row.hash is not None and row.hash != result.content_hash:
             # The content changed between discovery and render (and is stable now): record the
