@@ -228,10 +228,21 @@ def test_a_link_out_of_the_root_made_while_watching_is_never_read(lib: tuple[Pat
         assert d.wait(40) == 0
         d.reap_group()
 
-    # Rows and sidecars that older versions made for such a link: verify reports them, clean removes.
+    # Rows and sidecars that older versions made for such a link: the daemon's rescan marks the row
+    # missing and removes the sidecar; verify reports them, clean removes them.
+    from sidecar_thumbs.models import FileState, ModelStatus
     from sidecar_thumbs.sidecar import write_sidecar
 
     good_png = sidecar_path_for(root / "good.stl").read_bytes()
+    write_sidecar(root / "leak.stl", good_png, durable=False)
+    st = outside.stat()
+    with StateDB(db) as state:
+        state.upsert_files([FileState(str(root / "leak.stl"), st.st_size, st.st_mtime_ns, None, False)])
+    once = run("watch", str(root), "--db", str(db), "--once", "--workers", "1", "--size", "64", timeout=120)
+    assert once.returncode == 0, once.stderr.decode(errors="replace")
+    assert not sidecar_path_for(root / "leak.stl").exists()
+    with StateDB(db, readonly=True) as state:
+        assert state.get(str(root / "leak.stl")).status is ModelStatus.MISSING  # type: ignore[union-attr]
     write_sidecar(root / "leak.stl", good_png, durable=False)
     verify = run("verify", str(root), "--db", str(db), timeout=60)
     assert b"orphaned" in verify.stdout and b"leak.stl" in verify.stdout, verify.stdout
