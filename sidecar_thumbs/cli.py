@@ -294,7 +294,7 @@ def _fix(report: Any, roots: list[str], settings: Settings, options: Any, db: An
     rendered = failed = 0
     if fixes.rerender:
         executor = executor_for(settings, options, workers=min(settings.workers, len(fixes.rerender)))
-        pipeline = Pipeline(db, executor, options, timeout=settings.timeout)
+        pipeline = Pipeline(db, executor, options, timeout=settings.timeout, roots=roots)
         try:
             stats = run_pending(pipeline, settings.batch_size, roots)
         finally:

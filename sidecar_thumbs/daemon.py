@@ -160,6 +160,7 @@ class Daemon:
                 timeout=cfg.timeout,
                 durable=cfg.durable,
                 on_outcome=self._on_outcome,
+                roots=cfg.roots,
             )
             try:
                 self._rescan(initial=True)

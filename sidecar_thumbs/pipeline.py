@@ -22,7 +22,7 @@ from sidecar_thumbs.executors import Executor, result_of
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.jobs import RenderJob, RenderResult
 from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed
-from sidecar_thumbs.safeio import stat_regular
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 from sidecar_thumbs.sidecar import write_sidecar
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, ThumbnailOptions
@@ -76,6 +76,8 @@ class Pipeline:
         timeout: the per-file limit, for messages (the executor enforces it).
         durable: fsync sidecars (tests may switch it off).
         on_outcome: called in the calling thread for every finished model.
+        roots: the library roots: a model that became a symlink out of them (or a FIFO) after its
+            worker read it gets no sidecar; its row is marked missing (the walker's rule).
     """
 
     def __init__(
@@ -89,7 +91,9 @@ class Pipeline:
         writer_threads: int = 4,
         on_outcome: Callable[[Outcome], None] | None = None,
         map_path: Callable[[str], str] | None = None,
+        roots: Sequence[str] | None = None,
     ) -> None:
+        self.roots = list(roots) if roots else None
         self.db = db
         self.executor = executor
         self.options = options
@@ -277,8 +281,10 @@ class Pipeline:
         # The sidecar must show the content that is on disk now: if the model was replaced after
         # the worker read it, do not write a picture of the old content; render it again instead.
         try:
-            st = os.stat(path)
-        except FileNotFoundError:
+            st = stat_regular(path, roots=self.roots)
+        except (FileNotFoundError, NotRegularFileError, LinkOutsideRootsError):
+            # Gone, or no longer a model we read (replaced by a link out of the roots, a FIFO): no
+            # picture of it is written into the library.
             return Outcome(path, False, error=_MISSING), [path]
         except OSError as exc:
             reason = f"cannot stat: {exc.strerror}"

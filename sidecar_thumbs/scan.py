@@ -330,7 +330,7 @@ def scan(
         return summary
     t_render = time.monotonic()
     executor = make_executor()
-    pipeline = Pipeline(db, executor, options, timeout=timeout, durable=durable, on_outcome=on_outcome)
+    pipeline = Pipeline(db, executor, options, timeout=timeout, durable=durable, on_outcome=on_outcome, roots=roots)
     try:
         pipeline.run(ClaimSource(db, batch_size, roots, stop), stop)
     except KeyboardInterrupt:

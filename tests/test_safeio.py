@@ -271,3 +271,33 @@ def test_the_coordinator_never_opens_a_fifo_that_replaced_a_timed_out_model(tmp_
             assert [type(r).__name__ for r in records] == ["RenderFailed"]
         finally:
             pipeline.close()
+
+
+def test_no_sidecar_for_a_model_that_became_a_link_out_of_the_roots_during_its_render(
+    tmp_path: Path, corpus: Path
+) -> None:
+    from sidecar_thumbs.executors import InlineExecutor
+    from sidecar_thumbs.pipeline import Pipeline
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    model = root / "m.stl"
+    shutil.copyfile(corpus / STL, model)
+    outside = tmp_path / "outside.stl"
+    shutil.copyfile(corpus / STL, outside)
+    with StateDB(tmp_path / "s.sqlite3") as db:
+        st = model.stat()
+        db.upsert_files([FileState(str(model), st.st_size, st.st_mtime_ns, None, True)])
+        (row,) = db.claim(1)
+        result = render_job(RenderJob(str(model), ThumbnailOptions()))
+        assert result.ok
+        model.unlink()
+        model.symlink_to(outside)
+        os.utime(outside, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=True)  # same stat as read
+        pipeline = Pipeline(db, InlineExecutor(), ThumbnailOptions(), durable=False, roots=[str(root)])
+        try:
+            outcome, records = pipeline._commit_file(row, result)
+        finally:
+            pipeline.close()
+        assert not outcome.ok and records == [str(model)]  # recorded as missing
+    assert not (root / ".m.stl.thumbnail.png").exists()
