@@ -136,8 +136,14 @@ def open_regular(
         raise
     try:
         fst = os.fstat(fd)
-        if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
-            raise NotRegularFileError(path, file_kind(fst.st_mode) if not stat.S_ISREG(fst.st_mode) else "new file")
+        if not stat.S_ISREG(fst.st_mode):
+            raise NotRegularFileError(path, file_kind(fst.st_mode))
+        if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+            # Replaced between the check and the open: a plain OSError, so callers retry later.
+            raise OSError(errno.EAGAIN, "the file was replaced while being opened", os.fspath(path))
+        # O_NONBLOCK only had to keep the open from blocking; reads of a regular file block anyway,
+        # and no exotic file system gets the chance to answer EAGAIN.
+        os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
