@@ -2,7 +2,9 @@
 gone, or is not a model we read: a symlink out of the roots, a FIFO) and temp files of interrupted
 writes. Only files that carry our ``Software`` key are removed: a temp file must have our temp-name
 pattern *and* start as our PNGs do (signature, then our ``Software`` tEXt chunk first), or be empty
-and old; anything else with a similar name is reported and left alone."""
+(a write killed between creating the file and writing it: frequent, as the writer thread may wait
+for the GIL in between) under our current name, or empty and old under the older name pattern that a
+user's file may match; anything else with a similar name is reported and left alone."""
 
 from __future__ import annotations
 
@@ -139,8 +141,10 @@ def _clean_temp(path: str, now: float, temp_age: float, dry_run: bool, report: C
         if ours is False:
             report.left_alone.append(path)  # a user's file under a name like ours: never deleted
             return
-        if ours is None and st.st_mtime > now - max(temp_age, STALE_TEMP_AGE_S):
-            return  # empty and young: maybe a write about to start; looked at again later
+        if ours is None and not os.path.basename(path).startswith(TEMP_PREFIX):
+            # Empty, under the old name pattern (which a user's file may match): ours only if old.
+            if st.st_mtime > now - max(temp_age, STALE_TEMP_AGE_S):
+                return
 
         if not dry_run:
             os.unlink(path)

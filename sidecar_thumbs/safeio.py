@@ -26,6 +26,7 @@ __all__ = [
     "file_kind",
     "inside_roots",
     "open_regular",
+    "read_fd",
     "read_regular",
     "stat_regular",
 ]
@@ -178,5 +179,3 @@ def read_regular(
     finally:
         os.close(fd)
 
-
-__all__ += ["read_fd"]
