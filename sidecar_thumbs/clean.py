@@ -141,10 +141,9 @@ def _clean_temp(path: str, now: float, temp_age: float, dry_run: bool, report: C
         if ours is False:
             report.left_alone.append(path)  # a user's file under a name like ours: never deleted
             return
-        if ours is None and not os.path.basename(path).startswith(TEMP_PREFIX):
-            # Empty, under the old name pattern (which a user's file may match): ours only if old.
-            if st.st_mtime > now - max(temp_age, STALE_TEMP_AGE_S):
-                return
+        legacy = not os.path.basename(path).startswith(TEMP_PREFIX)
+        if ours is None and legacy and st.st_mtime > now - max(temp_age, STALE_TEMP_AGE_S):
+            return  # empty, under the old name pattern (a user's file may match it): ours only if old
 
         if not dry_run:
             os.unlink(path)

@@ -178,4 +178,3 @@ def read_regular(
         return read_fd(fd, limit)
     finally:
         os.close(fd)
-
