@@ -119,8 +119,8 @@ def _not_a_model_reason(path: str, roots: Sequence[str]) -> str:
     try:
         stat_regular(path, roots=roots)
     except OSError as exc:
-        return f"not a model file we read ({exc.strerror})"
-    return "not a model file we read"
+        return f"a file never read as a model: {exc.strerror}"
+    return "a file never read as a model"
 
 
 def _is_known_failure(problem: Problem, row: ModelRow, f: FoundFile) -> bool:
