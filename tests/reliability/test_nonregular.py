@@ -249,3 +249,52 @@ def test_a_link_out_of_the_root_made_while_watching_is_never_read(lib: tuple[Pat
     clean = run("clean", str(root), timeout=60)
     assert clean.returncode == 0 and not sidecar_path_for(root / "leak.stl").exists()
     assert outside.exists()
+
+
+def test_sigterm_ends_the_daemon_within_the_grace_period_while_the_database_stays_locked(tmp_path: Path) -> None:
+    """Another process holds the database's write lock, so the daemon cannot commit its last results
+    (it would wait for them for 30 s more): the stop still ends it at grace period + 5 s, and the
+    next run finishes the work."""
+    from reliability_util import check_library
+
+    from sidecar_thumbs.hardstop import HARD_STOP_MARGIN
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    models = []
+    for i in range(30):
+        models.append(root / f"m{i:02d}.stl")
+        models[-1].write_bytes(binary_stl(20000, seed=i))
+    db = tmp_path / "state.sqlite3"
+    grace = 2.0
+    env = {**ENV, "SIDECAR_THUMBS_GRACE_PERIOD": str(grace), "SIDECAR_THUMBS_BUSY_TIMEOUT_MS": "200"}
+    log = tmp_path / "watch.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sidecar_thumbs", "-vv", "watch", str(root), "--db", str(db), "--workers", "1",
+             "--size", "64", "--settle", "0.2"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+        holder = None
+        try:
+            wait_for(lambda: any(sidecar_path_for(m).exists() for m in models), 90, "the first sidecars")
+            import sqlite3
+
+            holder = sqlite3.connect(db, timeout=30, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # the asset manager holding its write lock
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(grace + HARD_STOP_MARGIN + 20)
+            took = time.monotonic() - t0
+        finally:
+            if holder is not None:
+                holder.rollback()
+                holder.close()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    text = log.read_text(errors="replace")
+    assert took < grace + HARD_STOP_MARGIN + 3, text[-3000:]
+    final = run("watch", str(root), "--db", str(db), "--once", "--workers", "1", "--size", "64", timeout=300)
+    assert final.returncode == 0, final.stderr.decode(errors="replace")
+    check_library(root, db, models)
