@@ -301,3 +301,31 @@ def test_no_sidecar_for_a_model_that_became_a_link_out_of_the_roots_during_its_r
             pipeline.close()
         assert not outcome.ok and records == [str(model)]  # recorded as missing
     assert not (root / ".m.stl.thumbnail.png").exists()
+
+
+def test_scan_never_hashes_a_model_over_the_cap(tmp_path: Path, corpus: Path) -> None:
+    """A 50 GiB sparse model: refused by the worker unread, recorded against its stat, and neither
+    the coordinator nor the next scans hash it (it took minutes of CPU per scan)."""
+    from sidecar_thumbs.executors import InlineExecutor
+    from sidecar_thumbs.models import ModelStatus
+    from sidecar_thumbs.scan import scan
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copyfile(corpus / STL, root / "small.stl")
+    big = root / "big.stl"
+    with open(big, "wb") as f:
+        f.truncate(50 * 2**30)
+    options = ThumbnailOptions()
+    t0 = time.monotonic()
+    with StateDB(tmp_path / "s.sqlite3") as db:
+        first = scan([str(root)], db=db, make_executor=InlineExecutor, options=options, durable=False)
+        assert (first.rendered, first.failed) == (1, 1) and "cap" in first.failures[0][1]
+        row = db.get(str(big))
+        st = big.stat()
+        assert row is not None and row.status is ModelStatus.FAILED and not row.error_transient
+        assert row.hash == oversize_key(st.st_size, st.st_mtime_ns)
+        os.utime(big)  # touched: the gate moves, the planner "hashes" it by its stat
+        again = scan([str(root)], db=db, make_executor=InlineExecutor, options=options, durable=False)
+        assert again.failed == 1 and again.hashed == 1
+    assert time.monotonic() - t0 < 20

@@ -95,12 +95,18 @@ def test_watch_is_not_stopped_by_non_regular_files_and_sigterm_ends_it(lib: tupl
         try:
             wait_for(lambda: sidecar_path_for(root / "good.stl").exists(), 90, "the first sidecar")
             with odd_files(root, outside) as made:
+                with open(root / "big.stl", "wb") as f:
+                    f.truncate(200 * 2**30)  # a 200 GiB sparse file: over the cap, must not be hashed
                 # A model arriving after them must still be rendered: the daemon is not stuck.
                 (root / "after.stl").write_bytes(binary_stl(30, seed=1))
                 wait_for(lambda: sidecar_path_for(root / "after.stl").exists(), 60, "a sidecar after the odd files")
                 time.sleep(4.5)  # two rescans over them as well
                 _no_trace_of(root, db, made)
                 assert not sidecar_path_for(outside).exists() and not any(outside.parent.glob(".*.png"))
+                with StateDB(db, readonly=True) as state:
+                    big = state.get(str(root / "big.stl"))
+                assert big is not None and big.hash is not None and big.hash.startswith("over-cap:"), big
+                assert big.error is not None and "cap" in big.error
                 t0 = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
                 code = proc.wait(GRACE + 10)
