@@ -291,6 +291,11 @@ def scan(
     t0 = time.monotonic()
     summary = ScanSummary()
     roots = [os.path.abspath(r) for r in roots]
+    if not mark_only:
+        # This scan is the coordinator: rows still "rendering" were claimed by one that died (a
+        # killed scan or daemon). They go back to pending, as the daemon does at start; a plan
+        # would not re-queue them (see FileState.from_snapshot).
+        db.release_claims()
     if holds_lock and not mark_only:
         from sidecar_thumbs.clean import clean
 

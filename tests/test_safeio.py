@@ -329,3 +329,18 @@ def test_scan_never_hashes_a_model_over_the_cap(tmp_path: Path, corpus: Path) ->
         again = scan([str(root)], db=db, make_executor=InlineExecutor, options=options, durable=False)
         assert again.failed == 1 and again.hashed == 1
     assert time.monotonic() - t0 < 20
+
+
+def test_a_scan_takes_back_the_claims_of_a_coordinator_that_died(tmp_path: Path, corpus: Path) -> None:
+    from sidecar_thumbs.executors import InlineExecutor
+    from sidecar_thumbs.scan import scan
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copyfile(corpus / STL, root / "m.stl")
+    with StateDB(tmp_path / "s.sqlite3") as db:
+        st = (root / "m.stl").stat()
+        db.upsert_files([FileState(str(root / "m.stl"), st.st_size, st.st_mtime_ns, None, True)])
+        db.claim(10)  # then the process was killed: the row stays "rendering"
+        summary = scan([str(root)], db=db, make_executor=InlineExecutor, options=ThumbnailOptions(), durable=False)
+        assert summary.rendered == 1
