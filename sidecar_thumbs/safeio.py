@@ -152,16 +152,20 @@ def open_regular(
 
 
 def read_fd(fd: int, limit: int) -> bytes:
-    """Read up to ``limit`` bytes from ``fd`` (fewer at end of file)."""
-    chunks: list[bytes] = []
-    left = limit
-    while left > 0:
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+    """Read up to ``limit`` bytes from ``fd`` (fewer at end of file).
+
+    One allocation of ``limit`` bytes and, for a local file, one read: a 1 GiB model must not cost
+    twice its size in chunks joined at the end. A short read (network file systems) goes on.
+    """
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        data = f.read(limit) or b""
+        if not data or len(data) >= limit:
+            return data
+        parts, left = [data], limit - len(data)
+        while left > 0 and (chunk := f.read(min(left, 1 << 24))):
+            parts.append(chunk)
+            left -= len(chunk)
+    return b"".join(parts) if len(parts) > 1 else data
 
 
 def read_regular(
