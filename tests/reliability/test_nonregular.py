@@ -154,31 +154,34 @@ def test_scan_render_and_gallery_pass_non_regular_files_by(lib: tuple[Path, Path
 
 
 def test_sigterm_ends_scan_render_and_gallery(lib: tuple[Path, Path], tmp_path: Path) -> None:
-    """One-off commands keep the default SIGTERM action: they end at once, even mid-work."""
-    root, _ = lib
+    """One-off commands keep the default SIGTERM action: they end at once, even mid-work, with every
+    kind of non-regular file among the models."""
+    root, outside = lib
     for i in range(40):
         (root / f"m{i:02d}.stl").write_bytes(binary_stl(4000, seed=i))
     db = tmp_path / "state.sqlite3"
+    models = [str(p) for p in sorted(root.glob("m*.stl"))]
     commands = [
         ["scan", str(root), "--db", str(db), "--workers", "1", "--size", "64"],
-        ["render", *(str(p) for p in sorted(root.glob("m*.stl"))), "-o", str(tmp_path / "out")],
+        ["render", str(root / "x.stl"), str(root / "y.stl"), *models, "-o", str(tmp_path / "out")],
         ["gallery", str(root), "-o", str(tmp_path / "g.html")],
     ]
-    for args in commands:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sidecar_thumbs", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True,
-        )  # fmt: skip
-        try:
-            time.sleep(2.0)
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(15)
-            assert time.monotonic() - t0 < 10, args[0]
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+    with odd_files(root, outside):
+        for args in commands:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sidecar_thumbs", *args],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True,
+            )  # fmt: skip
+            try:
+                time.sleep(2.0)
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(15)
+                assert time.monotonic() - t0 < 10, args[0]
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
 
 
 def test_a_stop_signal_ends_a_process_stuck_in_the_kernel(tmp_path: Path) -> None:
