@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.atomic import TEMP_PREFIX
@@ -92,27 +92,63 @@ def clean(
         temp_only: leave orphaned sidecars alone (the coordinator's start-up housekeeping).
         temp_age: seconds after which one of our temp files counts as left by a killed write; 0 when
             the caller holds the coordinator lock (no one else writes sidecars then). An empty temp
-            file must be older than :data:`STALE_TEMP_AGE_S` whatever this says: nothing marks it ours.
+            file under the old name pattern must be older than :data:`STALE_TEMP_AGE_S` whatever this
+            says: nothing marks it ours.
     """
     now = time.time() if now is None else now
     report = CleanReport()
     for root in (os.path.abspath(r) for r in roots):
-        for folder, dirs, files in os.walk(root, followlinks=False):
-            dirs[:] = [d for d in dirs if not is_ignored_dir(d)]
-            names = set(files)
+        for folder, files in _walk(root):
             for name in files:
                 path = os.path.join(folder, name)
                 if is_our_temp_name(name):
                     _clean_temp(path, now, temp_age, dry_run, report)
                 elif not temp_only and is_sidecar_name(name):
-                    model = os.path.join(folder, model_name_for_sidecar(name))
-                    # os.walk lists a symlink to a file among the files: the model may be a link.
-                    # Its sidecar is an orphan when the link leads out of the roots (the walker never
-                    # reads it) or the name is a FIFO, device or folder now.
-                    gone = model_name_for_sidecar(name) not in names and not os.path.lexists(model)
-                    if gone or model_on_disk(model, roots) is False:
+                    model_name = model_name_for_sidecar(name)
+                    model = os.path.join(folder, model_name)
+                    found = files.get(model_name)
+                    if found is None:
+                        # lexists too: on a case-insensitive volume the listing may spell it otherwise.
+                        orphan = not os.path.lexists(model) or model_on_disk(model, roots) is False
+                    else:
+                        # A regular file (d_type from the listing: no extra call per model) is a model;
+                        # a link out of the roots, a FIFO or a device is not, so its sidecar is an orphan.
+                        orphan = not _is_regular(found) and model_on_disk(model, roots) is False
+                    if orphan:
                         _clean_orphan(path, dry_run, report)
     return report
+
+
+def _is_regular(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _walk(root: str) -> Iterator[tuple[str, dict[str, os.DirEntry[str]]]]:
+    """Every folder under ``root`` with its non-folder entries by name. Symlinked folders are not
+    followed (so nothing outside the root is reached) and ignored folders (trash, snapshots) are
+    skipped; an unreadable folder is passed by, as ``os.walk`` does."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        files: dict[str, os.DirEntry[str]] = {}
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                files[entry.name] = entry
+            elif not is_ignored_dir(entry.name):
+                stack.append(entry.path)
+        yield folder, files
 
 
 def _clean_orphan(path: str, dry_run: bool, report: CleanReport) -> None:
