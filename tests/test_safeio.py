@@ -344,3 +344,32 @@ def test_a_scan_takes_back_the_claims_of_a_coordinator_that_died(tmp_path: Path,
         db.claim(10)  # then the process was killed: the row stays "rendering"
         summary = scan([str(root)], db=db, make_executor=InlineExecutor, options=ThumbnailOptions(), durable=False)
         assert summary.rendered == 1
+
+
+def test_the_watchers_intake_never_reads_what_the_walker_would_not(odd: dict[str, Path], tmp_path: Path) -> None:
+    """Settled event paths: FIFO, socket, /dev/zero link and link out of the root get no row (and are
+    not opened); a folder link out of the root is not walked; a real model is taken."""
+    from sidecar_thumbs.changes import ChangeTracker
+    from sidecar_thumbs.watcher import EventKind, FileEvent, Settler
+
+    root = odd["root"]
+    (root / "good.stl").write_bytes(b"solid g\nendsolid g\n")
+    outside_dir = tmp_path / "elsewhere"
+    outside_dir.mkdir()
+    (outside_dir / "far.stl").write_bytes(b"solid f\nendsolid f\n")
+    (root / "linkdir").symlink_to(outside_dir)
+    with StateDB(tmp_path / "s.sqlite3") as db:
+        settler = Settler(0.0)
+        tracker = ChangeTracker(db, settler, [str(root)], max_bytes=2**30)
+        tracker.handle([FileEvent(EventKind.CHANGED, str(root / "linkdir"), True)], 0.0)
+        assert len(settler) == 0  # the folder link out of the root was not walked
+        paths = [str(odd[k]) for k in ("fifo", "zero", "socket", "out")] + [str(root / "good.stl")]
+        t0 = time.monotonic()
+        assert tracker.ingest(paths) == 1
+        assert time.monotonic() - t0 < 2
+        assert list(db.rows_under()) == [str(root / "good.stl")]
+        # A model later replaced by a link out of the root: its row goes missing, its sidecar later.
+        (root / "good.stl").unlink()
+        (root / "good.stl").symlink_to(odd["out"].resolve())
+        tracker.ingest([str(root / "good.stl")])
+        assert db.get(str(root / "good.stl")).status.value == "missing"  # type: ignore[union-attr]
