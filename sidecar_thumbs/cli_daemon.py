@@ -14,8 +14,8 @@ from sidecar_thumbs import __version__
 from sidecar_thumbs.cli_common import (
     executor_for,
     fail,
+    global_options,
     log,
-    log_level,
     open_db,
     pool_options,
     render_options,
@@ -51,6 +51,7 @@ from sidecar_thumbs.errors import SidecarError
 )
 @pool_options
 @render_options
+@global_options()
 @click.pass_context
 def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) -> None:
     """Run the daemon: watch ROOTS, render new and changed models, keep the database current.
@@ -64,12 +65,9 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
     """
     from sidecar_thumbs.daemon import Daemon, DaemonConfig
     from sidecar_thumbs.lock import DaemonLock
-    from sidecar_thumbs.logs import setup_logging
 
-    settings = settings_for(ctx, **opts)
-    obj = ctx.find_root().obj
     # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
-    setup_logging(log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
+    settings = settings_for(ctx, default_level=logging.INFO, **opts)
     dirs = roots_for(roots, settings)
     for warning in settings.database_warnings():
         log.warning("%s", warning)
@@ -103,15 +101,9 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
-@click.option(
-    "--db",
-    "database",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="State database [DAM_DATABASE_PATH].",
-)
+@global_options()
 @click.pass_context
-def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
+def status(ctx: click.Context, as_json: bool) -> None:
     """Show counts by status, the backlog, the render rate, last failures and whether a daemon runs.
 
     Reads the database while the daemon writes to it.
@@ -121,7 +113,7 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
     from sidecar_thumbs.progress import format_duration
     from sidecar_thumbs.status import collect_status, format_since
 
-    settings = settings_for(ctx, database=database)
+    settings = settings_for(ctx)
     try:
         from sidecar_thumbs.dam import DamMapping
 

@@ -216,6 +216,12 @@ class StateDB(SQLiteDB):
         found = dict(self._read("SELECT status, count(*) FROM st_models GROUP BY status"))
         return {s: int(found.get(s.value, 0)) for s in ModelStatus}
 
+    def counts_under(self, roots: Sequence[str]) -> dict[ModelStatus, int]:
+        """Like :meth:`counts`, for the rows at or under ``roots`` (what one scan looked at)."""
+        where, params = _roots_clause(roots)
+        found = dict(self._read(f"SELECT status, count(*) FROM st_models WHERE {where} GROUP BY status", params))
+        return {s: int(found.get(s.value, 0)) for s in ModelStatus}
+
     def backlog(self, now: float | None = None) -> int:
         """Rows claimable now plus rows being rendered."""
         now = _now(now)

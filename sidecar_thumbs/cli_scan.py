@@ -1,0 +1,163 @@
+"""``sidecar-thumbs scan``: one sweep with a progress display and a summary that adds up."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sidecar_thumbs.cli_common import (
+    executor_for,
+    fail,
+    global_options,
+    global_opts,
+    log,
+    notice,
+    open_db,
+    pool_options,
+    render_options,
+    renderer_is_cold,
+    roots_for,
+    settings_for,
+    thumbnail_options,
+)
+from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, LockedError, SidecarError
+from sidecar_thumbs.lock import DaemonLock
+from sidecar_thumbs.logs import log_outcome
+from sidecar_thumbs.progress import format_rate
+
+__all__ = ["scan"]
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Render every model again, changed or not.")
+@click.option("--retry-failed", is_flag=True, help="Try models that failed before again, even unchanged.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@pool_options
+@render_options
+@global_options()
+@click.pass_context
+def scan(
+    ctx: click.Context, paths: tuple[Path, ...], force: bool, retry_failed: bool, as_json: bool, **opts: Any
+) -> None:
+    """Scan PATHS once and render every model that is new, changed or missing its thumbnail.
+
+    Unchanged models cost one stat each: the content is hashed only when size or mtime moved, and
+    a touched or identically copied file is not rendered again. Ctrl-C stops cleanly; the next scan
+    continues where this one stopped. Exits 3 while models under PATHS fail (this run or before).
+
+    Example: sidecar-thumbs scan /Volumes/3D-Files/3D-Models --workers 8
+    """
+    from sidecar_thumbs.progress import Progress
+    from sidecar_thumbs.scan import scan as run_scan
+
+    settings = settings_for(ctx, **opts)
+    roots = roots_for(paths, settings)
+    options = thumbnail_options(settings)
+    g = global_opts(ctx)
+    progress: Progress | None = None
+
+    def on_plan(plan: Any, todo: int) -> None:
+        nonlocal progress
+        log.info(
+            "found %d models: %d new, %d changed, %d unchanged; %d to render",
+            plan.new + plan.changed + plan.unchanged + plan.touched,
+            plan.new,
+            plan.changed,
+            plan.unchanged + plan.touched,
+            todo,
+        )
+        cold = todo > 0 and renderer_is_cold(settings)
+        if cold:
+            notice(ctx, "compiling the renderer: the first run takes about 30 s longer (once per installation)")
+        mode = "off" if g.quiet or as_json else ("json" if _json_logs() else "auto")
+        progress = Progress(todo, mode=mode, compiling=cold).__enter__()
+
+    def on_outcome(o: Any) -> None:
+        if progress is not None:
+            progress.update(o.ok)
+        log_outcome(o.path, ok=o.ok, source=o.source, reason=o.error, transient=o.transient, ms=o.render_ms)
+
+    db = open_db(settings)
+    # One coordinator per database: while a daemon runs, it renders what this scan marks; while this
+    # scan renders, a daemon starting meanwhile refuses (it would hand our claims out again).
+    lock = DaemonLock(settings.database, role="scan")
+    locked_out = False
+    try:
+        lock.acquire()
+    except LockedError:
+        locked_out = True
+    summary = None
+    try:
+        summary = run_scan(
+            roots,
+            db=db,
+            options=options,
+            batch_size=settings.batch_size,
+            timeout=settings.timeout,
+            make_executor=lambda: executor_for(settings, options),
+            force=force,
+            retry_failed=retry_failed,
+            on_outcome=on_outcome,
+            on_plan=on_plan,
+            mark_only=locked_out,
+        )
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.finish()
+        log.warning("interrupted: finished renders are saved; run the scan again to continue")
+        sys.exit(130)
+    except SidecarError as exc:
+        if progress is not None:
+            progress.finish()
+        fail(exc)
+    finally:
+        lock.release()
+        if progress is not None:
+            progress.finish()
+        db.close()
+    if locked_out:
+        who = f"{lock.holder.role} (pid {lock.holder.pid})" if lock.holder else "process"
+        log.warning(
+            "another sidecar-thumbs %s runs on this database: %d models marked for it to render "
+            "(sidecar-thumbs status)",
+            who,
+            summary.deferred,
+        )
+    for p in summary.problems[:10]:
+        log.warning("cannot look at %s: %s", p.path, p.reason, extra={"event": "problem", "path": p.path,
+                    "reason": p.reason})  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        # Each failure was logged once, as it happened; the summary only counts them.
+        click.echo(summary_line(summary))
+    sys.exit(EXIT_PROBLEMS if summary.failed or summary.known_failed else EXIT_OK)
+
+
+def summary_line(s: Any) -> str:
+    """found N · then every part of N that is not zero (they add up to N), then time and rate."""
+    parts = [
+        ("unchanged", s.unchanged),
+        ("already had a thumbnail", s.adopted),
+        ("rendered", s.rendered),
+        ("embedded", s.embedded),
+        ("failed", s.failed),
+        ("still failing (unchanged; --retry-failed)", s.known_failed),
+        ("pending", s.pending),
+    ]
+    shown = [f"{name} {n}" for name, n in parts if n] or ["nothing"]
+    tail = [f"{s.missing} gone"] if s.missing else []
+    rate = format_rate(s.renders_per_s)
+    tail += [f"{s.elapsed:.1f} s", *([rate] if rate else [])]
+    return f"found {s.found}: " + " · ".join(shown) + " · " + " · ".join(tail)
+
+
+def _json_logs() -> bool:
+    from sidecar_thumbs.cli_common import current_log_format
+
+    return current_log_format() == "json"
