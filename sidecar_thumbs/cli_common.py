@@ -64,7 +64,7 @@ def global_options(db: bool = True) -> Callable[[Callable[..., Any]], Callable[.
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         if db:
             f = click.option(
-                "--db", "database", type=click.Path(path_type=Path), default=None, expose_value=False,
+                "--db", "database", type=click.Path(path_type=Path, readable=False), default=None, expose_value=False,
                 callback=_merge, help="State database [DAM_DATABASE_PATH, default: the user data folder].",
             )(f)  # fmt: skip
         f = click.option(
@@ -232,6 +232,17 @@ def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = Fa
             dam=DamMapping.from_settings(settings),
         )
     except SidecarError as exc:
+        fail(exc)
+
+
+def check_dam_mapping(db: Any, roots: list[str]) -> None:
+    """Attached to an asset manager: refuse at start a path column that holds no paths."""
+    if db.dam is None:
+        return
+    try:
+        db.check_dam_paths(roots)
+    except SidecarError as exc:
+        db.close()
         fail(exc)
 
 

@@ -12,6 +12,7 @@ import click
 
 from sidecar_thumbs import __version__
 from sidecar_thumbs.cli_common import (
+    check_dam_mapping,
     executor_for,
     fail,
     global_options,
@@ -78,6 +79,7 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
         grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
     )  # fmt: skip
     db = open_db(settings)
+    check_dam_mapping(db, dirs)
     where = (
         f"Dask cluster at {settings.dask_scheduler}" if settings.executor == "dask" else f"{settings.workers} workers"
     )
@@ -110,7 +112,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     Example: sidecar-thumbs status --json
     """
-    from sidecar_thumbs.progress import format_duration
+    from sidecar_thumbs.progress import format_duration, format_rate
     from sidecar_thumbs.status import collect_status, format_since
 
     settings = settings_for(ctx)
@@ -136,8 +138,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
     click.echo(f"models    {report.total}: {counts}")
-    eta = format_duration(report.eta_s) if report.eta_s is not None else "-"
-    click.echo(f"backlog   {report.backlog} · {report.rate_1m:.1f} renders/s over the last minute · ETA {eta}")
+    rate = format_rate(report.rate_1m) or "no renders"
+    eta = f" · ETA {format_duration(report.eta_s)}" if report.backlog and report.eta_s is not None else ""
+    click.echo(f"backlog   {report.backlog} · {rate} over the last minute{eta}")
     if report.failures:
         click.echo("last failures:")
         for f in report.failures:

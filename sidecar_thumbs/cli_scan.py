@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from sidecar_thumbs.cli_common import (
+    check_dam_mapping,
     executor_for,
     fail,
     global_options,
@@ -78,11 +79,12 @@ def scan(
         progress = Progress(todo, mode=mode, compiling=cold).__enter__()
 
     def on_outcome(o: Any) -> None:
+        log_outcome(o.path, ok=o.ok, source=o.source, reason=o.error, transient=o.transient, ms=o.render_ms)
         if progress is not None:
             progress.update(o.ok)
-        log_outcome(o.path, ok=o.ok, source=o.source, reason=o.error, transient=o.transient, ms=o.render_ms)
 
     db = open_db(settings)
+    check_dam_mapping(db, roots)
     # One coordinator per database: while a daemon runs, it renders what this scan marks; while this
     # scan renders, a daemon starting meanwhile refuses (it would hand our claims out again).
     lock = DaemonLock(settings.database, role="scan")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from sidecar_thumbs import logs
 from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
@@ -27,7 +28,7 @@ from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pipeline import Outcome, Pipeline
-from sidecar_thumbs.progress import format_duration
+from sidecar_thumbs.progress import format_duration, format_rate
 from sidecar_thumbs.scan import reconcile
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -91,7 +92,8 @@ class Daemon:
         self._window = _Window()
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
-        self.failed_total = 0
+        self.failed_total = 0  # distinct models that failed during this run
+        self._failing: set[str] = set()
         self.changes = ChangeTracker(db, self.settler)
         self.pipeline: Pipeline | None = None
 
@@ -123,6 +125,7 @@ class Daemon:
     def run(self) -> int:
         """Run until stopped (or, in burst mode, until nothing is left). Returns the exit code."""
         cfg = self.config
+        unfinished = 0
         if self.lock is not None:
             self.lock.acquire()
         try:
@@ -164,13 +167,16 @@ class Daemon:
                     self._buffer = []
                     executor.shutdown(cancel=hard or back > 0)
                     self.pipeline.close()
-                if back:
-                    log.info("stopped: %d unfinished models are pending for the next start", back)
+                unfinished = back
         finally:
             if self.watcher is not None:
                 self.watcher.stop()
             if self.lock is not None:
                 self.lock.release()
+        if self.stop_requests:
+            # The last line of a stopped daemon: the service manager's log shows it ended well.
+            left = f"; {unfinished} unfinished models are pending for the next start" if unfinished else ""
+            log.info("stopped cleanly: no partial sidecar left, finished renders saved%s", left)
         # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
         return EXIT_PROBLEMS if cfg.once and self.failed_total else 0
 
@@ -311,11 +317,22 @@ class Daemon:
         self._finished += 1
         if outcome.ok:
             self._window.ok += 1
-            log.debug("rendered: %s (%s, %.0f ms)", outcome.path, outcome.source, outcome.render_ms)
+            self._failing.discard(outcome.path)
+        elif outcome.path in self._failing:
+            # A transient failure retried with back-off and failing again is still one failing model:
+            # counted and warned about once; the retries show with -v.
+            logs.files_log.info("still failing: %s: %s", outcome.path, outcome.error,
+                                extra={"event": "still_failing", "path": outcome.path, "reason": outcome.error,
+                                       "transient": outcome.transient, "ms": round(outcome.render_ms, 1)})  # fmt: skip
+            return
         else:
             self._window.failed += 1
             self.failed_total += 1
-            log.warning("failed: %s: %s", outcome.path, outcome.error)
+            self._failing.add(outcome.path)
+        logs.log_outcome(
+            outcome.path, ok=outcome.ok, source=outcome.source, reason=outcome.error,
+            transient=outcome.transient, ms=outcome.render_ms,
+        )  # fmt: skip
 
     def _log_progress(self, now: float, force: bool = False) -> None:
         w = self._window
@@ -330,15 +347,12 @@ class Daemon:
             else (w.ok + w.failed) / max(now - w.started, 1e-9)
         )
         backlog = self.db.backlog()
-        eta = format_duration(backlog / rate) if rate > 0 and backlog else "-"
+        eta_s = backlog / rate if rate > 0 and backlog else None
         in_flight = self.pipeline.in_flight if self.pipeline else 0
-        log.info(
-            "pending %d · rendering %d · done ✓ %d ✗ %d · %.1f/s · ETA %s",
-            backlog,
-            in_flight,
-            w.ok,
-            w.failed,
-            rate,
-            eta,
-        )
+        shown = [format_rate(rate)] if rate > 0 else []
+        shown += [f"ETA {format_duration(eta_s)}"] if eta_s is not None else []
+        fields = {"event": "progress", "pending": backlog, "ok": w.ok, "failed": w.failed,
+                  "rate_per_s": round(rate, 3), "eta_s": None if eta_s is None else round(eta_s, 1)}  # fmt: skip
+        log.info("pending %d · rendering %d · done ✓ %d ✗ %d%s", backlog, in_flight, w.ok, w.failed,
+                 "".join(f" · {s}" for s in shown), extra=fields)  # fmt: skip
         self._window = _Window()

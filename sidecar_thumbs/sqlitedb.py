@@ -44,6 +44,13 @@ def one_line(text: str, limit: int = 500) -> str:
     return " ".join(text.split())[:limit]
 
 
+def _cannot_make_wal_index(exc: DatabaseError, path: Path) -> bool:
+    """Whether opening ``path`` read-only failed only because its WAL index cannot be created."""
+    if "unable to open database file" not in exc.message or os.path.lexists(f"{path}-wal"):
+        return False
+    return os.access(path, os.R_OK) and not os.access(path.parent, os.W_OK)
+
+
 class SQLiteDB:
     """An open database file with our connection rules; :class:`~.state.StateDB` builds on it.
 
@@ -84,14 +91,19 @@ class SQLiteDB:
                 raise DatabaseError(f"cannot create folder for state database {self.path}: {exc}") from exc
         mode = "ro" if readonly else ("rwc" if create else "rw")
         uri = f"file:{urllib.parse.quote(os.fspath(self.path.absolute()))}?mode={mode}"
+        self._conn = self._connect(uri)
         try:
-            self._conn = sqlite3.connect(
-                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
-            )
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-        try:
-            self._configure()
+            try:
+                self._configure()
+            except DatabaseError as exc:
+                if not (readonly and _cannot_make_wal_index(exc, self.path)):
+                    raise
+                # A WAL database with no -wal/-shm files (its writer closed cleanly) in a folder we may
+                # not write to (the service user's): a read-only reader cannot create the -shm index
+                # SQLite wants. With no -wal file there is nothing to index: read the file as it is.
+                self._conn.close()
+                self._conn = self._connect(uri + "&immutable=1")
+                self._configure()
             # One read-only descriptor for the connection's whole life, to check the file under it
             # (check_file). Never open and close the database file again while connected: closing
             # any descriptor of a file drops every POSIX lock this process holds on it, SQLite's
@@ -100,6 +112,14 @@ class SQLiteDB:
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self, uri: str) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
 
     def _configure(self) -> None:
         try:

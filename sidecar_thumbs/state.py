@@ -459,6 +459,11 @@ class StateDB(SQLiteDB):
             )
         return self._read(sql)  # type: ignore[return-value]
 
+    def check_dam_paths(self, roots: Sequence[str], sample: int = 50) -> None:
+        """Refuse at start a path column that holds no paths (see :meth:`DamMapping.check_paths`)."""
+        assert self.dam is not None
+        self.dam.check_paths([r[0] for r in self._read(self.dam.sample_paths_sql(sample))], roots)
+
     def dam_counts(self) -> tuple[int, int]:
         """(models in the asset manager's table, of which without thumbnail)."""
         assert self.dam is not None
