@@ -8,73 +8,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import GOOD, invoke
+from cli_helpers import copy_file as _copy
+from cli_helpers import err_lines as _err_lines
+from cli_helpers import run_cli as _run
 from PIL import Image
 
-from sidecar_thumbs.cli import cli
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.thumbnail import make_thumbnail
 
-GOOD = {
-    "block.stl": "stl-binary/admesh__binary.stl",
-    "pyramid.stl": "stl-binary/prusaslicer__pyramid.stl",
-    "box.3mf": "3mf/3mfsamples__box.3mf",
-}
-BAD = "bad/openscad__unparseable.stl"
 EMBEDDED = "3mf/lib3mf__Thumbnail_Package.3mf"  # carries a slicer thumbnail
-SETTING_VARS = ("SIDECAR_THUMBS_", "DAM_DATABASE_PATH")
 SCAN_JSON_KEYS = {
-    "found", "unchanged", "adopted", "known_failed", "pending", "retried", "new", "changed", "touched", "hashed", "missing", "rendered", "embedded",
-    "failed", "requeued", "deferred", "elapsed_s", "renders_per_s", "interrupted", "failures", "problems",
+    "found", "unchanged", "adopted", "known_failed", "pending", "retried", "new", "changed", "touched", "hashed",
+    "missing", "rendered", "embedded", "failed", "requeued", "deferred", "elapsed_s", "renders_per_s", "interrupted",
+    "failures", "problems",
 }  # fmt: skip
-
-
-def _copy(src: Path, dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
-    return dest
-
-
-@pytest.fixture
-def lib(tmp_path: Path, corpus: Path) -> Path:
-    root = tmp_path / "lib"
-    for name, src in GOOD.items():
-        _copy(corpus / src, root / name)
-    return root
-
-
-@pytest.fixture
-def bad(lib: Path, corpus: Path) -> Path:
-    return _copy(corpus / BAD, lib / "broken.stl")
-
-
-@pytest.fixture
-def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A clean working folder (no .env) and no settings in the environment."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    for var in list(os.environ):
-        if var.startswith(SETTING_VARS):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("DAM_DATABASE_PATH", str(tmp_path / "default-db" / "state.sqlite3"))
-    yield work
-
-
-def invoke(*args: str | Path, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
-
-
-def _err_lines(stderr: str) -> list[str]:
-    """stderr's lines without the one-time "compiling the renderer" notice (a fresh clone's first render)."""
-    return [line for line in stderr.splitlines() if not line.startswith("compiling the renderer")]
 
 
 def _width(png: Path) -> int:
@@ -296,19 +247,6 @@ def test_empty_value_in_a_higher_layer_means_the_default(cwd: Path, lib: Path) -
 
 
 # -- real processes ------------------------------------------------------------------------------
-
-
-def _run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_VARS)}
-    base["DAM_DATABASE_PATH"] = str(cwd / "default.sqlite3")
-    return subprocess.run(
-        [sys.executable, "-m", "sidecar_thumbs", *map(str, args)],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_subprocess_render_with_a_bad_file(tmp_path: Path, lib: Path, bad: Path) -> None:
