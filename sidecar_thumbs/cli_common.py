@@ -100,12 +100,18 @@ def fail_message(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def configure_logging(ctx: click.Context, log_format: str = "text", default_level: int = logging.WARNING) -> None:
-    """Set up logging from the merged -v/-q/--log-format (the setting ``log_format`` as fallback)."""
+def configure_logging(
+    ctx: click.Context, log_format: str = "text", default_level: int = logging.WARNING, log_file: str = ""
+) -> None:
+    """Set up logging from the merged -v/-q/--log-format (the settings ``log_format``, ``log_file`` as fallback)."""
     opts = global_opts(ctx)
     fmt = opts.log_format or log_format
     _state["format"] = fmt
-    setup_logging(log_level(opts.verbose, opts.quiet, default_level), fmt, per_file=opts.verbose > 0)
+    level = log_level(opts.verbose, opts.quiet, default_level)
+    try:
+        setup_logging(level, fmt, per_file=opts.verbose > 0, log_file=log_file)
+    except OSError as exc:
+        fail_message(f"cannot write the log file {log_file}: {exc.strerror or exc} (SIDECAR_THUMBS_LOG_FILE)")
 
 
 def current_log_format() -> str:
@@ -122,7 +128,7 @@ def settings_for(ctx: click.Context, default_level: int = logging.WARNING, **ove
         settings = load_settings(env_file=opts.env_file, overrides=overrides)
     except SidecarError as exc:
         fail(exc)
-    configure_logging(ctx, settings.log_format, default_level)
+    configure_logging(ctx, settings.log_format, default_level, settings.log_file)
     for note in settings.notes:
         log.warning("%s", note)
     return settings

@@ -198,6 +198,10 @@ class Settings:
     )
 
     log_format: str = _setting("text", "text, or json (one object per line)", "Logging", _one_of("text", "json"))
+    log_file: str = _setting(
+        "", "Write the log to this file instead of stderr, reopened when it is rotated (newsyslog, logrotate)",
+        "Logging",
+    )  # fmt: skip
 
     dam_table: str = _setting(
         "", "An asset manager's table of models in DAM_DATABASE_PATH to read and flag (empty: standalone)",
@@ -493,7 +497,7 @@ def load_settings(
         # A relative path in a settings file means "beside this file", so the file works from anywhere.
         folder = base if source in ("command line", "environment") else Path(source).parent
         try:
-            if name == "dam_path_base":
+            if name in _PATH_TEXT:
                 raw = os.fspath(_to_path(str(raw).strip(), folder))
             value = _coerce(name, raw, folder)
         except ValueError as exc:
@@ -505,6 +509,10 @@ def load_settings(
         database_explicit = database_explicit or name == "database"
     notes = unknown_variable_warnings(layers, {_env(f) for f in _setting_fields()})
     return Settings(**values, database_explicit=database_explicit, sources=tuple(sources), notes=tuple(notes))
+
+
+# Text settings that hold a path (empty means "none"): resolved like the Path settings.
+_PATH_TEXT = frozenset({"dam_path_base", "log_file"})
 
 
 def _one_line(raw: object) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 import time
 from typing import Any
@@ -52,20 +53,33 @@ class JsonFormatter(logging.Formatter):
         return json_line(record.levelname.lower(), record.name, record.getMessage(), record.created, **fields)
 
 
-def setup_logging(level: int, log_format: str = "text", *, per_file: bool = False) -> None:
+def setup_logging(level: int, log_format: str = "text", *, per_file: bool = False, log_file: str = "") -> None:
     """Configure the ``sidecar_thumbs`` logger tree to write to stderr (launchd/systemd capture it).
 
     Args:
         level: the level of run summaries and problems.
         log_format: "text" or "json".
         per_file: also log one line per model rendered (``-v``); failures are logged either way.
+        log_file: write to this file instead; it is reopened when newsyslog or logrotate moved it
+            away (a launchd log given to the process as its stderr would be written to the rotated
+            file until the next restart).
+
+    Raises:
+        OSError: ``log_file`` cannot be opened for appending.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler
+    handler = (
+        logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+        if log_file
+        else logging.StreamHandler(sys.stderr)
+    )
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger("sidecar_thumbs")
+    for old in root.handlers:
+        old.close()  # a log file opened by an earlier call (stderr itself stays open)
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False

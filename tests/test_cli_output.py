@@ -264,33 +264,36 @@ def test_sigterm_ends_with_stopped_cleanly_and_a_folder_move_is_told_once(tmp_pa
     for name in ("block.stl", "pyramid.stl"):
         os.rename(lib / name, sub / name)
     log = tmp_path / "daemon.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            command("watch", lib, "--db", db, "--workers", "0", "--settle", "0.2"),
-            cwd=tmp_path, env=clean_env(tmp_path), stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            _wait_for(log, "done ✓ 3")
-            os.rename(sub, lib / "moved")
-            _wait_for(log, "moved")
-            time.sleep(1.0)  # the per-file events of the move, if any, arrive too
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    env = clean_env(tmp_path, {"SIDECAR_THUMBS_LOG_FILE": str(log)})
+    proc = subprocess.Popen(command("watch", lib, "--db", db, "--workers", "0", "--settle", "0.2"), cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        _wait_for(log, "done ✓ 3")
+        os.rename(log, tmp_path / "daemon.log.0")  # what newsyslog/logrotate do: the daemon reopens it
+        os.rename(sub, lib / "moved")
+        _wait_for(log, "moved")
+        time.sleep(1.0)  # the per-file events of the move, if any, arrive too
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert stderr == ""  # the log went to the file
     text = log.read_text()
     assert text.strip().splitlines()[-1].endswith("stopped cleanly: no partial sidecar left, finished renders saved"), (
         text
     )
     assert "(0 models follow it)" not in text
+    assert "done ✓ 3" in (tmp_path / "daemon.log.0").read_text()
     assert sidecar_path_for(lib / "moved" / "block.stl").exists()
 
 
 def _wait_for(log: Path, text: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if text in log.read_text():
+        if log.exists() and text in log.read_text():
             return
         time.sleep(0.1)
-    raise AssertionError(f"{text!r} not logged in {timeout} s:\n{log.read_text()}")
+    raise AssertionError(f"{text!r} not logged in {timeout} s:\n{log.read_text() if log.exists() else ''}")
