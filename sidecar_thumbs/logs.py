@@ -20,7 +20,7 @@ __all__ = ["FILES_LOGGER", "JsonFormatter", "json_line", "log_outcome", "setup_l
 
 FILES_LOGGER = "sidecar_thumbs.files"
 # Structured fields a record may carry (passed with ``extra=``); JSON writes the ones present.
-FIELDS = ("event", "path", "reason", "transient", "ms", "source", "dest", "done", "total", "pending", "ok",
+FIELDS = ("event", "path", "reason", "transient", "ms", "source", "done", "total", "pending", "ok",
           "failed", "rate_per_s", "eta_s")  # fmt: skip
 
 files_log = logging.getLogger(FILES_LOGGER)
