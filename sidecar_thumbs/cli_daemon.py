@@ -20,6 +20,7 @@ from sidecar_thumbs.cli_common import (
     open_db,
     pool_options,
     render_options,
+    renderer_is_cold,
     roots_for,
     settings_for,
     thumbnail_options,
@@ -84,6 +85,8 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
         f"Dask cluster at {settings.dask_scheduler}" if settings.executor == "dask" else f"{settings.workers} workers"
     )
     log.info("sidecar-thumbs %s: database %s, %s", __version__, settings.database, where)
+    if settings.executor == "local" and renderer_is_cold(settings):
+        log.info("compiling the renderer: the first renders take about 30 s longer (once per installation)")
     daemon = Daemon(
         config, db=db, options=options, lock=DaemonLock(settings.database),
         make_executor=lambda: executor_for(settings, options),

@@ -244,6 +244,10 @@ def test_a_cold_renderer_cache_is_announced_once(cwd: Path, lib: Path, tmp_path:
     assert r.stderr.count(COMPILE_NOTICE) == 1
     numpy = run_cli("render", lib / "missing.stl", "--renderer", "numpy", cwd=tmp_path, env=env)
     assert COMPILE_NOTICE not in numpy.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    watch = run_cli("watch", "--once", empty, "--db", tmp_path / "c.sqlite3", "--workers", "0", cwd=tmp_path, env=env)
+    assert watch.returncode == 0 and watch.stderr.count(COMPILE_NOTICE) == 1
 
 
 def test_no_rate_is_ever_shown_as_zero(cwd: Path, lib: Path, tmp_path: Path) -> None:
