@@ -27,7 +27,7 @@ from sidecar_thumbs.cli_common import (
 )
 from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, LockedError, SidecarError
 from sidecar_thumbs.lock import DaemonLock
-from sidecar_thumbs.logs import log_outcome
+from sidecar_thumbs.logs import log_outcome, log_problem
 from sidecar_thumbs.progress import format_rate
 
 __all__ = ["scan"]
@@ -131,8 +131,7 @@ def scan(
             summary.deferred,
         )
     for p in summary.problems[:10]:
-        log.warning("cannot look at %s: %s", p.path, p.reason, extra={"event": "problem", "path": p.path,
-                    "reason": p.reason})  # fmt: skip
+        log_problem(p.path, p.reason)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:

@@ -292,7 +292,7 @@ class Daemon:
             time.monotonic() - t0,
         )
         for p in problems[:20]:
-            log.warning("cannot look at %s: %s", p.path, p.reason)
+            logs.log_problem(p.path, p.reason)
         if self.db.dam is not None:
             synced = sync_dam(self.db, full=True, roots=self.config.roots)
             todo += synced.queued

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["FILES_LOGGER", "JsonFormatter", "json_line", "log_outcome", "setup_logging"]
+__all__ = ["FILES_LOGGER", "JsonFormatter", "json_line", "log_outcome", "log_problem", "setup_logging"]
 
 FILES_LOGGER = "sidecar_thumbs.files"
 # Structured fields a record may carry (passed with ``extra=``); JSON writes the ones present.
@@ -107,3 +107,9 @@ def log_outcome(
     retry = " (will retry)" if transient else ""
     extra = {"event": "failed", "path": path, "reason": reason, "transient": transient, "ms": took}
     files_log.warning("failed: %s: %s%s", path, reason, retry, extra=extra)
+
+
+def log_problem(path: str, reason: str) -> None:
+    """A file or folder that could not be looked at (walk or hash), as a per-file WARNING event."""
+    extra = {"event": "problem", "path": path, "reason": reason, "transient": True, "ms": None}
+    logging.getLogger("sidecar_thumbs").warning("cannot look at %s: %s", path, reason, extra=extra)
