@@ -123,7 +123,9 @@ def settings_for(ctx: click.Context, default_level: int = logging.WARNING, **ove
     opts = global_opts(ctx)
     if overrides.get("database") is None and opts.database is not None:
         overrides["database"] = opts.database
-    configure_logging(ctx, default_level=default_level)
+    # Until the settings are loaded, the environment's log format is the best guess (for an error in them).
+    early = os.environ.get("SIDECAR_THUMBS_LOG_FORMAT", "text")
+    configure_logging(ctx, early if early in ("text", "json") else "text", default_level)
     try:
         settings = load_settings(env_file=opts.env_file, overrides=overrides)
     except SidecarError as exc:
