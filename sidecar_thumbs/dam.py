@@ -25,6 +25,14 @@ def quote_identifier(name: str) -> str:
     return f'"{name}"'
 
 
+def _has_entries(folder: str) -> bool:
+    try:
+        with os.scandir(folder) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class DamRow:
     id: int | str
@@ -120,13 +128,14 @@ class DamMapping:
         """Refuse a path column that holds no paths (mapped onto ``title``, say), from a sample of values.
 
         Only a sample where not one value names an existing file is refused. An empty table is not a
-        wrong mapping, nor is a library that is offline (no root, or the path base, is a folder now):
-        then nothing can be told, and the daemon waits for the share like it always does.
+        wrong mapping, nor is a library that is offline (no root, or the path base, is a folder with
+        anything in it now — an unmounted share's mount point is an empty folder on Linux): then
+        nothing can be told, and the daemon waits for the share like it always does.
         """
         values = [v for v in values if v is not None and v != ""]
-        if not values or not any(os.path.isdir(r) for r in roots):
+        if not values or not any(_has_entries(r) for r in roots):
             return
-        if self.path_base and not os.path.isdir(self.path_base):
+        if self.path_base and not _has_entries(self.path_base):
             return
         for value in values:
             path = self.to_abs(value) if isinstance(value, str) else None
