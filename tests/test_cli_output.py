@@ -236,6 +236,7 @@ def test_render_names_each_sidecar_and_quiet_silences_it(cwd: Path, lib: Path) -
     assert q.exit_code == 0 and q.stdout == ""
 
 
+@pytest.mark.integration
 def test_a_cold_renderer_cache_is_announced_once(cwd: Path, lib: Path, tmp_path: Path) -> None:
     # Only the announcement is tested here: a missing file fails before anything is compiled.
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "empty-cache")}
