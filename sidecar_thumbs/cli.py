@@ -25,6 +25,7 @@ from sidecar_thumbs.cli_common import (
     notice,
     open_db,
     pool_options,
+    problem,
     render_options,
     renderer_is_cold,
     roots_for,
@@ -228,9 +229,9 @@ def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: b
         for p in report.temp_removed:
             click.echo(f"{verb} temp {p}")
         for p in report.left_alone:
-            click.echo(f"left alone (not ours) {p}", err=True)
+            problem(f"left alone (not ours) {p}", str(p))
         for p, r in report.errors:
-            click.echo(f"cannot remove {p}: {r}", err=True)
+            problem(f"cannot remove {p}: {r}", str(p))
         click.echo(
             f"{verb} {len(report.removed)} orphaned sidecars, {len(report.temp_removed)} temp files; "
             f"{len(report.left_alone)} foreign files left alone"

@@ -147,6 +147,16 @@ def notice(ctx: click.Context, message: str) -> None:
         click.echo(message, err=True)
 
 
+def problem(message: str, path: str | None = None) -> None:
+    """A problem line on stderr that is a command's own output (not a log record): as printed in text,
+    a JSON warning event with --log-format json, so every stderr line stays one object there."""
+    if _state["format"] == "json":
+        fields = {"event": "problem", "path": path} if path is not None else {}
+        click.echo(json_line("warning", "sidecar_thumbs", message, **fields), err=True)
+    else:
+        click.echo(message, err=True)
+
+
 def renderer_is_cold(settings: Settings) -> bool:
     """Whether this run's renders will first compile the numba renderer (about 30 s, once)."""
     from sidecar_thumbs import numba_cache

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -36,7 +35,16 @@ def gallery_command(ctx: click.Context, paths: tuple[Path, ...], output: Path, e
 
     Example: sidecar-thumbs gallery ~/Models -o ~/Models/gallery.html
     """
-    from sidecar_thumbs.cli_common import fail, global_opts, open_db, roots_for, settings_for, thumbnail_options
+    from sidecar_thumbs.cli_common import (
+        fail,
+        fail_message,
+        global_opts,
+        open_db,
+        roots_for,
+        settings_for,
+        thumbnail_options,
+    )
+    from sidecar_thumbs.cli_common import problem as say_problem
     from sidecar_thumbs.errors import SidecarError
     from sidecar_thumbs.gallery import collect_gallery
     from sidecar_thumbs.gallery_html import write_gallery
@@ -57,12 +65,11 @@ def gallery_command(ctx: click.Context, paths: tuple[Path, ...], output: Path, e
         if db is not None:
             db.close()
     for problem in gallery.problems:
-        click.echo(f"warning: {problem.path}: {problem.reason}", err=True)
+        say_problem(f"warning: {problem.path}: {problem.reason}", problem.path)
     try:
         out = write_gallery(gallery, output, embed=embed)
     except OSError as exc:
-        click.echo(f"sidecar-thumbs: cannot write {output}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
+        fail_message(f"cannot write {output}: {exc.strerror or exc}")
     counts = ", ".join(f"{k} {n}" for k, n in gallery.counts().items())
     source = "with the database" if db is not None else "from the files alone"
     click.echo(f"wrote {out}: {len(gallery.entries)} models ({counts}), {source}")
