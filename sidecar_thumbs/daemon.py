@@ -26,7 +26,7 @@ from sidecar_thumbs.dam_sync import sync_dam
 from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.lock import DaemonLock
-from sidecar_thumbs.models import ModelRow
+from sidecar_thumbs.models import ModelRow, ModelStatus
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration, format_rate
 from sidecar_thumbs.scan import reconcile
@@ -177,8 +177,12 @@ class Daemon:
             # The last line of a stopped daemon: the service manager's log shows it ended well.
             left = f"; {unfinished} unfinished models are pending for the next start" if unfinished else ""
             log.info("stopped cleanly: no partial sidecar left, finished renders saved%s", left)
-        # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
-        return EXIT_PROBLEMS if cfg.once and self.failed_total else 0
+        # Burst mode is a run like scan: exit 3 while models under the roots fail, this run or before
+        # (cron mails it; the same unchanged failure gives the same answer every run).
+        if not cfg.once:
+            return 0
+        failing = self.failed_total or self.db.counts_under(list(cfg.roots))[ModelStatus.FAILED]
+        return EXIT_PROBLEMS if failing else 0
 
     def _loop(self) -> None:
         cfg = self.config

@@ -218,11 +218,15 @@ def test_verify_text_mentions_models_known_to_fail(cwd: Path, lib: Path, bad: Pa
     assert "1 known to fail" in r.stdout
 
 
-def test_the_daemon_counts_each_failure_once(tmp_path: Path, lib: Path, bad: Path) -> None:
-    r = invoke("watch", lib, "--once", "--db", tmp_path / "d.sqlite3", "--workers", "0")
+def test_the_daemon_counts_each_failure_once(cwd: Path, tmp_path: Path, lib: Path, bad: Path) -> None:
+    db = tmp_path / "d.sqlite3"
+    r = invoke("watch", lib, "--once", "--db", db, "--workers", "0")
     assert r.exit_code == 3
     assert len([line for line in r.stderr.splitlines() if str(bad) in line]) == 1
     assert "✗ 1" in r.stderr and "✗ 2" not in r.stderr
+    # Burst mode answers like scan: the same unchanged failure, the same exit code.
+    again = invoke("watch", lib, "--once", "--db", db, "--workers", "0")
+    assert again.exit_code == 3 and str(bad) not in again.stderr
 
 
 # -- 9. saying what happened --------------------------------------------------------------------------
