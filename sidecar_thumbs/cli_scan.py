@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,17 @@ def scan(
     except LockedError:
         locked_out = True
     summary = None
+    # SIGTERM (a service manager, `kill`): stop starting renders, let the running ones finish and be
+    # saved, then end with a summary; a second SIGTERM stops at once, like Ctrl-C.
+    stop = threading.Event()
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log.warning("SIGTERM: stopping after the running renders (again to stop now)")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         summary = run_scan(
             roots,
@@ -106,6 +119,7 @@ def scan(
             retry_failed=retry_failed,
             on_outcome=on_outcome,
             on_plan=on_plan,
+            stop=stop,
             mark_only=locked_out,
         )
     except KeyboardInterrupt:
@@ -118,6 +132,7 @@ def scan(
             progress.finish()
         fail(exc)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         lock.release()
         if progress is not None:
             progress.finish()
@@ -130,6 +145,8 @@ def scan(
             who,
             summary.deferred,
         )
+    if stop.is_set():
+        log.warning("stopped cleanly: finished renders are saved; run the scan again to continue")
     for p in summary.problems[:10]:
         log_problem(p.path, p.reason)
     if as_json:
@@ -137,6 +154,8 @@ def scan(
     else:
         # Each failure was logged once, as it happened; the summary only counts them.
         click.echo(summary_line(summary))
+    if stop.is_set():
+        sys.exit(128 + signal.SIGTERM)  # the shell's code for "ended by SIGTERM", after a clean stop
     sys.exit(EXIT_PROBLEMS if summary.failed or summary.known_failed else EXIT_OK)
 
 

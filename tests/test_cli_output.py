@@ -306,3 +306,35 @@ def _wait_for(log: Path, text: str, timeout: float = 60) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"{text!r} not logged in {timeout} s:\n{log.read_text() if log.exists() else ''}")
+
+
+@pytest.mark.integration
+def test_sigterm_stops_a_scan_cleanly_and_the_next_scan_continues(tmp_path: Path, corpus: Path) -> None:
+    from cli_helpers import copy_file
+
+    lib = tmp_path / "big"
+    for i in range(12):
+        copy_file(corpus / "stl-binary" / "trimesh__counter.unitsmm.STL", lib / f"counter{i:02d}.stl")
+    db = tmp_path / "term.sqlite3"
+    args = command("scan", lib, "--db", db, "--workers", "0", "-v")
+    proc = subprocess.Popen(args, cwd=tmp_path, env=clean_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if " rendered: " in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped cleanly" in err
+    assert out.startswith("found 12: ") and " pending " in out
+    assert not [p for p in lib.iterdir() if p.name.endswith(".tmp")]
+    again = run_cli("scan", lib, "--db", db, "--workers", "0", "--json", cwd=tmp_path)
+    data = json.loads(again.stdout)
+    assert again.returncode == 0 and data["rendered"] > 0 and data["pending"] == 0
+    assert data["unchanged"] + data["rendered"] == 12
