@@ -78,7 +78,7 @@ def scan(
         if cold:
             notice(ctx, "compiling the renderer: the first run takes about 30 s longer (once per installation)")
         mode = "off" if g.quiet or as_json else ("json" if _json_logs() else "auto")
-        progress = Progress(todo, mode=mode, compiling=cold).__enter__()
+        progress = Progress(todo, mode=mode, compiling=cold).start()
 
     def on_outcome(o: Any) -> None:
         log_outcome(o.path, ok=o.ok, source=o.source, reason=o.error, transient=o.transient, ms=o.render_ms)

@@ -319,23 +319,19 @@ class Daemon:
 
     def _on_outcome(self, outcome: Outcome) -> None:
         self._finished += 1
+        # A transient failure retried with back-off and failing again is still one failing model:
+        # counted and warned about once; its retries show with -v.
+        again = not outcome.ok and outcome.path in self._failing
         if outcome.ok:
             self._window.ok += 1
             self._failing.discard(outcome.path)
-        elif outcome.path in self._failing:
-            # A transient failure retried with back-off and failing again is still one failing model:
-            # counted and warned about once; the retries show with -v.
-            logs.files_log.info("still failing: %s: %s", outcome.path, outcome.error,
-                                extra={"event": "still_failing", "path": outcome.path, "reason": outcome.error,
-                                       "transient": outcome.transient, "ms": round(outcome.render_ms, 1)})  # fmt: skip
-            return
-        else:
+        elif not again:
             self._window.failed += 1
             self.failed_total += 1
             self._failing.add(outcome.path)
         logs.log_outcome(
             outcome.path, ok=outcome.ok, source=outcome.source, reason=outcome.error,
-            transient=outcome.transient, ms=outcome.render_ms,
+            transient=outcome.transient, ms=outcome.render_ms, again=again,
         )  # fmt: skip
 
     def _log_progress(self, now: float, force: bool = False) -> None:

@@ -96,8 +96,10 @@ def log_outcome(
     reason: str | None = None,
     transient: bool = False,
     ms: float | None = None,
+    again: bool = False,
 ) -> None:
-    """Log what happened to one model: "rendered" at INFO, "failed" at WARNING (with its reason)."""
+    """Log what happened to one model: "rendered" at INFO, "failed" at WARNING (with its reason);
+    ``again``: a model already reported failing failed once more (a retry), at INFO (``-v``)."""
     took = None if ms is None else round(ms, 1)
     if ok:
         detail = f" ({source}, {ms:.0f} ms)" if ms is not None else f" ({source})"
@@ -105,8 +107,10 @@ def log_outcome(
         files_log.info("rendered: %s%s", path, detail, extra=extra)
         return
     retry = " (will retry)" if transient else ""
-    extra = {"event": "failed", "path": path, "reason": reason, "transient": transient, "ms": took}
-    files_log.warning("failed: %s: %s%s", path, reason, retry, extra=extra)
+    event = "still_failing" if again else "failed"
+    extra = {"event": event, "path": path, "reason": reason, "transient": transient, "ms": took}
+    files_log.log(logging.INFO if again else logging.WARNING, "%s: %s: %s%s", event.replace("_", " "), path, reason,
+                  retry, extra=extra)  # fmt: skip
 
 
 def log_problem(path: str, reason: str) -> None:

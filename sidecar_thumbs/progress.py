@@ -83,6 +83,10 @@ class Progress:
         return self.ok + self.failed
 
     def __enter__(self) -> Progress:
+        return self.start()
+
+    def start(self) -> Progress:
+        """Draw the bar (on a terminal) and route log lines around it until :meth:`finish`."""
         if self.mode == "bar":
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
