@@ -151,7 +151,7 @@ def problem(message: str, path: str | None = None) -> None:
     """A problem line on stderr that is a command's own output (not a log record): as printed in text,
     a JSON warning event with --log-format json, so every stderr line stays one object there."""
     if _state["format"] == "json":
-        fields = {"event": "problem", "path": path} if path is not None else {}
+        fields: dict[str, Any] = {"event": "problem", "path": path} if path is not None else {}
         click.echo(json_line("warning", "sidecar_thumbs", message, **fields), err=True)
     else:
         click.echo(message, err=True)
