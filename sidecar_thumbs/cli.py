@@ -14,16 +14,14 @@ from typing import Any
 
 import click
 
-from sidecar_thumbs import __version__
+from sidecar_thumbs import __version__, api
 from sidecar_thumbs.cli_common import (
     configure_logging,
     current_log_format,
-    executor_for,
     fail,
     global_options,
     global_opts,
     notice,
-    open_db,
     pool_options,
     problem,
     render_options,
@@ -32,7 +30,6 @@ from sidecar_thumbs.cli_common import (
     settings_for,
     thumbnail_options,
 )
-from sidecar_thumbs.config import Settings
 from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 from sidecar_thumbs.logs import log_outcome
 
@@ -143,24 +140,13 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
 
     Example: sidecar-thumbs verify ~/Models --fix
     """
-    from sidecar_thumbs import verify as v
-
     settings = settings_for(ctx, **opts)
     roots = roots_for(paths, settings)
-    options = thumbnail_options(settings)
-    # Reading only unless asked to fix: verify must never change what it checks.
-    db = open_db(settings, readonly=not fix) if (fix or settings.database.exists()) else None
     try:
-        report = v.verify(roots, db=db, expected_settings=options.describe())
-        fixed: dict[str, object] = {}
-        if fix and report.problems:
-            fixed = _fix(report, roots, settings, options, db)
-            report = v.verify(roots, db=db, expected_settings=options.describe())
+        report = api.verify(roots, settings, fix=fix)
     except SidecarError as exc:
         fail(exc)
-    finally:
-        if db is not None:
-            db.close()
+    fixed = report.fixed
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "fixed": fixed}, indent=2))
     else:
@@ -173,30 +159,6 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
         known = f"; {report.failed_known} known to fail (reasons: sidecar-thumbs status)" if report.failed_known else ""
         click.echo(f"checked {report.models} models, {report.sidecars} sidecars: {report.fresh} fresh; {kinds}{known}")
     sys.exit(EXIT_PROBLEMS if report.problems else EXIT_OK)
-
-
-def _fix(report: Any, roots: list[str], settings: Settings, options: Any, db: Any) -> dict[str, object]:
-    from sidecar_thumbs.pipeline import Pipeline, run_pending
-    from sidecar_thumbs.verify import plan_fixes
-
-    fixes = plan_fixes(report, db)
-    rendered = failed = 0
-    if fixes.rerender:
-        executor = executor_for(settings, options, workers=min(settings.workers, len(fixes.rerender)))
-        pipeline = Pipeline(db, executor, options, timeout=settings.timeout)
-        try:
-            stats = run_pending(pipeline, settings.batch_size, roots)
-        finally:
-            executor.shutdown()
-            pipeline.close()
-        rendered, failed = stats.rendered + stats.embedded, stats.failed
-    return {
-        "rendered": rendered,
-        "render_failed": failed,
-        "orphans_removed": len(fixes.removed),
-        "reflagged": fixes.reflagged,
-        "rows_marked_missing": fixes.forgotten,
-    }
 
 
 # -- clean -----------------------------------------------------------------------------------------
@@ -216,10 +178,8 @@ def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: b
 
     Example: sidecar-thumbs clean ~/Models --dry-run
     """
-    from sidecar_thumbs.clean import clean as run_clean
-
     settings = settings_for(ctx)
-    report = run_clean(roots_for(paths, settings), dry_run=dry_run)
+    report = api.clean(roots_for(paths, settings), settings, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "dry_run": dry_run}, indent=2))
     else:

@@ -19,6 +19,28 @@ import click
 from sidecar_thumbs.config import Settings, load_settings
 from sidecar_thumbs.errors import SidecarError
 from sidecar_thumbs.logs import json_line, setup_logging
+from sidecar_thumbs.wiring import executor_for, open_state_db, thumbnail_options
+
+__all__ = [
+    "configure_logging",
+    "current_log_format",
+    "executor_for",
+    "fail",
+    "fail_message",
+    "global_options",
+    "global_opts",
+    "log",
+    "log_level",
+    "notice",
+    "open_db",
+    "pool_options",
+    "problem",
+    "render_options",
+    "renderer_is_cold",
+    "roots_for",
+    "settings_for",
+    "thumbnail_options",
+]
 
 log = logging.getLogger("sidecar_thumbs")
 
@@ -172,17 +194,6 @@ def log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int:
     return logging.INFO if verbose else default
 
 
-def thumbnail_options(settings: Settings) -> Any:
-    from sidecar_thumbs.render import RenderOptions
-    from sidecar_thumbs.thumbnail import ThumbnailOptions
-
-    return ThumbnailOptions(
-        render=RenderOptions(size=settings.size, color=settings.color_rgb, kernel=settings.renderer),
-        use_embedded=settings.embedded,
-        limits=settings.load_limits(),
-    )
-
-
 def render_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options that change what a thumbnail looks like (each overrides its setting)."""
     f = click.option(
@@ -238,29 +249,9 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
-    from sidecar_thumbs.dam import DamMapping
-    from sidecar_thumbs.state import StateDB
-
     try:
-        return StateDB(
-            settings.database,
-            busy_timeout_ms=settings.busy_timeout_ms,
-            readonly=readonly,
-            create=not (readonly or must_exist),
-            dam=DamMapping.from_settings(settings),
-        )
+        return open_state_db(settings, readonly=readonly, must_exist=must_exist)
     except SidecarError as exc:
-        fail(exc)
-
-
-def check_dam_mapping(db: Any, roots: list[str]) -> None:
-    """Attached to an asset manager: refuse at start a path column that holds no paths."""
-    if db.dam is None:
-        return
-    try:
-        db.check_dam_paths(roots)
-    except SidecarError as exc:
-        db.close()
         fail(exc)
 
 
@@ -269,17 +260,3 @@ def roots_for(paths: tuple[Path, ...], settings: Settings) -> list[str]:
     if not roots:
         raise click.UsageError("no PATH given and SIDECAR_THUMBS_ROOTS is not set")
     return roots
-
-
-def executor_for(settings: Settings, options: Any, *, workers: int | None = None) -> Any:
-    """The executor the settings ask for: a Dask cluster, the local process pool, or inline (0 workers)."""
-    from sidecar_thumbs.executors import make_executor
-
-    if settings.executor == "dask":
-        from sidecar_thumbs.executors_dask import DaskExecutor
-        from sidecar_thumbs.pathmap import parse_path_map_setting
-
-        path_map = parse_path_map_setting(settings.path_map) if settings.path_map else None
-        return DaskExecutor(settings.dask_scheduler, timeout=settings.timeout, options=options, path_map=path_map)
-    n = settings.workers if workers is None else workers
-    return make_executor(n, timeout=settings.timeout, max_tasks=settings.max_tasks_per_worker, options=options)

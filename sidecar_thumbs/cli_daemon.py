@@ -10,10 +10,8 @@ from typing import Any
 
 import click
 
-from sidecar_thumbs import __version__
+from sidecar_thumbs import api
 from sidecar_thumbs.cli_common import (
-    check_dam_mapping,
-    executor_for,
     fail,
     global_options,
     log,
@@ -23,9 +21,8 @@ from sidecar_thumbs.cli_common import (
     renderer_is_cold,
     roots_for,
     settings_for,
-    thumbnail_options,
 )
-from sidecar_thumbs.errors import SidecarError
+from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 
 # -- watch -----------------------------------------------------------------------------------------
 
@@ -65,40 +62,29 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
 
     Example: sidecar-thumbs watch /Volumes/3D-Files/3D-Models
     """
-    from sidecar_thumbs.daemon import Daemon, DaemonConfig
-    from sidecar_thumbs.lock import DaemonLock
-
     # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
     settings = settings_for(ctx, default_level=logging.INFO, **opts)
     dirs = roots_for(roots, settings)
-    for warning in settings.database_warnings():
-        log.warning("%s", warning)
-    options = thumbnail_options(settings)
-    config = DaemonConfig(
-        roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
-        rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
-        grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
-    )  # fmt: skip
-    db = open_db(settings)
-    check_dam_mapping(db, dirs)
-    where = (
-        f"Dask cluster at {settings.dask_scheduler}" if settings.executor == "dask" else f"{settings.workers} workers"
-    )
-    log.info("sidecar-thumbs %s: database %s, %s", __version__, settings.database, where)
     if settings.executor == "local" and renderer_is_cold(settings):
         log.info("compiling the renderer: the first renders take about 30 s longer (once per installation)")
-    daemon = Daemon(
-        config, db=db, options=options, lock=DaemonLock(settings.database),
-        make_executor=lambda: executor_for(settings, options),
-    )  # fmt: skip
-    daemon.install_signal_handlers()
     try:
-        code = daemon.run()
+        failed = api.watch(settings, roots=dirs, once=once, handle_signals=True)
     except SidecarError as exc:
         fail(exc)
+    # Burst mode is a run like scan: exit 3 while models under the roots fail, this run or before (cron
+    # mails it; the same unchanged failure gives the same answer every run).
+    sys.exit(EXIT_PROBLEMS if once and (failed or _failing_under(settings, dirs)) else EXIT_OK)
+
+
+def _failing_under(settings: Any, roots: list[str]) -> int:
+    """Models under ``roots`` whose last render failed (read-only)."""
+    from sidecar_thumbs.models import ModelStatus
+
+    db = open_db(settings, readonly=True)
+    try:
+        return db.counts_under(roots)[ModelStatus.FAILED]
     finally:
         db.close()
-    sys.exit(code)
 
 
 # -- status ----------------------------------------------------------------------------------------

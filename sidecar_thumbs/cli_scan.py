@@ -11,24 +11,21 @@ from typing import Any
 
 import click
 
+from sidecar_thumbs import api
 from sidecar_thumbs.cli_common import (
-    check_dam_mapping,
-    executor_for,
+    current_log_format,
     fail,
     global_options,
     global_opts,
     log,
     notice,
-    open_db,
     pool_options,
     render_options,
     renderer_is_cold,
     roots_for,
     settings_for,
-    thumbnail_options,
 )
-from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, LockedError, SidecarError
-from sidecar_thumbs.lock import DaemonLock
+from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 from sidecar_thumbs.logs import log_outcome, log_problem
 from sidecar_thumbs.progress import format_rate
 
@@ -56,11 +53,9 @@ def scan(
     Example: sidecar-thumbs scan /Volumes/3D-Files/3D-Models --workers 8
     """
     from sidecar_thumbs.progress import Progress
-    from sidecar_thumbs.scan import scan as run_scan
 
     settings = settings_for(ctx, **opts)
     roots = roots_for(paths, settings)
-    options = thumbnail_options(settings)
     g = global_opts(ctx)
     progress: Progress | None = None
 
@@ -77,7 +72,7 @@ def scan(
         cold = todo > 0 and renderer_is_cold(settings)
         if cold:
             notice(ctx, "compiling the renderer: the first run takes about 30 s longer (once per installation)")
-        mode = "off" if g.quiet or as_json else ("json" if _json_logs() else "auto")
+        mode = "off" if g.quiet or as_json else ("json" if current_log_format() == "json" else "auto")
         progress = Progress(todo, mode=mode, compiling=cold).start()
 
     def on_outcome(o: Any) -> None:
@@ -85,17 +80,6 @@ def scan(
         if progress is not None:
             progress.update(o.ok)
 
-    db = open_db(settings)
-    check_dam_mapping(db, roots)
-    # One coordinator per database: while a daemon runs, it renders what this scan marks; while this
-    # scan renders, a daemon starting meanwhile refuses (it would hand our claims out again).
-    lock = DaemonLock(settings.database, role="scan")
-    locked_out = False
-    try:
-        lock.acquire()
-    except LockedError:
-        locked_out = True
-    summary = None
     # SIGTERM (a service manager, `kill`): stop starting renders, let the running ones finish and be
     # saved, then end with a summary; a second SIGTERM stops at once, like Ctrl-C.
     stop = threading.Event()
@@ -108,20 +92,10 @@ def scan(
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        summary = run_scan(
-            roots,
-            db=db,
-            options=options,
-            batch_size=settings.batch_size,
-            timeout=settings.timeout,
-            make_executor=lambda: executor_for(settings, options),
-            force=force,
-            retry_failed=retry_failed,
-            on_outcome=on_outcome,
-            on_plan=on_plan,
+        summary = api.scan(
+            roots, settings, force=force, retry_failed=retry_failed, on_outcome=on_outcome, on_plan=on_plan,
             stop=stop,
-            mark_only=locked_out,
-        )
+        )  # fmt: skip
     except KeyboardInterrupt:
         if progress is not None:
             progress.finish()
@@ -133,16 +107,13 @@ def scan(
         fail(exc)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        lock.release()
         if progress is not None:
             progress.finish()
-        db.close()
-    if locked_out:
-        who = f"{lock.holder.role} (pid {lock.holder.pid})" if lock.holder else "process"
+    if summary.deferred_to is not None:
         log.warning(
             "another sidecar-thumbs %s runs on this database: %d models marked for it to render "
             "(sidecar-thumbs status)",
-            who,
+            summary.deferred_to,
             summary.deferred,
         )
     if stop.is_set():
@@ -175,9 +146,3 @@ def summary_line(s: Any) -> str:
     rate = format_rate(s.renders_per_s)
     tail += [f"{s.elapsed:.1f} s", *([rate] if rate else [])]
     return f"found {s.found}: " + " · ".join(shown) + " · " + " · ".join(tail)
-
-
-def _json_logs() -> bool:
-    from sidecar_thumbs.cli_common import current_log_format
-
-    return current_log_format() == "json"

@@ -23,7 +23,7 @@ import platformdirs
 from dotenv import dotenv_values
 
 from sidecar_thumbs.env_names import unknown_variable_warnings
-from sidecar_thumbs.errors import ConfigError
+from sidecar_thumbs.errors import ConfigError, UnknownSettingError
 
 if TYPE_CHECKING:
     from sidecar_thumbs.mesh import LoadLimits
@@ -474,7 +474,7 @@ def load_settings(
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(flags) - known)
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        raise UnknownSettingError(unknown[0], sorted(known))
 
     values: dict[str, Any] = {}
     sources: list[tuple[str, str]] = []

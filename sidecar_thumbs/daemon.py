@@ -23,10 +23,11 @@ from sidecar_thumbs import logs
 from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
+from sidecar_thumbs.discover import WalkProblem
 from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.lock import DaemonLock
-from sidecar_thumbs.models import ModelRow, ModelStatus
+from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration, format_rate
 from sidecar_thumbs.scan import reconcile
@@ -177,12 +178,8 @@ class Daemon:
             # The last line of a stopped daemon: the service manager's log shows it ended well.
             left = f"; {unfinished} unfinished models are pending for the next start" if unfinished else ""
             log.info("stopped cleanly: no partial sidecar left, finished renders saved%s", left)
-        # Burst mode is a run like scan: exit 3 while models under the roots fail, this run or before
-        # (cron mails it; the same unchanged failure gives the same answer every run).
-        if not cfg.once:
-            return 0
-        failing = self.failed_total or self.db.counts_under(list(cfg.roots))[ModelStatus.FAILED]
-        return EXIT_PROBLEMS if failing else 0
+        # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
+        return EXIT_PROBLEMS if cfg.once and self.failed_total else 0
 
     def _loop(self) -> None:
         cfg = self.config
@@ -280,7 +277,7 @@ class Daemon:
     def _rescan(self, initial: bool = False) -> int:
         t0 = time.monotonic()
         self.db.check_file(deep=not initial)
-        problems: list = []
+        problems: list[WalkProblem] = []
         plan, _, found = reconcile(list(self.config.roots), self.db, problems=problems)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
@@ -295,8 +292,8 @@ class Daemon:
             todo,
             time.monotonic() - t0,
         )
-        for p in problems[:20]:
-            logs.log_problem(p.path, p.reason)
+        for problem in problems[:20]:
+            logs.log_problem(problem.path, problem.reason)
         if self.db.dam is not None:
             synced = sync_dam(self.db, full=True, roots=self.config.roots)
             todo += synced.queued

@@ -457,7 +457,7 @@ class StateDB(SQLiteDB):
                 f" WHERE coalesce(d.{d.q(d.flag_column)}, 0) = 0 AND (s.status IS NULL OR s.status"
                 " NOT IN ('pending', 'rendering', 'failed', 'missing'))"
             )
-        return self._read(sql)  # type: ignore[return-value]
+        return self._read(sql)
 
     def check_dam_paths(self, roots: Sequence[str], sample: int = 50) -> None:
         """Refuse at start a path column that holds no paths (see :meth:`DamMapping.check_paths`)."""

@@ -112,7 +112,7 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     command = _fenced_after(README.read_text(encoding="utf-8"), "Run the tests")
     assert command == "pip install -e '.[test]' && pytest"
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
-    assert command in ci.splitlines(), ".ci/run must run the README's test command as written"
+    assert f"{{ {command}; }} || exit 1" in ci.splitlines(), ".ci/run must run the README's test command as written"
 
 
 def test_plain_pytest_finds_the_test_helpers() -> None:
