@@ -26,6 +26,7 @@ from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarErr
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
+from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration
 from sidecar_thumbs.scan import reconcile
@@ -93,6 +94,7 @@ class Daemon:
         self._finished = 0
         self.failed_total = 0
         self.changes = ChangeTracker(db, self.settler)
+        self.volumes = Volumes(config.roots, [None] * len(config.roots))  # probed in run()
         self.pipeline: Pipeline | None = None
 
     # -- control ---------------------------------------------------------------------------------
@@ -135,10 +137,12 @@ class Daemon:
             if back:
                 log.info("resuming: %d models caught mid-render are pending again", back)
             self._remove_stale_temp_files()
+            # How each root's volume compares names, asked once: paths are kept in its spelling.
+            self.volumes = self.changes.volumes = Volumes.detect(cfg.roots)
             if not cfg.once:
-                self.watcher = Watcher(cfg.roots, self.queue, polling=cfg.polling)
+                self.watcher = Watcher(self.roots, self.queue, polling=cfg.polling)
                 self.watcher.start()
-                log.info("watching %s with %s", ", ".join(cfg.roots), self.watcher.kind)
+                log.info("watching %s with %s", ", ".join(self.roots), self.watcher.kind)
             # Workers start (and warm numba) while the start-up scan walks the library.
             executor = self.make_executor()
             self.pipeline = Pipeline(
@@ -245,9 +249,9 @@ class Daemon:
         if not self._buffer:
             if self.db.dam is not None:
                 # The asset manager's table is a source of work too: unflagged rows are queued.
-                sync_dam(self.db, full=False, roots=self.config.roots)
+                sync_dam(self.db, full=False, roots=self.roots, volumes=self.volumes)
             # Attached, the asset manager may list models outside the watched roots: claim them too.
-            roots = None if self.db.dam is not None else list(self.config.roots)
+            roots = None if self.db.dam is not None else list(self.roots)
             batch = self.db.claim(self.config.batch_size, roots=roots)
             batch.reverse()  # pop() from the end keeps the claim order
             self._buffer = batch
@@ -267,11 +271,17 @@ class Daemon:
 
     # -- rescans and housekeeping -------------------------------------------------------------------
 
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """The configured roots as their volumes spell them."""
+        return self.volumes.roots
+
     def _rescan(self, initial: bool = False) -> int:
         t0 = time.monotonic()
         self.db.check_file(deep=not initial)
+        self.volumes.redetect()  # a root that was not mounted at start is probed once it is
         problems: list = []
-        plan, _, found = reconcile(list(self.config.roots), self.db, problems=problems)
+        plan, _, found = reconcile(list(self.roots), self.db, problems=problems, volumes=self.volumes)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
         todo = sum(s.needs_render for s in plan.states)
@@ -288,7 +298,7 @@ class Daemon:
         for p in problems[:20]:
             log.warning("cannot look at %s: %s", p.path, p.reason)
         if self.db.dam is not None:
-            synced = sync_dam(self.db, full=True, roots=self.config.roots)
+            synced = sync_dam(self.db, full=True, roots=self.roots, volumes=self.volumes)
             todo += synced.queued
             if synced.queued or synced.reflagged or synced.unresolved:
                 log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable",

@@ -20,8 +20,9 @@ from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone
+from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_name_for, sidecar_path_for
+from sidecar_thumbs.sidecar import move_our_sidecar, read_sidecar, sidecar_name_for, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
@@ -37,6 +38,8 @@ class Plan:
     states: list[FileState] = field(default_factory=list)  # rows to insert/update
     adopted: list[RenderDone] = field(default_factory=list)  # new rows whose sidecar is already fresh (in states)
     missing: list[str] = field(default_factory=list)  # rows whose file is gone
+    # (old, new): rows under another spelling of a found file on an insensitive volume (a rename by case)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
     unchanged: int = 0
     new: int = 0
     changed: int = 0
@@ -108,6 +111,7 @@ def plan_changes(
     *,
     force: bool = False,
     hasher: Callable[[str], str] = hash_file,
+    volumes: Volumes | None = None,
 ) -> Plan:
     """Compare what is on disk with the database rows under the same roots.
 
@@ -116,13 +120,20 @@ def plan_changes(
         rows: the database's rows under the walked roots, by path.
         force: render everything again.
         hasher: content hash of a file (a seam for tests that count hashes).
+        volumes: the roots' volumes: on an insensitive one, a row under another spelling of a found
+            file's path (and not itself found) is that file, renamed (``Plan.renamed``).
     """
     plan = Plan()
     to_hash: list[tuple[FoundFile, PlanRow]] = []
     seen: set[str] = set()
+    respell = _Respeller(found, rows, volumes) if volumes is not None and not volumes.all_exact else None
     for f in found:
         seen.add(f.path)
         row = rows.get(f.path)
+        if row is None and respell is not None and (row := respell.row_for(f.path)) is not None:
+            plan.renamed.append((row.path, f.path))
+            seen.add(row.path)
+            row = row._replace(path=f.path)
         if row is None:
             plan.new += 1
             adopted = None if force else _adopt_existing_sidecar(f)
@@ -142,6 +153,22 @@ def plan_changes(
         _hash_moved(to_hash, plan, force)
     plan.missing = [p for p, r in rows.items() if p not in seen and r.status is not ModelStatus.MISSING]
     return plan
+
+
+class _Respeller:
+    """Finds the row of a found file stored under another spelling (keys built only when first needed)."""
+
+    def __init__(self, found: Sequence[FoundFile], rows: dict[str, PlanRow], volumes: Volumes) -> None:
+        self._found, self._rows, self._volumes = found, rows, volumes
+        self._by_key: dict[str, PlanRow] | None = None
+
+    def row_for(self, path: str) -> PlanRow | None:
+        if self._by_key is None:
+            on_disk = {f.path for f in self._found}
+            key = self._volumes.key
+            # A row whose exact path is on disk is that file's own; only the others may be renamed files.
+            self._by_key = {key(p): r for p, r in self._rows.items() if p not in on_disk}
+        return self._by_key.pop(self._volumes.key(path), None)
 
 
 def _needs_render(row: PlanRow, path: str, listed: bool | None = None) -> bool:
@@ -194,21 +221,32 @@ def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool)
 
 
 def reconcile(
-    roots: Sequence[str], db: StateDB, *, force: bool = False, problems: list[WalkProblem] | None = None
+    roots: Sequence[str],
+    db: StateDB,
+    *,
+    force: bool = False,
+    problems: list[WalkProblem] | None = None,
+    volumes: Volumes | None = None,
 ) -> tuple[Plan, dict[str, PlanRow], int]:
     """Walk ``roots``, compare with the database and record the differences (no rendering).
 
     New and changed files become pending; vanished ones missing. This is the whole of a rescan: the
     daemon runs it at start and every rescan interval as the safety net for events that never came.
+    ``volumes`` (the roots' volumes, see :mod:`.pathcanon`) makes names compare by each volume's rules;
+    ``roots`` should then be in their on-disk spelling (``volumes.roots``, or folders below them).
 
     Returns:
         (the plan, the rows as they were before, how many model files were found).
     """
     problems = problems if problems is not None else []
-    found = list(iter_model_files(roots, on_problem=problems.append))
+    found = list(iter_model_files(roots, on_problem=problems.append, volumes=volumes))
     rows = db.plan_rows_under(roots)
-    plan = plan_changes(found, rows, force=force)
+    plan = plan_changes(found, rows, force=force, volumes=volumes)
     problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
+    for old, new in plan.renamed:
+        # Before the upsert, which would otherwise add the new spelling as a second row.
+        db.rename(old, new)
+        move_our_sidecar(old, new, same_entry=True)
     if plan.states:
         db.upsert_files(plan.states)
     if plan.missing:
@@ -231,6 +269,7 @@ def scan(
     on_plan: Callable[[Plan, int], None] | None = None,
     stop: threading.Event | None = None,
     mark_only: bool = False,
+    volumes: Volumes | None = None,
 ) -> ScanSummary:
     """Scan ``roots`` once and render everything that needs it.
 
@@ -243,14 +282,16 @@ def scan(
         on_plan: called with the plan and the number of rows to render, before rendering starts.
         stop: set it (e.g. from a signal handler) to stop starting new renders.
         mark_only: only record what needs rendering (a running daemon renders it).
+        volumes: how the roots' volumes compare names (default: probed now, see :mod:`.pathcanon`).
 
     Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
     are committed and unfinished rows go back to pending, so the next scan continues from there.
     """
     t0 = time.monotonic()
     summary = ScanSummary()
-    roots = [os.path.abspath(r) for r in roots]
-    plan, rows, found = reconcile(roots, db, force=force, problems=summary.problems)
+    volumes = volumes or Volumes.detect([os.path.abspath(r) for r in roots])
+    roots = list(volumes.roots)
+    plan, rows, found = reconcile(roots, db, force=force, problems=summary.problems, volumes=volumes)
     summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
     summary.touched, summary.hashed = plan.touched, plan.hashed
@@ -261,7 +302,7 @@ def scan(
     if db.dam is not None:
         from sidecar_thumbs.dam_sync import sync_dam
 
-        queued_by_dam = sync_dam(db, full=True, roots=roots).queued
+        queued_by_dam = sync_dam(db, full=True, roots=roots, volumes=volumes).queued
     now = time.time()
     retryable = sum(
         1
