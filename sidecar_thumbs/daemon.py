@@ -267,7 +267,29 @@ class Daemon:
         if any(ev.kind is not EventKind.CHANGED for ev in events) and self.pipeline is not None:
             # Commit finished renders before rows are renamed or marked missing under them.
             self.pipeline.flush()
-        return self.changes.handle(events, now)
+        lost = [ev.path for ev in events if ev.kind is EventKind.RESCAN]
+        marked = self.changes.handle([ev for ev in events if ev.kind is not EventKind.RESCAN], now)
+        if lost:
+            folders = self._rescan_targets(lost)
+            if folders:
+                marked += self._rescan(folders=folders)
+        return marked
+
+    def _rescan_targets(self, folders: Sequence[str]) -> list[str]:
+        """The parts of the roots to look at again when events under ``folders`` were lost: a folder in a
+        root is rescanned itself; one above the roots (FSEvents may name the volume) means those roots."""
+        out: list[str] = []
+        vols = self.volumes
+        for folder in folders:
+            inside = [r for r in self.roots if vols.same(folder, r) or vols.key(folder).startswith(vols.key(r) + "/")]
+            if inside:
+                out.append(vols.canonical(folder))
+            else:
+                above = folder.rstrip("/") + "/"
+                out.extend(r for r in self.roots if vols.key(r).startswith(vols.key(above)))
+        # Nested targets once: the outer walk covers the inner one.
+        out = sorted(set(out))
+        return [f for i, f in enumerate(out) if not any(f.startswith(o.rstrip("/") + "/") for o in out[:i])]
 
     # -- rescans and housekeeping -------------------------------------------------------------------
 
@@ -276,18 +298,20 @@ class Daemon:
         """The configured roots as their volumes spell them."""
         return self.volumes.roots
 
-    def _rescan(self, initial: bool = False) -> int:
+    def _rescan(self, initial: bool = False, folders: Sequence[str] | None = None) -> int:
+        """Walk the roots (or only ``folders`` in them, when events there were lost) and mark what changed."""
         t0 = time.monotonic()
-        self.db.check_file(deep=not initial)
+        self.db.check_file(deep=not initial and folders is None)
         self.volumes.redetect()  # a root that was not mounted at start is probed once it is
         problems: list = []
-        plan, _, found = reconcile(list(self.roots), self.db, problems=problems, volumes=self.volumes)
+        targets = list(folders) if folders else list(self.roots)
+        plan, _, found = reconcile(targets, self.db, problems=problems, volumes=self.volumes)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
         todo = sum(s.needs_render for s in plan.states)
         log.info(
             "%s: %d models, %d new, %d changed, %d missing; %d to render (%.2f s)",
-            "start-up scan" if initial else "rescan",
+            "start-up scan" if initial else f"rescan of {', '.join(folders)}" if folders else "rescan",
             found,
             plan.new,
             plan.changed,
@@ -297,13 +321,13 @@ class Daemon:
         )
         for p in problems[:20]:
             log.warning("cannot look at %s: %s", p.path, p.reason)
-        if self.db.dam is not None:
+        if self.db.dam is not None and folders is None:
             synced = sync_dam(self.db, full=True, roots=self.roots, volumes=self.volumes)
             todo += synced.queued
             if synced.queued or synced.reflagged or synced.unresolved:
                 log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable",
                          synced.seen, synced.queued, synced.reflagged, synced.unresolved)  # fmt: skip
-        if not initial:
+        if not initial and folders is None:
             self.db.checkpoint()  # keep the WAL small (long readers may have stalled earlier ones)
         return todo
 

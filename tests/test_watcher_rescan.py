@@ -1,0 +1,147 @@
+"""FSEvents' "rescan this folder" flags (watchdog#124): honoured, and turned into a rescan of that folder.
+
+FSEvents exists only on macOS, so the emitter's part is tested with synthetic native events (watchdog's own
+``NativeEvent`` where its extension is importable, a stand-in with the same fields elsewhere) and the
+daemon's part with the event the emitter puts on the queue.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sidecar_thumbs.daemon import Daemon, DaemonConfig
+from sidecar_thumbs.executors import InlineExecutor
+from sidecar_thumbs.sidecar import sidecar_path_for
+from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.watcher import (
+    FSE_KERNEL_DROPPED,
+    FSE_MUST_SCAN_SUBDIRS,
+    FSE_USER_DROPPED,
+    EventKind,
+    FileEvent,
+    RescanOnDroppedEvents,
+    rescan_reason,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+GEAR = REPO / "examples" / "models" / "gear.stl"
+ITEM_CREATED, ITEM_IS_FILE = 0x00000100, 0x00010000
+
+
+@dataclass
+class FakeNativeEvent:
+    """The fields of ``_watchdog_fsevents.NativeEvent`` that the emitter reads."""
+
+    path: str
+    inode: int
+    flags: int
+    event_id: int
+
+
+def native_event(path: str, flags: int, event_id: int = 1) -> object:
+    try:
+        from _watchdog_fsevents import NativeEvent  # type: ignore[import-not-found]
+    except ImportError:
+        return FakeNativeEvent(path, 0, flags, event_id)
+    try:
+        return NativeEvent(path, 0, flags, event_id)  # watchdog >= 2.1: (path, inode, flags, id)
+    except TypeError:
+        return NativeEvent(path, flags, event_id)
+
+
+class RecordingEmitter:
+    """Stands in for watchdog's FSEventsEmitter: records what it was asked to handle, consuming the list."""
+
+    def __init__(self) -> None:
+        self.handled: list[object] = []
+
+    def queue_events(self, timeout: float, events: list) -> None:  # type: ignore[type-arg]
+        while events:
+            self.handled.append(events.pop(0))
+
+
+class Emitter(RescanOnDroppedEvents, RecordingEmitter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rescans: list[tuple[str, str]] = []
+
+    def on_rescan(self, folder: str, why: str) -> None:
+        self.rescans.append((folder, why))
+
+
+def test_rescan_reason_reads_each_flag() -> None:
+    assert rescan_reason(0) is None
+    assert rescan_reason(ITEM_CREATED | ITEM_IS_FILE) is None
+    assert rescan_reason(FSE_MUST_SCAN_SUBDIRS) == "FSEvents coalesced events below it"
+    assert "dropped" in (rescan_reason(FSE_MUST_SCAN_SUBDIRS | FSE_USER_DROPPED) or "")
+    assert "kernel" in (rescan_reason(FSE_MUST_SCAN_SUBDIRS | FSE_KERNEL_DROPPED) or "")
+
+
+def test_must_scan_subdirs_asks_for_that_folder_and_passes_every_event_on() -> None:
+    em = Emitter()
+    events = [
+        native_event("/lib/a/new.stl", ITEM_CREATED | ITEM_IS_FILE),
+        native_event("/lib/b/", FSE_MUST_SCAN_SUBDIRS, 2),
+        native_event("/lib/b", FSE_MUST_SCAN_SUBDIRS | FSE_USER_DROPPED, 3),  # same folder: asked once
+        native_event("/lib", FSE_MUST_SCAN_SUBDIRS | FSE_KERNEL_DROPPED, 4),
+    ]
+    em.queue_events(1.0, list(events))
+    assert em.rescans == [("/lib/b", "FSEvents coalesced events below it"), ("/lib", "the kernel dropped events")]
+    assert em.handled == events  # watchdog still handles the batch as before
+
+
+def test_ordinary_events_ask_for_no_rescan() -> None:
+    em = Emitter()
+    em.queue_events(1.0, [native_event("/lib/x.stl", ITEM_CREATED | ITEM_IS_FILE)])
+    assert em.rescans == []
+
+
+def test_rescan_request_makes_the_daemon_look_at_the_folder_at_once(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    (lib / "quiet").mkdir(parents=True)
+    first = lib / "first.stl"
+    shutil.copy(GEAR, first)
+    db = StateDB(tmp_path / "inproc.sqlite3")
+    # No periodic rescan: only the request can find a file whose events were lost.
+    config = DaemonConfig(roots=(str(lib),), settle=0.2, sweep_interval=0.2, rescan_interval=0, durable=False)
+    daemon = Daemon(config, db=db, make_executor=InlineExecutor, options=ThumbnailOptions())
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: sidecar_path_for(first).exists(), what="the start-up scan")
+        assert daemon.watcher is not None
+        daemon.watcher.stop()  # events stop arriving, as when FSEvents drops them
+        target = lib / "quiet" / "gear.stl"
+        shutil.copy(GEAR, target)
+        daemon.queue.put(FileEvent(EventKind.RESCAN, str(lib / "quiet"), True))  # what the emitter puts there
+        _wait(lambda: sidecar_path_for(target).exists(), what="the folder rescanned and its new file rendered")
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+        db.close()
+
+
+def test_rescan_of_a_folder_above_the_roots_means_the_roots(tmp_path: Path) -> None:
+    roots = (str(tmp_path / "a"), str(tmp_path / "b"))
+    with StateDB(tmp_path / "db.sqlite3") as db:
+        daemon = Daemon(DaemonConfig(roots=roots), db=db, make_executor=InlineExecutor, options=ThumbnailOptions())
+        assert daemon._rescan_targets([str(tmp_path)]) == list(roots)
+        assert daemon._rescan_targets([str(tmp_path / "a" / "x"), str(tmp_path / "a")]) == [roots[0]]
+        assert daemon._rescan_targets(["/somewhere/else"]) == []
+
+
+def _wait(cond, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
