@@ -13,7 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.discover import is_ignored_dir
-from sidecar_thumbs.sidecar import SIDECAR_SUFFIX, is_sidecar_name, model_name_for_sidecar, read_sidecar
+from sidecar_thumbs.sidecar import (
+    SIDECAR_SUFFIX,
+    is_appledouble_twin,
+    is_sidecar_name,
+    model_name_for_sidecar,
+    read_sidecar,
+)
 from sidecar_thumbs.verify import remove_our_sidecar
 
 __all__ = ["CleanReport", "clean", "is_our_temp_name"]
@@ -67,6 +73,8 @@ def clean(
             dirs[:] = [d for d in dirs if not is_ignored_dir(d)]
             names = set(files)
             for name in files:
+                if is_appledouble_twin(name):
+                    continue  # an SMB client's `._` file beside one of ours: not ours to judge or remove
                 path = os.path.join(folder, name)
                 if is_our_temp_name(name):
                     _clean_temp(path, now - temp_age, dry_run, report)

@@ -118,6 +118,9 @@ def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = Fa
     from sidecar_thumbs.dam import DamMapping
     from sidecar_thumbs.state import StateDB
 
+    for warning in settings.database_warnings():
+        log.warning("%s", warning)
+
     try:
         return StateDB(
             settings.database,

@@ -34,7 +34,14 @@ from sidecar_thumbs.errors import SidecarError
 @click.option(
     "--polling/--no-polling",
     default=None,
-    help="Poll folders instead of FSEvents/inotify, for shares where events do not arrive [SIDECAR_THUMBS_POLLING].",
+    help="Poll folders instead of FSEvents/inotify: only on a client mount of a share (on the Mac that hosts "
+    "the share FSEvents sees SMB writes) [SIDECAR_THUMBS_POLLING].",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(1),
+    default=None,
+    help="Seconds between polls when polling [SIDECAR_THUMBS_POLL_INTERVAL, default 60].",
 )
 @click.option(
     "--settle",
@@ -71,13 +78,12 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
     # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
     setup_logging(log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
     dirs = roots_for(roots, settings)
-    for warning in settings.database_warnings():
-        log.warning("%s", warning)
     options = thumbnail_options(settings)
     config = DaemonConfig(
         roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
         rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
-        grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
+        grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling,
+        poll_interval=settings.poll_interval, once=once,
     )  # fmt: skip
     db = open_db(settings)
     where = (
@@ -122,12 +128,15 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
     from sidecar_thumbs.status import collect_status, format_since
 
     settings = settings_for(ctx, database=database)
+    for warning in settings.database_warnings():
+        log.warning("%s", warning)
     try:
         from sidecar_thumbs.dam import DamMapping
 
         report = collect_status(
-            settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings)
-        )
+            settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings),
+            roots=[str(r) for r in settings.roots],
+        )  # fmt: skip
     except SidecarError as exc:
         fail(exc)
     if as_json:
@@ -142,6 +151,19 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
         )
     d = report.daemon
     click.echo(f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running")
+    if report.renderer:
+        click.echo(f"renderer  {report.renderer} (as the daemon last started)")
+    else:
+        from sidecar_thumbs.render import describe_kernel
+
+        click.echo(f"renderer  {describe_kernel(settings.renderer)} (here; no daemon has recorded one)")
+    for r in report.roots:
+        if r["daemon_problem"]:
+            click.echo(f"root      {r['path']}: the daemon cannot read it: {r['daemon_problem']}")
+        if r["problem"]:
+            click.echo(f"root      {r['path']}: this user cannot read it: {r['problem']}")
+        if not (r["problem"] or r["daemon_problem"]):
+            click.echo(f"root      {r['path']}: readable")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
     click.echo(f"models    {report.total}: {counts}")
     eta = format_duration(report.eta_s) if report.eta_s is not None else "-"

@@ -12,6 +12,7 @@ pending — and a restart resumes there (any still marked rendering at start are
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
@@ -29,8 +30,10 @@ from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration
+from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.scan import reconcile
 from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.status import ROOT_ACCESS_KEY, root_access_problem
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 from sidecar_thumbs.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher
 
@@ -53,6 +56,7 @@ class DaemonConfig:
     grace_period: float = 30.0
     timeout: float | None = None
     polling: bool = False
+    poll_interval: float = 60.0  # seconds between polls when polling
     once: bool = False  # burst mode: rescan, render everything pending, exit
     durable: bool = True
 
@@ -140,11 +144,14 @@ class Daemon:
             # How each root's volume compares names, asked once: paths are kept in its spelling.
             self.volumes = self.changes.volumes = Volumes.detect(cfg.roots)
             if not cfg.once:
-                self.watcher = Watcher(self.roots, self.queue, polling=cfg.polling)
+                self.watcher = Watcher(self.roots, self.queue, polling=cfg.polling, poll_interval=cfg.poll_interval)
                 self.watcher.start()
                 log.info("watching %s with %s", ", ".join(self.roots), self.watcher.kind)
             # Workers start (and warm numba) while the start-up scan walks the library.
             executor = self.make_executor()
+            renderer = describe_kernel(self.options.render.kernel)
+            log.info("renderer: %s", renderer)
+            self.db.set_meta("renderer", renderer)  # for `status`
             self.pipeline = Pipeline(
                 self.db,
                 executor,
@@ -321,6 +328,8 @@ class Daemon:
         )
         for p in problems[:20]:
             log.warning("cannot look at %s: %s", p.path, p.reason)
+        if folders is None:
+            self._record_root_access()
         if self.db.dam is not None and folders is None:
             synced = sync_dam(self.db, full=True, roots=self.roots, volumes=self.volumes)
             todo += synced.queued
@@ -330,6 +339,14 @@ class Daemon:
         if not initial and folders is None:
             self.db.checkpoint()  # keep the WAL small (long readers may have stalled earlier ones)
         return todo
+
+    def _record_root_access(self) -> None:
+        """Note for ``status`` whether this process (launchd's, with its own permissions) can list each root."""
+        seen = {r: root_access_problem(r) or "" for r in self.roots}
+        for root, problem in seen.items():
+            if problem:
+                log.warning("cannot read root %s: %s", root, problem)
+        self.db.set_meta(ROOT_ACCESS_KEY, json.dumps(seen))
 
     def _remove_stale_temp_files(self) -> None:
         # We hold the lock: no other coordinator writes here. A temp file of ours older than a few

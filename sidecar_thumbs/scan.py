@@ -10,6 +10,7 @@ and a comparison.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import os
 import threading
 import time
@@ -22,11 +23,14 @@ from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone
 from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
+from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.sidecar import move_our_sidecar, read_sidecar, sidecar_name_for, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
 __all__ = ["Plan", "ScanSummary", "plan_changes", "reconcile", "scan"]
+
+log = logging.getLogger(__name__)
 
 HASH_THREADS = 4  # hashing is I/O-bound on a share; xxh3 itself runs at several GB/s
 
@@ -324,6 +328,7 @@ def scan(
         summary.elapsed = time.monotonic() - t0
         return summary
     t_render = time.monotonic()
+    log.info("renderer: %s", describe_kernel(options.render.kernel))
     executor = make_executor()
     pipeline = Pipeline(db, executor, options, timeout=timeout, durable=durable, on_outcome=on_outcome)
     try:

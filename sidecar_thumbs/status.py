@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.dam import DamMapping
@@ -11,7 +14,36 @@ from sidecar_thumbs.lock import LockHolder, read_lock_holder
 from sidecar_thumbs.models import ModelStatus
 from sidecar_thumbs.state import StateDB
 
-__all__ = ["StatusReport", "collect_status"]
+__all__ = ["ROOT_ACCESS_KEY", "StatusReport", "collect_status", "root_access_problem"]
+
+ROOT_ACCESS_KEY = "root_access"  # st_meta: JSON {root: problem or ""} as the daemon saw it at its last rescan
+
+_FULL_DISK_ACCESS = (
+    "permission denied listing it; on macOS grant Full Disk Access to the Python binary that runs "
+    "the daemon (README: Full Disk Access)"
+)
+
+
+def root_access_problem(root: str) -> str | None:
+    """Why ``root`` cannot be listed by this process, or None when it can (one ``scandir``, one entry).
+
+    On macOS, a removable or network volume listed without Full Disk Access fails with EPERM (the sandbox
+    says no) or EACCES: that is the usual reason a launchd job sees nothing although a terminal does.
+    """
+    try:
+        with os.scandir(root) as it:
+            next(it, None)
+    except PermissionError:
+        return _FULL_DISK_ACCESS
+    except FileNotFoundError:
+        return "not found (volume not mounted?)"
+    except NotADirectoryError:
+        return "not a folder"
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            return _FULL_DISK_ACCESS
+        return f"cannot list it: {exc.strerror or exc}"
+    return None
 
 
 @dataclass
@@ -25,6 +57,9 @@ class StatusReport:
     failures: list[dict[str, object]] = field(default_factory=list)
     daemon: LockHolder | None = None
     dam: dict[str, object] | None = None  # the asset manager's table, when attached
+    renderer: str | None = None  # the kernel the daemon last started with
+    # Per root: whether this process can list it, and what the daemon saw at its last rescan.
+    roots: list[dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -39,6 +74,8 @@ class StatusReport:
             if self.daemon is None
             else {"pid": self.daemon.pid, "since": self.daemon.since, "host": self.daemon.host},
             "asset_manager": self.dam,
+            "renderer": self.renderer,
+            "roots": self.roots,
         }
 
 
@@ -48,8 +85,9 @@ def collect_status(
     busy_timeout_ms: int = 5000,
     failures: int = 10,
     dam: DamMapping | None = None,
+    roots: Sequence[str] = (),
 ) -> StatusReport:
-    """Read the state of ``database`` (read-only; never creates it)."""
+    """Read the state of ``database`` (read-only; never creates it), and check that ``roots`` can be listed."""
     dam_info: dict[str, object] | None = None
     with StateDB(database, busy_timeout_ms=busy_timeout_ms, readonly=True, dam=dam) as db:
         if dam is not None:
@@ -66,6 +104,14 @@ def collect_status(
              "retry_at": r.next_attempt_at, "when": r.updated_at}
             for r in db.recent_failures(failures)
         ]  # fmt: skip
+        renderer = db.get_meta("renderer")
+        try:
+            seen_by_daemon = json.loads(db.get_meta(ROOT_ACCESS_KEY) or "{}")
+        except ValueError:
+            seen_by_daemon = {}
+    root_checks: list[dict[str, object]] = [
+        {"path": r, "problem": root_access_problem(r), "daemon_problem": seen_by_daemon.get(r) or None} for r in roots
+    ]
     eta = backlog / rate if rate > 0 and backlog else (0.0 if not backlog else None)
     return StatusReport(
         database=os.fspath(database),
@@ -77,6 +123,8 @@ def collect_status(
         failures=fails,
         daemon=read_lock_holder(database),
         dam=dam_info,
+        renderer=renderer,
+        roots=root_checks,
     )
 
 

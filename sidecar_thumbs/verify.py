@@ -14,7 +14,13 @@ from enum import StrEnum
 from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.models import ModelRow, ModelStatus
-from sidecar_thumbs.sidecar import is_sidecar_name, model_name_for_sidecar, read_sidecar, sidecar_path_for
+from sidecar_thumbs.sidecar import (
+    is_appledouble_twin,
+    is_sidecar_name,
+    model_name_for_sidecar,
+    read_sidecar,
+    sidecar_path_for,
+)
 from sidecar_thumbs.state import StateDB
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "iter_sidecar_files", "verify"]
@@ -85,7 +91,8 @@ def iter_sidecar_files(roots: Sequence[str]) -> Iterator[str]:
                 continue
             seen.add(folder)
             for name in files:
-                if is_sidecar_name(name):
+                # `._.x.stl.thumbnail.png`: the AppleDouble file an SMB client keeps beside our sidecar.
+                if is_sidecar_name(name) and not is_appledouble_twin(name):
                     yield os.path.join(folder, name)
 
 

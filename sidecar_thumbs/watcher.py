@@ -195,10 +195,13 @@ def _observer_class(polling: bool) -> type:
 class Watcher:
     """Watches ``roots`` recursively and puts :class:`FileEvent` s on ``queue``."""
 
-    def __init__(self, roots: Sequence[str], queue: EventQueue, *, polling: bool = False) -> None:
+    def __init__(
+        self, roots: Sequence[str], queue: EventQueue, *, polling: bool = False, poll_interval: float = 60.0
+    ) -> None:
         self.roots = list(roots)
         self.queue = queue
         self.polling = polling
+        self.poll_interval = poll_interval
         self.restarts = 0
         self._observer: object | None = None
 
@@ -208,7 +211,12 @@ class Watcher:
 
     def start(self) -> None:
         cls = _observer_class(self.polling)
-        observer = _fsevents_observer(self.queue) if cls.__name__ == "FSEventsObserver" else cls()
+        if self.polling:
+            observer = cls(timeout=self.poll_interval)  # watchdog's polling period
+        elif cls.__name__ == "FSEventsObserver":
+            observer = _fsevents_observer(self.queue)
+        else:
+            observer = cls()
         handler = _Handler(self.queue)
         for root in self.roots:
             if os.path.isdir(root):

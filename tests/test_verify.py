@@ -412,3 +412,13 @@ def test_text_report_lists_each_problem(runner: CliRunner, lib: Path, db_path: P
     lines = result.stdout.splitlines()
     assert lines[0].split()[0] == "missing" and str(lib / "block.stl") in lines[0]
     assert lines[-1].startswith(f"checked {len(PICKS)} models")
+
+
+def test_appledouble_twin_of_a_sidecar_is_not_a_foreign_sidecar(lib: Path, db_path: Path) -> None:
+    model = next(p for p in lib.rglob("*") if p.suffix.lower() in (".stl", ".3mf"))
+    twin = model.with_name("._" + sidecar_path_for(model).name)  # ._.x.stl.thumbnail.png, as SMB clients write
+    with StateDB(db_path) as db:
+        _scan(lib, db)
+        twin.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        ")
+        report = verify([str(lib)], db=db, expected_settings=SETTINGS)
+    assert report.problems == []
