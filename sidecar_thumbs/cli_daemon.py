@@ -76,7 +76,14 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
     settings = settings_for(ctx, **opts)
     obj = ctx.find_root().obj
     # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
-    setup_logging(log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
+    try:
+        setup_logging(
+            log_level(obj["verbose"], obj["quiet"], logging.INFO),
+            obj["log_format"] or settings.log_format,
+            settings.log_file or None,
+        )
+    except SidecarError as exc:
+        fail(exc)
     dirs = roots_for(roots, settings)
     options = thumbnail_options(settings)
     config = DaemonConfig(

@@ -203,6 +203,11 @@ class Settings:
     )
 
     log_format: str = _setting("text", "text, or json (one object per line)", "Logging", _one_of("text", "json"))
+    # launchd holds the StandardErrorPath file open for the job's life: newsyslog cannot rotate it. A file
+    # the daemon opens itself is reopened when rotation moves it (see examples/service/newsyslog.d).
+    log_file: str = _setting(
+        "", "The daemon logs to this file (reopened after rotation) instead of stderr; empty: stderr", "Logging"
+    )
 
     dam_table: str = _setting(
         "", "An asset manager's table of models in DAM_DATABASE_PATH to read and flag (empty: standalone)",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
 import sys
 import time
+
+from sidecar_thumbs.errors import ConfigError
 
 __all__ = ["JsonFormatter", "setup_logging"]
 
@@ -27,9 +31,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def setup_logging(level: int, log_format: str = "text") -> None:
-    """Configure the ``sidecar_thumbs`` logger tree to write to stderr (launchd/systemd capture it)."""
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(level: int, log_format: str = "text", log_file: str | os.PathLike[str] | None = None) -> None:
+    """Configure the ``sidecar_thumbs`` logger tree to write to stderr (launchd/systemd capture it), or to
+    ``log_file``: a ``WatchedFileHandler`` notices when log rotation (newsyslog, logrotate) moved the file
+    and opens a new one, so no signal or restart is needed."""
+    handler: logging.Handler
+    if log_file:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+            handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open log file {log_file}: {exc.strerror or exc} (SIDECAR_THUMBS_LOG_FILE)"
+            ) from exc
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

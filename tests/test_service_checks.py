@@ -118,3 +118,24 @@ def test_polling_uses_the_long_interval_not_every_second(tmp_path: Path) -> None
         assert w._observer is not None and w._observer.timeout == 90.0  # type: ignore[attr-defined]
     finally:
         w.stop()
+
+
+def test_log_file_is_reopened_after_rotation_moves_it(tmp_path: Path) -> None:
+    import logging
+
+    from sidecar_thumbs.logs import setup_logging
+
+    logger = logging.getLogger("sidecar_thumbs")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    log_file = tmp_path / "logs" / "sidecar-thumbs.log"
+    try:
+        setup_logging(logging.INFO, "text", log_file)
+        logger.info("before rotation")
+        log_file.rename(log_file.with_suffix(".log.0"))  # what newsyslog does, without signalling anyone
+        logger.info("after rotation")
+    finally:
+        for h in logger.handlers:
+            h.close()
+        logger.handlers[:], logger.level, logger.propagate = saved
+    assert "before rotation" in log_file.with_suffix(".log.0").read_text()
+    assert "after rotation" in log_file.read_text() and "before" not in log_file.read_text()
