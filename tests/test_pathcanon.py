@@ -242,3 +242,63 @@ def test_event_path_in_another_case_is_recorded_in_the_on_disk_spelling(ci_root:
     tracker.handle([FileEvent(EventKind.CHANGED, str(ci_root / "GEAR.STL"), False)], 0.0)
     assert tracker.ingest(tracker.settler.due(1.0)) == 1
     assert all_rows(db) == {str(ci_root / "Gear.stl"): ModelStatus.PENDING}
+
+
+def test_asset_manager_row_in_another_case_is_the_file_on_disk(ci_root: Path, tmp_path: Path) -> None:
+    from test_dam import MAPPING, add_assets, flags, make_dam
+
+    from sidecar_thumbs.dam import DamMapping
+
+    shutil.copy2(GEAR, ci_root / "gear.stl")
+    dam = tmp_path / "dam.sqlite3"
+    make_dam(dam)
+    add_assets(dam, "Gear.stl")  # the asset manager's spelling; the volume lists gear.stl
+    mapping = DamMapping(**{**MAPPING.__dict__, "path_base": str(ci_root)})
+    with StateDB(dam, dam=mapping) as db:
+        first = run_scan(ci_root, db)
+        assert first.rendered == 1
+        for _ in range(2):  # before: every rescan cleared the flag, re-rendered and flipped the sidecar's case
+            again = run_scan(ci_root, db)
+            assert (again.rendered, again.new, again.missing) == (0, 0, 0)
+            assert flags(dam)["Gear.stl"][0] == 1
+        assert all_rows(db) == {str(ci_root / "gear.stl"): ModelStatus.DONE}
+    assert sorted(os.listdir(ci_root)) == [".gear.stl.thumbnail.png", "gear.stl"]
+
+
+@pytest.mark.integration
+def test_daemon_on_a_case_insensitive_volume_keeps_a_case_renamed_model(ci_root: Path, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from sidecar_thumbs.daemon import Daemon, DaemonConfig
+
+    model = ci_root / "Gear.stl"
+    shutil.copy2(GEAR, model)
+    db = StateDB(tmp_path / "daemon.sqlite3")
+
+    config = DaemonConfig(roots=(str(ci_root),), settle=0.2, sweep_interval=0.2, rescan_interval=0, durable=False)
+    daemon = Daemon(config, db=db, make_executor=InlineExecutor, options=OPTIONS)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+
+    def wait(cond, what: str) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 30
+        while not cond():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    try:
+        wait(lambda: (r := db.get(str(model))) is not None and r.status is ModelStatus.DONE, "the first render")
+        rendered_at = db.get(str(model)).rendered_at  # type: ignore[union-attr]
+        os.rename(model, ci_root / "gear.stl")
+        wait(lambda: db.get(str(ci_root / "gear.stl")) is not None, "the row to follow the rename")
+        time.sleep(1.0)  # settle + sweeps: time for a wrong re-render to happen
+        row = db.get(str(ci_root / "gear.stl"))
+        assert row is not None and row.status is ModelStatus.DONE and row.rendered_at == rendered_at
+        assert all_rows(db) == {str(ci_root / "gear.stl"): ModelStatus.DONE}
+        assert sorted(os.listdir(ci_root)) == [".gear.stl.thumbnail.png", "gear.stl"]
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+        db.close()
