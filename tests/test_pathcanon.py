@@ -270,6 +270,8 @@ def test_daemon_on_a_case_insensitive_volume_keeps_a_case_renamed_model(ci_root:
     import threading
     import time
 
+    from test_daemon import wait_for
+
     from sidecar_thumbs.daemon import Daemon, DaemonConfig
 
     model = ci_root / "Gear.stl"
@@ -281,18 +283,13 @@ def test_daemon_on_a_case_insensitive_volume_keeps_a_case_renamed_model(ci_root:
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
 
-    def wait(cond, what: str) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + 30
-        while not cond():
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what}")
-            time.sleep(0.05)
-
     try:
-        wait(lambda: (r := db.get(str(model))) is not None and r.status is ModelStatus.DONE, "the first render")
+        wait_for(
+            lambda: (r := db.get(str(model))) is not None and r.status is ModelStatus.DONE, what="the first render"
+        )
         rendered_at = db.get(str(model)).rendered_at  # type: ignore[union-attr]
         os.rename(model, ci_root / "gear.stl")
-        wait(lambda: db.get(str(ci_root / "gear.stl")) is not None, "the row to follow the rename")
+        wait_for(lambda: db.get(str(ci_root / "gear.stl")) is not None, what="the row to follow the rename")
         time.sleep(1.0)  # settle + sweeps: time for a wrong re-render to happen
         row = db.get(str(ci_root / "gear.stl"))
         assert row is not None and row.status is ModelStatus.DONE and row.rendered_at == rendered_at

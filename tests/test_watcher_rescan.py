@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from test_daemon import wait_for
 
 from sidecar_thumbs.daemon import Daemon, DaemonConfig
 from sidecar_thumbs.executors import InlineExecutor
@@ -114,13 +114,13 @@ def test_rescan_request_makes_the_daemon_look_at_the_folder_at_once(tmp_path: Pa
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     try:
-        _wait(lambda: sidecar_path_for(first).exists(), what="the start-up scan")
+        wait_for(lambda: sidecar_path_for(first).exists(), what="the start-up scan")
         assert daemon.watcher is not None
         daemon.watcher.stop()  # events stop arriving, as when FSEvents drops them
         target = lib / "quiet" / "gear.stl"
         shutil.copy(GEAR, target)
         daemon.queue.put(FileEvent(EventKind.RESCAN, str(lib / "quiet"), True))  # what the emitter puts there
-        _wait(lambda: sidecar_path_for(target).exists(), what="the folder rescanned and its new file rendered")
+        wait_for(lambda: sidecar_path_for(target).exists(), what="the folder rescanned and its new file rendered")
     finally:
         daemon.request_stop()
         thread.join(30)
@@ -134,14 +134,3 @@ def test_rescan_of_a_folder_above_the_roots_means_the_roots(tmp_path: Path) -> N
         assert daemon._rescan_targets([str(tmp_path)]) == list(roots)
         assert daemon._rescan_targets([str(tmp_path / "a" / "x"), str(tmp_path / "a")]) == [roots[0]]
         assert daemon._rescan_targets(["/somewhere/else"]) == []
-
-
-def _wait(cond, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
