@@ -55,6 +55,7 @@ class ChangeTracker:
         for ev in events:
             if ev.kind is EventKind.CHANGED:
                 if ev.is_dir:
+                    self._folder_spelled_otherwise(ev.path)
                     # A folder arrived: its files may never send events of their own.
                     for f in iter_model_files([ev.path]):
                         self.settler.touch(f.path, now)
@@ -105,6 +106,27 @@ class ChangeTracker:
             return False
         self.pending_removals.pop(str(sidecar_path_for(src)), None)
         return True
+
+    def _folder_spelled_otherwise(self, folder: str) -> None:
+        """On an insensitive volume: rows under another spelling of this new folder are its rows (a folder
+        renamed by case, seen as delete + create): they follow it instead of being rendered again."""
+        vols = self.volumes
+        if vols is None or vols.rules_for(folder).exact:
+            return
+        key = vols.rules_for(folder).key
+        prefix = key(folder.rstrip(os.sep)) + os.sep
+        depth = folder.rstrip(os.sep).count(os.sep)
+        old_folders = {
+            os.sep.join(p.split(os.sep)[: depth + 1])
+            for p in self.db.rows_under([os.path.dirname(folder)])
+            if key(p).startswith(prefix) and not p.startswith(folder.rstrip(os.sep) + os.sep)
+        }
+        for old in old_folders:
+            if not vols.listed(old):
+                n = self.db.rename_under(old, folder)
+                log.info(
+                    "folder renamed: %s -> %s (same folder, another spelling; %d models follow it)", old, folder, n
+                )
 
     def _row_spelled_otherwise(self, path: str) -> ModelRow | None:
         """On an insensitive volume: the row of this very file under another spelling, renamed to ``path``.

@@ -299,3 +299,16 @@ def test_daemon_on_a_case_insensitive_volume_keeps_a_case_renamed_model(ci_root:
         daemon.request_stop()
         thread.join(30)
         db.close()
+
+
+def test_folder_renamed_by_case_as_delete_plus_create_keeps_its_rows(ci_root: Path, db: StateDB) -> None:
+    (ci_root / "Parts").mkdir()
+    shutil.copy2(GEAR, ci_root / "Parts" / "gear.stl")
+    run_scan(ci_root, db)
+    os.rename(ci_root / "Parts", ci_root / "parts")
+    tracker = ChangeTracker(db, Settler(0.0), Volumes.detect([str(ci_root)]))
+    tracker.handle([FileEvent(EventKind.DELETED, str(ci_root / "Parts"), True)], 0.0)
+    tracker.handle([FileEvent(EventKind.CHANGED, str(ci_root / "parts"), True)], 0.0)
+    assert tracker.ingest(tracker.settler.due(1.0)) == 0
+    assert all_rows(db) == {str(ci_root / "parts" / "gear.stl"): ModelStatus.DONE}
+    assert run_scan(ci_root, db).rendered == 0
