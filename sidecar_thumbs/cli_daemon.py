@@ -166,9 +166,9 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
         click.echo(f"renderer  {describe_kernel(settings.renderer)} (here; no daemon has recorded one)")
     for r in report.roots:
         if r["daemon_problem"]:
-            click.echo(f"root      {r['path']}: the daemon cannot read it: {r['daemon_problem']}")
+            click.echo(f"root      {r['path']}: the daemon could not list it at its last rescan: {r['daemon_problem']}")
         if r["problem"]:
-            click.echo(f"root      {r['path']}: this user cannot read it: {r['problem']}")
+            click.echo(f"root      {r['path']}: cannot be listed from here: {r['problem']}")
         if not (r["problem"] or r["daemon_problem"]):
             click.echo(f"root      {r['path']}: readable")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
