@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SENSITIVE", "VolumeRules", "Volumes", "probe_rules"]
+__all__ = ["SENSITIVE", "VolumeRules", "Volumes", "probe_rules", "rules_from_names"]
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +80,17 @@ def probe_rules(root: str) -> VolumeRules | None:
     spelling, and removes it again.
 
     Returns:
-        The rules, or None when the probe could not run (the root is absent or read-only): the caller
-        then treats the volume as exact, which at worst repeats the old byte-for-byte behaviour.
+        The rules, or None when the probe could not run and the root's own names tell nothing either (the
+        root is absent, or read-only and without a name to try): the caller then treats the volume as
+        exact, which at worst repeats the old byte-for-byte behaviour.
     """
     name = f"{_PROBE_STEM}{secrets.token_hex(4)}-{_PROBE_TAIL}"
     path = os.path.join(root, name)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except OSError as exc:
-        log.debug("cannot probe how %s compares names: %s", root, exc.strerror or exc)
-        return None
+        log.debug("cannot probe how %s compares names: %s; trying its own names", root, exc.strerror or exc)
+        return rules_from_names(root)
     try:
         os.close(fd)
         # Existence, not (st_dev, st_ino): FUSE volumes give each spelling its own inode number, and
@@ -103,6 +104,33 @@ def probe_rules(root: str) -> VolumeRules | None:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+def rules_from_names(root: str) -> VolumeRules | None:
+    """The rules, read off names already in ``root`` (a read-only share): a name looked up case-swapped,
+    and one with accents looked up in its other normal form. An aspect no name can test counts as exact.
+
+    Returns:
+        The rules, or None when the root cannot be listed or no name has a case or an accent.
+    """
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return None
+    listed = set(names)
+
+    def twin_found(spell: Callable[[str], str]) -> bool | None:
+        for n in names:
+            other = spell(n)
+            if other != n and other not in listed:  # a twin that is not itself an entry of its own
+                return os.path.lexists(os.path.join(root, other))
+        return None
+
+    case = twin_found(str.swapcase)
+    norm = twin_found(lambda n: unicodedata.normalize("NFD" if unicodedata.is_normalized("NFC", n) else "NFC", n))
+    if case is None and norm is None:
+        return None
+    return VolumeRules(case_insensitive=bool(case), norm_insensitive=bool(norm))
 
 
 def _getpath(path: str) -> str | None:

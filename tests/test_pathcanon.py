@@ -312,3 +312,15 @@ def test_folder_renamed_by_case_as_delete_plus_create_keeps_its_rows(ci_root: Pa
     assert tracker.ingest(tracker.settler.due(1.0)) == 0
     assert all_rows(db) == {str(ci_root / "parts" / "gear.stl"): ModelStatus.DONE}
     assert run_scan(ci_root, db).rendered == 0
+
+
+def test_rules_are_read_off_existing_names_when_the_probe_cannot_write(ci_root: Path, tmp_path: Path) -> None:
+    from sidecar_thumbs.pathcanon import rules_from_names
+
+    (ci_root / NFC).write_bytes(b"x")  # exFAT: case folds, normal forms do not
+    assert rules_from_names(str(ci_root)) == VolumeRules(case_insensitive=True, norm_insensitive=False)
+    (tmp_path / NFC).write_bytes(b"x")
+    assert rules_from_names(str(tmp_path)) == SENSITIVE
+    assert rules_from_names(str(tmp_path / "absent")) is None
+    (tmp_path / "empty").mkdir()
+    assert rules_from_names(str(tmp_path / "empty")) is None
