@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.discover import is_ignored_dir
+from sidecar_thumbs.pathcanon import is_probe_name
 from sidecar_thumbs.sidecar import (
     SIDECAR_SUFFIX,
     is_appledouble_twin,
@@ -31,7 +32,8 @@ STALE_TEMP_AGE_S = 600.0
 
 
 def is_our_temp_name(name: str) -> bool:
-    return bool(_TEMP_RE.match(name))
+    """A sidecar's temp file, or the volume probe's file (see :mod:`.pathcanon`): ours, removed when stale."""
+    return bool(_TEMP_RE.match(name)) or is_probe_name(name)
 
 
 @dataclass

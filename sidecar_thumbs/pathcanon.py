@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SENSITIVE", "VolumeRules", "Volumes", "probe_rules", "rules_from_names"]
+__all__ = ["SENSITIVE", "VolumeRules", "Volumes", "is_probe_name", "probe_rules", "rules_from_names"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,11 @@ class VolumeRules:
 
 
 SENSITIVE = VolumeRules()
+
+
+def is_probe_name(name: str) -> bool:
+    """Whether a name is one of our probe files (left behind only if we were killed mid-probe)."""
+    return name.startswith(_PROBE_STEM)
 
 
 def _swap_case(name: str) -> str:

@@ -238,3 +238,14 @@ def test_appledouble_twins_of_our_files_are_neither_foreign_nor_removed(lib: Pat
     report = clean([str(lib)])
     assert (report.removed, report.temp_removed, report.left_alone, report.errors) == ([], [], [], [])
     assert _snapshot(lib) == before
+
+
+def test_a_volume_probe_left_by_a_killed_start_is_removed_when_stale(lib: Path) -> None:
+    stale = lib / ".sidecar-thumbs-probe-0123abcd-Xé"
+    stale.write_bytes(b"")
+    _age(stale)
+    young = lib / ".sidecar-thumbs-probe-4567cdef-Xé"  # a probe running right now
+    young.write_bytes(b"")
+    report = clean([str(lib)], temp_only=True)
+    assert report.temp_removed == [str(stale)]
+    assert young.exists()
