@@ -7,11 +7,16 @@ daemon's part with the event the emitter puts on the queue.
 
 from __future__ import annotations
 
+import importlib
 import shutil
+import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
+import pytest
 from test_daemon import wait_for
 
 from sidecar_thumbs.daemon import Daemon, DaemonConfig
@@ -134,3 +139,93 @@ def test_rescan_of_a_folder_above_the_roots_means_the_roots(tmp_path: Path) -> N
         assert daemon._rescan_targets([str(tmp_path)]) == list(roots)
         assert daemon._rescan_targets([str(tmp_path / "a" / "x"), str(tmp_path / "a")]) == [roots[0]]
         assert daemon._rescan_targets(["/somewhere/else"]) == []
+
+
+# -- watchdog's own FSEvents emitter, driven on any platform --------------------------------------------
+# watchdog.observers.fsevents imports its C extension at the top; a stand-in for that extension (stream
+# that never runs, native events with the C type's flag properties) lets the real emitter code run here.
+
+_FLAG_PROPERTIES = {
+    "must_scan_subdirs": FSE_MUST_SCAN_SUBDIRS,
+    "is_user_dropped": FSE_USER_DROPPED,
+    "is_kernel_dropped": FSE_KERNEL_DROPPED,
+    "is_root_changed": 0x20,
+    "is_mount": 0x40,
+    "is_unmount": 0x80,
+    "is_created": 0x100,
+    "is_removed": 0x200,
+    "is_inode_meta_mod": 0x400,
+    "is_renamed": 0x800,
+    "is_modified": 0x1000,
+    "is_item_finder_info_modified": 0x2000,
+    "is_owner_change": 0x4000,
+    "is_xattr_mod": 0x8000,
+    "is_file": 0x10000,
+    "is_directory": 0x20000,
+    "is_symlink": 0x40000,
+}
+
+
+class StandInNativeEvent:
+    def __init__(self, path: str, inode: int, flags: int, event_id: int) -> None:
+        self.path, self.inode, self.flags, self.event_id = path, inode, flags, event_id
+
+    def __getattr__(self, name: str) -> bool:
+        if name in _FLAG_PROPERTIES:
+            return bool(self.flags & _FLAG_PROPERTIES[name])
+        raise AttributeError(name)
+
+
+class StandInStream:
+    def __init__(self, paths: list[str], latency: float = 0.01) -> None:
+        self.paths = paths
+
+    def run(self, callback: object, started: object) -> None:  # pragma: no cover - never started here
+        raise AssertionError("the stand-in stream is never run")
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.fixture
+def watchdog_fsevents(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """watchdog.observers.fsevents imported over the stand-in extension (on a Mac: the real one is kept)."""
+    try:
+        import _watchdog_fsevents  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        stub = ModuleType("_watchdog_fsevents")
+        stub.NativeEvent = StandInNativeEvent  # type: ignore[attr-defined]
+        stub.Stream = StandInStream  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "_watchdog_fsevents", stub)
+        yield importlib.import_module("watchdog.observers.fsevents")
+        sys.modules.pop("watchdog.observers.fsevents", None)  # built over the stand-in: not for anyone else
+    else:
+        yield importlib.import_module("watchdog.observers.fsevents")
+
+
+def test_our_fsevents_observer_turns_a_dropped_events_flag_into_a_rescan_request(
+    watchdog_fsevents: ModuleType, tmp_path: Path
+) -> None:
+    import _watchdog_fsevents  # type: ignore[import-not-found]
+    from watchdog.events import FileCreatedEvent, FileSystemEventHandler
+
+    from sidecar_thumbs.watcher import EventQueue, _fsevents_observer
+
+    native = _watchdog_fsevents.NativeEvent
+    queue = EventQueue()
+    observer = _fsevents_observer(queue)
+    assert isinstance(observer, watchdog_fsevents.FSEventsObserver)
+    observer.schedule(FileSystemEventHandler(), str(tmp_path), recursive=True)  # type: ignore[attr-defined]
+    (emitter,) = observer.emitters  # type: ignore[attr-defined]
+    (tmp_path / "sub").mkdir()
+    emitter.queue_events(0.1, [native(str(tmp_path / "sub"), 0, FSE_MUST_SCAN_SUBDIRS | FSE_KERNEL_DROPPED, 7)])
+    assert queue.drain() == [FileEvent(EventKind.RESCAN, str(tmp_path / "sub"), True)]
+    # An ordinary event still goes through watchdog's own handling, and asks for no rescan.
+    model = tmp_path / "sub" / "a.stl"
+    model.write_bytes(b"x")
+    emitter.queue_events(0.1, [native(str(model), model.stat().st_ino, 0x100 | 0x10000, 8)])
+    assert queue.drain() == []
+    seen = []
+    while not observer.event_queue.empty():  # type: ignore[attr-defined]
+        seen.append(observer.event_queue.get_nowait()[0])  # type: ignore[attr-defined]
+    assert FileCreatedEvent(str(model)) in seen
