@@ -139,3 +139,14 @@ def test_log_file_is_reopened_after_rotation_moves_it(tmp_path: Path) -> None:
         logger.handlers[:], logger.level, logger.propagate = saved
     assert "before rotation" in log_file.with_suffix(".log.0").read_text()
     assert "after rotation" in log_file.read_text() and "before" not in log_file.read_text()
+
+
+def test_renderer_description_names_the_kernel_and_why_numpy() -> None:
+    from sidecar_thumbs.render import resolve_kernel
+
+    assert describe_kernel("numpy") == "numpy (asked for)"
+    auto = describe_kernel("auto")
+    if resolve_kernel("auto") == "numba":
+        assert auto.startswith("numba ")  # with its version, so `status` tells 0.62 from 0.68
+    else:
+        assert auto.startswith("numpy (numba is not installed")
