@@ -160,7 +160,8 @@ def _fsevents_observer(sink: EventQueue) -> object:
     from watchdog.observers.api import BaseObserver
     from watchdog.observers.fsevents import FSEventsEmitter, FSEventsObserver
 
-    class Emitter(RescanOnDroppedEvents, FSEventsEmitter):
+    # FSEventsEmitter.queue_events already differs from EventEmitter's (watchdog marks it ignore[override]).
+    class Emitter(RescanOnDroppedEvents, FSEventsEmitter):  # type: ignore[misc]
         def on_rescan(self, folder: str, why: str) -> None:
             sink.put(FileEvent(EventKind.RESCAN, folder, True))
 
