@@ -185,8 +185,8 @@ class Volumes:
         self._getpath = getpath
         self._listings: dict[str, tuple[frozenset[str], dict[str, list[str]]] | None] = {}
         self._rules = list(rules)
-        self.roots: tuple[str, ...] = tuple(os.path.abspath(r) for r in roots)
-        self.roots = tuple(self._canonical_root(r, self._rules[i] or SENSITIVE) for i, r in enumerate(self.roots))
+        self.typed_roots: tuple[str, ...] = tuple(os.path.abspath(r) for r in roots)
+        self.roots = tuple(self._canonical_root(r, self._rules[i] or SENSITIVE) for i, r in enumerate(self.typed_roots))
 
     @classmethod
     def detect(cls, roots: Sequence[str], *, probe: Callable[[str], VolumeRules | None] = probe_rules) -> Volumes:
@@ -209,6 +209,10 @@ class Volumes:
                     self.roots = (*self.roots[:i], self._canonical_root(root, found), *self.roots[i + 1 :])
                     if not found.exact:
                         log.info("%s is on a %s volume: paths are compared by its rules", root, found.describe())
+
+    def respelled_roots(self) -> list[tuple[str, str]]:
+        """(as configured, as on disk) for each root configured in another spelling than the volume's."""
+        return [(t, r) for t, r in zip(self.typed_roots, self.roots, strict=True) if t != r]
 
     # -- rules -----------------------------------------------------------------------------------------
 

@@ -243,6 +243,11 @@ def reconcile(
         (the plan, the rows as they were before, how many model files were found).
     """
     problems = problems if problems is not None else []
+    for typed, on_disk in volumes.respelled_roots() if volumes is not None else ():
+        # Rows recorded under the root as it was typed before (events, an older version) join the disk's.
+        moved = db.rename_under(typed, on_disk)
+        if moved:
+            log.info("%d rows recorded under %s follow the root's spelling on disk, %s", moved, typed, on_disk)
     found = list(iter_model_files(roots, on_problem=problems.append, volumes=volumes))
     rows = db.plan_rows_under(roots)
     plan = plan_changes(found, rows, force=force, volumes=volumes)

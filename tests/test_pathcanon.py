@@ -324,3 +324,15 @@ def test_rules_are_read_off_existing_names_when_the_probe_cannot_write(ci_root: 
     assert rules_from_names(str(tmp_path / "absent")) is None
     (tmp_path / "empty").mkdir()
     assert rules_from_names(str(tmp_path / "empty")) is None
+
+
+def test_rows_recorded_under_a_root_typed_in_another_case_follow_its_spelling(ci_root: Path, db: StateDB) -> None:
+    (ci_root / "Models").mkdir()
+    shutil.copy2(GEAR, ci_root / "Models" / "gear.stl")
+    typed = ci_root / "MODELS"
+    exact = Volumes([str(typed)], [SENSITIVE])  # how an older version saw it: byte for byte
+    assert run_scan(typed, db, exact).rendered == 1
+    assert all_rows(db) == {str(typed / "gear.stl"): ModelStatus.DONE}
+    s = scan([str(typed)], db=db, make_executor=InlineExecutor, options=OPTIONS, durable=False)  # probes now
+    assert (s.rendered, s.new, s.missing) == (0, 0, 0)
+    assert all_rows(db) == {str(ci_root / "Models" / "gear.stl"): ModelStatus.DONE}
