@@ -89,6 +89,12 @@ def probe_rules(root: str) -> VolumeRules | None:
         root is absent, or read-only and without a name to try): the caller then treats the volume as
         exact, which at worst repeats the old byte-for-byte behaviour.
     """
+    try:
+        if not os.stat(root).st_mode & 0o222:
+            # Marked read-only for everyone: root could write there anyway, but must not.
+            return rules_from_names(root)
+    except OSError:
+        return None
     name = f"{_PROBE_STEM}{secrets.token_hex(4)}-{_PROBE_TAIL}"
     path = os.path.join(root, name)
     try:

@@ -336,3 +336,14 @@ def test_rows_recorded_under_a_root_typed_in_another_case_follow_its_spelling(ci
     s = scan([str(typed)], db=db, make_executor=InlineExecutor, options=OPTIONS, durable=False)  # probes now
     assert (s.rendered, s.new, s.missing) == (0, 0, 0)
     assert all_rows(db) == {str(ci_root / "Models" / "gear.stl"): ModelStatus.DONE}
+
+
+def test_probe_never_writes_into_a_folder_marked_read_only(tmp_path: Path) -> None:
+    (tmp_path / "Gear.stl").write_bytes(b"x")
+    tmp_path.chmod(0o555)  # as the shared corpus is; root could write there, and must not
+    try:
+        before = os.stat(tmp_path).st_mtime_ns
+        assert probe_rules(str(tmp_path)) == SENSITIVE  # read off its own names instead
+        assert os.stat(tmp_path).st_mtime_ns == before
+    finally:
+        tmp_path.chmod(0o755)
