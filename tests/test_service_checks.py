@@ -150,3 +150,28 @@ def test_renderer_description_names_the_kernel_and_why_numpy() -> None:
         assert auto.startswith("numba ")  # with its version, so `status` tells 0.62 from 0.68
     else:
         assert auto.startswith("numpy (numba is not installed")
+
+
+@pytest.mark.integration
+def test_watch_logs_to_the_log_file_and_status_shows_renderer_and_roots(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(REPO / "examples" / "models" / "gear.stl", lib / "gear.stl")
+    db, log_file = tmp_path / "s.sqlite3", tmp_path / "logs" / "daemon.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SIDECAR_THUMBS_LOG_FILE": str(log_file)}
+    args = [sys.executable, "-m", "sidecar_thumbs", "watch", str(lib), "--once", "--workers", "1", "--db", str(db)]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert r.returncode == 0, r.stderr
+    logged = log_file.read_text()
+    assert "renderer: " in logged and "start-up scan: 1 models" in logged
+    assert "start-up scan" not in r.stderr  # the log went to the file, not to launchd's descriptor
+
+    from click.testing import CliRunner
+
+    from sidecar_thumbs.cli import cli
+
+    roots = f"{lib}{os.pathsep}{tmp_path / 'unmounted'}"
+    out = CliRunner().invoke(cli, ["status", "--db", str(db)], env={"SIDECAR_THUMBS_ROOTS": roots}).output
+    assert f"renderer  {describe_kernel('auto')} (as the daemon last started)" in out
+    assert f"root      {lib}: readable" in out
+    assert f"root      {tmp_path / 'unmounted'}: cannot be listed from here: not found" in out
