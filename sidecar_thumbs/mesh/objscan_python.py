@@ -22,7 +22,8 @@ _BLANKS = b" \t\r\x0b\x0c"
 
 def _fail(code: int, start: int, end: int):  # type: ignore[no-untyped-def]
     z3 = np.empty((0, 3), np.float32)
-    return code, start, end, z3, z3, np.empty(0, np.int32), np.zeros(1, np.int64), np.empty((0, 3), np.int64), np.empty((0, 2), np.int64), 0
+    no_faces = np.empty(0, np.int32), np.zeros(1, np.int64)
+    return code, start, end, z3, z3, *no_faces, np.empty((0, 3), np.int64), np.empty((0, 2), np.int64), 0
 
 
 def _tokens(line: bytes, base: int) -> list[tuple[bytes, int]]:
