@@ -259,9 +259,7 @@ def ear_clip(xy: np.ndarray, out: np.ndarray, budget: int) -> int:
 
 
 @_jitable
-def polygon_into(
-    verts: np.ndarray, corners: np.ndarray, s: int, e: int, tris: np.ndarray, k: int, budget: int
-) -> int:
+def polygon_into(verts: np.ndarray, corners: np.ndarray, s: int, e: int, tris: np.ndarray, k: int, budget: int) -> int:
     """Triangulate polygon ``corners[s:e]`` (n ≥ 5) into ``tris[k:k + n − 2]``; returns the budget left."""
     n = e - s
     xy = np.empty((n, 2), np.float64)
