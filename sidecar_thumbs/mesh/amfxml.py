@@ -1,0 +1,231 @@
+"""One AMF XML document read in a single streaming pass: objects, materials, constellations.
+
+Read with expat directly (no tree: an AMF spends a dozen elements on each vertex) under the same
+rules as 3MF: a document type declaration or an entity declaration anywhere refuses the file
+before anything is expanded, whatever the encoding (a billion-laughs file costs nothing).
+Coordinates and indices go into compact ``array`` buffers; colours (``<color>`` with ``r g b``,
+on objects, volumes, vertices, triangles and materials) are kept for :mod:`sidecar_thumbs.mesh.amf`
+to resolve.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass, field
+from xml.parsers import expat
+
+from sidecar_thumbs.errors import BadModelError, LimitExceededError
+
+__all__ = ["AmfDocument", "AmfInstance", "AmfObject", "parse_amf_xml"]
+
+_NAN = float("nan")
+_RGB = (_NAN, _NAN, _NAN)
+_INSTANCE_KEYS = ("deltax", "deltay", "deltaz", "rx", "ry", "rz", "scale", "scalex", "scaley", "scalez")
+
+
+@dataclass
+class AmfObject:
+    """An object's mesh(es): vertices and triangles (indices into this object's vertices)."""
+
+    id: str
+    vertices: array = field(default_factory=lambda: array("d"))  # x y z ...
+    vertex_colors: array = field(default_factory=lambda: array("d"))  # r g b per vertex (NaN: none)
+    triangles: array = field(default_factory=lambda: array("q"))  # v1 v2 v3 ...
+    triangle_colors: array = field(default_factory=lambda: array("d"))  # r g b per triangle (NaN: none)
+    triangle_volume: array = field(default_factory=lambda: array("q"))  # index into volumes
+    volumes: list[tuple[tuple[float, float, float], str | None]] = field(default_factory=list)  # colour, materialid
+    color: tuple[float, float, float] = _RGB
+
+
+@dataclass(frozen=True)
+class AmfInstance:
+    """A placement in a constellation: ``objectid`` (an object or a constellation) and its values."""
+
+    objectid: str
+    values: dict[str, float]
+
+
+@dataclass
+class AmfDocument:
+    unit: str = "millimeter"
+    objects: dict[str, AmfObject] = field(default_factory=dict)
+    materials: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    constellations: dict[str, list[AmfInstance]] = field(default_factory=dict)
+
+
+class _Refused(Exception):
+    pass
+
+
+class _Reader:
+    """expat callbacks; ``stack`` holds the local names of the open elements."""
+
+    def __init__(self, doc: AmfDocument, part: str, max_triangles: int) -> None:
+        self.doc = doc
+        self.part = part
+        self.max_triangles = max_triangles
+        self.triangles = 0
+        self.stack: list[str] = []
+        self.text: list[str] | None = None
+        self.obj: AmfObject | None = None
+        self.mesh_base = 0  # first vertex of the open <mesh>, within its object
+        self.mesh_tri = 0  # first triangle of the open <mesh>
+        self.values: dict[str, float] = {}  # the leaves of the open vertex, triangle, colour or instance
+        self.color_values: dict[str, float] = {}
+        self.item_color = _RGB  # the <color> of the open vertex or triangle
+        self.material: str | None = None
+        self.constellation: str | None = None
+        self.instance: str | None = None
+
+    def fail(self, message: str) -> None:
+        raise BadModelError(f"AMF {self.part}: {message}")
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        name = tag.rpartition(":")[2]
+        parent = self.stack[-1] if self.stack else None
+        self.stack.append(name)
+        self.text = None
+        if parent is None:
+            if name != "amf":
+                self.fail(f"not an AMF document (root element <{name}>)")
+            self.doc.unit = attrs.get("unit", "millimeter").strip().lower()
+        elif name == "object" and parent == "amf":
+            oid = attrs.get("id", "").strip()
+            if oid in self.doc.objects:
+                self.fail(f"object id {oid!r} is defined twice")
+            self.obj = self.doc.objects[oid] = AmfObject(oid)
+        elif name == "mesh" and parent == "object" and self.obj is not None:
+            self.mesh_base = len(self.obj.vertices) // 3
+            self.mesh_tri = len(self.obj.triangles) // 3
+        elif name in ("vertex", "triangle", "instance"):
+            self.values = {}
+            self.item_color = _RGB
+            if name == "instance" and parent == "constellation":
+                self.instance = attrs.get("objectid", "").strip()
+        elif name == "color":
+            self.color_values = {}
+        elif name == "volume" and parent == "mesh" and self.obj is not None:
+            self.obj.volumes.append((_RGB, attrs.get("materialid")))
+        elif name == "material" and parent == "amf":
+            self.material = attrs.get("id", "").strip()
+        elif name == "constellation" and parent == "amf":
+            self.constellation = attrs.get("id", "").strip()
+            self.doc.constellations.setdefault(self.constellation, [])
+        elif parent in ("coordinates", "triangle", "color", "instance"):
+            self.text = []  # a leaf whose number we want
+
+    def data(self, text: str) -> None:
+        if self.text is not None:
+            self.text.append(text)
+
+    def end(self, tag: str) -> None:
+        name = self.stack.pop()
+        parent = self.stack[-1] if self.stack else None
+        if self.text is not None:
+            self._leaf(name, parent, "".join(self.text).strip())
+            self.text = None
+            return
+        obj = self.obj
+        if name == "vertex" and parent == "vertices" and obj is not None:
+            try:
+                obj.vertices.extend((self.values["x"], self.values["y"], self.values["z"]))
+            except KeyError:
+                self.fail("a <vertex> lacks an x, y or z coordinate")
+            obj.vertex_colors.extend(self.item_color)
+        elif name == "triangle" and parent == "volume" and obj is not None:
+            try:
+                tri = (int(self.values["v1"]), int(self.values["v2"]), int(self.values["v3"]))
+            except KeyError:
+                self.fail("a <triangle> lacks v1, v2 or v3")
+            self.triangles += 1
+            if self.triangles > self.max_triangles:
+                raise LimitExceededError(f"AMF has more than the limit of {self.max_triangles} triangles")
+            base = self.mesh_base
+            obj.triangles.extend((tri[0] + base, tri[1] + base, tri[2] + base))
+            obj.triangle_colors.extend(self.item_color)  # the triangle's own <color>, if any
+            obj.triangle_volume.append(len(obj.volumes) - 1)
+        elif name == "mesh" and parent == "object" and obj is not None:
+            count = len(obj.vertices) // 3 - self.mesh_base
+            for v in obj.triangles[self.mesh_tri * 3 :]:
+                if not self.mesh_base <= v < self.mesh_base + count:
+                    self.fail(f"triangle vertex index {v - self.mesh_base} out of range (the mesh has {count})")
+        elif name == "color":
+            rgb = self._rgb()
+            if parent in ("vertex", "triangle"):
+                self.item_color = rgb
+            elif parent == "volume" and obj is not None and obj.volumes:
+                obj.volumes[-1] = (rgb, obj.volumes[-1][1])
+            elif parent == "object" and obj is not None:
+                obj.color = rgb
+            elif parent == "material" and self.material is not None:
+                self.doc.materials[self.material] = rgb
+        elif name == "instance" and parent == "constellation" and self.constellation is not None:
+            self.doc.constellations[self.constellation].append(AmfInstance(self.instance or "", dict(self.values)))
+        elif name == "object":
+            self.obj = None
+
+    def _leaf(self, name: str, parent: str | None, text: str) -> None:
+        if parent == "coordinates" and name in ("x", "y", "z"):
+            self.values[name] = self._number(text, f"vertex coordinate <{name}>")
+        elif parent == "triangle" and name in ("v1", "v2", "v3"):
+            if not text.isdigit():
+                self.fail(f"triangle index <{name}> {text[:40]!r} is not a non-negative integer")
+            self.values[name] = int(text)
+        elif parent == "instance" and name in _INSTANCE_KEYS:
+            self.values[name] = self._number(text, f"instance <{name}>")
+        elif parent == "color" and name in ("r", "g", "b"):
+            try:  # AMF allows a formula here; a colour we cannot read is simply no colour
+                self.color_values[name] = float(text)
+            except ValueError:
+                self.color_values[name] = _NAN
+
+    def _number(self, text: str, what: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = _NAN
+        if not math.isfinite(value):
+            self.fail(f"{what} {text[:40]!r} is not a number")
+        return value
+
+    def _rgb(self) -> tuple[float, float, float]:
+        c = self.color_values
+        return (c.get("r", _NAN), c.get("g", _NAN), c.get("b", _NAN))
+
+
+def _refuse(*_args: object) -> None:
+    raise _Refused
+
+
+def parse_amf_xml(data: bytes, part: str, max_triangles: int) -> AmfDocument:
+    """Read one AMF document.
+
+    Raises:
+        BadModelError: DTD/entities, XML not well-formed, not AMF, bad numbers or indices.
+        LimitExceededError: more than ``max_triangles`` triangles.
+    """
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise BadModelError(f"AMF {part}: XML DTD/entities not allowed")
+    doc = AmfDocument()
+    reader = _Reader(doc, part, max_triangles)
+    parser = expat.ParserCreate()
+    parser.buffer_text = True
+    parser.ordered_attributes = False
+    # Belt and braces for encodings the byte check above cannot see (UTF-16): any declaration stops.
+    parser.StartDoctypeDeclHandler = _refuse
+    parser.EntityDeclHandler = _refuse
+    parser.ExternalEntityRefHandler = _refuse
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartElementHandler = reader.start
+    parser.EndElementHandler = reader.end
+    parser.CharacterDataHandler = reader.data
+    try:
+        parser.Parse(data, True)
+    except _Refused:
+        raise BadModelError(f"AMF {part}: XML DTD/entities not allowed") from None
+    except expat.ExpatError as exc:
+        raise BadModelError(f"AMF {part}: XML is not well-formed: {exc}") from None
+    except (ValueError, LookupError) as exc:
+        raise BadModelError(f"AMF {part}: XML cannot be read: {exc}") from None
+    return doc
