@@ -43,7 +43,8 @@ def load_obj_bytes(
         NoGeometryError: no face with 3 or more vertices.
         LimitExceededError: more than ``limits.max_triangles`` triangles.
     """
-    if b"\\\n" in data or b"\\\r\n" in data:
+    # A one-byte search is a memchr; looking for the two-byte pair costs ~4 ns a byte (35 ms for 8 MB).
+    if b"\\" in data and (b"\\\n" in data or b"\\\r\n" in data):
         # A trailing backslash continues the line. Joined here with blanks of the same length, so
         # byte offsets in messages still point into the file.
         data = data.replace(b"\\\r\n", b"   ").replace(b"\\\n", b"  ")

@@ -16,17 +16,79 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-# The same number grammar and rounding as the 3MF scanner (a change there is a change here: numba's
-# cache does not follow imports, so clear the cache after editing it).
 from sidecar_thumbs.mesh.objcodes import ERR_INDEX, ERR_LIMIT, ERR_NUMBER, ERR_RANGE, ERR_SHORT_VERTEX, OK
-from sidecar_thumbs.mesh.xmlscan_numba import _number
 
 __all__ = ["scan"]
+
+# Exact powers of ten in float64 (10**22 is the largest exactly representable).
+_POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
+_EXACT_MANTISSA = 2**53
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _blank(c: int) -> bool:
     return c == 32 or c == 9 or c == 13 or c == 11 or c == 12
+
+
+@nb.njit(cache=True, nogil=True)
+def _num(buf: np.ndarray, s: int, n: int) -> tuple[float, int, bool]:
+    """``[+-] (digits [. digits*] | . digits) [(e|E) [+-] digits]`` at buf[s:], the 3MF scanner's
+    grammar and rounding without its whitespace skipping (a newline ends an OBJ statement).
+    Returns ``(value, stop, ok)``; the caller checks what follows ``stop``."""
+    neg = False
+    if s < n and (buf[s] == 45 or buf[s] == 43):  # - +
+        neg = buf[s] == 45
+        s += 1
+    mant = 0
+    ndig = 0  # significant digits kept in mant (19 fit an int64)
+    exp10 = 0
+    seen = False
+    while s < n and 48 <= buf[s] <= 57:
+        seen = True
+        if ndig < 19:
+            mant = mant * 10 + (buf[s] - 48)
+            if mant != 0:
+                ndig += 1
+        else:
+            exp10 += 1
+        s += 1
+    if s < n and buf[s] == 46:  # .
+        s += 1
+        while s < n and 48 <= buf[s] <= 57:
+            seen = True
+            if ndig < 19:
+                mant = mant * 10 + (buf[s] - 48)
+                if mant != 0:
+                    ndig += 1
+                exp10 -= 1
+            s += 1
+    if not seen:
+        return 0.0, s, False
+    if s < n and (buf[s] == 101 or buf[s] == 69):  # e E
+        s += 1
+        eneg = False
+        if s < n and (buf[s] == 45 or buf[s] == 43):
+            eneg = buf[s] == 45
+            s += 1
+        if s >= n or not (48 <= buf[s] <= 57):
+            return 0.0, s, False
+        ev = 0
+        while s < n and 48 <= buf[s] <= 57:
+            if ev < 100000:
+                ev = ev * 10 + (buf[s] - 48)
+            s += 1
+        exp10 += -ev if eneg else ev
+    if mant == 0:
+        value = 0.0
+    elif mant < _EXACT_MANTISSA and -22 <= exp10 <= 22:
+        value = mant * _POW10[exp10] if exp10 >= 0 else mant / _POW10[-exp10]
+    elif exp10 > 400:
+        value = np.inf
+    elif exp10 < -400:
+        value = 0.0
+    else:
+        value = float(mant) * 10.0**exp10
+    return (-value if neg else value), s, True
 
 
 @nb.njit(cache=True, nogil=True)
@@ -116,36 +178,33 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
     short = 0
     i = 0
     while i < n:
-        e = i
-        while e < n and buf[e] != 10:
-            e += 1
+        # One statement per line; only the lines skipped whole are searched for their end.
+        while i < n and _blank(buf[i]):
+            i += 1
+        if i >= n:
+            break
         s = i
-        i = e + 1
-        while s < e and _blank(buf[s]):
-            s += 1
-        if s >= e:
-            continue
         c = buf[s]
-        c1 = buf[s + 1] if s + 1 < e else 32  # a keyword alone on its line
-        if c == 118 and _blank(c1):  # "v "
+        c1 = buf[s + 1] if s + 1 < n else 10
+        if c == 118 and (_blank(c1) or c1 == 10):  # "v"
             k = 0
-            j = s + 2
-            while k < 7:
-                while j < e and _blank(buf[j]):
+            j = s + 1
+            while True:
+                while j < n and _blank(buf[j]):
                     j += 1
-                if j >= e or buf[j] == 35:  # '#': a trailing comment
+                if j >= n or buf[j] == 10 or buf[j] == 35 or k == 7:  # end, '#' comment, extra numbers
                     break
-                val, stop, ok = _number(buf, j, e)
-                if not ok or (stop < e and buf[stop] != 35 and not _blank(buf[stop - 1])):
+                val, stop, ok = _num(buf, j, n)
+                if not ok or (stop < n and buf[stop] != 10 and buf[stop] != 35 and not _blank(buf[stop])):
                     t = j
-                    while t < e and not _blank(buf[t]):
+                    while t < n and buf[t] != 10 and not _blank(buf[t]):
                         t += 1
                     return _fail(ERR_NUMBER, j, t)
                 vals[k] = val
                 k += 1
                 j = stop
             if k < 3:
-                return _fail(ERR_SHORT_VERTEX, s, e)
+                return _fail(ERR_SHORT_VERTEX, s, j)
             if nv >= verts.shape[0]:
                 verts = _grow2(verts, nv)
                 colors = _grow2(colors, nv)
@@ -162,13 +221,14 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
                 colors[nv, 1] = np.nan
                 colors[nv, 2] = np.nan
             nv += 1
-        elif c == 102 and _blank(c1):  # "f "
+            i = j
+        elif c == 102 and (_blank(c1) or c1 == 10):  # "f"
             count = 0
-            j = s + 2
+            j = s + 1
             while True:
-                while j < e and _blank(buf[j]):
+                while j < n and _blank(buf[j]):
                     j += 1
-                if j >= e or buf[j] == 35:
+                if j >= n or buf[j] == 10 or buf[j] == 35:
                     break
                 t = j
                 neg = False
@@ -177,12 +237,17 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
                     t += 1
                 d0 = t
                 v = 0
-                while t < e and 48 <= buf[t] <= 57:
+                while t < n and 48 <= buf[t] <= 57:
                     if v < 4294967296:
                         v = v * 10 + (buf[t] - 48)
                     t += 1
-                if t == d0 or v == 0 or v >= 2147483648 or (t < e and buf[t] != 47 and not _blank(buf[t])):
-                    while t < e and not _blank(buf[t]):
+                if (
+                    t == d0
+                    or v == 0
+                    or v >= 2147483648
+                    or (t < n and buf[t] != 47 and buf[t] != 10 and not _blank(buf[t]))
+                ):
+                    while t < n and buf[t] != 10 and not _blank(buf[t]):
                         t += 1
                     return _fail(ERR_INDEX, j, t)
                 if neg:
@@ -191,7 +256,7 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
                         return _fail(ERR_INDEX, j, t)
                 else:
                     v -= 1
-                while t < e and not _blank(buf[t]):  # the /vt/vn part: not needed to draw
+                while t < n and buf[t] != 10 and not _blank(buf[t]):  # the /vt/vn part: not needed to draw
                     t += 1
                 if nc >= corners.shape[0]:
                     corners = _grow1(corners, nc)
@@ -199,32 +264,42 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
                 nc += 1
                 count += 1
                 j = t
+            i = j
             if count < 3:
                 nc -= count
                 short += 1
-                continue
-            ntri += count - 2
-            if ntri > max_triangles:
-                return _fail(ERR_LIMIT, s, e)
-            npoly += 1
-            if npoly >= starts.shape[0]:
-                starts = _grow1(starts, npoly)
-            starts[npoly] = nc
-        elif c == 117 and _keyword(buf, s, e, b"usemtl"):
-            a, b = _rest(buf, s, e)
-            if nmtl >= mtls.shape[0]:
-                mtls = _grow2(mtls, nmtl)
-            mtls[nmtl, 0] = npoly
-            mtls[nmtl, 1] = a
-            mtls[nmtl, 2] = b
-            nmtl += 1
-        elif c == 109 and _keyword(buf, s, e, b"mtllib"):
-            a, b = _rest(buf, s, e)
-            if nlib >= libs.shape[0]:
-                libs = _grow2(libs, nlib)
-            libs[nlib, 0] = a
-            libs[nlib, 1] = b
-            nlib += 1
+            else:
+                ntri += count - 2
+                if ntri > max_triangles:
+                    return _fail(ERR_LIMIT, s, j)
+                npoly += 1
+                if npoly >= starts.shape[0]:
+                    starts = _grow1(starts, npoly)
+                starts[npoly] = nc
+        else:
+            e = i
+            while e < n and buf[e] != 10:
+                e += 1
+            if c == 117 and _keyword(buf, s, e, b"usemtl"):
+                a, b = _rest(buf, s, e)
+                if nmtl >= mtls.shape[0]:
+                    mtls = _grow2(mtls, nmtl)
+                mtls[nmtl, 0] = npoly
+                mtls[nmtl, 1] = a
+                mtls[nmtl, 2] = b
+                nmtl += 1
+            elif c == 109 and _keyword(buf, s, e, b"mtllib"):
+                a, b = _rest(buf, s, e)
+                if nlib >= libs.shape[0]:
+                    libs = _grow2(libs, nlib)
+                libs[nlib, 0] = a
+                libs[nlib, 1] = b
+                nlib += 1
+            i = e
+        # Past the rest of the line (a '#' comment) and its newline.
+        while i < n and buf[i] != 10:
+            i += 1
+        i += 1
     for k in range(nc):
         if corners[k] >= nv:
             return _fail(ERR_RANGE, corners[k] + 1, nv)
