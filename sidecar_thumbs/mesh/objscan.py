@@ -11,7 +11,7 @@ from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import BadModelError, LimitExceededError
 from sidecar_thumbs.mesh.objcodes import ERR_LIMIT, ERR_RANGE, MESSAGES, OK
 
-__all__ = ["ObjScan", "scan_obj", "warm_up"]
+__all__ = ["ObjScan", "numba_available", "scan_obj", "warm_up"]
 
 _kernel: ModuleType | None = None
 _kernel_checked = False
@@ -24,6 +24,11 @@ def _load_kernel() -> ModuleType | None:
         _kernel_checked = True
         _kernel = numba_cache.import_kernel("sidecar_thumbs.mesh.objscan_numba")
     return _kernel
+
+
+def numba_available() -> bool:
+    """True when the numba kernel is in use."""
+    return _load_kernel() is not None
 
 
 @dataclass(frozen=True, eq=False)

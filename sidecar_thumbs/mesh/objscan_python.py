@@ -96,6 +96,8 @@ def scan(data: bytes, max_triangles: int):  # type: ignore[no-untyped-def]
             rest = line[s:]
             a = base + s + (len(rest) - len(rest.lstrip(_BLANKS)))
             b = base + len(line)
+            if a >= b:  # no name: an empty range at the line's end, where the kernel puts it
+                a = b = base + len(raw)
             if key == b"usemtl":
                 mtls.append((len(starts) - 1, a, max(a, b)))
             else:

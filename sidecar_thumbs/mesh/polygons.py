@@ -124,9 +124,11 @@ def _triangulate_numpy(
         tris[first[p4] + 1] = b
         owner[first[p4]] = owner[first[p4] + 1] = p4
     budget = EAR_BUDGET
+    # float64 as the kernel computes (NumPy 2 would keep float32 scalars in float32 arithmetic).
+    verts64 = verts.astype(np.float64)
     for p in np.flatnonzero(sizes >= 5).tolist():
         k = int(first[p])
-        budget = polygon_into(verts, corners, int(starts[p]), int(starts[p + 1]), tris, k, budget)
+        budget = polygon_into(verts64, corners, int(starts[p]), int(starts[p + 1]), tris, k, budget)
         owner[k : k + int(sizes[p]) - 2] = p
     return tris, owner
 
