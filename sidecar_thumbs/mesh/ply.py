@@ -1,11 +1,9 @@
 """PLY loader: ASCII and binary (either byte order), faces of any size or triangle strips, colours.
 
 Elements are read in header order whatever they are (``face`` before ``vertex``, ``edge``,
-``material``, anything unknown is read past). Properties come in any order and any type; a list
-has any integer count type and any item type. Records of fixed size, and lists whose length is the
-same in every record (all triangles: nearly every file), are read as one NumPy view; other lists
-record by record. Faces are split into triangles by :mod:`sidecar_thumbs.mesh.polygons`; a
-``tristrips`` element (``-1`` restarts a strip) gives a triangle per strip step, alternating winding.
+``material``, anything unknown is read past), see :mod:`sidecar_thumbs.mesh.plydata`. Faces are
+split into triangles by :mod:`sidecar_thumbs.mesh.polygons`; a ``tristrips`` element (``-1``
+restarts a strip) gives a triangle per strip step, alternating winding.
 PLY has no unit: coordinates are millimetres, Z up, as slicers import them.
 
 Colours: a face's own ``red green blue``, else the mean of its corners' vertex colours (integer
@@ -14,22 +12,17 @@ types are 0..255, float types 0..1).
 
 from __future__ import annotations
 
-import math
-import struct
-import warnings
-
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
+from sidecar_thumbs.mesh.plydata import Column, read_elements
 from sidecar_thumbs.mesh.plyheader import PlyElement, PlyHeader, parse_ply_header
 from sidecar_thumbs.mesh.polygons import polygon_triangle_count, triangulate
 from sidecar_thumbs.mesh.soup import finish_coloured, rgba_from_unit
 
 __all__ = ["load_ply_bytes"]
 
-# A column: a scalar property's values (count,), or a list property's (flat values, starts).
-_Column = np.ndarray | tuple[np.ndarray, np.ndarray]
 _COLOUR_NAMES = (("red", "r", "diffuse_red"), ("green", "g", "diffuse_green"), ("blue", "b", "diffuse_blue"))
 _INDEX_NAMES = ("vertex_indices", "vertex_index", "vertex_indexes")
 
@@ -47,7 +40,7 @@ def load_ply_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
         LimitExceededError: more than ``limits.max_triangles`` triangles.
     """
     header = parse_ply_header(data)
-    columns = _read_elements(data, header)
+    columns = read_elements(data, header)
     vertex = _element(header, "vertex")
     if vertex is None or vertex.count == 0:
         raise NoGeometryError("no geometry: the PLY has no vertices")
@@ -92,7 +85,7 @@ def _element(header: PlyHeader, name: str) -> PlyElement | None:
     return next((el for el in header.elements if el.name == name), None)
 
 
-def _vertices(el: PlyElement, cols: list[_Column]) -> tuple[np.ndarray, np.ndarray | None]:
+def _vertices(el: PlyElement, cols: list[Column]) -> tuple[np.ndarray, np.ndarray | None]:
     xyz = []
     for axis in ("x", "y", "z"):
         i = el.index(axis)
@@ -104,7 +97,7 @@ def _vertices(el: PlyElement, cols: list[_Column]) -> tuple[np.ndarray, np.ndarr
     return verts, _colours(el, cols)
 
 
-def _colours(el: PlyElement, cols: list[_Column]) -> np.ndarray | None:
+def _colours(el: PlyElement, cols: list[Column]) -> np.ndarray | None:
     """``(count, 3)`` float colours in 0..1 of an element's red/green/blue properties, or None."""
     found = [el.index(*names) for names in _COLOUR_NAMES]
     if any(i is None or el.properties[i].is_list for i in found):
@@ -117,7 +110,7 @@ def _colours(el: PlyElement, cols: list[_Column]) -> np.ndarray | None:
     return np.stack(channels, axis=1)
 
 
-def _index_list(el: PlyElement, cols: list[_Column]) -> tuple[np.ndarray, np.ndarray]:
+def _index_list(el: PlyElement, cols: list[Column]) -> tuple[np.ndarray, np.ndarray]:
     i = el.index(*_INDEX_NAMES)
     if i is None:  # some writers name it otherwise; the element's only integer list is it
         lists = [k for k, p in enumerate(el.properties) if p.is_list and p.type[0] in "iu"]
@@ -154,218 +147,3 @@ def _strip_triangles(flat: np.ndarray, max_triangles: int) -> np.ndarray:
     tris = np.concatenate(parts)
     keep = (tris[:, 0] != tris[:, 1]) & (tris[:, 1] != tris[:, 2]) & (tris[:, 0] != tris[:, 2])
     return tris[keep].astype(np.int32)
-
-
-# ---- element data ----
-
-
-def _read_elements(data: bytes, header: PlyHeader) -> dict[str, list[_Column]]:
-    """Columns of every element (by name; the first of a repeated name wins)."""
-    out: dict[str, list[_Column]] = {}
-    if header.format == "ascii":
-        # One record a line, as every writer does it: a line may carry more numbers than the header
-        # says (VCGLIB's texture numbers in trimesh's fuze.ply), which are ignored, as trimesh does.
-        lines = [line for line in data[header.body_offset :].splitlines() if line.strip()]
-        at = 0
-        for el in header.elements:
-            if at + el.count > len(lines):
-                raise BadModelError(f"PLY data ends inside the {el.name} element ({el.count} records declared)")
-            out.setdefault(el.name, _read_ascii(lines[at : at + el.count], el))
-            at += el.count
-    else:
-        off = header.body_offset
-        for el in header.elements:
-            cols, off = _read_binary(data, off, el, header.byte_order)
-            out.setdefault(el.name, cols)
-    return out
-
-
-def _ascii_numbers(text: bytes) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)  # NumPy < 2.3 only warns on junk
-        try:
-            return np.fromstring(text, dtype=np.float64, sep=" ")  # type: ignore[call-overload]
-        except (ValueError, DeprecationWarning):
-            raise BadModelError("PLY ASCII data holds something that is not a number") from None
-
-
-def _read_ascii(lines: list[bytes], el: PlyElement) -> list[_Column]:
-    n = el.count
-    if n == 0:
-        return [np.empty(0) if not p.is_list else (np.empty(0), np.zeros(1, np.int64)) for p in el.properties]
-    # Guess the record layout from the first record; if every line has it, one reshape reads all.
-    first = _ascii_numbers(lines[0])
-    widths = []
-    at = 0
-    for p in el.properties:
-        if at >= len(first):
-            raise BadModelError(f"PLY {el.name} record is shorter than its properties")
-        k = _list_length(first[at], el) if p.is_list else 0
-        widths.append(k)
-        at += 1 + k if p.is_list else 1
-    stride = at
-    tokens = _ascii_numbers(b"\n".join(lines))
-    if len(tokens) == n * stride:
-        rows = tokens.reshape(n, stride)
-        if _uniform(rows, el, widths):
-            return _split_rows(rows, el, widths)
-    return _read_ascii_records(lines, el)
-
-
-def _list_length(value: float, el: PlyElement) -> int:
-    if not (math.isfinite(value) and value >= 0 and value == int(value)):
-        raise BadModelError(f"PLY {el.name} list has a bad length {value!r}")
-    return int(value)
-
-
-def _uniform(rows: np.ndarray, el: PlyElement, widths: list[int]) -> bool:
-    col = 0
-    for p, k in zip(el.properties, widths, strict=True):
-        if p.is_list:
-            if not (rows[:, col] == k).all():
-                return False
-            col += 1 + k
-        else:
-            col += 1
-    return True
-
-
-def _split_rows(rows: np.ndarray, el: PlyElement, widths: list[int]) -> list[_Column]:
-    n = rows.shape[0]
-    cols: list[_Column] = []
-    col = 0
-    for p, k in zip(el.properties, widths, strict=True):
-        if p.is_list:
-            cols.append((rows[:, col + 1 : col + 1 + k].reshape(-1), np.arange(n + 1, dtype=np.int64) * k))
-            col += 1 + k
-        else:
-            cols.append(rows[:, col])
-            col += 1
-    return cols
-
-
-def _read_ascii_records(lines: list[bytes], el: PlyElement) -> list[_Column]:
-    """Line by line, for lists whose length varies or lines with extra numbers."""
-    scalars: list[list[float]] = [[] for _ in el.properties]
-    lists: list[tuple[list[np.ndarray], list[int]]] = [([], [0]) for _ in el.properties]
-    for line in lines:
-        values = _ascii_numbers(line)
-        pos = 0
-        for i, p in enumerate(el.properties):
-            if pos >= len(values):
-                raise BadModelError(f"PLY {el.name} record is shorter than its properties")
-            if p.is_list:
-                k = _list_length(values[pos], el)
-                if pos + 1 + k > len(values):
-                    raise BadModelError(f"PLY {el.name} record is shorter than its list")
-                items, starts = lists[i]
-                items.append(values[pos + 1 : pos + 1 + k])
-                starts.append(starts[-1] + k)
-                pos += 1 + k
-            else:
-                scalars[i].append(float(values[pos]))
-                pos += 1
-    cols: list[_Column] = []
-    for i, p in enumerate(el.properties):
-        if p.is_list:
-            items, starts = lists[i]
-            cols.append((np.concatenate(items) if items else np.empty(0), np.array(starts, np.int64)))
-        else:
-            cols.append(np.array(scalars[i], np.float64))
-    return cols
-
-
-def _read_binary(data: bytes, off: int, el: PlyElement, order: str) -> tuple[list[_Column], int]:
-    n = el.count
-    counts = []
-    at = off
-    for p in el.properties:  # the first record gives the guessed layout
-        if not p.is_list:
-            at += np.dtype(p.type).itemsize
-            continue
-        assert p.count_type is not None
-        csize = np.dtype(p.count_type).itemsize
-        if n == 0:
-            counts.append(0)
-            continue
-        if at + csize > len(data):
-            raise BadModelError(f"PLY data ends inside the {el.name} element")
-        k = int(np.frombuffer(data, order + p.count_type, 1, at)[0])
-        if k < 0:
-            raise BadModelError(f"PLY {el.name} list has a negative length {k}")
-        counts.append(k)
-        at += csize + k * np.dtype(p.type).itemsize
-        if at > len(data):
-            raise BadModelError(f"PLY data ends inside the {el.name} element")
-    fields = []
-    li = 0
-    for i, p in enumerate(el.properties):
-        if p.is_list:
-            fields.append((f"n{i}", order + str(p.count_type)))
-            fields.append((f"p{i}", order + p.type, (counts[li],)))
-            li += 1
-        else:
-            fields.append((f"p{i}", order + p.type))
-    dtype = np.dtype(fields)
-    if off + n * dtype.itemsize <= len(data):
-        rec = np.frombuffer(data, dtype, n, off)
-        lists = [i for i, p in enumerate(el.properties) if p.is_list]
-        if all((rec[f"n{i}"] == k).all() for i, k in zip(lists, counts, strict=True)):
-            cols: list[_Column] = []
-            for i, p in enumerate(el.properties):
-                values = rec[f"p{i}"]
-                if p.is_list:
-                    k = values.shape[1] if values.ndim == 2 else 0
-                    cols.append((values.reshape(-1), np.arange(n + 1, dtype=np.int64) * k))
-                else:
-                    cols.append(values)
-            return cols, off + n * dtype.itemsize
-    elif not any(p.is_list for p in el.properties):
-        raise BadModelError(f"PLY data ends inside the {el.name} element ({n} records declared)")
-    return _read_binary_records(data, off, el, order)
-
-
-def _read_binary_records(data: bytes, off: int, el: PlyElement, order: str) -> tuple[list[_Column], int]:
-    """Record by record, for lists whose length varies (polygons of mixed sizes)."""
-    steps = []
-    for p in el.properties:
-        if p.is_list:
-            assert p.count_type is not None
-            steps.append((struct.Struct(order + _struct_code(p.count_type)), np.dtype(order + p.type)))
-        else:
-            steps.append((struct.Struct(order + _struct_code(p.type)), None))
-    scalars: list[list[float]] = [[] for _ in el.properties]
-    lists: list[tuple[list[tuple[int, int]], list[int]]] = [([], [0]) for _ in el.properties]
-    end = len(data)
-    try:
-        for _ in range(el.count):
-            for i, (st, item) in enumerate(steps):
-                (value,) = st.unpack_from(data, off)
-                off += st.size
-                if item is None:
-                    scalars[i].append(value)
-                    continue
-                size = value * item.itemsize
-                if value < 0 or off + size > end:
-                    raise BadModelError(f"PLY {el.name} list has a bad length {value}")
-                spans, starts = lists[i]
-                spans.append((off, value))
-                starts.append(starts[-1] + value)
-                off += size
-    except struct.error:
-        raise BadModelError(f"PLY data ends inside the {el.name} element") from None
-    cols: list[_Column] = []
-    for i, (_, item) in enumerate(steps):
-        if item is None:
-            cols.append(np.array(scalars[i], np.float64))
-            continue
-        spans, starts = lists[i]
-        flat = np.empty(starts[-1], item)
-        for (at, k), s in zip(spans, starts, strict=False):
-            flat[s : s + k] = np.frombuffer(data, item, k, at)
-        cols.append((flat, np.array(starts, np.int64)))
-    return cols, off
-
-
-def _struct_code(numpy_type: str) -> str:
-    return {"i1": "b", "u1": "B", "i2": "h", "u2": "H", "i4": "i", "u4": "I", "f4": "f", "f8": "d"}[numpy_type]
