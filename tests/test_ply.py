@@ -165,3 +165,55 @@ def test_triangle_cap_applies_to_polygons_and_strips() -> None:
     _one_line(head + faces + b"4 0 1 2 0\n" * 600, LimitExceededError)  # 1,200 triangles
     strips = b"element tristrips 1\nproperty list int int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n"
     _one_line(head + strips + b"5000 " + b"0 1 2 " * 1666 + b"0 1\n", LimitExceededError)
+
+
+def _mixed_binary(order: str, count_type: str = "uchar", index_type: str = "uint") -> bytes:
+    fmt = "binary_little_endian" if order == "<" else "binary_big_endian"
+    codes = {"uchar": "u1", "ushort": "u2", "int": "i4", "uint": "u4"}
+    head = (
+        f"ply\nformat {fmt} 1.0\nelement vertex 5\nproperty double x\nproperty double y\nproperty double z\n"
+        f"element face 5\nproperty uchar flag\nproperty list {count_type} {index_type} vertex_indices\n"
+        "property float quality\nend_header\n"
+    ).encode()
+    body = np.asarray(VERTS, order + "f8").tobytes()
+    for k, face in enumerate(FACES):
+        body += bytes([k]) + np.array([len(face)], order + codes[count_type]).tobytes()
+        body += np.array(face, order + codes[index_type]).tobytes() + np.array([k / 2], order + "f4").tobytes()
+    return head + body
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize(("count_type", "index_type"), [("uchar", "uint"), ("ushort", "int"), ("int", "uint")])
+def test_binary_lists_of_mixed_lengths_read_the_same_with_and_without_numba(
+    order: str, count_type: str, index_type: str
+) -> None:
+    from sidecar_thumbs.mesh.plydata import numba_available, read_elements
+    from sidecar_thumbs.mesh.plyheader import parse_ply_header
+
+    data = _mixed_binary(order, count_type, index_type)
+    header = parse_ply_header(data)
+    ways = [False, True] if numba_available() else [False]
+    results = [read_elements(data, header, use_numba=way)["face"] for way in ways]
+    for cols in results:
+        flags, (flat, starts), quality = cols
+        assert flags.tolist() == [0, 1, 2, 3, 4] and quality.tolist() == [0, 0.5, 1, 1.5, 2]
+        assert flat.tolist() == [i for f in FACES for i in f] and starts.tolist() == [0, 4, 7, 10, 13, 16]
+    mesh = load_mesh_bytes(data, "m.ply")
+    assert mesh.triangle_count == 6
+    np.testing.assert_allclose(mesh.bounds()[1], [2, 2, 3])
+
+
+@pytest.mark.parametrize("use_numba", [False, True])
+def test_mixed_binary_lists_cut_short_or_negative_fail_with_one_line(use_numba: bool) -> None:
+    from sidecar_thumbs.mesh.plydata import numba_available, read_elements
+    from sidecar_thumbs.mesh.plyheader import parse_ply_header
+
+    if use_numba and not numba_available():
+        pytest.skip("numba not installed")
+    data = _mixed_binary("<", "int", "uint")
+    # The last record: flag, int count, 3 uint indices, float quality (21 bytes); -1 as its count.
+    negative = data[:-20] + b"\xff" * 4 + data[-16:]
+    for bad, match in [(data[:-3], "ends inside the face element"), (negative, "negative length")]:
+        with pytest.raises(BadModelError, match=match) as info:
+            read_elements(bad, parse_ply_header(bad), use_numba=use_numba)
+        assert "\n" not in str(info.value)

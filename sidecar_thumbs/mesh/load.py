@@ -101,12 +101,14 @@ def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS)
 
 
 def warm_up() -> None:
-    """Compile (or load from the on-disk cache) the numba 3MF and OBJ scanners on tiny inputs.
+    """Compile (or load from the on-disk cache) the numba 3MF, OBJ and PLY kernels on tiny inputs.
 
     Workers call this once at start so the first real file does not pay the JIT cost.
     """
     from sidecar_thumbs.mesh.objscan import warm_up as _warm_obj
+    from sidecar_thumbs.mesh.plydata import warm_up as _warm_ply
     from sidecar_thumbs.mesh.xmlscan import warm_up as _warm
 
     _warm()
     _warm_obj()
+    _warm_ply()

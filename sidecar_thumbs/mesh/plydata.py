@@ -13,20 +13,48 @@ from __future__ import annotations
 import math
 import struct
 import warnings
+from types import ModuleType
 
 import numpy as np
 
+from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import BadModelError
 from sidecar_thumbs.mesh.plyheader import PlyElement, PlyHeader
 
-__all__ = ["Column", "read_elements"]
+__all__ = ["Column", "numba_available", "read_elements", "warm_up"]
 
 # A column: a scalar property's values (count,), or a list property's (flat values, starts).
 Column = np.ndarray | tuple[np.ndarray, np.ndarray]
 
+_kernel: ModuleType | None = None
+_kernel_checked = False
 
-def read_elements(data: bytes, header: PlyHeader) -> dict[str, list[Column]]:
-    """Columns of every element (by name; the first of a repeated name wins)."""
+
+def _load_kernel() -> ModuleType | None:
+    global _kernel, _kernel_checked
+    if not _kernel_checked:
+        _kernel_checked = True
+        _kernel = numba_cache.import_kernel("sidecar_thumbs.mesh.plyrecords_numba")
+    return _kernel
+
+
+def numba_available() -> bool:
+    return _load_kernel() is not None
+
+
+def warm_up() -> None:
+    """Load (or compile) the record walker on a tiny element."""
+    if _load_kernel() is not None:
+        from sidecar_thumbs.mesh.plyheader import parse_ply_header
+
+        data = b"ply\nformat binary_little_endian 1.0\nelement f 2\nproperty list uchar int v\nend_header\n"
+        data += bytes([1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0])
+        read_elements(data, parse_ply_header(data), use_numba=True)
+
+
+def read_elements(data: bytes, header: PlyHeader, use_numba: bool | None = None) -> dict[str, list[Column]]:
+    """Columns of every element (by name; the first of a repeated name wins). ``use_numba`` forces
+    one way of walking binary records of varying length (tests); default: numba when importable."""
     out: dict[str, list[Column]] = {}
     if header.format == "ascii":
         # One record a line, as every writer does it: a line may carry more numbers than the header
@@ -41,7 +69,7 @@ def read_elements(data: bytes, header: PlyHeader) -> dict[str, list[Column]]:
     else:
         off = header.body_offset
         for el in header.elements:
-            cols, off = _read_binary(data, off, el, header.byte_order)
+            cols, off = _read_binary(data, off, el, header.byte_order, use_numba)
             out.setdefault(el.name, cols)
     return out
 
@@ -141,7 +169,7 @@ def _read_ascii_records(lines: list[bytes], el: PlyElement) -> list[Column]:
     return cols
 
 
-def _read_binary(data: bytes, off: int, el: PlyElement, order: str) -> tuple[list[Column], int]:
+def _read_binary(data: bytes, off: int, el: PlyElement, order: str, use_numba: bool | None) -> tuple[list[Column], int]:
     n = el.count
     counts = []
     at = off
@@ -188,11 +216,54 @@ def _read_binary(data: bytes, off: int, el: PlyElement, order: str) -> tuple[lis
             return cols, off + n * dtype.itemsize
     elif not any(p.is_list for p in el.properties):
         raise BadModelError(f"PLY data ends inside the {el.name} element ({n} records declared)")
-    return _read_binary_records(data, off, el, order)
+    return _read_binary_records(data, off, el, order, use_numba)
 
 
-def _read_binary_records(data: bytes, off: int, el: PlyElement, order: str) -> tuple[list[Column], int]:
+def _read_binary_records(
+    data: bytes, off: int, el: PlyElement, order: str, use_numba: bool | None
+) -> tuple[list[Column], int]:
     """Record by record, for lists whose length varies (polygons of mixed sizes)."""
+    kernel = _load_kernel()
+    if use_numba is None:
+        use_numba = kernel is not None
+    if use_numba:
+        if kernel is None:
+            raise RuntimeError("numba is not available")
+        return _walk_numba(kernel, data, off, el, order)
+    return _walk_struct(data, off, el, order)
+
+
+def _walk_numba(kernel: ModuleType, data: bytes, off: int, el: PlyElement, order: str) -> tuple[list[Column], int]:
+    props = el.properties
+    is_list = np.array([p.is_list for p in props], np.bool_)
+    sizes = np.array([np.dtype(p.count_type or p.type).itemsize for p in props], np.int64)
+    item_sizes = np.array([np.dtype(p.type).itemsize for p in props], np.int64)
+    signed = np.array([(p.count_type or "u")[0] == "i" for p in props], np.bool_)
+    offsets = np.empty((el.count, len(props)), np.int64)
+    counts = np.empty((el.count, len(props)), np.int64)
+    buf = np.frombuffer(data, np.uint8)
+    end = kernel.walk(buf, off, el.count, is_list, sizes, item_sizes, signed, order == ">", offsets, counts)
+    if end == kernel.NEGATIVE:
+        raise BadModelError(f"PLY {el.name} list has a negative length")
+    if end < 0:
+        raise BadModelError(f"PLY data ends inside the {el.name} element")
+    cols: list[Column] = []
+    for i, p in enumerate(props):
+        item = np.dtype(order + p.type)
+        total = int(counts[:, i].sum())
+        raw = np.empty(total * item.itemsize, np.uint8)
+        kernel.gather(buf, offsets[:, i], counts[:, i], item.itemsize, raw)
+        values = raw.view(item)
+        if p.is_list:
+            starts = np.zeros(el.count + 1, np.int64)
+            np.cumsum(counts[:, i], out=starts[1:])
+            cols.append((values, starts))
+        else:
+            cols.append(values.astype(np.float64))
+    return cols, int(end)
+
+
+def _walk_struct(data: bytes, off: int, el: PlyElement, order: str) -> tuple[list[Column], int]:
     steps = []
     for p in el.properties:
         if p.is_list:
@@ -212,8 +283,10 @@ def _read_binary_records(data: bytes, off: int, el: PlyElement, order: str) -> t
                     scalars[i].append(value)
                     continue
                 size = value * item.itemsize
-                if value < 0 or off + size > end:
-                    raise BadModelError(f"PLY {el.name} list has a bad length {value}")
+                if value < 0:
+                    raise BadModelError(f"PLY {el.name} list has a negative length")
+                if off + size > end:
+                    raise BadModelError(f"PLY data ends inside the {el.name} element")
                 spans, starts = lists[i]
                 spans.append((off, value))
                 starts.append(starts[-1] + value)
