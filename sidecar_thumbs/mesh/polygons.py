@@ -25,13 +25,15 @@ import numpy as np
 
 from sidecar_thumbs import numba_cache
 
-__all__ = ["EAR_BUDGET", "MAX_EAR_CORNERS", "polygon_triangle_count", "triangulate"]
+__all__ = ["EAR_BUDGET", "MAX_EAR_CORNERS", "PYTHON_EAR_BUDGET", "polygon_triangle_count", "triangulate"]
 
 # Ear clipping is O(n²) point tests for an ordinary polygon and O(n³) at worst. A polygon above
 # MAX_EAR_CORNERS corners, and every polygon after a file has spent EAR_BUDGET point tests, is
-# split as a fan instead: a hostile file costs at most about a second here, never hours.
+# split as a fan instead (and the rest of a polygon that runs out): a hostile file costs at most about
+# a second here, never hours.
 MAX_EAR_CORNERS = 4096
-EAR_BUDGET = 300_000_000
+EAR_BUDGET = 100_000_000  # about a second of point tests compiled (50 concave 4000-gons: 1.2 s)
+PYTHON_EAR_BUDGET = 2_000_000  # the same second or two in plain Python (no numba)
 
 _kernel: ModuleType | None = None
 _kernel_checked = False
@@ -123,7 +125,7 @@ def _triangulate_numpy(
         tris[first[p4]] = a
         tris[first[p4] + 1] = b
         owner[first[p4]] = owner[first[p4] + 1] = p4
-    budget = EAR_BUDGET
+    budget = PYTHON_EAR_BUDGET
     # float64 as the kernel computes (NumPy 2 would keep float32 scalars in float32 arithmetic).
     verts64 = verts.astype(np.float64)
     for p in np.flatnonzero(sizes >= 5).tolist():
@@ -222,6 +224,7 @@ def ear_clip(xy: np.ndarray, out: np.ndarray, budget: int) -> int:
         by = xy[i, 1]
         cx = xy[c, 0]
         cy = xy[c, 1]
+        budget -= 1  # every corner looked at counts, not only the point tests
         ear = budget <= 0 or misses >= m  # out of budget, or a full lap found no ear: clip anyway
         if not ear and (bx - ax) * (cy - by) - (by - ay) * (cx - bx) > 0.0:
             ear = True
