@@ -119,6 +119,13 @@ def test_bad_numbers_and_indices_fail_with_one_line(use_numba: bool, text: bytes
     assert "\n" not in str(info.value)
 
 
+def test_every_library_of_an_mtllib_line_is_read() -> None:
+    libs = {"a.mtl": b"newmtl a\nKd 1 0 0\n", "b.mtl": b"newmtl b\nKd 0 0 1\n"}
+    text = b"mtllib a.mtl b.mtl missing.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl b\nf 1 2 3\nusemtl a\nf 1 2 3\n"
+    mesh = load_mesh_bytes(text, "x.obj", resolve_sibling=libs.get)
+    assert mesh.face_colors is not None and mesh.face_colors[:, :3].tolist() == [[0, 0, 255], [255, 0, 0]]
+
+
 def test_faces_may_use_vertices_defined_after_them() -> None:
     mesh = load_mesh_bytes(b"f 1 2 3\nv 0 0 0\nv 1 0 0\nv 0 1 0\n", "x.obj")
     assert mesh.triangle_count == 1

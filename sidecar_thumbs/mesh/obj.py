@@ -96,12 +96,12 @@ def _materials(scan: ObjScan, data: bytes, resolve_sibling: SiblingReader) -> di
     for a, b in scan.libraries.tolist():
         arg = data[a:b].decode("utf-8", "replace")
         # The argument is one file name (names with spaces exist) or several separated by blanks.
-        for name in [arg, *arg.split()] if " " in arg or "\t" in arg else [arg]:
-            text = resolve_sibling(name)
+        text = resolve_sibling(arg)
+        texts = [text] if text is not None else [resolve_sibling(name) for name in arg.split()]
+        for text in texts:
             if text is not None:
                 for key, value in parse_mtl(text).items():
                     palette.setdefault(key, value)
-                break
     return palette
 
 
