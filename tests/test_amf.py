@@ -112,6 +112,16 @@ def test_exponential_instancing_is_capped() -> None:
         _load(_amf(_object() + levels), limits=LoadLimits(max_triangles=100_000))
 
 
+def test_exponential_instancing_of_nothing_is_capped_too() -> None:
+    empty = '<object id="e"/>'
+    levels = "".join(
+        f'<constellation id="c{i}">' + f'<instance objectid="c{i - 1}"/>' * 10 + "</constellation>"
+        for i in range(1, 10)
+    ).replace('objectid="c0"', 'objectid="e"')
+    with pytest.raises(LimitExceededError):
+        _load(_amf(_object() + empty + levels), limits=LoadLimits(max_triangles=100_000))
+
+
 def test_colour_precedence_triangle_vertex_volume_material_object() -> None:
     red, green, blue, white, grey = _colour(1, 0, 0), _colour(0, 1, 0), _colour(0, 0, 1), _colour(1, 1, 1), "0.5"
     tri = "<triangle>{c}<v1>0</v1><v2>1</v2><v3>2</v3></triangle>"

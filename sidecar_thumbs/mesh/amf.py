@@ -120,10 +120,15 @@ def _placements(doc: AmfDocument, scale: float, budget: list[int]) -> list[_Plac
     return out
 
 
-def _place(obj: AmfObject, m: np.ndarray, out: list[_Placement], budget: list[int]) -> None:
-    budget[0] -= len(obj.triangles) // 3
+def _spend(budget: list[int], amount: int) -> None:
+    # Every placement costs at least 1, so instancing empty objects or constellations cannot run away.
+    budget[0] -= max(1, amount)
     if budget[0] < 0:
         raise LimitExceededError("AMF instances place more triangles than the limit")
+
+
+def _place(obj: AmfObject, m: np.ndarray, out: list[_Placement], budget: list[int]) -> None:
+    _spend(budget, len(obj.triangles) // 3)
     out.append((obj, m))
 
 
@@ -136,6 +141,7 @@ def _expand(
         raise BadModelError(f"AMF constellation {cid[:40]!r} contains itself")
     seen = seen | {cid}
     for inst in doc.constellations[cid]:
+        _spend(budget, 1)
         placed = m @ _instance_matrix(inst)
         if inst.objectid in doc.constellations:
             _expand(doc, inst.objectid, placed, depth + 1, out, budget, seen)
