@@ -240,6 +240,12 @@ def test_bad_files_fail_with_one_line(data: bytes, error: type[Exception], match
     assert "\n" not in str(info.value)
 
 
+def test_coordinates_beyond_float32_drop_their_triangles_quietly() -> None:
+    far = _object("2").replace("<x>1</x>", "<x>1e39</x>")
+    mesh = _load(_amf(_object() + far))
+    assert mesh.triangle_count == 1 and np.isfinite(mesh.triangles).all()
+
+
 def test_triangle_cap_stops_the_parse() -> None:
     tri = "<triangle><v1>0</v1><v2>1</v2><v3>2</v3></triangle>"
     with pytest.raises(LimitExceededError):

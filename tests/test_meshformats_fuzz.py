@@ -29,6 +29,7 @@ OBJ_LINES = [
     b"f 1/2/3 4//5 2/",
     b"f 1 2 3 4 5 1 2 3 4 5 2 4",
     b"v 1e309 0 0",
+    b"v 1e39 -1e39 0 1e39 0 0",
     b"v -1e-400 .5 5.",
     b"v nan 0 0",
     b"v 1 2 3 4 5 6 7 8",
@@ -67,6 +68,7 @@ PLY_LINES = [
     b"3 0 1 9",
     b"nan inf -inf",
     b"1e400 0 0 0 0 0",
+    b"1e39 -1e39 0 255 0 0",
     b"",
 ]
 
@@ -88,6 +90,7 @@ AMF_LINES = [
     b'<constellation id="5"><instance objectid="9"/></constellation>',
     b"<triangle><v1>0</v1><v2>1</v2><v3>99</v3></triangle>",
     b"<vertex><coordinates><x>1e999</x><y>0</y><z>0</z></coordinates></vertex>",
+    b"<vertex><coordinates><x>1e39</x><y>-1e39</y><z>0</z></coordinates></vertex>",
     b"<color><r>x*y</r><g>0</g><b>0</b></color>",
     b'<object id="1"><mesh><vertices></vertices></mesh></object>',
     b"<instance objectid='1'><rx>nan</rx></instance>",

@@ -241,11 +241,14 @@ def test_sibling_reader_reads_only_plain_files_beside_the_model(tmp_path: Path) 
     assert read("") is None and read("..") is None and read("a\x00b") is None
 
 
-def test_triangles_beyond_float32_are_dropped_with_their_colours() -> None:
+@pytest.mark.parametrize("use_numba", SCANNERS)
+def test_triangles_beyond_float32_are_dropped_with_their_colours(use_numba: bool) -> None:
     text = (
         b"v 0 0 0 1 0 0\nv 1 0 0 1 0 0\nv 0 1 0 1 0 0\nv 0 0 1e39 0 0 1\n"  # 1e39 overflows float32
         b"f 1 2 3\nf 1 2 4\nf 2 3 4\n"
     )
+    scan = scan_obj(text, 10, use_numba=use_numba)
+    assert np.isinf(scan.vertices[3, 2])
     mesh = load_mesh_bytes(text, "x.obj")
     assert mesh.triangle_count == 1 and np.isfinite(mesh.triangles).all()
     assert mesh.face_colors is not None and mesh.face_colors.tolist() == [[255, 0, 0, 255]]

@@ -78,9 +78,10 @@ def load_amf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
         tris = np.frombuffer(obj.triangles, np.int64).reshape(-1, 3)
         if len(tris) == 0:
             continue
+        # Beyond float32 becomes inf (dropped by finish_coloured), not a warning.
         with np.errstate(over="ignore", invalid="ignore"):
             world = verts @ m[:3, :3].T + m[:3, 3]
-        tri_parts.append(world[tris].astype(np.float32))
+            tri_parts.append(world[tris].astype(np.float32))
         colour_parts.append(_colours(obj, doc, tris))
     rgb = np.concatenate(colour_parts)
     colors = None if np.isnan(rgb).all() else rgba_from_unit(rgb)

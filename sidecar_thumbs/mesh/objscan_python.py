@@ -105,12 +105,15 @@ def scan(data: bytes, max_triangles: int):  # type: ignore[no-untyped-def]
     for v in corners:
         if v >= len(verts):
             return _fail(ERR_RANGE, v + 1, len(verts))
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, as in the kernel (dropped later)
+        out_verts = np.array(verts, np.float64).astype(np.float32).reshape(-1, 3)
+        out_colors = np.array(colors, np.float64).astype(np.float32).reshape(-1, 3)
     return (
         OK,
         0,
         0,
-        np.array(verts, np.float64).astype(np.float32).reshape(-1, 3),
-        np.array(colors, np.float64).astype(np.float32).reshape(-1, 3) if ncolor else np.empty((0, 3), np.float32),
+        out_verts,
+        out_colors if ncolor else np.empty((0, 3), np.float32),
         np.array(corners, np.int32),
         np.array(starts, np.int64),
         np.array(mtls, np.int64).reshape(-1, 3),
