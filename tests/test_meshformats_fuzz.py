@@ -1,6 +1,7 @@
 """Hostile OBJ, PLY and AMF: Hypothesis mutates the lines of small valid files (tricky statements,
 random bytes, truncation). Invariant: a mesh that can be drawn (finite, colours aligned), or a
-:class:`ModelError` with one short line; nothing else escapes, and nothing takes long."""
+:class:`ModelError` with one short line; nothing else escapes, and nothing takes long. For OBJ the
+numba kernels and their Python twins must also agree, array for array and message for message."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from hypothesis import strategies as st
 from sidecar_thumbs.errors import ModelError
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.load import load_mesh_bytes
+from sidecar_thumbs.mesh.obj import join_continuations
+from sidecar_thumbs.mesh.objscan import numba_available, scan_obj
+from sidecar_thumbs.mesh.polygons import triangulate
 
 LIMITS = LoadLimits(max_triangles=20_000, max_decompressed_bytes=1 << 20)
 EXAMPLES = 300
@@ -138,7 +142,29 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress
 @FUZZ
 @given(st.data())
 def test_fuzzed_obj_lines(data: st.DataObject) -> None:
-    _check(_mutate(OBJ, OBJ_LINES, data), "f.obj")
+    mutated = _mutate(OBJ, OBJ_LINES, data)
+    _check(mutated, "f.obj")
+    _same_with_and_without_numba(join_continuations(mutated))
+
+
+def _scan_or_error(text: bytes, use_numba: bool) -> tuple[str, list[np.ndarray]]:
+    try:
+        scan = scan_obj(text, LIMITS.max_triangles, use_numba=use_numba)
+    except ModelError as exc:
+        return f"{type(exc).__name__}: {exc}", []
+    arrays = [scan.vertices, scan.colors, scan.corners, scan.starts, scan.materials, scan.libraries]
+    tris, owner = triangulate(scan.vertices, scan.corners, scan.starts, use_numba=use_numba)
+    return f"ok {scan.short_faces}", [*arrays, tris, owner]
+
+
+def _same_with_and_without_numba(text: bytes) -> None:
+    """The Python twins (OBJ scanner, triangulation) give what the numba kernels give."""
+    if not numba_available():
+        return
+    (status_a, arrays_a), (status_b, arrays_b) = _scan_or_error(text, True), _scan_or_error(text, False)
+    assert status_a == status_b
+    for a, b in zip(arrays_a, arrays_b, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @FUZZ

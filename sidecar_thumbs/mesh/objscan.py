@@ -86,7 +86,7 @@ def scan_obj(data: bytes, max_triangles: int, use_numba: bool | None = None) -> 
     line = data.count(b"\n", 0, s) + 1
     if status == ERR_LIMIT:
         raise LimitExceededError(f"OBJ faces make more than the limit of {max_triangles} triangles (line {line})")
-    text = data[s : min(e, s + 40)].decode("utf-8", "replace")
+    text = data[s : min(e, s + 40)].decode("utf-8", "replace").strip()
     raise BadModelError(f"OBJ {MESSAGES.get(status, 'scan failed')} (line {line}): {text!r}")
 
 

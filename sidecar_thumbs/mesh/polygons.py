@@ -98,7 +98,10 @@ def triangulate(
         owner = np.empty(total, np.int32)
         kernel.triangulate_loop(verts, corners, starts, tris, owner, EAR_BUDGET)
         return tris, owner
-    return _triangulate_numpy(verts, corners, starts, total)
+    # Corners at inf (beyond float32) make NaN normals: the triangles are dropped later anyway, and
+    # the kernel computes them silently; so does the twin.
+    with np.errstate(all="ignore"):
+        return _triangulate_numpy(verts, corners, starts, total)
 
 
 def _triangulate_numpy(
