@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from corpus_paths import corpus_files
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
 from sidecar_thumbs.mesh import LoadLimits
@@ -252,3 +254,32 @@ def test_triangles_beyond_float32_are_dropped_with_their_colours(use_numba: bool
     mesh = load_mesh_bytes(text, "x.obj")
     assert mesh.triangle_count == 1 and np.isfinite(mesh.triangles).all()
     assert mesh.face_colors is not None and mesh.face_colors.tolist() == [[255, 0, 0, 255]]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    radii=st.lists(st.floats(0.2, 5.0), min_size=5, max_size=60),
+    tilt=st.tuples(st.floats(-3, 3), st.floats(-3, 3)),
+    use_numba=st.sampled_from(SCANNERS),
+)
+def test_random_concave_polygons_are_covered_exactly(
+    radii: list[float], tilt: tuple[float, float], use_numba: bool
+) -> None:
+    # A star-shaped polygon (random radius per corner) is simple but concave almost everywhere.
+    n = len(radii)
+    angle = np.arange(n) * 2 * np.pi / n
+    flat = np.stack([np.cos(angle) * radii, np.sin(angle) * radii, np.zeros(n)], axis=1)
+    a, b = tilt
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]]) @ np.array(
+        [[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]]
+    )
+    verts = (flat @ rot.T).astype(np.float64)
+    tris, _ = triangulate(verts, np.arange(n, dtype=np.int32), np.array([0, n]), use_numba=use_numba)
+    assert len(tris) == n - 2
+    x, y = flat[:, 0], flat[:, 1]
+    area = 0.5 * abs(x @ np.roll(y, -1) - y @ np.roll(x, -1))
+    t = verts[tris]
+    normals = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    # Inside the polygon and not overlapping: the areas add up exactly; same winding as the polygon.
+    assert np.linalg.norm(normals, axis=1).sum() / 2 == pytest.approx(area, rel=1e-6)
+    assert (normals @ (rot @ [0, 0, 1]) >= -1e-9).all()
