@@ -29,7 +29,7 @@ class LoadLimits:
 
     max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
     max_triangles: int = 20_000_000
-    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part (zip bombs)
+    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part, all entries of a zipped AMF (zip bombs)
 
 
 DEFAULT_LIMITS = LoadLimits()
