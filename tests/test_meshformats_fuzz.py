@@ -17,7 +17,7 @@ from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.load import load_mesh_bytes
 from sidecar_thumbs.mesh.obj import join_continuations
 from sidecar_thumbs.mesh.objscan import numba_available, scan_obj
-from sidecar_thumbs.mesh.polygons import triangulate
+from sidecar_thumbs.mesh.polygons import PYTHON_EAR_BUDGET, triangulate
 
 LIMITS = LoadLimits(max_triangles=20_000, max_decompressed_bytes=1 << 20)
 EXAMPLES = 300
@@ -153,7 +153,8 @@ def _scan_or_error(text: bytes, use_numba: bool) -> tuple[str, list[np.ndarray]]
     except ModelError as exc:
         return f"{type(exc).__name__}: {exc}", []
     arrays = [scan.vertices, scan.colors, scan.corners, scan.starts, scan.materials, scan.libraries]
-    tris, owner = triangulate(scan.vertices, scan.corners, scan.starts, use_numba=use_numba)
+    # One ear-clipping budget for both: by default the Python twin gets a smaller one.
+    tris, owner = triangulate(scan.vertices, scan.corners, scan.starts, use_numba, PYTHON_EAR_BUDGET)
     return f"ok {scan.short_faces}", [*arrays, tris, owner]
 
 

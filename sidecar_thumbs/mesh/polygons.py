@@ -73,7 +73,11 @@ def polygon_triangle_count(starts: np.ndarray) -> int:
 
 
 def triangulate(
-    verts: np.ndarray, corners: np.ndarray, starts: np.ndarray, use_numba: bool | None = None
+    verts: np.ndarray,
+    corners: np.ndarray,
+    starts: np.ndarray,
+    use_numba: bool | None = None,
+    budget: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split polygons into triangles with the winding of the polygon.
 
@@ -82,6 +86,8 @@ def triangulate(
         corners: int32 vertex indices of every polygon, one after another (all < V).
         starts: int64 ``(P + 1,)``: polygon ``p`` is ``corners[starts[p]:starts[p + 1]]``.
         use_numba: force one implementation (tests); default: numba when importable.
+        budget: point tests of ear clipping before the rest is fanned; default
+            :data:`EAR_BUDGET` compiled, :data:`PYTHON_EAR_BUDGET` in Python (tests give both one).
 
     Returns:
         ``(triangles, owner)``: int32 ``(T, 3)`` vertex indices and int32 ``(T,)`` the polygon each
@@ -96,16 +102,16 @@ def triangulate(
             raise RuntimeError("numba is not available")
         tris = np.empty((total, 3), np.int32)
         owner = np.empty(total, np.int32)
-        kernel.triangulate_loop(verts, corners, starts, tris, owner, EAR_BUDGET)
+        kernel.triangulate_loop(verts, corners, starts, tris, owner, EAR_BUDGET if budget is None else budget)
         return tris, owner
     # Corners at inf (beyond float32) make NaN normals: the triangles are dropped later anyway, and
     # the kernel computes them silently; so does the twin.
     with np.errstate(all="ignore"):
-        return _triangulate_numpy(verts, corners, starts, total)
+        return _triangulate_numpy(verts, corners, starts, total, PYTHON_EAR_BUDGET if budget is None else budget)
 
 
 def _triangulate_numpy(
-    verts: np.ndarray, corners: np.ndarray, starts: np.ndarray, total: int
+    verts: np.ndarray, corners: np.ndarray, starts: np.ndarray, total: int, budget: int
 ) -> tuple[np.ndarray, np.ndarray]:
     sizes = np.diff(starts)
     tris = np.empty((total, 3), np.int32)
@@ -128,7 +134,6 @@ def _triangulate_numpy(
         tris[first[p4]] = a
         tris[first[p4] + 1] = b
         owner[first[p4]] = owner[first[p4] + 1] = p4
-    budget = PYTHON_EAR_BUDGET
     # float64 as the kernel computes (NumPy 2 would keep float32 scalars in float32 arithmetic).
     verts64 = verts.astype(np.float64)
     for p in np.flatnonzero(sizes >= 5).tolist():
