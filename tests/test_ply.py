@@ -217,3 +217,26 @@ def test_mixed_binary_lists_cut_short_or_negative_fail_with_one_line(use_numba: 
         with pytest.raises(BadModelError, match=match) as info:
             read_elements(bad, parse_ply_header(bad), use_numba=use_numba)
         assert "\n" not in str(info.value)
+
+
+def test_ascii_lists_of_mixed_lengths_with_scalars_around_them() -> None:
+    from sidecar_thumbs.mesh.plydata import read_elements
+    from sidecar_thumbs.mesh.plyheader import parse_ply_header
+
+    head = (
+        "ply\nformat ascii 1.0\nelement vertex 5\nproperty double x\nproperty double y\nproperty double z\n"
+        "element face 5\nproperty uchar flag\nproperty list uchar uint vertex_indices\nproperty float quality\n"
+        "end_header\n"
+    )
+    verts = "".join(f"{x} {y} {z}\n" for x, y, z in VERTS.tolist())
+    faces = "".join(f"{k} {len(f)} {' '.join(map(str, f))} {k / 2}\n" for k, f in enumerate(FACES))
+    data = (head + verts + faces).encode()
+    flags, (flat, starts), quality = read_elements(data, parse_ply_header(data))["face"]
+    assert flags.tolist() == [0, 1, 2, 3, 4] and quality.tolist() == [0, 0.5, 1, 1.5, 2]
+    assert flat.tolist() == [i for f in FACES for i in f] and starts.tolist() == [0, 4, 7, 10, 13, 16]
+    # A line with a number too many (as VCGLIB writes) or too few is read line by line instead.
+    longer = data.replace(b"\n2 3 1 2 4 1.0\n", b"\n2 3 1 2 4 1.0 99\n")
+    assert read_elements(longer, parse_ply_header(longer))["face"][1][0].tolist() == flat.tolist()
+    shorter = data.replace(b"\n2 3 1 2 4 1.0\n", b"\n2 3 1 2\n")
+    with pytest.raises(BadModelError, match="shorter than its list"):
+        read_elements(shorter, parse_ply_header(shorter))

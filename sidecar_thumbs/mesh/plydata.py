@@ -103,7 +103,44 @@ def _read_ascii(lines: list[bytes], el: PlyElement) -> list[Column]:
         rows = tokens.reshape(n, stride)
         if _uniform(rows, el, widths):
             return _split_rows(rows, el, widths)
-    return _read_ascii_records(lines, el)
+    return _read_ascii_one_list(lines, el) or _read_ascii_records(lines, el)
+
+
+def _read_ascii_one_list(lines: list[bytes], el: PlyElement) -> list[Column] | None:
+    """Records with one list of varying length (mixed polygons, as Blender writes them), in bulk:
+    where each line's list lies follows from its count of words. None when the element has another
+    shape or a line holds more or fewer numbers than its list says (read line by line then)."""
+    lists = [i for i, p in enumerate(el.properties) if p.is_list]
+    if len(lists) != 1:
+        return None
+    at = lists[0]  # scalars before the list: as many as its position
+    words = np.fromiter(map(len, map(bytes.split, lines)), np.int64, len(lines))
+    tokens = _ascii_numbers(b"\n".join(lines))
+    if len(tokens) != int(words.sum()):
+        return None
+    first = np.zeros(len(lines), np.int64)
+    np.cumsum(words[:-1], out=first[1:])
+    count_at = first + at
+    if (words <= at).any():
+        return None
+    counts = tokens[count_at]
+    if not (np.isfinite(counts).all() and (counts >= 0).all() and (counts == np.floor(counts)).all()):
+        return None
+    k = counts.astype(np.int64)
+    if not (words == len(el.properties) + k).all():  # the scalars, the count and its k items
+        return None
+    starts = np.zeros(len(lines) + 1, np.int64)
+    np.cumsum(k, out=starts[1:])
+    within = np.arange(int(starts[-1]), dtype=np.int64) - np.repeat(starts[:-1], k)
+    cols: list[Column] = []
+    for i in range(len(el.properties)):
+        if i < at:
+            cols.append(tokens[first + i])
+        elif i == at:
+            cols.append((tokens[np.repeat(count_at + 1, k) + within], starts))
+        else:
+            cols.append(tokens[count_at + 1 + k + (i - at - 1)])
+    return cols
 
 
 def _list_length(value: float, el: PlyElement) -> int:
