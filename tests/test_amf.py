@@ -246,6 +246,14 @@ def test_coordinates_beyond_float32_drop_their_triangles_quietly() -> None:
     assert mesh.triangle_count == 1 and np.isfinite(mesh.triangles).all()
 
 
+def test_geometry_outside_a_mesh_is_not_drawn() -> None:
+    # Found by the fuzzer: <vertices> and <volume> straight in <object>, then a triangle pointing
+    # past the vertices, escaped the range check done at </mesh> (an IndexError, not one line).
+    body = _object().replace("<mesh>", "").replace("</mesh>", "").replace("<v3>2</v3>", "<v3>7</v3>")
+    with pytest.raises(NoGeometryError):
+        _load(_amf(body))
+
+
 def test_triangle_cap_stops_the_parse() -> None:
     tri = "<triangle><v1>0</v1><v2>1</v2><v3>2</v3></triangle>"
     with pytest.raises(LimitExceededError):

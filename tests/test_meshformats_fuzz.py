@@ -101,6 +101,12 @@ AMF_LINES = [
     b"<![CDATA[ ]]>",
     b"</amf>",
     b"<amf>",
+    b"<mesh>",
+    b"</mesh>",
+    b"<vertices>",
+    b"<volume>",
+    b'<object id="7">',
+    b"</object>",
 ]
 
 

@@ -78,6 +78,8 @@ def load_amf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
         tris = np.frombuffer(obj.triangles, np.int64).reshape(-1, 3)
         if len(tris) == 0:
             continue
+        if tris.max() >= len(verts):  # the reader checks each mesh; this guards the indexing below
+            raise BadModelError(f"AMF object {obj.id[:40]!r}: triangle vertex index out of range")
         # Beyond float32 becomes inf (dropped by finish_coloured), not a warning.
         with np.errstate(over="ignore", invalid="ignore"):
             world = verts @ m[:3, :3].T + m[:3, 3]

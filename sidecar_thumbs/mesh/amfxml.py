@@ -25,6 +25,9 @@ _COORDINATES = frozenset(("x", "y", "z"))
 _CORNERS = frozenset(("v1", "v2", "v3"))
 _CHANNELS = frozenset(("r", "g", "b"))
 _LEAVES = _INSTANCE_KEYS | _COORDINATES | _CORNERS | _CHANNELS
+_MESH_PATH = ["amf", "object", "mesh"]
+_VERTICES_PATH = ["amf", "object", "mesh", "vertices"]
+_VOLUME_PATH = ["amf", "object", "mesh", "volume"]
 _LEAF_PARENTS = frozenset(("coordinates", "triangle", "instance", "color"))
 
 
@@ -109,12 +112,12 @@ class _Reader:
             if oid in self.doc.objects:
                 self.fail(f"object id {oid!r} is defined twice")
             self.obj = self.doc.objects[oid] = AmfObject(oid)
-        elif name == "mesh" and parent == "object" and self.obj is not None:
+        elif name == "mesh" and stack == _MESH_PATH and self.obj is not None:
             self.mesh_base = len(self.obj.vertices) // 3
             self.mesh_tri = len(self.obj.triangles) // 3
         elif name == "color":
             self.color_values = {}
-        elif name == "volume" and parent == "mesh" and self.obj is not None:
+        elif name == "volume" and stack == _VOLUME_PATH and self.obj is not None:
             self.obj.volumes.append((_RGB, attrs.get("materialid")))
         elif name == "material" and parent == "amf":
             self.material = attrs.get("id", "").strip()
@@ -135,13 +138,15 @@ class _Reader:
             self._leaf(name, parent, text)
             return
         obj = self.obj
-        if name == "vertex" and parent == "vertices" and obj is not None:
+        # Geometry counts only where AMF puts it: <amf><object><mesh><vertices>/<volume>. A stray
+        # <vertex> or <triangle> elsewhere would escape the range check at </mesh>.
+        if name == "vertex" and self.stack == _VERTICES_PATH and obj is not None:
             try:
                 obj.vertices.extend((self.values["x"], self.values["y"], self.values["z"]))
             except KeyError:
                 self.fail("a <vertex> lacks an x, y or z coordinate")
             obj.vertex_colors.extend(self.item_color)
-        elif name == "triangle" and parent == "volume" and obj is not None:
+        elif name == "triangle" and self.stack == _VOLUME_PATH and obj is not None:
             try:
                 tri = (int(self.values["v1"]), int(self.values["v2"]), int(self.values["v3"]))
             except KeyError:
@@ -153,7 +158,7 @@ class _Reader:
             obj.triangles.extend((tri[0] + base, tri[1] + base, tri[2] + base))
             obj.triangle_colors.extend(self.item_color)  # the triangle's own <color>, if any
             obj.triangle_volume.append(len(obj.volumes) - 1)
-        elif name == "mesh" and parent == "object" and obj is not None:
+        elif name == "mesh" and self.stack == _MESH_PATH[:2] and obj is not None:
             count = len(obj.vertices) // 3 - self.mesh_base
             for v in obj.triangles[self.mesh_tri * 3 :]:
                 if not self.mesh_base <= v < self.mesh_base + count:

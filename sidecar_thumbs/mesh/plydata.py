@@ -124,7 +124,10 @@ def _read_ascii_one_list(lines: list[bytes], el: PlyElement) -> list[Column] | N
     if (words <= at).any():
         return None
     counts = tokens[count_at]
-    if not (np.isfinite(counts).all() and (counts >= 0).all() and (counts == np.floor(counts)).all()):
+    # A count is a whole number no larger than its line (checked before the cast: 1e39 does not fit).
+    if not (np.isfinite(counts).all() and (counts >= 0).all() and (counts <= words).all()):
+        return None
+    if not (counts == np.floor(counts)).all():
         return None
     k = counts.astype(np.int64)
     if not (words == len(el.properties) + k).all():  # the scalars, the count and its k items
