@@ -14,7 +14,7 @@ import pytest
 from corpus_paths import CORPUS, corpus_files
 from PIL import Image
 
-from sidecar_thumbs.errors import ModelError, NoGeometryError
+from sidecar_thumbs.errors import BadModelError, ModelError, NoGeometryError
 from sidecar_thumbs.mesh.load import load_mesh
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.thumbnail import SOURCE_RENDERED, ThumbnailOptions, make_thumbnail
@@ -67,6 +67,12 @@ def test_bad_obj_ply_amf_are_refused_with_one_line(path: Path) -> None:
     with pytest.raises(ModelError) as info:
         make_thumbnail(path, RENDER_ONLY)
     assert info.value.message == str(info.value) and "\n" not in str(info.value)
+
+
+def test_git_lfs_pointers_say_so(corpus: Path) -> None:
+    for name in ("f3d__suzanne.obj", "f3d__suzanneRGBA.ply", "f3d__cube-with-hole.amf", "f3d__cube_gears.3mf"):
+        with pytest.raises(BadModelError, match="a Git LFS pointer, not the model itself"):
+            load_mesh(corpus / "bad" / name)
 
 
 @pytest.mark.parametrize("path", [p for p in MODELS if p.suffix.lower() in (".obj", ".amf")], ids=lambda p: p.name)

@@ -12,6 +12,7 @@ from sidecar_thumbs.mesh.siblings import SiblingReader, sibling_reader
 
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 _FORMATS = {".stl": "stl", ".3mf": "3mf", ".obj": "obj", ".ply": "ply", ".amf": "amf", ".amf.xml": "amf"}
 
 
@@ -52,6 +53,9 @@ def load_mesh_bytes(
     fmt = detect_format(name)
     if len(data) > limits.max_file_bytes:
         raise LimitExceededError(f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes} bytes")
+    if data.startswith(_LFS_POINTER):
+        # A repository cloned without Git LFS holds these small text files in place of its models.
+        raise BadModelError("a Git LFS pointer, not the model itself (fetch the file with 'git lfs pull')")
     colors: np.ndarray | None = None
     try:
         if fmt == "stl":
