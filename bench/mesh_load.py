@@ -1,7 +1,7 @@
 """Load-time benchmark for the mesh loaders (warm, single process): ms per file.
 
 Usage: ``python bench/mesh_load.py [--numpy] [--quick]`` — synthetic knot/rock meshes at 100k and 1M
-triangles as binary STL, 3MF, OBJ (``f v`` and ``f v/vt/vn``) and binary PLY (from
+triangles as binary STL, 3MF, OBJ (``f v`` and ``f v/vt/vn``), PLY (binary and ASCII) and zipped AMF (from
 ``bench/meshgen.py``) plus the largest corpus files when the corpus is present; ``--quick``: only the
 100k knot. Reports the best of 5 runs in CPU time of this process (``time.process_time``: stable on a
 shared machine; the loader is single-threaded, so it equals wall time on an idle core) and the peak
@@ -73,6 +73,8 @@ def main() -> None:
             cases.append((f"{shape} {n // 1000}k .obj (f v)", mg.obj_bytes(mesh), "x.obj"))
             cases.append((f"{shape} {n // 1000}k .obj (f v/vt/vn)", mg.obj_bytes(mesh, "v/vt/vn"), "x.obj"))
             cases.append((f"{shape} {n // 1000}k .ply binary", mg.ply_bytes(mesh), "x.ply"))
+            cases.append((f"{shape} {n // 1000}k .ply ascii", mg.ply_bytes(mesh, "ascii"), "x.ply"))
+            cases.append((f"{shape} {n // 1000}k .amf (zip)", mg.amf_bytes(mesh, compressed=True), "x.amf"))
     for rel in () if quick else CORPUS_FILES:
         path = CORPUS / rel
         if path.is_file():

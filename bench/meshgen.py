@@ -313,6 +313,27 @@ def ply_bytes(mesh: np.ndarray | Indexed, fmt: str = "binary_little_endian") -> 
     return head + np.asarray(V, order + "f4").tobytes() + rec.tobytes()
 
 
+def amf_bytes(mesh: np.ndarray | Indexed, compressed: bool = False) -> bytes:
+    """An AMF with one object (one volume), as Slic3r writes it; ``compressed``: inside a zip."""
+    V, F = mesh if isinstance(mesh, tuple) else indexed(mesh)
+    verts = ("<vertex><coordinates><x>%.6f</x><y>%.6f</y><z>%.6f</z></coordinates></vertex>\n" * len(V)) % tuple(
+        np.asarray(V, np.float64).ravel().tolist()
+    )
+    tris = ("<triangle><v1>%d</v1><v2>%d</v2><v3>%d</v3></triangle>\n" * len(F)) % tuple(
+        np.asarray(F, np.int64).ravel().tolist()
+    )
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<amf unit="millimeter">\n<object id="0">\n<mesh>\n'
+        f"<vertices>\n{verts}</vertices>\n<volume>\n{tris}</volume>\n</mesh>\n</object>\n</amf>\n"
+    ).encode("ascii")
+    if not compressed:
+        return xml
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        z.writestr("model.amf", xml)
+    return buf.getvalue()
+
+
 def threemf_bytes(mesh: np.ndarray | Indexed, unit: str = "millimeter", thumbnail_png: bytes | None = None) -> bytes:
     """A 3MF package's bytes: content types, root relationships, the model, optionally a thumbnail."""
     rels = _REL_MODEL + (_REL_THUMB if thumbnail_png is not None else "")
