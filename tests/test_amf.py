@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -258,3 +259,78 @@ def test_triangle_cap_stops_the_parse() -> None:
     tri = "<triangle><v1>0</v1><v2>1</v2><v3>2</v3></triangle>"
     with pytest.raises(LimitExceededError):
         _load(_amf(_object(volumes=f"<volume>{tri * 50}</volume>")), limits=LoadLimits(max_triangles=10))
+
+
+def _same_documents(data: bytes) -> None:
+    """The bulk reader (amfbulk) and the element-by-element one give the same document."""
+    from sidecar_thumbs.mesh.amfxml import parse_amf_xml
+
+    results = []
+    for use_bulk in (True, False):
+        try:
+            results.append(parse_amf_xml(data, "x", 10_000, use_bulk=use_bulk))
+        except BadModelError as exc:
+            results.append(type(exc))
+    bulk, plain = results
+    if isinstance(plain, type) or isinstance(bulk, type):
+        assert bulk == plain
+        return
+    assert bulk.unit == plain.unit and bulk.materials == plain.materials
+    assert bulk.constellations == plain.constellations and bulk.objects.keys() == plain.objects.keys()
+    for key, a in bulk.objects.items():
+        b = plain.objects[key]
+        for name in ("vertices", "vertex_colors", "triangles", "triangle_colors", "triangle_volume"):
+            np.testing.assert_array_equal(np.array(getattr(a, name)), np.array(getattr(b, name)), err_msg=name)
+        assert (a.volumes, a.color) == (b.volumes, b.color) or np.isnan(a.color).all()
+
+
+def test_bulk_and_element_readers_agree_on_the_corpus(corpus: Path) -> None:
+    from sidecar_thumbs.mesh.amfbulk import cut_bulk
+
+    cut = 0
+    for path in sorted((corpus / "amf").iterdir()):
+        data = path.read_bytes()
+        if data.startswith(b"PK"):
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                entries = [z.read(n) for n in z.namelist() if n.lower().endswith(".amf")]
+        else:
+            entries = [data]
+        for entry in entries:
+            _same_documents(entry)
+            cut += cut_bulk(entry) is not None
+    assert cut >= 5  # the plain layout is common: most corpus files take the bulk path
+
+
+@pytest.mark.parametrize(
+    "vertex",
+    [
+        "<vertex><coordinates><x>1</x><y>2</y><z>3</z></coordinates></vertex>",
+        "<vertex>\n <coordinates> <x> 1e-3</x><y>-2.5E+2 </y><z>+.5</z></coordinates>\n</vertex>",
+        "<vertex><coordinates><x>1</x><y></y><z>2 3</z></coordinates></vertex>",  # empty and double slots
+        "<vertex><coordinates><y>2</y><x>1</x><z>3</z></coordinates></vertex>",  # another order
+        "<vertex><coordinates><x>1</x><y>2</y><z>1e999</z></coordinates></vertex>",
+        "<vertex><coordinates><x>1.2.3</x><y>2</y><z>3</z></coordinates></vertex>",
+        "<vertex><coordinates><x>1_0</x><y>2</y><z>3</z></coordinates></vertex>",
+        "<vertex><color><r>1</r><g>0</g><b>0</b></color><coordinates><x>1</x><y>2</y><z>3</z></coordinates></vertex>",
+    ],
+)
+@pytest.mark.parametrize(
+    "triangle",
+    [
+        "<triangle><v1>0</v1><v2>1</v2><v3>2</v3></triangle>",
+        "<triangle> <v1> 0 </v1>\n<v2>1</v2><v3>02</v3></triangle>",
+        "<triangle><v2>1</v2><v1>0</v1><v3>2</v3></triangle>",
+        "<triangle><v1>0</v1><v2></v2><v3>1 2</v3></triangle>",
+        "<triangle><v1>0</v1><v2>1</v2><v3>99999999999999999999999</v3></triangle>",
+        "<triangle><v1>0</v1><v2>1</v2><v3>-2</v3></triangle>",
+        "<triangle><v1>0</v1><v2>1</v2><v3>0000000000000000002</v3></triangle>",
+        "<triangle><v1>0</v1><v2>1</v2><v3>" + "9" * 5000 + "</v3></triangle>",
+        "<triangle><v1>0</v1><v2>1</v2><v3>\u00b2</v3></triangle>",  # a superscript two
+    ],
+)
+def test_bulk_reader_takes_only_what_the_element_reader_reads_the_same(vertex: str, triangle: str) -> None:
+    plain = "<vertex><coordinates><x>0</x><y>0</y><z>0</z></coordinates></vertex>"
+    verts = vertex + plain * 2 + vertex
+    tris = f"<metadata type='name'>v</metadata>{triangle}{triangle}"
+    body = f'<object id="1"><mesh><vertices>{verts}</vertices><volume>{tris}</volume></mesh></object>'
+    _same_documents(_amf(body))

@@ -88,6 +88,12 @@ AMF = (
     b"</amf>\n"
 )
 AMF_LINES = [
+    b"<vertex><coordinates><x>2</x><y></y><z>3 4</z></coordinates></vertex>",
+    b"<vertex><coordinates><y>2</y><x>1</x><z>3</z></coordinates></vertex>",
+    b"<triangle><v1>0</v1><v2>1</v2><v3>0000000000002</v3></triangle>",
+    b"<triangle><v1>0</v1><v2>2</v2><v3>1 1</v3></triangle>",
+    b"<triangle><v1>0</v1><v2>99999999999</v2><v3>1</v3></triangle>",
+    b"<!-- <vertices> -->",
     b'<!DOCTYPE amf [<!ENTITY a "aaaa">]>',
     b"&a;",
     b'<constellation id="4"><instance objectid="4"/></constellation>',
@@ -206,9 +212,30 @@ def test_fuzzed_binary_ply(data: st.DataObject, order: str) -> None:
 @given(st.data(), st.booleans())
 def test_fuzzed_amf_lines(data: st.DataObject, zipped: bool) -> None:
     mutated = _mutate(AMF, AMF_LINES, data)
+    _same_amf_with_and_without_bulk(mutated)
     if zipped:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("m.amf", mutated)
         mutated = buf.getvalue()
     _check(mutated, "f.amf")
+
+
+def _same_amf_with_and_without_bulk(data: bytes) -> None:
+    """The bulk reader (amfbulk) and the element-by-element one read the same document."""
+    from sidecar_thumbs.mesh.amfxml import parse_amf_xml
+
+    results = []
+    for use_bulk in (True, False):
+        try:
+            doc = parse_amf_xml(data, "x", LIMITS.max_triangles, use_bulk=use_bulk)
+        except ModelError as exc:
+            results.append(type(exc).__name__)
+            continue
+        arrays = []
+        for key in sorted(doc.objects):
+            obj = doc.objects[key]
+            arrays += [key, obj.vertices.tolist(), obj.triangles.tolist(), obj.triangle_volume.tolist()]
+            arrays += [np.array(obj.vertex_colors).tobytes(), np.array(obj.triangle_colors).tobytes()]
+        results.append(repr((doc.unit, doc.constellations, arrays)))
+    assert results[0] == results[1]

@@ -14,7 +14,10 @@ from array import array
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
+import numpy as np
+
 from sidecar_thumbs.errors import BadModelError, LimitExceededError
+from sidecar_thumbs.mesh.amfbulk import BulkCuts, cut_bulk
 
 __all__ = ["AmfDocument", "AmfInstance", "AmfObject", "parse_amf_xml"]
 
@@ -68,8 +71,11 @@ class _Refused(Exception):
 class _Reader:
     """expat callbacks; ``stack`` holds the local names of the open elements."""
 
-    def __init__(self, doc: AmfDocument, part: str, max_triangles: int) -> None:
+    def __init__(self, doc: AmfDocument, part: str, max_triangles: int, bulk: BulkCuts | None) -> None:
         self.doc = doc
+        self.bulk = bulk
+        self.vertices_seen = 0  # ordinals of <vertices> and <volume> elements: how bulk blocks are found
+        self.volumes_seen = 0
         self.part = part
         self.max_triangles = max_triangles
         self.triangles = 0
@@ -117,8 +123,21 @@ class _Reader:
             self.mesh_tri = len(self.obj.triangles) // 3
         elif name == "color":
             self.color_values = {}
-        elif name == "volume" and stack == _VOLUME_PATH and self.obj is not None:
-            self.obj.volumes.append((_RGB, attrs.get("materialid")))
+        elif name == "vertices":
+            self.vertices_seen += 1
+            if self.bulk is not None and stack == _VERTICES_PATH and self.obj is not None:
+                verts = self.bulk.vertices.get(self.vertices_seen - 1)
+                if verts is not None:
+                    self.obj.vertices.frombytes(verts.tobytes())
+                    self.obj.vertex_colors.frombytes(np.full(verts.size, np.nan).tobytes())
+        elif name == "volume":
+            self.volumes_seen += 1
+            if stack == _VOLUME_PATH and self.obj is not None:
+                self.obj.volumes.append((_RGB, attrs.get("materialid")))
+                if self.bulk is not None:
+                    tris = self.bulk.triangles.get(self.volumes_seen - 1)
+                    if tris is not None:
+                        self._add_triangles(tris)
         elif name == "material" and parent == "amf":
             self.material = attrs.get("id", "").strip()
         elif name == "constellation" and parent == "amf":
@@ -160,9 +179,11 @@ class _Reader:
             obj.triangle_volume.append(len(obj.volumes) - 1)
         elif name == "mesh" and self.stack == _MESH_PATH[:2] and obj is not None:
             count = len(obj.vertices) // 3 - self.mesh_base
-            for v in obj.triangles[self.mesh_tri * 3 :]:
-                if not self.mesh_base <= v < self.mesh_base + count:
-                    self.fail(f"triangle vertex index {v - self.mesh_base} out of range (the mesh has {count})")
+            # A copy, not a view: a view would stop the array from growing further.
+            corners = np.array(obj.triangles[self.mesh_tri * 3 :], np.int64) - self.mesh_base
+            if len(corners) and (corners.min() < 0 or corners.max() >= count):
+                bad = int(corners.max()) if corners.max() >= count else int(corners.min())
+                self.fail(f"triangle vertex index {bad} out of range (the mesh has {count})")
         elif name == "color":
             rgb = self._rgb()
             if parent in ("vertex", "triangle"):
@@ -178,6 +199,17 @@ class _Reader:
         elif name == "object":
             self.obj = None
 
+    def _add_triangles(self, tris: np.ndarray) -> None:
+        """Triangles read in bulk (:mod:`amfbulk`), as the <triangle> handler would add them."""
+        obj = self.obj
+        assert obj is not None
+        self.triangles += len(tris)
+        if self.triangles > self.max_triangles:
+            raise LimitExceededError(f"AMF has more than the limit of {self.max_triangles} triangles")
+        obj.triangles.frombytes((tris + self.mesh_base).astype(np.int64).tobytes())
+        obj.triangle_colors.frombytes(np.full(tris.size, np.nan).tobytes())
+        obj.triangle_volume.frombytes(np.full(len(tris), len(obj.volumes) - 1, np.int64).tobytes())
+
     def _leaf(self, name: str, parent: str | None, text: str) -> None:
         if parent == "coordinates":
             if name in _COORDINATES:
@@ -185,9 +217,11 @@ class _Reader:
         elif parent == "triangle":
             if name in _CORNERS:
                 text = text.strip()
-                if not text.isdigit():  # not int(): it takes signs and underscores
-                    self.fail(f"triangle index <{name}> {text[:40]!r} is not a non-negative integer")
-                self.values[name] = int(text)
+                # int() alone takes signs and "_", refuses "²" (a digit to isdigit) and 5000 digits.
+                digits = text.lstrip("0") or "0"
+                if not (text.isascii() and text.isdigit()) or len(digits) > 10 or int(digits) >= 2**31:
+                    self.fail(f"triangle index <{name}> {text[:40]!r} is not a non-negative integer below 2^31")
+                self.values[name] = int(digits)
         elif parent == "instance":
             if name in _INSTANCE_KEYS:
                 self.values[name] = self._number(text, "instance", name)
@@ -215,8 +249,9 @@ def _refuse(*_args: object) -> None:
     raise _Refused
 
 
-def parse_amf_xml(data: bytes, part: str, max_triangles: int) -> AmfDocument:
-    """Read one AMF document.
+def parse_amf_xml(data: bytes, part: str, max_triangles: int, use_bulk: bool = True) -> AmfDocument:
+    """Read one AMF document (``use_bulk``: let :mod:`amfbulk` read the plain blocks first; tests
+    turn it off to compare).
 
     Raises:
         BadModelError: DTD/entities, XML not well-formed, not AMF, bad numbers or indices.
@@ -225,7 +260,8 @@ def parse_amf_xml(data: bytes, part: str, max_triangles: int) -> AmfDocument:
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise BadModelError(f"AMF {part}: XML DTD/entities not allowed")
     doc = AmfDocument()
-    reader = _Reader(doc, part, max_triangles)
+    bulk = cut_bulk(data) if use_bulk else None
+    reader = _Reader(doc, part, max_triangles, bulk)
     parser = expat.ParserCreate()
     parser.buffer_text = True
     parser.ordered_attributes = False
@@ -238,7 +274,7 @@ def parse_amf_xml(data: bytes, part: str, max_triangles: int) -> AmfDocument:
     parser.EndElementHandler = reader.end
     parser.CharacterDataHandler = reader.data
     try:
-        parser.Parse(data, True)
+        parser.Parse(data if bulk is None else bulk.skeleton, True)
     except _Refused:
         raise BadModelError(f"AMF {part}: XML DTD/entities not allowed") from None
     except expat.ExpatError as exc:
