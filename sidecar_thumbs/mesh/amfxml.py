@@ -5,7 +5,8 @@ rules as 3MF: a document type declaration or an entity declaration anywhere refu
 before anything is expanded, whatever the encoding (a billion-laughs file costs nothing).
 Coordinates and indices go into compact ``array`` buffers; colours (``<color>`` with ``r g b``,
 on objects, volumes, vertices, triangles and materials) are kept for :mod:`sidecar_thumbs.mesh.amf`
-to resolve.
+to resolve. Blocks in the plain layout most writers use are read beforehand by
+:mod:`sidecar_thumbs.mesh.amfbulk` and cut out, so expat walks only the structure around them.
 """
 
 from __future__ import annotations
