@@ -19,7 +19,11 @@ from itertools import repeat
 
 import numpy as np
 
-__all__ = ["BulkCuts", "cut_bulk"]
+__all__ = ["MAX_BLOCK_BYTES", "BulkCuts", "cut_bulk"]
+
+# Reading a block in bulk holds about four copies of it for a moment; a larger block (over ~1M
+# triangles in one volume) is left to the element reader, which holds about half its size.
+MAX_BLOCK_BYTES = 64 * 1024 * 1024
 
 _NUMBER_BYTES = b"0123456789+-.eE"
 _DIGITS = b"0123456789"
@@ -55,7 +59,7 @@ def cut_bulk(data: bytes) -> BulkCuts | None:
     ranges: list[tuple[int, int]] = []
     for ordinal, after_name in enumerate(_starts(data, b"<vertices")):
         span = _content(data, after_name, b"</vertices>")
-        if span is not None:
+        if span is not None and span[1] - span[0] <= MAX_BLOCK_BYTES:
             verts = _vertex_values(data[span[0] : span[1]])
             if verts is not None and np.isfinite(verts).all():
                 cuts.vertices[ordinal] = verts
@@ -69,6 +73,8 @@ def cut_bulk(data: bytes) -> BulkCuts | None:
         if first < 0 or last < 0:
             continue
         run = (first, last + len(b"</triangle>"))
+        if run[1] - run[0] > MAX_BLOCK_BYTES:
+            continue
         tris = _triangle_values(data[run[0] : run[1]])
         if tris is not None and (tris < 2**31).all():
             cuts.triangles[ordinal] = tris
