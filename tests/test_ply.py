@@ -73,6 +73,16 @@ def test_face_colours_win_over_vertex_colours_and_floats_are_0_to_1() -> None:
     assert load_mesh_bytes(data, "c.ply").face_colors.tolist() == [[0, 128, 255, 255]]  # type: ignore[union-attr]
 
 
+def test_sixteen_bit_colours_are_scaled_to_their_range() -> None:
+    data = (
+        b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+        b"property ushort red\nproperty ushort green\nproperty ushort blue\n"
+        b"element face 1\nproperty list uchar int vertex_indices\nend_header\n"
+        b"0 0 0 65535 0 32768\n1 0 0 65535 0 32768\n0 1 0 65535 0 32768\n3 0 1 2\n"
+    )
+    assert load_mesh_bytes(data, "c.ply").face_colors.tolist() == [[255, 0, 128, 255]]  # type: ignore[union-attr]
+
+
 def test_tristrips_with_restarts_alternate_winding_and_drop_joins() -> None:
     data = (
         b"ply\nformat ascii 1.0\nelement vertex 6\nproperty float x\nproperty float y\nproperty float z\n"

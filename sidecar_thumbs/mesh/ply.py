@@ -106,7 +106,9 @@ def _colours(el: PlyElement, cols: list[Column]) -> np.ndarray | None:
     for i in found:
         assert i is not None
         values = np.asarray(cols[i], np.float64)
-        channels.append(values if el.properties[i].type[0] == "f" else values / 255.0)
+        kind = el.properties[i].type
+        # Floats are 0..1; 16-bit integers 0..65535 (some scanners); other integers 0..255.
+        channels.append(values if kind[0] == "f" else values / (65535.0 if kind[1] == "2" else 255.0))
     return np.stack(channels, axis=1)
 
 
