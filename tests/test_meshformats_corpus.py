@@ -16,8 +16,9 @@ from PIL import Image
 
 from sidecar_thumbs.errors import BadModelError, ModelError, NoGeometryError
 from sidecar_thumbs.mesh.load import load_mesh
+from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import SOURCE_RENDERED, ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
 
 RENDER_ONLY = ThumbnailOptions(render=RenderOptions(size=128), use_embedded=False)
 MODELS = [p for p in corpus_files("obj", "ply", "amf") if not p.name.lower().endswith(".mtl")]
@@ -53,7 +54,7 @@ def test_every_obj_ply_amf_renders_centred_and_filling_the_frame(path: Path) -> 
             make_thumbnail(path, RENDER_ONLY)
         return
     thumb = make_thumbnail(path, RENDER_ONLY)
-    assert thumb.source == SOURCE_RENDERED and thumb.triangles and thumb.triangles > 0
+    assert thumb.source is ThumbSource.RENDERED and thumb.triangles and thumb.triangles > 0
     alpha, (x0, x1, y0, y1) = _alpha_box(thumb.png)
     size = alpha.shape[0]
     assert alpha[0, 0] == alpha[0, -1] == alpha[-1, 0] == alpha[-1, -1] == 0

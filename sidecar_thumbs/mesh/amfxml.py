@@ -40,11 +40,11 @@ class AmfObject:
     """An object's mesh(es): vertices and triangles (indices into this object's vertices)."""
 
     id: str
-    vertices: array = field(default_factory=lambda: array("d"))  # x y z ...
-    vertex_colors: array = field(default_factory=lambda: array("d"))  # r g b per vertex (NaN: none)
-    triangles: array = field(default_factory=lambda: array("q"))  # v1 v2 v3 ...
-    triangle_colors: array = field(default_factory=lambda: array("d"))  # r g b per triangle (NaN: none)
-    triangle_volume: array = field(default_factory=lambda: array("q"))  # index into volumes
+    vertices: array[float] = field(default_factory=lambda: array("d"))  # x y z ...
+    vertex_colors: array[float] = field(default_factory=lambda: array("d"))  # r g b per vertex (NaN: none)
+    triangles: array[int] = field(default_factory=lambda: array("q"))  # v1 v2 v3 ...
+    triangle_colors: array[float] = field(default_factory=lambda: array("d"))  # r g b per triangle (NaN: none)
+    triangle_volume: array[int] = field(default_factory=lambda: array("q"))  # index into volumes
     volumes: list[tuple[tuple[float, float, float], str | None]] = field(default_factory=list)  # colour, materialid
     color: tuple[float, float, float] = _RGB
 
@@ -250,6 +250,10 @@ def _refuse(*_args: object) -> None:
     raise _Refused
 
 
+def _refuse_external(_context: str, _base: str | None, _system_id: str | None, _public_id: str | None) -> int:
+    raise _Refused
+
+
 def parse_amf_xml(data: bytes, part: str, max_triangles: int, use_bulk: bool = True) -> AmfDocument:
     """Read one AMF document (``use_bulk``: let :mod:`amfbulk` read the plain blocks first; tests
     turn it off to compare).
@@ -269,7 +273,7 @@ def parse_amf_xml(data: bytes, part: str, max_triangles: int, use_bulk: bool = T
     # Belt and braces for encodings the byte check above cannot see (UTF-16): any declaration stops.
     parser.StartDoctypeDeclHandler = _refuse
     parser.EntityDeclHandler = _refuse
-    parser.ExternalEntityRefHandler = _refuse
+    parser.ExternalEntityRefHandler = _refuse_external
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartElementHandler = reader.start
     parser.EndElementHandler = reader.end

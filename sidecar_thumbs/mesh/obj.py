@@ -121,5 +121,5 @@ def parse_mtl(data: bytes) -> dict[str, tuple[float, float, float]]:
             except ValueError:
                 continue
             if len(values) == 3 and all(np.isfinite(values)):
-                out[current] = values  # type: ignore[assignment]
+                out[current] = values
     return out

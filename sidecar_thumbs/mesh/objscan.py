@@ -80,7 +80,8 @@ def scan_obj(data: bytes, max_triangles: int, use_numba: bool | None = None) -> 
         result = objscan_python.scan(data, max_triangles)
     status, s, e = int(result[0]), int(result[1]), int(result[2])
     if status == OK:
-        return ObjScan(*result[3:9], short_faces=int(result[9]))
+        verts, colors, corners, starts, materials, libraries = result[3:9]
+        return ObjScan(verts, colors, corners, starts, materials, libraries, short_faces=int(result[9]))
     if status == ERR_RANGE:
         raise BadModelError(f"OBJ face refers to vertex {s}, but the file has {e} vertices")
     line = data.count(b"\n", 0, s) + 1

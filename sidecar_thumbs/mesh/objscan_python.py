@@ -145,7 +145,7 @@ def _numbers(text: bytes, dtype: type) -> np.ndarray | None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         try:
-            return np.fromstring(text, dtype=dtype, sep=" ")  # type: ignore[call-overload]
+            return np.fromstring(text, dtype=dtype, sep=" ")
         except (ValueError, DeprecationWarning):
             return None
 

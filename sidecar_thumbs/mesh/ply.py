@@ -119,7 +119,7 @@ def _index_list(el: PlyElement, cols: list[Column]) -> tuple[np.ndarray, np.ndar
         i = lists[0] if len(lists) == 1 else None
     if i is None or not el.properties[i].is_list or el.properties[i].type[0] == "f":
         raise BadModelError(f"PLY {el.name} element has no vertex_indices list")
-    flat, starts = cols[i]  # type: ignore[misc]
+    flat, starts = cols[i]
     return np.asarray(flat, np.int64), starts
 
 

@@ -14,6 +14,7 @@ import math
 import struct
 import warnings
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def _ascii_numbers(text: bytes) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # NumPy < 2.3 only warns on junk
         try:
-            return np.fromstring(text, dtype=np.float64, sep=" ")  # type: ignore[call-overload]
+            return np.fromstring(text, dtype=np.float64, sep=" ")
         except (ValueError, DeprecationWarning):
             raise BadModelError("PLY ASCII data holds something that is not a number") from None
 
@@ -231,7 +232,7 @@ def _read_binary(data: bytes, off: int, el: PlyElement, order: str, use_numba: b
         at += csize + k * np.dtype(p.type).itemsize
         if at > len(data):
             raise BadModelError(f"PLY data ends inside the {el.name} element")
-    fields = []
+    fields: list[tuple[str, str] | tuple[str, str, tuple[int]]] = []
     li = 0
     for i, p in enumerate(el.properties):
         if p.is_list:
@@ -304,7 +305,7 @@ def _walk_numba(kernel: ModuleType, data: bytes, off: int, el: PlyElement, order
 
 
 def _walk_struct(data: bytes, off: int, el: PlyElement, order: str) -> tuple[list[Column], int]:
-    steps = []
+    steps: list[tuple[struct.Struct, np.dtype[Any] | None]] = []
     for p in el.properties:
         if p.is_list:
             assert p.count_type is not None

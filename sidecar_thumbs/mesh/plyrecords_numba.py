@@ -20,7 +20,7 @@ NEGATIVE = -2
 
 
 @nb.njit(cache=True, nogil=True)
-def walk(  # type: ignore[no-untyped-def]
+def walk(
     buf: np.ndarray,
     off: int,
     count: int,

@@ -52,7 +52,7 @@ def _jitable_decorator() -> Callable[[_F], _F]:
         from numba.extending import register_jitable
     except ImportError:
         return _identity
-    return register_jitable  # type: ignore[no-any-return]
+    return register_jitable
 
 
 _jitable = _jitable_decorator()
