@@ -118,6 +118,7 @@ def scan(
     options = thumbnail_options(settings)
     db = open_state_db(settings)
     try:
+        _check_dam_paths(db, roots)
         # One coordinator per database: while a daemon runs, it renders what this scan marks; while this
         # scan renders, a daemon starting meanwhile refuses (it would hand our claims out again).
         lock, holder = _take_lock(settings.database, "scan")
@@ -135,6 +136,7 @@ def scan(
                 on_plan=on_plan,
                 stop=stop,
                 mark_only=holder is not None,
+                holds_lock=holder is None,
                 guard=mass_missing_guard(settings, allow_mass_missing),
             )
         finally:
@@ -143,6 +145,12 @@ def scan(
         db.close()
     summary.deferred_to = holder
     return summary
+
+
+def _check_dam_paths(db: StateDB, roots: Sequence[str]) -> None:
+    """Attached to an asset manager: refuse at start a path column that holds no paths (ConfigError)."""
+    if db.dam is not None:
+        db.check_dam_paths(roots)
 
 
 def verify(
@@ -193,7 +201,7 @@ def _fix(
         rendered = failed = 0
         if fixes.rerender and holder is None:
             executor = executor_for(settings, options, workers=min(settings.workers, len(fixes.rerender)))
-            pipeline = Pipeline(db, executor, options, timeout=settings.timeout)
+            pipeline = Pipeline(db, executor, options, timeout=settings.timeout, roots=roots)
             try:
                 stats = run_pending(pipeline, settings.batch_size, roots)
             finally:
@@ -295,6 +303,7 @@ def watch(
     )  # fmt: skip
     db = open_state_db(settings)
     try:
+        _check_dam_paths(db, dirs)
         where = (
             f"Dask cluster at {settings.dask_scheduler}"
             if settings.executor == "dask"

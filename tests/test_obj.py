@@ -234,12 +234,14 @@ def test_sibling_reader_reads_only_plain_files_beside_the_model(tmp_path: Path) 
     (model.parent / "big.mtl").write_bytes(b"x" * 2000)
     (model.parent / "folder.mtl").mkdir()
     os.symlink(tmp_path / "outside.mtl", model.parent / "link.mtl")
+    os.mkfifo(model.parent / "fifo.mtl")  # would block a plain open() for ever
     read = sibling_reader(model, cap=1000)
     assert read("ok.mtl") == b"newmtl a\n"
     assert read("./ok.mtl") == b"newmtl a\n"
     for name in ["../outside.mtl", str(tmp_path / "outside.mtl"), "sub/ok.mtl", "..\\outside.mtl", "link.mtl"]:
         assert read(name) is None, name
     assert read("big.mtl") is None and read("folder.mtl") is None and read("missing.mtl") is None
+    assert read("fifo.mtl") is None
     assert read("") is None and read("..") is None and read("a\x00b") is None
 
 
