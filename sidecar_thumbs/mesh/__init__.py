@@ -30,6 +30,9 @@ class LoadLimits:
     max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
     max_triangles: int = 20_000_000
     max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part (zip bombs)
+    # A G-code toolpath keeps at most this many extrusion segments (8 triangles each), evenly sampled
+    # beyond it: a 500 MB G-code then renders as fast as a 100k-triangle model.
+    max_toolpath_segments: int = 150_000
 
 
 DEFAULT_LIMITS = LoadLimits()

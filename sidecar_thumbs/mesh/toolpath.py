@@ -1,0 +1,192 @@
+"""A G-code toolpath as triangles: the extrusion moves drawn as thin boxes, so that the same renderer
+and camera as our meshes show a sliced-only file as the printed object.
+
+:class:`ToolpathScanner` feeds G-code text (whole, or block by block for binary G-code) to the scanner
+kernel (:mod:`sidecar_thumbs.mesh.gcode_kernel`); :func:`toolpath_triangles` turns the segments into
+boxes one layer high and one extrusion wide (8 triangles each: top, bottom and both sides, lengthened
+by half a width at each end so that corners close).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sidecar_thumbs.errors import NoGeometryError
+from sidecar_thumbs.mesh import gcode_kernel as gk
+from sidecar_thumbs.mesh.jit import COMPILED
+
+__all__ = ["Toolpath", "ToolpathScanner", "toolpath_triangles"]
+
+FILAMENT_AREA = np.pi * 1.75**2 / 4  # mm²; the common filament (2.85 mm only changes the width estimate)
+MAX_CARRY = 1 << 20  # a "line" longer than 1 MiB across a block boundary is junk, not G-code
+DEFAULT_LAYER = 0.2
+
+
+@dataclass(frozen=True, eq=False)
+class Toolpath:
+    """The extrusion segments of a G-code file.
+
+    Attributes:
+        segments: float32 ``(N, 6)``: start xyz, end xyz in millimetres, in print order.
+        filament_per_mm: filament fed per millimetre of path (E over path length), 0 if unknown.
+        stride: 1 when every segment is kept, k when every k-th one is (a huge file).
+        dropped: extruding moves left out for absurd or non-finite coordinates.
+    """
+
+    segments: np.ndarray
+    filament_per_mm: float
+    stride: int
+    dropped: int
+
+
+class ToolpathScanner:
+    """Scan G-code text in pieces (lines may straddle pieces) into a :class:`Toolpath`."""
+
+    def __init__(self, max_segments: int, relative_e: bool = False) -> None:
+        self.max_segments = max(16, int(max_segments))
+        self.state = gk.new_state(relative_e)
+        self.segs = np.empty((2 * self.max_segments, 6), np.float32)
+        self._carry = b""
+
+    def _scan(self, text: bytes | memoryview) -> None:
+        # numba takes a uint8 array (a view, no copy); plain Python indexes bytes fastest.
+        buf = np.frombuffer(text, np.uint8) if COMPILED else memoryview(text)
+        gk.scan(buf, self.state, self.segs)
+
+    def feed(self, text: bytes) -> None:
+        """Scan every complete line of ``carry + text``; keep the unfinished last line for later."""
+        if self._carry:
+            text = self._carry + text
+        cut = text.rfind(b"\n") + 1
+        if cut:
+            self._scan(memoryview(text)[:cut])
+        self._carry = text[cut:] if len(text) - cut <= MAX_CARRY else b""
+
+    def finish(self) -> Toolpath:
+        """Scan the last line and return the toolpath, evenly sampled down to ``max_segments``."""
+        if self._carry:
+            self._scan(self._carry + b"\n")
+            self._carry = b""
+        gk.flush(self.state, self.segs)
+        kept = int(self.state[gk.S_KEPT])
+        segs = self.segs[:kept]
+        if kept > self.max_segments:
+            segs = segs[np.linspace(0, kept - 1, self.max_segments).round().astype(np.int64)]
+        length = float(self.state[gk.S_SUM_LEN])
+        return Toolpath(
+            segments=np.ascontiguousarray(segs),
+            filament_per_mm=float(self.state[gk.S_SUM_E]) / length if length > 0 else 0.0,
+            stride=int(self.state[gk.S_STRIDE]),
+            dropped=int(self.state[gk.S_DROPPED]),
+        )
+
+
+def scan_toolpath(text: bytes, max_segments: int) -> Toolpath:
+    """The toolpath of a whole G-code text.
+
+    A file that never says whether E is absolute or relative (no M82/M83/G90/G91: hand-written demos,
+    old tools) is read as Marlin starts, absolute; when most of its positive E words then extrude
+    nothing, they were meant as relative amounts, and the file is read again that way.
+    """
+    scanner = ToolpathScanner(max_segments)
+    scanner.feed(text)
+    path = scanner.finish()
+    state = scanner.state
+    if state[gk.S_E_SET] == 0.0 and 2 * state[gk.S_EXTRUDING] < state[gk.S_E_WORDS]:
+        scanner = ToolpathScanner(max_segments, relative_e=True)
+        scanner.feed(text)
+        path = scanner.finish()
+    return path
+
+
+def layer_height(segments: np.ndarray, filament_per_mm: float) -> float:
+    """The layer height: the typical step between the print's Z levels, or for a spiral (vase mode,
+    no repeated levels) the height that the filament volume gives at a usual 2.25:1 line shape."""
+    z = np.round(segments[:, 2].astype(np.float64), 3)
+    levels = np.unique(z)
+    if 3 <= len(levels) <= len(z) // 4:
+        return float(np.clip(np.median(np.diff(levels)), 0.04, 1.0))
+    if filament_per_mm > 0:
+        return float(np.clip(np.sqrt(filament_per_mm * FILAMENT_AREA / 2.25), 0.05, 0.6))
+    return DEFAULT_LAYER
+
+
+def without_far_first_layer(segments: np.ndarray, height: float) -> np.ndarray:
+    """Drop the purge and prime lines printed along the bed's edge before the object (and a skirt
+    far from it): they would stretch the frame and shrink the object to a speck.
+
+    A candidate is a run of connected segments on the lowest few layers (MMU printers purge a little
+    above the first layer) whose segments lie mostly outside the box around the bulk of the print
+    (2nd to 98th percentile of the segment midpoints, with a margin). Runs go whole or not at all.
+    """
+    if len(segments) < 20:
+        return segments
+    mid = (segments[:, 0:2] + segments[:, 3:5]) / 2
+    lo, hi = np.percentile(mid, 2, axis=0), np.percentile(mid, 98, axis=0)
+    margin = 3.0 + 0.15 * float((hi - lo).max())
+    lo, hi = lo - margin, hi + margin
+
+    def outside(xy: np.ndarray) -> np.ndarray:
+        return np.any((xy < lo) | (xy > hi), axis=1)
+
+    far = outside(segments[:, 0:2]) & outside(segments[:, 3:5])
+    low = np.minimum(segments[:, 2], segments[:, 5]) <= segments[:, 2].min() + 2.5 * height
+    breaks = np.ones(len(segments), bool)
+    breaks[1:] = np.any(segments[1:, 0:3] != segments[:-1, 3:6], axis=1)
+    run = np.cumsum(breaks) - 1
+    far_share = np.bincount(run, weights=far) / np.bincount(run)
+    # A purge may start with a diagonal plunge from high above: the run counts as low if any part is.
+    drop = (np.bincount(run, weights=low) > 0)[run] & (far_share[run] > 0.5)
+    return segments if drop.all() else segments[~drop]
+
+
+# Corners of a box per segment: a/b = start/end, L/R = left/right of the direction, t/b = top/bottom.
+_A_LT, _A_RT, _A_LB, _A_RB, _B_LT, _B_RT, _B_LB, _B_RB = range(8)
+_FACES = np.array(
+    [
+        [_A_LT, _A_RT, _B_RT],  # top
+        [_A_LT, _B_RT, _B_LT],
+        [_A_LB, _B_RB, _A_RB],  # bottom
+        [_A_LB, _B_LB, _B_RB],
+        [_A_LT, _B_LT, _B_LB],  # left side
+        [_A_LT, _B_LB, _A_LB],
+        [_A_RT, _B_RB, _B_RT],  # right side
+        [_A_RT, _A_RB, _B_RB],
+    ],
+    dtype=np.intp,
+)
+
+
+def toolpath_triangles(path: Toolpath) -> np.ndarray:
+    """float32 ``(8 N, 3, 3)`` triangles: each segment as a box one line wide and one layer high, its
+    top at the nozzle height.
+
+    Raises:
+        NoGeometryError: the G-code extrudes nothing (a CNC or laser program, or only a picture).
+    """
+    segs = path.segments.astype(np.float64)
+    if len(segs) == 0:
+        raise NoGeometryError("G-code has no extruding moves: nothing printed to draw")
+    height = layer_height(segs, path.filament_per_mm)
+    segs = without_far_first_layer(segs, height)
+    width = height * 2.25
+    if path.filament_per_mm > 0:
+        width = float(np.clip(path.filament_per_mm * FILAMENT_AREA / height, 1.2 * height, 4.0 * height))
+    a, b = segs[:, :3], segs[:, 3:]
+    d = b[:, :2] - a[:, :2]
+    unit = d / np.hypot(d[:, 0], d[:, 1])[:, None]  # the kernel keeps only segments that move sideways
+    along = np.zeros_like(a)
+    along[:, :2] = unit * (width / 2)
+    side = np.zeros_like(a)
+    side[:, 0] = -unit[:, 1] * (width / 2)
+    side[:, 1] = unit[:, 0] * (width / 2)
+    down = np.array([0.0, 0.0, height])
+    a = a - along
+    b = b + along
+    corners = np.stack(
+        [a + side, a - side, a + side - down, a - side - down, b + side, b - side, b + side - down, b - side - down],
+        axis=1,
+    ).astype(np.float32)
+    return np.ascontiguousarray(corners[:, _FACES].reshape(-1, 3, 3))
