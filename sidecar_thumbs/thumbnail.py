@@ -126,7 +126,7 @@ def make_thumbnail_from_bytes(
 ) -> Thumbnail:
     """Build the thumbnail for a model whose bytes are already read (``name`` gives the format;
     ``content_hash`` is computed here unless the caller already has it)."""
-    from sidecar_thumbs.mesh.load import load_mesh_bytes
+    from sidecar_thumbs.mesh.load import detect_format, load_mesh_bytes
     from sidecar_thumbs.render import render_triangles
 
     content_hash = content_hash or hash_bytes(data)
@@ -151,6 +151,14 @@ def make_thumbnail_from_bytes(
                 source = SOURCE_EMBEDDED
             except Exception:  # an undecodable picture: fall back to rendering the mesh
                 rgba = None
+    elif options.use_embedded and detect_format(name) == "gcode":
+        from sidecar_thumbs.mesh.gcode import find_gcode_picture
+
+        # Raises for a damaged file (cut off, failing checksum); None means draw the toolpath.
+        picture = find_gcode_picture(data, options.limits)
+        if picture is not None:
+            rgba = _fit_embedded(picture.data, options.render.size)
+            source = SOURCE_EMBEDDED
     t1 = time.perf_counter()
     if rgba is None:
         mesh = load_mesh_bytes(data, name, options.limits)

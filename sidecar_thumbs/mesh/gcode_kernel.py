@@ -45,7 +45,8 @@ S_DROPPED = 20  # extruding moves dropped for absurd or non-finite coordinates
 S_E_SET = 21  # 1 once the file chose the E mode itself (M82, M83, G90 or G91)
 S_E_WORDS = 22  # moves with a positive E word
 S_EXTRUDING = 23  # moves that extruded (before merging)
-STATE_SIZE = 24
+S_HIDDEN = 24  # 1 inside a skirt, brim or wipe tower (per the slicer's feature comments)
+STATE_SIZE = 32
 
 # No printer is a kilometre wide: coordinates beyond this are garbage that would shrink the picture.
 MAX_COORD = 1.0e6
@@ -209,6 +210,46 @@ def _arc(state, segs, x0, y0, z0, x1, y1, z1, de, cw, cx, cy):  # type: ignore[n
 
 
 @kernel
+def _imatch(buf, i, n, word):  # type: ignore[no-untyped-def]
+    """Whether ``buf[i:]`` starts with ``word`` (lower case letters, digits, space, ``-`` or ``:``),
+    ignoring case."""
+    if i + len(word) > n:
+        return False
+    for j in range(len(word)):  # noqa: SIM110 (numba compiles loops, not generators)
+        if (buf[i + j] | 32) != word[j]:
+            return False
+    return True
+
+
+@kernel
+def _feature(buf, i, n):  # type: ignore[no-untyped-def]
+    """For a comment at ``buf[i] == ';'``: -1 if it does not name a feature type, else 1 if the
+    feature is a skirt, brim or wipe/prime tower (PrusaSlicer ``;TYPE:Skirt/Brim``, ``;TYPE:Wipe
+    tower``; Cura ``;TYPE:SKIRT``; OrcaSlicer and Bambu ``; FEATURE: Prime tower``), 0 otherwise.
+    Those are left out of the picture, as the slicers' own previews leave them out."""
+    i += 1
+    while i < n and (buf[i] == 32 or buf[i] == 9):
+        i += 1
+    if _imatch(buf, i, n, b"type:"):
+        i += 5
+    elif _imatch(buf, i, n, b"feature:"):
+        i += 8
+    else:
+        return -1
+    while i < n and (buf[i] == 32 or buf[i] == 9):
+        i += 1
+    if (
+        _imatch(buf, i, n, b"skirt")
+        or _imatch(buf, i, n, b"brim")
+        or _imatch(buf, i, n, b"wipe tower")
+        or _imatch(buf, i, n, b"prime tower")
+        or _imatch(buf, i, n, b"prime-tower")
+    ):
+        return 1
+    return 0
+
+
+@kernel
 def _skip_line(buf, i, n):  # type: ignore[no-untyped-def]
     while i < n and buf[i] != 10:
         i += 1
@@ -234,6 +275,11 @@ def scan(buf, state, segs):  # type: ignore[no-untyped-def]
             if c == 10:
                 break
             if c == 59 or c == 35 or c == 42:  # ; # * (checksum)
+                if c == 59:
+                    feature = _feature(buf, i, n)
+                    if feature >= 0:
+                        _close(state, segs)
+                        state[S_HIDDEN] = feature
                 i = _skip_line(buf, i, n)
                 break
             if c == 40:  # ( comment )
@@ -345,6 +391,8 @@ def scan(buf, state, segs):  # type: ignore[no-untyped-def]
             else:
                 de = ve * scale - state[S_E]
                 state[S_E] = ve * scale
+        if state[S_HIDDEN] != 0.0:
+            de = 0.0  # moves as usual, drawn as travel
         if motion >= 2 and have & (16 | 32):
             _arc(state, segs, x0, y0, z0, x1, y1, z1, de, motion == 2, x0 + vi * scale, y0 + vj * scale)
         elif motion >= 2 and have & 64:
