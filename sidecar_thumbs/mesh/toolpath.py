@@ -144,6 +144,8 @@ def without_far_first_layer(segments: np.ndarray, height: float) -> np.ndarray:
 
 # Corners of a box per segment: a/b = start/end, L/R = left/right of the direction, t/b = top/bottom.
 _A_LT, _A_RT, _A_LB, _A_RB, _B_LT, _B_RT, _B_LB, _B_RB = range(8)
+# (at the end point, to the left (+1) or right (-1), at the bottom) for each corner, in _A_LT.. order.
+_CORNERS = tuple((k >= 4, 1 if k % 2 == 0 else -1, (k // 2) % 2) for k in range(8))
 _FACES = np.array(
     [
         [_A_LT, _A_RT, _B_RT],  # top
@@ -177,16 +179,14 @@ def toolpath_triangles(path: Toolpath) -> np.ndarray:
     a, b = segs[:, :3], segs[:, 3:]
     d = b[:, :2] - a[:, :2]
     unit = d / np.hypot(d[:, 0], d[:, 1])[:, None]  # the kernel keeps only segments that move sideways
-    along = np.zeros_like(a)
-    along[:, :2] = unit * (width / 2)
-    side = np.zeros_like(a)
+    a[:, :2] -= unit * (width / 2)  # lengthen by half a width at both ends: corners close
+    b[:, :2] += unit * (width / 2)
+    side = np.empty((len(segs), 2))
     side[:, 0] = -unit[:, 1] * (width / 2)
     side[:, 1] = unit[:, 0] * (width / 2)
-    down = np.array([0.0, 0.0, height])
-    a = a - along
-    b = b + along
-    corners = np.stack(
-        [a + side, a - side, a + side - down, a - side - down, b + side, b - side, b + side - down, b - side - down],
-        axis=1,
-    ).astype(np.float32)
+    corners = np.empty((len(segs), 8, 3), np.float32)
+    for k, (at_end, sign, below) in enumerate(_CORNERS):
+        point = b if at_end else a
+        corners[:, k, :2] = point[:, :2] + sign * side
+        corners[:, k, 2] = point[:, 2] - below * height
     return np.ascontiguousarray(corners[:, _FACES].reshape(-1, 3, 3))
