@@ -151,11 +151,11 @@ def make_thumbnail_from_bytes(
                 source = SOURCE_EMBEDDED
             except Exception:  # an undecodable picture: fall back to rendering the mesh
                 rgba = None
-    elif options.use_embedded and detect_format(name) == "gcode":
+    elif options.use_embedded and detect_format(name) in ("gcode", "bgcode"):
         from sidecar_thumbs.mesh.gcode import find_gcode_picture
 
         # Raises for a damaged file (cut off, failing checksum); None means draw the toolpath.
-        picture = find_gcode_picture(data, options.limits)
+        picture = find_gcode_picture(data, options.limits, binary=detect_format(name) == "bgcode")
         if picture is not None:
             rgba = _fit_embedded(picture.data, options.render.size)
             source = SOURCE_EMBEDDED

@@ -23,8 +23,9 @@ def is_binary_gcode(data: bytes) -> bool:
     return data[:4] == MAGIC
 
 
-def find_gcode_picture(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> Picture | None:
-    """The largest usable picture the slicer embedded, or None.
+def find_gcode_picture(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, binary: bool = False) -> Picture | None:
+    """The largest usable picture the slicer embedded, or None. ``binary``: the name says binary
+    G-code (``.bgcode``), so text is refused; otherwise the ``GCDE`` magic decides.
 
     Raises:
         BadModelError: the file is damaged (cut off inside a thumbnail block; for binary G-code a
@@ -33,15 +34,16 @@ def find_gcode_picture(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> Pict
     """
     if not data:
         raise BadModelError("G-code file is empty")
-    if is_binary_gcode(data):
+    if binary or is_binary_gcode(data):
         return best_picture(read_bgcode(data).pictures())
     from sidecar_thumbs.mesh.gcode_thumbs import text_gcode_pictures
 
     return best_picture(text_gcode_pictures(data))
 
 
-def load_gcode_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, str]:
-    """The toolpath of a G-code file as triangles, and the format (``"gcode"`` or ``"bgcode"``).
+def load_gcode_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, binary: bool = False) -> tuple[np.ndarray, str]:
+    """The toolpath of a G-code file as triangles, and the format (``"gcode"`` or ``"bgcode"``);
+    ``binary`` as for :func:`find_gcode_picture`.
 
     Raises:
         BadModelError: an empty or damaged file (see :mod:`sidecar_thumbs.mesh.bgcode`).
@@ -50,7 +52,7 @@ def load_gcode_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[
     """
     if not data:
         raise NoGeometryError("G-code file is empty")
-    if is_binary_gcode(data):
+    if binary or is_binary_gcode(data):
         scanner = ToolpathScanner(limits.max_toolpath_segments)
         for text in read_bgcode(data).gcode_text(limits):
             scanner.feed(text)

@@ -9,11 +9,11 @@ from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
 
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 
-_FORMATS = {".stl": "stl", ".3mf": "3mf", ".gcode": "gcode", ".bgcode": "gcode"}
+_FORMATS = {".stl": "stl", ".3mf": "3mf", ".gcode": "gcode", ".bgcode": "bgcode"}
 
 
 def detect_format(name: str) -> str:
-    """``"stl"``, ``"3mf"`` or ``"gcode"`` (text or binary) from the file name's extension, in any case.
+    """``"stl"``, ``"3mf"``, ``"gcode"`` or ``"bgcode"`` from the file name's extension, in any case.
 
     Raises:
         BadModelError: any other extension.
@@ -48,10 +48,10 @@ def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS)
             from sidecar_thumbs.mesh.stl import load_stl_bytes
 
             triangles, kind = load_stl_bytes(data, limits)
-        elif fmt == "gcode":
+        elif fmt in ("gcode", "bgcode"):
             from sidecar_thumbs.mesh.gcode import load_gcode_bytes
 
-            triangles, kind = load_gcode_bytes(data, limits)
+            triangles, kind = load_gcode_bytes(data, limits, binary=fmt == "bgcode")
         else:
             from sidecar_thumbs.mesh.threemf import load_3mf_bytes
 
