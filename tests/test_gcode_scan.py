@@ -86,6 +86,12 @@ def test_comments_checksums_and_extended_commands_are_not_moves() -> None:
     assert segs(text).tolist() == [[0, 0, 0, 10, 0, 0], [10, 0, 0, 10, 10, 0], [10, 10, 0, 0, 10, 0]]
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_any_line_ending(newline: str) -> None:
+    text = "M83;relative\nG1 X10 E1 (to the right)\nG1 Y10 E1\n".replace("\n", newline)
+    assert segs(text).tolist() == [[0, 0, 0, 10, 0, 0], [10, 0, 0, 10, 10, 0]]
+
+
 def test_modal_motion_lines_without_g_word() -> None:
     assert segs("M83\nG1 X1 E.1\nY5 E.1\n").tolist() == [[0, 0, 0, 1, 0, 0], [1, 0, 0, 1, 5, 0]]
 

@@ -251,7 +251,8 @@ def _feature(buf, i, n):  # type: ignore[no-untyped-def]
 
 @kernel
 def _skip_line(buf, i, n):  # type: ignore[no-untyped-def]
-    while i < n and buf[i] != 10:
+    # Up to the line's end: LF, or CR alone (classic Mac files); CR LF ends at the CR, then an empty line.
+    while i < n and buf[i] != 10 and buf[i] != 13:
         i += 1
     return i
 
@@ -272,7 +273,7 @@ def scan(buf, state, segs):  # type: ignore[no-untyped-def]
         other = False  # a G code that takes axis words but does not move (G4, G10, G29, ...)
         while i < n:
             c = buf[i]
-            if c == 10:
+            if c == 10 or c == 13:
                 break
             if c == 59 or c == 35 or c == 42:  # ; # * (checksum)
                 if c == 59:
@@ -283,14 +284,14 @@ def scan(buf, state, segs):  # type: ignore[no-untyped-def]
                 i = _skip_line(buf, i, n)
                 break
             if c == 40:  # ( comment )
-                while i < n and buf[i] != 10 and buf[i] != 41:
+                while i < n and buf[i] != 10 and buf[i] != 13 and buf[i] != 41:
                     i += 1
                 if i < n and buf[i] == 41:
                     i += 1
                 continue
             lc = c | 32
             if lc < 97 or lc > 122:
-                i += 1  # spaces, tabs, CR, stray bytes
+                i += 1  # spaces, tabs, stray bytes
                 continue
             v, j, ok = _number(buf, i + 1, n)
             if not ok:

@@ -59,7 +59,7 @@ class ToolpathScanner:
         """Scan every complete line of ``carry + text``; keep the unfinished last line for later."""
         if self._carry:
             text = self._carry + text
-        cut = text.rfind(b"\n") + 1
+        cut = max(text.rfind(b"\n"), text.rfind(b"\r")) + 1
         if cut:
             self._scan(memoryview(text)[:cut])
         self._carry = text[cut:] if len(text) - cut <= MAX_CARRY else b""
