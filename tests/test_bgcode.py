@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus_paths import REPO_ROOT
+from corpus_paths import CORPUS, REPO_ROOT
 from gcode_builders import bgcode_file, gcode_block, meta_block, picture_block, png_bytes, tower_gcode
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, ModelError
 from sidecar_thumbs.mesh.bgcode import GCODE, PRINTER_METADATA, THUMBNAIL, read_bgcode
@@ -193,3 +195,41 @@ def test_python_codecs_decode_the_same_text_as_numba(corpus: Path) -> None:
 
     expected = hashlib.sha256(b"".join(read_bgcode(path.read_bytes()).gcode_text())).hexdigest()
     assert out.stdout.decode().strip() == expected
+
+
+def _recrc(data: bytearray) -> bytes:
+    """Recompute every block's CRC-32, so that damage reaches the decoders instead of the checksum."""
+    pos = 10
+    while pos < len(data):
+        kind, compression, size = struct.unpack_from("<HHI", data, pos)
+        stored = struct.unpack_from("<I", data, pos + 8)[0] if compression else size
+        end = pos + (12 if compression else 8) + (6 if kind == THUMBNAIL else 2) + stored
+        struct.pack_into("<I", data, end, zlib.crc32(data[pos:end]))
+        pos = end + 4
+    return bytes(data)
+
+
+MINI = CORPUS / "bgcode" / "libbgcode__mini_cube_ps2.8.1.bgcode"  # heatshrink + MeatPack, QOI pictures
+
+
+@pytest.mark.skipif(not MINI.is_file(), reason="shared corpus not found")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_garbage_inside_blocks_with_good_checksums_fails_with_one_line(data: st.DataObject) -> None:
+    original = MINI.read_bytes()
+    blocks = read_bgcode(original).blocks
+    out = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 8))):
+        block = data.draw(st.sampled_from(blocks))
+        if block.end > block.start:
+            at = data.draw(st.integers(block.start, block.end - 1))
+            out[at] = data.draw(st.integers(0, 255))
+    damaged = _recrc(out)
+    for attempt in (find_gcode_picture, load_gcode_bytes):
+        try:
+            result = attempt(damaged, binary=True)
+        except ModelError as exc:
+            assert exc.message and "\n" not in exc.message
+            continue
+        if attempt is load_gcode_bytes:
+            assert np.isfinite(result[0]).all()

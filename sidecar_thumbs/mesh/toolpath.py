@@ -175,7 +175,9 @@ def toolpath_triangles(path: Toolpath) -> np.ndarray:
     segs = without_far_first_layer(segs, height)
     width = height * 2.25
     if path.filament_per_mm > 0:
-        width = float(np.clip(path.filament_per_mm * FILAMENT_AREA / height, 1.2 * height, 4.0 * height))
+        # Slic3r's flow model: a line is a rectangle with round sides, area = (w - h) h + pi (h / 2)^2.
+        area = path.filament_per_mm * FILAMENT_AREA
+        width = float(np.clip(area / height + height * (1 - np.pi / 4), 1.2 * height, 4.0 * height))
     a, b = segs[:, :3], segs[:, 3:]
     d = b[:, :2] - a[:, :2]
     unit = d / np.hypot(d[:, 0], d[:, 1])[:, None]  # the kernel keeps only segments that move sideways
