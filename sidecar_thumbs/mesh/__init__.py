@@ -47,7 +47,7 @@ class Mesh:
     """
 
     triangles: np.ndarray
-    format: str  # "stl-binary", "stl-ascii" or "3mf"
+    format: str  # "stl-binary", "stl-ascii", "3mf", "gcode" or "bgcode" (a toolpath drawn as boxes)
 
     @property
     def triangle_count(self) -> int:

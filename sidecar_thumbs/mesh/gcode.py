@@ -23,7 +23,7 @@ def is_binary_gcode(data: bytes) -> bool:
     return data[:4] == MAGIC
 
 
-def find_gcode_picture(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, binary: bool = False) -> Picture | None:
+def find_gcode_picture(data: bytes, binary: bool = False) -> Picture | None:
     """The largest usable picture the slicer embedded, or None. ``binary``: the name says binary
     G-code (``.bgcode``), so text is refused; otherwise the ``GCDE`` magic decides.
 
