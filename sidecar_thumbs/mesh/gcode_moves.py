@@ -1,10 +1,11 @@
 """Where the G-code scanner's moves go: the machine state, and the extrusion segments it keeps.
 
 :func:`segment` takes one straight move; a run of collinear extruding moves is merged into one
-segment, and the segments are kept evenly sampled in a fixed buffer: when it fills up, every other one
-is dropped and only every 2nd (then 4th, ...) later one is kept, so memory stays bounded for any file
-and the picture still covers the whole print. :func:`arc` and :func:`arc_r` split G2/G3 arcs into
-straight pieces of at most 7.5 degrees, helical Z and E shared out along them.
+segment, and the segments are kept evenly sampled in a fixed buffer: when it fills up, every other
+layer is dropped and only every 2nd (then 4th, ...) later layer is kept (or, failing that, every other
+segment), so memory stays bounded for any file and the picture still covers the whole print.
+:func:`arc` and :func:`arc_r` split G2/G3 arcs into straight pieces of at most 7.5 degrees, helical Z
+and E shared out along them.
 
 Written in the subset numba compiles (see :mod:`sidecar_thumbs.mesh.jit`).
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from sidecar_thumbs.mesh.jit import kernel
 
-__all__ = ["MAX_COORD", "STATE_SIZE", "arc", "arc_r", "close", "new_state", "segment"]
+__all__ = ["MAX_COORD", "SEGMENT_COLUMNS", "STATE_SIZE", "arc", "arc_r", "close", "compact", "new_state", "segment"]
 
 # Slots of the float64 state array that carries the machine across calls (bgcode is scanned in blocks).
 S_X, S_Y, S_Z, S_E = 0, 1, 2, 3
@@ -26,7 +27,7 @@ S_ABS_E = 5  # 1: M82 (or G90), 0: M83 (or G91)
 S_SCALE = 6  # 1 for mm (G21), 25.4 for inches (G20)
 S_MOTION = 7  # last motion G code 0..3, or -1 before any
 S_KEPT = 8  # segments stored in the buffer
-S_STRIDE = 9  # keep every stride-th segment
+S_STRIDE = 9  # keep every stride-th segment of the kept layers
 S_SEEN = 10  # segments emitted (after merging), kept or not
 S_SUM_E = 11  # filament length of all extrusion segments
 S_SUM_LEN = 12  # their path length
@@ -37,7 +38,12 @@ S_E_SET = 21  # 1 once the file chose the E mode itself (M82, M83, G90 or G91)
 S_E_WORDS = 22  # moves with a positive E word
 S_EXTRUDING = 23  # moves that extruded (before merging)
 S_HIDDEN = 24  # 1 inside a skirt, brim or wipe tower (per the slicer's feature comments)
+S_LAYER = 25  # index of the current layer (print height), -1 before the first extrusion
+S_LAYER_Z = 26  # its height
+S_LAYER_STRIDE = 27  # keep every stride-th layer
 STATE_SIZE = 32
+
+SEGMENT_COLUMNS = 7  # start xyz, end xyz, layer index
 
 # No printer is a kilometre wide: coordinates beyond this are garbage that would shrink the picture.
 MAX_COORD = 1.0e6
@@ -53,15 +59,23 @@ def new_state(relative_e: bool = False) -> np.ndarray:
     state[S_SCALE] = 1.0
     state[S_MOTION] = -1.0
     state[S_STRIDE] = 1.0
+    state[S_LAYER_STRIDE] = 1.0
+    state[S_LAYER] = -1.0
     return state
 
 
 @kernel
 def emit(state, segs, ax, ay, az, bx, by, bz):  # type: ignore[no-untyped-def]
+    """Store a segment (and its layer) if the sampling keeps it; compact the buffer when full."""
+    if state[S_LAYER] < 0.0 or abs(az - state[S_LAYER_Z]) > 1e-4:
+        state[S_LAYER] += 1.0  # a new print height: the next layer (or the next object's first)
+        state[S_LAYER_Z] = az
+    layer = int(state[S_LAYER])
+    if layer % int(state[S_LAYER_STRIDE]) != 0:
+        return
     seen = int(state[S_SEEN])
-    stride = int(state[S_STRIDE])
     state[S_SEEN] = seen + 1
-    if seen % stride != 0:
+    if seen % int(state[S_STRIDE]) != 0:
         return
     k = int(state[S_KEPT])
     segs[k, 0] = ax
@@ -70,16 +84,39 @@ def emit(state, segs, ax, ay, az, bx, by, bz):  # type: ignore[no-untyped-def]
     segs[k, 3] = bx
     segs[k, 4] = by
     segs[k, 5] = bz
-    k += 1
-    if k == segs.shape[0]:
-        # Full: keep every other segment and from now on every (2 * stride)-th one.
-        half = k // 2
-        for j in range(half):
-            for c in range(6):
-                segs[j, c] = segs[2 * j, c]
-        k = half
-        state[S_STRIDE] = 2 * stride
-    state[S_KEPT] = k
+    segs[k, 6] = layer
+    state[S_KEPT] = k + 1
+    if k + 1 == segs.shape[0]:
+        compact(state, segs)
+
+
+@kernel
+def compact(state, segs):  # type: ignore[no-untyped-def]
+    """Free at least a quarter of the kept segments. Whole layers go first (every other kept layer;
+    the picture draws each remaining layer as tall as the ones it stands for, so the object stays
+    solid); only when that would keep too few or too many (one huge layer, or vase mode where every
+    segment climbs) does every other segment go."""
+    k = int(state[S_KEPT])
+    lstride = int(state[S_LAYER_STRIDE])
+    count = 0
+    for i in range(k):
+        if int(segs[i, 6]) % (2 * lstride) == 0:
+            count += 1
+    j = 0
+    if k // 4 <= count <= (3 * k) // 4:
+        for i in range(k):
+            if int(segs[i, 6]) % (2 * lstride) == 0:
+                for c in range(7):
+                    segs[j, c] = segs[i, c]
+                j += 1
+        state[S_LAYER_STRIDE] = 2 * lstride
+    else:
+        for i in range(0, k, 2):
+            for c in range(7):
+                segs[j, c] = segs[i, c]
+            j += 1
+        state[S_STRIDE] = 2 * state[S_STRIDE]
+    state[S_KEPT] = j
 
 
 @kernel

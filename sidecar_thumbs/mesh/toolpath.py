@@ -15,6 +15,7 @@ import numpy as np
 
 from sidecar_thumbs.errors import NoGeometryError
 from sidecar_thumbs.mesh import gcode_kernel as gk
+from sidecar_thumbs.mesh.gcode_moves import SEGMENT_COLUMNS
 from sidecar_thumbs.mesh.jit import COMPILED
 
 __all__ = ["Toolpath", "ToolpathScanner", "toolpath_triangles"]
@@ -31,12 +32,14 @@ class Toolpath:
     Attributes:
         segments: float32 ``(N, 6)``: start xyz, end xyz in millimetres, in print order.
         filament_per_mm: filament fed per millimetre of path (E over path length), 0 if unknown.
-        stride: 1 when every segment is kept, k when every k-th one is (a huge file).
+        layer_stride: 1 when every layer is kept, k when every k-th one is (a huge file).
+        stride: 1 when every segment of the kept layers is kept, k when every k-th one is.
         dropped: extruding moves left out for absurd or non-finite coordinates.
     """
 
     segments: np.ndarray
     filament_per_mm: float
+    layer_stride: int
     stride: int
     dropped: int
 
@@ -47,7 +50,8 @@ class ToolpathScanner:
     def __init__(self, max_segments: int, relative_e: bool = False) -> None:
         self.max_segments = max(16, int(max_segments))
         self.state = gk.new_state(relative_e)
-        self.segs = np.empty((2 * self.max_segments, 6), np.float32)
+        # Full at max_segments: then whole layers (or every other segment) are dropped, see gcode_moves.
+        self.segs = np.empty((self.max_segments, SEGMENT_COLUMNS), np.float32)
         self._carry = b""
 
     def _scan(self, text: bytes | memoryview) -> None:
@@ -70,14 +74,12 @@ class ToolpathScanner:
             self._scan(self._carry + b"\n")
             self._carry = b""
         gk.flush(self.state, self.segs)
-        kept = int(self.state[gk.S_KEPT])
-        segs = self.segs[:kept]
-        if kept > self.max_segments:
-            segs = segs[np.linspace(0, kept - 1, self.max_segments).round().astype(np.int64)]
+        segs = self.segs[: int(self.state[gk.S_KEPT]), :6]
         length = float(self.state[gk.S_SUM_LEN])
         return Toolpath(
             segments=np.ascontiguousarray(segs),
             filament_per_mm=float(self.state[gk.S_SUM_E]) / length if length > 0 else 0.0,
+            layer_stride=int(self.state[gk.S_LAYER_STRIDE]),
             stride=int(self.state[gk.S_STRIDE]),
             dropped=int(self.state[gk.S_DROPPED]),
         )
@@ -101,13 +103,14 @@ def scan_toolpath(text: bytes, max_segments: int) -> Toolpath:
     return path
 
 
-def layer_height(segments: np.ndarray, filament_per_mm: float) -> float:
-    """The layer height: the typical step between the print's Z levels, or for a spiral (vase mode,
-    no repeated levels) the height that the filament volume gives at a usual 2.25:1 line shape."""
+def layer_height(segments: np.ndarray, filament_per_mm: float, layer_stride: int = 1) -> float:
+    """The layer height: the typical step between the print's Z levels (divided by ``layer_stride``
+    when only every k-th layer was kept), or for a spiral (vase mode, no repeated levels) the height
+    that the filament volume gives at a usual 2.25:1 line shape."""
     z = np.round(segments[:, 2].astype(np.float64), 3)
     levels = np.unique(z)
     if 3 <= len(levels) <= len(z) // 4:
-        return float(np.clip(np.median(np.diff(levels)), 0.04, 1.0))
+        return float(np.clip(np.median(np.diff(levels)) / layer_stride, 0.04, 1.0))
     if filament_per_mm > 0:
         return float(np.clip(np.sqrt(filament_per_mm * FILAMENT_AREA / 2.25), 0.05, 0.6))
     return DEFAULT_LAYER
@@ -163,7 +166,7 @@ _FACES = np.array(
 
 def toolpath_triangles(path: Toolpath) -> np.ndarray:
     """float32 ``(8 N, 3, 3)`` triangles: each segment as a box one line wide and one layer high, its
-    top at the nozzle height.
+    top at the nozzle height (as many layers high when only every k-th layer was kept).
 
     Raises:
         NoGeometryError: the G-code extrudes nothing (a CNC or laser program, or only a picture).
@@ -171,8 +174,8 @@ def toolpath_triangles(path: Toolpath) -> np.ndarray:
     segs = path.segments.astype(np.float64)
     if len(segs) == 0:
         raise NoGeometryError("G-code has no extruding moves: nothing printed to draw")
-    height = layer_height(segs, path.filament_per_mm)
-    segs = without_far_first_layer(segs, height)
+    height = layer_height(segs, path.filament_per_mm, path.layer_stride)
+    segs = without_far_first_layer(segs, height * path.layer_stride)
     width = height * 2.25
     if path.filament_per_mm > 0:
         # Slic3r's flow model: a line is a rectangle with round sides, area = (w - h) h + pi (h / 2)^2.
@@ -187,8 +190,11 @@ def toolpath_triangles(path: Toolpath) -> np.ndarray:
     side[:, 0] = -unit[:, 1] * (width / 2)
     side[:, 1] = unit[:, 0] * (width / 2)
     corners = np.empty((len(segs), 8, 3), np.float32)
+    # A kept layer stands for itself and the layer_stride - 1 dropped above it: the box grows upwards.
+    top = (path.layer_stride - 1) * height
+    tall = path.layer_stride * height
     for k, (at_end, sign, below) in enumerate(_CORNERS):
         point = b if at_end else a
         corners[:, k, :2] = point[:, :2] + sign * side
-        corners[:, k, 2] = point[:, 2] - below * height
+        corners[:, k, 2] = point[:, 2] + top - below * tall
     return np.ascontiguousarray(corners[:, _FACES].reshape(-1, 3, 3))
