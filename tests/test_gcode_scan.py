@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from sidecar_thumbs.errors import NoGeometryError
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.gcode import load_gcode_bytes
-from sidecar_thumbs.mesh.gcode_moves import MAX_COORD
+from sidecar_thumbs.mesh.gcode_kernel import MAX_COORD
 from sidecar_thumbs.mesh.jit import COMPILED
 from sidecar_thumbs.mesh.toolpath import scan_toolpath
 
@@ -214,3 +215,12 @@ def test_python_fallback_reads_the_same_segments_as_numba(corpus: Path) -> None:
     for path, expected in zip(files, python_segments, strict=True):
         got = scan_toolpath(path.read_bytes(), 5000).segments
         assert np.array_equal(got, np.array(expected, np.float32).reshape(-1, 6)), path.name
+
+
+@pytest.mark.skipif(not COMPILED, reason="a speed bound for the compiled kernel")
+def test_a_file_of_nothing_but_full_circles_costs_about_what_lines_cost() -> None:
+    data = b"M83\n" + b"G2 I10 E1\n" * 1_000_000  # 10 MB, 48 pieces a line at full detail
+    scan_toolpath(data[:1000], 100)  # load the kernel
+    start = time.process_time()
+    scan_toolpath(data, 150_000)
+    assert time.process_time() - start < 2.0  # ~0.4 s; 4 s when every circle is cut into 48 pieces

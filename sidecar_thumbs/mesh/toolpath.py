@@ -15,7 +15,7 @@ import numpy as np
 
 from sidecar_thumbs.errors import NoGeometryError
 from sidecar_thumbs.mesh import gcode_kernel as gk
-from sidecar_thumbs.mesh.gcode_moves import SEGMENT_COLUMNS
+from sidecar_thumbs.mesh.gcode_kernel import SEGMENT_COLUMNS
 from sidecar_thumbs.mesh.jit import COMPILED
 
 __all__ = ["Toolpath", "ToolpathScanner", "toolpath_triangles"]
@@ -50,7 +50,7 @@ class ToolpathScanner:
     def __init__(self, max_segments: int, relative_e: bool = False) -> None:
         self.max_segments = max(16, int(max_segments))
         self.state = gk.new_state(relative_e)
-        # Full at max_segments: then whole layers (or every other segment) are dropped, see gcode_moves.
+        # Full at max_segments: then whole layers (or every other segment) are dropped, see gcode_kernel.
         self.segs = np.empty((self.max_segments, SEGMENT_COLUMNS), np.float32)
         self._carry = b""
 
