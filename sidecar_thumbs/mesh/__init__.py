@@ -30,8 +30,8 @@ class LoadLimits:
     max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
     max_triangles: int = 20_000_000
     max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part (zip bombs)
-    # A G-code toolpath keeps at most this many extrusion segments (8 triangles each), evenly sampled
-    # beyond it: a 500 MB G-code then renders as fast as a 100k-triangle model.
+    # A G-code toolpath keeps at most this many extrusion segments (8 triangles each); beyond it every
+    # k-th layer is kept and drawn k layers tall, so a 500 MB G-code renders like a ~1M-triangle model.
     max_toolpath_segments: int = 150_000
 
 
