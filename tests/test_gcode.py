@@ -154,3 +154,12 @@ def test_empty_gcode_is_refused() -> None:
         find_gcode_picture(b"")
     with pytest.raises(NoGeometryError):
         load_gcode_bytes(b"")
+
+
+def test_worker_job_renders_gcode_and_reports_a_bad_one_as_a_one_line_failure(corpus: Path) -> None:
+    from sidecar_thumbs.jobs import RenderJob, render_job
+
+    good = render_job(RenderJob(str(corpus / "bgcode" / "gcodenom__benchy2-mk4s.bgcode"), EMBEDDED))
+    assert good.ok and good.source == SOURCE_EMBEDDED and good.content_hash
+    bad = render_job(RenderJob(str(corpus / "bad" / "buddy__test_bad_crc_gcode.bgcode"), EMBEDDED))
+    assert not bad.ok and bad.error and "CRC-32" in bad.error and "\n" not in bad.error and not bad.transient
