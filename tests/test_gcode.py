@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,11 @@ def test_worker_job_renders_gcode_and_reports_a_bad_one_as_a_one_line_failure(co
     assert good.ok and good.source == SOURCE_EMBEDDED and good.content_hash
     bad = render_job(RenderJob(str(corpus / "bad" / "buddy__test_bad_crc_gcode.bgcode"), EMBEDDED))
     assert not bad.ok and bad.error and "CRC-32" in bad.error and "\n" not in bad.error and not bad.transient
+
+
+def test_thousands_of_unterminated_begin_lines_cost_little() -> None:
+    head = b"; thumbnail begin 1x1 9999999999\n" * 100_000
+    data = head + tower_gcode() + b"; padding\n" * (4 << 20)  # 40 MiB in all: no block reaches the end
+    start = time.process_time()
+    assert find_gcode_picture(data) is None
+    assert time.process_time() - start < 5.0
