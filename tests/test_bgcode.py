@@ -233,3 +233,13 @@ def test_garbage_inside_blocks_with_good_checksums_fails_with_one_line(data: st.
             continue
         if attempt is load_gcode_bytes:
             assert np.isfinite(result[0]).all()
+
+
+def test_millions_of_empty_blocks_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sidecar_thumbs.mesh import bgcode
+
+    monkeypatch.setattr(bgcode, "MAX_BLOCKS", 1000)
+    data = bgcode_file(*[gcode_block(b"")] * 1001)
+    with pytest.raises(LimitExceededError, match="more than 1000 blocks"):
+        load_gcode_bytes(data)
+    assert load_gcode_bytes(bgcode_file(*[gcode_block(b"")] * 999, gcode_block(tower_gcode())))[1] == "bgcode"

@@ -37,6 +37,8 @@ BLOCK_NAMES = ("file metadata", "G-code", "slicer metadata", "printer metadata",
 COMPRESSIONS = ("none", "deflate", "heatshrink 11/4", "heatshrink 12/4")
 # libbgcode writes G-code blocks of 64 KiB; anything far above is not from a slicer.
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
+# 64 KiB G-code blocks make ~16,000 for a 1 GiB file; millions of empty blocks are a memory attack.
+MAX_BLOCKS = 200_000
 # The most a compressed byte can expand to: deflate tops out near 1032:1; heatshrink's best
 # token (17 bits for 16 bytes) gives 7.5:1.
 MAX_RATIO = {1: 1100, 2: 8, 3: 8}
@@ -167,6 +169,8 @@ def read_bgcode(data: bytes) -> BinaryGcode:
     pos = 10
     while pos < len(data):
         index = len(blocks) + 1
+        if index > MAX_BLOCKS:
+            raise LimitExceededError(f"binary G-code has more than {MAX_BLOCKS} blocks")
         if pos + 8 > len(data):
             raise BadModelError(f"binary G-code is cut off in the header of block {index}")
         kind, compression, size = struct.unpack_from("<HHI", data, pos)
