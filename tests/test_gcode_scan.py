@@ -224,3 +224,10 @@ def test_a_file_of_nothing_but_full_circles_costs_about_what_lines_cost() -> Non
     start = time.process_time()
     scan_toolpath(data, 150_000)
     assert time.process_time() - start < 2.0  # ~0.4 s; 4 s when every circle is cut into 48 pieces
+
+
+def test_a_small_flat_part_apart_from_the_rest_is_kept() -> None:
+    washer = tower_gcode(layers=2, side=12.0, x0=10.0, y0=10.0, solid=True)  # 12 x 12 mm, 0.4 mm high
+    tall = tower_gcode(layers=150, side=20.0, x0=150.0, y0=150.0, solid=True).replace(b"G28\n", b"")
+    xy = load_gcode_bytes(washer + tall)[0].reshape(-1, 3)
+    assert xy[:, 0].min() < 11 and xy[:, 1].min() < 11

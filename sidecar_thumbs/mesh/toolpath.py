@@ -121,8 +121,9 @@ def without_far_first_layer(segments: np.ndarray, height: float) -> np.ndarray:
     far from it): they would stretch the frame and shrink the object to a speck.
 
     A candidate is a run of connected segments on the lowest few layers (MMU printers purge a little
-    above the first layer) whose segments lie mostly outside the box around the bulk of the print
-    (2nd to 98th percentile of the segment midpoints, with a margin). Runs go whole or not at all.
+    above the first layer), thin (a line or two: at most 5 mm across in X or in Y, so a small flat
+    part standing apart is kept), whose segments lie mostly outside the box around the bulk of the
+    print (2nd to 98th percentile of the segment midpoints, with a margin). Runs go whole or not at all.
     """
     if len(segments) < 20:
         return segments
@@ -140,8 +141,14 @@ def without_far_first_layer(segments: np.ndarray, height: float) -> np.ndarray:
     breaks[1:] = np.any(segments[1:, 0:3] != segments[:-1, 3:6], axis=1)
     run = np.cumsum(breaks) - 1
     far_share = np.bincount(run, weights=far) / np.bincount(run)
+    starts = np.flatnonzero(breaks)
+    extent = np.full(len(starts), np.inf)
+    for axis in (0, 1):
+        ends = np.maximum(segments[:, axis], segments[:, axis + 3])
+        begins = np.minimum(segments[:, axis], segments[:, axis + 3])
+        extent = np.minimum(extent, np.maximum.reduceat(ends, starts) - np.minimum.reduceat(begins, starts))
     # A purge may start with a diagonal plunge from high above: the run counts as low if any part is.
-    drop = (np.bincount(run, weights=low) > 0)[run] & (far_share[run] > 0.5)
+    drop = (np.bincount(run, weights=low) > 0)[run] & (far_share[run] > 0.5) & (extent[run] <= 5.0)
     return segments if drop.all() else segments[~drop]
 
 
