@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from corpus_paths import corpus_files
 from gcode_builders import png_bytes, thumbnail_block, tower_gcode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from sidecar_thumbs.errors import BadModelError, ModelError, NoGeometryError
@@ -172,3 +174,34 @@ def test_thousands_of_unterminated_begin_lines_cost_little() -> None:
     start = time.process_time()
     assert find_gcode_picture(data) is None
     assert time.process_time() - start < 5.0
+
+
+PIECES = st.sampled_from(
+    [
+        b"; thumbnail begin 64x48 ",
+        b"; thumbnail_QOI begin 16x16 ",
+        b"; thumbnail_JPG begin 9x9 ",
+        b"; thumbnail end\n",
+        b"; thumbnail_QOI end\n",
+        b"; iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk\n",
+        b"; qoif\n",
+        b"; /9j/4AAQSkZJRgABAQ\n",
+        b"G1 X10 Y10 E1\n",
+        b"\n",
+        b";\n",
+        b"99999999999\n",
+        b"12\n",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(PIECES, max_size=30), st.binary(max_size=64))
+def test_fuzzed_thumbnail_blocks_give_a_picture_none_or_the_cut_off_reason(pieces: list, noise: bytes) -> None:
+    data = b"".join(pieces) + noise + tower_gcode(layers=1)
+    try:
+        picture = find_gcode_picture(data)
+    except BadModelError as exc:
+        assert "cut off" in exc.message
+        return
+    assert picture is None or picture.pixels > 0
