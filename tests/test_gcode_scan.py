@@ -106,6 +106,8 @@ def test_g28_homes_and_g92_sets_position() -> None:
 def test_skirt_brim_and_wipe_tower_are_left_out() -> None:
     text = "M83\n;TYPE:Skirt/Brim\nG1 X100 E5\n;TYPE:Perimeter\nG1 Y10 E1\n; FEATURE: Prime tower\nG1 X0 E1\n"
     assert segs(text).tolist() == [[100, 0, 0, 100, 10, 0]]
+    s3d = "M83\n; feature skirt\nG1 X100 E5\n; feature outer perimeter\nG1 Y10 E1\n; feature prime pillar\nG1 X0 E1\n"
+    assert segs(s3d).tolist() == [[100, 0, 0, 100, 10, 0]]
 
 
 def test_file_that_never_says_its_e_mode_and_uses_relative_amounts(corpus: Path) -> None:

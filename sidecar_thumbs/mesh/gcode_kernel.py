@@ -307,14 +307,15 @@ def _imatch(buf, i, n, word):  # type: ignore[no-untyped-def]
 def _feature(buf, i, n):  # type: ignore[no-untyped-def]
     """For a comment at ``buf[i] == ';'``: -1 if it does not name a feature type, else 1 if the
     feature is a skirt, brim or wipe/prime tower (PrusaSlicer ``;TYPE:Skirt/Brim``, ``;TYPE:Wipe
-    tower``; Cura ``;TYPE:SKIRT``; OrcaSlicer and Bambu ``; FEATURE: Prime tower``), 0 otherwise.
+    tower``; Cura ``;TYPE:SKIRT``; OrcaSlicer and Bambu ``; FEATURE: Prime tower``; Simplify3D
+    ``; feature prime pillar``), 0 otherwise.
     Those are left out of the picture, as the slicers' own previews leave them out."""
     i += 1
     while i < n and (buf[i] == 32 or buf[i] == 9):
         i += 1
     if _imatch(buf, i, n, b"type:"):
         i += 5
-    elif _imatch(buf, i, n, b"feature:"):
+    elif _imatch(buf, i, n, b"feature:") or _imatch(buf, i, n, b"feature "):  # Simplify3D: "; feature skirt"
         i += 8
     else:
         return -1
@@ -326,6 +327,7 @@ def _feature(buf, i, n):  # type: ignore[no-untyped-def]
         or _imatch(buf, i, n, b"wipe tower")
         or _imatch(buf, i, n, b"prime tower")
         or _imatch(buf, i, n, b"prime-tower")
+        or _imatch(buf, i, n, b"prime pillar")
     ):
         return 1
     return 0
