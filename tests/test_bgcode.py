@@ -162,10 +162,22 @@ def test_decompression_bomb_is_refused_with_bounded_memory() -> None:
         load_gcode_bytes(claims_4gib)
 
 
+def _bits(text: str) -> bytes:
+    """A bit string, most significant bit first, padded with zeros to whole bytes."""
+    return int(text.ljust(-(-len(text) // 8) * 8, "0"), 2).to_bytes(-(-len(text) // 8), "big")
+
+
+@pytest.mark.parametrize("window", [11, 12])
+def test_heatshrink_literals_and_back_references(window: int) -> None:
+    # "ab", then copy 3 bytes from distance 2 ("aba"), then "c": window bits (distance - 1), 4 bits (count - 1)
+    bits = "1" + format(ord("a"), "08b") + "1" + format(ord("b"), "08b")
+    bits += "0" + format(1, f"0{window}b") + format(2, "04b") + "1" + format(ord("c"), "08b")
+    assert heatshrink_decode(_bits(bits), 6, window) == b"ababac"
+
+
 def test_heatshrink_never_writes_past_the_declared_size() -> None:
     # A literal "A" then a back-reference of 16 bytes at distance 1, repeated: more than declared.
-    bits = "1" + format(ord("A"), "08b") + ("0" + "0" * 12 + "1111") * 20
-    stream = int(bits.ljust(-(-len(bits) // 8) * 8, "0"), 2).to_bytes(-(-len(bits) // 8), "big")
+    stream = _bits("1" + format(ord("A"), "08b") + ("0" + "0" * 12 + "1111") * 20)
     assert heatshrink_decode(stream, 1 + 16 * 20, 12) == b"A" * 321
     assert heatshrink_decode(stream, 100, 12) is None  # more than declared: refused, nothing written past
     assert heatshrink_decode(stream, 400, 12) is None  # fewer than declared
@@ -243,3 +255,11 @@ def test_millions_of_empty_blocks_are_refused(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(LimitExceededError, match="more than 1000 blocks"):
         load_gcode_bytes(data)
     assert load_gcode_bytes(bgcode_file(*[gcode_block(b"")] * 999, gcode_block(tower_gcode())))[1] == "bgcode"
+
+
+def test_deflated_gcode_blocks_draw_the_same_toolpath_as_plain_ones() -> None:
+    text = tower_gcode(layers=5, solid=True)
+    half = text.index(b"\n", len(text) // 2) + 40  # split inside a line: it continues in the next block
+    plain = load_gcode_bytes(bgcode_file(meta_block(), gcode_block(text)))[0]
+    deflated = bgcode_file(meta_block(), gcode_block(text[:half], compression=1), gcode_block(text[half:], 1))
+    assert np.array_equal(load_gcode_bytes(deflated)[0], plain)
