@@ -39,6 +39,7 @@ COMPRESSIONS = ("none", "deflate", "heatshrink 11/4", "heatshrink 12/4")
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
 # 64 KiB G-code blocks make ~16,000 for a 1 GiB file; millions of empty blocks are a memory attack.
 MAX_BLOCKS = 200_000
+MAX_PICTURES = 32
 # The most a compressed byte can expand to: deflate tops out near 1032:1; heatshrink's best
 # token (17 bits for 16 bytes) gives 7.5:1.
 MAX_RATIO = {1: 1100, 2: 8, 3: 8}
@@ -110,8 +111,9 @@ class BinaryGcode:
     def pictures(self) -> list[Picture]:
         """The usable pictures of the thumbnail blocks whose checksum holds."""
         found = []
-        for block in self.blocks:
-            if block.type != THUMBNAIL or not block.crc_ok or block.size > MAX_PICTURE_BYTES:
+        thumbnails = [b for b in self.blocks if b.type == THUMBNAIL]
+        for block in thumbnails[:MAX_PICTURES]:  # slicers write up to five; thousands would be an attack
+            if not block.crc_ok or block.size > MAX_PICTURE_BYTES:
                 continue
             try:
                 picture = usable_picture(self.payload(block, MAX_PICTURE_BYTES))
