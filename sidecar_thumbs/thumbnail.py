@@ -152,10 +152,10 @@ def make_thumbnail_from_bytes(
             except Exception:  # an undecodable picture: fall back to rendering the mesh
                 rgba = None
     elif options.use_embedded and detect_format(name) in ("gcode", "bgcode"):
-        from sidecar_thumbs.mesh.gcode import find_gcode_picture
+        from sidecar_thumbs.mesh.gcode import choose_gcode_picture
 
         # Raises for a damaged file (cut off, failing checksum); None means draw the toolpath.
-        picture = find_gcode_picture(data, binary=detect_format(name) == "bgcode")
+        picture = choose_gcode_picture(data, options.limits, binary=detect_format(name) == "bgcode")
         if picture is not None:
             rgba = _fit_embedded(picture.data, options.render.size)
             source = SOURCE_EMBEDDED

@@ -205,3 +205,13 @@ def test_fuzzed_thumbnail_blocks_give_a_picture_none_or_the_cut_off_reason(piece
         assert "cut off" in exc.message
         return
     assert picture is None or picture.pixels > 0
+
+
+def test_an_icon_alone_gives_way_to_the_toolpath_but_beats_nothing(tmp_path: Path) -> None:
+    icon = thumbnail_block(png_bytes(16, 16), 16, 16)
+    with_moves = tmp_path / "icon and moves.gcode"
+    with_moves.write_bytes(icon + tower_gcode())
+    assert make_thumbnail(with_moves, EMBEDDED).source == SOURCE_RENDERED
+    icon_only = tmp_path / "icon only.gcode"
+    icon_only.write_bytes(icon + b"G28\nM84\n")
+    assert make_thumbnail(icon_only, EMBEDDED).source == SOURCE_EMBEDDED

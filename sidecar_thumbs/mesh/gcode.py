@@ -16,7 +16,9 @@ from sidecar_thumbs.mesh.bgcode import MAGIC, read_bgcode
 from sidecar_thumbs.mesh.slicer_picture import Picture, best_picture
 from sidecar_thumbs.mesh.toolpath import ToolpathScanner, scan_toolpath, toolpath_triangles
 
-__all__ = ["find_gcode_picture", "is_binary_gcode", "load_gcode_bytes"]
+__all__ = ["ICON_SIDE", "choose_gcode_picture", "find_gcode_picture", "is_binary_gcode", "load_gcode_bytes"]
+
+ICON_SIDE = 64
 
 
 def is_binary_gcode(data: bytes) -> bool:
@@ -39,6 +41,21 @@ def find_gcode_picture(data: bytes, binary: bool = False) -> Picture | None:
     from sidecar_thumbs.mesh.gcode_thumbs import text_gcode_pictures
 
     return best_picture(text_gcode_pictures(data))
+
+
+def choose_gcode_picture(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, binary: bool = False) -> Picture | None:
+    """The picture a thumbnail should show: the largest embedded one, unless that is only an icon
+    (PrusaSlicer's 16x16, below :data:`ICON_SIDE` on its long side: blurred to mush when scaled up)
+    and the toolpath can be drawn instead. None: draw the toolpath. Raises as :func:`find_gcode_picture`.
+    """
+    picture = find_gcode_picture(data, binary)
+    if picture is None or max(picture.width, picture.height) >= ICON_SIDE:
+        return picture
+    try:
+        load_gcode_bytes(data, limits, binary)  # parsed twice, but only for a file with nothing but an icon
+    except NoGeometryError:
+        return picture  # an icon beats no thumbnail at all
+    return None
 
 
 def load_gcode_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, binary: bool = False) -> tuple[np.ndarray, str]:
