@@ -235,3 +235,11 @@ def test_a_small_flat_part_apart_from_the_rest_is_kept() -> None:
     tall = tower_gcode(layers=150, side=20.0, x0=150.0, y0=150.0, solid=True).replace(b"G28\n", b"")
     xy = load_gcode_bytes(washer + tall)[0].reshape(-1, 3)
     assert xy[:, 0].min() < 11 and xy[:, 1].min() < 11
+
+
+def test_a_huge_spiral_vase_is_not_drawn_with_towering_boxes(corpus: Path) -> None:
+    data = (corpus / "gcode" / "gcodepreview__vase.gcode").read_bytes()
+    full = load_gcode_bytes(data)[0]
+    sampled = load_gcode_bytes(data, LoadLimits(max_toolpath_segments=500))[0]
+    # every k-th segment of the spiral, each one line high: no box rises above the vase
+    assert sampled[..., 2].max() <= full[..., 2].max() + 0.5

@@ -103,17 +103,18 @@ def scan_toolpath(text: bytes, max_segments: int) -> Toolpath:
     return path
 
 
-def layer_height(segments: np.ndarray, filament_per_mm: float, layer_stride: int = 1) -> float:
-    """The layer height: the typical step between the print's Z levels (divided by ``layer_stride``
-    when only every k-th layer was kept), or for a spiral (vase mode, no repeated levels) the height
-    that the filament volume gives at a usual 2.25:1 line shape."""
+def layer_height(segments: np.ndarray, filament_per_mm: float, layer_stride: int = 1) -> tuple[float, bool]:
+    """``(height, layered)``: the typical step between the print's Z levels (divided by
+    ``layer_stride`` when only every k-th layer was kept) and True; or for a spiral (vase mode, no
+    repeated levels, where a "layer" the sampler counted is a single segment) the height that the
+    filament volume gives at a usual 2.25:1 line shape, and False."""
     z = np.round(segments[:, 2].astype(np.float64), 3)
     levels = np.unique(z)
     if 3 <= len(levels) <= len(z) // 4:
-        return float(np.clip(np.median(np.diff(levels)) / layer_stride, 0.04, 1.0))
+        return float(np.clip(np.median(np.diff(levels)) / layer_stride, 0.04, 1.0)), True
     if filament_per_mm > 0:
-        return float(np.clip(np.sqrt(filament_per_mm * FILAMENT_AREA / 2.25), 0.05, 0.6))
-    return DEFAULT_LAYER
+        return float(np.clip(np.sqrt(filament_per_mm * FILAMENT_AREA / 2.25), 0.05, 0.6)), False
+    return DEFAULT_LAYER, False
 
 
 def without_far_first_layer(segments: np.ndarray, height: float) -> np.ndarray:
@@ -181,8 +182,10 @@ def toolpath_triangles(path: Toolpath) -> np.ndarray:
     segs = path.segments.astype(np.float64)
     if len(segs) == 0:
         raise NoGeometryError("G-code has no extruding moves: nothing printed to draw")
-    height = layer_height(segs, path.filament_per_mm, path.layer_stride)
-    segs = without_far_first_layer(segs, height * path.layer_stride)
+    height, layered = layer_height(segs, path.filament_per_mm, path.layer_stride)
+    # A kept layer stands for itself and the stride - 1 dropped above it: its boxes grow upwards.
+    stride = path.layer_stride if layered else 1
+    segs = without_far_first_layer(segs, height * stride)
     width = height * 2.25
     if path.filament_per_mm > 0:
         # Slic3r's flow model: a line is a rectangle with round sides, area = (w - h) h + pi (h / 2)^2.
@@ -197,9 +200,8 @@ def toolpath_triangles(path: Toolpath) -> np.ndarray:
     side[:, 0] = -unit[:, 1] * (width / 2)
     side[:, 1] = unit[:, 0] * (width / 2)
     corners = np.empty((len(segs), 8, 3), np.float32)
-    # A kept layer stands for itself and the layer_stride - 1 dropped above it: the box grows upwards.
-    top = (path.layer_stride - 1) * height
-    tall = path.layer_stride * height
+    top = (stride - 1) * height
+    tall = stride * height
     for k, (at_end, sign, below) in enumerate(_CORNERS):
         point = b if at_end else a
         corners[:, k, :2] = point[:, :2] + sign * side
