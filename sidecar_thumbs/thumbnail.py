@@ -116,6 +116,18 @@ def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray:
         return np.asarray(canvas)
 
 
+def _gcode_picture(data: bytes, name: str) -> bytes | None:
+    """The slicer's picture of a G-code file (None for other formats or without one)."""
+    from sidecar_thumbs.mesh.load import detect_format
+
+    if detect_format(name) not in ("gcode", "bgcode"):
+        return None
+    from sidecar_thumbs.mesh.gcode import find_gcode_picture
+
+    picture = find_gcode_picture(data, binary=detect_format(name) == "bgcode")
+    return None if picture is None else picture.data
+
+
 def make_thumbnail_from_bytes(
     data: bytes,
     name: str,
@@ -161,10 +173,18 @@ def make_thumbnail_from_bytes(
             source = SOURCE_EMBEDDED
     t1 = time.perf_counter()
     if rgba is None:
-        mesh = load_mesh_bytes(data, name, options.limits)
-        triangles = mesh.triangle_count
-        t1 = time.perf_counter()
-        rgba = render_triangles(mesh.triangles, options.render)
+        try:
+            mesh = load_mesh_bytes(data, name, options.limits)
+        except NoGeometryError:
+            # A G-code that prints nothing (a picture-only file) still shows its slicer's picture.
+            picture = None if options.use_embedded else _gcode_picture(data, name)
+            if picture is None:
+                raise
+            rgba, source = _fit_embedded(picture, options.render.size), SOURCE_EMBEDDED
+        else:
+            triangles = mesh.triangle_count
+            t1 = time.perf_counter()
+            rgba = render_triangles(mesh.triangles, options.render)
     meta = metadata_for(
         name,
         size=size,
