@@ -25,8 +25,9 @@ from sidecar_thumbs.mesh.bgcode_codecs import heatshrink_decode, meatpack_decode
 from sidecar_thumbs.mesh.gcode import find_gcode_picture, load_gcode_bytes
 from sidecar_thumbs.mesh.jit import COMPILED
 from sidecar_thumbs.mesh.toolpath import scan_toolpath
+from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, SOURCE_RENDERED, ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
 
 EMBEDDED = ThumbnailOptions(render=RenderOptions(size=96))
 
@@ -91,7 +92,7 @@ def test_all_pictures_damaged_falls_back_to_the_toolpath(tmp_path: Path, corpus:
     path = tmp_path / "damaged pictures.bgcode"
     path.write_bytes(data)
     thumb = make_thumbnail(path, EMBEDDED)
-    assert thumb.source == SOURCE_RENDERED and thumb.triangles
+    assert thumb.source == ThumbSource.RENDERED and thumb.triangles
 
 
 def test_damaged_gcode_block_is_refused_even_with_good_pictures(tmp_path: Path, corpus: Path) -> None:
@@ -105,8 +106,8 @@ def test_damaged_gcode_block_is_refused_even_with_good_pictures(tmp_path: Path, 
 def test_binary_gcode_named_gcode_is_read_by_its_magic(tmp_path: Path, corpus: Path) -> None:
     path = tmp_path / "binary.gcode"
     path.write_bytes(_bgcode(corpus, "libbgcode__mini_cube_b.bgcode"))
-    assert make_thumbnail(path, EMBEDDED).source == SOURCE_EMBEDDED
-    assert make_thumbnail(path, ThumbnailOptions(use_embedded=False)).source == SOURCE_RENDERED
+    assert make_thumbnail(path, EMBEDDED).source == ThumbSource.EMBEDDED
+    assert make_thumbnail(path, ThumbnailOptions(use_embedded=False)).source == ThumbSource.RENDERED
 
 
 def _good() -> list[bytes]:

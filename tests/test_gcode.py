@@ -20,8 +20,9 @@ from sidecar_thumbs.errors import BadModelError, ModelError, NoGeometryError
 from sidecar_thumbs.mesh.gcode import find_gcode_picture, load_gcode_bytes
 from sidecar_thumbs.mesh.gcode_thumbs import HEAD_BYTES
 from sidecar_thumbs.mesh.load import load_mesh_bytes
+from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, SOURCE_RENDERED, ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
 
 SMALL = RenderOptions(size=128)
 EMBEDDED = ThumbnailOptions(render=SMALL)
@@ -61,7 +62,7 @@ def test_every_corpus_gcode_gets_its_picture_or_its_toolpath(path: Path) -> None
             make_thumbnail(path, EMBEDDED)
         return
     thumb = make_thumbnail(path, EMBEDDED)
-    assert thumb.source == (SOURCE_RENDERED if path.name in NO_PICTURE else SOURCE_EMBEDDED)
+    assert thumb.source == (ThumbSource.RENDERED if path.name in NO_PICTURE else ThumbSource.EMBEDDED)
     alpha = _alpha(thumb.png)
     assert alpha.max() == 255
 
@@ -73,10 +74,10 @@ def test_every_corpus_toolpath_renders_centred_and_filling_the_frame(path: Path)
             with pytest.raises(NoGeometryError, match="no extruding moves"):
                 make_thumbnail(path, RENDER_ONLY)
         else:  # nothing to draw: the slicer's picture, even when pictures are not preferred
-            assert make_thumbnail(path, RENDER_ONLY).source == SOURCE_EMBEDDED
+            assert make_thumbnail(path, RENDER_ONLY).source == ThumbSource.EMBEDDED
         return
     thumb = make_thumbnail(path, RENDER_ONLY)
-    assert thumb.source == SOURCE_RENDERED and thumb.triangles and thumb.triangles >= 8
+    assert thumb.source == ThumbSource.RENDERED and thumb.triangles and thumb.triangles >= 8
     _assert_centred_and_filling(thumb.png)
 
 
@@ -86,7 +87,7 @@ def test_every_corpus_toolpath_renders_centred_and_filling_the_frame(path: Path)
 def test_bad_gcode_is_refused_with_one_line(path: Path) -> None:
     if path.name == "buddy__mini_cube_binary.gcode":
         # Binary G-code under a .gcode name: read by its GCDE magic, as PrusaSlicer does (the README allows it).
-        assert make_thumbnail(path, EMBEDDED).source == SOURCE_EMBEDDED
+        assert make_thumbnail(path, EMBEDDED).source == ThumbSource.EMBEDDED
         return
     for options in (EMBEDDED, RENDER_ONLY):
         with pytest.raises(ModelError) as info:
@@ -111,7 +112,7 @@ def test_blank_picture_is_never_used(tmp_path: Path, blank: str) -> None:
     path = tmp_path / "blank.gcode"
     path.write_bytes(thumbnail_block(png_bytes(300, 200, blank), 300, 200) + tower_gcode())
     thumb = make_thumbnail(path, EMBEDDED)
-    assert thumb.source == SOURCE_RENDERED
+    assert thumb.source == ThumbSource.RENDERED
 
 
 def test_picture_is_found_in_the_tail_of_a_big_file_but_not_in_its_middle(tmp_path: Path) -> None:
@@ -138,7 +139,7 @@ def test_gcode_without_picture_renders_its_toolpath_with_pixels_in_the_middle(tm
     path = tmp_path / "block.gcode"
     path.write_bytes(tower_gcode(solid=True))
     thumb = make_thumbnail(path, EMBEDDED)
-    assert thumb.source == SOURCE_RENDERED and thumb.triangles and thumb.triangles > 8 * 4 * 20
+    assert thumb.source == ThumbSource.RENDERED and thumb.triangles and thumb.triangles > 8 * 4 * 20
     assert _alpha(thumb.png)[56:72, 56:72].min() == 255
     _assert_centred_and_filling(thumb.png)
 
@@ -166,7 +167,7 @@ def test_worker_job_renders_gcode_and_reports_a_bad_one_as_a_one_line_failure(co
     from sidecar_thumbs.jobs import RenderJob, render_job
 
     good = render_job(RenderJob(str(corpus / "bgcode" / "gcodenom__benchy2-mk4s.bgcode"), EMBEDDED))
-    assert good.ok and good.source == SOURCE_EMBEDDED and good.content_hash
+    assert good.ok and good.source == ThumbSource.EMBEDDED and good.content_hash
     bad = render_job(RenderJob(str(corpus / "bad" / "buddy__test_bad_crc_gcode.bgcode"), EMBEDDED))
     assert not bad.ok and bad.error and "CRC-32" in bad.error and "\n" not in bad.error and not bad.transient
 
@@ -214,7 +215,7 @@ def test_an_icon_alone_gives_way_to_the_toolpath_but_beats_nothing(tmp_path: Pat
     icon = thumbnail_block(png_bytes(16, 16), 16, 16)
     with_moves = tmp_path / "icon and moves.gcode"
     with_moves.write_bytes(icon + tower_gcode())
-    assert make_thumbnail(with_moves, EMBEDDED).source == SOURCE_RENDERED
+    assert make_thumbnail(with_moves, EMBEDDED).source == ThumbSource.RENDERED
     icon_only = tmp_path / "icon only.gcode"
     icon_only.write_bytes(icon + b"G28\nM84\n")
-    assert make_thumbnail(icon_only, EMBEDDED).source == SOURCE_EMBEDDED
+    assert make_thumbnail(icon_only, EMBEDDED).source == ThumbSource.EMBEDDED

@@ -35,7 +35,7 @@ class LoadLimits:
     max_toolpath_segments: int = 150_000
 
 
-DEFAULT_LIMITS = LoadLimits()
+DEFAULT_LIMITS: LoadLimits = LoadLimits()
 
 
 @dataclass(frozen=True, eq=False)

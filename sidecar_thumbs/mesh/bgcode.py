@@ -167,7 +167,7 @@ def read_bgcode(data: bytes) -> BinaryGcode:
         raise BadModelError(f"binary G-code version {version} is not supported (only 1)")
     if checksum > 1:
         raise BadModelError(f"binary G-code names unknown checksum type {checksum}")
-    blocks = []
+    blocks: list[Block] = []
     pos = 10
     while pos < len(data):
         index = len(blocks) + 1

@@ -28,7 +28,7 @@ def _numba_jit() -> Callable[[Any], Any] | None:
         import numba
     except ImportError:
         return None
-    return numba.njit(cache=True, nogil=True)  # type: ignore[no-any-return]
+    return numba.njit(cache=True, nogil=True)
 
 
 _JIT = _numba_jit()
@@ -37,4 +37,4 @@ COMPILED = _JIT is not None
 
 def kernel(fn: F) -> F:
     """Compile ``fn`` with numba when it is available; otherwise return it as it is."""
-    return fn if _JIT is None else _JIT(fn)  # type: ignore[no-any-return]
+    return fn if _JIT is None else _JIT(fn)

@@ -12,10 +12,14 @@ import io
 import warnings
 from dataclasses import dataclass
 
-__all__ = ["MAX_PICTURE_BYTES", "Picture", "best_picture", "usable_picture"]
+import numpy as np
+
+__all__ = ["BLANK_TOLERANCE", "MAX_PICTURE_BYTES", "Picture", "best_picture", "is_blank", "usable_picture"]
 
 MAX_PICTURE_BYTES = 20 * 1024 * 1024
 MAX_SIDE = 4096
+# Largest per-channel spread (0-255) of a picture that still counts as one flat colour.
+BLANK_TOLERANCE = 4
 FORMATS = ("PNG", "JPEG", "QOI")
 
 
@@ -50,14 +54,20 @@ def usable_picture(data: bytes) -> Picture | None:
                 if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
                     return None
                 fmt = str(im.format)
-                extrema = im.convert("RGBA").getextrema()  # decodes every pixel: a cut image fails here
+                blank = is_blank(np.asarray(im.convert("RGBA")))  # decodes every pixel: a cut image fails here
     except Exception:  # Pillow raises many types for broken images; any of them means "unusable"
         return None
-    if extrema[3][1] == 0:  # fully transparent
-        return None
-    if all(lo == hi for lo, hi in extrema):  # one flat colour
-        return None
-    return Picture(data, fmt, w, h)
+    return None if blank else Picture(data, fmt, w, h)
+
+
+def is_blank(rgba: np.ndarray) -> bool:
+    """One flat colour, or nothing visible: a slicer's placeholder, never a picture of the model.
+    A little tolerance for compression noise (a flat JPEG is not exactly flat)."""
+    visible = rgba[rgba[..., 3] > 0]
+    if visible.size == 0:
+        return True
+    spread = visible.max(axis=0).astype(np.int16) - visible.min(axis=0).astype(np.int16)
+    return bool((spread <= BLANK_TOLERANCE).all())
 
 
 def best_picture(pictures: list[Picture]) -> Picture | None:
