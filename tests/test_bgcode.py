@@ -192,6 +192,7 @@ def test_meatpack_unpacks_pairs_whole_bytes_and_commands() -> None:
     assert meatpack_decode(no_spaces) == b"1E"
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not COMPILED, reason="numba is not installed: only the Python kernels exist")
 def test_python_codecs_decode_the_same_text_as_numba(corpus: Path) -> None:
     path = corpus / "bgcode" / "libbgcode__mini_cube_ps2.8.1.bgcode"
@@ -227,7 +228,7 @@ MINI = CORPUS / "bgcode" / "libbgcode__mini_cube_ps2.8.1.bgcode"  # heatshrink +
 
 @pytest.mark.skipif(not MINI.is_file(), reason="shared corpus not found")
 @settings(
-    max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(st.data())
 def test_garbage_inside_blocks_with_good_checksums_fails_with_one_line(data: st.DataObject) -> None:

@@ -199,7 +199,7 @@ PIECES = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
 @given(st.lists(PIECES, max_size=30), st.binary(max_size=64))
 def test_fuzzed_thumbnail_blocks_give_a_picture_none_or_the_cut_off_reason(pieces: list, noise: bytes) -> None:
     data = b"".join(pieces) + noise + tower_gcode(layers=1)

@@ -179,7 +179,7 @@ LINES = st.lists(st.tuples(WORDS, st.lists(st.tuples(AXES, NUMBERS, JUNK), max_s
 
 
 @settings(
-    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(LINES)
 def test_fuzzed_gcode_lines_give_finite_geometry_or_one_line_refusal(lines: list) -> None:
@@ -201,6 +201,7 @@ def test_a_big_gcode_scans_in_bounded_memory() -> None:
     assert 500 <= len(path.segments) <= 2000 and peak < 2 * 1024 * 1024
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not COMPILED, reason="numba is not installed: only the Python kernel exists")
 def test_python_fallback_reads_the_same_segments_as_numba(corpus: Path) -> None:
     files = [corpus / "gcode" / "gcodepreview__vase.gcode", corpus / "gcode" / "gcodenom__arc_demo.gcode"]
