@@ -30,6 +30,9 @@ class LoadLimits:
     max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
     max_triangles: int = 20_000_000
     max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part, all entries of a zipped AMF (zip bombs)
+    # A G-code toolpath keeps at most this many extrusion segments (8 triangles each); beyond it every
+    # k-th layer is kept and drawn k layers tall, so a 500 MB G-code renders like a ~1M-triangle model.
+    max_toolpath_segments: int = 150_000
 
 
 DEFAULT_LIMITS: LoadLimits = LoadLimits()
@@ -49,7 +52,8 @@ class Mesh:
     """
 
     triangles: np.ndarray
-    format: str  # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary" or "amf"
+    # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary", "amf", "gcode" or "bgcode"
+    format: str
     face_colors: np.ndarray | None = None
 
     @property

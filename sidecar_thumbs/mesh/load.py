@@ -14,12 +14,21 @@ from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, op
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
-_FORMATS = {".stl": "stl", ".3mf": "3mf", ".obj": "obj", ".ply": "ply", ".amf": "amf", ".amf.xml": "amf"}
+_FORMATS = {
+    ".stl": "stl",
+    ".3mf": "3mf",
+    ".obj": "obj",
+    ".ply": "ply",
+    ".amf": "amf",
+    ".amf.xml": "amf",
+    ".gcode": "gcode",
+    ".bgcode": "bgcode",
+}
 
 
 def detect_format(name: str) -> str:
-    """``"stl"``, ``"3mf"``, ``"obj"``, ``"ply"`` or ``"amf"`` from the file name's extension, in any
-    case (``.amf.xml`` is AMF too).
+    """``"stl"``, ``"3mf"``, ``"obj"``, ``"ply"``, ``"amf"``, ``"gcode"`` or ``"bgcode"`` from the file
+    name's extension, in any case (``.amf.xml`` is AMF too).
 
     Raises:
         BadModelError: any other extension.
@@ -65,6 +74,10 @@ def load_mesh_bytes(
             from sidecar_thumbs.mesh.stl import load_stl_bytes
 
             triangles, kind = load_stl_bytes(data, limits)
+        elif fmt in ("gcode", "bgcode"):
+            from sidecar_thumbs.mesh.gcode import load_gcode_bytes
+
+            triangles, kind = load_gcode_bytes(data, limits, binary=fmt == "bgcode")
         elif fmt == "3mf":
             from sidecar_thumbs.mesh.threemf import load_3mf_bytes
 
