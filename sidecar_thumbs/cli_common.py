@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from sidecar_thumbs.config import Settings, load_settings
+from sidecar_thumbs.discover import set_model_extensions
 from sidecar_thumbs.errors import SidecarError
 
 log = logging.getLogger("sidecar_thumbs")
@@ -29,9 +30,12 @@ def fail(exc: SidecarError) -> NoReturn:
 def settings_for(ctx: click.Context, **overrides: Any) -> Settings:
     obj = ctx.find_root().obj or {}
     try:
-        return load_settings(env_file=obj.get("env_file"), overrides=overrides)
+        settings = load_settings(env_file=obj.get("env_file"), overrides=overrides)
     except SidecarError as exc:
         fail(exc)
+    # What counts as a model is one answer per process: walk, watcher, event intake, verify, gallery.
+    set_model_extensions(settings.model_suffixes)
+    return settings
 
 
 def log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int:

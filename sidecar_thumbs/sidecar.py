@@ -21,6 +21,7 @@ import numpy as np
 from sidecar_thumbs import __version__
 from sidecar_thumbs.atomic import atomic_write
 from sidecar_thumbs.errors import ModelError
+from sidecar_thumbs.formats import mimetype_for_name
 
 __all__ = [
     "SOFTWARE",
@@ -46,8 +47,6 @@ KEY_SETTINGS = "X-SidecarThumbs::Settings"
 KEY_TRIANGLES = "X-SidecarThumbs::Triangles"
 
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the fixed last chunk of every PNG
-
-MIMETYPES = {".stl": "model/stl", ".3mf": "model/3mf"}
 
 # zlib level, measured on 256 px thumbnails (bench/render.py): level 1 2.2 ms / 34.0 KB, level 3
 # 3.1 ms / 32.2 KB, level 6 7.7 ms / 31.5 KB. Level 6 would cost half the time of a 10k-triangle render
@@ -126,7 +125,7 @@ def metadata_for(
         "Thumb::URI": _uri_for(name),
         "Thumb::MTime": str(mtime_ns // 1_000_000_000),
         "Thumb::Size": str(size),
-        "Thumb::Mimetype": MIMETYPES.get(Path(name).suffix.lower(), "application/octet-stream"),
+        "Thumb::Mimetype": mimetype_for_name(name),
         "Software": SOFTWARE,
         KEY_HASH: content_hash,
         KEY_MTIME_NS: str(mtime_ns),

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
+from sidecar_thumbs.formats import ALL_SUFFIXES, format_for_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
 
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 
-_FORMATS = {".stl": "stl", ".3mf": "3mf"}
+# Mesh readers by format name (sidecar_thumbs.formats): "module:function", imported on first use so a
+# worker only loads what its files need. Each takes (data, limits) and returns (triangles, kind).
+# G-code and archives are pictures, not meshes: thumbnail.py handles them.
+_LOADERS = {
+    "stl": "sidecar_thumbs.mesh.stl:load_stl_bytes",
+    "3mf": "sidecar_thumbs.mesh.threemf:load_3mf_bytes",
+    "step": "sidecar_thumbs.mesh.step:load_step_bytes",
+}
 
 
 def detect_format(name: str) -> str:
-    """``"stl"`` or ``"3mf"`` from the file name's extension, in any case.
+    """The format name (``"stl"``, ``"3mf"``, ``"zip"``, ...) from the file name's extension, in any case.
 
     Raises:
-        BadModelError: any other extension.
+        BadModelError: an extension that is no model format.
     """
-    ext = os.path.splitext(str(name))[1].lower()
-    try:
-        return _FORMATS[ext]
-    except KeyError:
-        raise BadModelError(f"not a model file (extension {ext or 'missing'!r}; expected .stl or .3mf)") from None
+    fmt = format_for_name(os.path.basename(str(name)))
+    if fmt is None:
+        ext = os.path.splitext(str(name))[1].lower()
+        raise BadModelError(
+            f"not a model file (extension {ext or 'missing'!r}; expected one of {' '.join(ALL_SUFFIXES)})"
+        )
+    return fmt.name
 
 
 def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
@@ -42,15 +53,13 @@ def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS)
     fmt = detect_format(name)
     if len(data) > limits.max_file_bytes:
         raise LimitExceededError(f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes} bytes")
+    target = _LOADERS.get(fmt)
+    if target is None:
+        raise BadModelError(f"no mesh reader for {fmt} files")
+    module, func = target.split(":")
+    loader = getattr(importlib.import_module(module), func)
     try:
-        if fmt == "stl":
-            from sidecar_thumbs.mesh.stl import load_stl_bytes
-
-            triangles, kind = load_stl_bytes(data, limits)
-        else:
-            from sidecar_thumbs.mesh.threemf import load_3mf_bytes
-
-            triangles, kind = load_3mf_bytes(data, limits)
+        triangles, kind = loader(data, limits)
     except MemoryError:
         # An absurd but in-limit model: report it as a cap, not as a crash of the worker.
         raise LimitExceededError("model too large to load into memory") from None
