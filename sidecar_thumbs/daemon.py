@@ -274,7 +274,7 @@ class Daemon:
         plan, _, found = reconcile(list(self.config.roots), self.db, problems=problems)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
-        todo = sum(s.needs_render for s in plan.states)
+        todo = sum(s.needs_render for s in plan.states) + plan.extras_requeued
         log.info(
             "%s: %d models, %d new, %d changed, %d missing; %d to render (%.2f s)",
             "start-up scan" if initial else "rescan",

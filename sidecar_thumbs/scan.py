@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.formats import EXTRA_MODULES, extra_available
 from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_name_for, sidecar_path_for
@@ -43,6 +44,7 @@ class Plan:
     touched: int = 0  # gate moved, content the same
     hashed: int = 0
     hash_failures: list[tuple[str, str]] = field(default_factory=list)
+    extras_requeued: int = 0  # failed for a missing optional extra that is installed now: pending again
 
 
 @dataclass
@@ -213,6 +215,8 @@ def reconcile(
         db.upsert_files(plan.states)
     if plan.missing:
         db.mark_missing(plan.missing)
+    installed = [extra for extra in EXTRA_MODULES if extra_available(extra)]
+    plan.extras_requeued = db.requeue_missing_extras(installed, roots)
     return plan, rows, len(found)
 
 
@@ -271,7 +275,7 @@ def scan(
         and r.next_attempt_at is not None
         and r.next_attempt_at <= now
     )
-    todo = sum(s.needs_render for s in plan.states) + retryable + queued_by_dam
+    todo = sum(s.needs_render for s in plan.states) + retryable + queued_by_dam + plan.extras_requeued
     if mark_only:
         # A daemon owns this database: the rows are marked pending and its sweep renders them.
         summary.deferred = todo

@@ -1,4 +1,4 @@
-"""Model loading: STL (binary and ASCII) and 3MF into one :class:`Mesh` type.
+"""Model loading: every mesh format (STL, 3MF, STEP, ...) into one :class:`Mesh` type.
 
 Loaders take the file's bytes (read once by the caller, who also hashes them), so the thumbnail
 is provably made from the content whose hash is recorded.
@@ -29,7 +29,13 @@ class LoadLimits:
 
     max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
     max_triangles: int = 20_000_000
-    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part (zip bombs)
+    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part (zip bombs); per archive, all entries
+    # Archives (.zip, .7z): a real model download has tens of entries; deflate cannot beat ~1032:1 and
+    # real models compress < 20:1, so 100:1 on an entry over 1 MiB is a bomb; nesting as the issue asks.
+    max_archive_entries: int = 10_000
+    max_archive_ratio: float = 100.0
+    archive_ratio_floor_bytes: int = 1024 * 1024
+    max_archive_depth: int = 2
 
 
 DEFAULT_LIMITS = LoadLimits()

@@ -1,0 +1,187 @@
+"""The picture of an archive (``Thing.zip`` → ``.Thing.zip.thumbnail.png``): the models inside.
+
+What it shows, in order of preference:
+
+1. Models: the largest one alone when it is the only one; otherwise the up-to-four largest, each
+   drawn in its own cell (two side by side, three as two over one, four as 2x2). A model-site
+   download is usually a kit of parts, and in the gallery a grid says "several parts" at a glance,
+   where the largest part alone looks like a single-model file; at 256 px a 128 px cell still shows
+   a part's shape. Each cell is the same picture a loose file of that model would get (our render,
+   or a 3MF's slicer picture), made through the same dispatch (so any format we read works inside).
+   Archives inside archives are opened (to ``max_archive_depth``) when the outer level has fewer
+   than four models.
+2. No model but pictures (model sites ship ``images/``): the largest picture.
+3. Neither: refused with what it holds.
+
+A model inside that cannot be read is skipped for the next largest; if none can be read, the
+archive fails with the first model's reason (or "needs the [step] extra" when that is all it lacked).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sidecar_thumbs.errors import BadModelError, LimitExceededError, MissingExtraError, ModelError, NoGeometryError
+from sidecar_thumbs.mesh.archive import Archive, ArchiveBudgetError, Budget, Entry, open_archive
+
+if TYPE_CHECKING:
+    from sidecar_thumbs.thumbnail import Picture, ThumbnailOptions
+
+__all__ = ["MAX_CELLS", "archive_picture", "grid_layout"]
+
+MAX_CELLS = 4
+# Pictures larger than this are not decoded (Pillow's own bomb warning starts at ~89 Mpx).
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def grid_layout(n: int, size: int) -> list[tuple[int, int, int]]:
+    """``(x, y, cell)`` of ``n`` (1..4) pictures in a ``size`` square: one fills it, more share 2x2 cells,
+    centred (2: side by side; 3: two over one)."""
+    if n <= 1:
+        return [(0, 0, size)]
+    cell = size // 2
+    pad = (size - 2 * cell) // 2
+    if n == 2:
+        top = (size - cell) // 2
+        return [(pad, top, cell), (pad + cell, top, cell)]
+    cells = [(pad, pad, cell), (pad + cell, pad, cell)]
+    if n == 3:
+        return [*cells, ((size - cell) // 2, pad + cell, cell)]
+    return [*cells, (pad, pad + cell, cell), (pad + cell, pad + cell, cell)]
+
+
+def _candidates(
+    archive: Archive, fmt_depth: int, max_depth: int, budget: Budget, limits: object
+) -> list[tuple[Archive, Entry]]:
+    """Models, largest first: the archive's own, then (if fewer than four) those of nested archives."""
+    models = sorted((e for e in archive.entries if e.kind == "model"), key=lambda e: -e.size)
+    found: list[tuple[Archive, Entry]] = [(archive, e) for e in models]
+    if len(found) >= MAX_CELLS or fmt_depth >= getattr(limits, "max_archive_depth", 2):
+        return found
+    from sidecar_thumbs.formats import format_for_name
+
+    for inner in sorted((e for e in archive.entries if e.kind == "archive"), key=lambda e: -e.size):
+        if len(found) >= MAX_CELLS or inner.encrypted:
+            continue
+        fmt = format_for_name(os.path.basename(inner.name))
+        assert fmt is not None
+        try:
+            nested = open_archive(archive.read(inner), fmt.name, budget, limits)  # type: ignore[arg-type]
+        except LimitExceededError:
+            raise  # a bomb inside refuses the whole file
+        except (MissingExtraError, BadModelError):
+            continue  # a damaged inner archive (or a .7z without its extra) costs itself only
+        found.extend(_candidates(nested, fmt_depth + 1, max_depth, budget, limits))
+    return found
+
+
+def _image_picture(archive: Archive, options: ThumbnailOptions) -> np.ndarray | None:
+    from PIL import Image
+
+    from sidecar_thumbs.thumbnail import _fit_embedded
+
+    for entry in sorted((e for e in archive.entries if e.kind == "image"), key=lambda e: -e.size):
+        try:
+            data = archive.read(entry)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    continue
+            return _fit_embedded(data, options.render.size)
+        except BadModelError:
+            raise
+        except Exception:  # not a picture Pillow can decode: try the next one
+            continue
+    return None
+
+
+def _refusal(archive: Archive) -> str:
+    kinds = Counter(
+        os.path.splitext(e.name)[1].lower() or "(no extension)"
+        for e in archive.entries
+        if not os.path.basename(e.name).startswith("._")
+    )
+    if not kinds:
+        return "archive is empty: no model or picture to show"
+    shown = ", ".join(f"{n} {ext}" for ext, n in kinds.most_common(4))
+    return f"archive holds no model or picture ({shown})"
+
+
+def archive_picture(data: bytes, fmt: str, options: ThumbnailOptions, depth: int = 1, budget: object = None) -> Picture:
+    """The picture of an archive's contents (see the module docstring).
+
+    Raises:
+        BadModelError: unreadable archive, nothing to show, or no model inside could be read.
+        LimitExceededError: a cap (entries, ratio, overlap, inflated bytes, nesting) was hit.
+        MissingExtraError: ``.7z`` without the [7z] extra, or the only models need an extra.
+    """
+    from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, SOURCE_RENDERED, Picture, make_picture
+
+    limits = options.limits
+    if depth > limits.max_archive_depth:
+        raise BadModelError(f"archives nested deeper than {limits.max_archive_depth} levels")
+    t0 = time.perf_counter()
+    budget = budget if isinstance(budget, Budget) else Budget(limits.max_decompressed_bytes)
+    archive = open_archive(data, fmt, budget, limits)
+    candidates = _candidates(archive, depth, limits.max_archive_depth, budget, limits)
+    size = options.render.size
+    pictures: list[Picture] = []
+    errors: list[ModelError] = []
+    for index, (owner, entry) in enumerate(candidates):
+        if len(pictures) >= MAX_CELLS:
+            break
+        # Cells are drawn at their final size (a 2x2 cell at half size), so lines stay crisp.
+        n_after = min(MAX_CELLS, len(pictures) + len(candidates) - index)
+        cell = grid_layout(n_after, size)[0][2]
+        cell_options = _with_size(options, cell)
+        try:
+            inner = owner.read(entry)
+            pictures.append(make_picture(inner, os.path.basename(entry.name), cell_options, depth, budget))
+        except ArchiveBudgetError:
+            raise  # the archive-wide budget is spent: the whole file is refused
+        except ModelError as exc:  # this model only: try the next largest
+            errors.append(exc)
+    parse_ms = (time.perf_counter() - t0) * 1e3
+    if pictures:
+        t1 = time.perf_counter()
+        rgba = _compose(pictures, size)
+        triangles = sum(p.triangles or 0 for p in pictures) or None
+        source = SOURCE_RENDERED if any(p.source == SOURCE_RENDERED for p in pictures) else SOURCE_EMBEDDED
+        render_ms = sum(p.render_ms for p in pictures) + (time.perf_counter() - t1) * 1e3
+        return Picture(rgba, source, triangles, parse_ms - sum(p.render_ms for p in pictures), render_ms)
+    # No model could be drawn: a picture the download ships is better than nothing (e.g. an OBJ
+    # whose reader is missing, next to its render in images/).
+    image = _image_picture(archive, options)
+    if image is not None:
+        return Picture(image, SOURCE_EMBEDDED, None, (time.perf_counter() - t0) * 1e3)
+    if errors:
+        if all(isinstance(e, MissingExtraError) for e in errors):
+            raise errors[0]
+        first = next(e for e in errors if not isinstance(e, MissingExtraError))
+        raise type(first)(f"no model in the archive could be read; the largest: {first.message}")
+    raise NoGeometryError(_refusal(archive))
+
+
+def _with_size(options: ThumbnailOptions, size: int) -> ThumbnailOptions:
+    from dataclasses import replace
+
+    return replace(options, render=replace(options.render, size=size))
+
+
+def _compose(pictures: list[Picture], size: int) -> np.ndarray:
+    if len(pictures) == 1 and pictures[0].rgba.shape[0] == size:
+        return pictures[0].rgba
+    canvas = np.zeros((size, size, 4), dtype=np.uint8)
+    for (x, y, cell), pic in zip(grid_layout(len(pictures), size), pictures, strict=False):
+        img = pic.rgba
+        if img.shape[0] != cell:
+            from PIL import Image
+
+            img = np.asarray(Image.fromarray(img).resize((cell, cell), Image.Resampling.LANCZOS))
+        canvas[y : y + cell, x : x + cell] = img
+    return canvas
