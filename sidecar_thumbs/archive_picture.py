@@ -100,7 +100,7 @@ def _image_picture(archive: Archive, options: ThumbnailOptions) -> np.ndarray | 
     return None
 
 
-def _refusal(archive: Archive) -> str:
+def _refusal(archive: Archive, depth_cap: int) -> str:
     kinds = Counter(
         os.path.splitext(e.name)[1].lower() or "(no extension)"
         for e in archive.entries
@@ -109,6 +109,8 @@ def _refusal(archive: Archive) -> str:
     if not kinds:
         return "archive is empty: no model or picture to show"
     shown = ", ".join(f"{n} {ext}" for ext, n in kinds.most_common(4))
+    if any(e.kind == "archive" for e in archive.entries):
+        shown += f"; archives inside archives are opened {depth_cap} levels deep"
     return f"archive holds no model or picture ({shown})"
 
 
@@ -164,7 +166,7 @@ def archive_picture(data: bytes, fmt: str, options: ThumbnailOptions, depth: int
             raise errors[0]
         first = next(e for e in errors if not isinstance(e, MissingExtraError))
         raise type(first)(f"no model in the archive could be read; the largest: {first.message}")
-    raise NoGeometryError(_refusal(archive))
+    raise NoGeometryError(_refusal(archive, limits.max_archive_depth))
 
 
 def _with_size(options: ThumbnailOptions, size: int) -> ThumbnailOptions:
