@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sidecar_thumbs.discover import is_model_name
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.models import FileState, ModelRow, ModelStatus, PlanRow
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
@@ -30,6 +31,7 @@ class DamSync:
     reflagged: int = 0
     unresolved: int = 0  # path values we cannot turn into a file path
     absent: int = 0  # listed, but no file there
+    not_models: int = 0  # listed, but not a model by the extensions setting (e.g. an .mtl or a .png)
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
@@ -51,6 +53,9 @@ def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = ()) -> DamSync:
         path = dam.to_abs(value) if isinstance(value, str) else None
         if path is None:
             result.unresolved += 1
+            continue
+        if not is_model_name(os.path.basename(path)):
+            result.not_models += 1  # the same rule as discovery: an .mtl or a picture is never queued
             continue
         # Either kind of row: planning reads the same fields from both.
         row: PlanRow | ModelRow | None = ours.get(path) if ours is not None else None
