@@ -2,11 +2,14 @@
 
 Measures generated binary STL at 10k / 100k / 1M triangles, 3MF at 100k, every file of the shared corpus
 (stl-binary, stl-ascii, 3mf), peak RSS at 1M (fresh process) and worker cold start (fresh process that
-imports and warms up with a populated numba cache).
+imports and warms up with a populated numba cache). ``--formats N`` instead prints one row per file
+format (STL, 3MF, OBJ, PLY, AMF, STEP, G-code, bgcode, zip, 7z) over N corpus files each: files/s/core
+and ms per stage (read, parse, render, encode).
 
 Usage::
 
     python bench/render.py [--kernel numba|numpy] [--size 256] [--reps 7] [--png-levels] [--clock cpu]
+    python bench/render.py --formats 3 --clock cpu
 
 ``--clock cpu`` times with the process's CPU time instead of wall time: on a shared, busy machine that
 is the closer estimate of what one dedicated core would do (the header prints the load average).
@@ -157,6 +160,70 @@ def bench_corpus(opts: RenderOptions, reps: int) -> None:
             print(f"|   failed: {f} | | | | | | |")
 
 
+FORMAT_FOLDERS = ("stl-binary", "stl-ascii", "3mf", "obj", "ply", "amf", "step", "gcode", "bgcode", "zip")
+
+
+def _stages(path: Path, options: object) -> tuple[float, float, float, float]:
+    """(read, parse, render, encode) seconds through the worker's own path (make_picture + encode_png)."""
+    from sidecar_thumbs.thumbnail import make_picture
+
+    t0 = CLOCK()
+    data = path.read_bytes()
+    t1 = CLOCK()
+    picture = make_picture(data, path.name, options)  # type: ignore[arg-type]
+    t2 = CLOCK()
+    ENCODE(picture.rgba)
+    t3 = CLOCK()
+    # make_picture's own split of its time (wall clock) divides parse from render.
+    inside = picture.parse_ms + picture.render_ms
+    share = picture.parse_ms / inside if inside > 0 else 1.0
+    return t1 - t0, (t2 - t1) * share, (t2 - t1) * (1 - share), t3 - t2
+
+
+def bench_formats(opts: RenderOptions, per_format: int, reps: int) -> None:
+    """One row per file format: a few corpus files each (outside bad/), every stage timed."""
+    from sidecar_thumbs.formats import format_for_name
+    from sidecar_thumbs.thumbnail import ThumbnailOptions
+
+    options = ThumbnailOptions(render=opts)
+    by_format: dict[str, list[Path]] = {}
+    for sub in FORMAT_FOLDERS:
+        folder = CORPUS / sub
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                fmt = format_for_name(p.name)
+                if p.is_file() and fmt is not None:
+                    by_format.setdefault(fmt.name, []).append(p)
+    print(f"\n## Per format: up to {per_format} corpus files each (smallest to largest), median of {reps} warm runs\n")
+    print("| format | files | ok | failed | files/s/core | read ms | parse ms | render ms | encode ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for fmt, files in by_format.items():
+        by_size = sorted(files, key=lambda p: p.stat().st_size)
+        # Spread over the sizes: smallest, largest and evenly between (deduplicated for small folders).
+        n = min(per_format, len(by_size))
+        picks = list(dict.fromkeys(by_size[round(i * (len(by_size) - 1) / max(n - 1, 1))] for i in range(n)))
+        rows: list[tuple[float, float, float, float]] = []
+        failed: list[str] = []
+        for p in picks:
+            try:
+                _stages(p, options)  # warm: imports, page cache, JIT
+                runs = [_stages(p, options) for _ in range(reps)]
+                rows.append(tuple(statistics.median(r[i] for r in runs) for i in range(4)))  # type: ignore[arg-type]
+            except ModelError as exc:
+                failed.append(f"{p.name}: {exc.message}")
+        if not rows:
+            print(f"| {fmt} | {len(picks)} | 0 | {len(failed)} | – | – | – | – | – |")
+        else:
+            total = sum(sum(r) for r in rows)
+            read, parse, render, encode = (statistics.mean(r[i] for r in rows) * 1e3 for i in range(4))
+            print(
+                f"| {fmt} | {len(picks)} | {len(rows)} | {len(failed)} | **{len(rows) / total:.1f}** | "
+                f"{read:.2f} | {parse:.1f} | {render:.1f} | {encode:.1f} |"
+            )
+        for f in failed:
+            print(f"|   failed: {f} | | | | | | | | |")
+
+
 def _child_rss(path: str, kernel: str, size: int) -> None:
     warm_up(RenderOptions(kernel=kernel))
     opts = RenderOptions(size=size, kernel=kernel)
@@ -238,6 +305,10 @@ def main() -> None:
     ap.add_argument("--no-corpus", action="store_true")
     ap.add_argument("--png-levels", action="store_true", help="also compare PNG compression levels")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="time with wall clock or CPU time")
+    ap.add_argument(
+        "--formats", type=int, metavar="N", default=0,
+        help="only the per-format rows, N corpus files per format (a small run for a busy machine)",
+    )  # fmt: skip
     ap.add_argument("--child-rss", help=argparse.SUPPRESS)
     args = ap.parse_args()
     global CLOCK
@@ -255,6 +326,9 @@ def main() -> None:
         f"# bench/render.py — kernel {resolve_kernel(args.kernel)}, {args.clock} clock, one CPU, "
         f"warm_up {time.perf_counter() - t:.2f} s, load average {load} on {os.cpu_count()} CPUs"
     )
+    if args.formats:
+        bench_formats(opts, args.formats, min(args.reps, 3))
+        return
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp:
         cases = generated(Path(tmp))
         bench_generated(cases, opts, max(5, args.reps))
