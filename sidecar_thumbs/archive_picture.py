@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, MissingExtraError, ModelError, NoGeometryError
+from sidecar_thumbs.formats import format_for_name
+from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.archive import Archive, ArchiveBudgetError, Budget, Entry, open_archive
 
 if TYPE_CHECKING:
@@ -56,28 +58,23 @@ def grid_layout(n: int, size: int) -> list[tuple[int, int, int]]:
     return [*cells, (pad, pad + cell, cell), (pad + cell, pad + cell, cell)]
 
 
-def _candidates(
-    archive: Archive, fmt_depth: int, max_depth: int, budget: Budget, limits: object
-) -> list[tuple[Archive, Entry]]:
+def _candidates(archive: Archive, depth: int, budget: Budget, limits: LoadLimits) -> list[tuple[Archive, Entry]]:
     """Models, largest first: the archive's own, then (if fewer than four) those of nested archives."""
     models = sorted((e for e in archive.entries if e.kind == "model"), key=lambda e: -e.size)
     found: list[tuple[Archive, Entry]] = [(archive, e) for e in models]
-    if len(found) >= MAX_CELLS or fmt_depth >= getattr(limits, "max_archive_depth", 2):
+    if len(found) >= MAX_CELLS or depth >= limits.max_archive_depth:
         return found
-    from sidecar_thumbs.formats import format_for_name
-
     for inner in sorted((e for e in archive.entries if e.kind == "archive"), key=lambda e: -e.size):
-        if len(found) >= MAX_CELLS or inner.encrypted:
-            continue
         fmt = format_for_name(os.path.basename(inner.name))
-        assert fmt is not None
+        if len(found) >= MAX_CELLS or inner.encrypted or fmt is None:
+            continue
         try:
-            nested = open_archive(archive.read(inner), fmt.name, budget, limits)  # type: ignore[arg-type]
+            nested = open_archive(archive.read(inner), fmt.name, budget, limits)
         except LimitExceededError:
             raise  # a bomb inside refuses the whole file
         except (MissingExtraError, BadModelError):
             continue  # a damaged inner archive (or a .7z without its extra) costs itself only
-        found.extend(_candidates(nested, fmt_depth + 1, max_depth, budget, limits))
+        found.extend(_candidates(nested, depth + 1, budget, limits))
     return found
 
 
@@ -128,9 +125,9 @@ def archive_picture(data: bytes, fmt: str, options: ThumbnailOptions, depth: int
     if depth > limits.max_archive_depth:
         raise BadModelError(f"archives nested deeper than {limits.max_archive_depth} levels")
     t0 = time.perf_counter()
-    budget = budget if isinstance(budget, Budget) else Budget(limits.max_decompressed_bytes)
+    budget = budget if budget is not None else Budget(limits.max_decompressed_bytes)
     archive = open_archive(data, fmt, budget, limits)
-    candidates = _candidates(archive, depth, limits.max_archive_depth, budget, limits)
+    candidates = _candidates(archive, depth, budget, limits)
     size = options.render.size
     pictures: list[Picture] = []
     errors: list[ModelError] = []

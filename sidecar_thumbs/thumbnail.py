@@ -12,6 +12,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from sidecar_thumbs.fingerprint import hash_bytes
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.sidecar import encode_png, metadata_for
+
+if TYPE_CHECKING:
+    from sidecar_thumbs.mesh.archive import Budget
 
 __all__ = ["Picture", "Thumbnail", "ThumbnailOptions", "make_picture", "make_thumbnail", "read_model_bytes"]
 
@@ -128,7 +132,9 @@ class Picture:
     render_ms: float = 0.0
 
 
-def make_picture(data: bytes, name: str, options: ThumbnailOptions, depth: int = 0, budget: object = None) -> Picture:
+def make_picture(
+    data: bytes, name: str, options: ThumbnailOptions, depth: int = 0, budget: Budget | None = None
+) -> Picture:
     """The picture for a file's bytes, by its format (``name``'s extension): a slicer's own picture or
     our render of the mesh, or for an archive the models inside (``depth`` and ``budget`` are the
     archive reader's, for archives inside archives).

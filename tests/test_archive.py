@@ -285,3 +285,10 @@ def test_only_bad_models_fail_with_the_largest_ones_reason() -> None:
 def test_not_a_zip_at_all() -> None:
     with pytest.raises(BadModelError, match="not a ZIP archive"):
         _thumb(b"PK but not really" * 10)
+
+
+@needs_7z
+def test_7z_is_read_in_memory_and_writes_nothing(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # py7zr extracts relative to the working folder when it writes at all
+    make_thumbnail(corpus / "zip" / "constructed__model-site-download.7z", OPTIONS)
+    assert list(tmp_path.iterdir()) == []

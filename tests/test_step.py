@@ -209,3 +209,31 @@ def test_step_header_checks_need_no_extra() -> None:
     with pytest.raises(BadModelError, match="cut short"):
         check_step_bytes(b"ISO-10303-21;\nHEADER;\nDATA;\n#1=CARTESIAN_POINT('',(0.,0.,0.));\n")
     assert DEFAULT_LIMITS.max_archive_depth == 2
+
+
+def test_temp_folders_of_killed_workers_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from sidecar_thumbs.mesh.step import TEMP_PREFIX, sweep_orphaned_temp_dirs
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    orphan = tmp_path / f"{TEMP_PREFIX}{dead_pid}-abc"
+    (orphan).mkdir()
+    (orphan / "model.step").write_bytes(b"x")
+    live = tmp_path / f"{TEMP_PREFIX}{os.getppid()}-def"  # the parent of this process is alive
+    live.mkdir()
+    other = tmp_path / "someone-elses-folder"
+    other.mkdir()
+    assert sweep_orphaned_temp_dirs(str(tmp_path)) == 1
+    assert not orphan.exists() and live.exists() and other.exists()
+
+
+@needs_cascadio
+def test_step_leaves_no_temp_files(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    load_mesh_bytes((corpus / "step" / "prusai3__plug-aligner.stp").read_bytes(), "x.stp")
+    assert list(tmp_path.iterdir()) == []

@@ -115,10 +115,10 @@ def _zip_entry_count(data: bytes) -> int:
     return int(total)
 
 
-def _check_ratio(name: str, size: int, compressed: int, limits: LoadLimits) -> None:
+def _check_ratio(what: str, size: int, compressed: int, limits: LoadLimits) -> None:
     if size > limits.archive_ratio_floor_bytes and size > limits.max_archive_ratio * max(compressed, 1):
         raise LimitExceededError(
-            f"archive entry {name} inflates {size / max(compressed, 1):.0f}:1, "
+            f"{what} inflates {size / max(compressed, 1):.0f}:1, "
             f"over the {limits.max_archive_ratio:.0f}:1 cap (a zip bomb?)"
         )
 
@@ -147,7 +147,7 @@ class ZipArchive:
             name = _zip_name(info)
             kind = entry_kind(name)
             if kind != "other":
-                _check_ratio(name, info.file_size, info.compress_size, limits)
+                _check_ratio(f"archive entry {name}", info.file_size, info.compress_size, limits)
             encrypted = bool(info.flag_bits & _ENCRYPTED_FLAG)
             self.entries.append(Entry(name, info.file_size, kind, info, encrypted))
 
@@ -208,10 +208,11 @@ class SevenZipArchive:
             raise LimitExceededError(
                 f"archive has {len(infos)} entries, more than the limit of {limits.max_archive_entries}"
             )
-        files = [i for i in infos if not i.is_directory]
+        # Symlink entries are skipped: py7zr could only make them on disk, and nothing here touches disk.
+        files = [i for i in infos if i.is_file and not i.is_directory and not i.is_symlink]
         # Solid 7z blocks have no per-entry compressed size: check the ratio over the whole archive.
         declared = sum(int(i.uncompressed or 0) for i in files)
-        _check_ratio("(all)", declared, len(data), limits)
+        _check_ratio("7z archive", declared, len(data), limits)
         self.entries = [Entry(i.filename, int(i.uncompressed or 0), entry_kind(i.filename), i.filename) for i in files]
 
     def read(self, entry: Entry) -> bytes:

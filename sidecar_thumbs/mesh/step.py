@@ -2,7 +2,8 @@
 
 ``cascadio`` (a small nanobind wrapper of OpenCASCADE's STEP reader, mesher and glTF writer) reads a
 file path and writes a ``.glb``; both live in a private temporary folder of the worker, never next to
-the model, and are deleted at once. Assemblies come out as a glTF node tree with each occurrence's
+the model, and are deleted at once (or, if the file timeout killed the worker, by the next STEP
+file's worker, which sweeps folders of dead processes). Assemblies come out as a glTF node tree with each occurrence's
 placement, which :mod:`sidecar_thumbs.mesh.glb` applies. The tessellation's linear deflection is a
 fixed fraction of the model's size (its bounding box, estimated from the file's 3D points before
 meshing), so a 5 mm clip and a 300 mm bed plate both come out smooth at thumbnail size without a
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import stat
 import tempfile
 
 import numpy as np
@@ -25,7 +28,9 @@ from sidecar_thumbs.formats import require_extra
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.glb import glb_triangles
 
-__all__ = ["load_step_bytes", "step_deflection"]
+__all__ = ["TEMP_PREFIX", "check_step_bytes", "load_step_bytes", "step_deflection", "sweep_orphaned_temp_dirs"]
+
+TEMP_PREFIX = "sidecar-thumbs-step-"
 
 # Chord error as a fraction of the bounding-box diagonal: 1/1000 of a model drawn ~230 px across is
 # a quarter of a pixel. Angular deflection 0.35 rad: a hole gets >= 18 segments (0.5 rad gave 13,
@@ -69,6 +74,41 @@ def step_deflection(data: bytes) -> float:
     return min(_MAX_DEFLECTION_MM, max(_MIN_DEFLECTION_MM, diagonal * RELATIVE_DEFLECTION))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def sweep_orphaned_temp_dirs(tmp: str | None = None) -> int:
+    """Remove our STEP temp folders whose worker is gone (killed by the file timeout before it could
+    clean up). Only folders with our prefix, owned by this user, of a process that no longer exists.
+    Returns how many were removed."""
+    tmp = tmp or tempfile.gettempdir()
+    removed = 0
+    try:
+        names = [n for n in os.listdir(tmp) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return 0
+    for name in names:
+        pid_text = name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        path = os.path.join(tmp, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if st.st_uid == os.getuid() and stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def check_step_bytes(data: bytes) -> None:
     """Cheap checks that need no extra: the ISO-10303-21 header and end marker.
 
@@ -92,7 +132,9 @@ def load_step_bytes(data: bytes, limits: LoadLimits) -> tuple[np.ndarray, str]:
     check_step_bytes(data)
     cascadio = require_extra("step")
     deflection = step_deflection(data)
-    with tempfile.TemporaryDirectory(prefix="sidecar-thumbs-step-") as folder:  # mode 0700, removed on exit
+    sweep_orphaned_temp_dirs()
+    # mode 0700, removed on exit; the pid in the name lets a later call remove it if we are killed.
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as folder:
         src = os.path.join(folder, "model.step")
         out = os.path.join(folder, "model.glb")
         with open(src, "wb") as f:
