@@ -145,3 +145,30 @@ def test_every_format_has_a_reader_kind() -> None:
     for fmt in FORMATS:
         if fmt.extra:
             assert f"\n{fmt.extra} = [" in text, fmt
+
+
+def test_scan_command_follows_the_extensions_setting(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from sidecar_thumbs.cli import cli
+
+    monkeypatch.chdir(tmp_path)  # no .env of the repo's
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy2(corpus / "stl-binary" / "admesh__binary.stl", lib / "part.STL")
+    shutil.copy2(corpus / "zip" / "constructed__zip-in-zip.zip", lib / "kit.zip")
+    (lib / "cube.mtl").write_text("newmtl x\n")
+    env = {"SIDECAR_THUMBS_EXTENSIONS": ".stl", "SIDECAR_THUMBS_SIZE": "64"}
+    args = ["scan", str(lib), "--db", str(tmp_path / "db.sqlite3"), "--workers", "0", "--json"]
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    assert json.loads(result.stdout)["found"] == 1
+    env["SIDECAR_THUMBS_EXTENSIONS"] = ""  # empty: the default, every format
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    summary = json.loads(result.stdout)
+    assert (summary["found"], summary["rendered"]) == (2, 1)
+    assert (lib / ".kit.zip.thumbnail.png").is_file() and not (lib / ".cube.mtl.thumbnail.png").exists()
