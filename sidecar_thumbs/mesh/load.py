@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
@@ -10,15 +9,6 @@ from sidecar_thumbs.formats import ALL_SUFFIXES, format_for_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
 
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
-
-# Mesh readers by format name (sidecar_thumbs.formats): "module:function", imported on first use so a
-# worker only loads what its files need. Each takes (data, limits) and returns (triangles, kind).
-# G-code and archives are pictures, not meshes: thumbnail.py handles them.
-_LOADERS = {
-    "stl": "sidecar_thumbs.mesh.stl:load_stl_bytes",
-    "3mf": "sidecar_thumbs.mesh.threemf:load_3mf_bytes",
-    "step": "sidecar_thumbs.mesh.step:load_step_bytes",
-}
 
 
 def detect_format(name: str) -> str:
@@ -53,13 +43,22 @@ def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS)
     fmt = detect_format(name)
     if len(data) > limits.max_file_bytes:
         raise LimitExceededError(f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes} bytes")
-    target = _LOADERS.get(fmt)
-    if target is None:
-        raise BadModelError(f"no mesh reader for {fmt} files")
-    module, func = target.split(":")
-    loader = getattr(importlib.import_module(module), func)
     try:
-        triangles, kind = loader(data, limits)
+        if fmt == "stl":
+            from sidecar_thumbs.mesh.stl import load_stl_bytes
+
+            triangles, kind = load_stl_bytes(data, limits)
+        elif fmt == "3mf":
+            from sidecar_thumbs.mesh.threemf import load_3mf_bytes
+
+            triangles, kind = load_3mf_bytes(data, limits)
+        elif fmt == "step":
+            from sidecar_thumbs.mesh.step import load_step_bytes
+
+            triangles, kind = load_step_bytes(data, limits)
+        else:
+            # G-code and archives are pictures, not meshes: thumbnail.make_picture handles them.
+            raise BadModelError(f"no mesh reader for {fmt} files")
     except MemoryError:
         # An absurd but in-limit model: report it as a cap, not as a crash of the worker.
         raise LimitExceededError("model too large to load into memory") from None
