@@ -206,7 +206,10 @@ class Settings:
     max_file_mb: int = _setting(1024, "Skip model files larger than this many MiB", "Limits", _between(1))
     max_triangles: int = _setting(20_000_000, "Skip models with more triangles", "Limits", _between(1))
     max_decompressed_mb: int = _setting(
-        2048, "Largest 3MF part unpacked, MiB (guards against zip bombs)", "Limits", _between(1)
+        2048,
+        "Largest 3MF part unpacked, and all that one archive (.zip, .7z) unpacks, MiB (zip bombs)",
+        "Limits",
+        _between(1),
     )
 
     log_format: str = _setting("text", "text, or json (one object per line)", "Logging", _one_of("text", "json"))
