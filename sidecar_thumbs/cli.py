@@ -52,7 +52,7 @@ from sidecar_thumbs.lock import DaemonLock
 )
 @click.pass_context
 def cli(ctx: click.Context, env_file: Path | None, verbose: int, quiet: bool, log_format: str | None) -> None:
-    """Keep a PNG thumbnail next to every STL and 3MF model, and record it in a database.
+    """Keep a PNG thumbnail next to every 3D-printing model (STL, 3MF, STEP, zip, ...) and record it in a database.
 
     Example: sidecar-thumbs scan ~/Models
     """
