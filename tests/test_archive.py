@@ -170,11 +170,11 @@ def test_four_models_fill_a_two_by_two_grid(corpus: Path) -> None:
 # --- hostile archives ---------------------------------------------------------------------------
 
 
-def _refused_with_bounded_memory(data: bytes, limit_mib: float = 16, options: ThumbnailOptions = OPTIONS) -> str:
+def _refused_with_bounded_memory(data: bytes, limit_mib: float = 16, name: str = "Thing.zip") -> str:
     tracemalloc.start()
     try:
         with pytest.raises(ModelError) as err:
-            _thumb(data, options=options)
+            _thumb(data, name=name)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -292,3 +292,36 @@ def test_7z_is_read_in_memory_and_writes_nothing(tmp_path: Path, corpus: Path, m
     monkeypatch.chdir(tmp_path)  # py7zr extracts relative to the working folder when it writes at all
     make_thumbnail(corpus / "zip" / "constructed__model-site-download.7z", OPTIONS)
     assert list(tmp_path.iterdir()) == []
+
+
+def _7z(entries: list[tuple[str, bytes]], password: str | None = None) -> bytes:
+    import py7zr
+
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w", password=password, header_encryption=password is not None) as z:
+        for name, data in entries:
+            z.writestr(data, name)
+    return buf.getvalue()
+
+
+@needs_7z
+def test_7z_bomb_is_refused_before_inflating() -> None:
+    bomb = _7z([("huge.stl", bytes(64 * 2**20))])
+    assert len(bomb) < 100_000
+    # py7zr allocates a fixed ~16 MiB read buffer when it opens any archive (measured: the same 16.0 MiB
+    # peak for 16, 64 and 256 MiB bombs); what matters is that the peak does not grow with the bomb.
+    assert "a zip bomb" in _refused_with_bounded_memory(bomb, limit_mib=24, name="Thing.7z")
+
+
+@needs_7z
+def test_encrypted_7z_is_refused_with_its_reason(corpus: Path) -> None:
+    with pytest.raises(BadModelError, match="encrypted"):
+        _thumb(_7z([("part.stl", _stl(corpus))], password="secret"), name="Thing.7z")
+
+
+@needs_7z
+def test_damaged_7z_is_refused_with_one_line(corpus: Path) -> None:
+    data = _7z([("part.stl", _stl(corpus))])
+    with pytest.raises(BadModelError) as err:
+        _thumb(data[: len(data) // 2], name="Thing.7z")
+    _one_line(err.value)
