@@ -294,11 +294,11 @@ def test_7z_is_read_in_memory_and_writes_nothing(tmp_path: Path, corpus: Path, m
     assert list(tmp_path.iterdir()) == []
 
 
-def _7z(entries: list[tuple[str, bytes]], password: str | None = None) -> bytes:
+def _7z(entries: list[tuple[str, bytes]], password: str | None = None, header_encryption: bool = False) -> bytes:
     import py7zr
 
     buf = io.BytesIO()
-    with py7zr.SevenZipFile(buf, "w", password=password, header_encryption=password is not None) as z:
+    with py7zr.SevenZipFile(buf, "w", password=password, header_encryption=header_encryption) as z:
         for name, data in entries:
             z.writestr(data, name)
     return buf.getvalue()
@@ -315,8 +315,10 @@ def test_7z_bomb_is_refused_before_inflating() -> None:
 
 @needs_7z
 def test_encrypted_7z_is_refused_with_its_reason(corpus: Path) -> None:
-    with pytest.raises(BadModelError, match="encrypted"):
-        _thumb(_7z([("part.stl", _stl(corpus))], password="secret"), name="Thing.7z")
+    for header_encryption in (False, True):
+        data = _7z([("part.stl", _stl(corpus))], password="secret", header_encryption=header_encryption)
+        with pytest.raises(BadModelError, match="7z archive is encrypted"):
+            _thumb(data, name="Thing.7z")
 
 
 @needs_7z

@@ -202,8 +202,10 @@ class SevenZipArchive:
             infos = self._zf.list()
         except BadModelError:
             raise
+        except py7zr.exceptions.PasswordRequired:  # encrypted headers: not even the names can be read
+            raise BadModelError("7z archive is encrypted") from None
         except Exception as exc:  # py7zr reports damage with many exception types
-            raise BadModelError(f"not a readable 7z archive: {type(exc).__name__}: {exc}") from None
+            raise BadModelError(f"not a readable 7z archive: {type(exc).__name__}: {str(exc)[:200]}") from None
         if len(infos) > limits.max_archive_entries:
             raise LimitExceededError(
                 f"archive has {len(infos)} entries, more than the limit of {limits.max_archive_entries}"
