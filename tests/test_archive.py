@@ -327,3 +327,23 @@ def test_damaged_7z_is_refused_with_one_line(corpus: Path) -> None:
     with pytest.raises(BadModelError) as err:
         _thumb(data[: len(data) // 2], name="Thing.7z")
     _one_line(err.value)
+
+
+def test_a_model_reads_the_files_it_names_from_its_own_folder_of_the_archive(corpus: Path) -> None:
+    from sidecar_thumbs.mesh.archive import sibling_reader
+
+    data = _zip(
+        [
+            ("kit/obj/box.obj", b"mtllib box.mtl\n"),
+            ("kit/obj/box.mtl", b"newmtl red\nKd 1 0 0\n"),
+            ("kit/other.mtl", b"newmtl other\n"),
+            ("secret.mtl", b"x"),
+        ]
+    )
+    archive = open_archive(data, "zip", Budget(1 << 20), DEFAULT_LIMITS)
+    entry = next(e for e in archive.entries if e.name == "kit/obj/box.obj")
+    read = sibling_reader(archive, entry)
+    assert read("box.mtl") == b"newmtl red\nKd 1 0 0\n"
+    assert read("./box.mtl") == b"newmtl red\nKd 1 0 0\n"
+    for name in ("../other.mtl", "../../secret.mtl", "/secret.mtl", "missing.mtl", "", ".."):
+        assert read(name) is None, name

@@ -28,7 +28,7 @@ from sidecar_thumbs.formats import ARCHIVE_FORMATS, IMAGE_SUFFIXES, format_for_n
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.opc import Package
 
-__all__ = ["Archive", "ArchiveBudgetError", "Budget", "Entry", "entry_kind", "open_archive"]
+__all__ = ["Archive", "ArchiveBudgetError", "Budget", "Entry", "entry_kind", "open_archive", "sibling_reader"]
 
 _EOCD = struct.Struct("<4s4xHHIIH")  # signature, this disk's entries, total entries, cd size, cd offset, comment
 _ZIP64_LOCATOR = struct.Struct("<4sIQI")
@@ -276,6 +276,33 @@ def _capped_factory(py7zr: ModuleType, cap: int) -> Any:
             return product
 
     return Factory()
+
+
+# Files a model names beside it (an OBJ's .mtl) are a few kilobytes.
+MAX_SIBLING_BYTES = 4 * 1024 * 1024
+
+
+def sibling_reader(archive: Archive, entry: Entry) -> Callable[[str], bytes | None]:
+    """``name -> bytes | None``: a file named by ``entry`` (an OBJ's ``mtllib``) from the same folder of
+    the same archive, like :mod:`sidecar_thumbs.mesh.siblings` does on disk. A bare name only (no
+    folders, no ``..``); missing, encrypted, oversized or unreadable is simply absent."""
+    folder = posixpath.dirname(entry.name)
+    by_name = {e.name: e for e in archive.entries}
+
+    def read(name: str) -> bytes | None:
+        while name.startswith("./"):
+            name = name[2:]
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+            return None
+        sibling = by_name.get(posixpath.join(folder, name) if folder else name)
+        if sibling is None or sibling.encrypted or sibling.size > MAX_SIBLING_BYTES:
+            return None
+        try:
+            return archive.read(sibling)
+        except (BadModelError, LimitExceededError):
+            return None
+
+    return read
 
 
 _OPENERS: dict[str, Callable[[bytes, Budget, LoadLimits], Archive]] = {"zip": ZipArchive, "7z": SevenZipArchive}
