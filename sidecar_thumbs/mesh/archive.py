@@ -142,7 +142,9 @@ class ZipArchive:
         self._budget = budget
         self.entries = []
         for info in infos:
-            if info.is_dir():
+            # zipfile cuts a name at its first NUL, so a hostile entry can have an empty name (and
+            # ZipInfo.is_dir() would then raise IndexError): such an entry is nothing we can name.
+            if not info.filename or info.is_dir():
                 continue
             name = _zip_name(info)
             kind = entry_kind(name)
