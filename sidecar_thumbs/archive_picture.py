@@ -23,6 +23,7 @@ import io
 import os
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -90,9 +91,9 @@ def _image_picture(archive: Archive, options: ThumbnailOptions) -> np.ndarray | 
                 if im.width * im.height > MAX_IMAGE_PIXELS:
                     continue
             return _fit_embedded(data, options.render.size)
-        except BadModelError:
-            raise
-        except Exception:  # not a picture Pillow can decode: try the next one
+        except ArchiveBudgetError:
+            raise  # the archive-wide budget is spent: the whole file is refused
+        except Exception:  # a damaged entry, or not a picture Pillow can decode: try the next one
             continue
     return None
 
@@ -111,7 +112,9 @@ def _refusal(archive: Archive, depth_cap: int) -> str:
     return f"archive holds no model or picture ({shown})"
 
 
-def archive_picture(data: bytes, fmt: str, options: ThumbnailOptions, depth: int = 1, budget: object = None) -> Picture:
+def archive_picture(
+    data: bytes, fmt: str, options: ThumbnailOptions, depth: int = 1, budget: Budget | None = None
+) -> Picture:
     """The picture of an archive's contents (see the module docstring).
 
     Raises:
@@ -167,8 +170,6 @@ def archive_picture(data: bytes, fmt: str, options: ThumbnailOptions, depth: int
 
 
 def _with_size(options: ThumbnailOptions, size: int) -> ThumbnailOptions:
-    from dataclasses import replace
-
     return replace(options, render=replace(options.render, size=size))
 
 

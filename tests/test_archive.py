@@ -347,3 +347,10 @@ def test_a_model_reads_the_files_it_names_from_its_own_folder_of_the_archive(cor
     assert read("./box.mtl") == b"newmtl red\nKd 1 0 0\n"
     for name in ("../other.mtl", "../../secret.mtl", "/secret.mtl", "missing.mtl", "", ".."):
         assert read(name) is None, name
+
+
+def test_an_undecodable_largest_picture_gives_way_to_the_next() -> None:
+    small = io.BytesIO()
+    Image.new("RGB", (40, 20), (10, 200, 10)).save(small, "PNG")
+    thumb = _thumb(_zip([("images/big.png", b"\x89PNG not really" * 1000), ("images/ok.png", small.getvalue())]))
+    assert thumb.source == "embedded" and _opaque(thumb.png).any()
