@@ -103,3 +103,29 @@ def read_sidecar_text(path: Path) -> dict[str, str]:
 
     with Image.open(path) as im:
         return dict(im.text)  # type: ignore[attr-defined]
+
+
+def test_step_over_the_file_timeout_fails_alone_and_leaves_no_temp_files(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # spawned workers put their STEP temp folders here
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy2(corpus / "step" / "trimesh__box_sides.STEP", lib / "box.STEP")
+    shutil.copy2(corpus / "zip" / "trimesh__ascii.stl.zip", lib / "ascii.zip")
+    db = StateDB(tmp_path / "state.sqlite3")
+    try:
+        s1 = scan([str(lib)], db=db, make_executor=lambda: LocalPool(1, timeout=0.05, options=OPTIONS),
+                  options=OPTIONS, durable=False)  # fmt: skip
+        reasons = dict(s1.failures)
+        assert "timed out" in reasons[str(lib / "box.STEP")]
+        s2 = scan([str(lib)], db=db, make_executor=lambda: LocalPool(1, timeout=120.0, options=OPTIONS),
+                  options=OPTIONS, durable=False, retry_failed=True)  # fmt: skip
+        assert s2.failed == 0 and sidecar_path_for(lib / "box.STEP").is_file()
+        assert sidecar_path_for(lib / "ascii.zip").is_file()
+        # Whatever the killed worker left, the next STEP job swept; the finished one removed its own.
+        assert [p.name for p in temp.iterdir() if p.name.startswith("sidecar-thumbs-step-")] == []
+    finally:
+        db.close()
