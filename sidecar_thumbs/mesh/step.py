@@ -15,11 +15,15 @@ Without the extra a STEP file raises :class:`~sidecar_thumbs.errors.MissingExtra
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -72,6 +76,29 @@ def step_deflection(data: bytes) -> float:
     if not np.isfinite(diagonal) or diagonal <= 0:
         return _FALLBACK_DEFLECTION_MM
     return min(_MAX_DEFLECTION_MM, max(_MIN_DEFLECTION_MM, diagonal * RELATIVE_DEFLECTION))
+
+
+@contextlib.contextmanager
+def _native_output_silenced() -> Iterator[None]:
+    """In a pool worker, send OpenCASCADE's own console lines (``**** ERR StepFile : ...``) to
+    /dev/null: the reason reaches the log once, as our one-line error. Not in the main process
+    (``--workers 0``), whose stderr carries the log of other threads."""
+    if multiprocessing.parent_process() is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
 
 def _alive(pid: int) -> bool:
@@ -141,9 +168,10 @@ def load_step_bytes(data: bytes, limits: LoadLimits) -> tuple[np.ndarray, str]:
             f.write(data)
         # use_parallel=False: a pool worker is one core's worth of work; OCCT threads would fight
         # the other workers.
-        rc = cascadio.step_to_glb(
-            src, out, tol_linear=deflection, tol_angular=ANGULAR_DEFLECTION, tol_relative=False, use_parallel=False
-        )
+        with _native_output_silenced():
+            rc = cascadio.step_to_glb(
+                src, out, tol_linear=deflection, tol_angular=ANGULAR_DEFLECTION, tol_relative=False, use_parallel=False
+            )
         if rc != 0 or not os.path.exists(out):
             raise BadModelError("OpenCASCADE cannot read this STEP file")
         with open(out, "rb") as f:
