@@ -164,20 +164,32 @@ FORMAT_FOLDERS = ("stl-binary", "stl-ascii", "3mf", "obj", "ply", "amf", "step",
 
 
 def _stages(path: Path, options: object) -> tuple[float, float, float, float]:
-    """(read, parse, render, encode) seconds through the worker's own path (make_picture + encode_png)."""
-    from sidecar_thumbs.thumbnail import make_picture
+    """(read, parse, render, encode) seconds through the worker's own call (make_thumbnail_from_bytes).
+
+    read: the file's bytes and their hash (what a worker does first); encode: the same picture
+    encoded again on its own; parse and render: the rest, split as make_thumbnail_from_bytes times them.
+    """
+    import io
+
+    from PIL import Image
+
+    from sidecar_thumbs.fingerprint import hash_bytes
+    from sidecar_thumbs.thumbnail import make_thumbnail_from_bytes
 
     t0 = CLOCK()
     data = path.read_bytes()
+    digest = hash_bytes(data)
     t1 = CLOCK()
-    picture = make_picture(data, path.name, options)  # type: ignore[arg-type]
+    thumb = make_thumbnail_from_bytes(data, path.name, len(data), 0, options, digest)  # type: ignore[arg-type]
     t2 = CLOCK()
-    ENCODE(picture.rgba)
+    with Image.open(io.BytesIO(thumb.png)) as im:
+        rgba = np.asarray(im.convert("RGBA"))
     t3 = CLOCK()
-    # make_picture's own split of its time (wall clock) divides parse from render.
-    inside = picture.parse_ms + picture.render_ms
-    share = picture.parse_ms / inside if inside > 0 else 1.0
-    return t1 - t0, (t2 - t1) * share, (t2 - t1) * (1 - share), t3 - t2
+    ENCODE(rgba)
+    encode = CLOCK() - t3
+    inside = thumb.load_ms + thumb.render_ms
+    parse = (t2 - t1) * (thumb.load_ms / inside if inside > 0 else 1.0)
+    return t1 - t0, parse, max(0.0, (t2 - t1) - parse - encode), encode
 
 
 def bench_formats(opts: RenderOptions, per_format: int, reps: int) -> None:

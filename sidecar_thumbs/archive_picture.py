@@ -7,23 +7,25 @@ What it shows, in order of preference:
    download is usually a kit of parts, and in the gallery a grid says "several parts" at a glance,
    where the largest part alone looks like a single-model file; at 256 px a 128 px cell still shows
    a part's shape. Each cell is the same picture a loose file of that model would get (our render,
-   or a 3MF's slicer picture), made through the same dispatch (so any format we read works inside).
+   or a 3MF's slicer picture): ``thumbnail.make_thumbnail_from_bytes`` makes it at the cell's size,
+   so every format and rule of loose files holds inside archives too.
    Archives inside archives are opened (to ``max_archive_depth``) when the outer level has fewer
    than four models.
-2. No model but pictures (model sites ship ``images/``): the largest picture.
+2. No model, or none that could be read, but pictures (model sites ship ``images/``): the largest
+   picture that decodes.
 3. Neither: refused with what it holds.
 
-A model inside that cannot be read is skipped for the next largest; if none can be read, the
-archive fails with the first model's reason (or "needs the [step] extra" when that is all it lacked).
+A model inside that cannot be read is skipped for the next largest; if none can be read and there is
+no picture, the archive fails with the largest model's reason (or "needs the [step] extra" when that is
+all it lacked).
 """
 
 from __future__ import annotations
 
 import io
 import os
-import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,7 +36,7 @@ from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.archive import Archive, ArchiveBudgetError, Budget, Entry, open_archive
 
 if TYPE_CHECKING:
-    from sidecar_thumbs.thumbnail import Picture, ThumbnailOptions
+    from sidecar_thumbs.thumbnail import ThumbnailOptions
 
 __all__ = ["MAX_CELLS", "archive_picture", "grid_layout"]
 
@@ -112,55 +114,67 @@ def _refusal(archive: Archive, depth_cap: int) -> str:
     return f"archive holds no model or picture ({shown})"
 
 
-def archive_picture(
-    data: bytes, fmt: str, options: ThumbnailOptions, depth: int = 1, budget: Budget | None = None
-) -> Picture:
-    """The picture of an archive's contents (see the module docstring).
+@dataclass(frozen=True, eq=False)
+class _Cell:
+    rgba: np.ndarray
+    source: str
+    triangles: int | None
+
+
+def _model_cell(data: bytes, name: str, options: ThumbnailOptions) -> _Cell:
+    """A model inside the archive, drawn exactly as the loose file would be (the same function makes
+    both, so every format and rule of the loose files holds inside archives too)."""
+    from PIL import Image
+
+    from sidecar_thumbs.thumbnail import make_thumbnail_from_bytes
+
+    # The hash of an inner file is never stored: skip computing it.
+    thumb = make_thumbnail_from_bytes(data, name, len(data), 0, options, content_hash="-")
+    with Image.open(io.BytesIO(thumb.png)) as im:
+        rgba = np.asarray(im.convert("RGBA"))
+    return _Cell(rgba, thumb.source, thumb.triangles)
+
+
+def archive_picture(data: bytes, name: str, options: ThumbnailOptions) -> tuple[np.ndarray, str, int | None]:
+    """The picture of an archive's contents (see the module docstring): ``(rgba, source, triangles)``.
 
     Raises:
         BadModelError: unreadable archive, nothing to show, or no model inside could be read.
-        LimitExceededError: a cap (entries, ratio, overlap, inflated bytes, nesting) was hit.
+        LimitExceededError: a cap (entries, ratio, overlap, inflated bytes) was hit.
         MissingExtraError: ``.7z`` without the [7z] extra, or the only models need an extra.
     """
-    from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, SOURCE_RENDERED, Picture, make_picture
+    from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, SOURCE_RENDERED
 
     limits = options.limits
-    if depth > limits.max_archive_depth:
-        raise BadModelError(f"archives nested deeper than {limits.max_archive_depth} levels")
-    t0 = time.perf_counter()
-    budget = budget if budget is not None else Budget(limits.max_decompressed_bytes)
-    archive = open_archive(data, fmt, budget, limits)
-    candidates = _candidates(archive, depth, budget, limits)
+    fmt = format_for_name(name)
+    assert fmt is not None
+    budget = Budget(limits.max_decompressed_bytes)
+    archive = open_archive(data, fmt.name, budget, limits)
+    candidates = _candidates(archive, 1, budget, limits)
     size = options.render.size
-    pictures: list[Picture] = []
+    cells: list[_Cell] = []
     errors: list[ModelError] = []
     for index, (owner, entry) in enumerate(candidates):
-        if len(pictures) >= MAX_CELLS:
+        if len(cells) >= MAX_CELLS:
             break
         # Cells are drawn at their final size (a 2x2 cell at half size), so lines stay crisp.
-        n_after = min(MAX_CELLS, len(pictures) + len(candidates) - index)
-        cell = grid_layout(n_after, size)[0][2]
-        cell_options = _with_size(options, cell)
+        n_after = min(MAX_CELLS, len(cells) + len(candidates) - index)
+        cell_options = _with_size(options, grid_layout(n_after, size)[0][2])
         try:
-            inner = owner.read(entry)
-            pictures.append(make_picture(inner, os.path.basename(entry.name), cell_options, depth, budget))
+            cells.append(_model_cell(owner.read(entry), os.path.basename(entry.name), cell_options))
         except ArchiveBudgetError:
             raise  # the archive-wide budget is spent: the whole file is refused
         except ModelError as exc:  # this model only: try the next largest
             errors.append(exc)
-    parse_ms = (time.perf_counter() - t0) * 1e3
-    if pictures:
-        t1 = time.perf_counter()
-        rgba = _compose(pictures, size)
-        triangles = sum(p.triangles or 0 for p in pictures) or None
-        source = SOURCE_RENDERED if any(p.source == SOURCE_RENDERED for p in pictures) else SOURCE_EMBEDDED
-        render_ms = sum(p.render_ms for p in pictures) + (time.perf_counter() - t1) * 1e3
-        return Picture(rgba, source, triangles, parse_ms - sum(p.render_ms for p in pictures), render_ms)
+    if cells:
+        triangles = sum(c.triangles or 0 for c in cells) or None
+        source = SOURCE_RENDERED if any(c.source == SOURCE_RENDERED for c in cells) else SOURCE_EMBEDDED
+        return _compose(cells, size), source, triangles
     # No model could be drawn: a picture the download ships is better than nothing (e.g. an OBJ
     # whose reader is missing, next to its render in images/).
     image = _image_picture(archive, options)
     if image is not None:
-        return Picture(image, SOURCE_EMBEDDED, None, (time.perf_counter() - t0) * 1e3)
+        return image, SOURCE_EMBEDDED, None
     if errors:
         if all(isinstance(e, MissingExtraError) for e in errors):
             raise errors[0]
@@ -173,7 +187,7 @@ def _with_size(options: ThumbnailOptions, size: int) -> ThumbnailOptions:
     return replace(options, render=replace(options.render, size=size))
 
 
-def _compose(pictures: list[Picture], size: int) -> np.ndarray:
+def _compose(pictures: list[_Cell], size: int) -> np.ndarray:
     if len(pictures) == 1 and pictures[0].rgba.shape[0] == size:
         return pictures[0].rgba
     canvas = np.zeros((size, size, 4), dtype=np.uint8)

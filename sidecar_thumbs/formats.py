@@ -20,6 +20,7 @@ __all__ = [
     "FileFormat",
     "extra_available",
     "format_for_name",
+    "is_archive_name",
     "mimetype_for_name",
     "parse_suffixes",
     "require_extra",
@@ -72,6 +73,12 @@ def format_for_name(name: str) -> FileFormat | None:
         if lower.endswith(suffix):
             return fmt
     return None
+
+
+def is_archive_name(name: str) -> bool:
+    """Whether a file name is an archive we look into (``.zip``, ``.7z``, any case)."""
+    fmt = format_for_name(name)
+    return fmt is not None and fmt.name in ARCHIVE_FORMATS
 
 
 def mimetype_for_name(name: str) -> str:

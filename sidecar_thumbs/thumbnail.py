@@ -12,20 +12,17 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError, TransientModelError
 from sidecar_thumbs.fingerprint import hash_bytes
+from sidecar_thumbs.formats import is_archive_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.sidecar import encode_png, metadata_for
 
-if TYPE_CHECKING:
-    from sidecar_thumbs.mesh.archive import Budget
-
-__all__ = ["Picture", "Thumbnail", "ThumbnailOptions", "make_picture", "make_thumbnail", "read_model_bytes"]
+__all__ = ["Thumbnail", "ThumbnailOptions", "make_thumbnail", "read_model_bytes"]
 
 SOURCE_RENDERED = "rendered"
 SOURCE_EMBEDDED = "embedded"
@@ -60,8 +57,7 @@ class Thumbnail:
     mtime_ns: int
     triangles: int | None
     load_ms: float
-    render_ms: float  # drawing and PNG encoding
-    encode_ms: float = 0.0  # of which PNG encoding
+    render_ms: float
 
 
 def read_model_bytes(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS) -> tuple[bytes, int, int]:
@@ -121,61 +117,6 @@ def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray:
         return np.asarray(canvas)
 
 
-@dataclass(frozen=True, eq=False)
-class Picture:
-    """The image of one model (before PNG encoding) and where it came from."""
-
-    rgba: np.ndarray  # (size, size, 4) uint8
-    source: str  # "rendered" or "embedded"
-    triangles: int | None
-    parse_ms: float = 0.0
-    render_ms: float = 0.0
-
-
-def make_picture(
-    data: bytes, name: str, options: ThumbnailOptions, depth: int = 0, budget: Budget | None = None
-) -> Picture:
-    """The picture for a file's bytes, by its format (``name``'s extension): a slicer's own picture or
-    our render of the mesh, or for an archive the models inside (``depth`` and ``budget`` are the
-    archive reader's, for archives inside archives).
-
-    Raises:
-        ModelError: the file cannot be thumbnailed (one-line reason).
-    """
-    from sidecar_thumbs.formats import ARCHIVE_FORMATS
-    from sidecar_thumbs.mesh.load import detect_format, load_mesh_bytes
-    from sidecar_thumbs.render import render_triangles
-
-    fmt = detect_format(name)
-    if fmt in ARCHIVE_FORMATS:
-        from sidecar_thumbs.archive_picture import archive_picture
-
-        return archive_picture(data, fmt, options, depth=depth + 1, budget=budget)
-    t0 = time.perf_counter()
-    if options.use_embedded and fmt == "3mf":
-        from sidecar_thumbs.mesh.threemf import check_3mf_bytes, find_embedded_thumbnail
-
-        found = find_embedded_thumbnail(data, options.limits)
-        if found is not None:
-            # A sidecar only for a model that loads: an invalid package keeps no picture even if a
-            # slicer put one in it (issue #6); this raises the loader's one-line reason. A valid
-            # package with nothing we draw (a beam lattice) still shows its own picture.
-            triangles: int | None
-            try:
-                triangles = check_3mf_bytes(data, options.limits)
-            except NoGeometryError:
-                triangles = None
-            try:
-                rgba = _fit_embedded(found[1], options.render.size)
-                return Picture(rgba, SOURCE_EMBEDDED, triangles, (time.perf_counter() - t0) * 1e3)
-            except Exception:  # an undecodable picture: fall back to rendering the mesh
-                pass
-    mesh = load_mesh_bytes(data, name, options.limits)
-    t1 = time.perf_counter()
-    rgba = render_triangles(mesh.triangles, options.render)
-    return Picture(rgba, SOURCE_RENDERED, mesh.triangle_count, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3)
-
-
 def make_thumbnail_from_bytes(
     data: bytes,
     name: str,
@@ -186,31 +127,54 @@ def make_thumbnail_from_bytes(
 ) -> Thumbnail:
     """Build the thumbnail for a model whose bytes are already read (``name`` gives the format;
     ``content_hash`` is computed here unless the caller already has it)."""
+    from sidecar_thumbs.mesh.load import load_mesh_bytes
+    from sidecar_thumbs.render import render_triangles
+
     content_hash = content_hash or hash_bytes(data)
-    picture = make_picture(data, name, options)
+    t0 = time.perf_counter()
+    triangles: int | None = None
+    rgba: np.ndarray | None = None
+    source = SOURCE_RENDERED
+    if options.use_embedded and name.lower().endswith(".3mf"):
+        from sidecar_thumbs.mesh.threemf import check_3mf_bytes, find_embedded_thumbnail
+
+        found = find_embedded_thumbnail(data, options.limits)
+        if found is not None:
+            # A sidecar only for a model that loads: an invalid package keeps no picture even if a
+            # slicer put one in it (issue #6); this raises the loader's one-line reason. A valid
+            # package with nothing we draw (a beam lattice) still shows its own picture.
+            try:
+                triangles = check_3mf_bytes(data, options.limits)
+            except NoGeometryError:
+                triangles = None
+            try:
+                rgba = _fit_embedded(found[1], options.render.size)
+                source = SOURCE_EMBEDDED
+            except Exception:  # an undecodable picture: fall back to rendering the mesh
+                rgba = None
+    if rgba is None and is_archive_name(name):
+        # An archive shows the models inside, each made by this same function (archive_picture.py).
+        from sidecar_thumbs.archive_picture import archive_picture
+
+        rgba, source, triangles = archive_picture(data, name, options)
+    t1 = time.perf_counter()
+    if rgba is None:
+        mesh = load_mesh_bytes(data, name, options.limits)
+        triangles = mesh.triangle_count
+        t1 = time.perf_counter()
+        rgba = render_triangles(mesh.triangles, options.render)
     meta = metadata_for(
         name,
         size=size,
         mtime_ns=mtime_ns,
         content_hash=content_hash,
-        source=picture.source,
+        source=source,
         settings=options.describe(),
-        triangles=picture.triangles,
+        triangles=triangles,
     )
-    t0 = time.perf_counter()
-    png = encode_png(picture.rgba, meta)
-    encode_ms = (time.perf_counter() - t0) * 1e3
-    return Thumbnail(
-        png,
-        picture.source,
-        content_hash,
-        size,
-        mtime_ns,
-        picture.triangles,
-        picture.parse_ms,
-        picture.render_ms + encode_ms,
-        encode_ms,
-    )
+    png = encode_png(rgba, meta)
+    t2 = time.perf_counter()
+    return Thumbnail(png, source, content_hash, size, mtime_ns, triangles, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
 
 
 def make_thumbnail(path: str | os.PathLike[str], options: ThumbnailOptions | None = None) -> Thumbnail:
