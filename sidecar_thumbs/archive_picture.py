@@ -33,7 +33,7 @@ import numpy as np
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, MissingExtraError, ModelError, NoGeometryError
 from sidecar_thumbs.formats import format_for_name
 from sidecar_thumbs.mesh import LoadLimits
-from sidecar_thumbs.mesh.archive import Archive, ArchiveBudgetError, Budget, Entry, open_archive
+from sidecar_thumbs.mesh.archive import Archive, ArchiveBudgetError, Budget, Entry, EntryKind, open_archive
 
 if TYPE_CHECKING:
     from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -63,11 +63,11 @@ def grid_layout(n: int, size: int) -> list[tuple[int, int, int]]:
 
 def _candidates(archive: Archive, depth: int, budget: Budget, limits: LoadLimits) -> list[tuple[Archive, Entry]]:
     """Models, largest first: the archive's own, then (if fewer than four) those of nested archives."""
-    models = sorted((e for e in archive.entries if e.kind == "model"), key=lambda e: -e.size)
+    models = sorted((e for e in archive.entries if e.kind is EntryKind.MODEL), key=lambda e: -e.size)
     found: list[tuple[Archive, Entry]] = [(archive, e) for e in models]
     if len(found) >= MAX_CELLS or depth >= limits.max_archive_depth:
         return found
-    for inner in sorted((e for e in archive.entries if e.kind == "archive"), key=lambda e: -e.size):
+    for inner in sorted((e for e in archive.entries if e.kind is EntryKind.ARCHIVE), key=lambda e: -e.size):
         fmt = format_for_name(os.path.basename(inner.name))
         if len(found) >= MAX_CELLS or inner.encrypted or fmt is None:
             continue
@@ -86,7 +86,7 @@ def _image_picture(archive: Archive, options: ThumbnailOptions) -> np.ndarray | 
 
     from sidecar_thumbs.thumbnail import _fit_embedded
 
-    for entry in sorted((e for e in archive.entries if e.kind == "image"), key=lambda e: -e.size):
+    for entry in sorted((e for e in archive.entries if e.kind is EntryKind.IMAGE), key=lambda e: -e.size):
         try:
             data = archive.read(entry)
             with Image.open(io.BytesIO(data)) as im:
@@ -109,7 +109,7 @@ def _refusal(archive: Archive, depth_cap: int) -> str:
     if not kinds:
         return "archive is empty: no model or picture to show"
     shown = ", ".join(f"{n} {ext}" for ext, n in kinds.most_common(4))
-    if any(e.kind == "archive" for e in archive.entries):
+    if any(e.kind is EntryKind.ARCHIVE for e in archive.entries):
         shown += f"; archives inside archives are opened {depth_cap} levels deep"
     return f"archive holds no model or picture ({shown})"
 

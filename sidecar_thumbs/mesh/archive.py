@@ -20,6 +20,7 @@ import struct
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -28,7 +29,16 @@ from sidecar_thumbs.formats import ARCHIVE_FORMATS, IMAGE_SUFFIXES, format_for_n
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.opc import Package
 
-__all__ = ["Archive", "ArchiveBudgetError", "Budget", "Entry", "entry_kind", "open_archive", "sibling_reader"]
+__all__ = [
+    "Archive",
+    "ArchiveBudgetError",
+    "Budget",
+    "Entry",
+    "EntryKind",
+    "entry_kind",
+    "open_archive",
+    "sibling_reader",
+]
 
 _EOCD = struct.Struct("<4s4xHHIIH")  # signature, this disk's entries, total entries, cd size, cd offset, comment
 _ZIP64_LOCATOR = struct.Struct("<4sIQI")
@@ -55,27 +65,36 @@ class Budget:
         self.left -= n
 
 
+class EntryKind(StrEnum):
+    """What an archive entry is to us."""
+
+    MODEL = "model"  # a file of a model format (a 3MF is a model, not an archive)
+    ARCHIVE = "archive"  # a .zip or .7z inside
+    IMAGE = "image"  # a picture the download ships
+    OTHER = "other"  # text, licences, macOS litter, folders
+
+
 @dataclass(frozen=True)
 class Entry:
     """One file inside an archive."""
 
     name: str  # as decoded (UTF-8 or code page 437); only ever used as a name, never as a path
     size: int  # declared inflated size
-    kind: str  # "model", "archive", "image" or "other"
+    kind: EntryKind
     handle: object  # what the archive needs to read it (a ZipInfo, a 7z name)
     encrypted: bool = False
 
 
-def entry_kind(name: str) -> str:
-    """``model``, ``archive``, ``image`` or ``other`` by the entry's base name; macOS litter
-    (``__MACOSX/``, ``._x.stl``) and folders are ``other``."""
+def entry_kind(name: str) -> EntryKind:
+    """What an entry is, by its base name (the same rule as loose files); macOS litter
+    (``__MACOSX/``, ``._x.stl``) and folders are :attr:`EntryKind.OTHER`."""
     base = posixpath.basename(name)
-    if not base or base.startswith("._") or "__MACOSX/" in name or name.startswith("__MACOSX"):
-        return "other"
+    if not base or base.startswith("._") or name.startswith("__MACOSX/") or "/__MACOSX/" in name:
+        return EntryKind.OTHER
     fmt = format_for_name(base)
     if fmt is not None:
-        return "archive" if fmt.name in ARCHIVE_FORMATS else "model"
-    return "image" if base.lower().endswith(IMAGE_SUFFIXES) else "other"
+        return EntryKind.ARCHIVE if fmt.name in ARCHIVE_FORMATS else EntryKind.MODEL
+    return EntryKind.IMAGE if base.lower().endswith(IMAGE_SUFFIXES) else EntryKind.OTHER
 
 
 class Archive(Protocol):
@@ -148,7 +167,7 @@ class ZipArchive:
                 continue
             name = _zip_name(info)
             kind = entry_kind(name)
-            if kind != "other":
+            if kind is not EntryKind.OTHER:
                 _check_ratio(f"archive entry {name}", info.file_size, info.compress_size, limits)
             encrypted = bool(info.flag_bits & _ENCRYPTED_FLAG)
             self.entries.append(Entry(name, info.file_size, kind, info, encrypted))
