@@ -262,7 +262,11 @@ def _capped_factory(py7zr: ModuleType, cap: int) -> Any:
     """A py7zr writer factory whose in-memory files raise once more than ``cap`` bytes arrive
     (py7zr's own BytesIOFactory drops what is over its limit silently)."""
 
-    class CappedIO(py7zr.io.Py7zIO):  # type: ignore[name-defined,misc]
+    # The base classes come from a module imported at run time (the optional extra): typed Any.
+    base_io: Any = py7zr.io.Py7zIO
+    base_factory: Any = py7zr.io.WriterFactory
+
+    class CappedIO(base_io):
         def __init__(self, name: str) -> None:
             self._buf = io.BytesIO()
             self._name = name
@@ -287,7 +291,7 @@ def _capped_factory(py7zr: ModuleType, cap: int) -> Any:
         def getvalue(self) -> bytes:
             return self._buf.getvalue()
 
-    class Factory(py7zr.io.WriterFactory):  # type: ignore[name-defined,misc]
+    class Factory(base_factory):
         def __init__(self) -> None:
             self.products: dict[str, CappedIO] = {}
 
