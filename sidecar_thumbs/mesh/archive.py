@@ -151,8 +151,8 @@ class ZipArchive:
             raise LimitExceededError(
                 f"archive has {count} entries, more than the limit of {limits.max_archive_entries}"
             )
-        self._pkg = Package(data, limits.max_decompressed_bytes, part="zip entry", container="zip file")
-        infos = self._pkg.infos
+        self._pkg = Package(data, limits.max_decompressed_bytes, "zip")
+        infos = self._pkg.members()
         if len(infos) > limits.max_archive_entries:
             raise LimitExceededError(
                 f"archive has {len(infos)} entries, more than the limit of {limits.max_archive_entries}"
