@@ -2,14 +2,11 @@
 
 Measures generated binary STL at 10k / 100k / 1M triangles, 3MF at 100k, every file of the shared corpus
 (stl-binary, stl-ascii, 3mf), peak RSS at 1M (fresh process) and worker cold start (fresh process that
-imports and warms up with a populated numba cache). ``--formats N`` instead prints one row per file
-format (STL, 3MF, OBJ, PLY, AMF, STEP, G-code, bgcode, zip, 7z) over N corpus files each: files/s/core
-and ms per stage (read, parse, render, encode).
+imports and warms up with a populated numba cache).
 
 Usage::
 
     python bench/render.py [--kernel numba|numpy] [--size 256] [--reps 7] [--png-levels] [--clock cpu]
-    python bench/render.py --formats 3 --clock cpu
 
 ``--clock cpu`` times with the process's CPU time instead of wall time: on a shared, busy machine that
 is the closer estimate of what one dedicated core would do (the header prints the load average).
@@ -160,6 +157,9 @@ def bench_corpus(opts: RenderOptions, reps: int) -> None:
             print(f"|   failed: {f} | | | | | | |")
 
 
+# `--formats N`: one row per file format (STL, 3MF, OBJ, PLY, AMF, STEP, G-code, bgcode, zip, 7z) over N
+# corpus files each, through the worker's own call: files/s/core and ms per stage (read, parse, render,
+# encode). A small run for a busy machine: `python bench/render.py --formats 3 --clock cpu`.
 FORMAT_FOLDERS = ("stl-binary", "stl-ascii", "3mf", "obj", "ply", "amf", "step", "gcode", "bgcode", "zip")
 
 

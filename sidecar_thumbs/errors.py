@@ -41,7 +41,7 @@ class ModelError(SidecarError):
 
 
 class BadModelError(ModelError):
-    """the model file is not a valid model of its format"""
+    """the model file is not a valid STL or 3MF"""
 
 
 class NoGeometryError(BadModelError):

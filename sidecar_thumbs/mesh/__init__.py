@@ -1,4 +1,4 @@
-"""Model loading: every mesh format (STL, 3MF, STEP, ...) into one :class:`Mesh` type.
+"""Model loading: STL (binary and ASCII) and 3MF into one :class:`Mesh` type.
 
 Loaders take the file's bytes (read once by the caller, who also hashes them), so the thumbnail
 is provably made from the content whose hash is recorded.
