@@ -16,8 +16,8 @@ What it shows, in order of preference:
 3. Neither: refused with what it holds.
 
 A model inside that cannot be read is skipped for the next largest; if none can be read and there is
-no picture, the archive fails with the largest model's reason (or "needs the [step] extra" when that is
-all it lacked).
+no picture, the archive fails with "needs the [step] extra" (or [7z]) when an extra would open more of
+it (so it is tried again once the extra is installed), else with the largest model's reason.
 """
 
 from __future__ import annotations
@@ -61,8 +61,11 @@ def grid_layout(n: int, size: int) -> list[tuple[int, int, int]]:
     return [*cells, (pad, pad + cell, cell), (pad + cell, pad + cell, cell)]
 
 
-def _candidates(archive: Archive, depth: int, budget: Budget, limits: LoadLimits) -> list[tuple[Archive, Entry]]:
-    """Models, largest first: the archive's own, then (if fewer than four) those of nested archives."""
+def _candidates(
+    archive: Archive, depth: int, budget: Budget, limits: LoadLimits, missing: list[MissingExtraError]
+) -> list[tuple[Archive, Entry]]:
+    """Models, largest first: the archive's own, then (if fewer than four) those of nested archives.
+    A nested archive that needs a missing extra (a .7z without py7zr) is noted in ``missing``."""
     models = sorted((e for e in archive.entries if e.kind is EntryKind.MODEL), key=lambda e: -e.size)
     found: list[tuple[Archive, Entry]] = [(archive, e) for e in models]
     if len(found) >= MAX_CELLS or depth >= limits.max_archive_depth:
@@ -75,9 +78,12 @@ def _candidates(archive: Archive, depth: int, budget: Budget, limits: LoadLimits
             nested = open_archive(archive.read(inner), fmt.name, budget, limits)
         except LimitExceededError:
             raise  # a bomb inside refuses the whole file
-        except (MissingExtraError, BadModelError):
-            continue  # a damaged inner archive (or a .7z without its extra) costs itself only
-        found.extend(_candidates(nested, depth + 1, budget, limits))
+        except MissingExtraError as exc:
+            missing.append(exc)
+            continue
+        except BadModelError:
+            continue  # a damaged inner archive costs itself only
+        found.extend(_candidates(nested, depth + 1, budget, limits, missing))
     return found
 
 
@@ -150,10 +156,11 @@ def archive_picture(data: bytes, name: str, options: ThumbnailOptions) -> tuple[
     assert fmt is not None
     budget = Budget(limits.max_decompressed_bytes)
     archive = open_archive(data, fmt.name, budget, limits)
-    candidates = _candidates(archive, 1, budget, limits)
+    errors: list[ModelError] = []
+    missing: list[MissingExtraError] = []
+    candidates = _candidates(archive, 1, budget, limits, missing)
     size = options.render.size
     cells: list[_Cell] = []
-    errors: list[ModelError] = []
     for index, (owner, entry) in enumerate(candidates):
         if len(cells) >= MAX_CELLS:
             break
@@ -175,10 +182,13 @@ def archive_picture(data: bytes, name: str, options: ThumbnailOptions) -> tuple[
     image = _image_picture(archive, options)
     if image is not None:
         return image, SOURCE_EMBEDDED, None
+    errors.extend(missing)  # nothing drawn: what an extra would have opened may be all there is
+    # An extra that would open more of it wins: once installed, the archive is tried again.
+    waiting = [e for e in errors if isinstance(e, MissingExtraError)]
+    if waiting:
+        raise waiting[0]
     if errors:
-        if all(isinstance(e, MissingExtraError) for e in errors):
-            raise errors[0]
-        first = next(e for e in errors if not isinstance(e, MissingExtraError))
+        first = errors[0]
         raise type(first)(f"no model in the archive could be read; the largest: {first.message}")
     raise NoGeometryError(_refusal(archive, limits.max_archive_depth))
 

@@ -354,3 +354,13 @@ def test_an_undecodable_largest_picture_gives_way_to_the_next() -> None:
     Image.new("RGB", (40, 20), (10, 200, 10)).save(small, "PNG")
     thumb = _thumb(_zip([("images/big.png", b"\x89PNG not really" * 1000), ("images/ok.png", small.getvalue())]))
     assert thumb.source == "embedded" and _opaque(thumb.png).any()
+
+
+@needs_7z
+def test_a_zip_whose_models_are_in_a_7z_waits_for_the_7z_extra(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inner = (corpus / "zip" / "constructed__model-site-download.7z").read_bytes()
+    data = _zip([("download.7z", inner), ("README.txt", b"see inside")])
+    assert _thumb(data).triangles == 802
+    monkeypatch.setitem(sys.modules, "py7zr", None)
+    with pytest.raises(MissingExtraError, match=r"needs the \[7z\] extra"):
+        _thumb(data)
