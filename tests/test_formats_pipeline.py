@@ -129,3 +129,42 @@ def test_step_over_the_file_timeout_fails_alone_and_leaves_no_temp_files(
         assert [p.name for p in temp.iterdir() if p.name.startswith("sidecar-thumbs-step-")] == []
     finally:
         db.close()
+
+
+def test_the_daemon_picks_up_new_archives_and_step_files_from_events(tmp_path: Path, corpus: Path) -> None:
+    import threading
+    import time
+
+    from sidecar_thumbs.daemon import Daemon, DaemonConfig
+    from sidecar_thumbs.executors import InlineExecutor
+
+    def wait_for(cond, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    db = StateDB(tmp_path / "state.sqlite3")
+    config = DaemonConfig(roots=(str(lib),), settle=0.3, sweep_interval=0.2, rescan_interval=0, durable=False)
+    daemon = Daemon(config, db=db, make_executor=InlineExecutor, options=OPTIONS)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: daemon.watcher is not None, "the watcher")
+        kit = lib / "Kit v2.ZIP"
+        part = lib / "Bracket.Stp"
+        shutil.copy2(corpus / "zip" / "klicky__BFP Unklicky.zip", kit)
+        shutil.copy2(corpus / "step" / "prusai3__plug-aligner.stp", part)
+        (lib / "cube.mtl").write_text("newmtl red\nKd 1 0 0\n")
+        wait_for(lambda: sidecar_path_for(kit).exists() and sidecar_path_for(part).exists(), "sidecars")
+        moved = lib / "Kit v3.zip"
+        kit.rename(moved)  # the sidecar follows its archive, without a render
+        wait_for(lambda: sidecar_path_for(moved).exists() and not sidecar_path_for(kit).exists(), "the move")
+        assert not sidecar_path_for(lib / "cube.mtl").exists()
+        assert db.get(str(lib / "cube.mtl")) is None
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+        db.close()
