@@ -34,6 +34,7 @@ from sidecar_thumbs.errors import BadModelError, LimitExceededError, MissingExtr
 from sidecar_thumbs.formats import format_for_name
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.archive import Archive, ArchiveBudgetError, Budget, Entry, EntryKind, open_archive
+from sidecar_thumbs.models import ThumbSource
 
 if TYPE_CHECKING:
     from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -123,7 +124,7 @@ def _refusal(archive: Archive, depth_cap: int) -> str:
 @dataclass(frozen=True, eq=False)
 class _Cell:
     rgba: np.ndarray
-    source: str
+    source: ThumbSource
     triangles: int | None
 
 
@@ -141,7 +142,7 @@ def _model_cell(data: bytes, name: str, options: ThumbnailOptions) -> _Cell:
     return _Cell(rgba, thumb.source, thumb.triangles)
 
 
-def archive_picture(data: bytes, name: str, options: ThumbnailOptions) -> tuple[np.ndarray, str, int | None]:
+def archive_picture(data: bytes, name: str, options: ThumbnailOptions) -> tuple[np.ndarray, ThumbSource, int | None]:
     """The picture of an archive's contents (see the module docstring): ``(rgba, source, triangles)``.
 
     Raises:
@@ -149,8 +150,6 @@ def archive_picture(data: bytes, name: str, options: ThumbnailOptions) -> tuple[
         LimitExceededError: a cap (entries, ratio, overlap, inflated bytes) was hit.
         MissingExtraError: ``.7z`` without the [7z] extra, or the only models need an extra.
     """
-    from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, SOURCE_RENDERED
-
     limits = options.limits
     fmt = format_for_name(name)
     assert fmt is not None
@@ -175,13 +174,13 @@ def archive_picture(data: bytes, name: str, options: ThumbnailOptions) -> tuple[
             errors.append(exc)
     if cells:
         triangles = sum(c.triangles or 0 for c in cells) or None
-        source = SOURCE_RENDERED if any(c.source == SOURCE_RENDERED for c in cells) else SOURCE_EMBEDDED
+        source = ThumbSource.RENDERED if any(c.source == ThumbSource.RENDERED for c in cells) else ThumbSource.EMBEDDED
         return _compose(cells, size), source, triangles
     # No model could be drawn: a picture the download ships is better than nothing (e.g. an OBJ
     # whose reader is missing, next to its render in images/).
     image = _image_picture(archive, options)
     if image is not None:
-        return image, SOURCE_EMBEDDED, None
+        return image, ThumbSource.EMBEDDED, None
     errors.extend(missing)  # nothing drawn: what an extra would have opened may be all there is
     # An extra that would open more of it wins: once installed, the archive is tried again.
     waiting = [e for e in errors if isinstance(e, MissingExtraError)]

@@ -14,22 +14,18 @@ from typing import Any
 
 import click
 
-from sidecar_thumbs import __version__
+from sidecar_thumbs import __version__, api
 from sidecar_thumbs.cli_common import (
-    executor_for,
     fail,
     log,
     log_level,
-    open_db,
     pool_options,
     render_options,
     roots_for,
     settings_for,
     thumbnail_options,
 )
-from sidecar_thumbs.config import Settings
-from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, LockedError, SidecarError
-from sidecar_thumbs.lock import DaemonLock
+from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 
 # -- the group -------------------------------------------------------------------------------------
 
@@ -147,11 +143,9 @@ def scan(
     Example: sidecar-thumbs scan /Volumes/3D-Files/3D-Models --workers 8
     """
     from sidecar_thumbs.progress import Progress
-    from sidecar_thumbs.scan import scan as run_scan
 
     settings = settings_for(ctx, **opts)
     roots = roots_for(paths, settings)
-    options = thumbnail_options(settings)
     quiet = ctx.find_root().obj.get("quiet", False)
     progress: Progress | None = None
 
@@ -173,29 +167,9 @@ def scan(
         if not o.ok:
             log.warning("failed: %s: %s", o.path, o.error)
 
-    db = open_db(settings)
-    # One coordinator per database: while a daemon runs, it renders what this scan marks; while this
-    # scan renders, a daemon starting meanwhile refuses (it would hand our claims out again).
-    lock = DaemonLock(settings.database, role="scan")
-    locked_out = False
     try:
-        lock.acquire()
-    except LockedError:
-        locked_out = True
-    summary = None
-    try:
-        summary = run_scan(
-            roots,
-            db=db,
-            options=options,
-            batch_size=settings.batch_size,
-            timeout=settings.timeout,
-            make_executor=lambda: executor_for(settings, options),
-            force=force,
-            retry_failed=retry_failed,
-            on_outcome=on_outcome,
-            on_plan=on_plan,
-            mark_only=locked_out,
+        summary = api.scan(
+            roots, settings, force=force, retry_failed=retry_failed, on_outcome=on_outcome, on_plan=on_plan
         )
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished renders are saved; run the scan again to continue", err=True)
@@ -203,14 +177,11 @@ def scan(
     except SidecarError as exc:
         fail(exc)
     finally:
-        lock.release()
         if progress is not None:
             progress.finish()
-        db.close()
-    if locked_out and not as_json:
-        who = f"{lock.holder.role} (pid {lock.holder.pid})" if lock.holder else "process"
+    if summary.deferred_to is not None and not as_json:
         click.echo(
-            f"another sidecar-thumbs {who} runs on this database: {summary.deferred} models marked "
+            f"another sidecar-thumbs {summary.deferred_to} runs on this database: {summary.deferred} models marked "
             "for it to render (sidecar-thumbs status)",
             err=True,
         )
@@ -253,24 +224,13 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
 
     Example: sidecar-thumbs verify ~/Models --fix
     """
-    from sidecar_thumbs import verify as v
-
     settings = settings_for(ctx, **opts)
     roots = roots_for(paths, settings)
-    options = thumbnail_options(settings)
-    # Reading only unless asked to fix: verify must never change what it checks.
-    db = open_db(settings, readonly=not fix) if (fix or settings.database.exists()) else None
     try:
-        report = v.verify(roots, db=db, expected_settings=options.describe())
-        fixed: dict[str, object] = {}
-        if fix and report.problems:
-            fixed = _fix(report, roots, settings, options, db)
-            report = v.verify(roots, db=db, expected_settings=options.describe())
+        report = api.verify(roots, settings, fix=fix)
     except SidecarError as exc:
         fail(exc)
-    finally:
-        if db is not None:
-            db.close()
+    fixed = report.fixed
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "fixed": fixed}, indent=2))
     else:
@@ -281,30 +241,6 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
         kinds = ", ".join(f"{k} {n}" for k, n in report.by_kind().items()) or "no problems"
         click.echo(f"checked {report.models} models, {report.sidecars} sidecars: {report.fresh} fresh; {kinds}")
     sys.exit(EXIT_PROBLEMS if report.problems else EXIT_OK)
-
-
-def _fix(report: Any, roots: list[str], settings: Settings, options: Any, db: Any) -> dict[str, object]:
-    from sidecar_thumbs.pipeline import Pipeline, run_pending
-    from sidecar_thumbs.verify import plan_fixes
-
-    fixes = plan_fixes(report, db)
-    rendered = failed = 0
-    if fixes.rerender:
-        executor = executor_for(settings, options, workers=min(settings.workers, len(fixes.rerender)))
-        pipeline = Pipeline(db, executor, options, timeout=settings.timeout)
-        try:
-            stats = run_pending(pipeline, settings.batch_size, roots)
-        finally:
-            executor.shutdown()
-            pipeline.close()
-        rendered, failed = stats.rendered + stats.embedded, stats.failed
-    return {
-        "rendered": rendered,
-        "render_failed": failed,
-        "orphans_removed": len(fixes.removed),
-        "reflagged": fixes.reflagged,
-        "rows_marked_missing": fixes.forgotten,
-    }
 
 
 # -- clean -----------------------------------------------------------------------------------------
@@ -323,10 +259,8 @@ def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: b
 
     Example: sidecar-thumbs clean ~/Models --dry-run
     """
-    from sidecar_thumbs.clean import clean as run_clean
-
     settings = settings_for(ctx)
-    report = run_clean(roots_for(paths, settings), dry_run=dry_run)
+    report = api.clean(roots_for(paths, settings), settings, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "dry_run": dry_run}, indent=2))
     else:

@@ -18,6 +18,20 @@ import click
 from sidecar_thumbs.config import Settings, load_settings
 from sidecar_thumbs.discover import set_model_extensions
 from sidecar_thumbs.errors import SidecarError
+from sidecar_thumbs.wiring import executor_for, open_state_db, thumbnail_options
+
+__all__ = [
+    "executor_for",
+    "fail",
+    "log",
+    "log_level",
+    "open_db",
+    "pool_options",
+    "render_options",
+    "roots_for",
+    "settings_for",
+    "thumbnail_options",
+]
 
 log = logging.getLogger("sidecar_thumbs")
 
@@ -44,17 +58,6 @@ def log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int:
     if verbose > 1:
         return logging.DEBUG
     return logging.INFO if verbose else default
-
-
-def thumbnail_options(settings: Settings) -> Any:
-    from sidecar_thumbs.render import RenderOptions
-    from sidecar_thumbs.thumbnail import ThumbnailOptions
-
-    return ThumbnailOptions(
-        render=RenderOptions(size=settings.size, color=settings.color_rgb, kernel=settings.renderer),
-        use_embedded=settings.embedded,
-        limits=settings.load_limits(),
-    )
 
 
 def render_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,17 +122,8 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
-    from sidecar_thumbs.dam import DamMapping
-    from sidecar_thumbs.state import StateDB
-
     try:
-        return StateDB(
-            settings.database,
-            busy_timeout_ms=settings.busy_timeout_ms,
-            readonly=readonly,
-            create=not (readonly or must_exist),
-            dam=DamMapping.from_settings(settings),
-        )
+        return open_state_db(settings, readonly=readonly, must_exist=must_exist)
     except SidecarError as exc:
         fail(exc)
 
@@ -139,17 +133,3 @@ def roots_for(paths: tuple[Path, ...], settings: Settings) -> list[str]:
     if not roots:
         raise click.UsageError("no PATH given and SIDECAR_THUMBS_ROOTS is not set")
     return roots
-
-
-def executor_for(settings: Settings, options: Any, *, workers: int | None = None) -> Any:
-    """The executor the settings ask for: a Dask cluster, the local process pool, or inline (0 workers)."""
-    from sidecar_thumbs.executors import make_executor
-
-    if settings.executor == "dask":
-        from sidecar_thumbs.executors_dask import DaskExecutor
-        from sidecar_thumbs.pathmap import parse_path_map_setting
-
-        path_map = parse_path_map_setting(settings.path_map) if settings.path_map else None
-        return DaskExecutor(settings.dask_scheduler, timeout=settings.timeout, options=options, path_map=path_map)
-    n = settings.workers if workers is None else workers
-    return make_executor(n, timeout=settings.timeout, max_tasks=settings.max_tasks_per_worker, options=options)

@@ -10,20 +10,16 @@ from typing import Any
 
 import click
 
-from sidecar_thumbs import __version__
+from sidecar_thumbs import api
 from sidecar_thumbs.cli_common import (
-    executor_for,
     fail,
-    log,
     log_level,
-    open_db,
     pool_options,
     render_options,
     roots_for,
     settings_for,
-    thumbnail_options,
 )
-from sidecar_thumbs.errors import SidecarError
+from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 
 # -- watch -----------------------------------------------------------------------------------------
 
@@ -62,8 +58,6 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
 
     Example: sidecar-thumbs watch /Volumes/3D-Files/3D-Models
     """
-    from sidecar_thumbs.daemon import Daemon, DaemonConfig
-    from sidecar_thumbs.lock import DaemonLock
     from sidecar_thumbs.logs import setup_logging
 
     settings = settings_for(ctx, **opts)
@@ -71,31 +65,12 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
     # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
     setup_logging(log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
     dirs = roots_for(roots, settings)
-    for warning in settings.database_warnings():
-        log.warning("%s", warning)
-    options = thumbnail_options(settings)
-    config = DaemonConfig(
-        roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
-        rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
-        grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
-    )  # fmt: skip
-    db = open_db(settings)
-    where = (
-        f"Dask cluster at {settings.dask_scheduler}" if settings.executor == "dask" else f"{settings.workers} workers"
-    )
-    log.info("sidecar-thumbs %s: database %s, %s", __version__, settings.database, where)
-    daemon = Daemon(
-        config, db=db, options=options, lock=DaemonLock(settings.database),
-        make_executor=lambda: executor_for(settings, options),
-    )  # fmt: skip
-    daemon.install_signal_handlers()
     try:
-        code = daemon.run()
+        failed = api.watch(settings, roots=dirs, once=once, handle_signals=True)
     except SidecarError as exc:
         fail(exc)
-    finally:
-        db.close()
-    sys.exit(code)
+    # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
+    sys.exit(EXIT_PROBLEMS if once and failed else EXIT_OK)
 
 
 # -- status ----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import platformdirs
 from dotenv import dotenv_values
 
-from sidecar_thumbs.errors import ConfigError
+from sidecar_thumbs.errors import ConfigError, UnknownSettingError
 from sidecar_thumbs.formats import ALL_SUFFIXES, parse_suffixes
 
 if TYPE_CHECKING:
@@ -487,7 +487,7 @@ def load_settings(
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(flags) - known)
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        raise UnknownSettingError(unknown[0], sorted(known))
 
     values: dict[str, Any] = {}
     sources: list[tuple[str, str]] = []

@@ -22,6 +22,7 @@ from types import FrameType
 from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
+from sidecar_thumbs.discover import WalkProblem
 from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.lock import DaemonLock
@@ -270,7 +271,7 @@ class Daemon:
     def _rescan(self, initial: bool = False) -> int:
         t0 = time.monotonic()
         self.db.check_file(deep=not initial)
-        problems: list = []
+        problems: list[WalkProblem] = []
         plan, _, found = reconcile(list(self.config.roots), self.db, problems=problems)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
@@ -285,8 +286,8 @@ class Daemon:
             todo,
             time.monotonic() - t0,
         )
-        for p in problems[:20]:
-            log.warning("cannot look at %s: %s", p.path, p.reason)
+        for problem in problems[:20]:
+            log.warning("cannot look at %s: %s", problem.path, problem.reason)
         if self.db.dam is not None:
             synced = sync_dam(self.db, full=True, roots=self.config.roots)
             todo += synced.queued

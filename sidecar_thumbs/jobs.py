@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from sidecar_thumbs.errors import ModelError
 from sidecar_thumbs.fingerprint import hash_bytes
+from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes, read_model_bytes
 
 __all__ = ["RenderJob", "RenderResult", "failure", "render_job", "warm_up_worker"]
@@ -35,7 +36,7 @@ class RenderResult:
 
     path: str
     png: bytes | None
-    source: str | None = None
+    source: ThumbSource | None = None
     content_hash: str | None = None
     size: int | None = None
     mtime_ns: int | None = None

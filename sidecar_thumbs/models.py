@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-__all__ = ["FileState", "ModelRow", "ModelStatus", "PlanRow", "RenderDone", "RenderFailed"]
+__all__ = ["FileState", "ModelRow", "ModelStatus", "PlanRow", "RenderDone", "RenderFailed", "ThumbSource"]
+
+
+class ThumbSource(StrEnum):
+    """Where a thumbnail's picture came from; the value is what the sidecar and the database store."""
+
+    RENDERED = "rendered"  # drawn by our renderer from the mesh
+    EMBEDDED = "embedded"  # the slicer's own picture inside a 3MF
+
+    @classmethod
+    def of(cls, value: str | None) -> ThumbSource:
+        """The source a sidecar's text names; anything else (an older or foreign value) counts as rendered."""
+        return cls.EMBEDDED if value == cls.EMBEDDED.value else cls.RENDERED
 
 
 class ModelStatus(StrEnum):
@@ -113,7 +125,7 @@ class RenderDone:
         hash: Content hash the render was made from.
         size: File size the render was made from.
         mtime_ns: Modification time the render was made from.
-        source: ``"rendered"`` or ``"embedded"``.
+        source: Rendered, or embedded (taken from the 3MF).
         triangles: Triangle count, None for an embedded thumbnail.
         render_ms: Wall time of the job in milliseconds.
     """
@@ -122,7 +134,7 @@ class RenderDone:
     hash: str
     size: int
     mtime_ns: int
-    source: str
+    source: ThumbSource
     triangles: int | None
     render_ms: float
 

@@ -15,18 +15,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sidecar_thumbs.errors import DatabaseLockedError, ModelError
 from sidecar_thumbs.executors import Executor, result_of
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.jobs import RenderJob, RenderResult
-from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed
+from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed, ThumbSource
 from sidecar_thumbs.sidecar import write_sidecar
 from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, ThumbnailOptions
+from sidecar_thumbs.thumbnail import ThumbnailOptions
 
-__all__ = ["Outcome", "Pipeline", "RunStats"]
+__all__ = ["Outcome", "OutcomeKind", "Pipeline", "RunStats"]
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +38,29 @@ FLUSH_COUNT = 200
 ABANDON_COMMIT_WAIT = 30.0
 
 
+class OutcomeKind(StrEnum):
+    """How one claimed model ended."""
+
+    DONE = "done"  # its sidecar is written
+    FAILED = "failed"  # with a reason (``Outcome.error``)
+    REQUEUED = "requeued"  # it changed during the render: pending again, not a failure
+    MISSING = "missing"  # deleted after it was found
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one model, for progress displays and logs."""
 
     path: str
-    ok: bool
-    source: str | None = None
+    kind: OutcomeKind
+    source: ThumbSource | None = None
     error: str | None = None
     transient: bool = False
     render_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is OutcomeKind.DONE
 
 
 @dataclass
@@ -136,18 +150,18 @@ class Pipeline:
 
     def poll(self, timeout: float = FLUSH_INTERVAL) -> None:
         """Wait up to ``timeout`` for work to finish; commit what finished (batched)."""
-        waiting = [*self._renders, *self._writes]
+        waiting: list[cf.Future[Any]] = [*self._renders, *self._writes]
         if waiting:
             done, _ = cf.wait(waiting, timeout=timeout, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 if fut in self._renders:
-                    row, job = self._renders.pop(fut)  # type: ignore[call-overload]
-                    result = result_of(job, fut, self.timeout)  # type: ignore[arg-type]
+                    row, job = self._renders.pop(fut)
+                    result = result_of(job, fut, self.timeout)
                     self._writes[self._writers.submit(self._commit_file, row, result)] = row
                 else:
-                    row = self._writes.pop(fut)  # type: ignore[call-overload]
+                    row = self._writes.pop(fut)
                     self._claimed.pop(row.path, None)
-                    self._take(fut.result(), self.stats)  # type: ignore[arg-type]  # never raises
+                    self._take(fut.result(), self.stats)  # never raises
         elif timeout > 0:
             time.sleep(timeout)
         if self._renders or self._writes:
@@ -221,19 +235,19 @@ class Pipeline:
         self._count(outcome, stats)
 
     def _count(self, outcome: Outcome, stats: RunStats) -> None:
-        if outcome.ok:
-            if outcome.source == SOURCE_EMBEDDED:
+        if outcome.kind is OutcomeKind.DONE:
+            if outcome.source == ThumbSource.EMBEDDED:
                 stats.embedded += 1
             else:
                 stats.rendered += 1
-        elif outcome.error == _REQUEUED:
+        elif outcome.kind is OutcomeKind.REQUEUED:
             stats.requeued += 1
-        elif outcome.error == _MISSING:
+        elif outcome.kind is OutcomeKind.MISSING:
             stats.missing += 1
         else:
             stats.failed += 1
             stats.failures.append((outcome.path, outcome.error or ""))
-        if self.on_outcome is not None and outcome.error not in (_REQUEUED, _MISSING):
+        if self.on_outcome is not None and outcome.kind in (OutcomeKind.DONE, OutcomeKind.FAILED):
             self.on_outcome(outcome)
 
     # -- committing (writer threads) --------------------------------------------------------------
@@ -246,7 +260,7 @@ class Pipeline:
         except Exception as exc:  # a bug here must not stop the run; the row is retried later
             log.exception("committing %s failed", row.path)
             reason = f"internal error: {exc}"
-            return Outcome(row.path, False, error=reason, transient=True), [
+            return Outcome(row.path, OutcomeKind.FAILED, error=reason, transient=True), [
                 RenderFailed(row.path, reason, transient=True)
             ]
 
@@ -254,7 +268,7 @@ class Pipeline:
         path = row.path
         if not result.ok:
             if result.transient and not os.path.lexists(path):
-                return Outcome(path, False, error=_MISSING), [path]  # deleted after discovery
+                return Outcome(path, OutcomeKind.MISSING), [path]  # deleted after discovery
             reason = result.error or "failed"
             records: list[_Record] = []
             failed_hash = row.hash
@@ -263,12 +277,20 @@ class Pipeline:
                 # The worker died (crash, timeout) before saying which content it read: hash it here
                 # (in a writer thread), or every scan would see "changed" content and hand it out again.
                 content_hash, size, mtime_ns = _hash_unchanged(path, row)
-            if content_hash and row.hash is None and (size, mtime_ns) == (row.size, row.mtime_ns):
+            if (
+                content_hash
+                and row.hash is None
+                and row.size is not None
+                and row.mtime_ns is not None
+                and (size, mtime_ns) == (row.size, row.mtime_ns)
+            ):
                 # Remember which content failed, so an unchanged bad file is not re-read every scan.
                 records.append(FileState(path, row.size, row.mtime_ns, content_hash, False))
                 failed_hash = content_hash
             records.append(RenderFailed(path, reason, result.transient, failed_hash))
-            outcome = Outcome(path, False, error=reason, transient=result.transient, render_ms=result.render_ms)
+            outcome = Outcome(
+                path, OutcomeKind.FAILED, error=reason, transient=result.transient, render_ms=result.render_ms
+            )
             return outcome, records
         assert result.png is not None and result.content_hash is not None
         assert result.size is not None and result.mtime_ns is not None
@@ -277,21 +299,23 @@ class Pipeline:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            return Outcome(path, False, error=_MISSING), [path]
+            return Outcome(path, OutcomeKind.MISSING), [path]
         except OSError as exc:
             reason = f"cannot stat: {exc.strerror}"
-            return Outcome(path, False, error=reason, transient=True), [RenderFailed(path, reason, True, row.hash)]
+            return Outcome(path, OutcomeKind.FAILED, error=reason, transient=True), [
+                RenderFailed(path, reason, True, row.hash)
+            ]
         if (st.st_size, st.st_mtime_ns) != (result.size, result.mtime_ns):
-            return Outcome(path, False, error=_REQUEUED), [
+            return Outcome(path, OutcomeKind.REQUEUED), [
                 FileState(path, st.st_size, st.st_mtime_ns, None, needs_render=True)
             ]
         try:
             write_sidecar(path, result.png, durable=self.durable)
         except ModelError as exc:
-            return Outcome(path, False, error=exc.message, transient=exc.transient), [
+            return Outcome(path, OutcomeKind.FAILED, error=exc.message, transient=exc.transient), [
                 RenderFailed(path, exc.message, exc.transient, result.content_hash)
             ]
-        records: list[_Record] = []
+        records = []
         if row.hash is not None and row.hash != result.content_hash:
             # The content changed between discovery and render (and is stable now): record the
             # new facts first so the done-record's hash guard accepts this sidecar.
@@ -302,12 +326,12 @@ class Pipeline:
                 result.content_hash,
                 result.size,
                 result.mtime_ns,
-                result.source or "rendered",
+                result.source or ThumbSource.RENDERED,
                 result.triangles,
                 result.render_ms,
             )
         )
-        return Outcome(path, True, source=result.source, render_ms=result.render_ms), records
+        return Outcome(path, OutcomeKind.DONE, source=result.source, render_ms=result.render_ms), records
 
     # -- database ---------------------------------------------------------------------------------
 
@@ -366,8 +390,6 @@ def _hash_unchanged(path: str, row: ModelRow) -> tuple[str | None, int | None, i
 
 
 _Record = RenderDone | RenderFailed | FileState | str  # str: a path found missing
-_REQUEUED = "\x00requeued"
-_MISSING = "\x00missing"
 
 
 class ClaimSource:

@@ -20,7 +20,8 @@ from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.formats import EXTRA_MODULES, extra_available
-from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone
+from sidecar_thumbs.freshness import check_freshness
+from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone, ThumbSource
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_name_for, sidecar_path_for
 from sidecar_thumbs.state import StateDB
@@ -63,6 +64,7 @@ class ScanSummary:
     failed: int = 0
     requeued: int = 0
     deferred: int = 0  # marked pending for a running daemon instead of rendered here
+    deferred_to: str | None = None  # who renders them: "daemon (pid 12)"; None when this scan rendered
     elapsed: float = 0.0
     render_elapsed: float = 0.0
     interrupted: bool = False
@@ -166,9 +168,11 @@ def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
     if not os.path.lexists(sidecar):
         return None
     info = read_sidecar(sidecar)
-    if info is None or not info.is_fresh_for(f.size, f.mtime_ns) or info.content_hash is None:
+    # Any settings, and no hashing: only a sidecar made from exactly this size and mtime is adopted.
+    fresh = check_freshness(f.path, f.size, f.mtime_ns, info, hasher=None).fresh
+    if info is None or info.content_hash is None or not fresh:
         return None
-    return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, info.source or "rendered", None, 0.0)
+    return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, ThumbSource.of(info.source), None, 0.0)
 
 
 def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool) -> None:

@@ -469,7 +469,7 @@ class StateDB(SQLiteDB):
                 f" WHERE coalesce(d.{d.q(d.flag_column)}, 0) = 0 AND (s.status IS NULL OR s.status"
                 " NOT IN ('pending', 'rendering', 'failed', 'missing'))"
             )
-        return self._read(sql)  # type: ignore[return-value]
+        return self._read(sql)
 
     def dam_counts(self) -> tuple[int, int]:
         """(models in the asset manager's table, of which without thumbnail)."""

@@ -61,7 +61,7 @@ def collect_status(
             counts.setdefault(s.value, 0)
         backlog = db.backlog()
         rate = db.rate(60.0)
-        fails = [
+        fails: list[dict[str, object]] = [
             {"path": r.path, "error": r.error, "attempts": r.attempts, "transient": r.error_transient,
              "retry_at": r.next_attempt_at, "when": r.updated_at}
             for r in db.recent_failures(failures)

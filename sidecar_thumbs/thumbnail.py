@@ -19,13 +19,12 @@ from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryE
 from sidecar_thumbs.fingerprint import hash_bytes
 from sidecar_thumbs.formats import is_archive_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
+from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.sidecar import encode_png, metadata_for
 
 __all__ = ["Thumbnail", "ThumbnailOptions", "make_thumbnail", "read_model_bytes"]
 
-SOURCE_RENDERED = "rendered"
-SOURCE_EMBEDDED = "embedded"
 # Bump when the renderer's look changes, so existing sidecars count as made with other settings.
 LOOK_VERSION = 1
 
@@ -51,7 +50,7 @@ class Thumbnail:
     """A finished thumbnail and the facts of the content it was made from."""
 
     png: bytes
-    source: str  # "rendered" or "embedded"
+    source: ThumbSource
     content_hash: str
     size: int
     mtime_ns: int
@@ -103,8 +102,8 @@ def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray:
     """Scale a slicer's picture into size x size, keeping its aspect, padded transparent."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(image_bytes)) as im:
-        im = im.convert("RGBA")
+    with Image.open(io.BytesIO(image_bytes)) as opened:
+        im = opened.convert("RGBA")
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
         if im.width < size and im.height < size:
             # Small slicer thumbnails (e.g. 128 px) are scaled up to the requested size.
@@ -134,7 +133,7 @@ def make_thumbnail_from_bytes(
     t0 = time.perf_counter()
     triangles: int | None = None
     rgba: np.ndarray | None = None
-    source = SOURCE_RENDERED
+    source = ThumbSource.RENDERED
     if options.use_embedded and name.lower().endswith(".3mf"):
         from sidecar_thumbs.mesh.threemf import check_3mf_bytes, find_embedded_thumbnail
 
@@ -149,7 +148,7 @@ def make_thumbnail_from_bytes(
                 triangles = None
             try:
                 rgba = _fit_embedded(found[1], options.render.size)
-                source = SOURCE_EMBEDDED
+                source = ThumbSource.EMBEDDED
             except Exception:  # an undecodable picture: fall back to rendering the mesh
                 rgba = None
     if rgba is None and is_archive_name(name):

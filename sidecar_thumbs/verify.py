@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files
-from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.freshness import Verdict, check_freshness
 from sidecar_thumbs.models import ModelRow, ModelStatus
 from sidecar_thumbs.sidecar import is_sidecar_name, model_name_for_sidecar, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
@@ -52,6 +52,8 @@ class VerifyReport:
     failed_known: int = 0  # models the database records as failed (a reason, not a missing sidecar)
     problems: list[Problem] = field(default_factory=list)
     walk_problems: list[WalkProblem] = field(default_factory=list)
+    # What a fix did (rendered, orphans_removed, ...; "deferred" when a running daemon renders); empty without.
+    fixed: dict[str, int] = field(default_factory=dict)
 
     def by_kind(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -89,28 +91,27 @@ def iter_sidecar_files(roots: Sequence[str]) -> Iterator[str]:
                     yield os.path.join(folder, name)
 
 
-def _check_model(f: FoundFile, expected_settings: str | None) -> tuple[Problem | None, str | None]:
-    """(problem or None when fresh, content hash if computed)."""
+def _check_model(f: FoundFile, expected_settings: str | None) -> Problem | None:
+    """The model's sidecar problem, or None when it is fresh (by the shared rule in :mod:`.freshness`)."""
     sidecar = sidecar_path_for(f.path)
     info = read_sidecar(sidecar)
-    if info is None:
-        return Problem(ProblemKind.MISSING, f.path, "no sidecar"), None
-    if not info.ours:
-        return Problem(ProblemKind.FOREIGN, str(sidecar), "not written by sidecar-thumbs; left alone"), None
-    if not info.readable:
-        return Problem(ProblemKind.CORRUPT, f.path, f"{sidecar.name} is not a readable PNG"), None
-    if expected_settings is not None and info.settings != expected_settings:
-        return Problem(ProblemKind.STALE, f.path, f"made with other settings ({info.settings})"), None
-    if info.size == f.size and info.mtime_ns == f.mtime_ns:
-        return None, info.content_hash
-    # The cheap gate moved: only the content hash can tell a touch from a change.
-    try:
-        digest = hash_file(f.path)
-    except OSError as exc:
-        return Problem(ProblemKind.STALE, f.path, f"cannot hash the model: {exc.strerror}"), None
-    if digest == info.content_hash:
-        return None, digest
-    return Problem(ProblemKind.STALE, f.path, "the model changed after its sidecar was made"), digest
+    verdict = check_freshness(f.path, f.size, f.mtime_ns, info, expected_settings=expected_settings)
+    match verdict.verdict:
+        case Verdict.FRESH:
+            return None
+        case Verdict.MISSING:
+            return Problem(ProblemKind.MISSING, f.path, "no sidecar")
+        case Verdict.FOREIGN:
+            return Problem(ProblemKind.FOREIGN, str(sidecar), "not written by sidecar-thumbs; left alone")
+        case Verdict.CORRUPT:
+            return Problem(ProblemKind.CORRUPT, f.path, f"{sidecar.name} is not a readable PNG")
+        case Verdict.OTHER_SETTINGS:
+            assert info is not None
+            return Problem(ProblemKind.STALE, f.path, f"made with other settings ({info.settings})")
+        case Verdict.UNHASHABLE:
+            return Problem(ProblemKind.STALE, f.path, f"cannot hash the model: {verdict.reason}")
+        case Verdict.CHANGED:
+            return Problem(ProblemKind.STALE, f.path, "the model changed after its sidecar was made")
 
 
 def _is_known_failure(problem: Problem, row: ModelRow, f: FoundFile) -> bool:
@@ -156,7 +157,7 @@ def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings
     for f in iter_model_files(roots, on_problem=report.walk_problems.append):
         report.models += 1
         models.add(f.path)
-        problem, _ = _check_model(f, expected_settings)
+        problem = _check_model(f, expected_settings)
         row = rows.get(f.path)
         dam_flag = dam_flags.pop(f.path, None)
         if dam_flag is not None and dam_flag != (problem is None):

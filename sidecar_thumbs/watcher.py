@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers.api import BaseObserver
 
 from sidecar_thumbs.discover import is_ignored_dir, is_model_name
 
@@ -102,7 +103,7 @@ class EventQueue:
         return out
 
 
-def _observer_class(polling: bool) -> type:
+def _observer_class(polling: bool) -> type[BaseObserver]:
     if polling:
         from watchdog.observers.polling import PollingObserver
 
@@ -119,7 +120,7 @@ def _observer_class(polling: bool) -> type:
         return InotifyObserver
     from watchdog.observers import Observer
 
-    return Observer  # type: ignore[no-any-return]
+    return Observer
 
 
 class Watcher:
@@ -130,39 +131,34 @@ class Watcher:
         self.queue = queue
         self.polling = polling
         self.restarts = 0
-        self._observer: object | None = None
+        self._observer: BaseObserver | None = None
 
     @property
     def kind(self) -> str:
         return _observer_class(self.polling).__name__
 
     def start(self) -> None:
-        observer = _observer_class(self.polling)()
+        # Each concrete observer supplies its own emitter class; only the base class takes one.
+        observer = _observer_class(self.polling)()  # type: ignore[call-arg]
         handler = _Handler(self.queue)
         for root in self.roots:
             if os.path.isdir(root):
-                observer.schedule(handler, root, recursive=True)  # type: ignore[attr-defined]
+                observer.schedule(handler, root, recursive=True)
             else:
                 log.warning("not watching %s: not a folder", root)
-        observer.daemon = True  # type: ignore[attr-defined]
-        observer.start()  # type: ignore[attr-defined]
+        observer.daemon = True
+        observer.start()
         self._observer = observer
 
     def stop(self) -> None:
         observer, self._observer = self._observer, None
         if observer is not None:
-            observer.stop()  # type: ignore[attr-defined]
-            observer.join(timeout=5)  # type: ignore[attr-defined]
+            observer.stop()
+            observer.join(timeout=5)
 
     def alive(self) -> bool:
         obs = self._observer
-        return (
-            obs is not None
-            and obs.is_alive()
-            and all(  # type: ignore[attr-defined]
-                e.is_alive() for e in getattr(obs, "emitters", ())
-            )
-        )
+        return obs is not None and obs.is_alive() and all(e.is_alive() for e in getattr(obs, "emitters", ()))
 
     def ensure_alive(self) -> bool:
         """Restart a dead observer (e.g. after the share went away and came back). True if restarted."""

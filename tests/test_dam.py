@@ -214,6 +214,7 @@ for i, rel in enumerate(sys.argv[3:]):
 """
 
 
+@pytest.mark.integration
 def test_daemon_renders_and_flags_rows_a_second_process_adds_even_through_a_long_lock(
     setup: tuple[Path, Path, DamMapping], tmp_path: Path
 ) -> None:

@@ -394,6 +394,7 @@ def test_fix_without_a_database_creates_one_and_renders(runner: CliRunner, lib: 
     assert runner.invoke(cli, args).exit_code == 0
 
 
+@pytest.mark.integration
 def test_fix_with_a_real_worker_pool(runner: CliRunner, lib: Path, db_path: Path, corpus: Path) -> None:
     _plant_everything(lib, db_path, corpus)
     args = ["verify", str(lib), "--db", str(db_path), "--workers", "2"]

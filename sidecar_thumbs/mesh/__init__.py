@@ -38,7 +38,7 @@ class LoadLimits:
     max_archive_depth: int = 2
 
 
-DEFAULT_LIMITS = LoadLimits()
+DEFAULT_LIMITS: LoadLimits = LoadLimits()
 
 
 @dataclass(frozen=True, eq=False)
