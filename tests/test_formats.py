@@ -4,6 +4,7 @@ the extensions setting, and ``Thumb::Mimetype`` per format."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,19 @@ def test_scan_command_follows_the_extensions_setting(
     summary = json.loads(result.stdout)
     assert (summary["found"], summary["rendered"]) == (2, 1)
     assert (lib / ".kit.zip.thumbnail.png").is_file() and not (lib / ".cube.mtl.thumbnail.png").exists()
+
+
+def test_the_python_api_follows_the_extensions_setting(tmp_path: Path, corpus: Path) -> None:
+    import shutil
+
+    import sidecar_thumbs
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy2(corpus / "stl-binary" / "admesh__binary.stl", lib / "part.stl")
+    shutil.copy2(corpus / "zip" / "constructed__zip-in-zip.zip", lib / "kit.zip")
+    settings = Settings(database=tmp_path / "db.sqlite3", workers=0, size=64, extensions=".stl")
+    assert sidecar_thumbs.scan([lib], settings).found == 1
+    assert not (lib / ".kit.zip.thumbnail.png").exists()
+    summary = sidecar_thumbs.scan([lib], replace(settings, extensions=".stl .zip"))
+    assert (summary.found, summary.rendered) == (2, 1)
