@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sidecar_thumbs.clean import CleanReport
     from sidecar_thumbs.lock import DaemonLock
     from sidecar_thumbs.pipeline import Outcome
+    from sidecar_thumbs.roots import MassMissingGuard
     from sidecar_thumbs.scan import Plan, ScanSummary
     from sidecar_thumbs.state import StateDB
     from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -56,6 +57,13 @@ def load_settings(env_file: PathArg | None = None, **overrides: object) -> Setti
     return config.load_settings(env_file=env_file, overrides=overrides)
 
 
+def mass_missing_guard(settings: Settings, allow_mass_missing: bool = False) -> MassMissingGuard:
+    """When a walk's losses are believed: from the settings, and the caller's word for a real mass deletion."""
+    from sidecar_thumbs.roots import MassMissingGuard
+
+    return MassMissingGuard(settings.mass_missing_share, settings.mass_missing_min, allow_mass_missing)
+
+
 def _take_lock(database: PathArg, role: str) -> tuple[DaemonLock, str | None]:
     """The coordinator lock, or who holds it: ``(lock, None)`` when ours, else ``(lock, "daemon (pid 12)")``."""
     from sidecar_thumbs.lock import DaemonLock
@@ -78,6 +86,7 @@ def scan(
     on_plan: Callable[[Plan, int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     stop: threading.Event | None = None,
+    allow_mass_missing: bool = False,
 ) -> ScanSummary:
     """Scan ``paths`` once and render every model that is new, changed or missing its thumbnail.
 
@@ -93,8 +102,12 @@ def scan(
         on_plan: called with the plan and the number of models to render, before rendering starts.
         on_outcome: called for every model rendered or failed (progress).
         stop: set it from another thread to stop starting new renders.
+        allow_mass_missing: believe a root that lists no models or lost more than the set share of them at
+            once (the models were really deleted); without it such a root is offline.
 
     Raises:
+        RootOfflineError: a root is absent, unmounted, unreadable or suddenly empty; nothing was marked
+            missing.
         ConfigError, DatabaseError: the run cannot start or go on. One bad model never raises: it is
             counted in ``failed`` with its reason in ``failures``.
     """
@@ -122,6 +135,7 @@ def scan(
                 on_plan=on_plan,
                 stop=stop,
                 mark_only=holder is not None,
+                guard=mass_missing_guard(settings, allow_mass_missing),
             )
         finally:
             lock.release()
@@ -131,7 +145,9 @@ def scan(
     return summary
 
 
-def verify(paths: Paths = (), settings: Settings | None = None, fix: bool = False) -> VerifyReport:
+def verify(
+    paths: Paths = (), settings: Settings | None = None, fix: bool = False, *, allow_mass_missing: bool = False
+) -> VerifyReport:
     """Find missing, stale, orphaned and corrupt sidecars and database flags that disagree; repair them
     with ``fix``.
 
@@ -139,6 +155,9 @@ def verify(paths: Paths = (), settings: Settings | None = None, fix: bool = Fals
     check works from the files alone). With ``fix`` the repairs are applied, the models that need a new
     sidecar are rendered under the coordinator lock (or, when a daemon holds it, marked for the daemon),
     and the returned report is of a second check after the repairs; ``report.fixed`` says what was done.
+
+    Raises:
+        RootOfflineError: a root is offline (``allow_mass_missing`` as for :func:`scan`).
     """
     from sidecar_thumbs.verify import verify as run_verify
 
@@ -149,11 +168,12 @@ def verify(paths: Paths = (), settings: Settings | None = None, fix: bool = Fals
     # Reading only unless asked to fix: verify must never change what it checks.
     db = open_state_db(settings, readonly=not fix) if (fix or settings.database.exists()) else None
     try:
-        report = run_verify(roots, db=db, expected_settings=expected)
+        guard = mass_missing_guard(settings, allow_mass_missing)
+        report = run_verify(roots, db=db, expected_settings=expected, guard=guard)
         if fix and report.problems:
             assert db is not None
             fixed = _fix(report, roots, settings, options, db)
-            report = run_verify(roots, db=db, expected_settings=expected)
+            report = run_verify(roots, db=db, expected_settings=expected, guard=guard)
             report.fixed = fixed
     finally:
         if db is not None:
@@ -199,6 +219,9 @@ def clean(paths: Paths = (), settings: Settings | None = None, dry_run: bool = F
 
     Only files that carry sidecar-thumbs' own metadata are removed; anything else with a sidecar-shaped
     name is listed in ``left_alone``. A file that cannot be removed is listed in ``errors``.
+
+    Raises:
+        RootOfflineError: a root is offline: nothing is removed under it.
     """
     from sidecar_thumbs.clean import clean as run_clean
 
@@ -236,6 +259,7 @@ def watch(
     roots: Paths = (),
     once: bool = False,
     handle_signals: bool = False,
+    allow_mass_missing: bool = False,
 ) -> int:
     """Run the daemon: watch the roots, render new and changed models, keep the database current.
 
@@ -249,6 +273,7 @@ def watch(
         roots: folders to watch instead of the configured roots.
         once: burst mode: rescan, render everything pending, then return (cron, tests).
         handle_signals: stop on SIGTERM/SIGINT (a second signal stops at once); main thread only.
+        allow_mass_missing: believe the first walk of a root that lists no models or lost most of them.
 
     Returns:
         How many models failed during the run.
@@ -266,6 +291,7 @@ def watch(
         roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
         rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
         grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
+        guard=mass_missing_guard(settings, allow_mass_missing),
     )  # fmt: skip
     db = open_state_db(settings)
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sidecar_thumbs.discover import iter_model_files
 from sidecar_thumbs.fingerprint import hash_file
@@ -29,9 +29,13 @@ log = logging.getLogger("sidecar_thumbs.daemon")
 class ChangeTracker:
     """Turns watcher events and settled paths into database marks (used from the daemon's thread)."""
 
-    def __init__(self, db: StateDB, settler: Settler) -> None:
+    def __init__(self, db: StateDB, settler: Settler, *, is_gone: Callable[[str], bool] | None = None) -> None:
         self.db = db
         self.settler = settler
+        # Whether an absent model was deleted, or its root is offline / its volume replaced
+        # (:func:`.roots.model_is_gone`): only a deletion marks a row missing, removes a sidecar, or lets
+        # a new file with the same content take the row over as a move.
+        self.is_gone = is_gone or (lambda p: not os.path.lexists(p))
         self.settle = settler.settle
         self.pending_removals: dict[str, float] = {}  # sidecar → when to remove it
 
@@ -59,10 +63,10 @@ class ChangeTracker:
     def _deleted(self, path: str, is_dir: bool, now: float) -> int:
         if is_dir:
             self.settler.forget_under(path)
-            gone = [p for p in self.db.rows_under([path]) if not os.path.lexists(p)]
+            gone = [p for p in self.db.rows_under([path]) if self.is_gone(p)]
         else:
             self.settler.forget(path)
-            gone = [path] if not os.path.lexists(path) else []
+            gone = [path] if self.is_gone(path) else []
         if gone:
             self.db.mark_missing(gone)
             for p in gone:
@@ -108,8 +112,15 @@ class ChangeTracker:
                 continue
             del self.pending_removals[sidecar]
             model = os.path.join(os.path.dirname(sidecar), model_name_for_sidecar(os.path.basename(sidecar)))
-            if not os.path.lexists(model):
+            if self.is_gone(model):
                 remove_our_sidecar(sidecar)
+
+    def forget_under(self, root: str) -> None:
+        """A root went offline: drop what was waiting under it (its sidecars are not to be removed)."""
+        self.settler.forget_under(root)
+        prefix = root.rstrip(os.sep) + os.sep
+        for sidecar in [s for s in self.pending_removals if s.startswith(prefix)]:
+            del self.pending_removals[sidecar]
 
     def ingest(self, paths: Sequence[str]) -> int:
         """Settled paths: fingerprint, adopt moves, mark changed content pending."""
@@ -134,7 +145,14 @@ class ChangeTracker:
                 continue
             if row is None:
                 twin = self.db.find_missing_by_hash(digest, st.st_size)
-                if twin is not None and self.db.rename(twin.path, path) and self._move_sidecar(twin.path, path):
+                # A move only when the original is really gone: a copy of a model whose row an earlier
+                # version marked missing (its volume was away) must not take the original's row.
+                if (
+                    twin is not None
+                    and self.is_gone(twin.path)
+                    and self.db.rename(twin.path, path)
+                    and self._move_sidecar(twin.path, path)
+                ):
                     log.info("moved: %s -> %s (matched by content)", twin.path, path)
                     states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=False))
                     continue

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.discover import is_ignored_dir
+from sidecar_thumbs.roots import canonical_roots, require_online
 from sidecar_thumbs.sidecar import SIDECAR_SUFFIX, is_sidecar_name, model_name_for_sidecar, read_sidecar
 from sidecar_thumbs.verify import remove_our_sidecar
 
@@ -59,10 +60,15 @@ def clean(
         dry_run: report what would be removed, remove nothing.
         temp_only: leave orphaned sidecars alone (the daemon's start-up housekeeping).
         temp_age: seconds after which one of our temp files counts as left by a killed write.
+
+    Raises:
+        RootOfflineError: a root does not exist, is not a folder, cannot be read or is an unmounted volume.
     """
     now = time.time() if now is None else now
     report = CleanReport()
-    for root in (os.path.abspath(r) for r in roots):
+    roots = canonical_roots(roots)
+    require_online(roots)  # a misspelt or absent root is an error, not "nothing to clean"
+    for root in roots:
         for folder, dirs, files in os.walk(root, followlinks=False):
             dirs[:] = [d for d in dirs if not is_ignored_dir(d)]
             names = set(files)

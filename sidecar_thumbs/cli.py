@@ -19,6 +19,7 @@ from sidecar_thumbs.cli_common import (
     fail,
     log,
     log_level,
+    mass_missing_option,
     pool_options,
     render_options,
     roots_for,
@@ -128,17 +129,25 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
 @click.option("--force", is_flag=True, help="Render every model again, changed or not.")
 @click.option("--retry-failed", is_flag=True, help="Try models that failed before again, even unchanged.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@mass_missing_option
 @pool_options
 @render_options
 @click.pass_context
 def scan(
-    ctx: click.Context, paths: tuple[Path, ...], force: bool, retry_failed: bool, as_json: bool, **opts: Any
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    force: bool,
+    retry_failed: bool,
+    as_json: bool,
+    allow_mass_missing: bool,
+    **opts: Any,
 ) -> None:
     """Scan PATHS once and render every model that is new, changed or missing its thumbnail.
 
     Unchanged models cost one stat each: the content is hashed only when size or mtime moved, and
     a touched or identically copied file is not rendered again. Ctrl-C stops cleanly; the next scan
-    continues where this one stopped.
+    continues where this one stopped. A root that is absent, unmounted, unreadable or suddenly empty is
+    offline: the scan stops with exit 1 and marks nothing missing.
 
     Example: sidecar-thumbs scan /Volumes/3D-Files/3D-Models --workers 8
     """
@@ -169,7 +178,13 @@ def scan(
 
     try:
         summary = api.scan(
-            roots, settings, force=force, retry_failed=retry_failed, on_outcome=on_outcome, on_plan=on_plan
+            roots,
+            settings,
+            force=force,
+            retry_failed=retry_failed,
+            on_outcome=on_outcome,
+            on_plan=on_plan,
+            allow_mass_missing=allow_mass_missing,
         )
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished renders are saved; run the scan again to continue", err=True)
@@ -193,9 +208,10 @@ def scan(
 
 
 def _print_scan_summary(s: Any) -> None:
+    healed = f"healed {s.healed} · " if s.healed else ""  # rows marked missing whose model came back
     click.echo(
         f"found {s.found} · unchanged {s.unchanged + s.touched} · rendered {s.rendered} · "
-        f"embedded {s.embedded} · failed {s.failed} · missing {s.missing} · "
+        f"embedded {s.embedded} · failed {s.failed} · missing {s.missing} · {healed}"
         f"{s.elapsed:.1f} s · {s.renders_per_s:.1f} renders/s"
     )
     for path, reason in s.failures[:20]:
@@ -213,10 +229,13 @@ def _print_scan_summary(s: Any) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--fix", is_flag=True, help="Re-render missing/stale/corrupt, remove orphans, re-flag rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@mass_missing_option
 @pool_options
 @render_options
 @click.pass_context
-def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool, **opts: Any) -> None:
+def verify(
+    ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool, allow_mass_missing: bool, **opts: Any
+) -> None:
     """Find missing, stale, orphaned and corrupt sidecars, and database flags that disagree.
 
     Works from the files alone when the database does not exist. Exits 3 when problems are found
@@ -227,7 +246,7 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
     settings = settings_for(ctx, **opts)
     roots = roots_for(paths, settings)
     try:
-        report = api.verify(roots, settings, fix=fix)
+        report = api.verify(roots, settings, fix=fix, allow_mass_missing=allow_mass_missing)
     except SidecarError as exc:
         fail(exc)
     fixed = report.fixed
@@ -260,7 +279,10 @@ def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: b
     Example: sidecar-thumbs clean ~/Models --dry-run
     """
     settings = settings_for(ctx)
-    report = api.clean(roots_for(paths, settings), settings, dry_run=dry_run)
+    try:
+        report = api.clean(roots_for(paths, settings), settings, dry_run=dry_run)
+    except SidecarError as exc:
+        fail(exc)
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "dry_run": dry_run}, indent=2))
     else:

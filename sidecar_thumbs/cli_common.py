@@ -7,7 +7,6 @@ The commands themselves live in ``cli`` (one-off commands), ``cli_daemon`` (watc
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -129,7 +128,18 @@ def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = Fa
 
 
 def roots_for(paths: tuple[Path, ...], settings: Settings) -> list[str]:
-    roots = [os.path.abspath(p) for p in paths] or [os.path.abspath(r) for r in settings.roots]
-    if not roots:
+    """The roots to work on, canonical: ``lib`` and a link to it, or a root inside another, count once."""
+    from sidecar_thumbs.wiring import roots_from
+
+    if not paths and not settings.roots:
         raise click.UsageError("no PATH given and SIDECAR_THUMBS_ROOTS is not set")
-    return roots
+    return roots_from(paths, settings)
+
+
+def mass_missing_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--allow-mass-missing",
+        is_flag=True,
+        help="Believe a root that lists no models, or lost more than SIDECAR_THUMBS_MASS_MISSING_SHARE of them "
+        "at once: the models were really deleted (without it such a root counts as offline, exit 1).",
+    )(f)

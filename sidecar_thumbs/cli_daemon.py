@@ -14,6 +14,7 @@ from sidecar_thumbs import api
 from sidecar_thumbs.cli_common import (
     fail,
     log_level,
+    mass_missing_option,
     pool_options,
     render_options,
     roots_for,
@@ -45,16 +46,19 @@ from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
     help="Seconds between full rescans that catch missed events; 0 disables "
     "[SIDECAR_THUMBS_RESCAN_INTERVAL, default 600].",
 )
+@mass_missing_option
 @pool_options
 @render_options
 @click.pass_context
-def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) -> None:
+def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, allow_mass_missing: bool, **opts: Any) -> None:
     """Run the daemon: watch ROOTS, render new and changed models, keep the database current.
 
     ROOTS default to SIDECAR_THUMBS_ROOTS. Events mark files; a sweep every 2 s hands pending files
     to the workers; a full rescan every 10 min catches events that never came. SIGTERM/Ctrl-C stop
     after the running renders (a second signal stops at once); a restart continues where it stopped.
-    Only one daemon may run per database.
+    Only one daemon may run per database. A root that is absent, unmounted or suddenly empty is
+    offline: the daemon waits for it (status shows since when) and watches and rescans it when it is
+    back; with --once it exits 1 instead. --allow-mass-missing counts for the start-up scan only.
 
     Example: sidecar-thumbs watch /Volumes/3D-Files/3D-Models
     """
@@ -66,7 +70,7 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
     setup_logging(log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
     dirs = roots_for(roots, settings)
     try:
-        failed = api.watch(settings, roots=dirs, once=once, handle_signals=True)
+        failed = api.watch(settings, roots=dirs, once=once, handle_signals=True, allow_mass_missing=allow_mass_missing)
     except SidecarError as exc:
         fail(exc)
     # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
@@ -117,6 +121,10 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
         )
     d = report.daemon
     click.echo(f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running")
+    for i, r in enumerate(report.roots):
+        head = "roots     " if i == 0 else "          "
+        state = "online" if r.online else f"offline since {format_since(r.since)}: {r.reason}"
+        click.echo(f"{head}{r.path}: {state}")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
     click.echo(f"models    {report.total}: {counts}")
     eta = format_duration(report.eta_s) if report.eta_s is not None else "-"

@@ -148,6 +148,13 @@ class Settings:
         _extensions,
     )  # fmt: skip
     busy_timeout_ms: int = _setting(5000, "Milliseconds a database writer waits for a lock", "Storage", _between(0))
+    mass_missing_share: float = _setting(
+        0.5, "A walk that finds more than this share of a root's known models gone (and at least "
+        "MASS_MISSING_MIN) takes the root for offline, not the models for deleted", "Storage", _between(0, 1),
+    )  # fmt: skip
+    mass_missing_min: int = _setting(
+        100, "Fewest models a walk must lose at once before the share above is applied", "Storage", _between(1)
+    )
 
     workers: int = _setting(
         None, "Render processes; 0 renders inline in this process (debugging, tests)", "Work", _between(0),

@@ -16,19 +16,21 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
 from sidecar_thumbs.discover import WalkProblem
-from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
+from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, RootOfflineError, SidecarError
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration
+from sidecar_thumbs.root_states import RootChange, RootStates
+from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, offline_error
 from sidecar_thumbs.scan import reconcile
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -55,6 +57,8 @@ class DaemonConfig:
     polling: bool = False
     once: bool = False  # burst mode: rescan, render everything pending, exit
     durable: bool = True
+    # When a walk's losses are believed; ``allowed`` (--allow-mass-missing) counts for the start-up scan only.
+    guard: MassMissingGuard = field(default_factory=MassMissingGuard)
 
 
 @dataclass
@@ -86,6 +90,10 @@ class Daemon:
         self.queue = EventQueue()
         self.settler = Settler(config.settle)
         self.watcher: Watcher | None = None
+        # Roots are volumes (see roots.py): each is online or offline, checked with a stat every sweep.
+        self.roots = canonical_roots(config.roots)
+        self.root_states = RootStates(self.roots, db)
+        self._due_rescans: set[str] = set()  # roots back online (or watched anew) to rescan
         self.stop_requests = 0
         self._stop_at: float | None = None
         self._buffer: list[ModelRow] = []  # claimed, not yet submitted
@@ -93,7 +101,7 @@ class Daemon:
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
         self.failed_total = 0
-        self.changes = ChangeTracker(db, self.settler)
+        self.changes = ChangeTracker(db, self.settler, is_gone=self.root_states.is_gone)
         self.pipeline: Pipeline | None = None
 
     # -- control ---------------------------------------------------------------------------------
@@ -135,11 +143,15 @@ class Daemon:
             back = self.db.release_claims()
             if back:
                 log.info("resuming: %d models caught mid-render are pending again", back)
+            self.root_states.start(believe_empty=cfg.guard.allowed)
+            if cfg.once and self.root_states.offline():
+                raise offline_error(self.root_states)
             self._remove_stale_temp_files()
             if not cfg.once:
-                self.watcher = Watcher(cfg.roots, self.queue, polling=cfg.polling)
+                self.watcher = Watcher(self.root_states.online(), self.queue, polling=cfg.polling)
                 self.watcher.start()
-                log.info("watching %s with %s", ", ".join(cfg.roots), self.watcher.kind)
+                watched = ", ".join(self.watcher.attached) or "nothing yet (every root is offline)"
+                log.info("watching %s with %s", watched, self.watcher.kind)
             # Workers start (and warm numba) while the start-up scan walks the library.
             executor = self.make_executor()
             self.pipeline = Pipeline(
@@ -149,6 +161,7 @@ class Daemon:
                 timeout=cfg.timeout,
                 durable=cfg.durable,
                 on_outcome=self._on_outcome,
+                is_gone=self.root_states.is_gone,
             )
             try:
                 self._rescan(initial=True)
@@ -183,6 +196,7 @@ class Daemon:
         next_sweep = now
         next_rescan = now + cfg.rescan_interval if cfg.rescan_interval > 0 else float("inf")
         next_watch_check = now + WATCHDOG_CHECK_EVERY
+        next_root_check = now + cfg.sweep_interval
         next_log = now + LOG_EVERY
         while True:
             now = time.monotonic()
@@ -198,6 +212,10 @@ class Daemon:
             self.queue.wake.clear()
             try:
                 marked = self._handle_events(self.queue.drain(), now)
+                if now >= next_root_check and not cfg.once:
+                    self._check_roots()
+                    next_root_check = now + cfg.sweep_interval
+                marked += self._rescan_due()
                 marked += self.changes.ingest(self.settler.due(now))
                 self.changes.remove_due_sidecars(now)
                 if now >= next_rescan:
@@ -216,7 +234,8 @@ class Daemon:
                 log.warning("%s; trying again at the next sweep", exc.message)
                 next_sweep = time.monotonic() + cfg.sweep_interval
             if now >= next_watch_check and self.watcher is not None:
-                self.watcher.ensure_alive()
+                # A watch that died or went blind with its volume: what changed meanwhile sent no events.
+                self._due_rescans.update(self.watcher.ensure_alive())
                 next_watch_check = now + WATCHDOG_CHECK_EVERY
             if now >= next_log:
                 self._log_progress(now)
@@ -246,10 +265,11 @@ class Daemon:
         if not self._buffer:
             if self.db.dam is not None:
                 # The asset manager's table is a source of work too: unflagged rows are queued.
-                sync_dam(self.db, full=False, roots=self.config.roots)
+                sync_dam(self.db, full=False, roots=self.roots)
             # Attached, the asset manager may list models outside the watched roots: claim them too.
-            roots = None if self.db.dam is not None else list(self.config.roots)
-            batch = self.db.claim(self.config.batch_size, roots=roots)
+            # Never under an offline root: those rows wait for their volume, untouched.
+            roots = None if self.db.dam is not None else self.root_states.online()
+            batch = self.db.claim(self.config.batch_size, roots=roots, exclude=self.root_states.offline())
             batch.reverse()  # pop() from the end keeps the claim order
             self._buffer = batch
 
@@ -268,20 +288,35 @@ class Daemon:
 
     # -- rescans and housekeeping -------------------------------------------------------------------
 
-    def _rescan(self, initial: bool = False) -> int:
+    def _rescan(self, initial: bool = False, roots: Sequence[str] | None = None) -> int:
+        """Walk the online roots (or ``roots``) and record what changed; returns how many to render."""
         t0 = time.monotonic()
         self.db.check_file(deep=not initial)
         problems: list[WalkProblem] = []
-        plan, _, found = reconcile(list(self.config.roots), self.db, problems=problems)
+        what = "start-up scan" if initial else "rescan" if roots is None else f"rescan of {', '.join(roots)}"
+        if roots is None:
+            # Roots offline by a walk's verdict are walked again: only a walk can bring them back.
+            roots = self.root_states.walkable()
+        if not roots:
+            return 0
+        guard = self.config.guard if initial else replace(self.config.guard, allowed=False)
+        plan, _, found, offline = reconcile(roots, self.db, problems=problems, guard=guard, strict=self.config.once)
+        went = {s.root for s in offline}
+        for state in offline:
+            self._apply(self.root_states.set(state))
+        for root in roots:
+            if root not in went and not self.root_states[root].online:  # a walk believed again: back
+                self._apply(self.root_states.set(check_root(root)), rescan=False)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
         todo = sum(s.needs_render for s in plan.states) + plan.extras_requeued
         log.info(
-            "%s: %d models, %d new, %d changed, %d missing; %d to render (%.2f s)",
-            "start-up scan" if initial else "rescan",
+            "%s: %d models, %d new, %d changed, %d healed, %d missing; %d to render (%.2f s)",
+            what,
             found,
             plan.new,
             plan.changed,
+            plan.healed,
             len(plan.missing),
             todo,
             time.monotonic() - t0,
@@ -289,7 +324,7 @@ class Daemon:
         for problem in problems[:20]:
             log.warning("cannot look at %s: %s", problem.path, problem.reason)
         if self.db.dam is not None:
-            synced = sync_dam(self.db, full=True, roots=self.config.roots)
+            synced = sync_dam(self.db, full=True, roots=self.roots)
             todo += synced.queued
             if synced.queued or synced.reflagged or synced.unresolved:
                 log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable",
@@ -302,9 +337,52 @@ class Daemon:
         # We hold the lock: no other coordinator writes here. A temp file of ours older than a few
         # seconds belongs to a write that was killed (a sidecar write takes milliseconds; the margin
         # is for a one-off `render` writing beside us at this very moment).
-        removed = len(clean(list(self.config.roots), temp_only=True, temp_age=10.0).temp_removed)
+        online = self.root_states.online()
+        try:
+            removed = len(clean(online, temp_only=True, temp_age=10.0).temp_removed) if online else 0
+        except RootOfflineError as exc:  # went offline since it was checked: the next start cleans
+            log.info("temp-file cleanup skipped: %s", exc.message)
+            return
         if removed:
             log.info("removed %d temp files left by an interrupted run", removed)
+
+    # -- roots: online / offline ----------------------------------------------------------------------
+
+    def _check_roots(self) -> None:
+        """The per-sweep look at the roots."""
+        for change in self.root_states.check():
+            self._apply(change)
+        if self.pipeline is not None:
+            held = self.pipeline.take_unreachable()
+            if held:  # renders whose volume went away mid-render: pending again, claimed once it is back
+                self.db.release_claims(held)
+
+    def _apply(self, change: RootChange | None, *, rescan: bool = True) -> None:
+        """Act on a root's change: detach the watch of a root that went; watch a root that is back anew (a
+        remounted volume is a new folder, the old watch is blind) and have it rescanned by stat."""
+        if change is None:
+            return
+        root = change.state.root
+        if self.watcher is not None:
+            self.watcher.detach(root)
+        if not change.back:
+            self.changes.forget_under(root)
+            self._due_rescans.discard(root)
+            return
+        if self.watcher is not None:
+            self.watcher.attach(root)
+        if rescan:
+            self._due_rescans.add(root)
+
+    def _rescan_due(self) -> int:
+        """Rescan the roots that came back or were watched anew (kept due until a rescan went through,
+        e.g. past a lock the asset manager held). Returns how many rows were marked for rendering."""
+        marked = 0
+        for root in list(self._due_rescans):
+            if self.root_states[root].online:
+                marked += self._rescan(roots=[root])
+            self._due_rescans.discard(root)
+        return marked
 
     # -- logs ------------------------------------------------------------------------------------
 

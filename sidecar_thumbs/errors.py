@@ -105,3 +105,7 @@ class DatabaseLockedError(DatabaseError):
 
 class LockedError(RunError):
     """another sidecar-thumbs daemon already holds the lock on this database"""
+
+
+class RootOfflineError(RunError):
+    """a library root is offline (absent, unmounted, unreadable or suddenly empty); nothing was marked missing"""

@@ -19,6 +19,7 @@ from enum import StrEnum
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.freshness import Verdict, check_freshness
 from sidecar_thumbs.models import ModelRow, ModelStatus, ThumbSource
+from sidecar_thumbs.roots import canonical_roots, present_by_root, require_online
 from sidecar_thumbs.sidecar import SidecarInfo, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
@@ -172,11 +173,16 @@ def collect_gallery(
         expected_settings: The current thumbnail settings string; sidecars made with others are stale.
         on_entry: Called with each entry as it is made (progress).
 
+    Raises:
+        RootOfflineError: a root is offline (absent, unreadable, unmounted, or empty while the database
+            holds models under it).
+
     Returns:
         The gallery, entries sorted by folder, then name (case-insensitive).
     """
-    roots = [os.path.abspath(r) for r in roots]
+    roots = canonical_roots(roots)
     rows: dict[str, ModelRow] = db.rows_under(roots) if db is not None else {}
+    require_online(roots, known=present_by_root(rows, roots))  # an absent root is an error, not an empty page
     problems: list[WalkProblem] = []
     entries: list[GalleryEntry] = []
     for f in iter_model_files(roots, on_problem=problems.append):

@@ -45,6 +45,7 @@ class OutcomeKind(StrEnum):
     FAILED = "failed"  # with a reason (``Outcome.error``)
     REQUEUED = "requeued"  # it changed during the render: pending again, not a failure
     MISSING = "missing"  # deleted after it was found
+    UNREACHABLE = "unreachable"  # its volume went away: still claimed, released once the root's state is known
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class Pipeline:
         writer_threads: int = 4,
         on_outcome: Callable[[Outcome], None] | None = None,
         map_path: Callable[[str], str] | None = None,
+        is_gone: Callable[[str], bool] | None = None,
     ) -> None:
         self.db = db
         self.executor = executor
@@ -110,6 +112,11 @@ class Pipeline:
         self.durable = durable
         self.on_outcome = on_outcome
         self.map_path = map_path or (lambda p: p)
+        # Whether a model that cannot be found was deleted (its row becomes missing) or only cannot be
+        # reached now — its volume went away mid-run (:func:`.roots.model_is_gone`): then the row is held
+        # and goes back to pending, its flags untouched.
+        self.is_gone = is_gone or (lambda p: not os.path.lexists(p))
+        self.unreachable: list[str] = []
         self._writers = cf.ThreadPoolExecutor(max_workers=writer_threads, thread_name_prefix="sidecar-writer")
         self._done: list[RenderDone] = []
         self._failed: list[RenderFailed] = []
@@ -186,9 +193,10 @@ class Pipeline:
             time.sleep(0.5)  # the database is locked by another process: wait a little for it
             self._flush()
         back = [*self._claimed, *(r.path for r in extra)]
+        held = self.take_unreachable()  # counted as requeued when they came back
         self._claimed.clear()
-        if back:
-            self.db.release_claims(back)
+        if back or held:
+            self.db.release_claims(back + held)
         self.stats.requeued += len(back)
         return len(back)
 
@@ -223,6 +231,8 @@ class Pipeline:
 
     def _take(self, committed: tuple[Outcome, list[_Record]], stats: RunStats) -> None:
         outcome, records = committed
+        if outcome.kind is OutcomeKind.UNREACHABLE:
+            self.unreachable.append(outcome.path)
         for rec in records:
             if isinstance(rec, RenderDone):
                 self._done.append(rec)
@@ -240,7 +250,7 @@ class Pipeline:
                 stats.embedded += 1
             else:
                 stats.rendered += 1
-        elif outcome.kind is OutcomeKind.REQUEUED:
+        elif outcome.kind in (OutcomeKind.REQUEUED, OutcomeKind.UNREACHABLE):
             stats.requeued += 1
         elif outcome.kind is OutcomeKind.MISSING:
             stats.missing += 1
@@ -268,7 +278,7 @@ class Pipeline:
         path = row.path
         if not result.ok:
             if result.transient and not os.path.lexists(path):
-                return Outcome(path, OutcomeKind.MISSING), [path]  # deleted after discovery
+                return self._vanished(path)  # deleted after discovery, or its volume went away
             reason = result.error or "failed"
             records: list[_Record] = []
             failed_hash = row.hash
@@ -299,7 +309,7 @@ class Pipeline:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            return Outcome(path, OutcomeKind.MISSING), [path]
+            return self._vanished(path)
         except OSError as exc:
             reason = f"cannot stat: {exc.strerror}"
             return Outcome(path, OutcomeKind.FAILED, error=reason, transient=True), [
@@ -332,6 +342,17 @@ class Pipeline:
             )
         )
         return Outcome(path, OutcomeKind.DONE, source=result.source, render_ms=result.render_ms), records
+
+    def _vanished(self, path: str) -> tuple[Outcome, list[_Record]]:
+        if self.is_gone(path):
+            return Outcome(path, OutcomeKind.MISSING), [path]
+        return Outcome(path, OutcomeKind.UNREACHABLE), []
+
+    def take_unreachable(self) -> list[str]:
+        """Rows whose model could not be reached (its root went offline): still claimed; the caller
+        releases them (to pending) once it knows the root's state, so they are not claimed in a loop."""
+        out, self.unreachable = self.unreachable, []
+        return out
 
     # -- database ---------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ and a comparison.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import os
 import threading
 import time
@@ -23,7 +24,18 @@ from sidecar_thumbs.formats import EXTRA_MODULES, extra_available
 from sidecar_thumbs.freshness import check_freshness
 from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone, ThumbSource
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_name_for, sidecar_path_for
+from sidecar_thumbs.roots import (
+    MassMissingGuard,
+    RootState,
+    canonical_roots,
+    check_root,
+    model_is_gone,
+    offline_error,
+    present_by_root,
+    root_identity,
+    root_of,
+)
+from sidecar_thumbs.sidecar import SidecarInfo, read_sidecar, sidecar_name_for, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
@@ -43,6 +55,7 @@ class Plan:
     new: int = 0
     changed: int = 0
     touched: int = 0  # gate moved, content the same
+    healed: int = 0  # of unchanged + touched: rows marked missing whose model is back with a matching sidecar
     hashed: int = 0
     hash_failures: list[tuple[str, str]] = field(default_factory=list)
     extras_requeued: int = 0  # failed for a missing optional extra that is installed now: pending again
@@ -57,6 +70,7 @@ class ScanSummary:
     new: int = 0
     changed: int = 0
     touched: int = 0
+    healed: int = 0
     hashed: int = 0
     missing: int = 0
     rendered: int = 0
@@ -83,6 +97,7 @@ class ScanSummary:
             "new": self.new,
             "changed": self.changed,
             "touched": self.touched,
+            "healed": self.healed,
             "hashed": self.hashed,
             "missing": self.missing,
             "rendered": self.rendered,
@@ -137,6 +152,14 @@ def plan_changes(
                 plan.states.append(FileState(f.path, f.size, f.mtime_ns, None, needs_render=True))
         elif row.size != f.size or row.mtime_ns != f.mtime_ns or row.hash is None:
             to_hash.append((f, row))
+        elif row.status is ModelStatus.MISSING and not force:
+            # Back after being marked missing: the row heals without a render when its sidecar still
+            # shows this content; only a sidecar that does not is rendered again.
+            heals = _sidecar_matches(f, row.hash)
+            plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, needs_render=not heals))
+            plan.healed += heals  # counted as unchanged too (healed, like touched, says more about some)
+            plan.unchanged += heals
+            plan.changed += not heals
         elif force or _needs_render(row, f.path, f.has_sidecar):
             plan.changed += 1
             plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, needs_render=True))
@@ -154,20 +177,30 @@ def _needs_render(row: PlanRow, path: str, listed: bool | None = None) -> bool:
         return True
     if row.status is ModelStatus.FAILED:
         return False  # deterministic failures wait for a content change (or --retry-failed)
-    if row.status is ModelStatus.MISSING:
-        return not _sidecar_present(path, listed)
     return not (row.has_thumbnail and _sidecar_present(path, listed))
+
+
+def _listed_sidecar(f: FoundFile) -> SidecarInfo | None:
+    """What the model's sidecar says of itself, or None when there is none (the walk's listing saves
+    the lstat when it saw none)."""
+    if f.has_sidecar is False:
+        return None
+    sidecar = sidecar_path_for(f.path)
+    return read_sidecar(sidecar) if os.path.lexists(sidecar) else None
+
+
+def _sidecar_matches(f: FoundFile, content_hash: str | None) -> bool:
+    """Whether the model's sidecar is ours and shows this content (for a row marked missing that is
+    back: a volume that was away, or a row an earlier version marked missing while it was offline)."""
+    info = _listed_sidecar(f)
+    # The house's one freshness rule; no hashing here: the row's hash stands for the content it saw.
+    return check_freshness(f.path, f.size, f.mtime_ns, info, known_hash=content_hash, hasher=None).fresh
 
 
 def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
     """A model new to the database may already have a fresh sidecar of ours (the database was
     lost, or another machine made it): record it instead of rendering again."""
-    if f.has_sidecar is False:
-        return None
-    sidecar = sidecar_path_for(f.path)
-    if not os.path.lexists(sidecar):
-        return None
-    info = read_sidecar(sidecar)
+    info = _listed_sidecar(f)
     # Any settings, and no hashing: only a sidecar made from exactly this size and mtime is adopted.
     fresh = check_freshness(f.path, f.size, f.mtime_ns, info, hasher=None).fresh
     if info is None or info.content_hash is None or not fresh:
@@ -192,7 +225,11 @@ def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool)
             plan.hashed += 1
             if digest == row.hash and not force:
                 plan.touched += 1
-                needs = _needs_render(row, f.path, f.has_sidecar) if row.status is not ModelStatus.FAILED else False
+                if row.status is ModelStatus.MISSING:
+                    needs = not _sidecar_matches(f, digest)
+                    plan.healed += not needs
+                else:
+                    needs = _needs_render(row, f.path, f.has_sidecar) if row.status is not ModelStatus.FAILED else False
                 plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=needs))
             else:
                 plan.changed += 1
@@ -200,28 +237,69 @@ def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool)
 
 
 def reconcile(
-    roots: Sequence[str], db: StateDB, *, force: bool = False, problems: list[WalkProblem] | None = None
-) -> tuple[Plan, dict[str, PlanRow], int]:
+    roots: Sequence[str],
+    db: StateDB,
+    *,
+    force: bool = False,
+    problems: list[WalkProblem] | None = None,
+    guard: MassMissingGuard | None = None,
+    strict: bool = False,
+) -> tuple[Plan, dict[str, PlanRow], int, list[RootState]]:
     """Walk ``roots``, compare with the database and record the differences (no rendering).
 
-    New and changed files become pending; vanished ones missing. This is the whole of a rescan: the
-    daemon runs it at start and every rescan interval as the safety net for events that never came.
+    New and changed files become pending; vanished ones missing — but only under a root that is online
+    (:mod:`.roots`): an offline root is not walked, and a walk that lists nothing or loses too many models
+    at once marks nothing missing. This is the whole of a rescan: the daemon runs it at start and every
+    rescan interval as the safety net for events that never came.
+
+    Args:
+        guard: when a walk's losses are believed.
+        strict: raise :class:`~.errors.RootOfflineError` when a root is offline, before writing anything
+            (one-off commands); otherwise record what the online roots hold and report the rest.
 
     Returns:
-        (the plan, the rows as they were before, how many model files were found).
+        (the plan, the rows as they were before, how many model files were found, the offline roots).
     """
     problems = problems if problems is not None else []
-    found = list(iter_model_files(roots, on_problem=problems.append))
-    rows = db.plan_rows_under(roots)
+    guard = guard or MassMissingGuard()
+    rows: dict[str, PlanRow] = {}
+    found: list[FoundFile] = []
+    walked: list[tuple[str, int, int]] = []  # (root, models found, rows present before)
+    offline: list[RootState] = []
+    for root in canonical_roots(roots):
+        under = db.plan_rows_under([root])
+        known = present_by_root(under, [root]).get(root, 0)
+        state = check_root(root, known=0 if guard.allowed else known)
+        if not state.online:
+            offline.append(state)
+            continue
+        before = len(found)
+        found.extend(iter_model_files([root], on_problem=problems.append))
+        rows.update(under)
+        walked.append((root, len(found) - before, known))
+    if strict and offline:
+        raise offline_error(offline)
     plan = plan_changes(found, rows, force=force)
+    gone: dict[str, list[str]] = {}
+    for p in plan.missing:
+        gone.setdefault(root_of(p, [w[0] for w in walked]) or "", []).append(p)
+    for root, n_found, known in walked:
+        verdict = guard.verdict(root, found=n_found, known=known, missing=len(gone.get(root, ())))
+        if verdict is not None:
+            offline.append(verdict)
+            gone.pop(root, None)  # a volume half there: its absent models are not deleted ones
+    plan.missing = [p for paths in gone.values() for p in paths]
+    if strict and offline:
+        raise offline_error(offline)
     problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
     if plan.states:
         db.upsert_files(plan.states)
     if plan.missing:
         db.mark_missing(plan.missing)
     installed = [extra for extra in EXTRA_MODULES if extra_available(extra)]
-    plan.extras_requeued = db.requeue_missing_extras(installed, roots)
-    return plan, rows, len(found)
+    if walked:  # only under roots that are online: an offline volume's files cannot be read now
+        plan.extras_requeued = db.requeue_missing_extras(installed, [w[0] for w in walked])
+    return plan, rows, len(found), offline
 
 
 def scan(
@@ -239,6 +317,7 @@ def scan(
     on_plan: Callable[[Plan, int], None] | None = None,
     stop: threading.Event | None = None,
     mark_only: bool = False,
+    guard: MassMissingGuard | None = None,
 ) -> ScanSummary:
     """Scan ``roots`` once and render everything that needs it.
 
@@ -251,17 +330,20 @@ def scan(
         on_plan: called with the plan and the number of rows to render, before rendering starts.
         stop: set it (e.g. from a signal handler) to stop starting new renders.
         mark_only: only record what needs rendering (a running daemon renders it).
+        guard: when a walk's losses are believed; a root found offline raises
+            :class:`~.errors.RootOfflineError` and nothing is written.
 
     Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
     are committed and unfinished rows go back to pending, so the next scan continues from there.
     """
     t0 = time.monotonic()
     summary = ScanSummary()
-    roots = [os.path.abspath(r) for r in roots]
-    plan, rows, found = reconcile(roots, db, force=force, problems=summary.problems)
+    roots = canonical_roots(roots)
+    # A one-off scan stops at an offline root (exit 1) before it writes anything.
+    plan, rows, found, _ = reconcile(roots, db, force=force, problems=summary.problems, guard=guard, strict=True)
     summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
-    summary.touched, summary.hashed = plan.touched, plan.hashed
+    summary.touched, summary.hashed, summary.healed = plan.touched, plan.hashed, plan.healed
     summary.missing = len(plan.missing)
     if retry_failed:
         db.retry_failed(roots)
@@ -292,7 +374,17 @@ def scan(
         return summary
     t_render = time.monotonic()
     executor = make_executor()
-    pipeline = Pipeline(db, executor, options, timeout=timeout, durable=durable, on_outcome=on_outcome)
+    # A model that vanishes mid-run is deleted only if its volume is still the one walked.
+    identities = {r: root_identity(r) for r in roots}
+    pipeline = Pipeline(
+        db,
+        executor,
+        options,
+        timeout=timeout,
+        durable=durable,
+        on_outcome=on_outcome,
+        is_gone=functools.partial(model_is_gone, identities=identities),
+    )
     try:
         pipeline.run(ClaimSource(db, batch_size, roots, stop), stop)
     except KeyboardInterrupt:

@@ -233,6 +233,33 @@ class StateDB(SQLiteDB):
         sql = f"SELECT {_COLUMNS} FROM st_models WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?"
         return [_row(t) for t in self._read(sql, (limit,))]
 
+    def present_under(self, root: str) -> int:
+        """Rows at or under ``root`` that are not missing: what a walk of it should find."""
+        where, params = under_ranges(root)
+        sql = f"SELECT count(*) FROM st_models WHERE status != 'missing' AND ({where})"
+        return int(self._read(sql, params)[0][0])
+
+    def root_states(self) -> list[tuple[str, bool, str | None, float]]:
+        """Each root the daemon knows: (path, online, reason when offline, since when)."""
+        rows = self._read("SELECT path, online, reason, since FROM st_roots ORDER BY path")
+        return [(_path_from_db(p), bool(on), reason, since) for p, on, reason, since in rows]
+
+    def set_root_state(self, root: str, online: bool, reason: str | None, now: float | None = None) -> None:
+        """Record a root's state; ``since`` moves only when the state changes."""
+        now = _now(now)
+        sql = (
+            "INSERT INTO st_roots (path, online, reason, since) VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE"
+            " SET reason = excluded.reason, since = CASE WHEN online = excluded.online THEN since"
+            " ELSE excluded.since END, online = excluded.online"
+        )
+        self._write(lambda c: c.execute(sql, (_path_to_db(root), int(online), reason, now)))
+
+    def forget_roots_except(self, roots: Sequence[str]) -> None:
+        """Drop the recorded state of roots no longer watched (the daemon's roots changed)."""
+        keep = json.dumps([_path_to_db(r) for r in roots])
+        sql = "DELETE FROM st_roots WHERE path NOT IN (SELECT value FROM json_each(?))"
+        self._write(lambda c: c.execute(sql, (keep,)))
+
     def get_meta(self, key: str) -> str | None:
         """A value from ``st_meta``, or None."""
         rows = self._read("SELECT value FROM st_meta WHERE key = ?", (key,))
@@ -284,17 +311,26 @@ class StateDB(SQLiteDB):
 
         self._write(work)
 
-    def claim(self, limit: int, now: float | None = None, roots: Sequence[str] | None = None) -> list[ModelRow]:
+    def claim(
+        self,
+        limit: int,
+        now: float | None = None,
+        roots: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[ModelRow]:
         """Atomically hand out up to ``limit`` claimable rows, oldest first, as ``rendering``.
 
         Claimable: ``pending`` with ``next_attempt_at`` NULL or due, and transient ``failed`` rows whose
-        back-off is due. Only rows at or under ``roots`` when given.
+        back-off is due. Only rows at or under ``roots`` when given, and none under ``exclude``.
 
         Returns:
             The claimed rows as they are after the claim, oldest first.
         """
         now = _now(now)
         where, root_params = ("1", []) if roots is None else _roots_clause(roots)
+        if exclude:  # roots that are offline: their rows wait, unclaimed
+            not_where, not_params = _roots_clause(exclude)
+            where, root_params = f"({where}) AND NOT ({not_where})", [*root_params, *not_params]
         pick = (
             f"SELECT id FROM st_models WHERE {_CLAIMABLE} AND ({where})"
             " ORDER BY coalesce(next_attempt_at, updated_at), id LIMIT ?"

@@ -11,7 +11,20 @@ from sidecar_thumbs.lock import LockHolder, read_lock_holder
 from sidecar_thumbs.models import ModelStatus
 from sidecar_thumbs.state import StateDB
 
-__all__ = ["StatusReport", "collect_status"]
+__all__ = ["RootReport", "StatusReport", "collect_status"]
+
+
+@dataclass(frozen=True)
+class RootReport:
+    """A daemon root's state as the daemon last recorded it (written when it changes)."""
+
+    path: str
+    online: bool
+    reason: str | None
+    since: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "online": self.online, "reason": self.reason, "since": self.since}
 
 
 @dataclass
@@ -25,6 +38,7 @@ class StatusReport:
     failures: list[dict[str, object]] = field(default_factory=list)
     daemon: LockHolder | None = None
     dam: dict[str, object] | None = None  # the asset manager's table, when attached
+    roots: list[RootReport] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -39,6 +53,7 @@ class StatusReport:
             if self.daemon is None
             else {"pid": self.daemon.pid, "since": self.daemon.since, "host": self.daemon.host},
             "asset_manager": self.dam,
+            "roots": [r.as_dict() for r in self.roots],
         }
 
 
@@ -59,6 +74,7 @@ def collect_status(
         counts = {s.value: n for s, n in db.counts().items()}
         for s in ModelStatus:
             counts.setdefault(s.value, 0)
+        roots = [RootReport(*r) for r in db.root_states()]
         backlog = db.backlog()
         rate = db.rate(60.0)
         fails: list[dict[str, object]] = [
@@ -77,6 +93,7 @@ def collect_status(
         failures=fails,
         daemon=read_lock_holder(database),
         dam=dam_info,
+        roots=roots,
     )
 
 

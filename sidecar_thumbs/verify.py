@@ -14,6 +14,14 @@ from enum import StrEnum
 from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files
 from sidecar_thumbs.freshness import Verdict, check_freshness
 from sidecar_thumbs.models import ModelRow, ModelStatus
+from sidecar_thumbs.roots import (
+    MassMissingGuard,
+    canonical_roots,
+    offline_error,
+    present_by_root,
+    require_online,
+    root_of,
+)
 from sidecar_thumbs.sidecar import is_sidecar_name, model_name_for_sidecar, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
@@ -141,22 +149,39 @@ def _dam_flags(db: StateDB | None, roots: Sequence[str]) -> dict[str, bool]:
     return out
 
 
-def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings: str | None = None) -> VerifyReport:
+def verify(
+    roots: Sequence[str],
+    *,
+    db: StateDB | None = None,
+    expected_settings: str | None = None,
+    guard: MassMissingGuard | None = None,
+) -> VerifyReport:
     """Check every model and sidecar under ``roots`` (and the database rows there, if given).
 
     Args:
         roots: folders to check.
         db: the state database, or None to work from the files alone.
         expected_settings: the current thumbnail settings string; sidecars made with others are stale.
+        guard: when a walk's losses are believed.
+
+    Raises:
+        RootOfflineError: a root is offline (see :mod:`.roots`): its rows would all read as vanished and
+            ``--fix`` would mark them missing and clear the asset manager's flags.
     """
-    roots = [os.path.abspath(r) for r in roots]
+    roots = canonical_roots(roots)
+    guard = guard or MassMissingGuard()
     report = VerifyReport()
     rows: dict[str, ModelRow] = db.rows_under(roots) if db is not None else {}
+    known = present_by_root(rows, roots)
+    require_online(roots, known=known, allow_mass_missing=guard.allowed)
     dam_flags = _dam_flags(db, roots)
     models: set[str] = set()
+    found_by_root: dict[str, int] = {}
     for f in iter_model_files(roots, on_problem=report.walk_problems.append):
         report.models += 1
         models.add(f.path)
+        r = root_of(f.path, roots) or ""
+        found_by_root[r] = found_by_root.get(r, 0) + 1
         problem = _check_model(f, expected_settings)
         row = rows.get(f.path)
         dam_flag = dam_flags.pop(f.path, None)
@@ -179,8 +204,11 @@ def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings
             report.problems.append(
                 Problem(ProblemKind.FLAG, f.path, f"flagged as with thumbnail, but {problem.kind.value}")
             )
+    vanished: dict[str, int] = {}
     for path, row in rows.items():
         if path not in models and row.status is not ModelStatus.MISSING and not os.path.lexists(path):
+            r = root_of(path, roots) or ""
+            vanished[r] = vanished.get(r, 0) + 1
             report.problems.append(
                 Problem(
                     ProblemKind.VANISHED,
@@ -188,6 +216,13 @@ def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings
                     f"database row ({row.status.value}) for a model no longer on disk",
                 )
             )
+    verdicts = [
+        v
+        for r in roots
+        if (v := guard.verdict(r, found=found_by_root.get(r, 0), known=known.get(r, 0), missing=vanished.get(r, 0)))
+    ]
+    if verdicts:
+        raise offline_error(verdicts)
     for path, flag in dam_flags.items():  # listed by the asset manager, no model on disk
         if flag and not os.path.lexists(path):
             report.problems.append(Problem(ProblemKind.DAM_FLAG, path, "asset manager says with thumbnail; no model"))

@@ -71,17 +71,20 @@ def executor_for(settings: Settings, options: ThumbnailOptions, *, workers: int 
 
 
 def roots_from(paths: PathArg | Sequence[PathArg], settings: Settings) -> list[str]:
-    """Absolute folders to work on: ``paths``, or the configured roots when none are given; also makes
+    """Folders to work on, canonical: ``paths``, or the configured roots when none are given; also makes
     the settings' ``extensions`` what counts as a model from now on in this process.
 
     A single path (``"~/Models"``) is accepted as well as a list: a string is never split into letters.
+    Roots are real paths, so ``lib`` and a link to it, or a root inside another, count once.
 
     Raises:
         ConfigError: no path given and no roots configured.
     """
+    from sidecar_thumbs.roots import canonical_roots
+
     items: Sequence[PathArg] = [paths] if isinstance(paths, str | os.PathLike) else paths
-    roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in items]
-    roots = roots or [os.path.abspath(r) for r in settings.roots]
+    given = [os.path.expanduser(os.fspath(p)) for p in items] or [os.fspath(r) for r in settings.roots]
+    roots = canonical_roots(given)
     if not roots:
         raise ConfigError("no path given and SIDECAR_THUMBS_ROOTS is not set")
     # Every walk of the API starts here, so this is where the settings say what counts as a model
