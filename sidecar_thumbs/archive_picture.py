@@ -99,7 +99,9 @@ def _image_picture(archive: Archive, options: ThumbnailOptions) -> np.ndarray | 
             with Image.open(io.BytesIO(data)) as im:
                 if im.width * im.height > MAX_IMAGE_PIXELS:
                     continue
-            return _fit_embedded(data, options.render.size)
+            rgba = _fit_embedded(data, options.render.size)
+            if rgba is not None:  # None: a blank picture (one flat colour), never a thumbnail
+                return rgba
         except ArchiveBudgetError:
             raise  # the archive-wide budget is spent: the whole file is refused
         except Exception:  # a damaged entry, or not a picture Pillow can decode: try the next one

@@ -351,7 +351,9 @@ def test_a_model_reads_the_files_it_names_from_its_own_folder_of_the_archive(cor
 
 def test_an_undecodable_largest_picture_gives_way_to_the_next() -> None:
     small = io.BytesIO()
-    Image.new("RGB", (40, 20), (10, 200, 10)).save(small, "PNG")
+    picture = Image.new("RGB", (40, 20), (10, 200, 10))
+    picture.paste((200, 10, 10), (0, 0, 20, 20))  # two colours: a flat one counts as blank
+    picture.save(small, "PNG")
     thumb = _thumb(_zip([("images/big.png", b"\x89PNG not really" * 1000), ("images/ok.png", small.getvalue())]))
     assert thumb.source == "embedded" and _opaque(thumb.png).any()
 
@@ -364,3 +366,10 @@ def test_a_zip_whose_models_are_in_a_7z_waits_for_the_7z_extra(corpus: Path, mon
     monkeypatch.setitem(sys.modules, "py7zr", None)
     with pytest.raises(MissingExtraError, match=r"needs the \[7z\] extra"):
         _thumb(data)
+
+
+def test_a_blank_picture_is_never_an_archive_thumbnail() -> None:
+    flat = io.BytesIO()
+    Image.new("RGB", (40, 20), (10, 200, 10)).save(flat, "PNG")
+    with pytest.raises(NoGeometryError, match="no model or picture"):
+        _thumb(_zip([("images/flat.png", flat.getvalue())]))

@@ -7,6 +7,7 @@ import os
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
 from sidecar_thumbs.formats import ALL_SUFFIXES, format_for_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
 
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 
@@ -75,13 +76,20 @@ def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS)
     name = os.fspath(path)
     detect_format(name)
     try:
-        with open(name, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > limits.max_file_bytes:
-                raise LimitExceededError(f"file is {size} bytes, more than the limit of {limits.max_file_bytes} bytes")
-            data = f.read()
+        fd, st = open_regular(name)  # never a FIFO or device: they would block or never end
+    except (NotRegularFileError, LinkOutsideRootsError) as exc:
+        raise BadModelError(exc.strerror) from None
     except OSError as exc:
         raise TransientModelError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    try:
+        if st.st_size > limits.max_file_bytes:
+            cap = limits.max_file_bytes
+            raise LimitExceededError(f"file is {st.st_size} bytes, more than the limit of {cap} bytes")
+        data = read_fd(fd, st.st_size)
+    except OSError as exc:
+        raise TransientModelError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
     return load_mesh_bytes(data, name, limits)
 
 
