@@ -61,6 +61,22 @@ class LimitExceededError(BadModelError):
     """the model exceeds a configured cap"""
 
 
+class MissingExtraError(ModelError):
+    """reading this format needs an optional extra that is not installed"""
+
+    # Not transient (no back-off retries), not a bad file either: the row waits until the extra can be
+    # imported, then a scan or rescan makes it pending again (StateDB.requeue_missing_extras).
+
+    def __init__(self, extra: str) -> None:
+        self.extra = extra
+        super().__init__(missing_extra_reason(extra))
+
+
+def missing_extra_reason(extra: str) -> str:
+    """The recorded reason, also what the requeue query looks for: ``needs the [step] extra``."""
+    return f"needs the [{extra}] extra (pip install 'sidecar-thumbs[{extra}]')"
+
+
 class TransientModelError(ModelError):
     """the model file could not be read right now (busy or vanished); will retry"""
 

@@ -23,6 +23,7 @@ from sidecar_thumbs.errors import (
     TransientModelError,
 )
 from sidecar_thumbs.fingerprint import hash_bytes
+from sidecar_thumbs.formats import is_archive_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
 from sidecar_thumbs.mesh.siblings import SiblingReader, sibling_reader
 from sidecar_thumbs.mesh.slicer_picture import is_blank
@@ -203,6 +204,11 @@ def make_thumbnail_from_bytes(
         if picture is not None:
             rgba = _fit_embedded(picture.data, options.render.size)  # the finder already refused blank ones
             source = ThumbSource.EMBEDDED if rgba is not None else ThumbSource.RENDERED
+    if rgba is None and is_archive_name(name):
+        # An archive shows the models inside, each made by this same function (archive_picture.py).
+        from sidecar_thumbs.archive_picture import archive_picture
+
+        rgba, source, triangles = archive_picture(data, name, options)
     t1 = time.perf_counter()
     if rgba is None:
         try:

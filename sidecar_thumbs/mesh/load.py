@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
+from sidecar_thumbs.formats import ALL_SUFFIXES, format_for_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
 from sidecar_thumbs.mesh.siblings import SiblingReader, sibling_reader
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
@@ -14,34 +15,22 @@ from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, op
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
-_FORMATS = {
-    ".stl": "stl",
-    ".3mf": "3mf",
-    ".obj": "obj",
-    ".ply": "ply",
-    ".amf": "amf",
-    ".amf.xml": "amf",
-    ".gcode": "gcode",
-    ".bgcode": "bgcode",
-}
 
 
 def detect_format(name: str) -> str:
-    """``"stl"``, ``"3mf"``, ``"obj"``, ``"ply"``, ``"amf"``, ``"gcode"`` or ``"bgcode"`` from the file
-    name's extension, in any case (``.amf.xml`` is AMF too).
+    """The format name (``"stl"``, ``"3mf"``, ``"zip"``, ...) from the file name's extension, in any case
+    (``.amf.xml`` is AMF; a name that is only an extension, ``.stl``, is an STL too).
 
     Raises:
-        BadModelError: any other extension.
+        BadModelError: an extension that is no model format.
     """
-    # Not os.path.splitext: it calls ".stl" (and "..stl") a hidden file without an extension, but
-    # to the walker and to the user such a file is an STL like any other.
-    base = os.path.basename(str(name)).lower()
-    for ext, kind in _FORMATS.items():
-        if base.endswith(ext):
-            return kind
-    ext = os.path.splitext(base)[1]
-    expected = ", ".join(sorted(_FORMATS))
-    raise BadModelError(f"not a model file (extension {ext or 'missing'!r}; expected {expected})")
+    fmt = format_for_name(os.path.basename(str(name)))
+    if fmt is None:
+        ext = os.path.splitext(str(name))[1].lower()
+        raise BadModelError(
+            f"not a model file (extension {ext or 'missing'!r}; expected one of {' '.join(ALL_SUFFIXES)})"
+        )
+    return fmt.name
 
 
 def load_mesh_bytes(
@@ -90,10 +79,17 @@ def load_mesh_bytes(
             from sidecar_thumbs.mesh.ply import load_ply_bytes
 
             triangles, kind, colors = load_ply_bytes(data, limits)
-        else:
+        elif fmt == "amf":
             from sidecar_thumbs.mesh.amf import load_amf_bytes
 
             triangles, kind, colors = load_amf_bytes(data, limits)
+        elif fmt == "step":
+            from sidecar_thumbs.mesh.step import load_step_bytes
+
+            triangles, kind = load_step_bytes(data, limits)
+        else:
+            # Archives are pictures of what they hold, not meshes: thumbnail.py handles them.
+            raise BadModelError(f"no mesh reader for {fmt} files")
     except MemoryError:
         # An absurd but in-limit model: report it as a cap, not as a crash of the worker.
         raise LimitExceededError("model too large to load into memory") from None
