@@ -26,7 +26,8 @@ __all__ = ["Thumbnail", "ThumbnailOptions", "make_thumbnail", "read_model_bytes"
 SOURCE_RENDERED = "rendered"
 SOURCE_EMBEDDED = "embedded"
 # Bump when the renderer's look changes, so existing sidecars count as made with other settings.
-LOOK_VERSION = 1
+# 2: the model's own colours, and our render instead of a 3MF's slicer picture by default.
+LOOK_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,22 @@ class ThumbnailOptions:
     """Everything that decides what a thumbnail looks like (and so belongs in its metadata)."""
 
     render: RenderOptions = field(default_factory=RenderOptions)
-    use_embedded: bool = True  # a slicer's own picture in a 3MF beats our render: it is what the user saw
+    # Our render, in the model's colours, by default: one camera and framing for the whole gallery. A
+    # slicer's picture (dark grids, whole plates, captions, first filament only) stays available, and
+    # is always the fallback when nothing in the file can be drawn.
+    use_embedded: bool = False
     limits: LoadLimits = DEFAULT_LIMITS
+    model_colors: bool = True
 
     def describe(self) -> str:
         """The settings string stored in the PNG; ``verify`` calls a sidecar made with other settings
         stale. The kernel is left out on purpose: numba and numpy draw the same picture."""
         r, g, b = self.render.color
         colour = f"#{r:02x}{g:02x}{b:02x}"
-        return f"look={LOOK_VERSION} size={self.render.size} color={colour} embedded={int(self.use_embedded)}"
+        return (
+            f"look={LOOK_VERSION} size={self.render.size} color={colour} embedded={int(self.use_embedded)} "
+            f"colors={int(self.model_colors)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,31 @@ def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray:
         return np.asarray(canvas)
 
 
+def _is_blank(rgba: np.ndarray) -> bool:
+    """True for a picture with nothing in it: fully transparent, or one flat colour."""
+    visible = rgba[..., 3] > 0
+    if not visible.any():
+        return True
+    px = rgba[visible][:, :3].astype(np.int16)
+    return bool((px.max(axis=0) - px.min(axis=0)).max() <= 2)
+
+
+def _embedded_fallback(data: bytes, name: str, options: ThumbnailOptions) -> np.ndarray | None:
+    """The slicer's picture of a 3MF fitted to the thumbnail, or None (no picture, or a blank one)."""
+    if not name.lower().endswith(".3mf"):
+        return None
+    from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail
+
+    found = find_embedded_thumbnail(data, options.limits)
+    if found is None:
+        return None
+    try:
+        rgba = _fit_embedded(found[1], options.render.size)
+    except Exception:  # an undecodable picture is no fallback
+        return None
+    return None if _is_blank(rgba) else rgba
+
+
 def make_thumbnail_from_bytes(
     data: bytes,
     name: str,
@@ -151,12 +184,23 @@ def make_thumbnail_from_bytes(
                 source = SOURCE_EMBEDDED
             except Exception:  # an undecodable picture: fall back to rendering the mesh
                 rgba = None
+            if rgba is not None and _is_blank(rgba):  # a blank slicer picture never becomes a thumbnail
+                rgba, source = None, SOURCE_RENDERED
     t1 = time.perf_counter()
     if rgba is None:
-        mesh = load_mesh_bytes(data, name, options.limits)
-        triangles = mesh.triangle_count
-        t1 = time.perf_counter()
-        rgba = render_triangles(mesh.triangles, options.render)
+        try:
+            mesh = load_mesh_bytes(data, name, options.limits, colors=options.model_colors)
+        except NoGeometryError:
+            # Nothing we draw (a slice-only or beam-lattice 3MF): the slicer's picture, if it has one.
+            fallback = _embedded_fallback(data, name, options) if not options.use_embedded else None
+            if fallback is None:
+                raise
+            rgba, source = fallback, SOURCE_EMBEDDED
+        else:
+            triangles = mesh.triangle_count
+            t1 = time.perf_counter()
+            colors = mesh.colors_for(options.render.color) if options.model_colors else None
+            rgba = render_triangles(mesh.triangles, options.render, colors)
     meta = metadata_for(
         name,
         size=size,

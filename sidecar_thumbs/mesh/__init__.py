@@ -43,8 +43,24 @@ class Mesh:
     triangle, corner, xyz. Build-item and component transforms are already applied.
     """
 
+    def colors_for(self, default: tuple[int, int, int]) -> np.ndarray | None:
+        """Colours to draw, one row per triangle (``default`` where the model gives none), or None
+        when the model has no colour at all."""
+        if self.face_colors is None:
+            return None
+        if self.color_mask is None or self.color_mask.all():
+            return self.face_colors
+        out = self.face_colors.copy()
+        out[~self.color_mask] = default
+        return out
+
     triangles: np.ndarray
     format: str  # "stl-binary", "stl-ascii" or "3mf"
+    # The model's own colours, when it has any: uint8 (N, 3) per triangle or (N, 3, 3) per corner, and
+    # ``color_mask`` bool (N,) marking the triangles that have one (None: all of them). Triangles
+    # without a colour are drawn in the configured default.
+    face_colors: np.ndarray | None = None
+    color_mask: np.ndarray | None = None
 
     @property
     def triangle_count(self) -> int:

@@ -25,13 +25,14 @@ def detect_format(name: str) -> str:
         raise BadModelError(f"not a model file (extension {ext or 'missing'!r}; expected .stl or .3mf)") from None
 
 
-def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
+def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS, colors: bool = False) -> Mesh:
     """Parse a model file's bytes (already read and hashed by the caller).
 
     Args:
         data: the whole file.
         name: file name or path; only its extension (format) and messages use it.
         limits: caps on file size, triangles and decompressed bytes.
+        colors: also read the model's own colours (``Mesh.face_colors``) where the format has them.
 
     Returns:
         The triangles in millimetres with every transform applied.
@@ -48,9 +49,9 @@ def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS)
 
             triangles, kind = load_stl_bytes(data, limits)
         else:
-            from sidecar_thumbs.mesh.threemf import load_3mf_bytes
+            from sidecar_thumbs.mesh.threemf import load_3mf_mesh
 
-            triangles, kind = load_3mf_bytes(data, limits)
+            return load_3mf_mesh(data, limits, colors)
     except MemoryError:
         # An absurd but in-limit model: report it as a cap, not as a crash of the worker.
         raise LimitExceededError("model too large to load into memory") from None
