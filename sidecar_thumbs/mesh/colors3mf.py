@@ -121,7 +121,7 @@ def _read_group(kind: str, attrs: dict[bytes, bytes], body: bytes) -> PropertyGr
     # One findall per attribute over the whole group: groups hold up to one entry per vertex (100k+),
     # where a per-element attribute parse costs seconds.
     if kind in ("basematerials", "colorgroup"):
-        return PropertyGroup(kind, colors=_hex_colors(_COLOR_VALUE.findall(body)))
+        return PropertyGroup(kind, colors=_hex_colors(body))
     if kind == "texture2dgroup":
         us, vs = _U_VALUE.findall(body), _V_VALUE.findall(body)
         try:
@@ -146,17 +146,17 @@ def _read_group(kind: str, attrs: dict[bytes, bytes], body: bytes) -> PropertyGr
     return None
 
 
-def _hex_colors(values: list[bytes]) -> np.ndarray:
-    """``#RRGGBB[AA]`` values → uint8 (K, 3), in one ``bytes.fromhex`` when all are well-formed."""
-    clean = [v.strip() for v in values]
-    if all(len(v) in (7, 9) and v[:1] == b"#" for v in clean):
-        try:
-            return np.frombuffer(bytes.fromhex(b"".join(v[1:7] for v in clean).decode("ascii")), np.uint8).reshape(
-                -1, 3
-            )
-        except ValueError:
-            pass
-    return _rgb_array([parse_hex_color(v.decode("ascii", "replace")) for v in clean])
+_WELL_FORMED = re.compile(rb"""\b(?:displaycolor|color)\s*=\s*["']#([0-9A-Fa-f]{6})(?:[0-9A-Fa-f]{2})?["']""")
+
+
+def _hex_colors(body: bytes) -> np.ndarray:
+    """The ``color``/``displaycolor`` values of a group → uint8 (K, 3): one ``bytes.fromhex`` when every
+    value is well-formed ``#RRGGBB[AA]`` (groups hold up to one colour per vertex), else value by value."""
+    values = _COLOR_VALUE.findall(body)
+    digits = _WELL_FORMED.findall(body)
+    if len(digits) == len(values):
+        return np.frombuffer(bytes.fromhex(b"".join(digits).decode("ascii")), np.uint8).reshape(-1, 3)
+    return _rgb_array([parse_hex_color(v.decode("ascii", "replace")) for v in values])
 
 
 def _rgb_array(cols: list[tuple[int, int, int] | None]) -> np.ndarray:
@@ -180,26 +180,37 @@ class ColourResolver:
             idx: int (T, 3) index per corner (-1 where a corner has none).
 
         Returns:
-            (colors uint8 (T, 3, 3), mask bool (T,)): mask marks triangles that got a colour.
+            (colors, mask bool (T,)): uint8 (T, 3) when every triangle has one colour, (T, 3, 3) when
+            some corners differ (vertex colours); mask marks triangles that got a colour.
         """
         t = len(gid)
-        out = np.zeros((t, 3, 3), np.uint8)
+        # A corner without its own index takes the triangle's first (p1) index, as the spec says.
+        idx = np.where(idx < 0, idx[:, :1], idx)
+        per_corner = bool((idx[:, 1:] != idx[:, :1]).any())
+        out = np.zeros((t, 3, 3) if per_corner else (t, 3), np.uint8)
         mask = np.zeros(t, bool)
-        for g in np.unique(gid[gid >= 0]).tolist():
+        if len(gid) and int(gid.min()) == int(gid.max()):
+            groups = [(int(gid[0]), None)]  # one group for all (the usual case): no selection copies
+        else:
+            groups = [(g, np.flatnonzero(gid == g)) for g in np.unique(gid[gid >= 0]).tolist()]
+        for g, sel in groups:
             group = self.pc.groups.get(int(g))
             if group is None:
                 continue
-            sel = np.flatnonzero(gid == g)
-            cols, ok = self._group_colors(group, idx[sel])
-            out[sel[ok]] = cols[ok]
-            mask[sel[ok]] = True
+            sub = idx if sel is None else idx[sel]
+            cols, ok = self._group_colors(group, sub if per_corner else sub[:, :1])
+            cols = cols if per_corner else cols[:, 0]
+            if sel is None:
+                out[ok] = cols[ok]
+                mask |= ok
+            else:
+                out[sel[ok]] = cols[ok]
+                mask[sel[ok]] = True
         return out, mask
 
     def _group_colors(self, group: PropertyGroup, idx: np.ndarray, depth: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        n = len(idx)
-        out = np.zeros((n, 3, 3), np.uint8)
-        # A corner without its own index takes the triangle's first (p1) index, as the spec says.
-        idx = np.where(idx < 0, idx[:, :1], idx)
+        n, k = idx.shape
+        out = np.zeros((n, k, 3), np.uint8)
         if group.kind in ("basematerials", "colorgroup") and group.colors is not None and len(group.colors):
             ok = (idx >= 0).all(axis=1) & (idx < len(group.colors)).all(axis=1)
             out[ok] = group.colors[idx[ok]]
@@ -209,7 +220,7 @@ class ColourResolver:
             ok = (idx >= 0).all(axis=1) & (idx < len(group.uv)).all(axis=1)
             if image is None or not ok.any():
                 return out, np.zeros(n, bool)
-            uv = group.uv[idx[ok]].mean(axis=1)  # the UV centroid is enough at thumbnail size
+            uv = group.uv[idx[ok]].mean(axis=1)  # the UV centroid (p1's UV alone when k == 1)
             h, w = image.shape[:2]
             u = np.nan_to_num(uv[:, 0], nan=0.0) % 1.0
             v = np.nan_to_num(uv[:, 1], nan=0.0) % 1.0

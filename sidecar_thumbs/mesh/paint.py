@@ -13,6 +13,8 @@ each child weighing an equal share of its parent's area.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 __all__ = ["MAX_PAINT_CODES", "dominant_state"]
 
 MAX_PAINT_CODES = 65536  # a deeper tree than any slicer writes: stop reading, keep what was read
@@ -25,6 +27,7 @@ def _codes(text: str) -> list[int] | None:
         return None
 
 
+@lru_cache(maxsize=4096)  # painted triangles mostly share a handful of strings ("4", "8", "0C")
 def dominant_state(text: str) -> int:
     """The state covering most of the triangle (0 = not painted); 0 for an unreadable string."""
     codes = _codes(text[:MAX_PAINT_CODES])

@@ -27,13 +27,14 @@ def instance_colors(
     contexts: list[InstanceContext],
     total: int,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(colors uint8 (total, 3, 3), mask bool (total,))`` in the order the loader places triangles, or
-    None when nothing in the file has a colour."""
+    """``(colors, mask bool (total,))`` in the order the loader places triangles, or None when nothing in
+    the file has a colour. ``colors`` is uint8 (total, 3), or (total, 3, 3) when some triangle's corners
+    differ (vertex colours)."""
     project = read_slicer_project(package)
-    resolvers: dict[str, ColourResolver] = {}
     if project is None and not any(p.colors is not None for p in parts.values()):
         return None
-    colors = np.zeros((total, 3, 3), np.uint8)
+    resolvers: dict[str, ColourResolver] = {}
+    colors = np.zeros((total, 3), np.uint8)
     mask = np.zeros(total, bool)
     k = 0
     for (part_name, mesh_index, _), ctx in zip(placed, contexts, strict=True):
@@ -42,16 +43,21 @@ def instance_colors(
         n = t1 - t0
         if n == 0:
             continue
-        out, got = colors[k : k + n], mask[k : k + n]
         if project is not None:
-            _slicer_base(project, ctx, out, got)
+            _slicer_base(project, ctx, colors[k : k + n], mask[k : k + n])
         if part.colors is not None and part.props is not None:
             resolver = resolvers.get(part_name)
             if resolver is None:
                 resolver = resolvers[part_name] = ColourResolver(part.colors, _texture_reader(package))
-            _properties(resolver, part.props.props[t0:t1], ctx, out, got)
+            cols, ok = _properties(resolver, part.props.props[t0:t1], ctx)
+            if ok is not None and ok.any():
+                if cols.ndim == 3 and colors.ndim == 2:
+                    colors = np.repeat(colors[:, None, :], 3, axis=1)  # vertex colours: one per corner
+                target = colors[k : k + n]
+                target[ok] = cols[ok] if cols.ndim == target.ndim else cols[ok][:, None, :]
+                mask[k : k + n] |= ok
         if project is not None and part.props is not None and part.props.paint:
-            _paint(project, part.props.paint, t0, t1, out, got)
+            _paint(project, part.props.paint, t0, t1, colors[k : k + n], mask[k : k + n])
         k += n
     return (colors[:k], mask[:k]) if mask[:k].any() else None
 
@@ -70,20 +76,23 @@ def _slicer_base(project: SlicerProject, ctx: InstanceContext, out: np.ndarray, 
 
 
 def _properties(
-    resolver: ColourResolver, props: np.ndarray, ctx: InstanceContext, out: np.ndarray, got: np.ndarray
-) -> None:
+    resolver: ColourResolver, props: np.ndarray, ctx: InstanceContext
+) -> tuple[np.ndarray, np.ndarray | None]:
     default_gid, default_idx = ctx.inherited if ctx.inherited is not None else (-1, -1)
+    if default_gid >= 0 and (props[:, :2] < 0).all():
+        # Only the object's own property (one base material, one colour): one lookup, not one per triangle.
+        cols, ok = resolver.corner_colors(np.array([default_gid]), np.array([[max(default_idx, 0), -1, -1]]))
+        n = len(props)
+        return np.broadcast_to(cols[:1], (n, *cols.shape[1:])), np.full(n, bool(ok[0]))
     gid = np.where(props[:, 0] >= 0, props[:, 0], default_gid).astype(np.int64)
     if not (gid >= 0).any():
-        return
+        return np.zeros((0, 3), np.uint8), None
     idx = props[:, 1:4].astype(np.int64)
     # A triangle without p1 uses its object's pindex for every corner (0 for a 3MF 0.93 material,
     # which has a single colour and no index).
     no_p1 = idx[:, 0] < 0
     idx[no_p1] = default_idx if default_idx >= 0 else 0
-    cols, ok = resolver.corner_colors(gid, idx)
-    out[ok] = cols[ok]
-    got[ok] = True
+    return resolver.corner_colors(gid, idx)
 
 
 def _paint(project: SlicerProject, paint: dict[int, str], t0: int, t1: int, out: np.ndarray, got: np.ndarray) -> None:

@@ -157,14 +157,18 @@ def render_triangles(
     if tri.shape[0] == 0:
         raise NoGeometryError("model has no triangles")
     packed = None
+    base = options.color
     if colors is not None:
         if colors.shape[0] != tri.shape[0]:
             raise ValueError(f"colors must have one row per triangle ({tri.shape[0]}), got {colors.shape}")
         packed = pack_colors(colors)
+        first = int(packed[0, 0])
+        if (packed == first).all():
+            # One colour for the whole model (a single-filament project, one base material): the plain
+            # kernel path in that colour, at no cost over an uncoloured model.
+            base, packed = ((first >> 16) & 255, (first >> 8) & 255, first & 255), None
     kernel = _kernel_module(resolve_kernel(options.kernel))
-    img = kernel.render(
-        _as_rows(tri), options.size, options.supersample, options.margin, shading_for(options.color), packed
-    )
+    img = kernel.render(_as_rows(tri), options.size, options.supersample, options.margin, shading_for(base), packed)
     if img is None:
         raise NoGeometryError("model has no drawable triangles: every coordinate is NaN, infinite or absurdly large")
     return img

@@ -31,29 +31,36 @@ def readable(rgb: np.ndarray) -> np.ndarray:
     Returns:
         uint8 (N, 3): colours already inside the band are returned unchanged.
     """
-    c = rgb.astype(np.float32)
-    y = c @ _LUMA
-    out = c
+    y = rgb @ _LUMA  # float32, the uint8 rows converted on the fly
     dark = y < LUMA_MIN
+    light = y > LUMA_MAX
+    if not (dark.any() or light.any()):
+        return rgb  # the common case: nothing to move, no copy
+    out = rgb.copy()
     if dark.any():
         # c + (255 - c) * t reaches luminance LUMA_MIN when t = (LUMA_MIN - y) / (255 - y).
+        c = rgb[dark].astype(np.float32)
         t = ((LUMA_MIN - y[dark]) / (255.0 - y[dark]))[:, None]
-        out[dark] = c[dark] + (255.0 - c[dark]) * t
-    light = y > LUMA_MAX
+        out[dark] = np.clip(c + (255.0 - c) * t + 0.5, 0, 255).astype(np.uint8)
     if light.any():
-        out[light] = c[light] * (LUMA_MAX / y[light])[:, None]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        c = rgb[light].astype(np.float32)
+        out[light] = np.clip(c * (LUMA_MAX / y[light])[:, None] + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def pack_colors(rgb: np.ndarray) -> np.ndarray:
-    """Colours → readable, packed int32 ``0xRRGGBB`` per triangle corner (N, 3), what the kernels read.
+    """Colours → readable, packed int32 ``0xRRGGBB``, what the kernels read: (N, 1) for one colour per
+    triangle, (N, 3) for one per corner (blended across the triangle).
 
     Args:
-        rgb: uint8 (N, 3) one colour per triangle, or (N, 3, 3) one per corner (blended across it).
+        rgb: uint8 (N, 3) one colour per triangle, or (N, 3, 3) one per corner.
     """
     if rgb.ndim == 2 and rgb.shape[1] == 3:
-        rgb = np.repeat(rgb[:, None, :], 3, axis=1)
-    if rgb.ndim != 3 or rgb.shape[1:] != (3, 3):
+        corners = 1
+    elif rgb.ndim == 3 and rgb.shape[1:] == (3, 3):
+        corners = 3
+    else:
         raise ValueError(f"colours must have shape (N, 3) or (N, 3, 3), got {rgb.shape}")
-    r = readable(np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)).astype(np.int32)
-    return ((r[:, 0] << 16) | (r[:, 1] << 8) | r[:, 2]).reshape(-1, 3)
+    r = readable(np.asarray(rgb, dtype=np.uint8).reshape(-1, 3))
+    packed = (r[:, 0].astype(np.int32) << 16) | (r[:, 1].astype(np.int32) << 8) | r[:, 2]
+    return packed.reshape(-1, corners)

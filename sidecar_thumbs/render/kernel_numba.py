@@ -39,7 +39,7 @@ _VEC = types.Array(_F32, 1, "C")
 _MAT = types.Array(_F32, 2, "C")
 _SIG_FIRST = types.int64(_SOUP)
 _SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64))(_SOUP, _VEC, _MAT)
-# Model colours: packed 0xRRGGBB int32 per triangle corner (N, 3), or (0, 3) for the one base colour.
+# Model colours: packed 0xRRGGBB int32, (N, 1) per triangle or (N, 3) per corner; (0, 1) for the base colour.
 _COLS = types.Array(types.int32, 2, "A", readonly=True)
 _IVEC = types.Array(types.int32, 1, "C")
 _SIG_RASTER = types.none(
@@ -73,7 +73,7 @@ _SIG_RESOLVE = types.none(
 )
 
 
-_NO_COLORS = np.zeros((0, 3), dtype=np.int32)
+_NO_COLORS = np.zeros((0, 1), dtype=np.int32)
 _NO_COLORS.setflags(write=False)
 
 
@@ -445,8 +445,8 @@ def render(
         supersample: Samples per pixel along each axis.
         margin: Framing margin (fraction of the side).
         shading: Lights and colour.
-        colors: int32 (N, 3) packed 0xRRGGBB per triangle corner (drawn instead of the base colour), or
-            None. Corner colours are blended across the triangle unless all three are equal everywhere.
+        colors: packed 0xRRGGBB int32 drawn instead of the base colour: (N, 1) per triangle, or (N, 3) per
+            corner (blended across the triangle); None for the base colour.
 
     Returns:
         RGBA uint8 (screen_size, screen_size, 4), straight alpha, or ``None`` if nothing is drawable.
@@ -467,7 +467,7 @@ def render(
     sbuf = np.zeros((hs, ws), dtype=np.float32)
     colored = colors is not None and colors.shape[0] == t.shape[0]
     cols = colors if colored and colors is not None else _NO_COLORS
-    blend = bool(colored and not (np.array_equal(cols[:, 0], cols[:, 1]) and np.array_equal(cols[:, 0], cols[:, 2])))
+    blend = bool(colored and cols.shape[1] == 3)
     cbuf = np.zeros((hs, ws) if colored else (1, 1), dtype=np.int32)
     _raster(
         t,

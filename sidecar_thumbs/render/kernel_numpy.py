@@ -220,7 +220,7 @@ def _sample_colors(P: np.ndarray, owner: np.ndarray, area: np.ndarray, colors: n
     out = np.zeros(owner.shape, dtype=np.int32)
     hit = np.flatnonzero(owner >= 0)
     tri = owner[hit]
-    if np.array_equal(colors[:, 0], colors[:, 1]) and np.array_equal(colors[:, 0], colors[:, 2]):
+    if colors.shape[1] == 1:
         out[hit] = colors[tri, 0]
         return out
     b = np.full((3, len(hit)), _THIRD, dtype=_F)
