@@ -19,6 +19,9 @@ EXIT_USAGE = 2
 EXIT_PROBLEMS = 3
 
 
+MAX_MESSAGE = 300
+
+
 class SidecarError(Exception):
     """sidecar-thumbs failed"""
 
@@ -29,8 +32,10 @@ class SidecarError(Exception):
 
     @property
     def message(self) -> str:
-        # Always one line: reasons end up in log lines and database cells.
-        return " ".join(str(self).split())
+        # Always one short line: reasons end up in log lines and database cells, and a library's
+        # message may quote raw bytes of the file (zipfile quotes a whole local header).
+        text = " ".join(str(self).split())
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 class ModelError(SidecarError):
