@@ -70,11 +70,12 @@ def render_job(job: RenderJob) -> RenderResult:
         data, size, mtime_ns = read_model_bytes(job.path, job.options.limits)
     except ModelError as exc:
         r = failure(job.path, exc.message, transient=exc.transient)
-        size = getattr(exc, "size", None)
-        if size is not None:
+        oversize: int | None = getattr(exc, "size", None)
+        if oversize is not None:
             # Over the size cap, never read: its stat stands for its content, so the coordinator
             # records the failure without hashing gigabytes itself.
-            r = replace(r, content_hash=oversize_key(size, exc.mtime_ns), size=size, mtime_ns=exc.mtime_ns)  # type: ignore[attr-defined]
+            stat_mtime: int = getattr(exc, "mtime_ns", 0)
+            r = replace(r, content_hash=oversize_key(oversize, stat_mtime), size=oversize, mtime_ns=stat_mtime)
         return r
     digest = hash_bytes(data)
 

@@ -170,7 +170,7 @@ def _fsevents_observer(sink: EventQueue) -> object:
     class Observer(FSEventsObserver):
         def __init__(self) -> None:
             # FSEventsObserver's own __init__ only names its emitter class (and a latency default).
-            BaseObserver.__init__(self, Emitter)  # type: ignore[arg-type]
+            BaseObserver.__init__(self, Emitter)
 
     return Observer()
 

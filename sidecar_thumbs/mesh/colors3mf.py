@@ -189,6 +189,7 @@ class ColourResolver:
         per_corner = bool((idx[:, 1:] != idx[:, :1]).any())
         out = np.zeros((t, 3, 3) if per_corner else (t, 3), np.uint8)
         mask = np.zeros(t, bool)
+        groups: list[tuple[int, np.ndarray | None]]
         if len(gid) and int(gid.min()) == int(gid.max()):
             groups = [(int(gid[0]), None)]  # one group for all (the usual case): no selection copies
         else:
@@ -214,7 +215,7 @@ class ColourResolver:
         if group.kind in ("basematerials", "colorgroup") and group.colors is not None and len(group.colors):
             ok = (idx >= 0).all(axis=1) & (idx < len(group.colors)).all(axis=1)
             out[ok] = group.colors[idx[ok]]
-            return out, ok
+            return out, np.asarray(ok, bool)
         if group.kind == "texture2dgroup" and group.uv is not None and group.texid is not None:
             image = self._texture(group.texid)
             ok = (idx >= 0).all(axis=1) & (idx < len(group.uv)).all(axis=1)
@@ -227,7 +228,7 @@ class ColourResolver:
             px = np.clip((u * w).astype(np.int64), 0, w - 1)
             py = np.clip(((1.0 - v) * h).astype(np.int64), 0, h - 1)  # v runs bottom-up
             out[ok] = image[py, px][:, None, :]
-            return out, ok
+            return out, np.asarray(ok, bool)
         if group.kind == "multiproperties" and group.indices is not None and group.layers and depth == 0:
             first = self.pc.groups.get(group.layers[0])
             ok = (idx >= 0).all(axis=1) & (idx < len(group.indices)).all(axis=1)
