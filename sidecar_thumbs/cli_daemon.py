@@ -70,9 +70,7 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, allow_mass_mi
     setup_logging(log_level(obj["verbose"], obj["quiet"], logging.INFO), obj["log_format"] or settings.log_format)
     dirs = roots_for(roots, settings)
     try:
-        failed = api.watch(
-            settings, roots=dirs, once=once, handle_signals=True, allow_mass_missing=allow_mass_missing
-        )
+        failed = api.watch(settings, roots=dirs, once=once, handle_signals=True, allow_mass_missing=allow_mass_missing)
     except SidecarError as exc:
         fail(exc)
     # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
