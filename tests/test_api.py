@@ -116,6 +116,17 @@ def test_a_database_that_cannot_be_created_is_a_library_error(tmp_path: Path, li
         sidecar_thumbs.scan(lib, settings)
 
 
+def test_a_root_that_is_not_there_stops_a_scan_and_marks_nothing_missing(
+    lib: Path, settings: sidecar_thumbs.Settings
+) -> None:
+    sidecar_thumbs.scan(lib, settings)
+    gone = lib.with_name("unmounted")
+    lib.rename(gone)  # as a share that went away looks
+    with pytest.raises(sidecar_thumbs.RootOfflineError):
+        sidecar_thumbs.scan(lib, settings)
+    assert _status(settings.database, lib / "part.stl") is ModelStatus.DONE
+
+
 def test_no_paths_and_no_roots_is_a_config_error(settings: sidecar_thumbs.Settings) -> None:
     with pytest.raises(sidecar_thumbs.ConfigError, match="SIDECAR_THUMBS_ROOTS"):
         sidecar_thumbs.scan([], settings)
