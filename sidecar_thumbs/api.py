@@ -135,6 +135,7 @@ def scan(
                 on_plan=on_plan,
                 stop=stop,
                 mark_only=holder is not None,
+                holds_lock=holder is None,
                 guard=mass_missing_guard(settings, allow_mass_missing),
             )
         finally:
@@ -193,7 +194,7 @@ def _fix(
         rendered = failed = 0
         if fixes.rerender and holder is None:
             executor = executor_for(settings, options, workers=min(settings.workers, len(fixes.rerender)))
-            pipeline = Pipeline(db, executor, options, timeout=settings.timeout)
+            pipeline = Pipeline(db, executor, options, timeout=settings.timeout, roots=roots)
             try:
                 stats = run_pending(pipeline, settings.batch_size, roots)
             finally:

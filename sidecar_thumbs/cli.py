@@ -21,6 +21,7 @@ from sidecar_thumbs.cli_common import (
     log_level,
     mass_missing_option,
     pool_options,
+    printable_output,
     render_options,
     roots_for,
     settings_for,
@@ -56,6 +57,7 @@ def cli(ctx: click.Context, env_file: Path | None, verbose: int, quiet: bool, lo
     from sidecar_thumbs.logs import setup_logging
 
     ctx.obj = {"env_file": env_file, "verbose": verbose, "quiet": quiet, "log_format": log_format}
+    printable_output()
     setup_logging(log_level(verbose, quiet), log_format or "text")
 
 

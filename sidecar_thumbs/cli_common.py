@@ -6,6 +6,7 @@ The commands themselves live in ``cli`` (one-off commands), ``cli_daemon`` (watc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -37,6 +38,19 @@ log = logging.getLogger("sidecar_thumbs")
 def fail(exc: SidecarError) -> NoReturn:
     click.echo(f"sidecar-thumbs: {exc.message}", err=True)
     sys.exit(exc.exit_code)
+
+
+def printable_output() -> None:
+    """File names need not be valid UTF-8 (a model copied from an old Windows share): Python keeps
+    such bytes as surrogates, and a strict stdout (macOS's default UTF-8 locale) raised
+    ``UnicodeEncodeError`` on the first such path, after ``clean`` had already deleted files. Paths
+    go out as the bytes they are (surrogateescape, like ``ls``), messages on stderr with
+    backslash escapes; ``--json`` output escapes them anyway (``ensure_ascii``)."""
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            with contextlib.suppress(ValueError, OSError):  # a stream that cannot change: leave it
+                reconfigure(errors=errors)
 
 
 def settings_for(ctx: click.Context, **overrides: Any) -> Settings:

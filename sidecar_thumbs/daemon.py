@@ -25,6 +25,7 @@ from sidecar_thumbs.dam_sync import sync_dam
 from sidecar_thumbs.discover import WalkProblem
 from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, RootOfflineError, SidecarError
 from sidecar_thumbs.executors import Executor
+from sidecar_thumbs.hardstop import HARD_STOP_MARGIN, HardStop
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pipeline import Outcome, Pipeline
@@ -101,7 +102,14 @@ class Daemon:
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
         self.failed_total = 0
-        self.changes = ChangeTracker(db, self.settler, is_gone=self.root_states.is_gone)
+        self._hard_stop = HardStop()
+        self.changes = ChangeTracker(
+            db,
+            self.settler,
+            config.roots,
+            max_bytes=options.limits.max_file_bytes,
+            is_gone=self.root_states.is_gone,
+        )
         self.pipeline: Pipeline | None = None
 
     # -- control ---------------------------------------------------------------------------------
@@ -112,6 +120,14 @@ class Daemon:
         self.queue.wake.set()
 
     def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the daemon: the first gracefully, the second at once.
+
+        The handlers only set a flag the loop reads; if the loop cannot get there (the main thread
+        is stuck in the kernel, e.g. a read from a share that stopped answering: Python retries an
+        interrupted read, PEP 475), a timer ends the process anyway (:class:`HardStop`), so a stop
+        always ends the process within the grace period plus a few seconds.
+        """
+
         def handler(signum: int, frame: FrameType | None) -> None:
             self.request_stop()
             name = signal.Signals(signum).name
@@ -121,8 +137,10 @@ class Daemon:
                     name,
                     self.config.grace_period,
                 )
+                self._hard_stop.arm(self.config.grace_period + HARD_STOP_MARGIN)
             else:
                 log.info("%s: stopping now", name)
+                self._hard_stop.arm(HARD_STOP_MARGIN)
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
@@ -162,6 +180,7 @@ class Daemon:
                 durable=cfg.durable,
                 on_outcome=self._on_outcome,
                 is_gone=self.root_states.is_gone,
+                roots=cfg.roots,
             )
             try:
                 self._rescan(initial=True)
@@ -185,6 +204,7 @@ class Daemon:
                 self.watcher.stop()
             if self.lock is not None:
                 self.lock.release()
+            self._hard_stop.disarm()  # stopped in time
         # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
         return EXIT_PROBLEMS if cfg.once and self.failed_total else 0
 
@@ -240,7 +260,9 @@ class Daemon:
             if now >= next_log:
                 self._log_progress(now)
                 next_log = now + LOG_EVERY
-            if cfg.once and not self._buffer and pipeline.in_flight == 0:
+            # Burst mode ends when nothing is queued, rendering or still settling (a file the start-up
+            # scan found mid-copy is looked at once its settle window has passed).
+            if cfg.once and not self._buffer and pipeline.in_flight == 0 and not len(self.settler):
                 pipeline.flush()  # outcomes may re-pend rows (content changed during the render)
                 self._sweep()
                 if not self._buffer:
@@ -266,10 +288,11 @@ class Daemon:
             if self.db.dam is not None:
                 # The asset manager's table is a source of work too: unflagged rows are queued.
                 sync_dam(self.db, full=False, roots=self.roots)
-            # Attached, the asset manager may list models outside the watched roots: claim them too.
-            # Never under an offline root: those rows wait for their volume, untouched.
-            roots = None if self.db.dam is not None else self.root_states.online()
-            batch = self.db.claim(self.config.batch_size, roots=roots, exclude=self.root_states.offline())
+            # Only models under the roots: an asset manager's row elsewhere is never taken (issue 11);
+            # never under an offline root: those rows wait for their volume, untouched.
+            online = self.root_states.online()
+            offline = self.root_states.offline()
+            batch = self.db.claim(self.config.batch_size, roots=online, exclude=offline) if online else []
             batch.reverse()  # pop() from the end keeps the claim order
             self._buffer = batch
 
@@ -300,7 +323,10 @@ class Daemon:
         if not roots:
             return 0
         guard = self.config.guard if initial else replace(self.config.guard, allowed=False)
-        plan, _, found, offline = reconcile(roots, self.db, problems=problems, guard=guard, strict=self.config.once)
+        plan, _, found, offline = reconcile(
+            roots, self.db, problems=problems, guard=guard, strict=self.config.once, settle=self.config.settle,
+            max_bytes=self.options.limits.max_file_bytes,
+        )  # fmt: skip
         went = {s.root for s in offline}
         for state in offline:
             self._apply(self.root_states.set(state))
@@ -309,6 +335,9 @@ class Daemon:
                 self._apply(self.root_states.set(check_root(root)), rescan=False)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
+        for p in plan.settling:
+            # Still being written: the settler looks at it once it has been quiet for the window.
+            self.settler.touch(p, time.monotonic())
         todo = sum(s.needs_render for s in plan.states)
         log.info(
             "%s: %d models, %d new, %d changed, %d healed, %d missing; %d to render (%.2f s)",
@@ -326,20 +355,20 @@ class Daemon:
         if self.db.dam is not None:
             synced = sync_dam(self.db, full=True, roots=self.roots)
             todo += synced.queued
-            if synced.queued or synced.reflagged or synced.unresolved:
-                log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable",
-                         synced.seen, synced.queued, synced.reflagged, synced.unresolved)  # fmt: skip
+            if synced.queued or synced.reflagged or synced.unresolved or synced.refused:
+                log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable, "
+                         "%d refused (outside the roots, not a model name or not a regular file)",
+                         synced.seen, synced.queued, synced.reflagged, synced.unresolved, synced.refused)  # fmt: skip
         if not initial:
             self.db.checkpoint()  # keep the WAL small (long readers may have stalled earlier ones)
         return todo
 
     def _remove_stale_temp_files(self) -> None:
-        # We hold the lock: no other coordinator writes here. A temp file of ours older than a few
-        # seconds belongs to a write that was killed (a sidecar write takes milliseconds; the margin
-        # is for a one-off `render` writing beside us at this very moment).
+        # We hold the lock: no other coordinator writes here, so every temp file of ours belongs to a
+        # write that was killed; no age wait (clean still checks the content is ours).
         online = self.root_states.online()
         try:
-            removed = len(clean(online, temp_only=True, temp_age=10.0).temp_removed) if online else 0
+            removed = len(clean(online, temp_only=True, temp_age=0.0).temp_removed) if online else 0
         except RootOfflineError as exc:  # went offline since it was checked: the next start cleans
             log.info("temp-file cleanup skipped: %s", exc.message)
             return

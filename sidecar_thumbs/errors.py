@@ -53,6 +53,10 @@ class NoGeometryError(BadModelError):
     """the model has no triangles to draw"""
 
 
+class EmptyBuildError(NoGeometryError):
+    """the 3MF's build is empty: it places no object"""
+
+
 class LimitExceededError(BadModelError):
     """the model exceeds a configured cap"""
 

@@ -107,6 +107,9 @@ class FileState:
         hash: xxh3_128 hex digest, or None when the stat gate said hashing was not needed.
         needs_render: True when the model must be (re)rendered; False when the caller found a
             sidecar that matches this content (or the row's facts are merely refreshed).
+        from_snapshot: ``needs_render`` was decided from rows read earlier (a scan's plan): if the
+            row has meanwhile been rendered, or is being rendered, for this very size and mtime
+            (another coordinator did it), it is left so instead of being queued again.
     """
 
     path: str
@@ -114,6 +117,7 @@ class FileState:
     mtime_ns: int
     hash: str | None
     needs_render: bool
+    from_snapshot: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,12 @@ class RenderFailed:
         error: Reason a user can act on (kept to one line, 500 characters).
         transient: True when retrying later may help (file busy or vanished mid-read).
         hash: Content hash the attempt saw, if known; a failure about older content is ignored.
+        max_attempts: For a transient failure, how many in a row make it permanent (None: the
+            database's default).
     """
 
     path: str
     error: str
     transient: bool
     hash: str | None = None
+    max_attempts: int | None = None

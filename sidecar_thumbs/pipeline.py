@@ -23,6 +23,7 @@ from sidecar_thumbs.executors import Executor, result_of
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.jobs import RenderJob, RenderResult
 from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed, ThumbSource
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 from sidecar_thumbs.sidecar import write_sidecar
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -90,6 +91,8 @@ class Pipeline:
         timeout: the per-file limit, for messages (the executor enforces it).
         durable: fsync sidecars (tests may switch it off).
         on_outcome: called in the calling thread for every finished model.
+        roots: the library roots: a model that became a symlink out of them (or a FIFO) after its
+            worker read it gets no sidecar; its row is marked missing (the walker's rule).
     """
 
     def __init__(
@@ -104,7 +107,9 @@ class Pipeline:
         on_outcome: Callable[[Outcome], None] | None = None,
         map_path: Callable[[str], str] | None = None,
         is_gone: Callable[[str], bool] | None = None,
+        roots: Sequence[str] | None = None,
     ) -> None:
+        self.roots = list(roots) if roots else None
         self.db = db
         self.executor = executor
         self.options = options
@@ -283,21 +288,16 @@ class Pipeline:
             records: list[_Record] = []
             failed_hash = row.hash
             content_hash, size, mtime_ns = result.content_hash, result.size, result.mtime_ns
-            if content_hash is None and not result.transient and row.hash is None:
+            died = not result.transient or result.max_attempts is not None  # crash, timeout
+            if content_hash is None and died and row.hash is None:
                 # The worker died (crash, timeout) before saying which content it read: hash it here
                 # (in a writer thread), or every scan would see "changed" content and hand it out again.
-                content_hash, size, mtime_ns = _hash_unchanged(path, row)
-            if (
-                content_hash
-                and row.hash is None
-                and row.size is not None
-                and row.mtime_ns is not None
-                and (size, mtime_ns) == (row.size, row.mtime_ns)
-            ):
+                content_hash, size, mtime_ns = _hash_unchanged(path, row, self.options.limits.max_file_bytes)
+            if content_hash and row.hash is None and (size, mtime_ns) == (row.size, row.mtime_ns):
                 # Remember which content failed, so an unchanged bad file is not re-read every scan.
                 records.append(FileState(path, row.size, row.mtime_ns, content_hash, False))
                 failed_hash = content_hash
-            records.append(RenderFailed(path, reason, result.transient, failed_hash))
+            records.append(RenderFailed(path, reason, result.transient, failed_hash, result.max_attempts))
             outcome = Outcome(
                 path, OutcomeKind.FAILED, error=reason, transient=result.transient, render_ms=result.render_ms
             )
@@ -307,9 +307,13 @@ class Pipeline:
         # The sidecar must show the content that is on disk now: if the model was replaced after
         # the worker read it, do not write a picture of the old content; render it again instead.
         try:
-            st = os.stat(path)
+            st = stat_regular(path, roots=self.roots)
         except FileNotFoundError:
-            return self._vanished(path)
+            return self._vanished(path)  # deleted, or its volume went away
+        except (NotRegularFileError, LinkOutsideRootsError):
+            # No longer a model we read (replaced by a link out of the roots, a FIFO): no picture of it
+            # is written into the library.
+            return Outcome(path, OutcomeKind.MISSING), [path]
         except OSError as exc:
             reason = f"cannot stat: {exc.strerror}"
             return Outcome(path, OutcomeKind.FAILED, error=reason, transient=True), [
@@ -322,10 +326,15 @@ class Pipeline:
         try:
             write_sidecar(path, result.png, durable=self.durable)
         except ModelError as exc:
-            return Outcome(path, OutcomeKind.FAILED, error=exc.message, transient=exc.transient), [
-                RenderFailed(path, exc.message, exc.transient, result.content_hash)
-            ]
-        records = []
+            failed: list[_Record] = []
+            if row.hash is None:
+                # Record which content this is (the stat matches, checked above), or the next scan
+                # sees an unhashed row, calls it changed and renders it again, failing again (a
+                # model name too long for a sidecar was rendered on every scan).
+                failed.append(FileState(path, result.size, result.mtime_ns, result.content_hash, False))
+            failed.append(RenderFailed(path, exc.message, exc.transient, result.content_hash))
+            return Outcome(path, OutcomeKind.FAILED, error=exc.message, transient=exc.transient), failed
+        records: list[_Record] = []
         if row.hash is not None and row.hash != result.content_hash:
             # The content changed between discovery and render (and is stable now): record the
             # new facts first so the done-record's hash guard accepts this sidecar.
@@ -396,12 +405,17 @@ class Pipeline:
         return len(self._done) + len(self._failed) + len(self._requeue) + len(self._missing)
 
 
-def _hash_unchanged(path: str, row: ModelRow) -> tuple[str | None, int | None, int | None]:
-    """(hash, size, mtime_ns) of ``path`` if its stat still matches ``row``, else Nones."""
+def _hash_unchanged(path: str, row: ModelRow, max_bytes: int) -> tuple[str | None, int | None, int | None]:
+    """(hash, size, mtime_ns) of ``path`` if its stat still matches ``row``, else Nones.
+
+    Only a regular file is read (a FIFO swapped in after the worker died cannot block the
+    coordinator), and never one over the size cap: its stat key is recorded instead (hashing a
+    200 GB sparse file stalled every other model for minutes).
+    """
     try:
-        before = os.stat(path)
-        digest = hash_file(path)
-        after = os.stat(path)
+        before = stat_regular(path)
+        digest = hash_file(path, max_bytes=max_bytes)
+        after = stat_regular(path)
     except OSError:
         return None, None, None
     stat = (after.st_size, after.st_mtime_ns)

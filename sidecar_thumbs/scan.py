@@ -31,6 +31,7 @@ from sidecar_thumbs.roots import (
     model_is_gone,
     offline_error,
     present_by_root,
+    require_online,
     root_identity,
     root_of,
 )
@@ -57,6 +58,7 @@ class Plan:
     healed: int = 0  # of unchanged + touched: rows marked missing whose model is back with a matching sidecar
     hashed: int = 0
     hash_failures: list[tuple[str, str]] = field(default_factory=list)
+    settling: list[str] = field(default_factory=list)  # new or changed, but modified too recently: left for later
 
 
 @dataclass
@@ -77,6 +79,7 @@ class ScanSummary:
     requeued: int = 0
     deferred: int = 0  # marked pending for a running daemon instead of rendered here
     deferred_to: str | None = None  # who renders them: "daemon (pid 12)"; None when this scan rendered
+    temp_removed: int = 0  # temp files of a killed writer removed at the start
     elapsed: float = 0.0
     render_elapsed: float = 0.0
     interrupted: bool = False
@@ -103,6 +106,7 @@ class ScanSummary:
             "failed": self.failed,
             "requeued": self.requeued,
             "deferred": self.deferred,
+            "temp_removed": self.temp_removed,
             "elapsed_s": round(self.elapsed, 3),
             "renders_per_s": round(self.renders_per_s, 2),
             "interrupted": self.interrupted,
@@ -125,6 +129,8 @@ def plan_changes(
     *,
     force: bool = False,
     hasher: Callable[[str], str] = hash_file,
+    settle: float = 0.0,
+    now_ns: int | None = None,
 ) -> Plan:
     """Compare what is on disk with the database rows under the same roots.
 
@@ -132,14 +138,27 @@ def plan_changes(
         found: files the walk saw.
         rows: the database's rows under the walked roots, by path.
         force: render everything again.
-        hasher: content hash of a file (a seam for tests that count hashes).
+        hasher: content hash of a file (a seam for tests that count hashes; callers bind the size cap).
+        settle: seconds a new or changed file must have gone unmodified before it is looked at; a
+            younger one is probably still being copied (parsing it would record a "truncated"
+            failure), so it is left for later (``plan.settling``), neither hashed nor marked.
+        now_ns: the clock for ``settle`` (tests).
     """
     plan = Plan()
     to_hash: list[tuple[FoundFile, PlanRow]] = []
     seen: set[str] = set()
+    if now_ns is None:
+        now_ns = time.time_ns()
+    young_after = now_ns - int(settle * 1e9)
+    # An mtime far in the future (a skewed clock on the share) must not postpone a file for ever.
+    future_limit = now_ns + 86_400 * 10**9
     for f in found:
         seen.add(f.path)
         row = rows.get(f.path)
+        young = settle > 0 and young_after < f.mtime_ns < future_limit
+        if young and (row is None or row.size != f.size or row.mtime_ns != f.mtime_ns):
+            plan.settling.append(f.path)
+            continue
         if row is None:
             plan.new += 1
             adopted = None if force else _adopt_existing_sidecar(f)
@@ -147,7 +166,7 @@ def plan_changes(
                 plan.states.append(FileState(f.path, f.size, f.mtime_ns, adopted.hash, needs_render=False))
                 plan.adopted.append(adopted)
             else:
-                plan.states.append(FileState(f.path, f.size, f.mtime_ns, None, needs_render=True))
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, None, True, from_snapshot=not force))
         elif row.size != f.size or row.mtime_ns != f.mtime_ns or row.hash is None:
             to_hash.append((f, row))
         elif row.status is ModelStatus.MISSING and not force:
@@ -160,13 +179,22 @@ def plan_changes(
             plan.changed += not heals
         elif force or _needs_render(row, f.path, f.has_sidecar):
             plan.changed += 1
-            plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, needs_render=True))
+            plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, True, _from_snapshot(row, f, force)))
         else:
             plan.unchanged += 1
     if to_hash:
-        _hash_moved(to_hash, plan, force)
+        _hash_moved(to_hash, plan, force, hasher)
     plan.missing = [p for p, r in rows.items() if p not in seen and r.status is not ModelStatus.MISSING]
     return plan
+
+
+def _from_snapshot(row: PlanRow, f: FoundFile, force: bool) -> bool:
+    """Whether a "needs render" may yield to a render made since the rows were read (see
+    ``FileState.from_snapshot``). Not with ``force``, and not for a row that was done at this very
+    stat when read: then the sidecar is gone from disk and the row must be queued whatever it says."""
+    if force:
+        return False
+    return row.status is not ModelStatus.DONE or (row.size, row.mtime_ns) != (f.size, f.mtime_ns)
 
 
 def _needs_render(row: PlanRow, path: str, listed: bool | None = None) -> bool:
@@ -206,11 +234,11 @@ def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
     return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, ThumbSource.of(info.source), None, 0.0)
 
 
-def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool) -> None:
+def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool, hasher: Callable[[str], str]) -> None:
     def work(item: tuple[FoundFile, PlanRow]) -> tuple[FoundFile, PlanRow, str | None, str | None]:
         f, row = item
         try:
-            return f, row, hash_file(f.path), None
+            return f, row, hasher(f.path), None
         except OSError as exc:
             return f, row, None, exc.strerror or str(exc)
 
@@ -228,10 +256,10 @@ def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool)
                     plan.healed += not needs
                 else:
                     needs = _needs_render(row, f.path, f.has_sidecar) if row.status is not ModelStatus.FAILED else False
-                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=needs))
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs, _from_snapshot(row, f, force)))
             else:
                 plan.changed += 1
-                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=True))
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, True, _from_snapshot(row, f, force)))
 
 
 def reconcile(
@@ -242,6 +270,8 @@ def reconcile(
     problems: list[WalkProblem] | None = None,
     guard: MassMissingGuard | None = None,
     strict: bool = False,
+    settle: float = 0.0,
+    max_bytes: int | None = None,
 ) -> tuple[Plan, dict[str, PlanRow], int, list[RootState]]:
     """Walk ``roots``, compare with the database and record the differences (no rendering).
 
@@ -254,6 +284,8 @@ def reconcile(
         guard: when a walk's losses are believed.
         strict: raise :class:`~.errors.RootOfflineError` when a root is offline, before writing anything
             (one-off commands); otherwise record what the online roots hold and report the rest.
+        settle, max_bytes: as for :func:`plan_changes` (``max_bytes``, the size cap: a larger file is
+            never hashed).
 
     Returns:
         (the plan, the rows as they were before, how many model files were found, the offline roots).
@@ -277,7 +309,9 @@ def reconcile(
         walked.append((root, len(found) - before, known))
     if strict and offline:
         raise offline_error(offline)
-    plan = plan_changes(found, rows, force=force)
+    plan = plan_changes(
+        found, rows, force=force, settle=settle, hasher=functools.partial(hash_file, max_bytes=max_bytes)
+    )
     gone: dict[str, list[str]] = {}
     for p in plan.missing:
         gone.setdefault(root_of(p, [w[0] for w in walked]) or "", []).append(p)
@@ -313,6 +347,7 @@ def scan(
     stop: threading.Event | None = None,
     mark_only: bool = False,
     guard: MassMissingGuard | None = None,
+    holds_lock: bool = False,
 ) -> ScanSummary:
     """Scan ``roots`` once and render everything that needs it.
 
@@ -327,6 +362,8 @@ def scan(
         mark_only: only record what needs rendering (a running daemon renders it).
         guard: when a walk's losses are believed; a root found offline raises
             :class:`~.errors.RootOfflineError` and nothing is written.
+        holds_lock: the caller holds the coordinator lock: temp files of a killed writer are removed
+            first, whatever their age (no one else writes sidecars now).
 
     Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
     are committed and unfinished rows go back to pending, so the next scan continues from there.
@@ -335,7 +372,20 @@ def scan(
     summary = ScanSummary()
     roots = canonical_roots(roots)
     # A one-off scan stops at an offline root (exit 1) before it writes anything.
-    plan, rows, found, _ = reconcile(roots, db, force=force, problems=summary.problems, guard=guard, strict=True)
+    require_online(roots)
+    if not mark_only:
+        # This scan is the coordinator: rows still "rendering" were claimed by one that died (a
+        # killed scan or daemon). They go back to pending, as the daemon does at start; a plan
+        # would not re-queue them (see FileState.from_snapshot).
+        db.release_claims()
+    if holds_lock and not mark_only:
+        from sidecar_thumbs.clean import clean
+
+        summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
+    plan, rows, found, _ = reconcile(
+        roots, db, force=force, problems=summary.problems, guard=guard, strict=True,
+        max_bytes=options.limits.max_file_bytes,
+    )  # fmt: skip
     summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
     summary.touched, summary.hashed, summary.healed = plan.touched, plan.hashed, plan.healed
@@ -379,6 +429,7 @@ def scan(
         durable=durable,
         on_outcome=on_outcome,
         is_gone=functools.partial(model_is_gone, identities=identities),
+        roots=roots,
     )
     try:
         pipeline.run(ClaimSource(db, batch_size, roots, stop), stop)

@@ -23,6 +23,7 @@ import numpy as np
 from sidecar_thumbs import __version__
 from sidecar_thumbs.atomic import atomic_write
 from sidecar_thumbs.errors import ModelError
+from sidecar_thumbs.safeio import open_regular, read_fd
 
 __all__ = [
     "SOFTWARE",
@@ -48,8 +49,12 @@ KEY_SETTINGS = "X-SidecarThumbs::Settings"
 KEY_TRIANGLES = "X-SidecarThumbs::Triangles"
 
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the fixed last chunk of every PNG
+# Our largest sidecar (4096 px, incompressible) is under 70 MB; a bigger file is not ours, and
+# reading it whole would only cost memory.
+MAX_SIDECAR_BYTES = 128 << 20
 
 MIMETYPES = {".stl": "model/stl", ".3mf": "model/3mf"}
+_OCTET_STREAM = "application/octet-stream"
 
 # zlib level, measured on 256 px thumbnails (bench/render.py): level 1 2.2 ms / 34.0 KB, level 3
 # 3.1 ms / 32.2 KB, level 6 7.7 ms / 31.5 KB. Level 6 would cost half the time of a 10k-triangle render
@@ -117,11 +122,12 @@ def metadata_for(
     """The tEXt chunks for a sidecar of ``model``."""
     name = Path(model).name
     meta = {
+        # First: clean recognises our temp files by this chunk right after the header.
+        "Software": SOFTWARE,
         "Thumb::URI": _uri_for(name),
         "Thumb::MTime": str(mtime_ns // 1_000_000_000),
         "Thumb::Size": str(size),
-        "Thumb::Mimetype": MIMETYPES.get(Path(name).suffix.lower(), "application/octet-stream"),
-        "Software": SOFTWARE,
+        "Thumb::Mimetype": next((m for ext, m in MIMETYPES.items() if name.lower().endswith(ext)), _OCTET_STREAM),
         KEY_HASH: content_hash,
         KEY_MTIME_NS: str(mtime_ns),
         KEY_SOURCE: source,
@@ -137,7 +143,8 @@ def encode_png(rgba: np.ndarray, metadata: dict[str, str]) -> bytes:
     from PIL import Image, PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
-    for key, value in metadata.items():
+    # Software first, right after IHDR: clean tells our temp files from a user's by it.
+    for key, value in sorted(metadata.items(), key=lambda kv: kv[0] != "Software"):
         info.add_text(key, value)
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(
@@ -175,20 +182,18 @@ def read_sidecar(path: str | os.PathLike[str], *, decode: bool = True) -> Sideca
     p = Path(path)
     foreign = SidecarInfo(p, False, False, None, None, None, None, None)
     try:
-        if p.is_symlink():
-            return foreign  # we only ever write regular files, so a link there is not ours
-        if not p.exists():
-            return None
-        if not p.is_file():
-            return foreign
-        if decode:
-            data = p.read_bytes()
-            head, tail = data, data[-len(_IEND) :]
-        else:
-            with open(p, "rb") as f:
-                head = f.read(_MAX_HEADER_BYTES)
-                f.seek(max(0, f.seek(0, os.SEEK_END) - len(_IEND)))
-                tail = f.read()
+        # Never a link (we only ever write regular files, so a link there is not ours), never a
+        # FIFO or device (it would block or never end): see safeio.
+        fd, st = open_regular(p, follow=False)
+        try:
+            if decode:
+                head = read_fd(fd, min(st.st_size, MAX_SIDECAR_BYTES))
+                tail = head[-len(_IEND) :]
+            else:
+                head = read_fd(fd, min(st.st_size, _MAX_HEADER_BYTES))
+                tail = os.pread(fd, len(_IEND), max(0, st.st_size - len(_IEND)))
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         return None
     except OSError as exc:

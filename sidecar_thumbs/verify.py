@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files
+from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files, model_on_disk
 from sidecar_thumbs.freshness import Verdict, check_freshness
 from sidecar_thumbs.models import ModelRow, ModelStatus
 from sidecar_thumbs.roots import (
@@ -22,6 +22,7 @@ from sidecar_thumbs.roots import (
     require_online,
     root_of,
 )
+from sidecar_thumbs.safeio import stat_regular
 from sidecar_thumbs.sidecar import is_sidecar_name, model_name_for_sidecar, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
@@ -122,6 +123,15 @@ def _check_model(f: FoundFile, expected_settings: str | None) -> Problem | None:
             return Problem(ProblemKind.STALE, f.path, "the model changed after its sidecar was made")
 
 
+def _not_a_model_reason(path: str, roots: Sequence[str]) -> str:
+    """Why a path that is there is not a model we read, for a problem's detail."""
+    try:
+        stat_regular(path, roots=roots)
+    except OSError as exc:
+        return f"a file never read as a model: {exc.strerror}"
+    return "a file never read as a model"
+
+
 def _is_known_failure(problem: Problem, row: ModelRow, f: FoundFile) -> bool:
     """Whether the database already explains ``problem``: the model's render failed, with a reason.
 
@@ -206,16 +216,21 @@ def verify(
             )
     vanished: dict[str, int] = {}
     for path, row in rows.items():
-        if path not in models and row.status is not ModelStatus.MISSING and not os.path.lexists(path):
+        if path in models or row.status is ModelStatus.MISSING:
+            continue
+        # A path the walker did not yield: gone, or there but never a model we read (a symlink out
+        # of the roots, a FIFO; rows for those were made by older versions). Anything else (e.g. a
+        # folder we cannot list) is not reported: the row may well be right.
+        on_disk = model_on_disk(path, roots)
+        if on_disk is None:
+            detail = f"database row ({row.status.value}) for a model no longer on disk"
             r = root_of(path, roots) or ""
             vanished[r] = vanished.get(r, 0) + 1
-            report.problems.append(
-                Problem(
-                    ProblemKind.VANISHED,
-                    path,
-                    f"database row ({row.status.value}) for a model no longer on disk",
-                )
-            )
+        elif on_disk is False:
+            detail = f"database row ({row.status.value}) for {_not_a_model_reason(path, roots)}"
+        else:
+            continue
+        report.problems.append(Problem(ProblemKind.VANISHED, path, detail))
     verdicts = [
         v
         for r in roots
@@ -230,11 +245,15 @@ def verify(
         report.sidecars += 1
         folder, name = os.path.split(sidecar)
         model = os.path.join(folder, model_name_for_sidecar(name))
-        if model in models or os.path.lexists(model):
+        if model in models:
             continue
+        on_disk = model_on_disk(model, roots)
+        if on_disk is True:
+            continue  # e.g. a dangling link inside a root: the walker keeps it, so do we
         info = read_sidecar(sidecar)
         if info is not None and info.ours:
-            report.problems.append(Problem(ProblemKind.ORPHANED, sidecar, "its model is gone"))
+            why = "its model is gone" if on_disk is None else f"its model is {_not_a_model_reason(model, roots)}"
+            report.problems.append(Problem(ProblemKind.ORPHANED, sidecar, why))
         else:
             report.problems.append(
                 Problem(

@@ -32,7 +32,8 @@ EMBEDDED = "3mf/lib3mf__Thumbnail_Package.3mf"  # carries a slicer thumbnail
 SETTING_VARS = ("SIDECAR_THUMBS_", "DAM_DATABASE_PATH")
 SCAN_JSON_KEYS = {
     "found", "unchanged", "new", "changed", "touched", "healed", "hashed", "missing", "rendered", "embedded",
-    "failed", "requeued", "deferred", "elapsed_s", "renders_per_s", "interrupted", "failures", "problems",
+    "failed", "requeued", "deferred", "temp_removed", "elapsed_s", "renders_per_s", "interrupted", "failures",
+    "problems",
 }  # fmt: skip
 
 

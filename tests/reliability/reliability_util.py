@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -142,3 +143,16 @@ def check_library(root: Path, db: Path, models: Iterable[Path]) -> dict[str, int
         problems.append(f"integrity_check: {ok}")
     assert not problems, "\n".join(problems[:30])
     return counts
+
+
+def bind_socket(path: Path) -> socket.socket:
+    """A listening-capable UNIX socket at ``path``. Bound by its bare name from inside its folder:
+    macOS allows only 104 bytes in a socket address, less than a pytest tmp_path there."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    here = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        sock.bind(path.name)
+    finally:
+        os.chdir(here)
+    return sock
