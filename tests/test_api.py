@@ -64,7 +64,8 @@ def lib(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> sidecar_thumbs.Settings:
-    return sidecar_thumbs.load_settings(database=tmp_path / "state.sqlite3", workers=0, size=64)
+    # A short settle window: burst mode waits for files still settling.
+    return sidecar_thumbs.load_settings(database=tmp_path / "state.sqlite3", workers=0, size=64, settle=0.1)
 
 
 def _status(db_path: Path, model: Path) -> ModelStatus:
