@@ -95,7 +95,11 @@ class ChangeTracker:
         if is_dir:
             self.settler.forget_under(src)
             n = self.db.rename_under(src, dest)
-            log.info("folder moved: %s -> %s (%d models follow it)", src, dest, n)
+            if n:
+                log.info("folder moved: %s -> %s (%d models follow it)", src, dest, n)
+            else:
+                # Its models' own moves came first (and were logged one by one): nothing left to say.
+                log.debug("folder moved: %s -> %s (its models already followed)", src, dest)
             # Anything in it the database did not know yet gets looked at.
             for f in iter_model_files([dest] if self._folder_allowed(dest) else []):
                 if self.db.get(f.path) is None:

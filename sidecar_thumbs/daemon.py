@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from types import FrameType
 
+from sidecar_thumbs import logs
 from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
@@ -29,7 +30,7 @@ from sidecar_thumbs.hardstop import HARD_STOP_MARGIN, HardStop
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pipeline import Outcome, Pipeline
-from sidecar_thumbs.progress import format_duration
+from sidecar_thumbs.progress import format_duration, format_rate
 from sidecar_thumbs.root_states import RootChange, RootStates
 from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, offline_error
 from sidecar_thumbs.scan import reconcile
@@ -101,7 +102,8 @@ class Daemon:
         self._window = _Window()
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
-        self.failed_total = 0
+        self.failed_total = 0  # distinct models that failed during this run
+        self._failing: set[str] = set()
         self._hard_stop = HardStop()
         self.changes = ChangeTracker(
             db,
@@ -150,6 +152,7 @@ class Daemon:
     def run(self) -> int:
         """Run until stopped (or, in burst mode, until nothing is left). Returns the exit code."""
         cfg = self.config
+        unfinished = 0
         if self.lock is not None:
             self.lock.acquire()
         try:
@@ -197,14 +200,17 @@ class Daemon:
                     self._buffer = []
                     executor.shutdown(cancel=hard or back > 0)
                     self.pipeline.close()
-                if back:
-                    log.info("stopped: %d unfinished models are pending for the next start", back)
+                unfinished = back
         finally:
             if self.watcher is not None:
                 self.watcher.stop()
             if self.lock is not None:
                 self.lock.release()
             self._hard_stop.disarm()  # stopped in time
+        if self.stop_requests:
+            # The last line of a stopped daemon: the service manager's log shows it ended well.
+            left = f"; {unfinished} unfinished models are pending for the next start" if unfinished else ""
+            log.info("stopped cleanly: no partial sidecar left, finished renders saved%s", left)
         # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
         return EXIT_PROBLEMS if cfg.once and self.failed_total else 0
 
@@ -351,7 +357,7 @@ class Daemon:
             time.monotonic() - t0,
         )
         for problem in problems[:20]:
-            log.warning("cannot look at %s: %s", problem.path, problem.reason)
+            logs.log_problem(problem.path, problem.reason)
         if self.db.dam is not None:
             synced = sync_dam(self.db, full=True, roots=self.roots)
             todo += synced.queued
@@ -417,13 +423,20 @@ class Daemon:
 
     def _on_outcome(self, outcome: Outcome) -> None:
         self._finished += 1
+        # A transient failure retried with back-off and failing again is still one failing model:
+        # counted and warned about once; its retries show with -v.
+        again = not outcome.ok and outcome.path in self._failing
         if outcome.ok:
             self._window.ok += 1
-            log.debug("rendered: %s (%s, %.0f ms)", outcome.path, outcome.source, outcome.render_ms)
-        else:
+            self._failing.discard(outcome.path)
+        elif not again:
             self._window.failed += 1
             self.failed_total += 1
-            log.warning("failed: %s: %s", outcome.path, outcome.error)
+            self._failing.add(outcome.path)
+        logs.log_outcome(
+            outcome.path, ok=outcome.ok, source=outcome.source, reason=outcome.error,
+            transient=outcome.transient, ms=outcome.render_ms, again=again,
+        )  # fmt: skip
 
     def _log_progress(self, now: float, force: bool = False) -> None:
         w = self._window
@@ -438,15 +451,12 @@ class Daemon:
             else (w.ok + w.failed) / max(now - w.started, 1e-9)
         )
         backlog = self.db.backlog()
-        eta = format_duration(backlog / rate) if rate > 0 and backlog else "-"
+        eta_s = backlog / rate if rate > 0 and backlog else None
         in_flight = self.pipeline.in_flight if self.pipeline else 0
-        log.info(
-            "pending %d · rendering %d · done ✓ %d ✗ %d · %.1f/s · ETA %s",
-            backlog,
-            in_flight,
-            w.ok,
-            w.failed,
-            rate,
-            eta,
-        )
+        shown = [format_rate(rate)] if rate > 0 else []
+        shown += [f"ETA {format_duration(eta_s)}"] if eta_s is not None else []
+        fields = {"event": "progress", "pending": backlog, "ok": w.ok, "failed": w.failed,
+                  "rate_per_s": round(rate, 3), "eta_s": None if eta_s is None else round(eta_s, 1)}  # fmt: skip
+        log.info("pending %d · rendering %d · done ✓ %d ✗ %d%s", backlog, in_flight, w.ok, w.failed,
+                 "".join(f" · {s}" for s in shown), extra=fields)  # fmt: skip
         self._window = _Window()

@@ -63,10 +63,20 @@ class Plan:
 
 @dataclass
 class ScanSummary:
-    """The result of one scan, as the CLI prints it."""
+    """The result of one scan, as the CLI prints it.
+
+    Every model found is in exactly one of: ``unchanged``, ``adopted``, ``rendered``, ``embedded``,
+    ``failed`` (this run), ``known_failed`` (failed before, unchanged since, not tried again) and
+    ``pending`` (left for a running daemon, a later retry or the next scan) — they add up to ``found``.
+    ``new``, ``changed``, ``touched`` and ``hashed`` describe the walk and overlap with those.
+    """
 
     found: int = 0
     unchanged: int = 0
+    adopted: int = 0  # new to the database, its sidecar already there and fresh: recorded, not rendered
+    known_failed: int = 0
+    pending: int = 0
+    retried: int = 0  # failed models put back to pending by --retry-failed
     new: int = 0
     changed: int = 0
     touched: int = 0
@@ -95,6 +105,10 @@ class ScanSummary:
         return {
             "found": self.found,
             "unchanged": self.unchanged,
+            "adopted": self.adopted,
+            "known_failed": self.known_failed,
+            "pending": self.pending,
+            "retried": self.retried,
             "new": self.new,
             "changed": self.changed,
             "touched": self.touched,
@@ -390,8 +404,9 @@ def scan(
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
     summary.touched, summary.hashed, summary.healed = plan.touched, plan.hashed, plan.healed
     summary.missing = len(plan.missing)
+    summary.adopted = len(plan.adopted)
     if retry_failed:
-        db.retry_failed(roots)
+        summary.retried = db.retry_failed(roots)
     queued_by_dam = 0
     if db.dam is not None:
         from sidecar_thumbs.dam_sync import sync_dam
@@ -406,17 +421,16 @@ def scan(
         and r.next_attempt_at is not None
         and r.next_attempt_at <= now
     )
-    todo = sum(s.needs_render for s in plan.states) + retryable + queued_by_dam
+    # --retry-failed put every failed row back to pending, the transient ones that were due included.
+    todo = sum(s.needs_render for s in plan.states) + (summary.retried or retryable) + queued_by_dam
     if mark_only:
         # A daemon owns this database: the rows are marked pending and its sweep renders them.
         summary.deferred = todo
-        summary.elapsed = time.monotonic() - t0
-        return summary
+        return _finish(summary, db, roots, t0)
     if on_plan is not None:
         on_plan(plan, todo)
     if todo == 0 and not retry_failed:
-        summary.elapsed = time.monotonic() - t0
-        return summary
+        return _finish(summary, db, roots, t0)
     t_render = time.monotonic()
     executor = make_executor()
     # A model that vanishes mid-run is deleted only if its volume is still the one walked.
@@ -448,4 +462,19 @@ def scan(
         summary.render_elapsed = time.monotonic() - t_render
         summary.elapsed = time.monotonic() - t0
         summary.interrupted = summary.interrupted or bool(stop and stop.is_set())
+    return _finish(summary, db, roots, t0)
+
+
+def _finish(summary: ScanSummary, db: StateDB, roots: Sequence[str], t0: float) -> ScanSummary:
+    """Fill in the counts that make the summary add up to ``found``, from the rows as they are now.
+
+    Failures still standing under the scanned roots from earlier runs are counted (``known_failed``),
+    so an unchanged bad file gives the same answer, and the same exit code, on every scan.
+    """
+    counts = db.counts_under(roots)
+    summary.known_failed = max(0, counts[ModelStatus.FAILED] - summary.failed)
+    summary.pending = counts[ModelStatus.PENDING] + counts[ModelStatus.RENDERING]
+    accounted = summary.adopted + summary.rendered + summary.embedded + summary.failed
+    summary.unchanged = max(0, summary.found - accounted - summary.known_failed - summary.pending)
+    summary.elapsed = time.monotonic() - t0
     return summary

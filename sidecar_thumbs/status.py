@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import stat
 import time
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.dam import DamMapping
+from sidecar_thumbs.errors import DatabaseError
 from sidecar_thumbs.lock import LockHolder, read_lock_holder
 from sidecar_thumbs.models import ModelStatus
 from sidecar_thumbs.state import StateDB
@@ -64,7 +68,13 @@ def collect_status(
     failures: int = 10,
     dam: DamMapping | None = None,
 ) -> StatusReport:
-    """Read the state of ``database`` (read-only; never creates it)."""
+    """Read the state of ``database`` (read-only; never creates it, nor its -wal/-shm files).
+
+    Raises:
+        DatabaseError: it cannot be read; for a permission problem the message names the owner and
+            what to do.
+    """
+    check_readable(database)
     dam_info: dict[str, object] | None = None
     with StateDB(database, busy_timeout_ms=busy_timeout_ms, readonly=True, dam=dam) as db:
         if dam is not None:
@@ -95,6 +105,45 @@ def collect_status(
         dam=dam_info,
         roots=roots,
     )
+
+
+def check_readable(database: str | os.PathLike[str]) -> None:
+    """Raise a :class:`DatabaseError` that says whose file it is when we may not read ``database``.
+
+    The daemon runs as the service's user; a person running ``status`` as themselves otherwise
+    gets SQLite's bare "unable to open database file".
+    """
+    path = os.path.abspath(database)
+    folder = os.path.dirname(path)
+    if not os.access(folder, os.X_OK):
+        raise DatabaseError(_denied(folder, "open the folder of the state database", "rx"))
+    for p in (path, f"{path}-wal", f"{path}-shm"):
+        if os.path.lexists(p) and not os.access(p, os.R_OK):
+            raise DatabaseError(_denied(p, "read", "r"))
+
+
+def _denied(path: str, what: str, bits: str) -> str:
+    st = os.stat(path)
+    owner, group = _user_name(st.st_uid), _group_name(st.st_gid)
+    return (
+        f"permission denied: cannot {what} {path}: it belongs to {owner}:{group} (mode {stat.filemode(st.st_mode)}) "
+        f"and this is {_user_name(os.geteuid())}; run it as that user (sudo -u {owner} sidecar-thumbs status), "
+        f"or let your user read it (e.g. add yourself to group {group} and chmod g+{bits} it)"
+    )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def format_since(ts: float) -> str:

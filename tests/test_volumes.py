@@ -166,6 +166,8 @@ def test_daemon_started_before_its_root_exists_watches_it_when_it_appears(tmp_pa
         target = root / "new.stl"
         shutil.copy(EXAMPLES / "gear.stl", target)
         wait_for(lambda: sidecar_path_for(target).exists(), timeout=30, what="render from the event")
+        # The sidecar is written before the render is logged: wait for the line too.
+        wait_for(lambda: d.renders_of(target) >= 1, timeout=10, what="the render's log line")
         assert d.renders_of(target) == 1
         assert d.proc.poll() is None
     finally:
