@@ -1,6 +1,88 @@
-"""sidecar-thumbs: a PNG thumbnail next to every STL and 3MF model, recorded in SQLite."""
+"""sidecar-thumbs: a PNG thumbnail next to every STL and 3MF model, recorded in SQLite.
+
+Use it from Python::
+
+    import sidecar_thumbs
+
+    settings = sidecar_thumbs.load_settings(database="/tmp/thumbs.sqlite3", workers=2)
+    summary = sidecar_thumbs.scan(["/Volumes/3D-Files/3D-Models"], settings)
+    print(summary.rendered, summary.failed, summary.failures[:3])
+
+Every error raised is a :class:`SidecarThumbsError`. Importing the package is cheap: the renderer
+(numpy, numba) loads when something is rendered.
+"""
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+from sidecar_thumbs.api import clean, load_settings, render_file, scan, verify, watch
+from sidecar_thumbs.config import Settings
+from sidecar_thumbs.errors import (
+    ConfigError,
+    DatabaseError,
+    LockedError,
+    ModelError,
+    SidecarThumbsError,
+    UnknownSettingError,
+)
+
+if TYPE_CHECKING:
+    from sidecar_thumbs.clean import CleanReport
+    from sidecar_thumbs.scan import ScanSummary
+    from sidecar_thumbs.verify import VerifyReport
+
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = [
+    "CleanReport",
+    "ConfigError",
+    "DatabaseError",
+    "LockedError",
+    "ModelError",
+    "ScanSummary",
+    "Settings",
+    "SidecarThumbsError",
+    "UnknownSettingError",
+    "VerifyReport",
+    "__version__",
+    "clean",
+    "load_settings",
+    "render_file",
+    "scan",
+    "verify",
+    "watch",
+]
+
+# The report classes live beside modules that import numpy; load them only when asked for (PEP 562).
+_LAZY = {
+    "CleanReport": "sidecar_thumbs.clean",
+    "ScanSummary": "sidecar_thumbs.scan",
+    "VerifyReport": "sidecar_thumbs.verify",
+}
+
+
+class _Package(types.ModuleType):
+    """Keeps ``sidecar_thumbs.scan``, ``.verify`` and ``.clean`` the API's functions.
+
+    Importing a submodule binds it on its package, so ``import sidecar_thumbs.scan`` anywhere would
+    replace the function ``scan`` with the module of the same name. The modules stay importable by
+    their full name (``from sidecar_thumbs.scan import plan_changes``); only the binding is skipped.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and isinstance(getattr(self, name, None), types.FunctionType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sidecar_thumbs' has no attribute {name!r}")

@@ -12,18 +12,22 @@ import os
 import secrets
 import sys
 
-__all__ = ["TEMP_SUFFIX", "atomic_write", "fsync_dir", "temp_name_for"]
+__all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "atomic_write", "fsync_dir", "temp_name_for"]
 
+TEMP_PREFIX = ".sidecar-thumbs-"
 TEMP_SUFFIX = ".tmp"
 
 
 def temp_name_for(target_name: str) -> str:
-    """A temp file name beside ``target_name``: hidden, unique, ends with ``.tmp``.
+    """A temp file name for writing ``target_name``: hidden, unique, 37 bytes whatever the target.
 
-    Discovery and the watcher ignore these names; ``clean`` removes stale ones it recognises.
+    Short on purpose: the earlier ``<target>.<8 hex>.tmp`` was 13 bytes longer than the target, so
+    a model name of 228-240 bytes had a sidecar name that fit NAME_MAX (255) and a temp name that
+    did not. Discovery and the watcher ignore these names; ``clean`` removes stale ones that also
+    carry our content (see :mod:`.clean`).
     """
-    base = target_name if target_name.startswith(".") else "." + target_name
-    return f"{base}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    del target_name  # the name no longer depends on it; kept so callers say what they write
+    return f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
 
 
 def _full_fsync(fd: int) -> None:

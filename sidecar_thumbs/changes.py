@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sidecar_thumbs.discover import iter_model_files
+from sidecar_thumbs.discover import iter_model_files, model_on_disk
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.models import FileState, ModelRow, ModelStatus
 from sidecar_thumbs.pathcanon import Volumes
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, inside_roots, stat_regular
 from sidecar_thumbs.sidecar import model_name_for_sidecar, move_our_sidecar, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.verify import remove_our_sidecar
@@ -34,10 +35,27 @@ log = logging.getLogger("sidecar_thumbs.daemon")
 class ChangeTracker:
     """Turns watcher events and settled paths into database marks (used from the daemon's thread)."""
 
-    def __init__(self, db: StateDB, settler: Settler, volumes: Volumes | None = None) -> None:
+    def __init__(
+        self,
+        db: StateDB,
+        settler: Settler,
+        roots: Sequence[str] = (),
+        *,
+        max_bytes: int | None = None,
+        is_gone: Callable[[str], bool] | None = None,
+        volumes: Volumes | None = None,
+    ) -> None:
         self.db = db
         self.settler = settler
-        self.volumes = volumes  # the roots' volumes; None: paths compare byte for byte
+        # The walker's rule for links: an event path is followed only into these. Events come from
+        # the watched roots, so without roots (tests of the bookkeeping) any link would pass.
+        self.roots: tuple[str, ...] | None = tuple(roots) or None
+        self.max_bytes = max_bytes  # the size cap: a larger file is never hashed here
+        # Whether an absent model was deleted, or its root is offline / its volume replaced
+        # (:func:`.roots.model_is_gone`): only a deletion marks a row missing, removes a sidecar, or lets
+        # a new file with the same content take the row over as a move.
+        self.is_gone = is_gone or (lambda p: not os.path.lexists(p))
+        self.volumes = volumes  # the roots' volumes (how names compare); None: byte for byte
         self.settle = settler.settle
         self.pending_removals: dict[str, float] = {}  # sidecar → when to remove it
 
@@ -55,10 +73,12 @@ class ChangeTracker:
         for ev in events:
             if ev.kind is EventKind.CHANGED:
                 if ev.is_dir:
-                    self._folder_spelled_otherwise(ev.path)
-                    # A folder arrived: its files may never send events of their own.
-                    for f in iter_model_files([ev.path]):
-                        self.settler.touch(f.path, now)
+                    # A folder arrived: its files may never send events of their own. A symlink to a
+                    # folder outside the roots is not walked (the walker would take it as a root).
+                    if self._folder_allowed(ev.path):
+                        self._folder_spelled_otherwise(ev.path)
+                        for f in iter_model_files([ev.path]):
+                            self.settler.touch(f.path, now)
                 else:
                     self.settler.touch(ev.path, now)
             elif ev.kind is EventKind.DELETED:
@@ -70,10 +90,10 @@ class ChangeTracker:
     def _deleted(self, path: str, is_dir: bool, now: float) -> int:
         if is_dir:
             self.settler.forget_under(path)
-            gone = [p for p in self.db.rows_under([path]) if not os.path.lexists(p)]
+            gone = [p for p in self.db.rows_under([path]) if self.is_gone(p)]
         else:
             self.settler.forget(path)
-            gone = [path] if not os.path.lexists(path) else []
+            gone = [path] if self.is_gone(path) else []
         if gone:
             self.db.mark_missing(gone)
             for p in gone:
@@ -89,7 +109,7 @@ class ChangeTracker:
             n = self.db.rename_under(src, dest)
             log.info("folder moved: %s -> %s (%d models follow it)", src, dest, n)
             # Anything in it the database did not know yet gets looked at.
-            for f in iter_model_files([dest]):
+            for f in iter_model_files([dest] if self._folder_allowed(dest) else []):
                 if self.db.get(f.path) is None:
                     self.settler.touch(f.path, now)
             return 0
@@ -99,6 +119,9 @@ class ChangeTracker:
             log.info("moved: %s -> %s", src, dest)
         self.settler.touch(dest, now)  # the stat gate confirms nothing else changed
         return 0
+
+    def _folder_allowed(self, path: str) -> bool:
+        return self.roots is None or inside_roots(os.path.realpath(path), self.roots)
 
     def _move_sidecar(self, src: str, dest: str) -> bool:
         same = self.volumes is not None and self.volumes.same(src, dest)
@@ -153,15 +176,36 @@ class ChangeTracker:
                 continue
             del self.pending_removals[sidecar]
             model = os.path.join(os.path.dirname(sidecar), model_name_for_sidecar(os.path.basename(sidecar)))
-            if not os.path.lexists(model):
+            # Deleted (its volume is there), or no longer a model we read (a link out of the roots, a
+            # FIFO): the sidecar goes. A model whose root is offline is neither.
+            there_but_not_ours = self.roots is not None and model_on_disk(model, self.roots) is False
+            if self.is_gone(model) or there_but_not_ours:
                 remove_our_sidecar(sidecar)
+
+    def forget_under(self, root: str) -> None:
+        """A root went offline: drop what was waiting under it (its sidecars are not to be removed)."""
+        self.settler.forget_under(root)
+        prefix = root.rstrip(os.sep) + os.sep
+        for sidecar in [s for s in self.pending_removals if s.startswith(prefix)]:
+            del self.pending_removals[sidecar]
 
     def ingest(self, paths: Sequence[str]) -> int:
         """Settled paths: fingerprint, adopt moves, mark changed content pending."""
         states: list[FileState] = []
         for path in paths:
             try:
-                st = os.stat(path)
+                # Never a FIFO, device or socket (opening one blocked the daemon for ever), never a
+                # link out of the roots (the walker does not follow one either): no row, no sidecar.
+                st = stat_regular(path, roots=self.roots)
+            except (NotRegularFileError, LinkOutsideRootsError) as exc:
+                log.info("not a model file to read: %s: %s", path, exc.strerror)
+                if self.db.get(path) is not None:  # it was a model (replaced by a link or a FIFO)
+                    self.db.mark_missing([path])
+                    self.schedule_removal(path, time.monotonic())
+                continue
+            except OSError:
+                continue  # vanished or unreadable now; a later event or the rescan sees it again
+            try:
                 row = self.db.get(path) or self._row_spelled_otherwise(path)
                 if row is not None and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
                     if row.status in (ModelStatus.PENDING, ModelStatus.RENDERING):
@@ -170,8 +214,8 @@ class ChangeTracker:
                         continue  # same content that failed before
                     if row.status is ModelStatus.DONE and os.path.lexists(sidecar_path_for(path)):
                         continue  # nothing changed (e.g. the event was our own metadata or a no-op)
-                digest = hash_file(path)
-                after = os.stat(path)
+                digest = hash_file(path, roots=self.roots, max_bytes=self.max_bytes)
+                after = stat_regular(path, roots=self.roots)
             except OSError:
                 continue  # vanished or unreadable now; a later event or the rescan sees it again
             if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
@@ -179,7 +223,14 @@ class ChangeTracker:
                 continue
             if row is None:
                 twin = self.db.find_missing_by_hash(digest, st.st_size)
-                if twin is not None and self.db.rename(twin.path, path) and self._move_sidecar(twin.path, path):
+                # A move only when the original is really gone: a copy of a model whose row an earlier
+                # version marked missing (its volume was away) must not take the original's row.
+                if (
+                    twin is not None
+                    and self.is_gone(twin.path)
+                    and self.db.rename(twin.path, path)
+                    and self._move_sidecar(twin.path, path)
+                ):
                     log.info("moved: %s -> %s (matched by content)", twin.path, path)
                     states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=False))
                     continue

@@ -14,22 +14,20 @@ from typing import Any
 
 import click
 
-from sidecar_thumbs import __version__
+from sidecar_thumbs import __version__, api
 from sidecar_thumbs.cli_common import (
-    executor_for,
     fail,
     log,
     log_level,
-    open_db,
+    mass_missing_option,
     pool_options,
+    printable_output,
     render_options,
     roots_for,
     settings_for,
     thumbnail_options,
 )
-from sidecar_thumbs.config import Settings
-from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, LockedError, SidecarError
-from sidecar_thumbs.lock import DaemonLock
+from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 
 # -- the group -------------------------------------------------------------------------------------
 
@@ -59,6 +57,7 @@ def cli(ctx: click.Context, env_file: Path | None, verbose: int, quiet: bool, lo
     from sidecar_thumbs.logs import setup_logging
 
     ctx.obj = {"env_file": env_file, "verbose": verbose, "quiet": quiet, "log_format": log_format}
+    printable_output()
     setup_logging(log_level(verbose, quiet), log_format or "text")
 
 
@@ -132,26 +131,32 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
 @click.option("--force", is_flag=True, help="Render every model again, changed or not.")
 @click.option("--retry-failed", is_flag=True, help="Try models that failed before again, even unchanged.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@mass_missing_option
 @pool_options
 @render_options
 @click.pass_context
 def scan(
-    ctx: click.Context, paths: tuple[Path, ...], force: bool, retry_failed: bool, as_json: bool, **opts: Any
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    force: bool,
+    retry_failed: bool,
+    as_json: bool,
+    allow_mass_missing: bool,
+    **opts: Any,
 ) -> None:
     """Scan PATHS once and render every model that is new, changed or missing its thumbnail.
 
     Unchanged models cost one stat each: the content is hashed only when size or mtime moved, and
     a touched or identically copied file is not rendered again. Ctrl-C stops cleanly; the next scan
-    continues where this one stopped.
+    continues where this one stopped. A root that is absent, unmounted, unreadable or suddenly empty is
+    offline: the scan stops with exit 1 and marks nothing missing.
 
     Example: sidecar-thumbs scan /Volumes/3D-Files/3D-Models --workers 8
     """
     from sidecar_thumbs.progress import Progress
-    from sidecar_thumbs.scan import scan as run_scan
 
     settings = settings_for(ctx, **opts)
     roots = roots_for(paths, settings)
-    options = thumbnail_options(settings)
     quiet = ctx.find_root().obj.get("quiet", False)
     progress: Progress | None = None
 
@@ -173,29 +178,15 @@ def scan(
         if not o.ok:
             log.warning("failed: %s: %s", o.path, o.error)
 
-    db = open_db(settings)
-    # One coordinator per database: while a daemon runs, it renders what this scan marks; while this
-    # scan renders, a daemon starting meanwhile refuses (it would hand our claims out again).
-    lock = DaemonLock(settings.database, role="scan")
-    locked_out = False
     try:
-        lock.acquire()
-    except LockedError:
-        locked_out = True
-    summary = None
-    try:
-        summary = run_scan(
+        summary = api.scan(
             roots,
-            db=db,
-            options=options,
-            batch_size=settings.batch_size,
-            timeout=settings.timeout,
-            make_executor=lambda: executor_for(settings, options),
+            settings,
             force=force,
             retry_failed=retry_failed,
             on_outcome=on_outcome,
             on_plan=on_plan,
-            mark_only=locked_out,
+            allow_mass_missing=allow_mass_missing,
         )
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished renders are saved; run the scan again to continue", err=True)
@@ -203,14 +194,11 @@ def scan(
     except SidecarError as exc:
         fail(exc)
     finally:
-        lock.release()
         if progress is not None:
             progress.finish()
-        db.close()
-    if locked_out and not as_json:
-        who = f"{lock.holder.role} (pid {lock.holder.pid})" if lock.holder else "process"
+    if summary.deferred_to is not None and not as_json:
         click.echo(
-            f"another sidecar-thumbs {who} runs on this database: {summary.deferred} models marked "
+            f"another sidecar-thumbs {summary.deferred_to} runs on this database: {summary.deferred} models marked "
             "for it to render (sidecar-thumbs status)",
             err=True,
         )
@@ -222,9 +210,10 @@ def scan(
 
 
 def _print_scan_summary(s: Any) -> None:
+    healed = f"healed {s.healed} · " if s.healed else ""  # rows marked missing whose model came back
     click.echo(
         f"found {s.found} · unchanged {s.unchanged + s.touched} · rendered {s.rendered} · "
-        f"embedded {s.embedded} · failed {s.failed} · missing {s.missing} · "
+        f"embedded {s.embedded} · failed {s.failed} · missing {s.missing} · {healed}"
         f"{s.elapsed:.1f} s · {s.renders_per_s:.1f} renders/s"
     )
     for path, reason in s.failures[:20]:
@@ -242,10 +231,13 @@ def _print_scan_summary(s: Any) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--fix", is_flag=True, help="Re-render missing/stale/corrupt, remove orphans, re-flag rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@mass_missing_option
 @pool_options
 @render_options
 @click.pass_context
-def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool, **opts: Any) -> None:
+def verify(
+    ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool, allow_mass_missing: bool, **opts: Any
+) -> None:
     """Find missing, stale, orphaned and corrupt sidecars, and database flags that disagree.
 
     Works from the files alone when the database does not exist. Exits 3 when problems are found
@@ -253,24 +245,13 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
 
     Example: sidecar-thumbs verify ~/Models --fix
     """
-    from sidecar_thumbs import verify as v
-
     settings = settings_for(ctx, **opts)
     roots = roots_for(paths, settings)
-    options = thumbnail_options(settings)
-    # Reading only unless asked to fix: verify must never change what it checks.
-    db = open_db(settings, readonly=not fix) if (fix or settings.database.exists()) else None
     try:
-        report = v.verify(roots, db=db, expected_settings=options.describe())
-        fixed: dict[str, object] = {}
-        if fix and report.problems:
-            fixed = _fix(report, roots, settings, options, db)
-            report = v.verify(roots, db=db, expected_settings=options.describe())
+        report = api.verify(roots, settings, fix=fix, allow_mass_missing=allow_mass_missing)
     except SidecarError as exc:
         fail(exc)
-    finally:
-        if db is not None:
-            db.close()
+    fixed = report.fixed
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "fixed": fixed}, indent=2))
     else:
@@ -281,30 +262,6 @@ def verify(ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool
         kinds = ", ".join(f"{k} {n}" for k, n in report.by_kind().items()) or "no problems"
         click.echo(f"checked {report.models} models, {report.sidecars} sidecars: {report.fresh} fresh; {kinds}")
     sys.exit(EXIT_PROBLEMS if report.problems else EXIT_OK)
-
-
-def _fix(report: Any, roots: list[str], settings: Settings, options: Any, db: Any) -> dict[str, object]:
-    from sidecar_thumbs.pipeline import Pipeline, run_pending
-    from sidecar_thumbs.verify import plan_fixes
-
-    fixes = plan_fixes(report, db)
-    rendered = failed = 0
-    if fixes.rerender:
-        executor = executor_for(settings, options, workers=min(settings.workers, len(fixes.rerender)))
-        pipeline = Pipeline(db, executor, options, timeout=settings.timeout)
-        try:
-            stats = run_pending(pipeline, settings.batch_size, roots)
-        finally:
-            executor.shutdown()
-            pipeline.close()
-        rendered, failed = stats.rendered + stats.embedded, stats.failed
-    return {
-        "rendered": rendered,
-        "render_failed": failed,
-        "orphans_removed": len(fixes.removed),
-        "reflagged": fixes.reflagged,
-        "rows_marked_missing": fixes.forgotten,
-    }
 
 
 # -- clean -----------------------------------------------------------------------------------------
@@ -323,10 +280,11 @@ def clean(ctx: click.Context, paths: tuple[Path, ...], dry_run: bool, as_json: b
 
     Example: sidecar-thumbs clean ~/Models --dry-run
     """
-    from sidecar_thumbs.clean import clean as run_clean
-
     settings = settings_for(ctx)
-    report = run_clean(roots_for(paths, settings), dry_run=dry_run)
+    try:
+        report = api.clean(roots_for(paths, settings), settings, dry_run=dry_run)
+    except SidecarError as exc:
+        fail(exc)
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "dry_run": dry_run}, indent=2))
     else:

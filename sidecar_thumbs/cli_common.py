@@ -6,8 +6,8 @@ The commands themselves live in ``cli`` (one-off commands), ``cli_daemon`` (watc
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +17,20 @@ import click
 
 from sidecar_thumbs.config import Settings, load_settings
 from sidecar_thumbs.errors import SidecarError
+from sidecar_thumbs.wiring import executor_for, open_state_db, thumbnail_options
+
+__all__ = [
+    "executor_for",
+    "fail",
+    "log",
+    "log_level",
+    "open_db",
+    "pool_options",
+    "render_options",
+    "roots_for",
+    "settings_for",
+    "thumbnail_options",
+]
 
 log = logging.getLogger("sidecar_thumbs")
 
@@ -24,6 +38,19 @@ log = logging.getLogger("sidecar_thumbs")
 def fail(exc: SidecarError) -> NoReturn:
     click.echo(f"sidecar-thumbs: {exc.message}", err=True)
     sys.exit(exc.exit_code)
+
+
+def printable_output() -> None:
+    """File names need not be valid UTF-8 (a model copied from an old Windows share): Python keeps
+    such bytes as surrogates, and a strict stdout (macOS's default UTF-8 locale) raised
+    ``UnicodeEncodeError`` on the first such path, after ``clean`` had already deleted files. Paths
+    go out as the bytes they are (surrogateescape, like ``ls``), messages on stderr with
+    backslash escapes; ``--json`` output escapes them anyway (``ensure_ascii``)."""
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            with contextlib.suppress(ValueError, OSError):  # a stream that cannot change: leave it
+                reconfigure(errors=errors)
 
 
 def settings_for(ctx: click.Context, **overrides: Any) -> Settings:
@@ -40,17 +67,6 @@ def log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int:
     if verbose > 1:
         return logging.DEBUG
     return logging.INFO if verbose else default
-
-
-def thumbnail_options(settings: Settings) -> Any:
-    from sidecar_thumbs.render import RenderOptions
-    from sidecar_thumbs.thumbnail import ThumbnailOptions
-
-    return ThumbnailOptions(
-        render=RenderOptions(size=settings.size, color=settings.color_rgb, kernel=settings.renderer),
-        use_embedded=settings.embedded,
-        limits=settings.load_limits(),
-    )
 
 
 def render_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,40 +131,25 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
-    from sidecar_thumbs.dam import DamMapping
-    from sidecar_thumbs.state import StateDB
-
-    for warning in settings.database_warnings():
-        log.warning("%s", warning)
-
     try:
-        return StateDB(
-            settings.database,
-            busy_timeout_ms=settings.busy_timeout_ms,
-            readonly=readonly,
-            create=not (readonly or must_exist),
-            dam=DamMapping.from_settings(settings),
-        )
+        return open_state_db(settings, readonly=readonly, must_exist=must_exist)
     except SidecarError as exc:
         fail(exc)
 
 
 def roots_for(paths: tuple[Path, ...], settings: Settings) -> list[str]:
-    roots = [os.path.abspath(p) for p in paths] or [os.path.abspath(r) for r in settings.roots]
-    if not roots:
+    """The roots to work on, canonical: ``lib`` and a link to it, or a root inside another, count once."""
+    from sidecar_thumbs.wiring import roots_from
+
+    if not paths and not settings.roots:
         raise click.UsageError("no PATH given and SIDECAR_THUMBS_ROOTS is not set")
-    return roots
+    return roots_from(paths, settings)
 
 
-def executor_for(settings: Settings, options: Any, *, workers: int | None = None) -> Any:
-    """The executor the settings ask for: a Dask cluster, the local process pool, or inline (0 workers)."""
-    from sidecar_thumbs.executors import make_executor
-
-    if settings.executor == "dask":
-        from sidecar_thumbs.executors_dask import DaskExecutor
-        from sidecar_thumbs.pathmap import parse_path_map_setting
-
-        path_map = parse_path_map_setting(settings.path_map) if settings.path_map else None
-        return DaskExecutor(settings.dask_scheduler, timeout=settings.timeout, options=options, path_map=path_map)
-    n = settings.workers if workers is None else workers
-    return make_executor(n, timeout=settings.timeout, max_tasks=settings.max_tasks_per_worker, options=options)
+def mass_missing_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--allow-mass-missing",
+        is_flag=True,
+        help="Believe a root that lists no models, or lost more than SIDECAR_THUMBS_MASS_MISSING_SHARE of them "
+        "at once: the models were really deleted (without it such a root counts as offline, exit 1).",
+    )(f)

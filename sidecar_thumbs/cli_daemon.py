@@ -10,20 +10,18 @@ from typing import Any
 
 import click
 
-from sidecar_thumbs import __version__
+from sidecar_thumbs import api
 from sidecar_thumbs.cli_common import (
-    executor_for,
     fail,
     log,
     log_level,
-    open_db,
+    mass_missing_option,
     pool_options,
     render_options,
     roots_for,
     settings_for,
-    thumbnail_options,
 )
-from sidecar_thumbs.errors import SidecarError
+from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 
 # -- watch -----------------------------------------------------------------------------------------
 
@@ -56,21 +54,22 @@ from sidecar_thumbs.errors import SidecarError
     help="Seconds between full rescans that catch missed events; 0 disables "
     "[SIDECAR_THUMBS_RESCAN_INTERVAL, default 600].",
 )
+@mass_missing_option
 @pool_options
 @render_options
 @click.pass_context
-def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) -> None:
+def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, allow_mass_missing: bool, **opts: Any) -> None:
     """Run the daemon: watch ROOTS, render new and changed models, keep the database current.
 
     ROOTS default to SIDECAR_THUMBS_ROOTS. Events mark files; a sweep every 2 s hands pending files
     to the workers; a full rescan every 10 min catches events that never came. SIGTERM/Ctrl-C stop
     after the running renders (a second signal stops at once); a restart continues where it stopped.
-    Only one daemon may run per database.
+    Only one daemon may run per database. A root that is absent, unmounted or suddenly empty is
+    offline: the daemon waits for it (status shows since when) and watches and rescans it when it is
+    back; with --once it exits 1 instead. --allow-mass-missing counts for the start-up scan only.
 
     Example: sidecar-thumbs watch /Volumes/3D-Files/3D-Models
     """
-    from sidecar_thumbs.daemon import Daemon, DaemonConfig
-    from sidecar_thumbs.lock import DaemonLock
     from sidecar_thumbs.logs import setup_logging
 
     settings = settings_for(ctx, **opts)
@@ -85,30 +84,12 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, **opts: Any) 
     except SidecarError as exc:
         fail(exc)
     dirs = roots_for(roots, settings)
-    options = thumbnail_options(settings)
-    config = DaemonConfig(
-        roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
-        rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
-        grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling,
-        poll_interval=settings.poll_interval, once=once,
-    )  # fmt: skip
-    db = open_db(settings)
-    where = (
-        f"Dask cluster at {settings.dask_scheduler}" if settings.executor == "dask" else f"{settings.workers} workers"
-    )
-    log.info("sidecar-thumbs %s: database %s, %s", __version__, settings.database, where)
-    daemon = Daemon(
-        config, db=db, options=options, lock=DaemonLock(settings.database),
-        make_executor=lambda: executor_for(settings, options),
-    )  # fmt: skip
-    daemon.install_signal_handlers()
     try:
-        code = daemon.run()
+        failed = api.watch(settings, roots=dirs, once=once, handle_signals=True, allow_mass_missing=allow_mass_missing)
     except SidecarError as exc:
         fail(exc)
-    finally:
-        db.close()
-    sys.exit(code)
+    # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
+    sys.exit(EXIT_PROBLEMS if once and failed else EXIT_OK)
 
 
 # -- status ----------------------------------------------------------------------------------------
@@ -142,7 +123,7 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
 
         report = collect_status(
             settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings),
-            roots=[str(r) for r in settings.roots],
+            check_roots=[str(r) for r in settings.roots],
         )  # fmt: skip
     except SidecarError as exc:
         fail(exc)
@@ -158,19 +139,18 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
         )
     d = report.daemon
     click.echo(f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running")
+    for i, r in enumerate(report.roots):
+        head = "roots     " if i == 0 else "          "
+        state = "online" if r.online else f"offline since {format_since(r.since)}: {r.reason}"
+        click.echo(f"{head}{r.path}: {state}")
+    for path, why in report.unreadable.items():
+        click.echo(f"here      {path}: this user cannot list it: {why}")
     if report.renderer:
         click.echo(f"renderer  {report.renderer} (as the daemon last started)")
     else:
         from sidecar_thumbs.render import describe_kernel
 
         click.echo(f"renderer  {describe_kernel(settings.renderer)} (here; no daemon has recorded one)")
-    for r in report.roots:
-        if r["daemon_problem"]:
-            click.echo(f"root      {r['path']}: the daemon could not list it at its last rescan: {r['daemon_problem']}")
-        if r["problem"]:
-            click.echo(f"root      {r['path']}: cannot be listed from here: {r['problem']}")
-        if not (r["problem"] or r["daemon_problem"]):
-            click.echo(f"root      {r['path']}: readable")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
     click.echo(f"models    {report.total}: {counts}")
     eta = format_duration(report.eta_s) if report.eta_s is not None else "-"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import platformdirs
 from dotenv import dotenv_values
 
-from sidecar_thumbs.errors import ConfigError
+from sidecar_thumbs.errors import ConfigError, UnknownSettingError
 
 if TYPE_CHECKING:
     from sidecar_thumbs.mesh import LoadLimits
@@ -135,6 +135,13 @@ class Settings:
         f'"{os.pathsep}")', "Storage",
     )  # fmt: skip
     busy_timeout_ms: int = _setting(5000, "Milliseconds a database writer waits for a lock", "Storage", _between(0))
+    mass_missing_share: float = _setting(
+        0.5, "A walk that finds more than this share of a root's known models gone (and at least "
+        "MASS_MISSING_MIN) takes the root for offline, not the models for deleted", "Storage", _between(0, 1),
+    )  # fmt: skip
+    mass_missing_min: int = _setting(
+        100, "Fewest models a walk must lose at once before the share above is applied", "Storage", _between(1)
+    )
 
     workers: int = _setting(
         None, "Render processes; 0 renders inline in this process (debugging, tests)", "Work", _between(0),
@@ -483,7 +490,7 @@ def load_settings(
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(flags) - known)
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        raise UnknownSettingError(unknown[0], sorted(known))
 
     values: dict[str, Any] = {}
     sources: list[tuple[str, str]] = []

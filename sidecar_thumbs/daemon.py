@@ -12,28 +12,30 @@ pending — and a restart resumes there (any still marked rendering at start are
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
-from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
+from sidecar_thumbs.discover import WalkProblem
+from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, RootOfflineError, SidecarError
 from sidecar_thumbs.executors import Executor
+from sidecar_thumbs.hardstop import HARD_STOP_MARGIN, HardStop
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration
 from sidecar_thumbs.render import describe_kernel
+from sidecar_thumbs.root_states import RootChange, RootStates
+from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, offline_error
 from sidecar_thumbs.scan import reconcile
 from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.status import ROOT_ACCESS_KEY, root_access_problem
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 from sidecar_thumbs.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher
 
@@ -59,6 +61,8 @@ class DaemonConfig:
     poll_interval: float = 60.0  # seconds between polls when polling
     once: bool = False  # burst mode: rescan, render everything pending, exit
     durable: bool = True
+    # When a walk's losses are believed; ``allowed`` (--allow-mass-missing) counts for the start-up scan only.
+    guard: MassMissingGuard = field(default_factory=MassMissingGuard)
 
 
 @dataclass
@@ -90,6 +94,12 @@ class Daemon:
         self.queue = EventQueue()
         self.settler = Settler(config.settle)
         self.watcher: Watcher | None = None
+        # Roots are volumes (see roots.py): each is online or offline, checked with a stat every sweep.
+        # How each root's volume compares names (case, Unicode form), asked once; roots in its spelling.
+        self.volumes = Volumes.detect(canonical_roots(config.roots))
+        self.roots = list(self.volumes.roots)
+        self.root_states = RootStates(self.roots, db)
+        self._due_rescans: set[str] = set()  # roots back online (or watched anew) to rescan
         self.stop_requests = 0
         self._stop_at: float | None = None
         self._buffer: list[ModelRow] = []  # claimed, not yet submitted
@@ -97,8 +107,15 @@ class Daemon:
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
         self.failed_total = 0
-        self.changes = ChangeTracker(db, self.settler)
-        self.volumes = Volumes(config.roots, [None] * len(config.roots))  # probed in run()
+        self._hard_stop = HardStop()
+        self.changes = ChangeTracker(
+            db,
+            self.settler,
+            config.roots,
+            max_bytes=options.limits.max_file_bytes,
+            is_gone=self.root_states.is_gone,
+            volumes=self.volumes,
+        )
         self.pipeline: Pipeline | None = None
 
     # -- control ---------------------------------------------------------------------------------
@@ -109,6 +126,14 @@ class Daemon:
         self.queue.wake.set()
 
     def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the daemon: the first gracefully, the second at once.
+
+        The handlers only set a flag the loop reads; if the loop cannot get there (the main thread
+        is stuck in the kernel, e.g. a read from a share that stopped answering: Python retries an
+        interrupted read, PEP 475), a timer ends the process anyway (:class:`HardStop`), so a stop
+        always ends the process within the grace period plus a few seconds.
+        """
+
         def handler(signum: int, frame: FrameType | None) -> None:
             self.request_stop()
             name = signal.Signals(signum).name
@@ -118,8 +143,10 @@ class Daemon:
                     name,
                     self.config.grace_period,
                 )
+                self._hard_stop.arm(self.config.grace_period + HARD_STOP_MARGIN)
             else:
                 log.info("%s: stopping now", name)
+                self._hard_stop.arm(HARD_STOP_MARGIN)
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
@@ -140,13 +167,18 @@ class Daemon:
             back = self.db.release_claims()
             if back:
                 log.info("resuming: %d models caught mid-render are pending again", back)
+            self.root_states.start(believe_empty=cfg.guard.allowed)
+            if cfg.once and self.root_states.offline():
+                raise offline_error(self.root_states)
             self._remove_stale_temp_files()
             # How each root's volume compares names, asked once: paths are kept in its spelling.
-            self.volumes = self.changes.volumes = Volumes.detect(cfg.roots)
             if not cfg.once:
-                self.watcher = Watcher(self.roots, self.queue, polling=cfg.polling, poll_interval=cfg.poll_interval)
+                self.watcher = Watcher(
+                    self.root_states.online(), self.queue, polling=cfg.polling, poll_interval=cfg.poll_interval
+                )
                 self.watcher.start()
-                log.info("watching %s with %s", ", ".join(self.roots), self.watcher.kind)
+                watched = ", ".join(self.watcher.attached) or "nothing yet (every root is offline)"
+                log.info("watching %s with %s", watched, self.watcher.kind)
             # Workers start (and warm numba) while the start-up scan walks the library.
             executor = self.make_executor()
             renderer = describe_kernel(self.options.render.kernel)
@@ -159,6 +191,8 @@ class Daemon:
                 timeout=cfg.timeout,
                 durable=cfg.durable,
                 on_outcome=self._on_outcome,
+                is_gone=self.root_states.is_gone,
+                roots=cfg.roots,
             )
             try:
                 self._rescan(initial=True)
@@ -182,6 +216,7 @@ class Daemon:
                 self.watcher.stop()
             if self.lock is not None:
                 self.lock.release()
+            self._hard_stop.disarm()  # stopped in time
         # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
         return EXIT_PROBLEMS if cfg.once and self.failed_total else 0
 
@@ -193,6 +228,7 @@ class Daemon:
         next_sweep = now
         next_rescan = now + cfg.rescan_interval if cfg.rescan_interval > 0 else float("inf")
         next_watch_check = now + WATCHDOG_CHECK_EVERY
+        next_root_check = now + cfg.sweep_interval
         next_log = now + LOG_EVERY
         while True:
             now = time.monotonic()
@@ -208,6 +244,10 @@ class Daemon:
             self.queue.wake.clear()
             try:
                 marked = self._handle_events(self.queue.drain(), now)
+                if now >= next_root_check and not cfg.once:
+                    self._check_roots()
+                    next_root_check = now + cfg.sweep_interval
+                marked += self._rescan_due()
                 marked += self.changes.ingest(self.settler.due(now))
                 self.changes.remove_due_sidecars(now)
                 if now >= next_rescan:
@@ -226,12 +266,15 @@ class Daemon:
                 log.warning("%s; trying again at the next sweep", exc.message)
                 next_sweep = time.monotonic() + cfg.sweep_interval
             if now >= next_watch_check and self.watcher is not None:
-                self.watcher.ensure_alive()
+                # A watch that died or went blind with its volume: what changed meanwhile sent no events.
+                self._due_rescans.update(self.watcher.ensure_alive())
                 next_watch_check = now + WATCHDOG_CHECK_EVERY
             if now >= next_log:
                 self._log_progress(now)
                 next_log = now + LOG_EVERY
-            if cfg.once and not self._buffer and pipeline.in_flight == 0:
+            # Burst mode ends when nothing is queued, rendering or still settling (a file the start-up
+            # scan found mid-copy is looked at once its settle window has passed).
+            if cfg.once and not self._buffer and pipeline.in_flight == 0 and not len(self.settler):
                 pipeline.flush()  # outcomes may re-pend rows (content changed during the render)
                 self._sweep()
                 if not self._buffer:
@@ -257,9 +300,11 @@ class Daemon:
             if self.db.dam is not None:
                 # The asset manager's table is a source of work too: unflagged rows are queued.
                 sync_dam(self.db, full=False, roots=self.roots, volumes=self.volumes)
-            # Attached, the asset manager may list models outside the watched roots: claim them too.
-            roots = None if self.db.dam is not None else list(self.roots)
-            batch = self.db.claim(self.config.batch_size, roots=roots)
+            # Only models under the roots: an asset manager's row elsewhere is never taken (issue 11);
+            # never under an offline root: those rows wait for their volume, untouched.
+            online = self.root_states.online()
+            offline = self.root_states.offline()
+            batch = self.db.claim(self.config.batch_size, roots=online, exclude=offline) if online else []
             batch.reverse()  # pop() from the end keeps the claim order
             self._buffer = batch
 
@@ -287,74 +332,129 @@ class Daemon:
         root is rescanned itself; one above the roots (FSEvents may name the volume) means those roots."""
         out: list[str] = []
         vols = self.volumes
+        online = self.root_states.online()  # an offline root is rescanned when it is back, not before
         for folder in folders:
-            inside = [r for r in self.roots if vols.same(folder, r) or vols.key(folder).startswith(vols.key(r) + "/")]
+            inside = [r for r in online if vols.same(folder, r) or vols.key(folder).startswith(vols.key(r) + "/")]
             if inside:
                 out.append(vols.canonical(folder))
             else:
                 above = folder.rstrip("/") + "/"
-                out.extend(r for r in self.roots if vols.key(r).startswith(vols.key(above)))
+                out.extend(r for r in online if vols.key(r).startswith(vols.key(above)))
         # Nested targets once: the outer walk covers the inner one.
         out = sorted(set(out))
         return [f for i, f in enumerate(out) if not any(f.startswith(o.rstrip("/") + "/") for o in out[:i])]
 
     # -- rescans and housekeeping -------------------------------------------------------------------
 
-    @property
-    def roots(self) -> tuple[str, ...]:
-        """The configured roots as their volumes spell them."""
-        return self.volumes.roots
-
-    def _rescan(self, initial: bool = False, folders: Sequence[str] | None = None) -> int:
-        """Walk the roots (or only ``folders`` in them, when events there were lost) and mark what changed."""
+    def _rescan(
+        self, initial: bool = False, roots: Sequence[str] | None = None, folders: Sequence[str] | None = None
+    ) -> int:
+        """Walk the online roots (or ``roots``, or only ``folders`` in them when events there were lost) and
+        record what changed; returns how many to render."""
         t0 = time.monotonic()
-        self.db.check_file(deep=not initial and folders is None)
+        self.db.check_file(deep=not initial and not folders)
         self.volumes.redetect()  # a root that was not mounted at start is probed once it is
-        problems: list = []
-        targets = list(folders) if folders else list(self.roots)
-        plan, _, found = reconcile(targets, self.db, problems=problems, volumes=self.volumes)
+        problems: list[WalkProblem] = []
+        if folders:
+            what, roots = f"rescan of {', '.join(folders)} (events were lost)", list(folders)
+        else:
+            what = "start-up scan" if initial else "rescan" if roots is None else f"rescan of {', '.join(roots)}"
+        if roots is None:
+            # Roots offline by a walk's verdict are walked again: only a walk can bring them back.
+            roots = self.root_states.walkable()
+        if not roots:
+            return 0
+        guard = self.config.guard if initial else replace(self.config.guard, allowed=False)
+        plan, _, found, offline = reconcile(
+            roots, self.db, problems=problems, guard=guard, strict=self.config.once, settle=self.config.settle,
+            max_bytes=self.options.limits.max_file_bytes, volumes=self.volumes,
+        )  # fmt: skip
+        if not folders:  # a folder's walk says nothing about its root's state (it may have lost events only)
+            went = {s.root for s in offline}
+            for state in offline:
+                self._apply(self.root_states.set(state))
+            for root in roots:
+                if root not in went and not self.root_states[root].online:  # a walk believed again: back
+                    self._apply(self.root_states.set(check_root(root)), rescan=False)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
+        for p in plan.settling:
+            # Still being written: the settler looks at it once it has been quiet for the window.
+            self.settler.touch(p, time.monotonic())
         todo = sum(s.needs_render for s in plan.states)
         log.info(
-            "%s: %d models, %d new, %d changed, %d missing; %d to render (%.2f s)",
-            "start-up scan" if initial else f"rescan of {', '.join(folders)}" if folders else "rescan",
+            "%s: %d models, %d new, %d changed, %d healed, %d missing; %d to render (%.2f s)",
+            what,
             found,
             plan.new,
             plan.changed,
+            plan.healed,
             len(plan.missing),
             todo,
             time.monotonic() - t0,
         )
-        for p in problems[:20]:
-            log.warning("cannot look at %s: %s", p.path, p.reason)
-        if folders is None:
-            self._record_root_access()
-        if self.db.dam is not None and folders is None:
+        for problem in problems[:20]:
+            log.warning("cannot look at %s: %s", problem.path, problem.reason)
+        if self.db.dam is not None and not folders:
             synced = sync_dam(self.db, full=True, roots=self.roots, volumes=self.volumes)
             todo += synced.queued
-            if synced.queued or synced.reflagged or synced.unresolved:
-                log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable",
-                         synced.seen, synced.queued, synced.reflagged, synced.unresolved)  # fmt: skip
-        if not initial and folders is None:
+            if synced.queued or synced.reflagged or synced.unresolved or synced.refused:
+                log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable, "
+                         "%d refused (outside the roots, not a model name or not a regular file)",
+                         synced.seen, synced.queued, synced.reflagged, synced.unresolved, synced.refused)  # fmt: skip
+        if not initial and not folders:
             self.db.checkpoint()  # keep the WAL small (long readers may have stalled earlier ones)
         return todo
 
-    def _record_root_access(self) -> None:
-        """Note for ``status`` whether this process (launchd's, with its own permissions) can list each root."""
-        seen = {r: root_access_problem(r) or "" for r in self.roots}
-        for root, problem in seen.items():
-            if problem:
-                log.warning("cannot read root %s: %s", root, problem)
-        self.db.set_meta(ROOT_ACCESS_KEY, json.dumps(seen))
-
     def _remove_stale_temp_files(self) -> None:
-        # We hold the lock: no other coordinator writes here. A temp file of ours older than a few
-        # seconds belongs to a write that was killed (a sidecar write takes milliseconds; the margin
-        # is for a one-off `render` writing beside us at this very moment).
-        removed = len(clean(list(self.config.roots), temp_only=True, temp_age=10.0).temp_removed)
+        # We hold the lock: no other coordinator writes here, so every temp file of ours belongs to a
+        # write that was killed; no age wait (clean still checks the content is ours).
+        online = self.root_states.online()
+        try:
+            removed = len(clean(online, temp_only=True, temp_age=0.0).temp_removed) if online else 0
+        except RootOfflineError as exc:  # went offline since it was checked: the next start cleans
+            log.info("temp-file cleanup skipped: %s", exc.message)
+            return
         if removed:
             log.info("removed %d temp files left by an interrupted run", removed)
+
+    # -- roots: online / offline ----------------------------------------------------------------------
+
+    def _check_roots(self) -> None:
+        """The per-sweep look at the roots."""
+        for change in self.root_states.check():
+            self._apply(change)
+        if self.pipeline is not None:
+            held = self.pipeline.take_unreachable()
+            if held:  # renders whose volume went away mid-render: pending again, claimed once it is back
+                self.db.release_claims(held)
+
+    def _apply(self, change: RootChange | None, *, rescan: bool = True) -> None:
+        """Act on a root's change: detach the watch of a root that went; watch a root that is back anew (a
+        remounted volume is a new folder, the old watch is blind) and have it rescanned by stat."""
+        if change is None:
+            return
+        root = change.state.root
+        if self.watcher is not None:
+            self.watcher.detach(root)
+        if not change.back:
+            self.changes.forget_under(root)
+            self._due_rescans.discard(root)
+            return
+        if self.watcher is not None:
+            self.watcher.attach(root)
+        if rescan:
+            self._due_rescans.add(root)
+
+    def _rescan_due(self) -> int:
+        """Rescan the roots that came back or were watched anew (kept due until a rescan went through,
+        e.g. past a lock the asset manager held). Returns how many rows were marked for rendering."""
+        marked = 0
+        for root in list(self._due_rescans):
+            if self.root_states[root].online:
+                marked += self._rescan(roots=[root])
+            self._due_rescans.discard(root)
+        return marked
 
     # -- logs ------------------------------------------------------------------------------------
 

@@ -60,7 +60,8 @@ class DamMapping:
             id_column=settings.dam_id_column,  # type: ignore[attr-defined]
             path_column=settings.dam_path_column,  # type: ignore[attr-defined]
             flag_column=settings.dam_flag_column,  # type: ignore[attr-defined]
-            path_base=os.path.abspath(settings.dam_path_base) if settings.dam_path_base else "",  # type: ignore[attr-defined]
+            # Real path, as the roots are (roots.canonical_roots): one spelling for every model path.
+            path_base=os.path.realpath(settings.dam_path_base) if settings.dam_path_base else "",  # type: ignore[attr-defined]
             sidecar_column=settings.dam_sidecar_column,  # type: ignore[attr-defined]
             rendered_at_column=settings.dam_rendered_at_column,  # type: ignore[attr-defined]
         )

@@ -3,7 +3,12 @@
 Rows the asset manager lists without a thumbnail are queued like any other model (unless we already
 work on them or they failed for good); rows whose fresh sidecar exists but whose flag is 0 are simply
 flagged. A full sync also records the asset manager's id of every model (flags are then written by
-id) and, for models outside the watched roots, compares size and mtime so changed files are queued.
+id).
+
+The asset manager's table is input we do not control: a path is taken only when it lies under one of
+the roots and has a model extension, and it is looked at only when it is a regular file (a symlink
+only into the roots, the walker's rule). A row naming ``/dev/zero`` or a FIFO once hung the
+coordinator; now it is counted as ``refused`` and never opened.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.discover import is_model_name
 from sidecar_thumbs.models import FileState, ModelRow, ModelStatus, PlanRow
 from sidecar_thumbs.pathcanon import Volumes
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
@@ -31,6 +37,7 @@ class DamSync:
     reflagged: int = 0
     unresolved: int = 0  # path values we cannot turn into a file path
     absent: int = 0  # listed, but no file there
+    refused: int = 0  # outside the roots, not a model name, or not a regular file: never opened
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
@@ -40,8 +47,9 @@ def _under(path: str, roots: Sequence[str]) -> bool:
 def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = (), volumes: Volumes | None = None) -> DamSync:
     """One pass over the asset manager's table (all rows when ``full``, else only unflagged ones).
 
-    With ``volumes``, each path is first put in its volume's spelling: an asset manager may have stored
-    ``Gear.stl`` for the file a case-insensitive volume lists as ``gear.stl`` (one row, one flag, one sidecar).
+    Only rows under ``roots`` are taken (none without roots). With ``volumes``, each path is first put in
+    its volume's spelling: an asset manager may have stored ``Gear.stl`` for the file a case-insensitive
+    volume lists as ``gear.stl`` (one row, one flag, one sidecar).
     """
     respell = volumes is not None and not volumes.all_exact
     if respell:
@@ -63,6 +71,9 @@ def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = (), volumes: Vol
             continue
         if respell:
             path = volumes.canonical(path)  # type: ignore[union-attr]
+        if not (_under(path, roots) and is_model_name(os.path.basename(path))):
+            result.refused += 1
+            continue
         # Either kind of row: planning reads the same fields from both.
         row: PlanRow | ModelRow | None = ours.get(path) if ours is not None else None
         if ours is None and status is None:
@@ -70,9 +81,7 @@ def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = (), volumes: Vol
         if status is None and row is not None:
             ids.append((path, dam_id))  # we know the model, not yet its dam id
         if flag:
-            if full and row is not None and not _under(path, roots):
-                _queue_if_changed(path, row, states)  # outside the roots no rescan looks at it
-            continue
+            continue  # under a root: the rescan looks at its file
         if row is not None and row.status in (ModelStatus.PENDING, ModelStatus.RENDERING, ModelStatus.FAILED):
             continue  # queued already, or a known failure (its flag stays 0)
         if row is not None and row.status is ModelStatus.DONE and row.has_thumbnail:
@@ -81,7 +90,10 @@ def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = (), volumes: Vol
                 reflag.append((path, True))
                 continue
         try:
-            st = os.stat(path)
+            st = stat_regular(path, roots=roots)
+        except (NotRegularFileError, LinkOutsideRootsError):
+            result.refused += 1
+            continue
         except OSError:
             result.absent += 1
             continue
@@ -99,15 +111,3 @@ def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = (), volumes: Vol
     if result.seen:
         log.debug("asset manager sync (%s): %s", "full" if full else "unflagged", result)
     return result
-
-
-def _queue_if_changed(path: str, row: PlanRow | ModelRow, states: list[FileState]) -> None:
-    """The stat gate, then the content hash: a touched file is recorded, a changed one queued."""
-    try:
-        st = os.stat(path)
-        if (st.st_size, st.st_mtime_ns) == (row.size, row.mtime_ns):
-            return
-        digest = hash_file(path)
-    except OSError:
-        return
-    states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=digest != row.hash))

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.pathcanon import SENSITIVE, VolumeRules, Volumes
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 
 __all__ = [
     "IGNORED_DIRS",
@@ -31,6 +32,7 @@ __all__ = [
     "is_ignored_name",
     "is_model_name",
     "iter_model_files",
+    "model_on_disk",
 ]
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,11 @@ StrPath = str | os.PathLike[str]
 MODEL_SUFFIXES: tuple[str, ...] = (".stl", ".3mf")
 
 # Sidecar naming is owned by sidecar.py: ``.<name>.thumbnail.png`` and, while being written,
-# ``.<name>.thumbnail.png.<random>.tmp``. Only the tell-tale parts are needed here.
+# ``.sidecar-thumbs-<random>.tmp`` (atomic.py; ``.<name>.thumbnail.png.<random>.tmp`` before).
+# Only the tell-tale parts are needed here.
 _SIDECAR_SUFFIX = ".thumbnail.png"
 _SIDECAR_TEMP_MARK = ".thumbnail.png."
+_TEMP_PREFIX = ".sidecar-thumbs-"
 
 # Folders that hold copies, metadata, snapshots or trash, never the library itself. Walking
 # snapshot folders (.zfs, #snapshot, .snapshot) would thumbnail every model once per snapshot.
@@ -118,7 +122,8 @@ def is_ignored_name(name: str) -> bool:
 
     Returns:
         True for AppleDouble ``._*`` files, ``.DS_Store``, our sidecars (``.x.stl.thumbnail.png``)
-        and their temp files (``.x.stl.thumbnail.png.<random>.tmp``), and office-style lock files
+        and their temp files (``.sidecar-thumbs-<random>.tmp``, formerly
+        ``.x.stl.thumbnail.png.<random>.tmp``), and office-style lock files
         (``~$x``, ``.~lock.x#``).
     """
     if name.startswith(("._", "~$", ".~lock.")) or name == ".DS_Store":
@@ -126,7 +131,7 @@ def is_ignored_name(name: str) -> bool:
     if name.startswith("."):
         if name.endswith(_SIDECAR_SUFFIX):
             return True
-        if name.endswith(".tmp") and _SIDECAR_TEMP_MARK in name:
+        if name.endswith(".tmp") and (_SIDECAR_TEMP_MARK in name or name.startswith(_TEMP_PREFIX)):
             return True
     return False
 
@@ -141,6 +146,24 @@ def is_model_name(name: str) -> bool:
         True when it ends in ``.stl`` or ``.3mf`` (any case) and is not :func:`is_ignored_name`.
     """
     return name.lower().endswith(MODEL_SUFFIXES) and not is_ignored_name(name)
+
+
+def model_on_disk(path: str, roots: Sequence[str]) -> bool | None:
+    """Whether a model path names a file the walker accepts, for deciding about its sidecar and row.
+
+    Returns:
+        True: a regular file, or a symlink into the roots to one (or something that cannot be told
+        right now, e.g. a dangling link inside a root: kept, as the walker keeps it). False: it is
+        there but never a model to read: a FIFO, socket, device or folder, or a symlink out of the
+        roots. None: nothing is there.
+    """
+    try:
+        stat_regular(path, roots=roots)
+    except (NotRegularFileError, LinkOutsideRootsError):
+        return False
+    except OSError:
+        return True if os.path.lexists(path) else None
+    return True
 
 
 def is_ignored_dir(name: str) -> bool:

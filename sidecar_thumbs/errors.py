@@ -1,4 +1,5 @@
-"""One family of errors. Each carries a one-line message a user can act on and an exit code.
+"""One family of errors, all under :class:`SidecarThumbsError`. Each carries a one-line message a user
+can act on and an exit code.
 
 Two kinds matter to the pipeline:
 
@@ -19,7 +20,7 @@ EXIT_USAGE = 2
 EXIT_PROBLEMS = 3
 
 
-class SidecarError(Exception):
+class SidecarThumbsError(Exception):
     """sidecar-thumbs failed"""
 
     exit_code = EXIT_RUN_FAILED
@@ -33,7 +34,11 @@ class SidecarError(Exception):
         return " ".join(str(self).split())
 
 
-class ModelError(SidecarError):
+# The base's first name; code written against it (and other branches of this project) keeps working.
+SidecarError = SidecarThumbsError
+
+
+class ModelError(SidecarThumbsError):
     """the model file cannot be thumbnailed"""
 
     exit_code = EXIT_PROBLEMS
@@ -48,6 +53,10 @@ class NoGeometryError(BadModelError):
     """the model has no triangles to draw"""
 
 
+class EmptyBuildError(NoGeometryError):
+    """the 3MF's build is empty: it places no object"""
+
+
 class LimitExceededError(BadModelError):
     """the model exceeds a configured cap"""
 
@@ -58,12 +67,20 @@ class TransientModelError(ModelError):
     transient = True
 
 
-class RunError(SidecarError):
+class RunError(SidecarThumbsError):
     """the run cannot continue"""
 
 
 class ConfigError(RunError):
     """invalid configuration"""
+
+
+class UnknownSettingError(ConfigError):
+    """no such setting"""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        super().__init__(f"unknown setting {name!r}; known: {', '.join(sorted(known))}")
 
 
 class DatabaseError(RunError):
@@ -76,3 +93,7 @@ class DatabaseLockedError(DatabaseError):
 
 class LockedError(RunError):
     """another sidecar-thumbs daemon already holds the lock on this database"""
+
+
+class RootOfflineError(RunError):
+    """a library root is offline (absent, unmounted, unreadable or suddenly empty); nothing was marked missing"""

@@ -10,13 +10,19 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from sidecar_thumbs.errors import RunError
 from sidecar_thumbs.jobs import RenderJob, RenderResult, failure, render_job, warm_up_worker
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
-__all__ = ["Executor", "InlineExecutor", "LocalPool", "make_executor", "result_of"]
+__all__ = ["TIMEOUT_ATTEMPTS", "Executor", "InlineExecutor", "LocalPool", "make_executor", "result_of"]
+
+# A timeout is not proof of a bad file: the worker may have been stopped (SIGSTOP, a laptop asleep)
+# or stuck on a share that did not answer. The same content timing out this many times in a row
+# (with the back-off between) is permanent.
+TIMEOUT_ATTEMPTS = 3
 
 
 class Executor(Protocol):
@@ -102,7 +108,8 @@ def result_of(job: RenderJob, fut: cf.Future[RenderResult], timeout: float | Non
         return failure(job.path, "cancelled", transient=True)
     except TimeoutError:
         limit = f" of {timeout:g} s" if timeout else ""
-        return failure(job.path, f"render timed out after the limit{limit}; the worker was stopped")
+        result = failure(job.path, f"render timed out after the limit{limit}; the worker was stopped", transient=True)
+        return replace(result, max_attempts=TIMEOUT_ATTEMPTS)
     except RunError:
         raise  # the executor itself is gone (a lost Dask scheduler): the run stops, claims go back
     except Exception as exc:

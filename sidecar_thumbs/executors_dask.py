@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -231,9 +232,9 @@ class DaskExecutor:
         fut: cf.Future[RenderResult] = cf.Future()
         with self._lock:  # the start notice may race the registration; the handler takes the lock
             dfut = self._submit_dask(job)
-            task = _Task(job, fut, dfut, dfut.key, time.monotonic())
+            task = _Task(job, fut, dfut, str(dfut.key), time.monotonic())
             self._tasks[task.key] = task
-        fut.add_done_callback(lambda f, t=task: self._on_cf_done(t, f))
+        fut.add_done_callback(functools.partial(self._on_cf_done, task))
         dfut.add_done_callback(self._on_dask_done)
         return fut
 
@@ -366,8 +367,8 @@ class DaskExecutor:
     def _complete(self, dfut: distributed.Future) -> None:
         """Turn the Dask outcome into the coordinator's (in a fetch thread)."""
         with self._lock:
-            task = self._tasks.get(dfut.key)
-            if task is None or task.dask is not dfut:
+            task = self._tasks.get(str(dfut.key))
+            if task is None or task.dask is None or task.dask is not dfut:
                 return  # timed out, cancelled or resubmitted already
             if dfut.status == "finished":
                 # Until it is settled, time it as queued: if its result was lost with its worker,
@@ -410,7 +411,7 @@ class DaskExecutor:
                 return
             del self._tasks[task.key]
             task.dask = dfut = self._submit_dask(task.job)
-            task.key, task.started, task.worker = dfut.key, None, None
+            task.key, task.started, task.worker = str(dfut.key), None, None
             task.submitted = time.monotonic()
             self._tasks[task.key] = task
         dfut.add_done_callback(self._on_dask_done)

@@ -7,11 +7,13 @@ file that moved on the gate really changed (a ``touch`` or a copy keeps its hash
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import xxhash
 
 from sidecar_thumbs.errors import TransientModelError
+from sidecar_thumbs.safeio import open_regular
 
 __all__ = [
     "FileChangedError",
@@ -20,6 +22,7 @@ __all__ = [
     "gate_moved",
     "hash_bytes",
     "hash_file",
+    "oversize_key",
     "stat_key",
 ]
 
@@ -71,30 +74,59 @@ def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
-def hash_file(path: StrPath, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> str:
-    """Return the xxh3_128 hex digest of a file's content, read in chunks.
+def oversize_key(size: int, mtime_ns: int) -> str:
+    """What stands for the content hash of a file over the size cap, which is never read.
+
+    Recorded with the failure, it keeps an unchanged oversized file from being looked at again
+    (a 200 GB sparse file took the coordinator minutes to hash); a new size or mtime is a new key.
+    """
+    return f"over-cap:{size}:{mtime_ns}"
+
+
+def hash_file(
+    path: StrPath,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_bytes: int | None = None,
+    roots: Sequence[str] | None = None,
+) -> str:
+    """Return the xxh3_128 hex digest of a regular file's content, read in chunks.
+
+    Only a regular file is opened, never blocking (:func:`~.safeio.open_regular`), and at most the
+    size it had when opened is read: a FIFO, a device or a link to ``/dev/zero`` cannot hang it.
 
     Args:
         path: The file to hash.
         chunk_size: Bytes per read; any positive value gives the same digest.
+        max_bytes: The size cap: a larger file is not read and :func:`oversize_key` is returned.
+        roots: A symlink is followed only into these (see :func:`~.safeio.stat_regular`).
 
     Returns:
-        32 lowercase hex characters, equal to ``hash_bytes(content)``.
+        32 lowercase hex characters, equal to ``hash_bytes(content)`` (or the over-cap key).
 
     Raises:
         ValueError: ``chunk_size`` is not positive.
-        OSError: The file cannot be opened or read (propagated unchanged for the caller to classify).
+        OSError: The file cannot be opened or read, or is not a regular file
+            (:class:`~.safeio.NotRegularFileError`); propagated for the caller to classify.
     """
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    h = xxhash.xxh3_128()
-    # readinto one reusable buffer: no allocation per chunk.
-    buf = bytearray(chunk_size)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
+    fd, st = open_regular(path, roots=roots)
+    try:
+        if max_bytes is not None and st.st_size > max_bytes:
+            return oversize_key(st.st_size, st.st_mtime_ns)
+        h = xxhash.xxh3_128()
+        # readinto one reusable buffer: no allocation per chunk.
+        buf = bytearray(chunk_size)
+        view = memoryview(buf)
+        left = st.st_size
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            while left > 0 and (n := f.readinto(view[: min(chunk_size, left)])):
+                h.update(view[:n])
+                left -= n
+        return h.hexdigest()
+    finally:
+        os.close(fd)
 
 
 def fingerprint(path: StrPath, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Fingerprint:

@@ -1,44 +1,29 @@
 """What the gallery shows: one entry per model under the roots, with its thumbnail's state.
 
-Freshness follows :mod:`.verify` (the sidecar's own metadata, the content hash only when the stat gate
-moved), so the page works from the files alone. With the state database, failed models get their
+Freshness is :mod:`.freshness`'s rule, as in :mod:`.verify` (the sidecar's own metadata, the content hash
+only when the stat gate moved), so the page works from the files alone. With the state database, failed models get their
 reason, and triangles/source fill in where a sidecar does not carry them.
 
-Sidecars are read by their header chunks only, not decoded: a 256 px PNG costs ~1 ms to decode, which
-is half a minute for 34,000 models, while the metadata and a truncation check cost microseconds.
+Sidecars are read by their header chunks only, not decoded (``read_sidecar(decode=False)``): a 256 px
+PNG costs ~1 ms to decode, which is half a minute for 34,000 models, while the metadata and a
+truncation check cost microseconds.
 """
 
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
-from sidecar_thumbs.fingerprint import hash_file
-from sidecar_thumbs.models import ModelRow, ModelStatus
-from sidecar_thumbs.sidecar import (
-    KEY_HASH,
-    KEY_MTIME_NS,
-    KEY_SETTINGS,
-    KEY_SOURCE,
-    KEY_TRIANGLES,
-    SOFTWARE_NAME,
-    int_or_none,
-    sidecar_path_for,
-)
+from sidecar_thumbs.freshness import Verdict, check_freshness
+from sidecar_thumbs.models import ModelRow, ModelStatus, ThumbSource
+from sidecar_thumbs.roots import canonical_roots, present_by_root, require_online
+from sidecar_thumbs.sidecar import SidecarInfo, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
-__all__ = ["EntryStatus", "Gallery", "GalleryEntry", "SidecarMeta", "collect_gallery", "read_sidecar_meta"]
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-# Our tEXt chunks come before IDAT and add up to well under 1 KiB; a file whose header chunks go
-# on for longer than this is not one of ours.
-_MAX_HEADER_BYTES = 1 << 16
+__all__ = ["EntryStatus", "Gallery", "GalleryEntry", "collect_gallery"]
 
 
 class EntryStatus(StrEnum):
@@ -91,84 +76,8 @@ class Gallery:
         out = {s.value: 0 for s in EntryStatus}
         for e in self.entries:
             out[e.status.value] += 1
-        out["embedded"] = sum(1 for e in self.entries if e.sidecar is not None and e.source == "embedded")
+        out["embedded"] = sum(1 for e in self.entries if e.sidecar is not None and e.source == ThumbSource.EMBEDDED)
         return out
-
-
-@dataclass(frozen=True)
-class SidecarMeta:
-    """A sidecar's header as read without decoding the image."""
-
-    ours: bool
-    readable: bool  # PNG signature, intact header chunks, IEND at the end
-    content_hash: str | None = None
-    size: int | None = None
-    mtime_ns: int | None = None
-    source: str | None = None
-    settings: str | None = None
-    triangles: int | None = None
-
-
-_NOT_OURS = SidecarMeta(ours=False, readable=False)
-
-
-def read_sidecar_meta(path: str | os.PathLike[str]) -> SidecarMeta | None:
-    """Read a sidecar's tEXt chunks and check its ends; None when there is no file.
-
-    Never raises for a bad file. ``readable`` is the cheap check (signature, CRCs of the chunks before
-    the image data, an IEND trailer): it catches truncated and overwritten files, not a bit flip
-    inside the compressed pixels, which :func:`~.sidecar.read_sidecar` finds by decoding.
-    """
-    try:
-        if os.path.islink(path):
-            return _NOT_OURS  # we only ever write regular files
-        with open(path, "rb") as f:
-            head = f.read(_MAX_HEADER_BYTES)
-            f.seek(0, os.SEEK_END)
-            end = f.tell()
-            f.seek(max(0, end - len(_IEND)))
-            tail = f.read()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return _NOT_OURS
-    if not head.startswith(_PNG_SIGNATURE):
-        return _NOT_OURS
-    text: dict[str, str] = {}
-    pos, intact = len(_PNG_SIGNATURE), False
-    while pos + 8 <= len(head):
-        (length,) = struct.unpack_from(">I", head, pos)
-        kind = head[pos + 4 : pos + 8]
-        if kind == b"IDAT":
-            intact = True
-            break
-        body_end = pos + 8 + length
-        if body_end + 4 > len(head):
-            break
-        (crc,) = struct.unpack_from(">I", head, body_end)
-        if zlib.crc32(head[pos + 4 : body_end]) != crc:
-            break
-        if kind == b"tEXt":
-            key, _, value = head[pos + 8 : body_end].partition(b"\x00")
-            text[key.decode("latin-1")] = value.decode("latin-1")
-        pos = body_end + 4
-    ours = text.get("Software", "").split(" ")[0] == SOFTWARE_NAME
-    if not ours and not intact:
-        # A damaged file may still be ours (the marker sits in the first chunks we could not check).
-        ours = b"tEXtSoftware\x00" + SOFTWARE_NAME.encode() in head
-    readable = intact and tail == _IEND
-    if not readable:
-        return SidecarMeta(ours=ours, readable=False)
-    return SidecarMeta(
-        ours=ours,
-        readable=True,
-        content_hash=text.get(KEY_HASH),
-        size=int_or_none(text.get("Thumb::Size")),
-        mtime_ns=int_or_none(text.get(KEY_MTIME_NS)),
-        source=text.get(KEY_SOURCE),
-        settings=text.get(KEY_SETTINGS),
-        triangles=int_or_none(text.get(KEY_TRIANGLES)),
-    )
 
 
 def _folder_label(path: str, roots: Sequence[str]) -> str:
@@ -188,36 +97,34 @@ def _folder_label(path: str, roots: Sequence[str]) -> str:
 
 
 def _freshness(
-    f: FoundFile, meta: SidecarMeta | None, row: ModelRow | None, expected_settings: str | None
+    f: FoundFile, meta: SidecarInfo | None, row: ModelRow | None, expected_settings: str | None
 ) -> tuple[EntryStatus, str | None]:
-    """OK, or (missing/stale, why): the same verdicts as ``verify`` gives."""
-    if meta is None:
-        return EntryStatus.MISSING, "no thumbnail yet"
-    if not meta.ours:
-        return EntryStatus.MISSING, "a file not written by sidecar-thumbs is in the sidecar's place"
-    if not meta.readable:
-        return EntryStatus.MISSING, "the sidecar is damaged (not a complete PNG)"
-    if expected_settings is not None and meta.settings != expected_settings:
-        return EntryStatus.STALE, f"made with other settings ({meta.settings})"
-    if meta.size == f.size and meta.mtime_ns == f.mtime_ns:
-        return EntryStatus.OK, None
-    # The stat gate moved: only the content hash tells a touch from a change. The database's hash
-    # is as good as hashing when the row has seen this very stat.
-    if row is not None and row.hash is not None and (row.size, row.mtime_ns) == (f.size, f.mtime_ns):
-        digest = row.hash
-    else:
-        try:
-            digest = hash_file(f.path)
-        except OSError as exc:
-            return EntryStatus.STALE, f"cannot hash the model: {exc.strerror}"
-    if digest == meta.content_hash:
-        return EntryStatus.OK, None
-    return EntryStatus.STALE, "the model changed after its thumbnail was made"
+    """OK, or (missing/stale, why): ``verify``'s verdicts (the rule in :mod:`.freshness`), in the page's words."""
+    # The database's hash is as good as hashing when the row has seen this very stat.
+    seen = row is not None and row.hash is not None and (row.size, row.mtime_ns) == (f.size, f.mtime_ns)
+    known = row.hash if seen and row is not None else None
+    verdict = check_freshness(f.path, f.size, f.mtime_ns, meta, expected_settings=expected_settings, known_hash=known)
+    match verdict.verdict:
+        case Verdict.FRESH:
+            return EntryStatus.OK, None
+        case Verdict.MISSING:
+            return EntryStatus.MISSING, "no thumbnail yet"
+        case Verdict.FOREIGN:
+            return EntryStatus.MISSING, "a file not written by sidecar-thumbs is in the sidecar's place"
+        case Verdict.CORRUPT:
+            return EntryStatus.MISSING, "the sidecar is damaged (not a complete PNG)"
+        case Verdict.OTHER_SETTINGS:
+            assert meta is not None
+            return EntryStatus.STALE, f"made with other settings ({meta.settings})"
+        case Verdict.UNHASHABLE:
+            return EntryStatus.STALE, f"cannot hash the model: {verdict.reason}"
+        case Verdict.CHANGED:
+            return EntryStatus.STALE, "the model changed after its thumbnail was made"
 
 
 def _entry(f: FoundFile, roots: Sequence[str], row: ModelRow | None, expected_settings: str | None) -> GalleryEntry:
     sidecar = str(sidecar_path_for(f.path))
-    meta = read_sidecar_meta(sidecar)
+    meta = read_sidecar(sidecar, decode=False)
     status, detail = _freshness(f, meta, row, expected_settings)
     if status is not EntryStatus.OK and row is not None and row.status is ModelStatus.FAILED:
         # As in verify: a failure explains a missing sidecar, and a stale one when the failure is
@@ -265,11 +172,16 @@ def collect_gallery(
         expected_settings: The current thumbnail settings string; sidecars made with others are stale.
         on_entry: Called with each entry as it is made (progress).
 
+    Raises:
+        RootOfflineError: a root is offline (absent, unreadable, unmounted, or empty while the database
+            holds models under it).
+
     Returns:
         The gallery, entries sorted by folder, then name (case-insensitive).
     """
-    roots = [os.path.abspath(r) for r in roots]
+    roots = canonical_roots(roots)
     rows: dict[str, ModelRow] = db.rows_under(roots) if db is not None else {}
+    require_online(roots, known=present_by_root(rows, roots))  # an absent root is an error, not an empty page
     problems: list[WalkProblem] = []
     entries: list[GalleryEntry] = []
     for f in iter_model_files(roots, on_problem=problems.append):

@@ -20,6 +20,8 @@ from pathlib import Path
 from sidecar_thumbs import __version__
 from sidecar_thumbs.atomic import atomic_write
 from sidecar_thumbs.gallery import Gallery
+from sidecar_thumbs.safeio import read_regular
+from sidecar_thumbs.sidecar import MAX_SIDECAR_BYTES
 
 __all__ = ["gallery_data", "relative_url", "render_gallery_html", "write_gallery"]
 
@@ -55,10 +57,10 @@ def _display(text: str) -> str:
 
 def _data_uri(path: str) -> str | None:
     try:
-        with open(path, "rb") as f:
-            return "data:image/png;base64," + base64.b64encode(f.read()).decode("ascii")
+        data = read_regular(path, follow=False, max_bytes=MAX_SIDECAR_BYTES)  # never a FIFO or device
     except OSError:
         return None
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def gallery_data(gallery: Gallery, out_dir: str | os.PathLike[str], *, embed: bool = False) -> dict[str, object]:

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, replace
 
 from sidecar_thumbs.errors import ModelError
-from sidecar_thumbs.fingerprint import hash_bytes
+from sidecar_thumbs.fingerprint import hash_bytes, oversize_key
+from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes, read_model_bytes
 
 __all__ = ["RenderJob", "RenderResult", "failure", "render_job", "warm_up_worker"]
@@ -35,7 +36,7 @@ class RenderResult:
 
     path: str
     png: bytes | None
-    source: str | None = None
+    source: ThumbSource | None = None
     content_hash: str | None = None
     size: int | None = None
     mtime_ns: int | None = None
@@ -43,6 +44,9 @@ class RenderResult:
     render_ms: float = 0.0
     error: str | None = None
     transient: bool = False
+    # For a transient failure: after this many in a row for the same content it is permanent
+    # (None: the database's default). A timeout says little about the file: see executors.result_of.
+    max_attempts: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,7 +68,13 @@ def render_job(job: RenderJob) -> RenderResult:
     try:
         data, size, mtime_ns = read_model_bytes(job.path, job.options.limits)
     except ModelError as exc:
-        return failure(job.path, exc.message, transient=exc.transient)
+        r = failure(job.path, exc.message, transient=exc.transient)
+        size = getattr(exc, "size", None)
+        if size is not None:
+            # Over the size cap, never read: its stat stands for its content, so the coordinator
+            # records the failure without hashing gigabytes itself.
+            r = replace(r, content_hash=oversize_key(size, exc.mtime_ns), size=size, mtime_ns=exc.mtime_ns)  # type: ignore[attr-defined]
+        return r
     digest = hash_bytes(data)
 
     def failed(reason: str, transient: bool = False) -> RenderResult:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar_thumbs.errors import LockedError
+from sidecar_thumbs.errors import DatabaseError, LockedError
 
 __all__ = ["DaemonLock", "LockHolder", "lock_path_for", "read_lock_holder"]
 
@@ -25,7 +25,7 @@ class LockHolder:
     pid: int
     since: float  # unix time the lock was taken
     host: str
-    role: str = "daemon"  # "daemon" (watch) or "scan"
+    role: str = "daemon"  # "daemon" (watch), "scan" or "verify" (--fix)
 
 
 def lock_path_for(database: str | os.PathLike[str]) -> Path:
@@ -44,7 +44,7 @@ def _read_info(fd: int) -> LockHolder | None:
 
 
 class DaemonLock:
-    """Take with :meth:`acquire` (raises :class:`LockedError` if another daemon holds it)."""
+    """Take with :meth:`acquire` (raises :class:`LockedError` if another coordinator holds it)."""
 
     def __init__(self, database: str | os.PathLike[str], role: str = "daemon") -> None:
         self.path = lock_path_for(database)
@@ -53,8 +53,11 @@ class DaemonLock:
         self.holder: LockHolder | None = None  # who held it when acquire() was refused
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DatabaseError(f"cannot open the lock file {self.path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

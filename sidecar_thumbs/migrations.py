@@ -61,7 +61,20 @@ _V3 = (
     "ALTER TABLE st_models ADD COLUMN dam_id",
 )
 
-STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_V4 = (
+    # Whether each root of the daemon is online (issue #11): `status` from another process shows
+    # "offline since …". Written only when a root changes state, never per sweep.
+    """
+    CREATE TABLE st_roots (
+        path TEXT PRIMARY KEY,
+        online INTEGER NOT NULL,
+        reason TEXT,
+        since REAL NOT NULL
+    )
+    """,
+)
+
+STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 """Migration steps; ``STEPS[n - 1]`` takes schema ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION = len(STEPS)

@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-__all__ = ["FileState", "ModelRow", "ModelStatus", "PlanRow", "RenderDone", "RenderFailed"]
+__all__ = ["FileState", "ModelRow", "ModelStatus", "PlanRow", "RenderDone", "RenderFailed", "ThumbSource"]
+
+
+class ThumbSource(StrEnum):
+    """Where a thumbnail's picture came from; the value is what the sidecar and the database store."""
+
+    RENDERED = "rendered"  # drawn by our renderer from the mesh
+    EMBEDDED = "embedded"  # the slicer's own picture inside a 3MF
+
+    @classmethod
+    def of(cls, value: str | None) -> ThumbSource:
+        """The source a sidecar's text names; anything else (an older or foreign value) counts as rendered."""
+        return cls.EMBEDDED if value == cls.EMBEDDED.value else cls.RENDERED
 
 
 class ModelStatus(StrEnum):
@@ -95,6 +107,9 @@ class FileState:
         hash: xxh3_128 hex digest, or None when the stat gate said hashing was not needed.
         needs_render: True when the model must be (re)rendered; False when the caller found a
             sidecar that matches this content (or the row's facts are merely refreshed).
+        from_snapshot: ``needs_render`` was decided from rows read earlier (a scan's plan): if the
+            row has meanwhile been rendered, or is being rendered, for this very size and mtime
+            (another coordinator did it), it is left so instead of being queued again.
     """
 
     path: str
@@ -102,6 +117,7 @@ class FileState:
     mtime_ns: int
     hash: str | None
     needs_render: bool
+    from_snapshot: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,7 +129,7 @@ class RenderDone:
         hash: Content hash the render was made from.
         size: File size the render was made from.
         mtime_ns: Modification time the render was made from.
-        source: ``"rendered"`` or ``"embedded"``.
+        source: Rendered, or embedded (taken from the 3MF).
         triangles: Triangle count, None for an embedded thumbnail.
         render_ms: Wall time of the job in milliseconds.
     """
@@ -122,7 +138,7 @@ class RenderDone:
     hash: str
     size: int
     mtime_ns: int
-    source: str
+    source: ThumbSource
     triangles: int | None
     render_ms: float
 
@@ -136,9 +152,12 @@ class RenderFailed:
         error: Reason a user can act on (kept to one line, 500 characters).
         transient: True when retrying later may help (file busy or vanished mid-read).
         hash: Content hash the attempt saw, if known; a failure about older content is ignored.
+        max_attempts: For a transient failure, how many in a row make it permanent (None: the
+            database's default).
     """
 
     path: str
     error: str
     transient: bool
     hash: str | None = None
+    max_attempts: int | None = None

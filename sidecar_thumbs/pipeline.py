@@ -15,18 +15,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sidecar_thumbs.errors import DatabaseLockedError, ModelError
 from sidecar_thumbs.executors import Executor, result_of
 from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.jobs import RenderJob, RenderResult
-from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed
+from sidecar_thumbs.models import FileState, ModelRow, RenderDone, RenderFailed, ThumbSource
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 from sidecar_thumbs.sidecar import write_sidecar
 from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, ThumbnailOptions
+from sidecar_thumbs.thumbnail import ThumbnailOptions
 
-__all__ = ["Outcome", "Pipeline", "RunStats"]
+__all__ = ["Outcome", "OutcomeKind", "Pipeline", "RunStats"]
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +39,30 @@ FLUSH_COUNT = 200
 ABANDON_COMMIT_WAIT = 30.0
 
 
+class OutcomeKind(StrEnum):
+    """How one claimed model ended."""
+
+    DONE = "done"  # its sidecar is written
+    FAILED = "failed"  # with a reason (``Outcome.error``)
+    REQUEUED = "requeued"  # it changed during the render: pending again, not a failure
+    MISSING = "missing"  # deleted after it was found
+    UNREACHABLE = "unreachable"  # its volume went away: still claimed, released once the root's state is known
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one model, for progress displays and logs."""
 
     path: str
-    ok: bool
-    source: str | None = None
+    kind: OutcomeKind
+    source: ThumbSource | None = None
     error: str | None = None
     transient: bool = False
     render_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is OutcomeKind.DONE
 
 
 @dataclass
@@ -75,6 +91,8 @@ class Pipeline:
         timeout: the per-file limit, for messages (the executor enforces it).
         durable: fsync sidecars (tests may switch it off).
         on_outcome: called in the calling thread for every finished model.
+        roots: the library roots: a model that became a symlink out of them (or a FIFO) after its
+            worker read it gets no sidecar; its row is marked missing (the walker's rule).
     """
 
     def __init__(
@@ -88,7 +106,10 @@ class Pipeline:
         writer_threads: int = 4,
         on_outcome: Callable[[Outcome], None] | None = None,
         map_path: Callable[[str], str] | None = None,
+        is_gone: Callable[[str], bool] | None = None,
+        roots: Sequence[str] | None = None,
     ) -> None:
+        self.roots = list(roots) if roots else None
         self.db = db
         self.executor = executor
         self.options = options
@@ -96,6 +117,11 @@ class Pipeline:
         self.durable = durable
         self.on_outcome = on_outcome
         self.map_path = map_path or (lambda p: p)
+        # Whether a model that cannot be found was deleted (its row becomes missing) or only cannot be
+        # reached now — its volume went away mid-run (:func:`.roots.model_is_gone`): then the row is held
+        # and goes back to pending, its flags untouched.
+        self.is_gone = is_gone or (lambda p: not os.path.lexists(p))
+        self.unreachable: list[str] = []
         self._writers = cf.ThreadPoolExecutor(max_workers=writer_threads, thread_name_prefix="sidecar-writer")
         self._done: list[RenderDone] = []
         self._failed: list[RenderFailed] = []
@@ -136,18 +162,18 @@ class Pipeline:
 
     def poll(self, timeout: float = FLUSH_INTERVAL) -> None:
         """Wait up to ``timeout`` for work to finish; commit what finished (batched)."""
-        waiting = [*self._renders, *self._writes]
+        waiting: list[cf.Future[Any]] = [*self._renders, *self._writes]
         if waiting:
             done, _ = cf.wait(waiting, timeout=timeout, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 if fut in self._renders:
-                    row, job = self._renders.pop(fut)  # type: ignore[call-overload]
-                    result = result_of(job, fut, self.timeout)  # type: ignore[arg-type]
+                    row, job = self._renders.pop(fut)
+                    result = result_of(job, fut, self.timeout)
                     self._writes[self._writers.submit(self._commit_file, row, result)] = row
                 else:
-                    row = self._writes.pop(fut)  # type: ignore[call-overload]
+                    row = self._writes.pop(fut)
                     self._claimed.pop(row.path, None)
-                    self._take(fut.result(), self.stats)  # type: ignore[arg-type]  # never raises
+                    self._take(fut.result(), self.stats)  # never raises
         elif timeout > 0:
             time.sleep(timeout)
         if self._renders or self._writes:
@@ -172,9 +198,10 @@ class Pipeline:
             time.sleep(0.5)  # the database is locked by another process: wait a little for it
             self._flush()
         back = [*self._claimed, *(r.path for r in extra)]
+        held = self.take_unreachable()  # counted as requeued when they came back
         self._claimed.clear()
-        if back:
-            self.db.release_claims(back)
+        if back or held:
+            self.db.release_claims(back + held)
         self.stats.requeued += len(back)
         return len(back)
 
@@ -209,6 +236,8 @@ class Pipeline:
 
     def _take(self, committed: tuple[Outcome, list[_Record]], stats: RunStats) -> None:
         outcome, records = committed
+        if outcome.kind is OutcomeKind.UNREACHABLE:
+            self.unreachable.append(outcome.path)
         for rec in records:
             if isinstance(rec, RenderDone):
                 self._done.append(rec)
@@ -221,19 +250,19 @@ class Pipeline:
         self._count(outcome, stats)
 
     def _count(self, outcome: Outcome, stats: RunStats) -> None:
-        if outcome.ok:
-            if outcome.source == SOURCE_EMBEDDED:
+        if outcome.kind is OutcomeKind.DONE:
+            if outcome.source == ThumbSource.EMBEDDED:
                 stats.embedded += 1
             else:
                 stats.rendered += 1
-        elif outcome.error == _REQUEUED:
+        elif outcome.kind in (OutcomeKind.REQUEUED, OutcomeKind.UNREACHABLE):
             stats.requeued += 1
-        elif outcome.error == _MISSING:
+        elif outcome.kind is OutcomeKind.MISSING:
             stats.missing += 1
         else:
             stats.failed += 1
             stats.failures.append((outcome.path, outcome.error or ""))
-        if self.on_outcome is not None and outcome.error not in (_REQUEUED, _MISSING):
+        if self.on_outcome is not None and outcome.kind in (OutcomeKind.DONE, OutcomeKind.FAILED):
             self.on_outcome(outcome)
 
     # -- committing (writer threads) --------------------------------------------------------------
@@ -246,7 +275,7 @@ class Pipeline:
         except Exception as exc:  # a bug here must not stop the run; the row is retried later
             log.exception("committing %s failed", row.path)
             reason = f"internal error: {exc}"
-            return Outcome(row.path, False, error=reason, transient=True), [
+            return Outcome(row.path, OutcomeKind.FAILED, error=reason, transient=True), [
                 RenderFailed(row.path, reason, transient=True)
             ]
 
@@ -254,43 +283,57 @@ class Pipeline:
         path = row.path
         if not result.ok:
             if result.transient and not os.path.lexists(path):
-                return Outcome(path, False, error=_MISSING), [path]  # deleted after discovery
+                return self._vanished(path)  # deleted after discovery, or its volume went away
             reason = result.error or "failed"
             records: list[_Record] = []
             failed_hash = row.hash
             content_hash, size, mtime_ns = result.content_hash, result.size, result.mtime_ns
-            if content_hash is None and not result.transient and row.hash is None:
+            died = not result.transient or result.max_attempts is not None  # crash, timeout
+            if content_hash is None and died and row.hash is None:
                 # The worker died (crash, timeout) before saying which content it read: hash it here
                 # (in a writer thread), or every scan would see "changed" content and hand it out again.
-                content_hash, size, mtime_ns = _hash_unchanged(path, row)
+                content_hash, size, mtime_ns = _hash_unchanged(path, row, self.options.limits.max_file_bytes)
             if content_hash and row.hash is None and (size, mtime_ns) == (row.size, row.mtime_ns):
                 # Remember which content failed, so an unchanged bad file is not re-read every scan.
                 records.append(FileState(path, row.size, row.mtime_ns, content_hash, False))
                 failed_hash = content_hash
-            records.append(RenderFailed(path, reason, result.transient, failed_hash))
-            outcome = Outcome(path, False, error=reason, transient=result.transient, render_ms=result.render_ms)
+            records.append(RenderFailed(path, reason, result.transient, failed_hash, result.max_attempts))
+            outcome = Outcome(
+                path, OutcomeKind.FAILED, error=reason, transient=result.transient, render_ms=result.render_ms
+            )
             return outcome, records
         assert result.png is not None and result.content_hash is not None
         assert result.size is not None and result.mtime_ns is not None
         # The sidecar must show the content that is on disk now: if the model was replaced after
         # the worker read it, do not write a picture of the old content; render it again instead.
         try:
-            st = os.stat(path)
+            st = stat_regular(path, roots=self.roots)
         except FileNotFoundError:
-            return Outcome(path, False, error=_MISSING), [path]
+            return self._vanished(path)  # deleted, or its volume went away
+        except (NotRegularFileError, LinkOutsideRootsError):
+            # No longer a model we read (replaced by a link out of the roots, a FIFO): no picture of it
+            # is written into the library.
+            return Outcome(path, OutcomeKind.MISSING), [path]
         except OSError as exc:
             reason = f"cannot stat: {exc.strerror}"
-            return Outcome(path, False, error=reason, transient=True), [RenderFailed(path, reason, True, row.hash)]
+            return Outcome(path, OutcomeKind.FAILED, error=reason, transient=True), [
+                RenderFailed(path, reason, True, row.hash)
+            ]
         if (st.st_size, st.st_mtime_ns) != (result.size, result.mtime_ns):
-            return Outcome(path, False, error=_REQUEUED), [
+            return Outcome(path, OutcomeKind.REQUEUED), [
                 FileState(path, st.st_size, st.st_mtime_ns, None, needs_render=True)
             ]
         try:
             write_sidecar(path, result.png, durable=self.durable)
         except ModelError as exc:
-            return Outcome(path, False, error=exc.message, transient=exc.transient), [
-                RenderFailed(path, exc.message, exc.transient, result.content_hash)
-            ]
+            failed: list[_Record] = []
+            if row.hash is None:
+                # Record which content this is (the stat matches, checked above), or the next scan
+                # sees an unhashed row, calls it changed and renders it again, failing again (a
+                # model name too long for a sidecar was rendered on every scan).
+                failed.append(FileState(path, result.size, result.mtime_ns, result.content_hash, False))
+            failed.append(RenderFailed(path, exc.message, exc.transient, result.content_hash))
+            return Outcome(path, OutcomeKind.FAILED, error=exc.message, transient=exc.transient), failed
         records: list[_Record] = []
         if row.hash is not None and row.hash != result.content_hash:
             # The content changed between discovery and render (and is stable now): record the
@@ -302,12 +345,23 @@ class Pipeline:
                 result.content_hash,
                 result.size,
                 result.mtime_ns,
-                result.source or "rendered",
+                result.source or ThumbSource.RENDERED,
                 result.triangles,
                 result.render_ms,
             )
         )
-        return Outcome(path, True, source=result.source, render_ms=result.render_ms), records
+        return Outcome(path, OutcomeKind.DONE, source=result.source, render_ms=result.render_ms), records
+
+    def _vanished(self, path: str) -> tuple[Outcome, list[_Record]]:
+        if self.is_gone(path):
+            return Outcome(path, OutcomeKind.MISSING), [path]
+        return Outcome(path, OutcomeKind.UNREACHABLE), []
+
+    def take_unreachable(self) -> list[str]:
+        """Rows whose model could not be reached (its root went offline): still claimed; the caller
+        releases them (to pending) once it knows the root's state, so they are not claimed in a loop."""
+        out, self.unreachable = self.unreachable, []
+        return out
 
     # -- database ---------------------------------------------------------------------------------
 
@@ -351,12 +405,17 @@ class Pipeline:
         return len(self._done) + len(self._failed) + len(self._requeue) + len(self._missing)
 
 
-def _hash_unchanged(path: str, row: ModelRow) -> tuple[str | None, int | None, int | None]:
-    """(hash, size, mtime_ns) of ``path`` if its stat still matches ``row``, else Nones."""
+def _hash_unchanged(path: str, row: ModelRow, max_bytes: int) -> tuple[str | None, int | None, int | None]:
+    """(hash, size, mtime_ns) of ``path`` if its stat still matches ``row``, else Nones.
+
+    Only a regular file is read (a FIFO swapped in after the worker died cannot block the
+    coordinator), and never one over the size cap: its stat key is recorded instead (hashing a
+    200 GB sparse file stalled every other model for minutes).
+    """
     try:
-        before = os.stat(path)
-        digest = hash_file(path)
-        after = os.stat(path)
+        before = stat_regular(path)
+        digest = hash_file(path, max_bytes=max_bytes)
+        after = stat_regular(path)
     except OSError:
         return None, None, None
     stat = (after.st_size, after.st_mtime_ns)
@@ -366,8 +425,6 @@ def _hash_unchanged(path: str, row: ModelRow) -> tuple[str | None, int | None, i
 
 
 _Record = RenderDone | RenderFailed | FileState | str  # str: a path found missing
-_REQUEUED = "\x00requeued"
-_MISSING = "\x00missing"
 
 
 class ClaimSource:

@@ -10,6 +10,7 @@ and a comparison.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import logging
 import os
 import threading
@@ -20,11 +21,24 @@ from dataclasses import dataclass, field
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
-from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone
+from sidecar_thumbs.freshness import check_freshness
+from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone, ThumbSource
 from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
 from sidecar_thumbs.render import describe_kernel
-from sidecar_thumbs.sidecar import move_our_sidecar, read_sidecar, sidecar_name_for, sidecar_path_for
+from sidecar_thumbs.roots import (
+    MassMissingGuard,
+    RootState,
+    canonical_roots,
+    check_root,
+    model_is_gone,
+    offline_error,
+    present_by_root,
+    require_online,
+    root_identity,
+    root_of,
+)
+from sidecar_thumbs.sidecar import SidecarInfo, move_our_sidecar, read_sidecar, sidecar_name_for, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
@@ -48,8 +62,10 @@ class Plan:
     new: int = 0
     changed: int = 0
     touched: int = 0  # gate moved, content the same
+    healed: int = 0  # of unchanged + touched: rows marked missing whose model is back with a matching sidecar
     hashed: int = 0
     hash_failures: list[tuple[str, str]] = field(default_factory=list)
+    settling: list[str] = field(default_factory=list)  # new or changed, but modified too recently: left for later
 
 
 @dataclass
@@ -61,6 +77,7 @@ class ScanSummary:
     new: int = 0
     changed: int = 0
     touched: int = 0
+    healed: int = 0
     hashed: int = 0
     missing: int = 0
     rendered: int = 0
@@ -68,6 +85,8 @@ class ScanSummary:
     failed: int = 0
     requeued: int = 0
     deferred: int = 0  # marked pending for a running daemon instead of rendered here
+    deferred_to: str | None = None  # who renders them: "daemon (pid 12)"; None when this scan rendered
+    temp_removed: int = 0  # temp files of a killed writer removed at the start
     elapsed: float = 0.0
     render_elapsed: float = 0.0
     interrupted: bool = False
@@ -86,6 +105,7 @@ class ScanSummary:
             "new": self.new,
             "changed": self.changed,
             "touched": self.touched,
+            "healed": self.healed,
             "hashed": self.hashed,
             "missing": self.missing,
             "rendered": self.rendered,
@@ -93,6 +113,7 @@ class ScanSummary:
             "failed": self.failed,
             "requeued": self.requeued,
             "deferred": self.deferred,
+            "temp_removed": self.temp_removed,
             "elapsed_s": round(self.elapsed, 3),
             "renders_per_s": round(self.renders_per_s, 2),
             "interrupted": self.interrupted,
@@ -115,6 +136,8 @@ def plan_changes(
     *,
     force: bool = False,
     hasher: Callable[[str], str] = hash_file,
+    settle: float = 0.0,
+    now_ns: int | None = None,
     volumes: Volumes | None = None,
 ) -> Plan:
     """Compare what is on disk with the database rows under the same roots.
@@ -123,13 +146,22 @@ def plan_changes(
         found: files the walk saw.
         rows: the database's rows under the walked roots, by path.
         force: render everything again.
-        hasher: content hash of a file (a seam for tests that count hashes).
+        hasher: content hash of a file (a seam for tests that count hashes; callers bind the size cap).
+        settle: seconds a new or changed file must have gone unmodified before it is looked at; a
+            younger one is probably still being copied (parsing it would record a "truncated"
+            failure), so it is left for later (``plan.settling``), neither hashed nor marked.
+        now_ns: the clock for ``settle`` (tests).
         volumes: the roots' volumes: on an insensitive one, a row under another spelling of a found
             file's path (and not itself found) is that file, renamed (``Plan.renamed``).
     """
     plan = Plan()
     to_hash: list[tuple[FoundFile, PlanRow]] = []
     seen: set[str] = set()
+    if now_ns is None:
+        now_ns = time.time_ns()
+    young_after = now_ns - int(settle * 1e9)
+    # An mtime far in the future (a skewed clock on the share) must not postpone a file for ever.
+    future_limit = now_ns + 86_400 * 10**9
     respell = _Respeller(found, rows, volumes) if volumes is not None and not volumes.all_exact else None
     for f in found:
         seen.add(f.path)
@@ -138,6 +170,10 @@ def plan_changes(
             plan.renamed.append((row.path, f.path))
             seen.add(row.path)
             row = row._replace(path=f.path)
+        young = settle > 0 and young_after < f.mtime_ns < future_limit
+        if young and (row is None or row.size != f.size or row.mtime_ns != f.mtime_ns):
+            plan.settling.append(f.path)
+            continue
         if row is None:
             plan.new += 1
             adopted = None if force else _adopt_existing_sidecar(f)
@@ -145,16 +181,24 @@ def plan_changes(
                 plan.states.append(FileState(f.path, f.size, f.mtime_ns, adopted.hash, needs_render=False))
                 plan.adopted.append(adopted)
             else:
-                plan.states.append(FileState(f.path, f.size, f.mtime_ns, None, needs_render=True))
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, None, True, from_snapshot=not force))
         elif row.size != f.size or row.mtime_ns != f.mtime_ns or row.hash is None:
             to_hash.append((f, row))
+        elif row.status is ModelStatus.MISSING and not force:
+            # Back after being marked missing: the row heals without a render when its sidecar still
+            # shows this content; only a sidecar that does not is rendered again.
+            heals = _sidecar_matches(f, row.hash)
+            plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, needs_render=not heals))
+            plan.healed += heals  # counted as unchanged too (healed, like touched, says more about some)
+            plan.unchanged += heals
+            plan.changed += not heals
         elif force or _needs_render(row, f.path, f.has_sidecar):
             plan.changed += 1
-            plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, needs_render=True))
+            plan.states.append(FileState(f.path, f.size, f.mtime_ns, row.hash, True, _from_snapshot(row, f, force)))
         else:
             plan.unchanged += 1
     if to_hash:
-        _hash_moved(to_hash, plan, force)
+        _hash_moved(to_hash, plan, force, hasher)
     plan.missing = [p for p, r in rows.items() if p not in seen and r.status is not ModelStatus.MISSING]
     return plan
 
@@ -175,36 +219,57 @@ class _Respeller:
         return self._by_key.pop(self._volumes.key(path), None)
 
 
+def _from_snapshot(row: PlanRow, f: FoundFile, force: bool) -> bool:
+    """Whether a "needs render" may yield to a render made since the rows were read (see
+    ``FileState.from_snapshot``). Not with ``force``, and not for a row that was done at this very
+    stat when read: then the sidecar is gone from disk and the row must be queued whatever it says."""
+    if force:
+        return False
+    return row.status is not ModelStatus.DONE or (row.size, row.mtime_ns) != (f.size, f.mtime_ns)
+
+
 def _needs_render(row: PlanRow, path: str, listed: bool | None = None) -> bool:
     """Unchanged content: render only if the thumbnail is missing or the row is waiting anyway."""
     if row.status in (ModelStatus.PENDING, ModelStatus.RENDERING):
         return True
     if row.status is ModelStatus.FAILED:
         return False  # deterministic failures wait for a content change (or --retry-failed)
-    if row.status is ModelStatus.MISSING:
-        return not _sidecar_present(path, listed)
     return not (row.has_thumbnail and _sidecar_present(path, listed))
+
+
+def _listed_sidecar(f: FoundFile) -> SidecarInfo | None:
+    """What the model's sidecar says of itself, or None when there is none (the walk's listing saves
+    the lstat when it saw none)."""
+    if f.has_sidecar is False:
+        return None
+    sidecar = sidecar_path_for(f.path)
+    return read_sidecar(sidecar) if os.path.lexists(sidecar) else None
+
+
+def _sidecar_matches(f: FoundFile, content_hash: str | None) -> bool:
+    """Whether the model's sidecar is ours and shows this content (for a row marked missing that is
+    back: a volume that was away, or a row an earlier version marked missing while it was offline)."""
+    info = _listed_sidecar(f)
+    # The house's one freshness rule; no hashing here: the row's hash stands for the content it saw.
+    return check_freshness(f.path, f.size, f.mtime_ns, info, known_hash=content_hash, hasher=None).fresh
 
 
 def _adopt_existing_sidecar(f: FoundFile) -> RenderDone | None:
     """A model new to the database may already have a fresh sidecar of ours (the database was
     lost, or another machine made it): record it instead of rendering again."""
-    if f.has_sidecar is False:
+    info = _listed_sidecar(f)
+    # Any settings, and no hashing: only a sidecar made from exactly this size and mtime is adopted.
+    fresh = check_freshness(f.path, f.size, f.mtime_ns, info, hasher=None).fresh
+    if info is None or info.content_hash is None or not fresh:
         return None
-    sidecar = sidecar_path_for(f.path)
-    if not os.path.lexists(sidecar):
-        return None
-    info = read_sidecar(sidecar)
-    if info is None or not info.is_fresh_for(f.size, f.mtime_ns) or info.content_hash is None:
-        return None
-    return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, info.source or "rendered", None, 0.0)
+    return RenderDone(f.path, info.content_hash, f.size, f.mtime_ns, ThumbSource.of(info.source), None, 0.0)
 
 
-def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool) -> None:
+def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool, hasher: Callable[[str], str]) -> None:
     def work(item: tuple[FoundFile, PlanRow]) -> tuple[FoundFile, PlanRow, str | None, str | None]:
         f, row = item
         try:
-            return f, row, hash_file(f.path), None
+            return f, row, hasher(f.path), None
         except OSError as exc:
             return f, row, None, exc.strerror or str(exc)
 
@@ -217,11 +282,15 @@ def _hash_moved(items: list[tuple[FoundFile, PlanRow]], plan: Plan, force: bool)
             plan.hashed += 1
             if digest == row.hash and not force:
                 plan.touched += 1
-                needs = _needs_render(row, f.path, f.has_sidecar) if row.status is not ModelStatus.FAILED else False
-                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=needs))
+                if row.status is ModelStatus.MISSING:
+                    needs = not _sidecar_matches(f, digest)
+                    plan.healed += not needs
+                else:
+                    needs = _needs_render(row, f.path, f.has_sidecar) if row.status is not ModelStatus.FAILED else False
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs, _from_snapshot(row, f, force)))
             else:
                 plan.changed += 1
-                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, needs_render=True))
+                plan.states.append(FileState(f.path, f.size, f.mtime_ns, digest, True, _from_snapshot(row, f, force)))
 
 
 def reconcile(
@@ -230,27 +299,74 @@ def reconcile(
     *,
     force: bool = False,
     problems: list[WalkProblem] | None = None,
+    guard: MassMissingGuard | None = None,
+    strict: bool = False,
+    settle: float = 0.0,
+    max_bytes: int | None = None,
     volumes: Volumes | None = None,
-) -> tuple[Plan, dict[str, PlanRow], int]:
+) -> tuple[Plan, dict[str, PlanRow], int, list[RootState]]:
     """Walk ``roots``, compare with the database and record the differences (no rendering).
 
-    New and changed files become pending; vanished ones missing. This is the whole of a rescan: the
-    daemon runs it at start and every rescan interval as the safety net for events that never came.
-    ``volumes`` (the roots' volumes, see :mod:`.pathcanon`) makes names compare by each volume's rules;
-    ``roots`` should then be in their on-disk spelling (``volumes.roots``, or folders below them).
+    New and changed files become pending; vanished ones missing — but only under a root that is online
+    (:mod:`.roots`): an offline root is not walked, and a walk that lists nothing or loses too many models
+    at once marks nothing missing. This is the whole of a rescan: the daemon runs it at start and every
+    rescan interval as the safety net for events that never came.
+
+    Args:
+        guard: when a walk's losses are believed.
+        strict: raise :class:`~.errors.RootOfflineError` when a root is offline, before writing anything
+            (one-off commands); otherwise record what the online roots hold and report the rest.
+        settle, max_bytes: as for :func:`plan_changes` (``max_bytes``, the size cap: a larger file is
+            never hashed).
+        volumes: the roots' volumes (see :mod:`.pathcanon`): names compare by each volume's rules; ``roots``
+            should then be in their on-disk spelling (``volumes.roots``, or folders below them).
 
     Returns:
-        (the plan, the rows as they were before, how many model files were found).
+        (the plan, the rows as they were before, how many model files were found, the offline roots).
     """
     problems = problems if problems is not None else []
+    guard = guard or MassMissingGuard()
     for typed, on_disk in volumes.respelled_roots() if volumes is not None else ():
         # Rows recorded under the root as it was typed before (events, an older version) join the disk's.
         moved = db.rename_under(typed, on_disk)
         if moved:
             log.info("%d rows recorded under %s follow the root's spelling on disk, %s", moved, typed, on_disk)
-    found = list(iter_model_files(roots, on_problem=problems.append, volumes=volumes))
-    rows = db.plan_rows_under(roots)
-    plan = plan_changes(found, rows, force=force, volumes=volumes)
+    rows: dict[str, PlanRow] = {}
+    found: list[FoundFile] = []
+    walked: list[tuple[str, int, int]] = []  # (root, models found, rows present before)
+    offline: list[RootState] = []
+    for root in canonical_roots(roots):
+        under = db.plan_rows_under([root])
+        known = present_by_root(under, [root]).get(root, 0)
+        state = check_root(root, known=0 if guard.allowed else known)
+        if not state.online:
+            offline.append(state)
+            continue
+        before = len(found)
+        found.extend(iter_model_files([root], on_problem=problems.append, volumes=volumes))
+        rows.update(under)
+        walked.append((root, len(found) - before, known))
+    if strict and offline:
+        raise offline_error(offline)
+    plan = plan_changes(
+        found,
+        rows,
+        force=force,
+        settle=settle,
+        hasher=functools.partial(hash_file, max_bytes=max_bytes),
+        volumes=volumes,
+    )
+    gone: dict[str, list[str]] = {}
+    for p in plan.missing:
+        gone.setdefault(root_of(p, [w[0] for w in walked]) or "", []).append(p)
+    for root, n_found, known in walked:
+        verdict = guard.verdict(root, found=n_found, known=known, missing=len(gone.get(root, ())))
+        if verdict is not None:
+            offline.append(verdict)
+            gone.pop(root, None)  # a volume half there: its absent models are not deleted ones
+    plan.missing = [p for paths in gone.values() for p in paths]
+    if strict and offline:
+        raise offline_error(offline)
     problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
     for old, new in plan.renamed:
         # Before the upsert, which would otherwise add the new spelling as a second row.
@@ -260,7 +376,7 @@ def reconcile(
         db.upsert_files(plan.states)
     if plan.missing:
         db.mark_missing(plan.missing)
-    return plan, rows, len(found)
+    return plan, rows, len(found), offline
 
 
 def scan(
@@ -278,6 +394,8 @@ def scan(
     on_plan: Callable[[Plan, int], None] | None = None,
     stop: threading.Event | None = None,
     mark_only: bool = False,
+    guard: MassMissingGuard | None = None,
+    holds_lock: bool = False,
     volumes: Volumes | None = None,
 ) -> ScanSummary:
     """Scan ``roots`` once and render everything that needs it.
@@ -291,6 +409,10 @@ def scan(
         on_plan: called with the plan and the number of rows to render, before rendering starts.
         stop: set it (e.g. from a signal handler) to stop starting new renders.
         mark_only: only record what needs rendering (a running daemon renders it).
+        guard: when a walk's losses are believed; a root found offline raises
+            :class:`~.errors.RootOfflineError` and nothing is written.
+        holds_lock: the caller holds the coordinator lock: temp files of a killed writer are removed
+            first, whatever their age (no one else writes sidecars now).
         volumes: how the roots' volumes compare names (default: probed now, see :mod:`.pathcanon`).
 
     Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
@@ -298,12 +420,28 @@ def scan(
     """
     t0 = time.monotonic()
     summary = ScanSummary()
-    volumes = volumes or Volumes.detect([os.path.abspath(r) for r in roots])
+    roots = canonical_roots(roots)
+    # A one-off scan stops at an offline root (exit 1) before it writes anything.
+    require_online(roots)
+    # How each root's volume compares names, asked once, once it is known to be there.
+    volumes = volumes or Volumes.detect(roots)
     roots = list(volumes.roots)
-    plan, rows, found = reconcile(roots, db, force=force, problems=summary.problems, volumes=volumes)
+    if not mark_only:
+        # This scan is the coordinator: rows still "rendering" were claimed by one that died (a
+        # killed scan or daemon). They go back to pending, as the daemon does at start; a plan
+        # would not re-queue them (see FileState.from_snapshot).
+        db.release_claims()
+    if holds_lock and not mark_only:
+        from sidecar_thumbs.clean import clean
+
+        summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
+    plan, rows, found, _ = reconcile(
+        roots, db, force=force, problems=summary.problems, guard=guard, strict=True,
+        max_bytes=options.limits.max_file_bytes, volumes=volumes,
+    )  # fmt: skip
     summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
-    summary.touched, summary.hashed = plan.touched, plan.hashed
+    summary.touched, summary.hashed, summary.healed = plan.touched, plan.hashed, plan.healed
     summary.missing = len(plan.missing)
     if retry_failed:
         db.retry_failed(roots)
@@ -335,7 +473,18 @@ def scan(
     t_render = time.monotonic()
     log.info("renderer: %s", describe_kernel(options.render.kernel))
     executor = make_executor()
-    pipeline = Pipeline(db, executor, options, timeout=timeout, durable=durable, on_outcome=on_outcome)
+    # A model that vanishes mid-run is deleted only if its volume is still the one walked.
+    identities = {r: root_identity(r) for r in roots}
+    pipeline = Pipeline(
+        db,
+        executor,
+        options,
+        timeout=timeout,
+        durable=durable,
+        on_outcome=on_outcome,
+        is_gone=functools.partial(model_is_gone, identities=identities),
+        roots=roots,
+    )
     try:
         pipeline.run(ClaimSource(db, batch_size, roots, stop), stop)
     except KeyboardInterrupt:

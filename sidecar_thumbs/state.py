@@ -49,6 +49,15 @@ _CLAIMABLE = (
     " OR (status = 'failed' AND error_transient = 1 AND next_attempt_at <= ?))"
 )
 
+# A plan made from rows read earlier must not queue again what another coordinator has rendered, or
+# is rendering, since: same size and mtime, and done with a thumbnail or claimed (two scans started
+# together rendered 80 models 157 times).
+_TAKEN_SINCE = (
+    ":snap AND size IS excluded.size AND mtime_ns IS excluded.mtime_ns"
+    " AND (status = 'rendering' OR (status = 'done' AND has_thumbnail))"
+)
+_NR = f"(:nr AND NOT ({_TAKEN_SINCE}))"
+
 _UPSERT = """
 INSERT INTO st_models (path, size, mtime_ns, hash, status, has_thumbnail, thumb_hash, attempts,
                        created_at, updated_at)
@@ -60,16 +69,16 @@ ON CONFLICT (path) DO UPDATE SET
     -- an unhashed look keeps the known hash only if the stat gate did not move
     hash = CASE WHEN excluded.hash IS NOT NULL THEN excluded.hash
                 WHEN size IS excluded.size AND mtime_ns IS excluded.mtime_ns THEN hash END,
-    status = CASE WHEN :nr THEN 'pending' WHEN status = 'missing' THEN 'done' ELSE status END,
+    status = CASE WHEN {nr} THEN 'pending' WHEN status = 'missing' THEN 'done' ELSE status END,
     has_thumbnail = CASE WHEN NOT :nr AND status = 'missing' THEN 1 ELSE has_thumbnail END,
     thumb_hash = CASE WHEN NOT :nr AND status = 'missing' THEN coalesce(excluded.hash, thumb_hash)
                       ELSE thumb_hash END,
     attempts = CASE WHEN excluded.hash IS NOT NULL AND hash IS NOT excluded.hash THEN 0
                     ELSE attempts END,
-    next_attempt_at = CASE WHEN :nr THEN NULL ELSE next_attempt_at END,
-    claimed_at = CASE WHEN :nr THEN NULL ELSE claimed_at END,
+    next_attempt_at = CASE WHEN {nr} THEN NULL ELSE next_attempt_at END,
+    claimed_at = CASE WHEN {nr} THEN NULL ELSE claimed_at END,
     updated_at = :now
-"""
+""".replace("{nr}", _NR)
 
 # A render counts only for the content it was made from: same hash, or (hash unknown) same stat.
 _DONE = """
@@ -233,6 +242,33 @@ class StateDB(SQLiteDB):
         sql = f"SELECT {_COLUMNS} FROM st_models WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?"
         return [_row(t) for t in self._read(sql, (limit,))]
 
+    def present_under(self, root: str) -> int:
+        """Rows at or under ``root`` that are not missing: what a walk of it should find."""
+        where, params = under_ranges(root)
+        sql = f"SELECT count(*) FROM st_models WHERE status != 'missing' AND ({where})"
+        return int(self._read(sql, params)[0][0])
+
+    def root_states(self) -> list[tuple[str, bool, str | None, float]]:
+        """Each root the daemon knows: (path, online, reason when offline, since when)."""
+        rows = self._read("SELECT path, online, reason, since FROM st_roots ORDER BY path")
+        return [(_path_from_db(p), bool(on), reason, since) for p, on, reason, since in rows]
+
+    def set_root_state(self, root: str, online: bool, reason: str | None, now: float | None = None) -> None:
+        """Record a root's state; ``since`` moves only when the state changes."""
+        now = _now(now)
+        sql = (
+            "INSERT INTO st_roots (path, online, reason, since) VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE"
+            " SET reason = excluded.reason, since = CASE WHEN online = excluded.online THEN since"
+            " ELSE excluded.since END, online = excluded.online"
+        )
+        self._write(lambda c: c.execute(sql, (_path_to_db(root), int(online), reason, now)))
+
+    def forget_roots_except(self, roots: Sequence[str]) -> None:
+        """Drop the recorded state of roots no longer watched (the daemon's roots changed)."""
+        keep = json.dumps([_path_to_db(r) for r in roots])
+        sql = "DELETE FROM st_roots WHERE path NOT IN (SELECT value FROM json_each(?))"
+        self._write(lambda c: c.execute(sql, (keep,)))
+
     def get_meta(self, key: str) -> str | None:
         """A value from ``st_meta``, or None."""
         rows = self._read("SELECT value FROM st_meta WHERE key = ?", (key,))
@@ -259,11 +295,13 @@ class StateDB(SQLiteDB):
         * Existing path without ``needs_render``: status kept, except ``missing`` → ``done`` with
           ``has_thumbnail`` 1 (the file is back and its sidecar matches).
         * ``attempts`` resets to 0 when a hash is given that differs from the stored one.
+        * ``from_snapshot``: a row done with a thumbnail or rendering, at the same size and mtime,
+          keeps its status (another coordinator rendered it after the caller read the rows).
         """
         now = _now(now)
         params = [
             {"path": _path_to_db(f.path), "size": f.size, "mtime_ns": f.mtime_ns, "hash": f.hash,
-             "nr": int(f.needs_render), "now": now}
+             "nr": int(f.needs_render), "snap": int(f.from_snapshot), "now": now}
             for f in files
         ]  # fmt: skip
         self._write(lambda c: c.executemany(_UPSERT, params))
@@ -284,17 +322,26 @@ class StateDB(SQLiteDB):
 
         self._write(work)
 
-    def claim(self, limit: int, now: float | None = None, roots: Sequence[str] | None = None) -> list[ModelRow]:
+    def claim(
+        self,
+        limit: int,
+        now: float | None = None,
+        roots: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[ModelRow]:
         """Atomically hand out up to ``limit`` claimable rows, oldest first, as ``rendering``.
 
         Claimable: ``pending`` with ``next_attempt_at`` NULL or due, and transient ``failed`` rows whose
-        back-off is due. Only rows at or under ``roots`` when given.
+        back-off is due. Only rows at or under ``roots`` when given, and none under ``exclude``.
 
         Returns:
             The claimed rows as they are after the claim, oldest first.
         """
         now = _now(now)
         where, root_params = ("1", []) if roots is None else _roots_clause(roots)
+        if exclude:  # roots that are offline: their rows wait, unclaimed
+            not_where, not_params = _roots_clause(exclude)
+            where, root_params = f"({where}) AND NOT ({not_where})", [*root_params, *not_params]
         pick = (
             f"SELECT id FROM st_models WHERE {_CLAIMABLE} AND ({where})"
             " ORDER BY coalesce(next_attempt_at, updated_at), id LIMIT ?"
@@ -364,7 +411,8 @@ class StateDB(SQLiteDB):
 
         ``status`` failed, ``has_thumbnail`` 0, ``error`` (one line, ≤ 500 chars), ``attempts`` += 1.
         A transient failure comes back after ``min(backoff_max, backoff_base * 2**(attempts-1))``
-        seconds; from the ``max_transient_attempts``-th failure on, and for every deterministic failure,
+        seconds; from the ``max_transient_attempts``-th failure on (the failure's own ``max_attempts``
+        when it carries one: 3 for a timeout), and for every deterministic failure,
         ``next_attempt_at`` is NULL: never retried until the file changes (``upsert_files`` with
         ``needs_render``) or ``retry_failed``. A failure about content the row no longer has (hash
         differs) or for a missing file is ignored.
@@ -376,7 +424,7 @@ class StateDB(SQLiteDB):
         params = [
             {"path": _path_to_db(f.path), "error": one_line(f.error), "transient": int(f.transient),
              "hash": f.hash, "now": now, "backoff_base": backoff_base, "backoff_max": backoff_max,
-             "max_attempts": max_transient_attempts}
+             "max_attempts": f.max_attempts or max_transient_attempts}
             for f in failed
         ]  # fmt: skip
 
@@ -451,7 +499,7 @@ class StateDB(SQLiteDB):
                 f" WHERE coalesce(d.{d.q(d.flag_column)}, 0) = 0 AND (s.status IS NULL OR s.status"
                 " NOT IN ('pending', 'rendering', 'failed', 'missing'))"
             )
-        return self._read(sql)  # type: ignore[return-value]
+        return self._read(sql)
 
     def dam_counts(self) -> tuple[int, int]:
         """(models in the asset manager's table, of which without thumbnail)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -14,9 +13,7 @@ from sidecar_thumbs.lock import LockHolder, read_lock_holder
 from sidecar_thumbs.models import ModelStatus
 from sidecar_thumbs.state import StateDB
 
-__all__ = ["ROOT_ACCESS_KEY", "StatusReport", "collect_status", "root_access_problem"]
-
-ROOT_ACCESS_KEY = "root_access"  # st_meta: JSON {root: problem or ""} as the daemon saw it at its last rescan
+__all__ = ["RootReport", "StatusReport", "collect_status", "root_access_problem"]
 
 _FULL_DISK_ACCESS = (
     "permission denied listing it; on macOS grant Full Disk Access to the Python binary that runs "
@@ -24,11 +21,25 @@ _FULL_DISK_ACCESS = (
 )
 
 
+@dataclass(frozen=True)
+class RootReport:
+    """A daemon root's state as the daemon last recorded it (written when it changes)."""
+
+    path: str
+    online: bool
+    reason: str | None
+    since: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "online": self.online, "reason": self.reason, "since": self.since}
+
+
 def root_access_problem(root: str) -> str | None:
     """Why ``root`` cannot be listed by this process, or None when it can (one ``scandir``, one entry).
 
     On macOS, a removable or network volume listed without Full Disk Access fails with EPERM (the sandbox
-    says no) or EACCES: that is the usual reason a launchd job sees nothing although a terminal does.
+    says no) or EACCES: that is the usual reason a launchd job sees nothing although a terminal does, and
+    why `status` run from a terminal says what *it* sees apart from what the daemon recorded.
     """
     try:
         with os.scandir(root) as it:
@@ -57,9 +68,10 @@ class StatusReport:
     failures: list[dict[str, object]] = field(default_factory=list)
     daemon: LockHolder | None = None
     dam: dict[str, object] | None = None  # the asset manager's table, when attached
+    roots: list[RootReport] = field(default_factory=list)
     renderer: str | None = None  # the kernel the daemon last started with
-    # Per root: whether this process can list it, and what the daemon saw at its last rescan.
-    roots: list[dict[str, object]] = field(default_factory=list)
+    # Configured roots this process cannot list, with why (the daemon's own view is in `roots`).
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -74,8 +86,9 @@ class StatusReport:
             if self.daemon is None
             else {"pid": self.daemon.pid, "since": self.daemon.since, "host": self.daemon.host},
             "asset_manager": self.dam,
+            "roots": [r.as_dict() for r in self.roots],
             "renderer": self.renderer,
-            "roots": self.roots,
+            "unreadable_here": self.unreadable,
         }
 
 
@@ -85,9 +98,10 @@ def collect_status(
     busy_timeout_ms: int = 5000,
     failures: int = 10,
     dam: DamMapping | None = None,
-    roots: Sequence[str] = (),
+    check_roots: Sequence[str] = (),
 ) -> StatusReport:
-    """Read the state of ``database`` (read-only; never creates it), and check that ``roots`` can be listed."""
+    """Read the state of ``database`` (read-only; never creates it), and check that this process can list
+    ``check_roots`` (the configured roots)."""
     dam_info: dict[str, object] | None = None
     with StateDB(database, busy_timeout_ms=busy_timeout_ms, readonly=True, dam=dam) as db:
         if dam is not None:
@@ -97,21 +111,16 @@ def collect_status(
         counts = {s.value: n for s, n in db.counts().items()}
         for s in ModelStatus:
             counts.setdefault(s.value, 0)
+        roots = [RootReport(*r) for r in db.root_states()]
         backlog = db.backlog()
         rate = db.rate(60.0)
-        fails = [
+        fails: list[dict[str, object]] = [
             {"path": r.path, "error": r.error, "attempts": r.attempts, "transient": r.error_transient,
              "retry_at": r.next_attempt_at, "when": r.updated_at}
             for r in db.recent_failures(failures)
         ]  # fmt: skip
         renderer = db.get_meta("renderer")
-        try:
-            seen_by_daemon = json.loads(db.get_meta(ROOT_ACCESS_KEY) or "{}")
-        except ValueError:
-            seen_by_daemon = {}
-    root_checks: list[dict[str, object]] = [
-        {"path": r, "problem": root_access_problem(r), "daemon_problem": seen_by_daemon.get(r) or None} for r in roots
-    ]
+    unreadable = {r: why for r in check_roots if (why := root_access_problem(r)) is not None}
     eta = backlog / rate if rate > 0 and backlog else (0.0 if not backlog else None)
     return StatusReport(
         database=os.fspath(database),
@@ -123,8 +132,9 @@ def collect_status(
         failures=fails,
         daemon=read_lock_holder(database),
         dam=dam_info,
+        roots=roots,
         renderer=renderer,
-        roots=root_checks,
+        unreadable=unreadable,
     )
 
 

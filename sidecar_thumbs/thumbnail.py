@@ -9,24 +9,32 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError, TransientModelError
+from sidecar_thumbs.errors import (
+    BadModelError,
+    EmptyBuildError,
+    LimitExceededError,
+    NoGeometryError,
+    TransientModelError,
+)
 from sidecar_thumbs.fingerprint import hash_bytes
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
+from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
 from sidecar_thumbs.sidecar import encode_png, metadata_for
 
 __all__ = ["Thumbnail", "ThumbnailOptions", "make_thumbnail", "read_model_bytes"]
 
-SOURCE_RENDERED = "rendered"
-SOURCE_EMBEDDED = "embedded"
 # Bump when the renderer's look changes, so existing sidecars count as made with other settings.
 LOOK_VERSION = 1
+# Largest per-channel spread (0-255) of a slicer picture that still counts as one flat colour.
+BLANK_TOLERANCE = 4
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class Thumbnail:
     """A finished thumbnail and the facts of the content it was made from."""
 
     png: bytes
-    source: str  # "rendered" or "embedded"
+    source: ThumbSource
     content_hash: str
     size: int
     mtime_ns: int
@@ -59,16 +67,29 @@ class Thumbnail:
     render_ms: float
 
 
-def read_model_bytes(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS) -> tuple[bytes, int, int]:
+def read_model_bytes(
+    path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS, *, roots: Sequence[str] | None = None
+) -> tuple[bytes, int, int]:
     """Read a whole model file; returns (data, size, mtime_ns) of the content actually read.
+
+    Only a regular file is opened, never blocking, and at most its size is read
+    (:func:`~sidecar_thumbs.safeio.open_regular`): a FIFO or a link to ``/dev/zero`` fails at once.
+
+    Args:
+        path: the model.
+        limits: the size cap is checked before reading.
+        roots: when given, a symlink is followed only into these.
 
     Raises:
         TransientModelError: the file vanished, is busy or changed while being read (try later).
-        LimitExceededError: the file is larger than the cap (checked before reading).
-        BadModelError: not a regular file.
+        LimitExceededError: the file is larger than the cap (checked before reading); carries
+            ``size`` and ``mtime_ns`` so the failure can be recorded without reading the file.
+        BadModelError: not a regular file, or a symlink out of the roots.
     """
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd, before = open_regular(path, roots=roots)
+    except (NotRegularFileError, LinkOutsideRootsError) as exc:
+        raise BadModelError(exc.strerror) from None
     except FileNotFoundError:
         raise TransientModelError("file vanished before it could be read") from None
     except PermissionError:
@@ -76,14 +97,13 @@ def read_model_bytes(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_
     except OSError as exc:
         raise TransientModelError(f"cannot open: {exc.strerror or exc}") from None
     try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            raise BadModelError("not a regular file")
         if before.st_size > limits.max_file_bytes:
             cap_mib = limits.max_file_bytes / 2**20
-            raise LimitExceededError(f"file is {before.st_size / 2**20:.0f} MiB, over the {cap_mib:.0f} MiB cap")
-        with os.fdopen(os.dup(fd), "rb", buffering=0) as fh:
-            data = fh.read(limits.max_file_bytes + 1)
+            err = LimitExceededError(f"file is {before.st_size / 2**20:.0f} MiB, over the {cap_mib:.0f} MiB cap")
+            err.size, err.mtime_ns = before.st_size, before.st_mtime_ns  # type: ignore[attr-defined]
+            raise err
+        # One byte more than the size: a file still growing is noticed instead of cut short.
+        data = read_fd(fd, before.st_size + 1)
         after = os.fstat(fd)
     except OSError as exc:
         raise TransientModelError(f"read failed: {exc.strerror or exc}") from None
@@ -98,12 +118,26 @@ def read_model_bytes(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_
     return data, after.st_size, after.st_mtime_ns
 
 
-def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray:
-    """Scale a slicer's picture into size x size, keeping its aspect, padded transparent."""
+def _is_blank(im: object) -> bool:
+    """One flat colour, or nothing visible: a slicer's placeholder, never a picture of the model.
+    A little tolerance for compression noise (a flat JPEG is not exactly flat)."""
+    rgba = np.asarray(im)
+    visible = rgba[rgba[..., 3] > 0]
+    if visible.size == 0:
+        return True
+    spread = visible.max(axis=0).astype(np.int16) - visible.min(axis=0).astype(np.int16)
+    return bool((spread <= BLANK_TOLERANCE).all())
+
+
+def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray | None:
+    """Scale a slicer's picture into size x size, keeping its aspect, padded transparent; None when
+    the picture is blank (see :func:`_is_blank`)."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(image_bytes)) as im:
-        im = im.convert("RGBA")
+    with Image.open(io.BytesIO(image_bytes)) as opened:
+        im = opened.convert("RGBA")
+        if _is_blank(im):
+            return None
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
         if im.width < size and im.height < size:
             # Small slicer thumbnails (e.g. 128 px) are scaled up to the requested size.
@@ -133,27 +167,39 @@ def make_thumbnail_from_bytes(
     t0 = time.perf_counter()
     triangles: int | None = None
     rgba: np.ndarray | None = None
-    source = SOURCE_RENDERED
+    source = ThumbSource.RENDERED
+    blank_picture = False
     if options.use_embedded and name.lower().endswith(".3mf"):
         from sidecar_thumbs.mesh.threemf import check_3mf_bytes, find_embedded_thumbnail
 
         found = find_embedded_thumbnail(data, options.limits)
         if found is not None:
             # A sidecar only for a model that loads: an invalid package keeps no picture even if a
-            # slicer put one in it (issue #6); this raises the loader's one-line reason. A valid
-            # package with nothing we draw (a beam lattice) still shows its own picture.
+            # slicer put one in it (issue #6); this raises the loader's one-line reason, also for an
+            # empty build (EmptyBuildError). A valid package with nothing we draw (a beam lattice)
+            # still shows its own picture.
             try:
                 triangles = check_3mf_bytes(data, options.limits)
+            except EmptyBuildError:
+                raise
             except NoGeometryError:
                 triangles = None
             try:
                 rgba = _fit_embedded(found[1], options.render.size)
-                source = SOURCE_EMBEDDED
             except Exception:  # an undecodable picture: fall back to rendering the mesh
                 rgba = None
+            else:
+                # A blank picture (one flat colour, fully transparent) is never a thumbnail: render.
+                blank_picture = rgba is None
+                source = ThumbSource.RENDERED if blank_picture else ThumbSource.EMBEDDED
     t1 = time.perf_counter()
     if rgba is None:
-        mesh = load_mesh_bytes(data, name, options.limits)
+        try:
+            mesh = load_mesh_bytes(data, name, options.limits)
+        except NoGeometryError as exc:
+            if blank_picture:
+                raise NoGeometryError(f"the slicer's picture is blank and {exc.message}") from None
+            raise
         triangles = mesh.triangle_count
         t1 = time.perf_counter()
         rgba = render_triangles(mesh.triangles, options.render)

@@ -11,9 +11,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files
-from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.discover import FoundFile, WalkProblem, is_ignored_dir, iter_model_files, model_on_disk
+from sidecar_thumbs.freshness import Verdict, check_freshness
 from sidecar_thumbs.models import ModelRow, ModelStatus
+from sidecar_thumbs.roots import (
+    MassMissingGuard,
+    canonical_roots,
+    offline_error,
+    present_by_root,
+    require_online,
+    root_of,
+)
+from sidecar_thumbs.safeio import stat_regular
 from sidecar_thumbs.sidecar import (
     is_appledouble_twin,
     is_sidecar_name,
@@ -58,6 +67,8 @@ class VerifyReport:
     failed_known: int = 0  # models the database records as failed (a reason, not a missing sidecar)
     problems: list[Problem] = field(default_factory=list)
     walk_problems: list[WalkProblem] = field(default_factory=list)
+    # What a fix did (rendered, orphans_removed, ...; "deferred" when a running daemon renders); empty without.
+    fixed: dict[str, int] = field(default_factory=dict)
 
     def by_kind(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -96,28 +107,36 @@ def iter_sidecar_files(roots: Sequence[str]) -> Iterator[str]:
                     yield os.path.join(folder, name)
 
 
-def _check_model(f: FoundFile, expected_settings: str | None) -> tuple[Problem | None, str | None]:
-    """(problem or None when fresh, content hash if computed)."""
+def _check_model(f: FoundFile, expected_settings: str | None) -> Problem | None:
+    """The model's sidecar problem, or None when it is fresh (by the shared rule in :mod:`.freshness`)."""
     sidecar = sidecar_path_for(f.path)
     info = read_sidecar(sidecar)
-    if info is None:
-        return Problem(ProblemKind.MISSING, f.path, "no sidecar"), None
-    if not info.ours:
-        return Problem(ProblemKind.FOREIGN, str(sidecar), "not written by sidecar-thumbs; left alone"), None
-    if not info.readable:
-        return Problem(ProblemKind.CORRUPT, f.path, f"{sidecar.name} is not a readable PNG"), None
-    if expected_settings is not None and info.settings != expected_settings:
-        return Problem(ProblemKind.STALE, f.path, f"made with other settings ({info.settings})"), None
-    if info.size == f.size and info.mtime_ns == f.mtime_ns:
-        return None, info.content_hash
-    # The cheap gate moved: only the content hash can tell a touch from a change.
+    verdict = check_freshness(f.path, f.size, f.mtime_ns, info, expected_settings=expected_settings)
+    match verdict.verdict:
+        case Verdict.FRESH:
+            return None
+        case Verdict.MISSING:
+            return Problem(ProblemKind.MISSING, f.path, "no sidecar")
+        case Verdict.FOREIGN:
+            return Problem(ProblemKind.FOREIGN, str(sidecar), "not written by sidecar-thumbs; left alone")
+        case Verdict.CORRUPT:
+            return Problem(ProblemKind.CORRUPT, f.path, f"{sidecar.name} is not a readable PNG")
+        case Verdict.OTHER_SETTINGS:
+            assert info is not None
+            return Problem(ProblemKind.STALE, f.path, f"made with other settings ({info.settings})")
+        case Verdict.UNHASHABLE:
+            return Problem(ProblemKind.STALE, f.path, f"cannot hash the model: {verdict.reason}")
+        case Verdict.CHANGED:
+            return Problem(ProblemKind.STALE, f.path, "the model changed after its sidecar was made")
+
+
+def _not_a_model_reason(path: str, roots: Sequence[str]) -> str:
+    """Why a path that is there is not a model we read, for a problem's detail."""
     try:
-        digest = hash_file(f.path)
+        stat_regular(path, roots=roots)
     except OSError as exc:
-        return Problem(ProblemKind.STALE, f.path, f"cannot hash the model: {exc.strerror}"), None
-    if digest == info.content_hash:
-        return None, digest
-    return Problem(ProblemKind.STALE, f.path, "the model changed after its sidecar was made"), digest
+        return f"a file never read as a model: {exc.strerror}"
+    return "a file never read as a model"
 
 
 def _is_known_failure(problem: Problem, row: ModelRow, f: FoundFile) -> bool:
@@ -147,23 +166,40 @@ def _dam_flags(db: StateDB | None, roots: Sequence[str]) -> dict[str, bool]:
     return out
 
 
-def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings: str | None = None) -> VerifyReport:
+def verify(
+    roots: Sequence[str],
+    *,
+    db: StateDB | None = None,
+    expected_settings: str | None = None,
+    guard: MassMissingGuard | None = None,
+) -> VerifyReport:
     """Check every model and sidecar under ``roots`` (and the database rows there, if given).
 
     Args:
         roots: folders to check.
         db: the state database, or None to work from the files alone.
         expected_settings: the current thumbnail settings string; sidecars made with others are stale.
+        guard: when a walk's losses are believed.
+
+    Raises:
+        RootOfflineError: a root is offline (see :mod:`.roots`): its rows would all read as vanished and
+            ``--fix`` would mark them missing and clear the asset manager's flags.
     """
-    roots = [os.path.abspath(r) for r in roots]
+    roots = canonical_roots(roots)
+    guard = guard or MassMissingGuard()
     report = VerifyReport()
     rows: dict[str, ModelRow] = db.rows_under(roots) if db is not None else {}
+    known = present_by_root(rows, roots)
+    require_online(roots, known=known, allow_mass_missing=guard.allowed)
     dam_flags = _dam_flags(db, roots)
     models: set[str] = set()
+    found_by_root: dict[str, int] = {}
     for f in iter_model_files(roots, on_problem=report.walk_problems.append):
         report.models += 1
         models.add(f.path)
-        problem, _ = _check_model(f, expected_settings)
+        r = root_of(f.path, roots) or ""
+        found_by_root[r] = found_by_root.get(r, 0) + 1
+        problem = _check_model(f, expected_settings)
         row = rows.get(f.path)
         dam_flag = dam_flags.pop(f.path, None)
         if dam_flag is not None and dam_flag != (problem is None):
@@ -185,15 +221,30 @@ def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings
             report.problems.append(
                 Problem(ProblemKind.FLAG, f.path, f"flagged as with thumbnail, but {problem.kind.value}")
             )
+    vanished: dict[str, int] = {}
     for path, row in rows.items():
-        if path not in models and row.status is not ModelStatus.MISSING and not os.path.lexists(path):
-            report.problems.append(
-                Problem(
-                    ProblemKind.VANISHED,
-                    path,
-                    f"database row ({row.status.value}) for a model no longer on disk",
-                )
-            )
+        if path in models or row.status is ModelStatus.MISSING:
+            continue
+        # A path the walker did not yield: gone, or there but never a model we read (a symlink out
+        # of the roots, a FIFO; rows for those were made by older versions). Anything else (e.g. a
+        # folder we cannot list) is not reported: the row may well be right.
+        on_disk = model_on_disk(path, roots)
+        if on_disk is None:
+            detail = f"database row ({row.status.value}) for a model no longer on disk"
+            r = root_of(path, roots) or ""
+            vanished[r] = vanished.get(r, 0) + 1
+        elif on_disk is False:
+            detail = f"database row ({row.status.value}) for {_not_a_model_reason(path, roots)}"
+        else:
+            continue
+        report.problems.append(Problem(ProblemKind.VANISHED, path, detail))
+    verdicts = [
+        v
+        for r in roots
+        if (v := guard.verdict(r, found=found_by_root.get(r, 0), known=known.get(r, 0), missing=vanished.get(r, 0)))
+    ]
+    if verdicts:
+        raise offline_error(verdicts)
     for path, flag in dam_flags.items():  # listed by the asset manager, no model on disk
         if flag and not os.path.lexists(path):
             report.problems.append(Problem(ProblemKind.DAM_FLAG, path, "asset manager says with thumbnail; no model"))
@@ -201,11 +252,15 @@ def verify(roots: Sequence[str], *, db: StateDB | None = None, expected_settings
         report.sidecars += 1
         folder, name = os.path.split(sidecar)
         model = os.path.join(folder, model_name_for_sidecar(name))
-        if model in models or os.path.lexists(model):
+        if model in models:
             continue
+        on_disk = model_on_disk(model, roots)
+        if on_disk is True:
+            continue  # e.g. a dangling link inside a root: the walker keeps it, so do we
         info = read_sidecar(sidecar)
         if info is not None and info.ours:
-            report.problems.append(Problem(ProblemKind.ORPHANED, sidecar, "its model is gone"))
+            why = "its model is gone" if on_disk is None else f"its model is {_not_a_model_reason(model, roots)}"
+            report.problems.append(Problem(ProblemKind.ORPHANED, sidecar, why))
         else:
             report.problems.append(
                 Problem(

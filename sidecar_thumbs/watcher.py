@@ -20,8 +20,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers.api import BaseObserver
 
 from sidecar_thumbs.discover import is_ignored_dir, is_model_name
 
@@ -155,9 +157,8 @@ def _rescan_requests(events: Iterable[object]) -> list[tuple[str, str]]:
     return out
 
 
-def _fsevents_observer(sink: EventQueue) -> object:
+def _fsevents_observer(sink: EventQueue) -> BaseObserver:
     """watchdog's FSEvents observer with an emitter that honours the rescan flags (see above)."""
-    from watchdog.observers.api import BaseObserver
     from watchdog.observers.fsevents import FSEventsEmitter, FSEventsObserver
 
     # FSEventsEmitter.queue_events already differs from EventEmitter's (watchdog marks it ignore[override]).
@@ -168,12 +169,12 @@ def _fsevents_observer(sink: EventQueue) -> object:
     class Observer(FSEventsObserver):
         def __init__(self) -> None:
             # FSEventsObserver's own __init__ only names its emitter class (and a latency default).
-            BaseObserver.__init__(self, Emitter)  # type: ignore[arg-type]
+            BaseObserver.__init__(self, Emitter)
 
     return Observer()
 
 
-def _observer_class(polling: bool) -> type:
+def _observer_class(polling: bool) -> type[BaseObserver]:
     if polling:
         from watchdog.observers.polling import PollingObserver
 
@@ -190,64 +191,113 @@ def _observer_class(polling: bool) -> type:
         return InotifyObserver
     from watchdog.observers import Observer
 
-    return Observer  # type: ignore[no-any-return]
+    return Observer
 
 
 class Watcher:
-    """Watches ``roots`` recursively and puts :class:`FileEvent` s on ``queue``."""
+    """Watches roots recursively and puts :class:`FileEvent` s on ``queue``.
+
+    One observer, one watch per root. A root can be attached and detached while the observer runs: the
+    daemon detaches a root that went offline and attaches it anew when it is back (a remounted volume is
+    a new folder; the old watch is blind to it — inotify drops it with IN_UNMOUNT/IN_IGNORED, an FSEvents
+    stream ends).
+    """
 
     def __init__(
         self, roots: Sequence[str], queue: EventQueue, *, polling: bool = False, poll_interval: float = 60.0
     ) -> None:
-        self.roots = list(roots)
+        self.roots = list(roots)  # the roots to watch: attach adds one, detach removes it
         self.queue = queue
         self.polling = polling
         self.poll_interval = poll_interval
         self.restarts = 0
-        self._observer: object | None = None
+        self._observer: BaseObserver | None = None
+        self._handler = _Handler(queue)
+        self._watches: dict[str, Any] = {}  # root -> ObservedWatch
 
     @property
     def kind(self) -> str:
         return _observer_class(self.polling).__name__
 
+    @property
+    def attached(self) -> list[str]:
+        """Roots being watched now."""
+        return list(self._watches)
+
     def start(self) -> None:
         cls = _observer_class(self.polling)
+        observer: BaseObserver
         if self.polling:
-            observer = cls(timeout=self.poll_interval)  # watchdog's polling period
+            observer = cls(timeout=self.poll_interval)  # type: ignore[call-arg]  # the polling period
         elif cls.__name__ == "FSEventsObserver":
-            observer = _fsevents_observer(self.queue)
+            observer = _fsevents_observer(self.queue)  # honours FSEvents' rescan flags
         else:
-            observer = cls()
-        handler = _Handler(self.queue)
-        for root in self.roots:
-            if os.path.isdir(root):
-                observer.schedule(handler, root, recursive=True)  # type: ignore[attr-defined]
-            else:
-                log.warning("not watching %s: not a folder", root)
-        observer.daemon = True  # type: ignore[attr-defined]
-        observer.start()  # type: ignore[attr-defined]
+            # Each concrete observer supplies its own emitter class; only the base class takes one.
+            observer = cls()  # type: ignore[call-arg]
+        observer.daemon = True
+        observer.start()
         self._observer = observer
+        for root in self.roots:
+            self.attach(root)
+
+    def attach(self, root: str) -> bool:
+        """Start watching ``root`` (again). False when it is not a folder now."""
+        if root not in self.roots:
+            self.roots.append(root)
+        if root in self._watches:
+            return True
+        if self._observer is None:
+            return False
+        if not os.path.isdir(root):
+            log.warning("not watching %s: not a folder", root)
+            return False
+        try:
+            self._watches[root] = self._observer.schedule(self._handler, root, recursive=True)
+        except OSError as exc:
+            log.warning("cannot watch %s: %s", root, exc.strerror or exc)
+            return False
+        return True
+
+    def detach(self, root: str) -> None:
+        """Stop watching ``root`` (it went offline); :meth:`attach` resumes."""
+        if root in self.roots:
+            self.roots.remove(root)
+        watch = self._watches.pop(root, None)
+        if watch is not None and self._observer is not None:
+            try:
+                self._observer.unschedule(watch)
+            except (KeyError, OSError):  # its emitter died with the volume; nothing left to stop
+                log.debug("unscheduling the watch of %s failed", root, exc_info=True)
 
     def stop(self) -> None:
         observer, self._observer = self._observer, None
+        self._watches.clear()
         if observer is not None:
-            observer.stop()  # type: ignore[attr-defined]
-            observer.join(timeout=5)  # type: ignore[attr-defined]
+            observer.stop()
+            observer.join(timeout=5)
+
+    def _dead_roots(self) -> list[str]:
+        """Attached roots whose emitter is gone or stopped (e.g. inotify stopped it on IN_DELETE_SELF), or
+        runs on blind (its root's own inotify watch was dropped: IN_UNMOUNT, then IN_IGNORED)."""
+        live = {e.watch for e in getattr(self._observer, "emitters", ()) if e.is_alive() and not _blind(e)}
+        return [root for root, watch in self._watches.items() if watch not in live]
 
     def alive(self) -> bool:
         obs = self._observer
-        return (
-            obs is not None
-            and obs.is_alive()
-            and all(  # type: ignore[attr-defined]
-                e.is_alive() for e in getattr(obs, "emitters", ())
-            )
-        )
+        return obs is not None and obs.is_alive() and not self._dead_roots()
 
-    def ensure_alive(self) -> bool:
-        """Restart a dead observer (e.g. after the share went away and came back). True if restarted."""
-        if self.alive():
-            return False
+    def ensure_alive(self) -> list[str]:
+        """Restart a dead observer, or re-attach a root whose watch died or went blind (its volume went
+        away and came back). Returns the roots watched anew: events there may have been lost."""
+        obs = self._observer
+        if obs is not None and obs.is_alive():
+            dead = self._dead_roots()
+            for root in dead:
+                log.warning("file watcher (%s) of %s stopped; restarting it", self.kind, root)
+                self.detach(root)
+                self.attach(root)
+            self.restarts += len(dead)
+            return dead
         log.warning("file watcher (%s) stopped; restarting it", self.kind)
         try:
             self.stop()
@@ -257,9 +307,26 @@ class Watcher:
             self.start()
         except OSError as exc:
             log.error("cannot restart the file watcher: %s; relying on rescans", exc)
-            return False
+            return []
         self.restarts += 1
-        return True
+        return self.attached
+
+
+def _blind(emitter: Any) -> bool:
+    """Whether an inotify emitter lost the watch on its own root while its thread runs on.
+
+    A volume unmounted under a watch sends IN_UNMOUNT and IN_IGNORED; watchdog drops the watch and the
+    emitter runs on, watching nothing — and a volume mounted again within one sweep may show the same
+    identity, so the root check would not notice. This reads watchdog's private bookkeeping
+    (``InotifyWatchGroup._active_callbacks_by_path``, watchdog 6–7); anything unexpected counts as not
+    blind, so another watchdog only loses this check, never the watcher.
+    """
+    group = getattr(emitter, "_inotify", None)
+    by_path = getattr(group, "_active_callbacks_by_path", None)
+    path = getattr(group, "path", None)
+    if not isinstance(by_path, dict) or not isinstance(path, bytes) or not getattr(group, "is_active", False):
+        return False
+    return path not in by_path
 
 
 @dataclass

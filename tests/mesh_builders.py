@@ -65,3 +65,12 @@ def synthetic_3mf(n_triangles: int, seed: int = 0) -> bytes:
     lines += [f'<triangle v1="{a}" v2="{b}" v3="{c}" />' for a, b, c in tris.tolist()]
     lines.append('</triangles></mesh></object></resources><build><item objectid="1" /></build></model>')
     return make_3mf("\n".join(lines))
+
+
+def binary_stl(n: int, seed: int = 0) -> bytes:
+    """A valid binary STL of ``n`` random small triangles (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    rec = np.zeros(n, dtype=[("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
+    centres = rng.uniform(-20, 20, (n, 1, 3)).astype(np.float32)
+    rec["v"] = centres + rng.normal(0, 0.5, (n, 3, 3)).astype(np.float32)
+    return b"binary".ljust(80, b"\0") + np.uint32(n).tobytes() + rec.tobytes()

@@ -38,6 +38,11 @@ def lib(tmp_path: Path, corpus: Path) -> Path:
     return root
 
 
+def _partial_sidecar(lib: Path) -> bytes:
+    """What a write killed half-way leaves: the first bytes of one of our PNGs."""
+    return sidecar_path_for(lib / "block.stl").read_bytes()[:300]
+
+
 def _orphan(model: Path) -> Path:
     """Delete ``model``, leaving its sidecar (ours) behind."""
     model.unlink()
@@ -93,9 +98,10 @@ def test_foreign_files_with_sidecar_names_are_never_removed(lib: Path, tmp_path:
 
 
 def test_dry_run_removes_nothing_but_reports_the_same(lib: Path) -> None:
+    partial = _partial_sidecar(lib)
     gone = _orphan(lib / "block.stl")
     temp = lib / temp_name_for(gone.name)
-    temp.write_bytes(b"partial")
+    temp.write_bytes(partial)
     _age(temp)
     before = _snapshot(lib)
     dry = clean([str(lib)], dry_run=True)
@@ -110,6 +116,8 @@ def test_stale_temp_files_of_ours_are_removed_young_ones_and_lookalikes_are_not(
     sidecar = sidecar_path_for(lib / "block.stl").name
     ours_old = lib / temp_name_for(sidecar)
     ours_young = lib / temp_name_for(sidecar)
+    ours_legacy = lib / f"{sidecar}.0badcafe.tmp"  # the name older versions used
+    users = [lib / ".notes.thumbnail.png.0badcafe.tmp", lib / ".sidecar-thumbs-0123456789abcdef.tmp"]
     lookalikes = [
         lib / f"{sidecar}.DEADBEEF.tmp",  # upper-case hex: not what we write
         lib / f"{sidecar}.1234567.tmp",  # 7 hex digits
@@ -119,17 +127,41 @@ def test_stale_temp_files_of_ours_are_removed_young_ones_and_lookalikes_are_not(
         lib / ".block.stl.12345678.tmp",  # not a sidecar's temp
         lib / "notes.12345678.tmp",
     ]
-    for p in (ours_old, ours_young, *lookalikes):
-        p.write_bytes(b"x")
+    partial = _partial_sidecar(lib)
+    for p in (ours_old, ours_young, ours_legacy, *users, *lookalikes):
+        p.write_bytes(partial if p in (ours_old, ours_young, ours_legacy) else b"my own notes")
         if p is not ours_young:
             _age(p)
-    assert is_our_temp_name(ours_old.name) and is_our_temp_name(ours_young.name)
+    assert all(is_our_temp_name(p.name) for p in (ours_old, ours_young, ours_legacy, *users))
     assert not any(is_our_temp_name(p.name) for p in lookalikes)
 
     report = clean([str(lib)])
-    assert report.temp_removed == [str(ours_old)]
-    assert not ours_old.exists()
-    assert ours_young.exists() and all(p.exists() for p in lookalikes)
+    assert sorted(report.temp_removed) == sorted([str(ours_old), str(ours_legacy)])
+    assert not ours_old.exists() and not ours_legacy.exists()
+    # A user's files under our exact name patterns: their content is not ours, so they stay.
+    assert ours_young.exists() and all(p.exists() for p in (*users, *lookalikes))
+    assert sorted(report.left_alone) == sorted(map(str, users))
+
+
+def test_empty_temp_files_of_a_killed_write(lib: Path) -> None:
+    """A write killed between creating and writing its temp file leaves it empty (common: the writer
+    thread may wait for the GIL in between). Under our current name it is ours; under the older name
+    pattern, which a user's file may match, only when old."""
+    ours = lib / temp_name_for("a")
+    legacy_old, legacy_young = lib / ".a.stl.thumbnail.png.0000abcd.tmp", lib / ".b.stl.thumbnail.png.0000abcd.tmp"
+    for p in (ours, legacy_old, legacy_young):
+        p.touch()
+    _age(legacy_old)
+    assert clean([str(lib)], temp_only=True).temp_removed == [str(legacy_old)]  # no lock: ours is young
+    report = clean([str(lib)], temp_only=True, temp_age=0.0)  # holding the coordinator lock
+    assert report.temp_removed == [str(ours)] and legacy_young.exists()
+
+
+def test_with_the_lock_our_young_temp_files_go_at_once(lib: Path) -> None:
+    temp = lib / "sub" / temp_name_for("x")
+    temp.write_bytes(_partial_sidecar(lib))
+    assert clean([str(lib)], temp_only=True).temp_removed == []  # another writer may be at work
+    assert clean([str(lib)], temp_only=True, temp_age=0.0).temp_removed == [str(temp)]
 
 
 def test_temp_name_symlink_or_folder_is_not_removed(lib: Path, tmp_path: Path) -> None:

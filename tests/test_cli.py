@@ -31,8 +31,9 @@ BAD = "bad/openscad__unparseable.stl"
 EMBEDDED = "3mf/lib3mf__Thumbnail_Package.3mf"  # carries a slicer thumbnail
 SETTING_VARS = ("SIDECAR_THUMBS_", "DAM_DATABASE_PATH")
 SCAN_JSON_KEYS = {
-    "found", "unchanged", "new", "changed", "touched", "hashed", "missing", "rendered", "embedded",
-    "failed", "requeued", "deferred", "elapsed_s", "renders_per_s", "interrupted", "failures", "problems",
+    "found", "unchanged", "new", "changed", "touched", "healed", "hashed", "missing", "rendered", "embedded",
+    "failed", "requeued", "deferred", "temp_removed", "elapsed_s", "renders_per_s", "interrupted", "failures",
+    "problems",
 }  # fmt: skip
 
 
@@ -304,6 +305,7 @@ def _run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> sub
     )
 
 
+@pytest.mark.integration
 def test_subprocess_render_with_a_bad_file(tmp_path: Path, lib: Path, bad: Path) -> None:
     r = _run("render", lib / "block.stl", bad, cwd=tmp_path)
     assert r.returncode == 3
@@ -312,6 +314,7 @@ def test_subprocess_render_with_a_bad_file(tmp_path: Path, lib: Path, bad: Path)
     assert sidecar_path_for(lib / "block.stl").exists() and not sidecar_path_for(bad).exists()
 
 
+@pytest.mark.integration
 def test_subprocess_scan_json_with_a_real_pool(tmp_path: Path, lib: Path, bad: Path) -> None:
     db = tmp_path / "pool.sqlite3"
     r = _run("scan", lib, "--db", db, "--workers", "2", "--json", cwd=tmp_path)
@@ -324,6 +327,7 @@ def test_subprocess_scan_json_with_a_real_pool(tmp_path: Path, lib: Path, bad: P
         assert info is not None and info.ours and info.readable
 
 
+@pytest.mark.integration
 def test_subprocess_precedence_through_cwd_dotenv_files(tmp_path: Path, lib: Path) -> None:
     (tmp_path / ".env").write_text("SIDECAR_THUMBS_SIZE=32\n")
     (tmp_path / ".env.local").write_text("SIDECAR_THUMBS_SIZE=48\n")
@@ -334,6 +338,7 @@ def test_subprocess_precedence_through_cwd_dotenv_files(tmp_path: Path, lib: Pat
     assert r.returncode == 0 and _width(out) == 64
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("args", "code"), [(["--version"], 0), (["--bogus"], 2), (["verify", "--nope"], 2)])
 def test_subprocess_exit_codes(tmp_path: Path, args: list[str], code: int) -> None:
     r = _run(*args, cwd=tmp_path)

@@ -24,6 +24,8 @@ from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
+pytestmark = pytest.mark.integration  # every test here runs `sidecar-thumbs watch` in its own process
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "models"
 SETTLE = 0.5

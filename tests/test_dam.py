@@ -191,6 +191,7 @@ for i, rel in enumerate(sys.argv[3:]):
 """
 
 
+@pytest.mark.integration
 def test_daemon_renders_and_flags_rows_a_second_process_adds_even_through_a_long_lock(
     setup: tuple[Path, Path, DamMapping], tmp_path: Path
 ) -> None:
@@ -231,3 +232,26 @@ def test_daemon_renders_and_flags_rows_a_second_process_adds_even_through_a_long
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)  # fmt: skip
     assert status.returncode == 0, status.stderr
     assert '"table": "assets"' in status.stdout and '"without_thumbnail": 0' in status.stdout
+
+
+def test_rows_outside_the_roots_or_not_regular_files_are_never_opened(
+    setup: tuple[Path, Path, DamMapping], tmp_path: Path
+) -> None:
+    """An asset manager's row naming /dev/zero, a FIFO, a link out of the roots or a non-model hung
+    the coordinator or read outside the library: now each is refused, unopened."""
+    from sidecar_thumbs.dam_sync import sync_dam
+
+    lib, dam, mapping = setup
+    os.mkfifo(lib / "fifo.stl")
+    (lib / "zero.stl").symlink_to("/dev/zero")
+    outside = tmp_path / "elsewhere.stl"
+    shutil.copy(lib / "gear.stl", outside)
+    (lib / "out.stl").symlink_to(outside)
+    (lib / "notes.txt").write_text("not a model")
+    add_assets(dam, "gear.stl", "fifo.stl", "zero.stl", "out.stl", "notes.txt", "/dev/zero", str(outside), "../x.stl")
+    t0 = time.monotonic()
+    with StateDB(dam, dam=mapping) as db:
+        result = sync_dam(db, full=True, roots=[str(lib)])
+        assert (result.queued, result.refused) == (1, 7)
+        assert sorted(db.rows_under()) == [str(lib / "gear.stl")]
+    assert time.monotonic() - t0 < 10

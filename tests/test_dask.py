@@ -30,6 +30,8 @@ from sidecar_thumbs.sidecar import sidecar_path_for  # noqa: E402
 from sidecar_thumbs.state import StateDB  # noqa: E402
 from sidecar_thumbs.thumbnail import ThumbnailOptions  # noqa: E402
 
+pytestmark = pytest.mark.integration  # every test here runs a real Dask LocalCluster
+
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ThumbnailOptions()
 PICKS = [

@@ -29,10 +29,10 @@ from gallery_lib import (
     build_library,
 )
 
-from sidecar_thumbs.gallery import EntryStatus, Gallery, GalleryEntry, collect_gallery, read_sidecar_meta
+from sidecar_thumbs.gallery import EntryStatus, Gallery, GalleryEntry, collect_gallery
 from sidecar_thumbs.gallery_cli import gallery_command
 from sidecar_thumbs.gallery_html import gallery_data, relative_url, render_gallery_html, write_gallery
-from sidecar_thumbs.sidecar import sidecar_path_for
+from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
 
@@ -126,21 +126,20 @@ def test_damaged_and_foreign_sidecars(tmp_path: Path, corpus: Path) -> None:
     truncated.write_bytes(truncated.read_bytes()[:-30])
     foreign = sidecar_path_for(lib.root / "3mf/box.3mf")
     foreign.write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    assert read_sidecar_meta(truncated) == read_sidecar_meta(truncated)  # frozen, comparable
-    meta = read_sidecar_meta(truncated)
+    meta = read_sidecar(truncated, decode=False)  # what the gallery reads: the header chunks and the end
     assert meta is not None and meta.ours and not meta.readable
-    assert read_sidecar_meta(tmp_path / "nothing.png") is None
+    assert read_sidecar(tmp_path / "nothing.png", decode=False) is None
     entries = _by_rel(_collect(lib, with_db=False), lib)
     assert entries["bunny.stl"].status is EntryStatus.MISSING and "damaged" in (entries["bunny.stl"].detail or "")
     assert entries["3mf/box.3mf"].status is EntryStatus.MISSING
     assert "not written by sidecar-thumbs" in (entries["3mf/box.3mf"].detail or "")
 
 
-def test_sidecar_meta_matches_pillow(lib: Library) -> None:
+def test_sidecar_header_read_matches_pillow(lib: Library) -> None:
     from PIL import Image
 
     path = sidecar_path_for(lib.root / "bunny.stl")
-    meta = read_sidecar_meta(path)
+    meta = read_sidecar(path, decode=False)
     with Image.open(path) as im:
         text = dict(im.text)
     assert meta is not None and meta.ours and meta.readable

@@ -21,6 +21,8 @@ from sidecar_thumbs.gallery_html import write_gallery
 from sidecar_thumbs.sidecar import sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
+pytestmark = pytest.mark.integration  # drives a real headless Chromium
+
 CHROMIUM = os.environ.get("SIDECAR_THUMBS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not os.path.isfile(CHROMIUM):
     pytest.skip(f"chromium not installed ({CHROMIUM})", allow_module_level=True)

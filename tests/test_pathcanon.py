@@ -147,7 +147,7 @@ def test_normalisation_only_rename_as_delete_plus_create_keeps_the_row(tmp_path:
     vols = Volumes([str(root)], [NORM_INSENSITIVE])
     run_scan(root, db, vols)
     os.rename(root / NFC, root / NFD)
-    tracker = ChangeTracker(db, Settler(0.0), vols)
+    tracker = ChangeTracker(db, Settler(0.0), volumes=vols)
     tracker.handle([FileEvent(EventKind.DELETED, str(root / NFC), False)], 0.0)
     tracker.handle([FileEvent(EventKind.CHANGED, str(root / NFD), False)], 0.0)
     assert tracker.ingest(tracker.settler.due(1.0)) == 0
@@ -162,7 +162,7 @@ def test_two_files_the_rules_cannot_tell_apart_are_never_merged(tmp_path: Path, 
     vols = Volumes([str(root)], [NORM_INSENSITIVE])
     run_scan(root, db, vols)
     shutil.copy2(GEAR, root / NFD)  # ext4 really holds both: the declared rules are wrong here
-    tracker = ChangeTracker(db, Settler(0.0), vols)
+    tracker = ChangeTracker(db, Settler(0.0), volumes=vols)
     tracker.handle([FileEvent(EventKind.CHANGED, str(root / NFD), False)], 0.0)
     tracker.ingest(tracker.settler.due(1.0))
     assert set(all_rows(db)) == {str(root / NFC), str(root / NFD)}
@@ -215,7 +215,7 @@ def test_case_only_rename_as_a_move_event_keeps_row_and_renames_the_sidecar(ci_r
     shutil.copy2(GEAR, ci_root / "Gear.stl")
     run_scan(ci_root, db)
     os.rename(ci_root / "Gear.stl", ci_root / "gear.stl")
-    tracker = ChangeTracker(db, Settler(0.0), Volumes.detect([str(ci_root)]))
+    tracker = ChangeTracker(db, Settler(0.0), volumes=Volumes.detect([str(ci_root)]))
     tracker.handle([FileEvent(EventKind.MOVED, str(ci_root / "Gear.stl"), False, str(ci_root / "gear.stl"))], 0.0)
     assert tracker.ingest(tracker.settler.due(1.0)) == 0
     assert all_rows(db) == {str(ci_root / "gear.stl"): ModelStatus.DONE}
@@ -226,7 +226,7 @@ def test_case_only_rename_as_delete_plus_create_keeps_row_and_renders_nothing(ci
     shutil.copy2(GEAR, ci_root / "Gear.stl")
     run_scan(ci_root, db)
     os.rename(ci_root / "Gear.stl", ci_root / "gear.stl")
-    tracker = ChangeTracker(db, Settler(0.0), Volumes.detect([str(ci_root)]))
+    tracker = ChangeTracker(db, Settler(0.0), volumes=Volumes.detect([str(ci_root)]))
     # FSEvents may report a rename as two unpaired events, in either order.
     tracker.handle([FileEvent(EventKind.CHANGED, str(ci_root / "gear.stl"), False)], 0.0)
     tracker.handle([FileEvent(EventKind.DELETED, str(ci_root / "Gear.stl"), False)], 0.0)
@@ -238,7 +238,7 @@ def test_case_only_rename_as_delete_plus_create_keeps_row_and_renders_nothing(ci
 
 def test_event_path_in_another_case_is_recorded_in_the_on_disk_spelling(ci_root: Path, db: StateDB) -> None:
     shutil.copy2(GEAR, ci_root / "Gear.stl")
-    tracker = ChangeTracker(db, Settler(0.0), Volumes.detect([str(ci_root)]))
+    tracker = ChangeTracker(db, Settler(0.0), volumes=Volumes.detect([str(ci_root)]))
     tracker.handle([FileEvent(EventKind.CHANGED, str(ci_root / "GEAR.STL"), False)], 0.0)
     assert tracker.ingest(tracker.settler.due(1.0)) == 1
     assert all_rows(db) == {str(ci_root / "Gear.stl"): ModelStatus.PENDING}
@@ -306,7 +306,7 @@ def test_folder_renamed_by_case_as_delete_plus_create_keeps_its_rows(ci_root: Pa
     shutil.copy2(GEAR, ci_root / "Parts" / "gear.stl")
     run_scan(ci_root, db)
     os.rename(ci_root / "Parts", ci_root / "parts")
-    tracker = ChangeTracker(db, Settler(0.0), Volumes.detect([str(ci_root)]))
+    tracker = ChangeTracker(db, Settler(0.0), volumes=Volumes.detect([str(ci_root)]))
     tracker.handle([FileEvent(EventKind.DELETED, str(ci_root / "Parts"), True)], 0.0)
     tracker.handle([FileEvent(EventKind.CHANGED, str(ci_root / "parts"), True)], 0.0)
     assert tracker.ingest(tracker.settler.due(1.0)) == 0

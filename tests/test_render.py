@@ -254,6 +254,7 @@ def _run_without_numba(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration
 def test_without_numba_auto_falls_back_to_numpy_and_numba_is_a_config_error() -> None:
     proc = _run_without_numba(
         """
@@ -275,6 +276,7 @@ def test_without_numba_auto_falls_back_to_numpy_and_numba_is_a_config_error() ->
     assert "config error: renderer 'numba' asked for but numba is not installed" in proc.stdout
 
 
+@pytest.mark.integration
 @needs_numba
 def test_a_fresh_worker_loads_compiled_kernels_from_the_cache() -> None:
     # This process has compiled (or loaded) the kernels, so the cache is populated; a new process must

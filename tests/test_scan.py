@@ -162,6 +162,7 @@ def test_force_renders_everything_again(library: tuple[Path, list[Path]], db: St
     assert s.rendered + s.embedded == len(models)
 
 
+@pytest.mark.integration
 def test_hung_and_crashing_renders_fail_only_their_file(library: tuple[Path, list[Path]], db: StateDB) -> None:
     lib, models = library
     src = REPO / "examples" / "models" / "parts" / "bracket.stl"
@@ -194,6 +195,7 @@ def _state_of(lib: Path, db_path: Path) -> dict[str, tuple[str, bool, str | None
         }
 
 
+@pytest.mark.integration
 def test_interrupted_scan_then_rescan_equals_uninterrupted(tmp_path: Path, corpus: Path) -> None:
     lib_a, lib_b = tmp_path / "a", tmp_path / "b"
     for lib in (lib_a, lib_b):

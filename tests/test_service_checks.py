@@ -53,19 +53,18 @@ def test_status_says_when_a_root_cannot_be_listed_for_permissions(tmp_path: Path
     assert "not mounted" in (root_access_problem(str(tmp_path / "absent")) or "")
 
 
-def test_status_shows_what_the_daemon_saw_and_its_renderer(tmp_path: Path) -> None:
-    absent = str(tmp_path / "Volumes" / "3D-Files")
+def test_status_shows_the_daemons_renderer_and_roots_this_user_cannot_list(tmp_path: Path) -> None:
+    lib, absent = tmp_path / "lib", str(tmp_path / "Volumes" / "3D-Files")
+    lib.mkdir()
     db_path = tmp_path / "db.sqlite3"
     with StateDB(db_path) as db:
-        daemon = Daemon(DaemonConfig(roots=(absent,), once=True, durable=False), db=db,
+        daemon = Daemon(DaemonConfig(roots=(str(lib),), once=True, durable=False), db=db,
                         make_executor=InlineExecutor, options=ThumbnailOptions())  # fmt: skip
         daemon.run()
-    report = collect_status(db_path, roots=[absent, str(tmp_path)])
+    report = collect_status(db_path, check_roots=[absent, str(lib)])
     assert report.renderer == describe_kernel("auto")
-    by_root = {r["path"]: r for r in report.roots}
-    assert "not mounted" in str(by_root[absent]["daemon_problem"])
-    assert "not mounted" in str(by_root[absent]["problem"])
-    assert by_root[str(tmp_path)]["problem"] is None
+    assert list(report.unreadable) == [absent] and "not mounted" in report.unreadable[absent]
+    assert report.as_dict()["renderer"] == report.renderer
 
 
 def test_too_old_sqlite_is_refused_with_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,5 +172,5 @@ def test_watch_logs_to_the_log_file_and_status_shows_renderer_and_roots(tmp_path
     roots = f"{lib}{os.pathsep}{tmp_path / 'unmounted'}"
     out = CliRunner().invoke(cli, ["status", "--db", str(db)], env={"SIDECAR_THUMBS_ROOTS": roots}).output
     assert f"renderer  {describe_kernel('auto')} (as the daemon last started)" in out
-    assert f"root      {lib}: readable" in out
-    assert f"root      {tmp_path / 'unmounted'}: cannot be listed from here: not found" in out
+    assert f"roots     {lib}: online" in out  # as the daemon recorded it
+    assert f"here      {tmp_path / 'unmounted'}: this user cannot list it: not found" in out

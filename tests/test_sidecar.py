@@ -65,18 +65,6 @@ def test_invalid_utf8_name_gets_an_ascii_uri(tmp_path: Path) -> None:
     assert meta["Thumb::URI"] == "./bad%FFname.stl"
 
 
-def test_freshness_by_hash_then_by_size_and_mtime(tmp_path: Path) -> None:
-    model = tmp_path / "m.stl"
-    sidecar = sidecar_path_for(model)
-    sidecar.write_bytes(_png(model, size=10, mtime_ns=5, h="aa"))
-    info = read_sidecar(sidecar)
-    assert info is not None
-    assert info.is_fresh_for(10, 5)
-    assert not info.is_fresh_for(11, 5)
-    assert info.is_fresh_for(99, 99, "aa")  # touched: same content
-    assert not info.is_fresh_for(10, 5, "bb")
-
-
 def test_corrupt_sidecar_is_ours_but_unreadable(tmp_path: Path) -> None:
     model = tmp_path / "m.stl"
     data = _png(model)
@@ -84,7 +72,45 @@ def test_corrupt_sidecar_is_ours_but_unreadable(tmp_path: Path) -> None:
     sidecar.write_bytes(data[: len(data) - 20])  # truncated: IEND and part of IDAT gone
     info = read_sidecar(sidecar)
     assert info is not None and info.ours and not info.readable
-    assert not info.is_fresh_for(10, 1_700_000_000_123_456_789)
+
+
+def test_reading_the_header_only_gives_the_same_facts_as_decoding(tmp_path: Path) -> None:
+    model = tmp_path / "m.stl"
+    sidecar = sidecar_path_for(model)
+    sidecar.write_bytes(_png(model))
+    decoded, header = read_sidecar(sidecar), read_sidecar(sidecar, decode=False)
+    assert decoded is not None and decoded.readable and (decoded.width, decoded.height) == (8, 8)
+    assert header == decoded
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d[:-20],  # truncated
+        lambda d: d[:40] + bytes([d[40] ^ 0xFF]) + d[41:],  # a flipped byte in a header chunk
+        lambda d: b"GIF89a" + d[6:],  # not a PNG at all
+    ],
+    ids=["truncated", "header-crc", "not-png"],
+)
+def test_a_damaged_sidecar_is_unreadable_either_way(tmp_path: Path, damage: object) -> None:
+    model = tmp_path / "m.stl"
+    sidecar = sidecar_path_for(model)
+    sidecar.write_bytes(damage(_png(model)))  # type: ignore[operator]
+    for decode in (True, False):
+        info = read_sidecar(sidecar, decode=decode)
+        assert info is not None and not info.readable, decode
+
+
+def test_a_flipped_bit_in_the_pixels_is_found_only_by_decoding(tmp_path: Path) -> None:
+    model = tmp_path / "m.stl"
+    sidecar = sidecar_path_for(model)
+    data = bytearray(_png(model))
+    idat = data.index(b"IDAT")
+    data[idat + 6] ^= 0x01  # inside the compressed pixels: the chunk's CRC no longer matches
+    sidecar.write_bytes(bytes(data))
+    decoded, header = read_sidecar(sidecar), read_sidecar(sidecar, decode=False)
+    assert decoded is not None and not decoded.readable
+    assert header is not None and header.readable  # the cheap read trusts what it does not read
 
 
 def test_atomic_write_leaves_no_temp_file_and_replaces(tmp_path: Path) -> None:

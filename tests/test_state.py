@@ -446,6 +446,7 @@ with StateDB(sys.argv[1], readonly=True, busy_timeout_ms=100) as db:
 """
 
 
+@pytest.mark.integration
 def test_reader_process_is_not_blocked_and_sees_committed_rows(db: StateDB, db_path: Path) -> None:
     db.upsert_files([pending("/m/committed.stl")], now=0)
     with db.transaction() as conn:
@@ -484,6 +485,7 @@ def start_holder(db_path: Path, hold_s: float) -> subprocess.Popen[str]:
     return proc
 
 
+@pytest.mark.integration
 def test_write_retries_past_busy_timeout_until_the_other_writer_commits(db_path: Path) -> None:
     with StateDB(db_path, busy_timeout_ms=100) as db:
         db.upsert_files([pending("/m/a.stl")], now=0)
@@ -498,6 +500,7 @@ def test_write_retries_past_busy_timeout_until_the_other_writer_commits(db_path:
         assert db.get_meta("holder") == "was here"
 
 
+@pytest.mark.integration
 def test_write_raises_when_the_other_writer_never_lets_go(db_path: Path) -> None:
     with StateDB(db_path, busy_timeout_ms=50) as db:
         db.upsert_files([pending("/m/a.stl")], now=0)
@@ -522,6 +525,7 @@ conn.execute("COMMIT")
 """
 
 
+@pytest.mark.integration
 def test_checkpoint_does_not_fail_under_a_long_reader_and_truncates_after(db: StateDB, db_path: Path) -> None:
     db.upsert_files([pending(f"/m/{i}.stl") for i in range(500)], now=0)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -12,8 +12,9 @@ from corpus_paths import corpus_files
 from PIL import Image
 
 from sidecar_thumbs.errors import ModelError, NoGeometryError
+from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import SOURCE_EMBEDDED, SOURCE_RENDERED, ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
 
 RENDER_ONLY = ThumbnailOptions(render=RenderOptions(size=128), use_embedded=False)
 NO_GEOMETRY = {"3mfsamples__pyramid.3mf"}  # a beam lattice: nothing to draw
@@ -36,7 +37,7 @@ def test_every_corpus_model_renders_centred_and_filling_the_frame(path: Path) ->
             make_thumbnail(path, RENDER_ONLY)
         return
     thumb = make_thumbnail(path, RENDER_ONLY)
-    assert thumb.source == SOURCE_RENDERED and thumb.triangles and thumb.triangles > 0
+    assert thumb.source is ThumbSource.RENDERED and thumb.triangles and thumb.triangles > 0
     alpha, (x0, x1, y0, y1) = _alpha_box(thumb.png)
     size = alpha.shape[0]
     assert alpha.shape == (128, 128)
@@ -56,7 +57,7 @@ def test_slicer_3mf_uses_its_embedded_picture_and_says_so(corpus: Path) -> None:
         with Image.open(io.BytesIO(thumb.png)) as im:
             assert im.size == (128, 128)
             assert im.text["X-SidecarThumbs::Source"] == thumb.source
-        if thumb.source == SOURCE_EMBEDDED:
+        if thumb.source is ThumbSource.EMBEDDED:
             embedded.append(path.name)
     # PrusaSlicer and Bambu projects and lib3mf's thumbnail sample carry a picture.
     assert any(n.startswith("prusaslicer__") for n in embedded)

@@ -394,6 +394,7 @@ def test_fix_without_a_database_creates_one_and_renders(runner: CliRunner, lib: 
     assert runner.invoke(cli, args).exit_code == 0
 
 
+@pytest.mark.integration
 def test_fix_with_a_real_worker_pool(runner: CliRunner, lib: Path, db_path: Path, corpus: Path) -> None:
     _plant_everything(lib, db_path, corpus)
     args = ["verify", str(lib), "--db", str(db_path), "--workers", "2"]
@@ -422,3 +423,33 @@ def test_appledouble_twin_of_a_sidecar_is_not_a_foreign_sidecar(lib: Path, db_pa
         twin.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        ")
         report = verify([str(lib)], db=db, expected_settings=SETTINGS)
     assert report.problems == []
+
+
+def test_rows_and_sidecars_of_files_never_read_as_models(tmp_path: Path, corpus: Path) -> None:
+    """Rows an older version made for a FIFO or a link out of the roots are vanished, their sidecars
+    orphaned; --fix marks the rows missing and removes the sidecars; nothing is opened."""
+    from sidecar_thumbs.models import FileState
+    from sidecar_thumbs.sidecar import write_sidecar
+    from sidecar_thumbs.thumbnail import make_thumbnail
+    from sidecar_thumbs.verify import plan_fixes
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    outside = tmp_path / "outside.stl"
+    shutil.copyfile(corpus / "stl-binary/admesh__binary.stl", outside)
+    os.mkfifo(lib / "x.stl")
+    (lib / "leak.stl").symlink_to(outside)
+    write_sidecar(lib / "leak.stl", make_thumbnail(outside).png, durable=False)
+    # One real model with its sidecar: a root that lists no model at all would be offline (a volume away).
+    shutil.copyfile(outside, lib / "real.stl")
+    write_sidecar(lib / "real.stl", make_thumbnail(lib / "real.stl").png, durable=False)
+    with StateDB(tmp_path / "s.sqlite3") as db:
+        db.upsert_files([FileState(str(lib / n), 1, 1, None, True) for n in ("x.stl", "leak.stl")])
+        report = verify([str(lib)], db=db)
+        kinds = sorted((p.kind.value, os.path.basename(p.path)) for p in report.problems)
+        assert kinds == [("orphaned", ".leak.stl.thumbnail.png"), ("vanished", "leak.stl"), ("vanished", "x.stl")]
+        assert any("not a regular file (a FIFO)" in p.detail for p in report.problems)
+        plan_fixes(report, db)
+        assert verify([str(lib)], db=db).problems == []
+        assert db.get(str(lib / "x.stl")).status is ModelStatus.MISSING  # type: ignore[union-attr]
+    assert not sidecar_path_for(lib / "leak.stl").exists() and outside.exists()

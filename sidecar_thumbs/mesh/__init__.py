@@ -32,7 +32,7 @@ class LoadLimits:
     max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part (zip bombs)
 
 
-DEFAULT_LIMITS = LoadLimits()
+DEFAULT_LIMITS: LoadLimits = LoadLimits()
 
 
 @dataclass(frozen=True, eq=False)

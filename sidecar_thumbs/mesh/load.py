@@ -6,6 +6,7 @@ import os
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
+from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
 
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 
@@ -18,11 +19,14 @@ def detect_format(name: str) -> str:
     Raises:
         BadModelError: any other extension.
     """
-    ext = os.path.splitext(str(name))[1].lower()
-    try:
-        return _FORMATS[ext]
-    except KeyError:
-        raise BadModelError(f"not a model file (extension {ext or 'missing'!r}; expected .stl or .3mf)") from None
+    # Not os.path.splitext: it calls ".stl" (and "..stl") a hidden file without an extension, but
+    # to the walker and to the user such a file is an STL like any other.
+    base = os.path.basename(str(name)).lower()
+    for ext, kind in _FORMATS.items():
+        if base.endswith(ext):
+            return kind
+    ext = os.path.splitext(base)[1]
+    raise BadModelError(f"not a model file (extension {ext or 'missing'!r}; expected .stl or .3mf)")
 
 
 def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
@@ -67,13 +71,20 @@ def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS)
     name = os.fspath(path)
     detect_format(name)
     try:
-        with open(name, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > limits.max_file_bytes:
-                raise LimitExceededError(f"file is {size} bytes, more than the limit of {limits.max_file_bytes} bytes")
-            data = f.read()
+        fd, st = open_regular(name)  # never a FIFO or device: they would block or never end
+    except (NotRegularFileError, LinkOutsideRootsError) as exc:
+        raise BadModelError(exc.strerror) from None
     except OSError as exc:
         raise TransientModelError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    try:
+        if st.st_size > limits.max_file_bytes:
+            cap = limits.max_file_bytes
+            raise LimitExceededError(f"file is {st.st_size} bytes, more than the limit of {cap} bytes")
+        data = read_fd(fd, st.st_size)
+    except OSError as exc:
+        raise TransientModelError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
     return load_mesh_bytes(data, name, limits)
 
 

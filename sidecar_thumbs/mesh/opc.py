@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import posixpath
 import struct
+import types
 import zipfile
 import zlib
 from urllib.parse import unquote
@@ -19,10 +20,11 @@ from sidecar_thumbs.errors import BadModelError, LimitExceededError
 
 __all__ = ["Package", "check_xml_safe", "parse_xml"]
 
+_inflater: types.ModuleType
 try:  # optional: zlib-ng inflates ~1.5x faster and computes CRC-32 ~10x faster than zlib
     from zlib_ng import zlib_ng as _inflater
 except ImportError:
-    _inflater = zlib  # type: ignore[assignment]
+    _inflater = zlib
 
 _RELS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _CHUNK = 1 << 20

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
+from sidecar_thumbs.errors import BadModelError, EmptyBuildError, LimitExceededError, NoGeometryError
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
 from sidecar_thumbs.mesh.modelpart import ModelPart, parse_model_part
 from sidecar_thumbs.mesh.opc import Package
@@ -112,6 +112,10 @@ def _assemble(data: bytes, limits: LoadLimits) -> tuple[_Assembly, ModelPart, in
     root = parse_model_part(package.read(root_name), root_name, limits.max_triangles)
     if root.build is None:
         raise BadModelError(f"3MF root model part /{root_name} has no <build> element")
+    if not root.build:
+        # Told apart from a build of things we do not draw (a beam lattice): a slicer's picture of
+        # such a package shows nothing the file holds, so it is never used either.
+        raise EmptyBuildError(f"no geometry: the build of 3MF root model part /{root_name} has no items")
     asm = _Assembly(package, root, limits)
 
     total = 0

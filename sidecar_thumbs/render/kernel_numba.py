@@ -59,7 +59,9 @@ def _first_finite(t: np.ndarray) -> int:
 
 
 @njit(_SIG_EXTENTS, **_JIT)
-def _extents(t: np.ndarray, origin: np.ndarray, a: np.ndarray) -> tuple[float, float, float, float, int]:
+def _extents(
+    t: np.ndarray, origin: np.ndarray, a: np.ndarray
+) -> tuple[np.float32, np.float32, np.float32, np.float32, int]:
     ox, oy, oz = origin[0], origin[1], origin[2]
     a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
     a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]

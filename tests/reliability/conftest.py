@@ -1,4 +1,5 @@
-"""Reliability and security suite: the ``soak`` marker and fixtures shared by its files.
+"""Reliability and security suite: soak deselection and fixtures shared by its files (the ``soak`` and
+``integration`` markers are registered in pyproject.toml; every file here is ``integration``).
 
 Soak variants (long kill loops, 5,000-file load) are deselected unless ``-m soak`` is given or
 ``SIDECAR_THUMBS_SOAK=1`` is set, so CI runs the bounded variants every time.
@@ -16,13 +17,6 @@ SOAK_ENV = "SIDECAR_THUMBS_SOAK"
 def soak_enabled(config: pytest.Config) -> bool:
     """Whether soak tests run: asked for by env or by a ``-m`` expression naming the marker."""
     return os.environ.get(SOAK_ENV) == "1" or "soak" in (config.getoption("markexpr", "") or "")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        f"soak: long reliability variants, deselected unless -m soak or {SOAK_ENV}=1 (docs/RELIABILITY.md)",
-    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import time
 
 from sidecar_thumbs.jobs import RenderJob, RenderResult, failure, render_job
@@ -27,4 +28,16 @@ def faulty_job(job: RenderJob) -> RenderResult:
     elif name.startswith("pid"):
         time.sleep(0.3)  # long enough that every worker takes some of these
         return failure(job.path, f"pid {os.getpid()}")
+    return render_job(job)
+
+
+def stopping_job(job: RenderJob) -> RenderResult:
+    """The first time it sees a file named ``sigstop*``, the worker stops itself (SIGSTOP: a laptop
+    asleep, a read stuck on a share); afterwards it renders normally. A marker beside the model says
+    it happened (the worker is killed by the timeout, so it cannot remember)."""
+    marker = job.path + ".stopped"
+    if os.path.basename(job.path).startswith("sigstop") and not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        os.kill(os.getpid(), signal.SIGSTOP)
     return render_job(job)

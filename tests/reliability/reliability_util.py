@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import numpy as np
+from mesh_builders import binary_stl  # noqa: F401 (re-exported: the reliability tests import it from here)
 
 from sidecar_thumbs.fingerprint import hash_bytes
 from sidecar_thumbs.models import ModelStatus
@@ -28,15 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 SMALL = ThumbnailOptions(render=RenderOptions(size=64))
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-def binary_stl(n: int, seed: int = 0) -> bytes:
-    """A valid binary STL of ``n`` random small triangles (deterministic for a seed)."""
-    rng = np.random.default_rng(seed)
-    rec = np.zeros(n, dtype=[("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
-    centres = rng.uniform(-20, 20, (n, 1, 3)).astype(np.float32)
-    rec["v"] = centres + rng.normal(0, 0.5, (n, 3, 3)).astype(np.float32)
-    return b"binary".ljust(80, b"\0") + np.uint32(n).tobytes() + rec.tobytes()
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
@@ -151,3 +143,16 @@ def check_library(root: Path, db: Path, models: Iterable[Path]) -> dict[str, int
         problems.append(f"integrity_check: {ok}")
     assert not problems, "\n".join(problems[:30])
     return counts
+
+
+def bind_socket(path: Path) -> socket.socket:
+    """A listening-capable UNIX socket at ``path``. Bound by its bare name from inside its folder:
+    macOS allows only 104 bytes in a socket address, less than a pytest tmp_path there."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    here = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        sock.bind(path.name)
+    finally:
+        os.chdir(here)
+    return sock

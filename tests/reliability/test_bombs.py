@@ -13,6 +13,8 @@ import pytest
 from bombs import bomb_3mf, inflated_size, xml_3mf
 from reliability_util import ENV, binary_stl
 
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
+
 GIB = 1 << 30
 VERTEX = b'<vertex x="0" y="0" z="0"/>'
 # The growth we allow over a baseline render: the file itself (read once, ~21 MB at most here)

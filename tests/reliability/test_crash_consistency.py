@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from reliability_util import Daemon, binary_stl, check_library, group_alive, integrity_ok, temp_files
 
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
+
 SEED = 20240601
 BAD = [
     "bad/openscad__empty.stl",

@@ -16,6 +16,8 @@ from sidecar_thumbs.models import FileState
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
+
 
 def _library(root: Path, n: int) -> dict[Path, str]:
     root.mkdir()

@@ -21,6 +21,8 @@ from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.verify import verify
 
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
+
 
 def _mount(target: Path, options: str) -> None:
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True, text=True)

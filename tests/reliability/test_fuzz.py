@@ -28,6 +28,8 @@ from sidecar_thumbs.mesh.load import load_mesh_bytes
 from sidecar_thumbs.mesh.threemf import check_3mf_bytes
 from sidecar_thumbs.sidecar import KEY_HASH
 
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
+
 STL_EXAMPLES = 2600
 TMF_EXAMPLES = 2600
 SOAK_EXAMPLES = 40_000

@@ -11,6 +11,8 @@ from reliability_util import Daemon, binary_stl, check_library, wait_for
 
 from sidecar_thumbs.sidecar import sidecar_path_for
 
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
+
 # Coordinator peak RSS allowed (MiB): Python + numpy + SQLite + watchdog + the claim buffers.
 RSS_BOUND_MIB = 250
 

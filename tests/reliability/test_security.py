@@ -20,6 +20,8 @@ from sidecar_thumbs.sidecar import sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.verify import plan_fixes, verify
 
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
+
 
 def _run_scan(root: Path, db: StateDB) -> None:
     scan([str(root)], db=db, make_executor=InlineExecutor, options=SMALL, durable=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from reliability_faults import faulty_job
 from reliability_util import SMALL, binary_stl, check_library
 
@@ -13,6 +14,8 @@ from sidecar_thumbs.jobs import RenderJob
 from sidecar_thumbs.models import ModelStatus
 from sidecar_thumbs.scan import scan
 from sidecar_thumbs.state import StateDB
+
+pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
 
 TIMEOUT = 3.0
 FAULTS = {

@@ -1,0 +1,86 @@
+"""The worker's one job: pure (reads the model, writes nothing), never raises, says which content it saw."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+from mesh_builders import binary_stl
+
+from sidecar_thumbs import jobs
+from sidecar_thumbs.fingerprint import hash_bytes
+from sidecar_thumbs.jobs import RenderJob, RenderResult, failure, render_job
+from sidecar_thumbs.render import RenderOptions
+from sidecar_thumbs.thumbnail import ThumbnailOptions
+
+SMALL = ThumbnailOptions(render=RenderOptions(size=32))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    p = tmp_path / "part.stl"
+    p.write_bytes(binary_stl(25, seed=4))
+    return p
+
+
+def test_a_good_model_gives_png_bytes_and_the_facts_of_its_content(model: Path) -> None:
+    before = sorted(os.listdir(model.parent))
+    r = render_job(RenderJob(str(model), SMALL))
+    st = model.stat()
+    assert r.ok and r.png is not None and r.png.startswith(PNG_SIGNATURE)
+    assert (r.source, r.triangles, r.error) == ("rendered", 25, None)
+    assert (r.content_hash, r.size, r.mtime_ns) == (hash_bytes(model.read_bytes()), st.st_size, st.st_mtime_ns)
+    assert r.render_ms > 0
+    assert sorted(os.listdir(model.parent)) == before  # nothing written beside the model
+
+
+def test_a_bad_model_fails_for_good_and_names_the_content_that_failed(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.stl"
+    bad.write_bytes(b"solid x\nthis is not\nan stl\n")
+    r = render_job(RenderJob(str(bad), SMALL))
+    assert not r.ok and r.png is None and not r.transient
+    assert r.error and "\n" not in r.error
+    assert r.content_hash == hash_bytes(bad.read_bytes())  # retried only once the content changes
+
+
+def test_a_vanished_model_is_a_transient_failure_without_a_hash(tmp_path: Path) -> None:
+    r = render_job(RenderJob(str(tmp_path / "gone.stl"), SMALL))
+    assert not r.ok and r.transient and r.content_hash is None
+    assert r.error == "file vanished before it could be read"
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (MemoryError(), "out of memory while rendering"),
+        (RecursionError(), "nested too deeply"),
+        (KeyError("surprise"), "internal error: KeyError: 'surprise'"),
+    ],
+)
+def test_an_unexpected_error_fails_only_that_file(
+    model: Path, monkeypatch: pytest.MonkeyPatch, exc: BaseException, reason: str
+) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(jobs, "make_thumbnail_from_bytes", explode)
+    r = render_job(RenderJob(str(model), SMALL))
+    assert not r.ok and not r.transient and r.error is not None and reason in r.error
+    assert r.content_hash == hash_bytes(model.read_bytes())
+
+
+def test_failure_folds_the_reason_to_one_line() -> None:
+    assert failure("/m.stl", "two\n  lines\t here").error == "two lines here"
+    assert failure("/m.stl", "   ").error == "unknown error"
+    assert failure("/m.stl", "busy", transient=True).transient
+
+
+def test_jobs_and_results_cross_process_boundaries(model: Path) -> None:
+    job = RenderJob(str(model), SMALL)
+    result = render_job(job)
+    assert pickle.loads(pickle.dumps(job)) == job
+    assert pickle.loads(pickle.dumps(result)) == result
+    assert isinstance(result, RenderResult)

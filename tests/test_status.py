@@ -1,0 +1,73 @@
+"""status: what the daemon is doing, read from a real database (read-only, never created)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from sidecar_thumbs.errors import DatabaseError
+from sidecar_thumbs.lock import DaemonLock
+from sidecar_thumbs.models import FileState, ModelStatus, RenderDone, RenderFailed
+from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.status import collect_status
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Four models: two done (one just now), one failed with a reason, one pending."""
+    path = tmp_path / "state.sqlite3"
+    now = time.time()
+    with StateDB(path) as db:
+        db.upsert_files([FileState(f"/lib/{n}.stl", 10, 1, f"h{n}", needs_render=True) for n in "abcd"], now=now)
+        db.claim(3, now=now)  # a, b, c
+        db.record_done([RenderDone("/lib/a.stl", "ha", 10, 1, "rendered", 12, 5.0)], now=now - 3600)
+        db.record_done([RenderDone("/lib/b.stl", "hb", 10, 1, "embedded", None, 5.0)], now=now - 1)
+        db.record_failed([RenderFailed("/lib/c.stl", "not a valid STL", transient=False, hash="hc")], now=now)
+    return path
+
+
+def test_counts_backlog_and_failures(db_path: Path) -> None:
+    report = collect_status(db_path)
+    assert report.database == os.fspath(db_path)
+    assert report.counts == {"pending": 1, "rendering": 0, "done": 2, "failed": 1, "missing": 0}
+    assert report.total == 4 and report.backlog == 1
+    assert [(f["path"], f["error"]) for f in report.failures] == [("/lib/c.stl", "not a valid STL")]
+    assert report.daemon is None and report.dam is None
+
+
+def test_rate_over_the_last_minute_gives_the_eta(db_path: Path) -> None:
+    report = collect_status(db_path)
+    assert report.rate_1m == pytest.approx(1 / 60)  # one render in the last minute (the other is old)
+    assert report.eta_s == pytest.approx(60.0)
+
+
+def test_a_running_daemon_is_shown(db_path: Path) -> None:
+    with DaemonLock(db_path):
+        report = collect_status(db_path)
+    assert report.daemon is not None and report.daemon.pid == os.getpid()
+    assert json.loads(json.dumps(report.as_dict()))["daemon"]["pid"] == os.getpid()
+
+
+def test_the_json_form_holds_every_figure(db_path: Path) -> None:
+    out = collect_status(db_path).as_dict()
+    assert set(out) == {
+        "database", "total", "counts", "backlog", "rate_per_s_1m", "eta_s", "recent_failures", "daemon",
+        "asset_manager",
+    }  # fmt: skip
+    assert out["counts"] == {s.value: n for s, n in zip(ModelStatus, [1, 0, 2, 1, 0], strict=True)}
+
+
+def test_an_empty_database_has_nothing_to_do(tmp_path: Path) -> None:
+    StateDB(tmp_path / "empty.sqlite3").close()
+    report = collect_status(tmp_path / "empty.sqlite3")
+    assert (report.total, report.backlog, report.eta_s) == (0, 0, 0.0)
+
+
+def test_a_database_that_does_not_exist_is_an_error_and_is_not_created(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError):
+        collect_status(tmp_path / "nope.sqlite3")
+    assert not (tmp_path / "nope.sqlite3").exists()
