@@ -118,6 +118,7 @@ def scan(
     options = thumbnail_options(settings)
     db = open_state_db(settings)
     try:
+        _check_dam_paths(db, roots)
         # One coordinator per database: while a daemon runs, it renders what this scan marks; while this
         # scan renders, a daemon starting meanwhile refuses (it would hand our claims out again).
         lock, holder = _take_lock(settings.database, "scan")
@@ -144,6 +145,12 @@ def scan(
         db.close()
     summary.deferred_to = holder
     return summary
+
+
+def _check_dam_paths(db: StateDB, roots: Sequence[str]) -> None:
+    """Attached to an asset manager: refuse at start a path column that holds no paths (ConfigError)."""
+    if db.dam is not None:
+        db.check_dam_paths(roots)
 
 
 def verify(
@@ -294,6 +301,7 @@ def watch(
     )  # fmt: skip
     db = open_state_db(settings)
     try:
+        _check_dam_paths(db, dirs)
         where = (
             f"Dask cluster at {settings.dask_scheduler}"
             if settings.executor == "dask"

@@ -55,7 +55,7 @@ class ChangeTracker:
         # (:func:`.roots.model_is_gone`): only a deletion marks a row missing, removes a sidecar, or lets
         # a new file with the same content take the row over as a move.
         self.is_gone = is_gone or (lambda p: not os.path.lexists(p))
-        self.volumes = volumes  # the roots' volumes (how names compare); None: byte for byte
+        self.volumes = volumes  # the roots' volumes; None: paths compare byte for byte
         self.settle = settler.settle
         self.pending_removals: dict[str, float] = {}  # sidecar → when to remove it
 
@@ -107,7 +107,11 @@ class ChangeTracker:
         if is_dir:
             self.settler.forget_under(src)
             n = self.db.rename_under(src, dest)
-            log.info("folder moved: %s -> %s (%d models follow it)", src, dest, n)
+            if n:
+                log.info("folder moved: %s -> %s (%d models follow it)", src, dest, n)
+            else:
+                # Its models' own moves came first (and were logged one by one): nothing left to say.
+                log.debug("folder moved: %s -> %s (its models already followed)", src, dest)
             # Anything in it the database did not know yet gets looked at.
             for f in iter_model_files([dest] if self._folder_allowed(dest) else []):
                 if self.db.get(f.path) is None:

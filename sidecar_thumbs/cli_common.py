@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,16 +19,25 @@ import click
 
 from sidecar_thumbs.config import Settings, load_settings
 from sidecar_thumbs.errors import SidecarError
+from sidecar_thumbs.logs import json_line, setup_logging
 from sidecar_thumbs.wiring import executor_for, open_state_db, thumbnail_options
 
 __all__ = [
+    "configure_logging",
+    "current_log_format",
     "executor_for",
     "fail",
+    "fail_message",
+    "global_options",
+    "global_opts",
     "log",
     "log_level",
+    "notice",
     "open_db",
     "pool_options",
+    "problem",
     "render_options",
+    "renderer_is_cold",
     "roots_for",
     "settings_for",
     "thumbnail_options",
@@ -34,10 +45,74 @@ __all__ = [
 
 log = logging.getLogger("sidecar_thumbs")
 
+_META_KEY = "sidecar_thumbs.global_options"
+_state = {"format": "text"}  # the log format in use, for error lines printed before exiting
+
+
+@dataclass
+class GlobalOptions:
+    """The options every command takes, before or after its name (``-v watch`` = ``watch -v``)."""
+
+    env_file: Path | None = None
+    verbose: int = 0
+    quiet: bool = False
+    log_format: str | None = None
+    database: Path | None = None
+
+
+def global_opts(ctx: click.Context) -> GlobalOptions:
+    """The global options given so far, the group's and the command's merged."""
+    found = ctx.meta.get(_META_KEY)
+    if not isinstance(found, GlobalOptions):
+        found = ctx.meta[_META_KEY] = GlobalOptions()
+    return found
+
+
+def _merge(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    # The group's options are parsed first, the command's after: counts add up, a flag set anywhere
+    # stays set, and a value given after the command wins over one given before it.
+    opts = global_opts(ctx)
+    name = param.name or ""
+    if name == "verbose":
+        opts.verbose += value or 0
+    elif name == "quiet":
+        opts.quiet = opts.quiet or bool(value)
+    elif value is not None:
+        setattr(opts, name, value)
+
+
+def global_options(db: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add -v/-q/--log-format/--env-file (and --db) to a command; the group has them too."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        if db:
+            f = click.option(
+                "--db", "database", type=click.Path(path_type=Path, readable=False), default=None, expose_value=False,
+                callback=_merge, help="State database [DAM_DATABASE_PATH, default: the user data folder].",
+            )(f)  # fmt: skip
+        f = click.option(
+            "--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None, expose_value=False,
+            callback=_merge, help="Read settings from this file instead of ./.env.local and ./.env.",
+        )(f)  # fmt: skip
+        f = click.option(
+            "--log-format", type=click.Choice(["text", "json"]), default=None, expose_value=False, callback=_merge,
+            help="Log lines as text or one JSON object per line [SIDECAR_THUMBS_LOG_FORMAT].",
+        )(f)  # fmt: skip
+        f = click.option(
+            "-q", "--quiet", is_flag=True, default=False, expose_value=False, callback=_merge,
+            help="Only errors (and the final summary).",
+        )(f)  # fmt: skip
+        f = click.option(
+            "-v", "--verbose", count=True, expose_value=False, callback=_merge,
+            help="A line per file rendered or failed (-vv: debug).",
+        )(f)  # fmt: skip
+        return f
+
+    return decorate
+
 
 def fail(exc: SidecarError) -> NoReturn:
-    click.echo(f"sidecar-thumbs: {exc.message}", err=True)
-    sys.exit(exc.exit_code)
+    fail_message(exc.message, exc.exit_code)
 
 
 def printable_output() -> None:
@@ -53,12 +128,76 @@ def printable_output() -> None:
                 reconfigure(errors=errors)
 
 
-def settings_for(ctx: click.Context, **overrides: Any) -> Settings:
-    obj = ctx.find_root().obj or {}
+def fail_message(message: str, code: int = 1) -> NoReturn:
+    if _state["format"] == "json":
+        click.echo(json_line("error", "sidecar_thumbs", message), err=True)
+    else:
+        click.echo(f"sidecar-thumbs: {message}", err=True)
+    sys.exit(code)
+
+
+def configure_logging(
+    ctx: click.Context, log_format: str = "text", default_level: int = logging.WARNING, log_file: str = ""
+) -> None:
+    """Set up logging from the merged -v/-q/--log-format (the settings ``log_format``, ``log_file`` as fallback)."""
+    opts = global_opts(ctx)
+    fmt = opts.log_format or log_format
+    _state["format"] = fmt
+    level = log_level(opts.verbose, opts.quiet, default_level)
     try:
-        return load_settings(env_file=obj.get("env_file"), overrides=overrides)
+        setup_logging(level, fmt, per_file=opts.verbose > 0, log_file=log_file)
+    except OSError as exc:
+        fail_message(f"cannot write the log file {log_file}: {exc.strerror or exc} (SIDECAR_THUMBS_LOG_FILE)")
+
+
+def current_log_format() -> str:
+    return _state["format"]
+
+
+def settings_for(ctx: click.Context, default_level: int = logging.WARNING, **overrides: Any) -> Settings:
+    """Load the settings (flags > environment > env file) and set up logging as they and -v/-q ask."""
+    opts = global_opts(ctx)
+    if overrides.get("database") is None and opts.database is not None:
+        overrides["database"] = opts.database
+    # Until the settings are loaded, the environment's log format is the best guess (for an error in them).
+    early = os.environ.get("SIDECAR_THUMBS_LOG_FORMAT", "text")
+    configure_logging(ctx, early if early in ("text", "json") else "text", default_level)
+    try:
+        settings = load_settings(env_file=opts.env_file, overrides=overrides)
     except SidecarError as exc:
         fail(exc)
+    configure_logging(ctx, settings.log_format, default_level, settings.log_file)
+    for note in settings.notes:
+        log.warning("%s", note)
+    return settings
+
+
+def notice(ctx: click.Context, message: str) -> None:
+    """A line the user should see by default that is not a problem (e.g. why the first run is slow):
+    on stderr, as JSON with --log-format json, not with -q."""
+    if global_opts(ctx).quiet:
+        return
+    if _state["format"] == "json":
+        click.echo(json_line("info", "sidecar_thumbs", message, event="notice"), err=True)
+    else:
+        click.echo(message, err=True)
+
+
+def problem(message: str, path: str | None = None) -> None:
+    """A problem line on stderr that is a command's own output (not a log record): as printed in text,
+    a JSON warning event with --log-format json, so every stderr line stays one object there."""
+    if _state["format"] == "json":
+        fields: dict[str, Any] = {"event": "problem", "path": path} if path is not None else {}
+        click.echo(json_line("warning", "sidecar_thumbs", message, **fields), err=True)
+    else:
+        click.echo(message, err=True)
+
+
+def renderer_is_cold(settings: Settings) -> bool:
+    """Whether this run's renders will first compile the numba renderer (about 30 s, once)."""
+    from sidecar_thumbs import numba_cache
+
+    return settings.renderer != "numpy" and numba_cache.is_cold()
 
 
 def log_level(verbose: int, quiet: bool, default: int = logging.WARNING) -> int:
@@ -98,13 +237,6 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
         type=click.IntRange(0, 1024),
         default=None,
         help="Render processes; 0 renders inline [SIDECAR_THUMBS_WORKERS, default: CPU count].",
-    )(f)
-    f = click.option(
-        "--db",
-        "database",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="State database [DAM_DATABASE_PATH, default: the user data folder].",
     )(f)
     f = click.option(
         "--executor",

@@ -13,11 +13,13 @@ import click
 from sidecar_thumbs import api
 from sidecar_thumbs.cli_common import (
     fail,
+    global_options,
     log,
-    log_level,
     mass_missing_option,
+    open_db,
     pool_options,
     render_options,
+    renderer_is_cold,
     roots_for,
     settings_for,
 )
@@ -57,6 +59,7 @@ from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 @mass_missing_option
 @pool_options
 @render_options
+@global_options()
 @click.pass_context
 def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, allow_mass_missing: bool, **opts: Any) -> None:
     """Run the daemon: watch ROOTS, render new and changed models, keep the database current.
@@ -70,26 +73,29 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, allow_mass_mi
 
     Example: sidecar-thumbs watch /Volumes/3D-Files/3D-Models
     """
-    from sidecar_thumbs.logs import setup_logging
-
-    settings = settings_for(ctx, **opts)
-    obj = ctx.find_root().obj
     # A daemon's log is its only voice: INFO by default, unlike the one-shot commands.
-    try:
-        setup_logging(
-            log_level(obj["verbose"], obj["quiet"], logging.INFO),
-            obj["log_format"] or settings.log_format,
-            settings.log_file or None,
-        )
-    except SidecarError as exc:
-        fail(exc)
+    settings = settings_for(ctx, default_level=logging.INFO, **opts)
     dirs = roots_for(roots, settings)
+    if settings.executor == "local" and renderer_is_cold(settings):
+        log.info("compiling the renderer: the first renders take about 30 s longer (once per installation)")
     try:
         failed = api.watch(settings, roots=dirs, once=once, handle_signals=True, allow_mass_missing=allow_mass_missing)
     except SidecarError as exc:
         fail(exc)
-    # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
-    sys.exit(EXIT_PROBLEMS if once and failed else EXIT_OK)
+    # Burst mode is a run like scan: exit 3 while models under the roots fail, this run or before (cron
+    # mails it; the same unchanged failure gives the same answer every run).
+    sys.exit(EXIT_PROBLEMS if once and (failed or _failing_under(settings, dirs)) else EXIT_OK)
+
+
+def _failing_under(settings: Any, roots: list[str]) -> int:
+    """Models under ``roots`` whose last render failed (read-only)."""
+    from sidecar_thumbs.models import ModelStatus
+
+    db = open_db(settings, readonly=True)
+    try:
+        return db.counts_under(roots)[ModelStatus.FAILED]
+    finally:
+        db.close()
 
 
 # -- status ----------------------------------------------------------------------------------------
@@ -97,25 +103,19 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, allow_mass_mi
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
-@click.option(
-    "--db",
-    "database",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="State database [DAM_DATABASE_PATH].",
-)
+@global_options()
 @click.pass_context
-def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
+def status(ctx: click.Context, as_json: bool) -> None:
     """Show counts by status, the backlog, the render rate, last failures and whether a daemon runs.
 
     Reads the database while the daemon writes to it.
 
     Example: sidecar-thumbs status --json
     """
-    from sidecar_thumbs.progress import format_duration
+    from sidecar_thumbs.progress import format_duration, format_rate
     from sidecar_thumbs.status import collect_status, format_since
 
-    settings = settings_for(ctx, database=database)
+    settings = settings_for(ctx)
     for warning in settings.database_warnings():
         log.warning("%s", warning)
     try:
@@ -123,7 +123,7 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
 
         report = collect_status(
             settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings),
-            check_roots=[str(r) for r in settings.roots],
+            roots=[str(r) for r in settings.roots],
         )  # fmt: skip
     except SidecarError as exc:
         fail(exc)
@@ -143,18 +143,24 @@ def status(ctx: click.Context, as_json: bool, database: Path | None) -> None:
         head = "roots     " if i == 0 else "          "
         state = "online" if r.online else f"offline since {format_since(r.since)}: {r.reason}"
         click.echo(f"{head}{r.path}: {state}")
-    for path, why in report.unreadable.items():
-        click.echo(f"here      {path}: this user cannot list it: {why}")
     if report.renderer:
         click.echo(f"renderer  {report.renderer} (as the daemon last started)")
     else:
         from sidecar_thumbs.render import describe_kernel
 
         click.echo(f"renderer  {describe_kernel(settings.renderer)} (here; no daemon has recorded one)")
+    for a in report.access:
+        if a["daemon_problem"]:
+            click.echo(f"root      {a['path']}: the daemon could not list it at its last rescan: {a['daemon_problem']}")
+        if a["problem"]:
+            click.echo(f"root      {a['path']}: cannot be listed from here: {a['problem']}")
+        if not (a["problem"] or a["daemon_problem"]):
+            click.echo(f"root      {a['path']}: readable")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
     click.echo(f"models    {report.total}: {counts}")
-    eta = format_duration(report.eta_s) if report.eta_s is not None else "-"
-    click.echo(f"backlog   {report.backlog} · {report.rate_1m:.1f} renders/s over the last minute · ETA {eta}")
+    rate = format_rate(report.rate_1m) or "no renders"
+    eta = f" · ETA {format_duration(report.eta_s)}" if report.backlog and report.eta_s is not None else ""
+    click.echo(f"backlog   {report.backlog} · {rate} over the last minute{eta}")
     if report.failures:
         click.echo("last failures:")
         for f in report.failures:

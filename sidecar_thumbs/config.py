@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import platformdirs
 from dotenv import dotenv_values
 
+from sidecar_thumbs.env_names import unknown_variable_warnings
 from sidecar_thumbs.errors import ConfigError, UnknownSettingError
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class Settings:
         "auto", "auto, numba or numpy (same pixels; numpy needs no compiler)", "Thumbnails",
         _one_of("auto", "numba", "numpy"),
     )  # fmt: skip
-    embedded: bool = _setting(True, "Use the thumbnail a 3MF carries instead of rendering one", "Thumbnails")
+    embedded: bool = _setting(True, "Use the thumbnail a 3MF or G-code carries instead of rendering one", "Thumbnails")
 
     max_file_mb: int = _setting(1024, "Skip model files larger than this many MiB", "Limits", _between(1))
     max_triangles: int = _setting(20_000_000, "Skip models with more triangles", "Limits", _between(1))
@@ -210,11 +211,10 @@ class Settings:
     )
 
     log_format: str = _setting("text", "text, or json (one object per line)", "Logging", _one_of("text", "json"))
-    # launchd holds the StandardErrorPath file open for the job's life: newsyslog cannot rotate it. A file
-    # the daemon opens itself is reopened when rotation moves it (see examples/service/newsyslog.d).
     log_file: str = _setting(
-        "", "The daemon logs to this file (reopened after rotation) instead of stderr; empty: stderr", "Logging"
-    )
+        "", "Write the log to this file instead of stderr, reopened when it is rotated (newsyslog, logrotate)",
+        "Logging",
+    )  # fmt: skip
 
     dam_table: str = _setting(
         "", "An asset manager's table of models in DAM_DATABASE_PATH to read and flag (empty: standalone)",
@@ -242,6 +242,8 @@ class Settings:
     # Not settings: how this instance came to be (for `config` output and warnings).
     database_explicit: bool = field(default=False, metadata={"internal": True})
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False, metadata={"internal": True})
+    # Warnings found while loading (a misspelt variable), for the CLI to log.
+    notes: tuple[str, ...] = field(default=(), compare=False, repr=False, metadata={"internal": True})
 
     def __post_init__(self) -> None:
         # Direct construction (tests, library users) gets the same checks as loading.
@@ -381,7 +383,7 @@ def env_example_text() -> str:
 
 def _to_path(value: str | os.PathLike[str], cwd: Path) -> Path:
     p = Path(os.path.expanduser(os.fspath(value)))
-    return p if p.is_absolute() else cwd / p
+    return p if p.is_absolute() else Path(os.path.normpath(cwd / p))
 
 
 def _parse_text(name: str, raw: str, cwd: Path) -> Any:
@@ -458,8 +460,9 @@ def load_settings(
         env_file: Read only this file instead of ``.env.local`` and ``.env``; it must exist.
         overrides: Command-line values by field name (``{"workers": 4}``); ``None`` values are ignored.
         environ: Environment to read; defaults to ``os.environ`` (which is never modified).
-        cwd: Folder holding ``.env``/``.env.local`` and against which relative paths are resolved;
-            defaults to the current folder.
+        cwd: Folder holding ``.env``/``.env.local`` and against which relative paths from flags and
+            the environment are resolved (a relative path in a settings file is resolved against
+            that file's folder); defaults to the current folder.
 
     Returns:
         The validated :class:`Settings`, remembering where each value came from.
@@ -510,8 +513,12 @@ def load_settings(
         sources.append((name, source))
         if isinstance(raw, str) and not raw.strip():
             continue  # empty means the default, whatever a lower layer said
+        # A relative path in a settings file means "beside this file", so the file works from anywhere.
+        folder = base if source in ("command line", "environment") else Path(source).parent
         try:
-            value = _coerce(name, raw, base)
+            if name in _PATH_TEXT:
+                raw = os.fspath(_to_path(str(raw).strip(), folder))
+            value = _coerce(name, raw, folder)
         except ValueError as exc:
             raise ConfigError(f"{label}: {exc}{where}") from None
         reason = _check_value(name, value)
@@ -519,7 +526,12 @@ def load_settings(
             raise ConfigError(f"{label}: {reason}{where}")
         values[name] = value
         database_explicit = database_explicit or name == "database"
-    return Settings(**values, database_explicit=database_explicit, sources=tuple(sources))
+    notes = unknown_variable_warnings(layers, {_env(f) for f in _setting_fields()})
+    return Settings(**values, database_explicit=database_explicit, sources=tuple(sources), notes=tuple(notes))
+
+
+# Text settings that hold a path (empty means "none"): resolved like the Path settings.
+_PATH_TEXT = frozenset({"dam_path_base", "log_file"})
 
 
 def _one_line(raw: object) -> str:

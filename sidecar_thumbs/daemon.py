@@ -12,6 +12,7 @@ pending — and a restart resumes there (any still marked rendering at start are
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from types import FrameType
 
+from sidecar_thumbs import logs
 from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import clean
 from sidecar_thumbs.dam_sync import sync_dam
@@ -30,12 +32,13 @@ from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import Outcome, Pipeline
-from sidecar_thumbs.progress import format_duration
+from sidecar_thumbs.progress import format_duration, format_rate
 from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.root_states import RootChange, RootStates
-from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, offline_error
+from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, offline_error, root_of
 from sidecar_thumbs.scan import reconcile
 from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.status import ROOT_ACCESS_KEY, root_access_problem
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 from sidecar_thumbs.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher
 
@@ -95,7 +98,8 @@ class Daemon:
         self.settler = Settler(config.settle)
         self.watcher: Watcher | None = None
         # Roots are volumes (see roots.py): each is online or offline, checked with a stat every sweep.
-        # How each root's volume compares names (case, Unicode form), asked once; roots in its spelling.
+        # How each root's volume compares names (case, Unicode form), asked once; the roots in its spelling,
+        # before anything is keyed by them (root states, the watcher, rows found by walks).
         self.volumes = Volumes.detect(canonical_roots(config.roots))
         self.roots = list(self.volumes.roots)
         self.root_states = RootStates(self.roots, db)
@@ -106,7 +110,8 @@ class Daemon:
         self._window = _Window()
         self._rates: list[tuple[float, int]] = []  # (time, cumulative finished) for the rate
         self._finished = 0
-        self.failed_total = 0
+        self.failed_total = 0  # distinct models that failed during this run
+        self._failing: set[str] = set()
         self._hard_stop = HardStop()
         self.changes = ChangeTracker(
             db,
@@ -156,6 +161,7 @@ class Daemon:
     def run(self) -> int:
         """Run until stopped (or, in burst mode, until nothing is left). Returns the exit code."""
         cfg = self.config
+        unfinished = 0
         if self.lock is not None:
             self.lock.acquire()
         try:
@@ -171,7 +177,6 @@ class Daemon:
             if cfg.once and self.root_states.offline():
                 raise offline_error(self.root_states)
             self._remove_stale_temp_files()
-            # How each root's volume compares names, asked once: paths are kept in its spelling.
             if not cfg.once:
                 self.watcher = Watcher(
                     self.root_states.online(), self.queue, polling=cfg.polling, poll_interval=cfg.poll_interval
@@ -209,14 +214,17 @@ class Daemon:
                     self._buffer = []
                     executor.shutdown(cancel=hard or back > 0)
                     self.pipeline.close()
-                if back:
-                    log.info("stopped: %d unfinished models are pending for the next start", back)
+                unfinished = back
         finally:
             if self.watcher is not None:
                 self.watcher.stop()
             if self.lock is not None:
                 self.lock.release()
             self._hard_stop.disarm()  # stopped in time
+        if self.stop_requests:
+            # The last line of a stopped daemon: the service manager's log shows it ended well.
+            left = f"; {unfinished} unfinished models are pending for the next start" if unfinished else ""
+            log.info("stopped cleanly: no partial sidecar left, finished renders saved%s", left)
         # Burst mode is a run like scan: exit 3 when some files failed (cron mails it).
         return EXIT_PROBLEMS if cfg.once and self.failed_total else 0
 
@@ -332,14 +340,13 @@ class Daemon:
         root is rescanned itself; one above the roots (FSEvents may name the volume) means those roots."""
         out: list[str] = []
         vols = self.volumes
-        online = self.root_states.online()  # an offline root is rescanned when it is back, not before
         for folder in folders:
-            inside = [r for r in online if vols.same(folder, r) or vols.key(folder).startswith(vols.key(r) + "/")]
+            inside = [r for r in self.roots if vols.same(folder, r) or vols.key(folder).startswith(vols.key(r) + "/")]
             if inside:
                 out.append(vols.canonical(folder))
             else:
                 above = folder.rstrip("/") + "/"
-                out.extend(r for r in online if vols.key(r).startswith(vols.key(above)))
+                out.extend(r for r in self.roots if vols.key(r).startswith(vols.key(above)))
         # Nested targets once: the outer walk covers the inner one.
         out = sorted(set(out))
         return [f for i, f in enumerate(out) if not any(f.startswith(o.rstrip("/") + "/") for o in out[:i])]
@@ -349,31 +356,33 @@ class Daemon:
     def _rescan(
         self, initial: bool = False, roots: Sequence[str] | None = None, folders: Sequence[str] | None = None
     ) -> int:
-        """Walk the online roots (or ``roots``, or only ``folders`` in them when events there were lost) and
-        record what changed; returns how many to render."""
+        """Walk the online roots (or ``roots``, or only ``folders`` in them when events there were lost)
+        and record what changed; returns how many to render."""
         t0 = time.monotonic()
-        self.db.check_file(deep=not initial and not folders)
+        self.db.check_file(deep=not initial and folders is None)
         self.volumes.redetect()  # a root that was not mounted at start is probed once it is
         problems: list[WalkProblem] = []
         if folders:
-            what, roots = f"rescan of {', '.join(folders)} (events were lost)", list(folders)
+            what = f"rescan of {', '.join(folders)}"
+            online = self.root_states.online()
+            targets = [f for f in folders if root_of(f, online) is not None]
+            guard = replace(self.config.guard, allowed=False)
         else:
             what = "start-up scan" if initial else "rescan" if roots is None else f"rescan of {', '.join(roots)}"
-        if roots is None:
             # Roots offline by a walk's verdict are walked again: only a walk can bring them back.
-            roots = self.root_states.walkable()
-        if not roots:
+            targets = list(roots) if roots is not None else self.root_states.walkable()
+            guard = self.config.guard if initial else replace(self.config.guard, allowed=False)
+        if not targets:
             return 0
-        guard = self.config.guard if initial else replace(self.config.guard, allowed=False)
         plan, _, found, offline = reconcile(
-            roots, self.db, problems=problems, guard=guard, strict=self.config.once, settle=self.config.settle,
-            max_bytes=self.options.limits.max_file_bytes, volumes=self.volumes,
+            targets, self.db, problems=problems, guard=guard, strict=self.config.once and not folders,
+            settle=self.config.settle, max_bytes=self.options.limits.max_file_bytes, volumes=self.volumes,
         )  # fmt: skip
-        if not folders:  # a folder's walk says nothing about its root's state (it may have lost events only)
+        if not folders:  # a folder's walk says nothing of its root's state
             went = {s.root for s in offline}
             for state in offline:
                 self._apply(self.root_states.set(state))
-            for root in roots:
+            for root in targets:
                 if root not in went and not self.root_states[root].online:  # a walk believed again: back
                     self._apply(self.root_states.set(check_root(root)), rescan=False)
         for p in plan.missing:
@@ -394,17 +403,27 @@ class Daemon:
             time.monotonic() - t0,
         )
         for problem in problems[:20]:
-            log.warning("cannot look at %s: %s", problem.path, problem.reason)
-        if self.db.dam is not None and not folders:
+            logs.log_problem(problem.path, problem.reason)
+        if folders is None:
+            self._record_root_access()
+        if self.db.dam is not None and folders is None:
             synced = sync_dam(self.db, full=True, roots=self.roots, volumes=self.volumes)
             todo += synced.queued
             if synced.queued or synced.reflagged or synced.unresolved or synced.refused:
                 log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable, "
                          "%d refused (outside the roots, not a model name or not a regular file)",
                          synced.seen, synced.queued, synced.reflagged, synced.unresolved, synced.refused)  # fmt: skip
-        if not initial and not folders:
+        if not initial and folders is None:
             self.db.checkpoint()  # keep the WAL small (long readers may have stalled earlier ones)
         return todo
+
+    def _record_root_access(self) -> None:
+        """Note for ``status`` whether this process (launchd's, with its own permissions) can list each root."""
+        seen = {r: root_access_problem(r) or "" for r in self.roots}
+        for root, problem in seen.items():
+            if problem:
+                log.warning("cannot read root %s: %s", root, problem)
+        self.db.set_meta(ROOT_ACCESS_KEY, json.dumps(seen))
 
     def _remove_stale_temp_files(self) -> None:
         # We hold the lock: no other coordinator writes here, so every temp file of ours belongs to a
@@ -460,13 +479,20 @@ class Daemon:
 
     def _on_outcome(self, outcome: Outcome) -> None:
         self._finished += 1
+        # A transient failure retried with back-off and failing again is still one failing model:
+        # counted and warned about once; its retries show with -v.
+        again = not outcome.ok and outcome.path in self._failing
         if outcome.ok:
             self._window.ok += 1
-            log.debug("rendered: %s (%s, %.0f ms)", outcome.path, outcome.source, outcome.render_ms)
-        else:
+            self._failing.discard(outcome.path)
+        elif not again:
             self._window.failed += 1
             self.failed_total += 1
-            log.warning("failed: %s: %s", outcome.path, outcome.error)
+            self._failing.add(outcome.path)
+        logs.log_outcome(
+            outcome.path, ok=outcome.ok, source=outcome.source, reason=outcome.error,
+            transient=outcome.transient, ms=outcome.render_ms, again=again,
+        )  # fmt: skip
 
     def _log_progress(self, now: float, force: bool = False) -> None:
         w = self._window
@@ -481,15 +507,12 @@ class Daemon:
             else (w.ok + w.failed) / max(now - w.started, 1e-9)
         )
         backlog = self.db.backlog()
-        eta = format_duration(backlog / rate) if rate > 0 and backlog else "-"
+        eta_s = backlog / rate if rate > 0 and backlog else None
         in_flight = self.pipeline.in_flight if self.pipeline else 0
-        log.info(
-            "pending %d · rendering %d · done ✓ %d ✗ %d · %.1f/s · ETA %s",
-            backlog,
-            in_flight,
-            w.ok,
-            w.failed,
-            rate,
-            eta,
-        )
+        shown = [format_rate(rate)] if rate > 0 else []
+        shown += [f"ETA {format_duration(eta_s)}"] if eta_s is not None else []
+        fields = {"event": "progress", "pending": backlog, "ok": w.ok, "failed": w.failed,
+                  "rate_per_s": round(rate, 3), "eta_s": None if eta_s is None else round(eta_s, 1)}  # fmt: skip
+        log.info("pending %d · rendering %d · done ✓ %d ✗ %d%s", backlog, in_flight, w.ok, w.failed,
+                 "".join(f" · {s}" for s in shown), extra=fields)  # fmt: skip
         self._window = _Window()

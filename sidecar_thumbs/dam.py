@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sidecar_thumbs.config import IDENTIFIER_RE
@@ -22,6 +23,14 @@ def quote_identifier(name: str) -> str:
     if not IDENTIFIER_RE.fullmatch(name):
         raise ConfigError(f"{name!r} is not a plain SQL name (letters, digits and _ only)")
     return f'"{name}"'
+
+
+def _has_entries(folder: str) -> bool:
+    try:
+        with os.scandir(folder) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,38 @@ class DamMapping:
             if col and col not in cols:
                 raise ConfigError(f"table {self.table!r} in {where} has no column {col!r} ({env})")
 
+    def check_paths(self, values: Sequence[object], roots: Sequence[str]) -> None:
+        """Refuse a path column that holds no paths (mapped onto ``title``, say), from a sample of values.
+
+        Only a sample where not one value names an existing file is refused. An empty table is not a
+        wrong mapping, nor is a library that is offline (no root, or the path base, is a folder with
+        anything in it now — an unmounted share's mount point is an empty folder on Linux): then
+        nothing can be told, and the daemon waits for the share like it always does.
+        """
+        values = [v for v in values if v is not None and v != ""]
+        if not values or not any(_has_entries(r) for r in roots):
+            return
+        if self.path_base and not _has_entries(self.path_base):
+            return
+        for value in values:
+            path = self.to_abs(value) if isinstance(value, str) else None
+            if path is not None and os.path.isfile(path):
+                return
+        shown = str(values[0])
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        where = f" (relative to SIDECAR_THUMBS_DAM_PATH_BASE={self.path_base})" if self.path_base else ""
+        raise ConfigError(
+            f"SIDECAR_THUMBS_DAM_PATH_COLUMN={self.path_column}: none of {len(values)} sampled rows of table "
+            f"{self.table!r} names an existing model file{where}, e.g. {shown!r}; is {self.path_column!r} "
+            "the column with the model's path?"
+        )
+
     # -- SQL --------------------------------------------------------------------------------------
+
+    def sample_paths_sql(self, limit: int) -> str:
+        """A random sample of path values (random: the oldest rows may all be long-deleted models)."""
+        col = self.q(self.path_column)
+        return f"SELECT {col} FROM {self.t} WHERE {col} IS NOT NULL ORDER BY random() LIMIT {int(limit):d}"
 
     def select_rows(self, *, unflagged_only: bool) -> str:
         where = f" WHERE coalesce({self.q(self.flag_column)}, 0) = 0" if unflagged_only else ""

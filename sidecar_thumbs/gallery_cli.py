@@ -1,15 +1,15 @@
 """``sidecar-thumbs gallery``: the click command, kept beside the gallery so ``cli.py`` only adds it.
 
-``cli.py`` registers it with ``cli.add_command(gallery_command)``; the shared CLI helpers are imported
-when the command runs, which keeps this module free of an import cycle with ``cli.py``.
+``cli.py`` registers it with ``cli.add_command(gallery_command)``.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
+
+from sidecar_thumbs.cli_common import global_options
 
 __all__ = ["gallery_command"]
 
@@ -25,17 +25,9 @@ __all__ = ["gallery_command"]
     help="Where to write the page; its image links are relative to this file's folder.",
 )
 @click.option("--embed", is_flag=True, help="Put the images into the page itself (bigger, but movable).")
-@click.option(
-    "--db",
-    "database",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="State database, for failure reasons [DAM_DATABASE_PATH]; without one, from the files alone.",
-)
+@global_options()
 @click.pass_context
-def gallery_command(
-    ctx: click.Context, paths: tuple[Path, ...], output: Path, embed: bool, database: Path | None
-) -> None:
+def gallery_command(ctx: click.Context, paths: tuple[Path, ...], output: Path, embed: bool) -> None:
     """Write an HTML contact sheet of the thumbnails under PATH, to look through in a browser.
 
     Shows every model with its thumbnail, size, triangles and source; failed ones with their reason,
@@ -43,12 +35,22 @@ def gallery_command(
 
     Example: sidecar-thumbs gallery ~/Models -o ~/Models/gallery.html
     """
-    from sidecar_thumbs.cli_common import fail, open_db, roots_for, settings_for, thumbnail_options
+    from sidecar_thumbs.cli_common import (
+        fail,
+        fail_message,
+        global_opts,
+        open_db,
+        roots_for,
+        settings_for,
+        thumbnail_options,
+    )
+    from sidecar_thumbs.cli_common import problem as say_problem
     from sidecar_thumbs.errors import SidecarError
     from sidecar_thumbs.gallery import collect_gallery
     from sidecar_thumbs.gallery_html import write_gallery
 
-    settings = settings_for(ctx, database=database)
+    settings = settings_for(ctx)
+    database = global_opts(ctx).database
     roots = roots_for(paths, settings)
     expected = thumbnail_options(settings).describe()
     # Read only: looking must never change what is looked at. A --db that is not there is a typo,
@@ -63,12 +65,11 @@ def gallery_command(
         if db is not None:
             db.close()
     for problem in gallery.problems:
-        click.echo(f"warning: {problem.path}: {problem.reason}", err=True)
+        say_problem(f"warning: {problem.path}: {problem.reason}", problem.path)
     try:
         out = write_gallery(gallery, output, embed=embed)
     except OSError as exc:
-        click.echo(f"sidecar-thumbs: cannot write {output}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
+        fail_message(f"cannot write {output}: {exc.strerror or exc}")
     counts = ", ".join(f"{k} {n}" for k, n in gallery.counts().items())
     source = "with the database" if db is not None else "from the files alone"
     click.echo(f"wrote {out}: {len(gallery.entries)} models ({counts}), {source}")

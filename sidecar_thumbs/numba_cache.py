@@ -10,10 +10,14 @@ An explicit ``NUMBA_CACHE_DIR`` always wins.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
 import os
 import sys
+from types import ModuleType
 
-__all__ = ["configure"]
+__all__ = ["configure", "import_kernel", "is_cold"]
 
 
 def configure() -> None:
@@ -24,3 +28,41 @@ def configure() -> None:
 
     # Spawned workers inherit the environment, so they use the same folder.
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(platformdirs.user_cache_dir("sidecar-thumbs"), "numba")
+
+
+def import_kernel(module: str) -> ModuleType | None:
+    """Import a numba kernel module, or None when numba is missing or ``SIDECAR_THUMBS_NO_NUMBA`` is
+    set (the caller then uses its pure NumPy/Python twin, which gives the same arrays)."""
+    if os.environ.get("SIDECAR_THUMBS_NO_NUMBA"):
+        return None
+    configure()
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def is_cold() -> bool:
+    """Whether the renderer's kernels are not compiled yet (the first render will take ~30 s).
+
+    Looks for numba's index files of ``render/kernel_numba.py`` where numba keeps them: the cache
+    folder's subfolder ``<folder name>_<sha1 of the folder's absolute path>`` (numba's rule for a
+    user-provided cache dir, ``_CacheLocator.get_suitable_cache_subpath``), or ``__pycache__``
+    beside the module. Cheap: no numba import. False when numba is not installed (numpy renders).
+    """
+    if importlib.util.find_spec("numba") is None:
+        return False
+    configure()
+    render_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "render")
+    places = [os.path.join(render_dir, "__pycache__")]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        sub = f"render_{hashlib.sha1(render_dir.encode()).hexdigest()}"
+        places.append(os.path.join(os.environ["NUMBA_CACHE_DIR"], sub))
+    for place in places:
+        try:
+            names = os.listdir(place)
+        except OSError:
+            continue
+        if any(n.startswith("kernel_numba.") and n.endswith(".nbi") for n in names):
+            return False
+    return True

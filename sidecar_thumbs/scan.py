@@ -70,10 +70,20 @@ class Plan:
 
 @dataclass
 class ScanSummary:
-    """The result of one scan, as the CLI prints it."""
+    """The result of one scan, as the CLI prints it.
+
+    Every model found is in exactly one of: ``unchanged``, ``adopted``, ``rendered``, ``embedded``,
+    ``failed`` (this run), ``known_failed`` (failed before, unchanged since, not tried again) and
+    ``pending`` (left for a running daemon, a later retry or the next scan) — they add up to ``found``.
+    ``new``, ``changed``, ``touched`` and ``hashed`` describe the walk and overlap with those.
+    """
 
     found: int = 0
     unchanged: int = 0
+    adopted: int = 0  # new to the database, its sidecar already there and fresh: recorded, not rendered
+    known_failed: int = 0
+    pending: int = 0
+    retried: int = 0  # failed models put back to pending by --retry-failed
     new: int = 0
     changed: int = 0
     touched: int = 0
@@ -102,6 +112,10 @@ class ScanSummary:
         return {
             "found": self.found,
             "unchanged": self.unchanged,
+            "adopted": self.adopted,
+            "known_failed": self.known_failed,
+            "pending": self.pending,
+            "retried": self.retried,
             "new": self.new,
             "changed": self.changed,
             "touched": self.touched,
@@ -203,6 +217,15 @@ def plan_changes(
     return plan
 
 
+def _from_snapshot(row: PlanRow, f: FoundFile, force: bool) -> bool:
+    """Whether a "needs render" may yield to a render made since the rows were read (see
+    ``FileState.from_snapshot``). Not with ``force``, and not for a row that was done at this very
+    stat when read: then the sidecar is gone from disk and the row must be queued whatever it says."""
+    if force:
+        return False
+    return row.status is not ModelStatus.DONE or (row.size, row.mtime_ns) != (f.size, f.mtime_ns)
+
+
 class _Respeller:
     """Finds the row of a found file stored under another spelling (keys built only when first needed)."""
 
@@ -217,15 +240,6 @@ class _Respeller:
             # A row whose exact path is on disk is that file's own; only the others may be renamed files.
             self._by_key = {key(p): r for p, r in self._rows.items() if p not in on_disk}
         return self._by_key.pop(self._volumes.key(path), None)
-
-
-def _from_snapshot(row: PlanRow, f: FoundFile, force: bool) -> bool:
-    """Whether a "needs render" may yield to a render made since the rows were read (see
-    ``FileState.from_snapshot``). Not with ``force``, and not for a row that was done at this very
-    stat when read: then the sidecar is gone from disk and the row must be queued whatever it says."""
-    if force:
-        return False
-    return row.status is not ModelStatus.DONE or (row.size, row.mtime_ns) != (f.size, f.mtime_ns)
 
 
 def _needs_render(row: PlanRow, path: str, listed: bool | None = None) -> bool:
@@ -318,8 +332,8 @@ def reconcile(
             (one-off commands); otherwise record what the online roots hold and report the rest.
         settle, max_bytes: as for :func:`plan_changes` (``max_bytes``, the size cap: a larger file is
             never hashed).
-        volumes: the roots' volumes (see :mod:`.pathcanon`): names compare by each volume's rules; ``roots``
-            should then be in their on-disk spelling (``volumes.roots``, or folders below them).
+        volumes: the roots' volumes (see :mod:`.pathcanon`): names compare by each volume's rules;
+            ``roots`` should then be in their on-disk spelling (``volumes.roots``, or folders below them).
 
     Returns:
         (the plan, the rows as they were before, how many model files were found, the offline roots).
@@ -423,7 +437,6 @@ def scan(
     roots = canonical_roots(roots)
     # A one-off scan stops at an offline root (exit 1) before it writes anything.
     require_online(roots)
-    # How each root's volume compares names, asked once, once it is known to be there.
     volumes = volumes or Volumes.detect(roots)
     roots = list(volumes.roots)
     if not mark_only:
@@ -443,8 +456,9 @@ def scan(
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
     summary.touched, summary.hashed, summary.healed = plan.touched, plan.hashed, plan.healed
     summary.missing = len(plan.missing)
+    summary.adopted = len(plan.adopted)
     if retry_failed:
-        db.retry_failed(roots)
+        summary.retried = db.retry_failed(roots)
     queued_by_dam = 0
     if db.dam is not None:
         from sidecar_thumbs.dam_sync import sync_dam
@@ -459,17 +473,16 @@ def scan(
         and r.next_attempt_at is not None
         and r.next_attempt_at <= now
     )
-    todo = sum(s.needs_render for s in plan.states) + retryable + queued_by_dam
+    # --retry-failed put every failed row back to pending, the transient ones that were due included.
+    todo = sum(s.needs_render for s in plan.states) + (summary.retried or retryable) + queued_by_dam
     if mark_only:
         # A daemon owns this database: the rows are marked pending and its sweep renders them.
         summary.deferred = todo
-        summary.elapsed = time.monotonic() - t0
-        return summary
+        return _finish(summary, db, roots, t0)
     if on_plan is not None:
         on_plan(plan, todo)
     if todo == 0 and not retry_failed:
-        summary.elapsed = time.monotonic() - t0
-        return summary
+        return _finish(summary, db, roots, t0)
     t_render = time.monotonic()
     log.info("renderer: %s", describe_kernel(options.render.kernel))
     executor = make_executor()
@@ -502,4 +515,19 @@ def scan(
         summary.render_elapsed = time.monotonic() - t_render
         summary.elapsed = time.monotonic() - t0
         summary.interrupted = summary.interrupted or bool(stop and stop.is_set())
+    return _finish(summary, db, roots, t0)
+
+
+def _finish(summary: ScanSummary, db: StateDB, roots: Sequence[str], t0: float) -> ScanSummary:
+    """Fill in the counts that make the summary add up to ``found``, from the rows as they are now.
+
+    Failures still standing under the scanned roots from earlier runs are counted (``known_failed``),
+    so an unchanged bad file gives the same answer, and the same exit code, on every scan.
+    """
+    counts = db.counts_under(roots)
+    summary.known_failed = max(0, counts[ModelStatus.FAILED] - summary.failed)
+    summary.pending = counts[ModelStatus.PENDING] + counts[ModelStatus.RENDERING]
+    accounted = summary.adopted + summary.rendered + summary.embedded + summary.failed
+    summary.unchanged = max(0, summary.found - accounted - summary.known_failed - summary.pending)
+    summary.elapsed = time.monotonic() - t0
     return summary

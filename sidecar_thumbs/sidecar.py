@@ -233,32 +233,6 @@ def read_sidecar(path: str | os.PathLike[str], *, decode: bool = True) -> Sideca
     )
 
 
-def move_our_sidecar(src_model: str, dest_model: str, *, same_entry: bool = False) -> bool:
-    """Rename the sidecar of ``src_model`` to that of ``dest_model`` (the model was moved or renamed).
-
-    Only a sidecar of ours moves, and never onto another file. ``same_entry`` says that the two names are
-    one entry on this volume (a rename by case or Unicode normalisation on a Mac volume): the new name
-    then "exists" already, being the old one, and the rename only changes its spelling.
-
-    Returns:
-        True when the sidecar now sits under the new name.
-    """
-    old, new = sidecar_path_for(src_model), sidecar_path_for(dest_model)
-    info = read_sidecar(old)
-    if info is None or not info.ours:
-        return False
-    # Taken: by another file, unless it is this one under another spelling. Both names listed means two
-    # entries after all (the volume is not as insensitive as we were told): never replace the other.
-    if os.path.lexists(new) and (not same_entry or (old.name != new.name and new.name in os.listdir(new.parent))):
-        return False
-    try:
-        os.rename(old, new)
-    except OSError as exc:
-        log.warning("could not move sidecar %s: %s", old, exc.strerror)
-        return False
-    return True
-
-
 def _decoded_text(data: bytes) -> dict[str, str] | None:
     """The tEXt chunks of a PNG that verifies and decodes whole; None when it does not."""
     from PIL import Image
@@ -304,6 +278,32 @@ def _ihdr_size(head: bytes) -> tuple[int | None, int | None]:
         return None, None
     width, height = struct.unpack_from(">II", head, 16)
     return width, height
+
+
+def move_our_sidecar(src_model: str, dest_model: str, *, same_entry: bool = False) -> bool:
+    """Rename the sidecar of ``src_model`` to that of ``dest_model`` (the model was moved or renamed).
+
+    Only a sidecar of ours moves, and never onto another file. ``same_entry`` says that the two names are
+    one entry on this volume (a rename by case or Unicode normalisation on a Mac volume): the new name
+    then "exists" already, being the old one, and the rename only changes its spelling.
+
+    Returns:
+        True when the sidecar now sits under the new name.
+    """
+    old, new = sidecar_path_for(src_model), sidecar_path_for(dest_model)
+    info = read_sidecar(old)
+    if info is None or not info.ours:
+        return False
+    # Taken: by another file, unless it is this one under another spelling. Both names listed means two
+    # entries after all (the volume is not as insensitive as we were told): never replace the other.
+    if os.path.lexists(new) and (not same_entry or (old.name != new.name and new.name in os.listdir(new.parent))):
+        return False
+    try:
+        os.rename(old, new)
+    except OSError as exc:
+        log.warning("could not move sidecar %s: %s", old, exc.strerror)
+        return False
+    return True
 
 
 class SidecarWriteError(ModelError):

@@ -46,6 +46,18 @@ def one_line(text: str, limit: int = 500) -> str:
     return " ".join(text.split())[:limit]
 
 
+def _wal_without_writer(path: Path, fd: int) -> bool:
+    """Whether ``path`` (open as ``fd``) is a WAL-mode database (header bytes 18-19 are 2) with no
+    -wal file beside it."""
+    if os.path.lexists(f"{path}-wal"):
+        return False
+    try:
+        header = os.pread(fd, 20, 0)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18] == 2 and header[19] == 2
+
+
 # Claiming work uses UPDATE ... RETURNING (SQLite 3.35, 2021) and json_each (JSON1: built in since 3.38,
 # an option before). Python builds linked against an older system library exist (old Linux distributions,
 # some custom macOS builds): better one clear line at start than a syntax error at the first claim.
@@ -112,22 +124,43 @@ class SQLiteDB:
                 raise DatabaseError(f"cannot create folder for state database {self.path}: {exc}") from exc
         mode = "ro" if readonly else ("rwc" if create else "rw")
         uri = f"file:{urllib.parse.quote(os.fspath(self.path.absolute()))}?mode={mode}"
+        probe: int | None = None
+        if readonly:
+            # The probe descriptor (see below) is opened first here: it also reads the header.
+            try:
+                probe = os.open(self.path, os.O_RDONLY)
+            except OSError as exc:
+                raise DatabaseError(f"cannot read state database {self.path}: {exc.strerror}") from None
+            if _wal_without_writer(self.path, probe):
+                # A reader must not make files: in WAL mode SQLite would create the -wal and -shm files
+                # (owned by whoever runs `status`, which can lock the service's user out of its own
+                # database), and fails where the folder is not writable. With no -wal file no writer is
+                # connected (a WAL writer keeps one open), so the file alone is the whole database.
+                uri += "&immutable=1"
         try:
-            self._conn = sqlite3.connect(
-                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            self._conn = self._connect(uri)
+            try:
+                self._configure()
+                # One read-only descriptor for the connection's whole life, to check the file under it
+                # (check_file). Never open and close the database file again while connected: closing
+                # any descriptor of a file drops every POSIX lock this process holds on it, SQLite's
+                # included — another process could then write at the same time (sqlite.org/howtocorrupt).
+                self._probe_fd = probe if probe is not None else os.open(self.path, os.O_RDONLY)
+            except BaseException:
+                self._conn.close()
+                raise
+        except BaseException:
+            if probe is not None:
+                os.close(probe)
+            raise
+
+    def _connect(self, uri: str) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000
             )
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-        try:
-            self._configure()
-            # One read-only descriptor for the connection's whole life, to check the file under it
-            # (check_file). Never open and close the database file again while connected: closing
-            # any descriptor of a file drops every POSIX lock this process holds on it, SQLite's
-            # included — another process could then write at the same time (sqlite.org/howtocorrupt).
-            self._probe_fd = os.open(self.path, os.O_RDONLY)
-        except BaseException:
-            self._conn.close()
-            raise
 
     def _configure(self) -> None:
         try:

@@ -225,6 +225,12 @@ class StateDB(SQLiteDB):
         found = dict(self._read("SELECT status, count(*) FROM st_models GROUP BY status"))
         return {s: int(found.get(s.value, 0)) for s in ModelStatus}
 
+    def counts_under(self, roots: Sequence[str]) -> dict[ModelStatus, int]:
+        """Like :meth:`counts`, for the rows at or under ``roots`` (what one scan looked at)."""
+        where, params = _roots_clause(roots)
+        found = dict(self._read(f"SELECT status, count(*) FROM st_models WHERE {where} GROUP BY status", params))
+        return {s: int(found.get(s.value, 0)) for s in ModelStatus}
+
     def backlog(self, now: float | None = None) -> int:
         """Rows claimable now plus rows being rendered."""
         now = _now(now)
@@ -500,6 +506,11 @@ class StateDB(SQLiteDB):
                 " NOT IN ('pending', 'rendering', 'failed', 'missing'))"
             )
         return self._read(sql)
+
+    def check_dam_paths(self, roots: Sequence[str], sample: int = 50) -> None:
+        """Refuse at start a path column that holds no paths (see :meth:`DamMapping.check_paths`)."""
+        assert self.dam is not None
+        self.dam.check_paths([r[0] for r in self._read(self.dam.sample_paths_sql(sample))], roots)
 
     def dam_counts(self) -> tuple[int, int]:
         """(models in the asset manager's table, of which without thumbnail)."""

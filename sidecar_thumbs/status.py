@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import errno
+import grp
+import json
 import os
+import pwd
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.dam import DamMapping
+from sidecar_thumbs.errors import DatabaseError
 from sidecar_thumbs.lock import LockHolder, read_lock_holder
 from sidecar_thumbs.models import ModelStatus
 from sidecar_thumbs.state import StateDB
 
-__all__ = ["RootReport", "StatusReport", "collect_status", "root_access_problem"]
-
-_FULL_DISK_ACCESS = (
-    "permission denied listing it; on macOS grant Full Disk Access to the Python binary that runs "
-    "the daemon (README: Full Disk Access)"
-)
+__all__ = ["ROOT_ACCESS_KEY", "RootReport", "StatusReport", "collect_status", "root_access_problem"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,19 @@ class RootReport:
         return {"path": self.path, "online": self.online, "reason": self.reason, "since": self.since}
 
 
+ROOT_ACCESS_KEY = "root_access"  # st_meta: JSON {root: problem or ""} as the daemon saw it at its last rescan
+
+_FULL_DISK_ACCESS = (
+    "permission denied listing it; on macOS grant Full Disk Access to the Python binary that runs "
+    "the daemon (README: Full Disk Access)"
+)
+
+
 def root_access_problem(root: str) -> str | None:
     """Why ``root`` cannot be listed by this process, or None when it can (one ``scandir``, one entry).
 
     On macOS, a removable or network volume listed without Full Disk Access fails with EPERM (the sandbox
-    says no) or EACCES: that is the usual reason a launchd job sees nothing although a terminal does, and
-    why `status` run from a terminal says what *it* sees apart from what the daemon recorded.
+    says no) or EACCES: that is the usual reason a launchd job sees nothing although a terminal does.
     """
     try:
         with os.scandir(root) as it:
@@ -70,8 +77,8 @@ class StatusReport:
     dam: dict[str, object] | None = None  # the asset manager's table, when attached
     roots: list[RootReport] = field(default_factory=list)
     renderer: str | None = None  # the kernel the daemon last started with
-    # Configured roots this process cannot list, with why (the daemon's own view is in `roots`).
-    unreadable: dict[str, str] = field(default_factory=dict)
+    # Per root: whether this process can list it, and what the daemon saw at its last rescan.
+    access: list[dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -88,7 +95,7 @@ class StatusReport:
             "asset_manager": self.dam,
             "roots": [r.as_dict() for r in self.roots],
             "renderer": self.renderer,
-            "unreadable_here": self.unreadable,
+            "access": self.access,
         }
 
 
@@ -98,10 +105,16 @@ def collect_status(
     busy_timeout_ms: int = 5000,
     failures: int = 10,
     dam: DamMapping | None = None,
-    check_roots: Sequence[str] = (),
+    roots: Sequence[str] = (),
 ) -> StatusReport:
-    """Read the state of ``database`` (read-only; never creates it), and check that this process can list
-    ``check_roots`` (the configured roots)."""
+    """Read the state of ``database`` (read-only; never creates it, nor its -wal/-shm files), and check that
+    ``roots`` can be listed by this process.
+
+    Raises:
+        DatabaseError: it cannot be read; for a permission problem the message names the owner and
+            what to do.
+    """
+    check_readable(database)
     dam_info: dict[str, object] | None = None
     with StateDB(database, busy_timeout_ms=busy_timeout_ms, readonly=True, dam=dam) as db:
         if dam is not None:
@@ -111,7 +124,7 @@ def collect_status(
         counts = {s.value: n for s, n in db.counts().items()}
         for s in ModelStatus:
             counts.setdefault(s.value, 0)
-        roots = [RootReport(*r) for r in db.root_states()]
+        root_reports = [RootReport(*r) for r in db.root_states()]
         backlog = db.backlog()
         rate = db.rate(60.0)
         fails: list[dict[str, object]] = [
@@ -120,7 +133,13 @@ def collect_status(
             for r in db.recent_failures(failures)
         ]  # fmt: skip
         renderer = db.get_meta("renderer")
-    unreadable = {r: why for r in check_roots if (why := root_access_problem(r)) is not None}
+        try:
+            seen_by_daemon = json.loads(db.get_meta(ROOT_ACCESS_KEY) or "{}")
+        except ValueError:
+            seen_by_daemon = {}
+    root_checks: list[dict[str, object]] = [
+        {"path": r, "problem": root_access_problem(r), "daemon_problem": seen_by_daemon.get(r) or None} for r in roots
+    ]
     eta = backlog / rate if rate > 0 and backlog else (0.0 if not backlog else None)
     return StatusReport(
         database=os.fspath(database),
@@ -132,10 +151,49 @@ def collect_status(
         failures=fails,
         daemon=read_lock_holder(database),
         dam=dam_info,
-        roots=roots,
+        roots=root_reports,
         renderer=renderer,
-        unreadable=unreadable,
+        access=root_checks,
     )
+
+
+def check_readable(database: str | os.PathLike[str]) -> None:
+    """Raise a :class:`DatabaseError` that says whose file it is when we may not read ``database``.
+
+    The daemon runs as the service's user; a person running ``status`` as themselves otherwise
+    gets SQLite's bare "unable to open database file".
+    """
+    path = os.path.abspath(database)
+    folder = os.path.dirname(path)
+    if not os.access(folder, os.X_OK):
+        raise DatabaseError(_denied(folder, "open the folder of the state database", "rx"))
+    for p in (path, f"{path}-wal", f"{path}-shm"):
+        if os.path.lexists(p) and not os.access(p, os.R_OK):
+            raise DatabaseError(_denied(p, "read", "r"))
+
+
+def _denied(path: str, what: str, bits: str) -> str:
+    st = os.stat(path)
+    owner, group = _user_name(st.st_uid), _group_name(st.st_gid)
+    return (
+        f"permission denied: cannot {what} {path}: it belongs to {owner}:{group} (mode {stat.filemode(st.st_mode)}) "
+        f"and this is {_user_name(os.geteuid())}; run it as that user (sudo -u {owner} sidecar-thumbs status), "
+        f"or let your user read it (e.g. add yourself to group {group} and chmod g+{bits} it)"
+    )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def format_since(ts: float) -> str:

@@ -11,6 +11,9 @@ from corpus_paths import CORPUS, REPO_ROOT, corpus_files
 
 __all__ = ["CORPUS", "REPO_ROOT", "corpus_files"]
 
+# The command-line tests' fixtures (lib, bad, cwd) live beside their helpers.
+pytest_plugins = ["cli_helpers"]
+
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:

@@ -134,7 +134,8 @@ def test_scan_renders_new_models_and_reports_the_bad_one(lib: Path, settings: si
     assert sidecar_path_for(lib / "sub" / "other.stl").is_file()
     assert not sidecar_path_for(lib / "broken.stl").exists()
     again = sidecar_thumbs.scan(lib, settings)  # a single path works too
-    assert (again.rendered, again.unchanged) == (0, 3)
+    # The bad file is counted as still failing, not as unchanged: the parts add up to found.
+    assert (again.rendered, again.unchanged, again.known_failed) == (0, 2, 1)
 
 
 def test_scan_uses_the_configured_roots_when_given_no_paths(lib: Path, tmp_path: Path) -> None:

@@ -8,69 +8,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import GOOD, invoke
+from cli_helpers import copy_file as _copy
+from cli_helpers import err_lines as _err_lines
+from cli_helpers import run_cli as _run
 from PIL import Image
 
-from sidecar_thumbs.cli import cli
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.thumbnail import make_thumbnail
 
-GOOD = {
-    "block.stl": "stl-binary/admesh__binary.stl",
-    "pyramid.stl": "stl-binary/prusaslicer__pyramid.stl",
-    "box.3mf": "3mf/3mfsamples__box.3mf",
-}
-BAD = "bad/openscad__unparseable.stl"
 EMBEDDED = "3mf/lib3mf__Thumbnail_Package.3mf"  # carries a slicer thumbnail
-SETTING_VARS = ("SIDECAR_THUMBS_", "DAM_DATABASE_PATH")
 SCAN_JSON_KEYS = {
-    "found", "unchanged", "new", "changed", "touched", "healed", "hashed", "missing", "rendered", "embedded",
-    "failed", "requeued", "deferred", "temp_removed", "elapsed_s", "renders_per_s", "interrupted", "failures",
-    "problems",
+    "found", "unchanged", "adopted", "known_failed", "pending", "retried", "new", "changed", "touched", "healed",
+    "hashed", "missing", "rendered", "embedded", "failed", "requeued", "deferred", "temp_removed", "elapsed_s",
+    "renders_per_s", "interrupted", "failures", "problems",
 }  # fmt: skip
-
-
-def _copy(src: Path, dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
-    return dest
-
-
-@pytest.fixture
-def lib(tmp_path: Path, corpus: Path) -> Path:
-    root = tmp_path / "lib"
-    for name, src in GOOD.items():
-        _copy(corpus / src, root / name)
-    return root
-
-
-@pytest.fixture
-def bad(lib: Path, corpus: Path) -> Path:
-    return _copy(corpus / BAD, lib / "broken.stl")
-
-
-@pytest.fixture
-def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A clean working folder (no .env) and no settings in the environment."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    for var in list(os.environ):
-        if var.startswith(SETTING_VARS):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("DAM_DATABASE_PATH", str(tmp_path / "default-db" / "state.sqlite3"))
-    yield work
-
-
-def invoke(*args: str | Path, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
 
 
 def _width(png: Path) -> int:
@@ -90,7 +45,9 @@ def test_render_writes_sidecars_beside_the_models(cwd: Path, lib: Path) -> None:
     before = {m: m.read_bytes() for m in models}
     result = invoke("render", *models)
     assert result.exit_code == 0, result.output
-    assert result.stdout == result.stderr == ""
+    # Each sidecar written is named on stdout, nothing else (stderr: at most the first-run notice).
+    assert result.stdout.splitlines() == [str(sidecar_path_for(m)) for m in models]
+    assert _err_lines(result.stderr) == []
     for m in models:
         info = read_sidecar(sidecar_path_for(m))
         assert info is not None and info.ours and info.readable and info.width == 256
@@ -121,7 +78,7 @@ def test_render_output_folder_never_overwrites_an_earlier_output(cwd: Path, corp
     result = invoke("render", first, second, "-o", out)
     assert read_sidecar(out / "part.stl.png").content_hash == make_thumbnail(first).content_hash  # type: ignore[union-attr]
     assert result.exit_code == 3
-    assert [line.split(": ", 1)[0] for line in result.stderr.splitlines()] == [str(second)]
+    assert [line.split(": ", 1)[0] for line in _err_lines(result.stderr)] == [str(second)]
 
 
 def test_render_output_existing_folder_for_one_model(cwd: Path, lib: Path) -> None:
@@ -133,9 +90,9 @@ def test_render_output_existing_folder_for_one_model(cwd: Path, lib: Path) -> No
 def test_bad_file_prints_one_line_writes_nothing_and_others_render(cwd: Path, lib: Path, bad: Path) -> None:
     result = invoke("render", lib / "block.stl", bad, lib / "box.3mf")
     assert result.exit_code == 3
-    lines = result.stderr.splitlines()
+    lines = _err_lines(result.stderr)
     assert len(lines) == 1 and lines[0].startswith(f"{bad}: ") and len(lines[0]) > len(f"{bad}: ")
-    assert result.stdout == ""
+    assert result.stdout.splitlines() == [str(sidecar_path_for(lib / n)) for n in ("block.stl", "box.3mf")]
     assert not sidecar_path_for(bad).exists()
     assert sidecar_path_for(lib / "block.stl").exists() and sidecar_path_for(lib / "box.3mf").exists()
     assert not [n for n in _files(lib) if n.endswith(".tmp")]
@@ -145,7 +102,7 @@ def test_bad_file_writes_nothing_into_the_output_folder(cwd: Path, lib: Path, ba
     out = cwd / "out"
     result = invoke("render", bad, lib / "block.stl", "-o", out)
     assert result.exit_code == 3
-    assert len(result.stderr.splitlines()) == 1
+    assert len(_err_lines(result.stderr)) == 1
     assert _files(out) == {"block.stl.png"}
 
 
@@ -153,7 +110,7 @@ def test_missing_file_is_one_line_and_exit_3(cwd: Path, lib: Path) -> None:
     ghost = lib / "no-such-model.stl"
     result = invoke("render", ghost, lib / "block.stl")
     assert result.exit_code == 3
-    assert [line.split(": ")[0] for line in result.stderr.splitlines()] == [str(ghost)]
+    assert [line.split(": ")[0] for line in _err_lines(result.stderr)] == [str(ghost)]
     assert sidecar_path_for(lib / "block.stl").exists()
 
 
@@ -190,7 +147,7 @@ def test_scan_with_a_bad_file_exits_3_and_renders_the_rest(cwd: Path, lib: Path,
 def test_scan_text_summary(cwd: Path, lib: Path, tmp_path: Path) -> None:
     result = invoke("-q", "scan", lib, "--db", tmp_path / "t.sqlite3", "--workers", "0")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("found 3 ")
+    assert result.stdout.startswith("found 3: ")
 
 
 # -- exit codes ----------------------------------------------------------------------------------
@@ -202,7 +159,7 @@ def test_database_path_that_is_a_folder_exits_1(cwd: Path, lib: Path, tmp_path: 
     folder.mkdir()
     result = invoke(command, lib, "--workers", "0", env={"DAM_DATABASE_PATH": str(folder)})
     assert result.exit_code == 1
-    assert result.stderr.startswith("sidecar-thumbs: ") and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("sidecar-thumbs: ") and len(_err_lines(result.stderr)) == 1
     assert str(folder) in result.stderr
 
 
@@ -226,7 +183,7 @@ def test_garbage_database_file_exits_1(cwd: Path, lib: Path, tmp_path: Path, com
 def test_invalid_setting_exits_1_with_one_line(cwd: Path, lib: Path) -> None:
     result = invoke("render", lib / "block.stl", env={"SIDECAR_THUMBS_COLOR": "blue"})
     assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
+    assert _err_lines(result.stderr) == [
         "sidecar-thumbs: SIDECAR_THUMBS_COLOR=blue: not a colour like #5c8fdb (from the environment)"
     ]
 
@@ -292,25 +249,12 @@ def test_empty_value_in_a_higher_layer_means_the_default(cwd: Path, lib: Path) -
 # -- real processes ------------------------------------------------------------------------------
 
 
-def _run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_VARS)}
-    base["DAM_DATABASE_PATH"] = str(cwd / "default.sqlite3")
-    return subprocess.run(
-        [sys.executable, "-m", "sidecar_thumbs", *map(str, args)],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.integration
 def test_subprocess_render_with_a_bad_file(tmp_path: Path, lib: Path, bad: Path) -> None:
     r = _run("render", lib / "block.stl", bad, cwd=tmp_path)
     assert r.returncode == 3
-    assert r.stdout == ""
-    assert [line.split(": ", 1)[0] for line in r.stderr.splitlines()] == [str(bad)]
+    assert r.stdout.splitlines() == [str(sidecar_path_for(lib / "block.stl"))]
+    assert [line.split(": ", 1)[0] for line in _err_lines(r.stderr)] == [str(bad)]
     assert sidecar_path_for(lib / "block.stl").exists() and not sidecar_path_for(bad).exists()
 
 

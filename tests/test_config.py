@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from corpus_paths import REPO_ROOT
 
 from sidecar_thumbs.config import (
     Settings,
@@ -20,7 +21,6 @@ from sidecar_thumbs.config import (
 )
 from sidecar_thumbs.errors import ConfigError
 from sidecar_thumbs.mesh import LoadLimits
-from tests.conftest import REPO_ROOT
 
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 

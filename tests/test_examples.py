@@ -59,3 +59,31 @@ def test_example_env_local_loads(tmp_path: Path) -> None:
     settings = load_settings(env_file=SERVICE / "env.local.example", environ={})
     assert [str(r) for r in settings.roots] == ["/Volumes/3D-Files/3D-Models"]
     assert settings.workers == 8 and settings.settle == 3.0
+
+
+def test_linux_env_example_loads_with_the_service_paths() -> None:
+    settings = load_settings(env_file=SERVICE / "env.linux.example", environ={})
+    assert [str(r) for r in settings.roots] == ["/srv/3d-models"]
+    # The database lives in the unit's StateDirectory (/var/lib/<name>), owned by its User.
+    unit = (SERVICE / "sidecar-thumbs.service").read_text()
+    assert "StateDirectory=sidecar-thumbs" in unit
+    assert str(settings.database) == "/var/lib/sidecar-thumbs/state.sqlite3"
+
+
+def test_newsyslog_rotates_the_log_file_the_plist_names_without_a_signal() -> None:
+    with open(SERVICE / "com.example.sidecar-thumbs.plist", "rb") as f:
+        plist = plistlib.load(f)
+    log_file = plist["EnvironmentVariables"]["SIDECAR_THUMBS_LOG_FILE"]
+    entries = {}
+    for line in (SERVICE / "newsyslog.d" / "sidecar-thumbs.conf").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            fields = line.split()
+            assert len(fields) == 7, line  # name, owner:group, mode, count, size, when, flags
+            entries[fields[0]] = fields
+    # launchd keeps its StandardErrorPath open for the job's life: rotating it would send the lines
+    # into the rotated copy. Only the file the daemon opens itself (and reopens) is rotated.
+    assert set(entries) == {log_file} and log_file != plist["StandardErrorPath"]
+    _, owner, mode, count, size, _when, flags = entries[log_file]
+    assert owner.split(":")[0] == plist["UserName"]
+    assert int(mode, 8) & 0o600 == 0o600 and int(count) > 0 and (size == "*" or int(size) > 0)
+    assert "N" in flags  # no process to signal: the daemon reopens its log file itself

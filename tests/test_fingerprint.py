@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import xxhash
+from corpus_paths import corpus_files
 
 from sidecar_thumbs import fingerprint as fp
 from sidecar_thumbs.errors import TransientModelError
@@ -20,7 +21,6 @@ from sidecar_thumbs.fingerprint import (
     hash_file,
     stat_key,
 )
-from tests.conftest import corpus_files
 
 
 def _write(path: Path, data: bytes) -> Path:

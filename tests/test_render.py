@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from corpus_paths import CORPUS, REPO_ROOT
 
 from bench import meshgen
 from sidecar_thumbs.errors import ConfigError, NoGeometryError
 from sidecar_thumbs.render import RenderOptions, render_triangles, resolve_kernel, warm_up
-from tests.conftest import CORPUS, REPO_ROOT
 
 HAVE_NUMBA = resolve_kernel("auto") == "numba"
 needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")

@@ -159,5 +159,7 @@ def test_text_that_is_not_stl_is_refused() -> None:
 def test_detect_format_by_extension_any_case() -> None:
     assert detect_format("a/b/Model.STL") == "stl"
     assert detect_format("plate.3Mf") == "3mf"
+    assert detect_format("scan.OBJ") == "obj" and detect_format("cloud.Ply") == "ply"
+    assert detect_format("old.amf") == "amf" and detect_format("old.Amf.XML") == "amf"
     with pytest.raises(BadModelError, match="extension"):
-        detect_format("model.obj")
+        detect_format("model.mtl")

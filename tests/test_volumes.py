@@ -113,9 +113,8 @@ def test_daemon_waits_for_a_volume_that_goes_and_comes_back(
 ) -> None:
     # Polling sees the empty folder as every file deleted at once: the deletes must not be believed.
     db = tmp_path / "state.sqlite3"
-    # Polling runs every 60 s by default (each poll stats every file): poll every second here.
-    poll = ("--poll-interval", "1") if watcher == "--polling" else ()
-    d = DaemonProcess(lib, db, watcher, *poll, *NO_RESCAN)
+    polling = ("--poll-interval", "1") if watcher == "--polling" else ()
+    d = DaemonProcess(lib, db, watcher, *polling, *NO_RESCAN)
     try:
         wait_for(lambda: all(d.renders_of(lib / m) == 1 for m in MODELS), timeout=60, what="first renders")
         lib.rename(tmp_path / "away")
@@ -168,6 +167,8 @@ def test_daemon_started_before_its_root_exists_watches_it_when_it_appears(tmp_pa
         target = root / "new.stl"
         shutil.copy(EXAMPLES / "gear.stl", target)
         wait_for(lambda: sidecar_path_for(target).exists(), timeout=30, what="render from the event")
+        # The sidecar is written before the render is logged: wait for the line too.
+        wait_for(lambda: d.renders_of(target) >= 1, timeout=10, what="the render's log line")
         assert d.renders_of(target) == 1
         assert d.proc.poll() is None
     finally:

@@ -1,4 +1,4 @@
-"""Model loading: STL (binary and ASCII) and 3MF into one :class:`Mesh` type.
+"""Model loading: STL (binary and ASCII), 3MF, OBJ, PLY and AMF into one :class:`Mesh` type.
 
 Loaders take the file's bytes (read once by the caller, who also hashes them), so the thumbnail
 is provably made from the content whose hash is recorded.
@@ -29,7 +29,10 @@ class LoadLimits:
 
     max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
     max_triangles: int = 20_000_000
-    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part (zip bombs)
+    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part, all entries of a zipped AMF (zip bombs)
+    # A G-code toolpath keeps at most this many extrusion segments (8 triangles each); beyond it every
+    # k-th layer is kept and drawn k layers tall, so a 500 MB G-code renders like a ~1M-triangle model.
+    max_toolpath_segments: int = 150_000
 
 
 DEFAULT_LIMITS: LoadLimits = LoadLimits()
@@ -41,10 +44,17 @@ class Mesh:
 
     ``triangles`` is a C-contiguous ``float32`` array of shape ``(N, 3, 3)``:
     triangle, corner, xyz. Build-item and component transforms are already applied.
+
+    ``face_colors`` is None, or a C-contiguous ``uint8`` array of shape ``(N, 4)``: the RGBA colour
+    the file gives each triangle (OBJ material or vertex colours, PLY, AMF). Alpha is 255 for a
+    triangle with a colour and 0 for one without (drawn in the default colour); a file's own
+    transparency is not kept, as a thumbnail draws every part opaque.
     """
 
     triangles: np.ndarray
-    format: str  # "stl-binary", "stl-ascii" or "3mf"
+    # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary", "amf", "gcode" or "bgcode"
+    format: str
+    face_colors: np.ndarray | None = None
 
     @property
     def triangle_count(self) -> int:

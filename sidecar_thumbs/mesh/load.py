@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
+from sidecar_thumbs.mesh.siblings import SiblingReader, sibling_reader
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
 
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 
-_FORMATS = {".stl": "stl", ".3mf": "3mf"}
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+_FORMATS = {
+    ".stl": "stl",
+    ".3mf": "3mf",
+    ".obj": "obj",
+    ".ply": "ply",
+    ".amf": "amf",
+    ".amf.xml": "amf",
+    ".gcode": "gcode",
+    ".bgcode": "bgcode",
+}
 
 
 def detect_format(name: str) -> str:
-    """``"stl"`` or ``"3mf"`` from the file name's extension, in any case.
+    """``"stl"``, ``"3mf"``, ``"obj"``, ``"ply"``, ``"amf"``, ``"gcode"`` or ``"bgcode"`` from the file
+    name's extension, in any case (``.amf.xml`` is AMF too).
 
     Raises:
         BadModelError: any other extension.
@@ -26,16 +40,21 @@ def detect_format(name: str) -> str:
         if base.endswith(ext):
             return kind
     ext = os.path.splitext(base)[1]
-    raise BadModelError(f"not a model file (extension {ext or 'missing'!r}; expected .stl or .3mf)")
+    expected = ", ".join(sorted(_FORMATS))
+    raise BadModelError(f"not a model file (extension {ext or 'missing'!r}; expected {expected})")
 
 
-def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
+def load_mesh_bytes(
+    data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS, resolve_sibling: SiblingReader | None = None
+) -> Mesh:
     """Parse a model file's bytes (already read and hashed by the caller).
 
     Args:
         data: the whole file.
         name: file name or path; only its extension (format) and messages use it.
         limits: caps on file size, triangles and decompressed bytes.
+        resolve_sibling: reads a file the model names from its folder (an OBJ's ``.mtl``), see
+            :func:`~sidecar_thumbs.mesh.siblings.sibling_reader`; None: such files are not read.
 
     Returns:
         The triangles in millimetres with every transform applied.
@@ -46,19 +65,39 @@ def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS)
     fmt = detect_format(name)
     if len(data) > limits.max_file_bytes:
         raise LimitExceededError(f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes} bytes")
+    if data.startswith(_LFS_POINTER):
+        # A repository cloned without Git LFS holds these small text files in place of its models.
+        raise BadModelError("a Git LFS pointer, not the model itself (fetch the file with 'git lfs pull')")
+    colors: np.ndarray | None = None
     try:
         if fmt == "stl":
             from sidecar_thumbs.mesh.stl import load_stl_bytes
 
             triangles, kind = load_stl_bytes(data, limits)
-        else:
+        elif fmt in ("gcode", "bgcode"):
+            from sidecar_thumbs.mesh.gcode import load_gcode_bytes
+
+            triangles, kind = load_gcode_bytes(data, limits, binary=fmt == "bgcode")
+        elif fmt == "3mf":
             from sidecar_thumbs.mesh.threemf import load_3mf_bytes
 
             triangles, kind = load_3mf_bytes(data, limits)
+        elif fmt == "obj":
+            from sidecar_thumbs.mesh.obj import load_obj_bytes
+
+            triangles, kind, colors = load_obj_bytes(data, limits, resolve_sibling)
+        elif fmt == "ply":
+            from sidecar_thumbs.mesh.ply import load_ply_bytes
+
+            triangles, kind, colors = load_ply_bytes(data, limits)
+        else:
+            from sidecar_thumbs.mesh.amf import load_amf_bytes
+
+            triangles, kind, colors = load_amf_bytes(data, limits)
     except MemoryError:
         # An absurd but in-limit model: report it as a cap, not as a crash of the worker.
         raise LimitExceededError("model too large to load into memory") from None
-    return Mesh(triangles=triangles, format=kind)
+    return Mesh(triangles=triangles, format=kind, face_colors=colors)
 
 
 def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
@@ -85,14 +124,18 @@ def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS)
         raise TransientModelError(f"cannot read {name}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
-    return load_mesh_bytes(data, name, limits)
+    return load_mesh_bytes(data, name, limits, sibling_reader(name))
 
 
 def warm_up() -> None:
-    """Compile (or load from the on-disk cache) the numba 3MF scanner on a tiny input.
+    """Compile (or load from the on-disk cache) the numba 3MF, OBJ and PLY kernels on tiny inputs.
 
     Workers call this once at start so the first real file does not pay the JIT cost.
     """
+    from sidecar_thumbs.mesh.objscan import warm_up as _warm_obj
+    from sidecar_thumbs.mesh.plydata import warm_up as _warm_ply
     from sidecar_thumbs.mesh.xmlscan import warm_up as _warm
 
     _warm()
+    _warm_obj()
+    _warm_ply()

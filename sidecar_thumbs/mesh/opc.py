@@ -60,26 +60,32 @@ class Package:
     Args:
         data: the whole .3mf file.
         max_member_bytes: cap on one member's inflated size.
+        label: the format named in messages (zip-compressed AMF reads through this class too).
 
     Raises:
         BadModelError: not a ZIP archive.
     """
 
-    def __init__(self, data: bytes, max_member_bytes: int) -> None:
+    def __init__(self, data: bytes, max_member_bytes: int, label: str = "3MF") -> None:
         self.max_member_bytes = max_member_bytes
+        self.label = label
         self._data = memoryview(data)
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
-            raise BadModelError(f"not a 3MF file: not a ZIP archive ({exc})") from None
+            raise BadModelError(f"not a {label} file: not a ZIP archive ({exc})") from None
         except NotImplementedError as exc:  # a damaged header claiming e.g. "zip file version 8.4"
-            raise BadModelError(f"not a 3MF file: unsupported ZIP archive ({exc})") from None
+            raise BadModelError(f"not a {label} file: unsupported ZIP archive ({exc})") from None
         self._by_name = {i.filename: i for i in infos}
         # OPC part names are case-insensitive; the first of two names differing only in case wins.
         self._by_lower: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
             self._by_lower.setdefault(info.filename.lower(), info)
+
+    def members(self) -> list[zipfile.ZipInfo]:
+        """Every member, in the order of the central directory."""
+        return list(self._by_name.values())
 
     def find(self, part: str) -> zipfile.ZipInfo | None:
         """The member for an OPC part name (``/3D/x.model``, ``3D/x.model``, percent-encoded or in
@@ -100,7 +106,7 @@ class Package:
         """
         info = self.find(part)
         if info is None:
-            raise BadModelError(f"3MF part /{part.lstrip('/')} is missing from the package")
+            raise BadModelError(f"{self.label} part /{part.lstrip('/')} is missing from the package")
         return self.read_member(info)
 
     def read_member(self, info: zipfile.ZipInfo, cap: int | None = None) -> bytes:
@@ -108,7 +114,7 @@ class Package:
         cap = self.max_member_bytes if cap is None else cap
         if info.file_size > cap:
             raise LimitExceededError(
-                f"3MF part {info.filename} inflates to {info.file_size} bytes, more than the limit of {cap}"
+                f"{self.label} part {info.filename} inflates to {info.file_size} bytes, more than the limit of {cap}"
             )
         if info.compress_type == zipfile.ZIP_DEFLATED and not info.flag_bits & 0x1:
             return self._inflate(info)
@@ -120,13 +126,13 @@ class Package:
                     total += len(chunk)
                     if total > cap:
                         raise LimitExceededError(
-                            f"3MF part {info.filename} inflates to more than the limit of {cap} bytes"
+                            f"{self.label} part {info.filename} inflates to more than the limit of {cap} bytes"
                         )
                     chunks.append(chunk)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-            raise BadModelError(f"3MF part {info.filename} is corrupt: {exc}") from None
+            raise BadModelError(f"{self.label} part {info.filename} is corrupt: {exc}") from None
         except (NotImplementedError, RuntimeError) as exc:  # unsupported compression, encryption
-            raise BadModelError(f"3MF part {info.filename} cannot be read: {exc}") from None
+            raise BadModelError(f"{self.label} part {info.filename} cannot be read: {exc}") from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _inflate(self, info: zipfile.ZipInfo) -> bytes:
@@ -139,18 +145,20 @@ class Package:
         except struct.error:
             sig = b""
         if sig != b"PK\x03\x04":
-            raise BadModelError(f"3MF part {info.filename} is corrupt: bad local header")
+            raise BadModelError(f"{self.label} part {info.filename} is corrupt: bad local header")
         start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
         compressed = self._data[start : start + info.compress_size]
         try:
             inflater = _inflater.decompressobj(-15)
             out = inflater.decompress(compressed, info.file_size + 1)
         except Exception as exc:  # zlib.error, zlib-ng's own error type, MemoryError
-            raise BadModelError(f"3MF part {info.filename} is corrupt: {exc}") from None
+            raise BadModelError(f"{self.label} part {info.filename} is corrupt: {exc}") from None
         if len(out) != info.file_size or not inflater.eof:
-            raise BadModelError(f"3MF part {info.filename} is corrupt: inflates to a different size than declared")
+            raise BadModelError(
+                f"{self.label} part {info.filename} is corrupt: inflates to a different size than declared"
+            )
         if _inflater.crc32(out) != info.CRC:
-            raise BadModelError(f"3MF part {info.filename} is corrupt: bad CRC-32")
+            raise BadModelError(f"{self.label} part {info.filename} is corrupt: bad CRC-32")
         return out
 
     def relationships(self, source: str = "") -> list[tuple[str, str]]:
