@@ -116,7 +116,7 @@ class Daemon:
         self.changes = ChangeTracker(
             db,
             self.settler,
-            config.roots,
+            self.roots,  # as the volume spells them: the link rule compares paths under them
             max_bytes=options.limits.max_file_bytes,
             is_gone=self.root_states.is_gone,
             volumes=self.volumes,
@@ -197,7 +197,7 @@ class Daemon:
                 durable=cfg.durable,
                 on_outcome=self._on_outcome,
                 is_gone=self.root_states.is_gone,
-                roots=cfg.roots,
+                roots=self.roots,
             )
             try:
                 self._rescan(initial=True)
