@@ -164,6 +164,85 @@ def bench_corpus(opts: RenderOptions, reps: int) -> None:
             print(f"|   failed: {f} | | | | | | |")
 
 
+# `--formats N`: one row per file format (STL, 3MF, OBJ, PLY, AMF, STEP, G-code, bgcode, zip, 7z) over N
+# corpus files each, through the worker's own call: files/s/core and ms per stage (read, parse, render,
+# encode). A small run for a busy machine: `python bench/render.py --formats 3 --clock cpu`.
+FORMAT_FOLDERS = ("stl-binary", "stl-ascii", "3mf", "obj", "ply", "amf", "step", "gcode", "bgcode", "zip")
+
+
+def _stages(path: Path, options: object) -> tuple[float, float, float, float]:
+    """(read, parse, render, encode) seconds through the worker's own call (make_thumbnail_from_bytes).
+
+    read: the file's bytes and their hash (what a worker does first); encode: the same picture
+    encoded again on its own; parse and render: the rest, split as make_thumbnail_from_bytes times them.
+    """
+    import io
+
+    from PIL import Image
+
+    from sidecar_thumbs.fingerprint import hash_bytes
+    from sidecar_thumbs.thumbnail import make_thumbnail_from_bytes
+
+    t0 = CLOCK()
+    data = path.read_bytes()
+    digest = hash_bytes(data)
+    t1 = CLOCK()
+    thumb = make_thumbnail_from_bytes(data, path.name, len(data), 0, options, digest)  # type: ignore[arg-type]
+    t2 = CLOCK()
+    with Image.open(io.BytesIO(thumb.png)) as im:
+        rgba = np.asarray(im.convert("RGBA"))
+    t3 = CLOCK()
+    ENCODE(rgba)
+    encode = CLOCK() - t3
+    inside = thumb.load_ms + thumb.render_ms
+    parse = (t2 - t1) * (thumb.load_ms / inside if inside > 0 else 1.0)
+    return t1 - t0, parse, max(0.0, (t2 - t1) - parse - encode), encode
+
+
+def bench_formats(opts: RenderOptions, per_format: int, reps: int) -> None:
+    """One row per file format: a few corpus files each (outside bad/), every stage timed."""
+    from sidecar_thumbs.formats import format_for_name
+    from sidecar_thumbs.thumbnail import ThumbnailOptions
+
+    options = ThumbnailOptions(render=opts)
+    by_format: dict[str, list[Path]] = {}
+    for sub in FORMAT_FOLDERS:
+        folder = CORPUS / sub
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                fmt = format_for_name(p.name)
+                if p.is_file() and fmt is not None:
+                    by_format.setdefault(fmt.name, []).append(p)
+    print(f"\n## Per format: up to {per_format} corpus files each (smallest to largest), median of {reps} warm runs\n")
+    print("| format | files | ok | failed | files/s/core | read ms | parse ms | render ms | encode ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for fmt, files in by_format.items():
+        by_size = sorted(files, key=lambda p: p.stat().st_size)
+        # Spread over the sizes: smallest, largest and evenly between (deduplicated for small folders).
+        n = min(per_format, len(by_size))
+        picks = list(dict.fromkeys(by_size[round(i * (len(by_size) - 1) / max(n - 1, 1))] for i in range(n)))
+        rows: list[tuple[float, float, float, float]] = []
+        failed: list[str] = []
+        for p in picks:
+            try:
+                _stages(p, options)  # warm: imports, page cache, JIT
+                runs = [_stages(p, options) for _ in range(reps)]
+                rows.append(tuple(statistics.median(r[i] for r in runs) for i in range(4)))  # type: ignore[arg-type]
+            except ModelError as exc:
+                failed.append(f"{p.name}: {exc.message}")
+        if not rows:
+            print(f"| {fmt} | {len(picks)} | 0 | {len(failed)} | – | – | – | – | – |")
+        else:
+            total = sum(sum(r) for r in rows)
+            read, parse, render, encode = (statistics.mean(r[i] for r in rows) * 1e3 for i in range(4))
+            print(
+                f"| {fmt} | {len(picks)} | {len(rows)} | {len(failed)} | **{len(rows) / total:.1f}** | "
+                f"{read:.2f} | {parse:.1f} | {render:.1f} | {encode:.1f} |"
+            )
+        for f in failed:
+            print(f"|   failed: {f} | | | | | | | | |")
+
+
 def _child_rss(path: str, kernel: str, size: int) -> None:
     warm_up(RenderOptions(kernel=kernel))
     opts = RenderOptions(size=size, kernel=kernel)
@@ -245,6 +324,10 @@ def main() -> None:
     ap.add_argument("--no-corpus", action="store_true")
     ap.add_argument("--png-levels", action="store_true", help="also compare PNG compression levels")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="time with wall clock or CPU time")
+    ap.add_argument(
+        "--formats", type=int, metavar="N", default=0,
+        help="only the per-format rows, N corpus files per format (a small run for a busy machine)",
+    )  # fmt: skip
     ap.add_argument("--child-rss", help=argparse.SUPPRESS)
     args = ap.parse_args()
     global CLOCK
@@ -262,6 +345,9 @@ def main() -> None:
         f"# bench/render.py — kernel {resolve_kernel(args.kernel)}, {args.clock} clock, one CPU, "
         f"warm_up {time.perf_counter() - t:.2f} s, load average {load} on {os.cpu_count()} CPUs"
     )
+    if args.formats:
+        bench_formats(opts, args.formats, min(args.reps, 3))
+        return
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp:
         cases = generated(Path(tmp))
         bench_generated(cases, opts, max(5, args.reps))

@@ -1,4 +1,4 @@
-"""sidecar-thumbs: a PNG thumbnail next to every STL and 3MF model, recorded in SQLite.
+"""sidecar-thumbs: a PNG thumbnail next to every 3D-printing model (STL, 3MF, STEP, archives...), in SQLite.
 
 Use it from Python::
 

@@ -43,7 +43,7 @@ from sidecar_thumbs.logs import log_outcome
 @global_options()
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Keep a PNG thumbnail next to every STL and 3MF model, and record it in a database.
+    """Keep a PNG thumbnail next to every 3D-printing model (STL, 3MF, STEP, zip, ...) and record it in a database.
 
     -v, -q, --log-format, --env-file and --db work before or after the command's name.
 

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from sidecar_thumbs.config import Settings, load_settings
+from sidecar_thumbs.discover import set_model_extensions
 from sidecar_thumbs.errors import SidecarError
 from sidecar_thumbs.logs import json_line, setup_logging
 from sidecar_thumbs.wiring import executor_for, open_state_db, thumbnail_options
@@ -167,6 +168,8 @@ def settings_for(ctx: click.Context, default_level: int = logging.WARNING, **ove
     except SidecarError as exc:
         fail(exc)
     configure_logging(ctx, settings.log_format, default_level, settings.log_file)
+    # What counts as a model is one answer per process: walk, watcher, event intake, verify, gallery.
+    set_model_extensions(settings.model_suffixes)
     for note in settings.notes:
         log.warning("%s", note)
     return settings
@@ -220,7 +223,12 @@ def render_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--embedded/--no-embedded",
         default=None,
-        help="Use a 3MF's own slicer thumbnail when it has one [SIDECAR_THUMBS_EMBEDDED, default on].",
+        help="Use a 3MF's own slicer picture instead of our render [SIDECAR_THUMBS_EMBEDDED, default off].",
+    )(f)
+    f = click.option(
+        "--model-colors/--no-model-colors",
+        default=None,
+        help="Draw the model's own colours [SIDECAR_THUMBS_MODEL_COLORS, default on].",
     )(f)
     f = click.option(
         "--size",

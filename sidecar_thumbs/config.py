@@ -24,6 +24,7 @@ from dotenv import dotenv_values
 
 from sidecar_thumbs.env_names import unknown_variable_warnings
 from sidecar_thumbs.errors import ConfigError, UnknownSettingError
+from sidecar_thumbs.formats import ALL_SUFFIXES, parse_suffixes
 
 if TYPE_CHECKING:
     from sidecar_thumbs.mesh import LoadLimits
@@ -103,6 +104,14 @@ def _colour(value: str) -> str | None:
     return "not a colour like #5c8fdb"
 
 
+def _extensions(value: str) -> str | None:
+    try:
+        parse_suffixes(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _setting(
     default: Any,
     help: str,
@@ -134,6 +143,10 @@ class Settings:
     roots: tuple[Path, ...] = _setting(
         (), f'Model folders, separated by "{os.pathsep}" like PATH, or one per line (then names may hold '
         f'"{os.pathsep}")', "Storage",
+    )  # fmt: skip
+    extensions: str = _setting(
+        " ".join(ALL_SUFFIXES), "File extensions that are models (any case; spaces or commas between)", "Storage",
+        _extensions,
     )  # fmt: skip
     busy_timeout_ms: int = _setting(5000, "Milliseconds a database writer waits for a lock", "Storage", _between(0))
     mass_missing_share: float = _setting(
@@ -202,12 +215,23 @@ class Settings:
         "auto", "auto, numba or numpy (same pixels; numpy needs no compiler)", "Thumbnails",
         _one_of("auto", "numba", "numpy"),
     )  # fmt: skip
-    embedded: bool = _setting(True, "Use the thumbnail a 3MF or G-code carries instead of rendering one", "Thumbnails")
+    embedded: bool = _setting(
+        False,
+        "Use the picture a slicer saved in a 3MF instead of our render (always the fallback when nothing in the "
+        "file can be drawn)",
+        "Thumbnails",
+    )
+    model_colors: bool = _setting(
+        True, "Draw the model's own colours (3MF materials, slicer filaments and paint, OBJ/PLY/AMF)", "Thumbnails"
+    )
 
     max_file_mb: int = _setting(1024, "Skip model files larger than this many MiB", "Limits", _between(1))
     max_triangles: int = _setting(20_000_000, "Skip models with more triangles", "Limits", _between(1))
     max_decompressed_mb: int = _setting(
-        2048, "Largest 3MF part unpacked, MiB (guards against zip bombs)", "Limits", _between(1)
+        2048,
+        "Largest 3MF part unpacked, and all that one archive (.zip, .7z) unpacks, MiB (zip bombs)",
+        "Limits",
+        _between(1),
     )
 
     log_format: str = _setting("text", "text, or json (one object per line)", "Logging", _one_of("text", "json"))
@@ -261,6 +285,11 @@ class Settings:
         """The model colour as an ``(r, g, b)`` tuple of 0..255 ints."""
         h = self.color.lstrip("#")
         return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+    @property
+    def model_suffixes(self) -> tuple[str, ...]:
+        """``extensions`` as lower-case suffixes with their dot, for discovery."""
+        return parse_suffixes(self.extensions)
 
     def load_limits(self) -> LoadLimits:
         """The loaders' hard caps, from ``max_file_mb``, ``max_triangles`` and ``max_decompressed_mb``."""

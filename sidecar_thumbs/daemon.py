@@ -390,7 +390,7 @@ class Daemon:
         for p in plan.settling:
             # Still being written: the settler looks at it once it has been quiet for the window.
             self.settler.touch(p, time.monotonic())
-        todo = sum(s.needs_render for s in plan.states)
+        todo = sum(s.needs_render for s in plan.states) + plan.extras_requeued
         log.info(
             "%s: %d models, %d new, %d changed, %d healed, %d missing; %d to render (%.2f s)",
             what,

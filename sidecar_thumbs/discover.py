@@ -1,7 +1,8 @@
 """Find model files under the library roots with one iterative ``os.scandir`` walk.
 
-What counts as a model (``.stl``/``.3mf``, any case) and what is never one (macOS and NAS litter, our
-own sidecars and temp files) lives here, so the walker and the watcher agree.
+What counts as a model (an extension of :mod:`sidecar_thumbs.formats` that the ``extensions`` setting
+lists, any case) and what is never one (macOS and NAS litter, our own sidecars and temp files) lives
+here, so the walker, the watcher and the daemon's event intake agree.
 
 Symlinks never lead out of a root: a symlinked file or folder is followed only when its real path
 is inside the root's real path. Folders are remembered by ``(st_dev, st_ino)``, which guards
@@ -19,6 +20,7 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from sidecar_thumbs.formats import ALL_SUFFIXES, parse_suffixes
 from sidecar_thumbs.pathcanon import SENSITIVE, VolumeRules, Volumes
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 
@@ -33,13 +35,20 @@ __all__ = [
     "is_model_name",
     "iter_model_files",
     "model_on_disk",
+    "model_suffixes",
+    "set_model_extensions",
 ]
 
 log = logging.getLogger(__name__)
 
 StrPath = str | os.PathLike[str]
 
-MODEL_SUFFIXES: tuple[str, ...] = (".stl", ".3mf")
+# Every extension we have a reader for; the default of the ``extensions`` setting.
+MODEL_SUFFIXES: tuple[str, ...] = ALL_SUFFIXES
+# What this process counts as a model: the CLI and the daemon set it once from the settings
+# (set_model_extensions); library callers get every format. One value per process, so every place that
+# asks "is this a model" (walk, watcher, event intake, verify, gallery) gives the same answer.
+_active_suffixes: tuple[str, ...] = MODEL_SUFFIXES
 
 # Sidecar naming is owned by sidecar.py: ``.<name>.thumbnail.png`` and, while being written,
 # ``.sidecar-thumbs-<random>.tmp`` (atomic.py; ``.<name>.thumbnail.png.<random>.tmp`` before).
@@ -136,6 +145,29 @@ def is_ignored_name(name: str) -> bool:
     return False
 
 
+def set_model_extensions(extensions: str | Sequence[str]) -> tuple[str, ...]:
+    """Set which extensions count as models in this process (the ``extensions`` setting).
+
+    Args:
+        extensions: ``".stl .3mf obj"`` (any case, dots optional) or a sequence of such words.
+
+    Returns:
+        The suffixes now in force.
+
+    Raises:
+        ValueError: an extension we have no reader for.
+    """
+    global _active_suffixes
+    text = extensions if isinstance(extensions, str) else " ".join(extensions)
+    _active_suffixes = parse_suffixes(text)
+    return _active_suffixes
+
+
+def model_suffixes() -> tuple[str, ...]:
+    """The lower-case suffixes that count as models in this process."""
+    return _active_suffixes
+
+
 def is_model_name(name: str) -> bool:
     """Tell whether a file name is a model to thumbnail.
 
@@ -143,9 +175,10 @@ def is_model_name(name: str) -> bool:
         name: A bare file name (no folder part).
 
     Returns:
-        True when it ends in ``.stl`` or ``.3mf`` (any case) and is not :func:`is_ignored_name`.
+        True when it ends in one of :func:`model_suffixes` (any case: ``.STL``, ``.Amf.Xml``) and is
+        not :func:`is_ignored_name`. ``.mtl``, images and text are never models.
     """
-    return name.lower().endswith(MODEL_SUFFIXES) and not is_ignored_name(name)
+    return name.lower().endswith(_active_suffixes) and not is_ignored_name(name)
 
 
 def model_on_disk(path: str, roots: Sequence[str]) -> bool | None:

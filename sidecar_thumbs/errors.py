@@ -20,6 +20,9 @@ EXIT_USAGE = 2
 EXIT_PROBLEMS = 3
 
 
+MAX_MESSAGE = 300
+
+
 class SidecarThumbsError(Exception):
     """sidecar-thumbs failed"""
 
@@ -30,8 +33,10 @@ class SidecarThumbsError(Exception):
 
     @property
     def message(self) -> str:
-        # Always one line: reasons end up in log lines and database cells.
-        return " ".join(str(self).split())
+        # Always one short line: reasons end up in log lines and database cells, and a library's
+        # message may quote raw bytes of the file (zipfile quotes a whole local header).
+        text = " ".join(str(self).split())
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 # The base's first name; code written against it (and other branches of this project) keeps working.
@@ -59,6 +64,22 @@ class EmptyBuildError(NoGeometryError):
 
 class LimitExceededError(BadModelError):
     """the model exceeds a configured cap"""
+
+
+class MissingExtraError(ModelError):
+    """reading this format needs an optional extra that is not installed"""
+
+    # Not transient (no back-off retries), not a bad file either: the row waits until the extra can be
+    # imported, then a scan or rescan makes it pending again (StateDB.requeue_missing_extras).
+
+    def __init__(self, extra: str) -> None:
+        self.extra = extra
+        super().__init__(missing_extra_reason(extra))
+
+
+def missing_extra_reason(extra: str) -> str:
+    """The recorded reason, also what the requeue query looks for: ``needs the [step] extra``."""
+    return f"needs the [{extra}] extra (pip install 'sidecar-thumbs[{extra}]')"
 
 
 class TransientModelError(ModelError):

@@ -46,7 +46,8 @@ class GalleryEntry:
         size: Model size in bytes.
         status: Thumbnail state.
         detail: Why the entry is failed, missing or stale (one line); None when OK.
-        source: ``"rendered"`` or ``"embedded"`` (taken from the 3MF), when known.
+        source: ``"rendered"`` or ``"embedded"`` (a picture the file carries: a 3MF's or G-code's
+            slicer picture, or one an archive ships), when known.
         triangles: Triangle count, when known.
         sidecar: Path of the sidecar image to show (OK and stale entries), else None.
     """
@@ -72,7 +73,7 @@ class Gallery:
     from_database: bool
 
     def counts(self) -> dict[str, int]:
-        """Entries per status (every status present), plus ``embedded`` for images from a 3MF."""
+        """Entries per status (every status present), plus ``embedded`` for pictures the files carry."""
         out = {s.value: 0 for s in EntryStatus}
         for e in self.entries:
             out[e.status.value] += 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
+from sidecar_thumbs.formats import EXTRA_MODULES, extra_available
 from sidecar_thumbs.freshness import check_freshness
 from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone, ThumbSource
 from sidecar_thumbs.pathcanon import Volumes
@@ -65,6 +66,7 @@ class Plan:
     healed: int = 0  # of unchanged + touched: rows marked missing whose model is back with a matching sidecar
     hashed: int = 0
     hash_failures: list[tuple[str, str]] = field(default_factory=list)
+    extras_requeued: int = 0  # failed for a missing optional extra that is installed now: pending again
     settling: list[str] = field(default_factory=list)  # new or changed, but modified too recently: left for later
 
 
@@ -390,6 +392,9 @@ def reconcile(
         db.upsert_files(plan.states)
     if plan.missing:
         db.mark_missing(plan.missing)
+    installed = [extra for extra in EXTRA_MODULES if extra_available(extra)]
+    if walked:  # only under roots that are online: an offline volume's files cannot be read now
+        plan.extras_requeued = db.requeue_missing_extras(installed, [w[0] for w in walked])
     return plan, rows, len(found), offline
 
 
@@ -475,6 +480,7 @@ def scan(
     )
     # --retry-failed put every failed row back to pending, the transient ones that were due included.
     todo = sum(s.needs_render for s in plan.states) + (summary.retried or retryable) + queued_by_dam
+    todo += plan.extras_requeued
     if mark_only:
         # A daemon owns this database: the rows are marked pending and its sweep renders them.
         summary.deferred = todo

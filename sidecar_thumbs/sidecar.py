@@ -24,6 +24,7 @@ import numpy as np
 from sidecar_thumbs import __version__
 from sidecar_thumbs.atomic import TEMP_PREFIX, atomic_write
 from sidecar_thumbs.errors import ModelError
+from sidecar_thumbs.formats import mimetype_for_name
 from sidecar_thumbs.safeio import open_regular, read_fd
 
 __all__ = [
@@ -57,9 +58,6 @@ _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the fixed last chunk of every PNG
 # Our largest sidecar (4096 px, incompressible) is under 70 MB; a bigger file is not ours, and
 # reading it whole would only cost memory.
 MAX_SIDECAR_BYTES = 128 << 20
-
-MIMETYPES = {".stl": "model/stl", ".3mf": "model/3mf"}
-_OCTET_STREAM = "application/octet-stream"
 
 # zlib level, measured on 256 px thumbnails (bench/render.py): level 1 2.2 ms / 34.0 KB, level 3
 # 3.1 ms / 32.2 KB, level 6 7.7 ms / 31.5 KB. Level 6 would cost half the time of a 10k-triangle render
@@ -139,7 +137,7 @@ def metadata_for(
         "Thumb::URI": _uri_for(name),
         "Thumb::MTime": str(mtime_ns // 1_000_000_000),
         "Thumb::Size": str(size),
-        "Thumb::Mimetype": next((m for ext, m in MIMETYPES.items() if name.lower().endswith(ext)), _OCTET_STREAM),
+        "Thumb::Mimetype": mimetype_for_name(name),
         KEY_HASH: content_hash,
         KEY_MTIME_NS: str(mtime_ns),
         KEY_SOURCE: source,

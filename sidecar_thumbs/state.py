@@ -29,7 +29,7 @@ from .dam import DamMapping
 from .dbpath import path_from_db as _path_from_db
 from .dbpath import path_to_db as _path_to_db
 from .dbpath import under_ranges
-from .errors import DatabaseError
+from .errors import DatabaseError, missing_extra_reason
 from .models import FileState, ModelRow, ModelStatus, PlanRow, RenderDone, RenderFailed
 from .sidecar import sidecar_path_for
 from .sqlitedb import SQLiteDB, one_line
@@ -453,6 +453,24 @@ class StateDB(SQLiteDB):
             f" WHERE status = 'failed' AND ({where})"
         )
         return self._write(lambda c: c.execute(sql, [time.time(), *params]).rowcount)
+
+    def requeue_missing_extras(self, extras: Sequence[str], roots: Sequence[str] | None = None) -> int:
+        """Rows that failed only because an optional extra was missing (``needs the [step] extra``) →
+        ``pending``, for each extra in ``extras`` (those importable now). Returns how many.
+
+        Such a failure is about this machine, not the file: it is not retried on a back-off (nothing
+        changes until someone installs the extra), and not failed for ever either.
+        """
+        if not extras:
+            return 0
+        where, params = ("1", []) if roots is None else _roots_clause(roots)
+        reasons = [missing_extra_reason(e) for e in extras]
+        match = " OR ".join("error = ?" for _ in reasons)
+        sql = (
+            "UPDATE st_models SET status = 'pending', attempts = 0, next_attempt_at = NULL, error = NULL,"
+            f" error_transient = NULL, updated_at = ? WHERE status = 'failed' AND ({match}) AND ({where})"
+        )
+        return self._write(lambda c: c.execute(sql, [time.time(), *reasons, *params]).rowcount)
 
     def set_has_thumbnail(self, paths_flags: Sequence[tuple[str, bool]]) -> None:
         """Set ``has_thumbnail`` per path (``verify --fix``); status is left alone."""

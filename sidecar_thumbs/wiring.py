@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sidecar_thumbs.config import Settings
+from sidecar_thumbs.discover import set_model_extensions
 from sidecar_thumbs.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ def executor_for(settings: Settings, options: ThumbnailOptions, *, workers: int 
 
 
 def roots_from(paths: PathArg | Sequence[PathArg], settings: Settings) -> list[str]:
-    """Folders to work on, canonical: ``paths``, or the configured roots when none are given.
+    """Folders to work on, canonical: ``paths``, or the configured roots when none are given; also makes
+    the settings' ``extensions`` what counts as a model from now on in this process.
 
     A single path (``"~/Models"``) is accepted as well as a list: a string is never split into letters.
     Roots are real paths, so ``lib`` and a link to it, or a root inside another, count once.
@@ -91,4 +93,7 @@ def roots_from(paths: PathArg | Sequence[PathArg], settings: Settings) -> list[s
     roots = canonical_roots(given)
     if not roots:
         raise ConfigError("no path given and SIDECAR_THUMBS_ROOTS is not set")
+    # Every walk of the API starts here, so this is where the settings say what counts as a model
+    # (one answer per process: walk, watcher, event intake, verify, clean, gallery).
+    set_model_extensions(settings.model_suffixes)
     return roots

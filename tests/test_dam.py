@@ -152,6 +152,29 @@ def test_unflagged_rows_are_rendered_and_flagged_failed_ones_never(setup: tuple[
     assert flags(dam)["gear.stl"][0] == 0
 
 
+def test_rows_that_are_not_models_by_the_extensions_rule_are_never_queued(
+    setup: tuple[Path, Path, DamMapping],
+) -> None:
+    from sidecar_thumbs.dam_sync import sync_dam
+    from sidecar_thumbs.discover import set_model_extensions
+    from sidecar_thumbs.formats import ALL_SUFFIXES
+
+    lib, dam, mapping = setup
+    for name in ("cube.mtl", "preview.png", "kit.ZIP"):
+        (lib / name).write_bytes(b"x")
+    add_assets(dam, "gear.stl", "cube.mtl", "preview.png", "kit.ZIP")
+    try:
+        with StateDB(dam, dam=mapping) as db:
+            result = sync_dam(db, full=True, roots=[str(lib)])
+            assert (result.queued, result.refused) == (2, 2)  # gear.stl and kit.ZIP
+            set_model_extensions(".stl .3mf")  # the setting narrows the asset manager's rows too
+            db.delete_rows([str(lib / "kit.ZIP")])
+            assert sync_dam(db, full=True, roots=[str(lib)]).refused == 3
+            assert db.get(str(lib / "kit.ZIP")) is None
+    finally:
+        set_model_extensions(ALL_SUFFIXES)
+
+
 def test_verify_reports_flags_that_disagree_and_fix_repairs_them(setup: tuple[Path, Path, DamMapping]) -> None:
     from sidecar_thumbs.dam_sync import sync_dam
 

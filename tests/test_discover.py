@@ -77,7 +77,9 @@ def test_not_ignored_names(name: str) -> None:
     assert not is_ignored_name(name)
 
 
-@pytest.mark.parametrize("name", ["x.stl.bak", "x.obj", "x.png", "stl", "x.stl.part", "x.3mf.tmp", ""])
+@pytest.mark.parametrize(
+    "name", ["x.stl.bak", "x.mtl", "x.png", "x.txt", "x.xml", "stl", "x.stl.part", "x.3mf.tmp", "x.obj.zip.part", ""]
+)
 def test_not_model_names(name: str) -> None:
     assert not is_model_name(name)
 

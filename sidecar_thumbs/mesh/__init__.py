@@ -29,10 +29,16 @@ class LoadLimits:
 
     max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
     max_triangles: int = 20_000_000
-    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part, all entries of a zipped AMF (zip bombs)
+    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part, zipped AMF or archive, all entries
     # A G-code toolpath keeps at most this many extrusion segments (8 triangles each); beyond it every
     # k-th layer is kept and drawn k layers tall, so a 500 MB G-code renders like a ~1M-triangle model.
     max_toolpath_segments: int = 150_000
+    # Archives (.zip, .7z): a real model download has tens of entries; deflate cannot beat ~1032:1 and
+    # real models compress < 20:1, so 100:1 on an entry over 1 MiB is a bomb; nesting as the issue asks.
+    max_archive_entries: int = 10_000
+    max_archive_ratio: float = 100.0
+    archive_ratio_floor_bytes: int = 1024 * 1024
+    max_archive_depth: int = 2
 
 
 DEFAULT_LIMITS: LoadLimits = LoadLimits()
@@ -51,10 +57,31 @@ class Mesh:
     transparency is not kept, as a thumbnail draws every part opaque.
     """
 
+    def colors_for(self, default: tuple[int, int, int]) -> np.ndarray | None:
+        """Colours to draw, one row per triangle (``default`` where the model gives none), or None
+        when the model has no colour at all."""
+        if self.face_colors is None:
+            return None
+        colors, mask = self.face_colors, self.color_mask
+        if colors.ndim == 2 and colors.shape[1] == 4:
+            colors, mask = colors[:, :3], colors[:, 3] > 0
+            if not mask.any():
+                return None
+        if mask is None or mask.all():
+            return colors
+        out = colors.copy()
+        out[~mask] = default
+        return out
+
     triangles: np.ndarray
     # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary", "amf", "gcode" or "bgcode"
     format: str
+    # The model's own colours, when it has any, uint8: (N, 4) RGBA per triangle with alpha 0 where a
+    # triangle has none (the OBJ, PLY and AMF readers), or (N, 3) per triangle / (N, 3, 3) per corner with
+    # ``color_mask`` bool (N,) marking the triangles that have one (None: all of them; the 3MF reader).
+    # Triangles without a colour are drawn in the configured default.
     face_colors: np.ndarray | None = None
+    color_mask: np.ndarray | None = None
 
     @property
     def triangle_count(self) -> int:

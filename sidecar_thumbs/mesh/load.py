@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
+from sidecar_thumbs.formats import ALL_SUFFIXES, format_for_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
 from sidecar_thumbs.mesh.siblings import SiblingReader, sibling_reader
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
@@ -14,38 +15,31 @@ from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, op
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
-_FORMATS = {
-    ".stl": "stl",
-    ".3mf": "3mf",
-    ".obj": "obj",
-    ".ply": "ply",
-    ".amf": "amf",
-    ".amf.xml": "amf",
-    ".gcode": "gcode",
-    ".bgcode": "bgcode",
-}
 
 
 def detect_format(name: str) -> str:
-    """``"stl"``, ``"3mf"``, ``"obj"``, ``"ply"``, ``"amf"``, ``"gcode"`` or ``"bgcode"`` from the file
-    name's extension, in any case (``.amf.xml`` is AMF too).
+    """The format name (``"stl"``, ``"3mf"``, ``"zip"``, ...) from the file name's extension, in any case
+    (``.amf.xml`` is AMF; a name that is only an extension, ``.stl``, is an STL too).
 
     Raises:
-        BadModelError: any other extension.
+        BadModelError: an extension that is no model format.
     """
-    # Not os.path.splitext: it calls ".stl" (and "..stl") a hidden file without an extension, but
-    # to the walker and to the user such a file is an STL like any other.
-    base = os.path.basename(str(name)).lower()
-    for ext, kind in _FORMATS.items():
-        if base.endswith(ext):
-            return kind
-    ext = os.path.splitext(base)[1]
-    expected = ", ".join(sorted(_FORMATS))
-    raise BadModelError(f"not a model file (extension {ext or 'missing'!r}; expected {expected})")
+    fmt = format_for_name(os.path.basename(str(name)))
+    if fmt is None:
+        ext = os.path.splitext(str(name))[1].lower()
+        raise BadModelError(
+            f"not a model file (extension {ext or 'missing'!r}; expected one of {' '.join(ALL_SUFFIXES)})"
+        )
+    return fmt.name
 
 
 def load_mesh_bytes(
-    data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS, resolve_sibling: SiblingReader | None = None
+    data: bytes,
+    name: str,
+    limits: LoadLimits = DEFAULT_LIMITS,
+    resolve_sibling: SiblingReader | None = None,
+    *,
+    colors: bool = False,
 ) -> Mesh:
     """Parse a model file's bytes (already read and hashed by the caller).
 
@@ -55,6 +49,7 @@ def load_mesh_bytes(
         limits: caps on file size, triangles and decompressed bytes.
         resolve_sibling: reads a file the model names from its folder (an OBJ's ``.mtl``), see
             :func:`~sidecar_thumbs.mesh.siblings.sibling_reader`; None: such files are not read.
+        colors: also read the model's own colours (``Mesh.face_colors``) where the format has them.
 
     Returns:
         The triangles in millimetres with every transform applied.
@@ -68,7 +63,7 @@ def load_mesh_bytes(
     if data.startswith(_LFS_POINTER):
         # A repository cloned without Git LFS holds these small text files in place of its models.
         raise BadModelError("a Git LFS pointer, not the model itself (fetch the file with 'git lfs pull')")
-    colors: np.ndarray | None = None
+    rgba: np.ndarray | None = None  # OBJ, PLY and AMF readers: (N, 4), alpha 0 where a triangle has none
     try:
         if fmt == "stl":
             from sidecar_thumbs.mesh.stl import load_stl_bytes
@@ -79,25 +74,32 @@ def load_mesh_bytes(
 
             triangles, kind = load_gcode_bytes(data, limits, binary=fmt == "bgcode")
         elif fmt == "3mf":
-            from sidecar_thumbs.mesh.threemf import load_3mf_bytes
+            from sidecar_thumbs.mesh.threemf import load_3mf_mesh
 
-            triangles, kind = load_3mf_bytes(data, limits)
+            return load_3mf_mesh(data, limits, colors)
         elif fmt == "obj":
             from sidecar_thumbs.mesh.obj import load_obj_bytes
 
-            triangles, kind, colors = load_obj_bytes(data, limits, resolve_sibling)
+            triangles, kind, rgba = load_obj_bytes(data, limits, resolve_sibling)
         elif fmt == "ply":
             from sidecar_thumbs.mesh.ply import load_ply_bytes
 
-            triangles, kind, colors = load_ply_bytes(data, limits)
-        else:
+            triangles, kind, rgba = load_ply_bytes(data, limits)
+        elif fmt == "amf":
             from sidecar_thumbs.mesh.amf import load_amf_bytes
 
-            triangles, kind, colors = load_amf_bytes(data, limits)
+            triangles, kind, rgba = load_amf_bytes(data, limits)
+        elif fmt == "step":
+            from sidecar_thumbs.mesh.step import load_step_bytes
+
+            triangles, kind = load_step_bytes(data, limits)
+        else:
+            # Archives are pictures of what they hold, not meshes: thumbnail.py handles them.
+            raise BadModelError(f"no mesh reader for {fmt} files")
     except MemoryError:
         # An absurd but in-limit model: report it as a cap, not as a crash of the worker.
         raise LimitExceededError("model too large to load into memory") from None
-    return Mesh(triangles=triangles, format=kind, face_colors=colors)
+    return Mesh(triangles=triangles, format=kind, face_colors=rgba)
 
 
 def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
