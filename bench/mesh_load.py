@@ -1,8 +1,9 @@
 """Load-time benchmark for the mesh loaders (warm, single process): ms per file.
 
-Usage: ``python bench/mesh_load.py [--numpy]`` — synthetic knot/rock meshes at 100k and 1M triangles
-as binary STL and 3MF (from ``bench/meshgen.py``) plus the largest corpus files when the corpus is
-present. Reports the best of 5 runs in CPU time of this process (``time.process_time``: stable on a
+Usage: ``python bench/mesh_load.py [--numpy] [--quick]`` — synthetic knot/rock meshes at 100k and 1M
+triangles as binary STL, 3MF, OBJ (``f v`` and ``f v/vt/vn``), PLY (binary and ASCII) and zipped AMF (from
+``bench/meshgen.py``) plus the largest corpus files when the corpus is present; ``--quick``: only the
+100k knot. Reports the best of 5 runs in CPU time of this process (``time.process_time``: stable on a
 shared machine; the loader is single-threaded, so it equals wall time on an idle core) and the peak
 RSS of the process.
 """
@@ -35,6 +36,9 @@ CORPUS_FILES = [
     "3mf/boxturtle__tray_multicolor.3mf",
     "stl-binary/trimesh__counter.unitsmm.STL",
     "stl-ascii/trimesh__ADIS16480.STL",
+    "obj/prusaslicer__frog_legs.obj",
+    "ply/trimesh__cycloidal.ply",
+    "amf/openscad__multi-volume-binary.amf",
 ]
 
 
@@ -53,12 +57,25 @@ def main() -> None:
     warm_up()
     print(f"warm_up: {(time.perf_counter() - t) * 1e3:.0f} ms")
     cases: list[tuple[str, bytes, str]] = []
-    for n in (100_000, 1_000_000):
-        for shape, fn in (("knot", mg.torus_knot_indexed), ("rock", mg.rock_indexed)):
+    quick = "--quick" in sys.argv
+    for n in (100_000,) if quick else (100_000, 1_000_000):
+        for shape, fn in (
+            (("knot", mg.torus_knot_indexed),)
+            if quick
+            else (
+                ("knot", mg.torus_knot_indexed),
+                ("rock", mg.rock_indexed),
+            )
+        ):
             mesh = fn(n)
             cases.append((f"{shape} {n // 1000}k .3mf", mg.threemf_bytes(mesh), "x.3mf"))
             cases.append((f"{shape} {n // 1000}k .stl", mg.binary_stl_bytes(mesh), "x.stl"))
-    for rel in CORPUS_FILES:
+            cases.append((f"{shape} {n // 1000}k .obj (f v)", mg.obj_bytes(mesh), "x.obj"))
+            cases.append((f"{shape} {n // 1000}k .obj (f v/vt/vn)", mg.obj_bytes(mesh, "v/vt/vn"), "x.obj"))
+            cases.append((f"{shape} {n // 1000}k .ply binary", mg.ply_bytes(mesh), "x.ply"))
+            cases.append((f"{shape} {n // 1000}k .ply ascii", mg.ply_bytes(mesh, "ascii"), "x.ply"))
+            cases.append((f"{shape} {n // 1000}k .amf (zip)", mg.amf_bytes(mesh, compressed=True), "x.amf"))
+    for rel in () if quick else CORPUS_FILES:
         path = CORPUS / rel
         if path.is_file():
             cases.append((path.name[:40], path.read_bytes(), path.name))

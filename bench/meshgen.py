@@ -1,4 +1,4 @@
-"""Synthetic, deterministic test meshes and writers for binary STL, ASCII STL and 3MF.
+"""Synthetic, deterministic test meshes and writers for binary STL, ASCII STL, 3MF, OBJ and PLY.
 
 No corpus needed: benchmarks and the examples generator build their inputs from here.
 
@@ -278,6 +278,60 @@ def model_xml(mesh: np.ndarray | Indexed, unit: str = "millimeter") -> bytes:
         f"{verts}</vertices>\n<triangles>\n{tris}</triangles>\n</mesh>\n</object>\n</resources>\n"
         '<build>\n<item objectid="1"/>\n</build>\n</model>\n'
     ).encode("ascii")
+
+
+def obj_bytes(mesh: np.ndarray | Indexed, style: str = "v") -> bytes:
+    """A Wavefront OBJ: ``v`` lines, then ``f`` lines in ``style`` ``"v"`` (``f 1 2 3``) or ``"v/vt/vn"``
+    (``f 1/1/1 2/2/2 3/3/3``, as Blender writes, with as many ``vt``/``vn`` lines as vertices)."""
+    V, F = mesh if isinstance(mesh, tuple) else indexed(mesh)
+    V = np.asarray(V, dtype=np.float64)
+    F = np.asarray(F, dtype=np.int64) + 1
+    out = [("v %.6f %.6f %.6f\n" * len(V)) % tuple(V.ravel().tolist())]
+    if style == "v":
+        out.append(("f %d %d %d\n" * len(F)) % tuple(F.ravel().tolist()))
+    else:
+        out.append(("vt 0.5 0.5\n" * len(V)) + ("vn 0 0 1\n" * len(V)))
+        out.append(("f %d/%d/%d %d/%d/%d %d/%d/%d\n" * len(F)) % tuple(np.repeat(F.ravel(), 3).tolist()))
+    return "".join(out).encode("ascii")
+
+
+def ply_bytes(mesh: np.ndarray | Indexed, fmt: str = "binary_little_endian") -> bytes:
+    """A PLY with float x y z vertices and ``list uchar int vertex_indices`` triangles."""
+    V, F = mesh if isinstance(mesh, tuple) else indexed(mesh)
+    head = (
+        f"ply\nformat {fmt} 1.0\nelement vertex {len(V)}\nproperty float x\nproperty float y\n"
+        f"property float z\nelement face {len(F)}\nproperty list uchar int vertex_indices\nend_header\n"
+    ).encode("ascii")
+    if fmt == "ascii":
+        verts = ("%.6f %.6f %.6f\n" * len(V)) % tuple(np.asarray(V, np.float64).ravel().tolist())
+        faces = ("3 %d %d %d\n" * len(F)) % tuple(np.asarray(F, np.int64).ravel().tolist())
+        return head + (verts + faces).encode("ascii")
+    order = "<" if fmt == "binary_little_endian" else ">"
+    rec = np.empty(len(F), np.dtype([("n", "u1"), ("v", order + "i4", (3,))]))
+    rec["n"] = 3
+    rec["v"] = F
+    return head + np.asarray(V, order + "f4").tobytes() + rec.tobytes()
+
+
+def amf_bytes(mesh: np.ndarray | Indexed, compressed: bool = False) -> bytes:
+    """An AMF with one object (one volume), as Slic3r writes it; ``compressed``: inside a zip."""
+    V, F = mesh if isinstance(mesh, tuple) else indexed(mesh)
+    verts = ("<vertex><coordinates><x>%.6f</x><y>%.6f</y><z>%.6f</z></coordinates></vertex>\n" * len(V)) % tuple(
+        np.asarray(V, np.float64).ravel().tolist()
+    )
+    tris = ("<triangle><v1>%d</v1><v2>%d</v2><v3>%d</v3></triangle>\n" * len(F)) % tuple(
+        np.asarray(F, np.int64).ravel().tolist()
+    )
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<amf unit="millimeter">\n<object id="0">\n<mesh>\n'
+        f"<vertices>\n{verts}</vertices>\n<volume>\n{tris}</volume>\n</mesh>\n</object>\n</amf>\n"
+    ).encode("ascii")
+    if not compressed:
+        return xml
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        z.writestr("model.amf", xml)
+    return buf.getvalue()
 
 
 def threemf_bytes(mesh: np.ndarray | Indexed, unit: str = "millimeter", thumbnail_png: bytes | None = None) -> bytes:

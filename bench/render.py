@@ -1,8 +1,8 @@
 """Renders per second per core: load + render + PNG, warm, in one process pinned to one CPU.
 
-Measures generated binary STL at 10k / 100k / 1M triangles, 3MF at 100k, every file of the shared corpus
-(stl-binary, stl-ascii, 3mf), peak RSS at 1M (fresh process) and worker cold start (fresh process that
-imports and warms up with a populated numba cache).
+Measures generated binary STL at 10k / 100k / 1M triangles, 3MF, OBJ and PLY at 100k, every file of the
+shared corpus (stl-binary, stl-ascii, 3mf, obj, ply, amf), peak RSS at 1M (fresh process) and worker
+cold start (fresh process that imports and warms up with a populated numba cache).
 
 Usage::
 
@@ -105,6 +105,13 @@ def generated(tmp: Path) -> list[tuple[str, Path]]:
     p = tmp / "knot_100k.3mf"
     meshgen.write_3mf(p, meshgen.torus_knot_indexed(100_000))
     cases.append(("3MF knot 100k", p))
+    knot = meshgen.torus_knot_indexed(100_000)
+    for label, name, data in [
+        ("OBJ knot 100k (f v/vt/vn)", "knot_100k.obj", meshgen.obj_bytes(knot, "v/vt/vn")),
+        ("PLY knot 100k (binary)", "knot_100k.ply", meshgen.ply_bytes(knot)),
+    ]:
+        (tmp / name).write_bytes(data)
+        cases.append((label, tmp / name))
     return cases
 
 
@@ -132,8 +139,8 @@ def bench_corpus(opts: RenderOptions, reps: int) -> None:
     print(f"\n## Corpus ({CORPUS}), per file: median of {reps} warm runs\n")
     print("| folder | files | ok | failed | median ms/file | max ms (file) | files/s (sum of medians) |")
     print("|---|---|---|---|---|---|---|")
-    for sub in ("stl-binary", "stl-ascii", "3mf"):
-        files = sorted(p for p in (CORPUS / sub).iterdir() if p.is_file())
+    for sub in ("stl-binary", "stl-ascii", "3mf", "obj", "ply", "amf"):
+        files = sorted(p for p in (CORPUS / sub).iterdir() if p.is_file() and p.suffix.lower() != ".mtl")
         meds: list[tuple[float, str]] = []
         failed: list[str] = []
         for p in files:

@@ -298,8 +298,8 @@ def watch(
     daemon_config = DaemonConfig(
         roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
         rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
-        grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling, once=once,
-        guard=mass_missing_guard(settings, allow_mass_missing),
+        grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling,
+        poll_interval=settings.poll_interval, once=once, guard=mass_missing_guard(settings, allow_mass_missing),
     )  # fmt: skip
     db = open_state_db(settings)
     try:

@@ -4,6 +4,10 @@ Events only mark: a changed file waits in the :class:`~sidecar_thumbs.watcher.Se
 stable, then is fingerprinted here; content that is new or different becomes pending; a move takes
 its row and its sidecar along (also when the move arrived as delete + create, matched by content
 hash); a delete marks the row missing and removes our sidecar a little later. Nothing here renders.
+
+Event paths are put in the volume's own spelling first (:mod:`.pathcanon`), and on a case- or
+normalisation-insensitive volume a new name whose folder holds a row under another spelling of it is that
+row renamed (a rename by case that arrived as delete + create): it keeps its row and its sidecar.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from collections.abc import Callable, Sequence
 
 from sidecar_thumbs.discover import iter_model_files, model_on_disk
 from sidecar_thumbs.fingerprint import hash_file
-from sidecar_thumbs.models import FileState, ModelStatus
+from sidecar_thumbs.models import FileState, ModelRow, ModelStatus
+from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, inside_roots, stat_regular
-from sidecar_thumbs.sidecar import model_name_for_sidecar, read_sidecar, sidecar_path_for
+from sidecar_thumbs.sidecar import model_name_for_sidecar, move_our_sidecar, read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.verify import remove_our_sidecar
 from sidecar_thumbs.watcher import EventKind, FileEvent, Settler
@@ -38,6 +43,7 @@ class ChangeTracker:
         *,
         max_bytes: int | None = None,
         is_gone: Callable[[str], bool] | None = None,
+        volumes: Volumes | None = None,
     ) -> None:
         self.db = db
         self.settler = settler
@@ -49,6 +55,7 @@ class ChangeTracker:
         # (:func:`.roots.model_is_gone`): only a deletion marks a row missing, removes a sidecar, or lets
         # a new file with the same content take the row over as a move.
         self.is_gone = is_gone or (lambda p: not os.path.lexists(p))
+        self.volumes = volumes  # the roots' volumes; None: paths compare byte for byte
         self.settle = settler.settle
         self.pending_removals: dict[str, float] = {}  # sidecar → when to remove it
 
@@ -59,9 +66,14 @@ class ChangeTracker:
     def handle(self, events: Sequence[FileEvent], now: float) -> int:
         """Apply events; returns how many models became pending."""
         marked = 0
+        vols = self.volumes
+        if vols is not None and not vols.all_exact:
+            vols.forget()  # listings are good for this batch only
+            events = [_spelled_on_disk(ev, vols) for ev in events]
         for ev in events:
             if ev.kind is EventKind.CHANGED:
                 if ev.is_dir:
+                    self._folder_spelled_otherwise(ev.path)
                     # A folder arrived: its files may never send events of their own. A symlink to a
                     # folder outside the roots is not walked (the walker would take it as a root).
                     if self._folder_allowed(ev.path):
@@ -116,17 +128,51 @@ class ChangeTracker:
         return self.roots is None or inside_roots(os.path.realpath(path), self.roots)
 
     def _move_sidecar(self, src: str, dest: str) -> bool:
-        old, new = sidecar_path_for(src), sidecar_path_for(dest)
-        info = read_sidecar(old)
-        if info is None or not info.ours or os.path.lexists(new):
+        same = self.volumes is not None and self.volumes.same(src, dest)
+        if not move_our_sidecar(src, dest, same_entry=same):
             return False
-        try:
-            os.rename(old, new)
-        except OSError as exc:
-            log.warning("could not move sidecar %s: %s", old, exc.strerror)
-            return False
-        self.pending_removals.pop(str(old), None)
+        self.pending_removals.pop(str(sidecar_path_for(src)), None)
         return True
+
+    def _folder_spelled_otherwise(self, folder: str) -> None:
+        """On an insensitive volume: rows under another spelling of this new folder are its rows (a folder
+        renamed by case, seen as delete + create): they follow it instead of being rendered again."""
+        vols = self.volumes
+        if vols is None or vols.rules_for(folder).exact:
+            return
+        key = vols.rules_for(folder).key
+        prefix = key(folder.rstrip(os.sep)) + os.sep
+        depth = folder.rstrip(os.sep).count(os.sep)
+        old_folders = {
+            os.sep.join(p.split(os.sep)[: depth + 1])
+            for p in self.db.rows_under([os.path.dirname(folder)])
+            if key(p).startswith(prefix) and not p.startswith(folder.rstrip(os.sep) + os.sep)
+        }
+        for old in old_folders:
+            if not vols.listed(old):
+                n = self.db.rename_under(old, folder)
+                log.info(
+                    "folder renamed: %s -> %s (same folder, another spelling; %d models follow it)", old, folder, n
+                )
+
+    def _row_spelled_otherwise(self, path: str) -> ModelRow | None:
+        """On an insensitive volume: the row of this very file under another spelling, renamed to ``path``.
+
+        The old spelling counts only when it is no longer listed in the folder (a volume keeps one spelling
+        per entry), so two files that the rules cannot tell apart are never merged.
+        """
+        vols = self.volumes
+        if vols is None or vols.rules_for(path).exact:
+            return None
+        key = vols.rules_for(path).key
+        for other in self.db.rows_spelled_like(path, key):
+            if vols.listed(other.path):
+                continue
+            if self.db.rename(other.path, path):
+                self._move_sidecar(other.path, path)
+                log.info("renamed: %s -> %s (same file, another spelling)", other.path, path)
+                return self.db.get(path)
+        return None
 
     def remove_due_sidecars(self, now: float) -> None:
         for sidecar, when in list(self.pending_removals.items()):
@@ -164,7 +210,7 @@ class ChangeTracker:
             except OSError:
                 continue  # vanished or unreadable now; a later event or the rescan sees it again
             try:
-                row = self.db.get(path)
+                row = self.db.get(path) or self._row_spelled_otherwise(path)
                 if row is not None and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
                     if row.status in (ModelStatus.PENDING, ModelStatus.RENDERING):
                         continue  # already queued for exactly this file (e.g. found by a rescan too)
@@ -194,10 +240,24 @@ class ChangeTracker:
                     continue
                 states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=True))
             elif digest in (row.hash, row.thumb_hash):
-                has = row.has_thumbnail and os.path.lexists(sidecar_path_for(path))
+                if row.status is ModelStatus.MISSING:
+                    # Back (or renamed back into its row): its sidecar counts if it shows this content.
+                    info = read_sidecar(sidecar_path_for(path))
+                    has = info is not None and info.ours and info.content_hash == digest
+                else:
+                    has = row.has_thumbnail and os.path.lexists(sidecar_path_for(path))
                 states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=not has))
             else:
                 states.append(FileState(path, st.st_size, st.st_mtime_ns, digest, needs_render=True))
         if states:
             self.db.upsert_files(states)
         return sum(s.needs_render for s in states)
+
+
+def _spelled_on_disk(ev: FileEvent, vols: Volumes) -> FileEvent:
+    """The event with its paths as the volume spells them. An old name (a delete, a move's source) keeps
+    its last component: on an insensitive volume its folder may hold the new spelling of it by now."""
+    if ev.kind is EventKind.CHANGED:
+        return FileEvent(ev.kind, vols.canonical(ev.path), ev.is_dir)
+    dest = vols.canonical(ev.dest) if ev.dest is not None else None
+    return FileEvent(ev.kind, vols.canonical_parent(ev.path), ev.is_dir, dest)

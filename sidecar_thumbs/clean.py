@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 
 from sidecar_thumbs.atomic import TEMP_PREFIX
 from sidecar_thumbs.discover import is_ignored_dir, model_on_disk
+from sidecar_thumbs.pathcanon import is_probe_name
 from sidecar_thumbs.roots import canonical_roots, require_online
 from sidecar_thumbs.safeio import read_regular
 from sidecar_thumbs.sidecar import (
     SIDECAR_SUFFIX,
     SOFTWARE_NAME,
+    is_appledouble_twin,
     is_sidecar_name,
     model_name_for_sidecar,
     read_sidecar,
@@ -46,7 +48,8 @@ _OUR_TEMP_HEAD = 8 + 25 + 64
 
 
 def is_our_temp_name(name: str) -> bool:
-    return bool(_TEMP_RE.match(name))
+    """A sidecar's temp file, or the volume probe's file (see :mod:`.pathcanon`): ours, removed when stale."""
+    return bool(_TEMP_RE.match(name)) or is_probe_name(name)
 
 
 def _temp_content_is_ours(path: str) -> bool | None:
@@ -106,6 +109,8 @@ def clean(
     for root in roots:
         for folder, files in _walk(root):
             for name in files:
+                if is_appledouble_twin(name):
+                    continue  # an SMB client's `._` file beside one of ours: not ours to judge or remove
                 path = os.path.join(folder, name)
                 if is_our_temp_name(name):
                     _clean_temp(path, now, temp_age, dry_run, report)

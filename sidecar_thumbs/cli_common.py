@@ -266,6 +266,8 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
+    for warning in settings.database_warnings():
+        log.warning("%s", warning)
     try:
         return open_state_db(settings, readonly=readonly, must_exist=must_exist)
     except SidecarError as exc:

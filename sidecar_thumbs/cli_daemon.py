@@ -34,7 +34,14 @@ from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 @click.option(
     "--polling/--no-polling",
     default=None,
-    help="Poll folders instead of FSEvents/inotify, for shares where events do not arrive [SIDECAR_THUMBS_POLLING].",
+    help="Poll folders instead of FSEvents/inotify: only on a client mount of a share (on the Mac that hosts "
+    "the share FSEvents sees SMB writes) [SIDECAR_THUMBS_POLLING].",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(1),
+    default=None,
+    help="Seconds between polls when polling [SIDECAR_THUMBS_POLL_INTERVAL, default 60].",
 )
 @click.option(
     "--settle",
@@ -109,12 +116,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from sidecar_thumbs.status import collect_status, format_since
 
     settings = settings_for(ctx)
+    for warning in settings.database_warnings():
+        log.warning("%s", warning)
     try:
         from sidecar_thumbs.dam import DamMapping
 
         report = collect_status(
-            settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings)
-        )
+            settings.database, busy_timeout_ms=settings.busy_timeout_ms, dam=DamMapping.from_settings(settings),
+            roots=[str(r) for r in settings.roots],
+        )  # fmt: skip
     except SidecarError as exc:
         fail(exc)
     if as_json:
@@ -133,6 +143,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
         head = "roots     " if i == 0 else "          "
         state = "online" if r.online else f"offline since {format_since(r.since)}: {r.reason}"
         click.echo(f"{head}{r.path}: {state}")
+    if report.renderer:
+        click.echo(f"renderer  {report.renderer} (as the daemon last started)")
+    else:
+        from sidecar_thumbs.render import describe_kernel
+
+        click.echo(f"renderer  {describe_kernel(settings.renderer)} (here; no daemon has recorded one)")
+    for a in report.access:
+        if a["daemon_problem"]:
+            click.echo(f"root      {a['path']}: the daemon could not list it at its last rescan: {a['daemon_problem']}")
+        if a["problem"]:
+            click.echo(f"root      {a['path']}: cannot be listed from here: {a['problem']}")
+        if not (a["problem"] or a["daemon_problem"]):
+            click.echo(f"root      {a['path']}: readable")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
     click.echo(f"models    {report.total}: {counts}")
     rate = format_rate(report.rate_1m) or "no renders"

@@ -195,7 +195,13 @@ class Settings:
     rescan_interval: float = _setting(
         600.0, "Seconds between full rescans that catch missed events; 0 disables", "Watching", _between(0)
     )
-    polling: bool = _setting(False, "Poll folders instead of using FSEvents/inotify (network mounts)", "Watching")
+    polling: bool = _setting(
+        False, "Poll folders instead of FSEvents/inotify: only for a client mount of a share", "Watching"
+    )
+    # Each poll stats every file under the roots (34k models and their sidecars over SMB): not every second.
+    poll_interval: float = _setting(
+        60.0, "Seconds between polls when polling (each one stats every file)", "Watching", _between(1)
+    )
     grace_period: float = _setting(
         30.0,
         "Seconds running renders may finish after a stop signal before being killed",
@@ -300,6 +306,12 @@ class Settings:
             real_root = os.path.realpath(root)
             if db.startswith(real_root.rstrip(os.sep) + os.sep):
                 warnings.append(f"database {self.database} is inside library root {root}; keep it off the share")
+        from sidecar_thumbs.dbowner import other_user_warnings
+
+        # A daemon run by launchd as another user has another per-user default database.
+        warnings += other_user_warnings(
+            Path(self.database), default=None if self.database_explicit else default_database_path()
+        )
         return warnings
 
     def describe(self) -> list[tuple[str, str, str, str]]:

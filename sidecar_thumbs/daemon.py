@@ -12,6 +12,7 @@ pending — and a restart resumes there (any still marked rendering at start are
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
@@ -29,12 +30,15 @@ from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.hardstop import HARD_STOP_MARGIN, HardStop
 from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
+from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import Outcome, Pipeline
 from sidecar_thumbs.progress import format_duration, format_rate
+from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.root_states import RootChange, RootStates
-from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, offline_error
+from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, offline_error, root_of
 from sidecar_thumbs.scan import reconcile
 from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.status import ROOT_ACCESS_KEY, root_access_problem
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 from sidecar_thumbs.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher
 
@@ -57,6 +61,7 @@ class DaemonConfig:
     grace_period: float = 30.0
     timeout: float | None = None
     polling: bool = False
+    poll_interval: float = 60.0  # seconds between polls when polling
     once: bool = False  # burst mode: rescan, render everything pending, exit
     durable: bool = True
     # When a walk's losses are believed; ``allowed`` (--allow-mass-missing) counts for the start-up scan only.
@@ -105,12 +110,14 @@ class Daemon:
         self.failed_total = 0  # distinct models that failed during this run
         self._failing: set[str] = set()
         self._hard_stop = HardStop()
+        self.volumes = Volumes(self.roots, [None] * len(self.roots))  # probed in run()
         self.changes = ChangeTracker(
             db,
             self.settler,
             config.roots,
             max_bytes=options.limits.max_file_bytes,
             is_gone=self.root_states.is_gone,
+            volumes=self.volumes,
         )
         self.pipeline: Pipeline | None = None
 
@@ -168,13 +175,20 @@ class Daemon:
             if cfg.once and self.root_states.offline():
                 raise offline_error(self.root_states)
             self._remove_stale_temp_files()
+            # How each root's volume compares names, asked once: paths are kept in its spelling.
+            self.volumes = self.changes.volumes = Volumes.detect(self.roots)
             if not cfg.once:
-                self.watcher = Watcher(self.root_states.online(), self.queue, polling=cfg.polling)
+                self.watcher = Watcher(
+                    self.root_states.online(), self.queue, polling=cfg.polling, poll_interval=cfg.poll_interval
+                )
                 self.watcher.start()
                 watched = ", ".join(self.watcher.attached) or "nothing yet (every root is offline)"
                 log.info("watching %s with %s", watched, self.watcher.kind)
             # Workers start (and warm numba) while the start-up scan walks the library.
             executor = self.make_executor()
+            renderer = describe_kernel(self.options.render.kernel)
+            log.info("renderer: %s", renderer)
+            self.db.set_meta("renderer", renderer)  # for `status`
             self.pipeline = Pipeline(
                 self.db,
                 executor,
@@ -293,7 +307,7 @@ class Daemon:
         if not self._buffer:
             if self.db.dam is not None:
                 # The asset manager's table is a source of work too: unflagged rows are queued.
-                sync_dam(self.db, full=False, roots=self.roots)
+                sync_dam(self.db, full=False, roots=self.roots, volumes=self.volumes)
             # Only models under the roots: an asset manager's row elsewhere is never taken (issue 11);
             # never under an offline root: those rows wait for their volume, untouched.
             online = self.root_states.online()
@@ -313,32 +327,64 @@ class Daemon:
         if any(ev.kind is not EventKind.CHANGED for ev in events) and self.pipeline is not None:
             # Commit finished renders before rows are renamed or marked missing under them.
             self.pipeline.flush()
-        return self.changes.handle(events, now)
+        lost = [ev.path for ev in events if ev.kind is EventKind.RESCAN]
+        marked = self.changes.handle([ev for ev in events if ev.kind is not EventKind.RESCAN], now)
+        if lost:
+            folders = self._rescan_targets(lost)
+            if folders:
+                marked += self._rescan(folders=folders)
+        return marked
+
+    def _rescan_targets(self, folders: Sequence[str]) -> list[str]:
+        """The parts of the roots to look at again when events under ``folders`` were lost: a folder in a
+        root is rescanned itself; one above the roots (FSEvents may name the volume) means those roots."""
+        out: list[str] = []
+        vols = self.volumes
+        for folder in folders:
+            inside = [r for r in self.roots if vols.same(folder, r) or vols.key(folder).startswith(vols.key(r) + "/")]
+            if inside:
+                out.append(vols.canonical(folder))
+            else:
+                above = folder.rstrip("/") + "/"
+                out.extend(r for r in self.roots if vols.key(r).startswith(vols.key(above)))
+        # Nested targets once: the outer walk covers the inner one.
+        out = sorted(set(out))
+        return [f for i, f in enumerate(out) if not any(f.startswith(o.rstrip("/") + "/") for o in out[:i])]
 
     # -- rescans and housekeeping -------------------------------------------------------------------
 
-    def _rescan(self, initial: bool = False, roots: Sequence[str] | None = None) -> int:
-        """Walk the online roots (or ``roots``) and record what changed; returns how many to render."""
+    def _rescan(
+        self, initial: bool = False, roots: Sequence[str] | None = None, folders: Sequence[str] | None = None
+    ) -> int:
+        """Walk the online roots (or ``roots``, or only ``folders`` in them when events there were lost)
+        and record what changed; returns how many to render."""
         t0 = time.monotonic()
-        self.db.check_file(deep=not initial)
+        self.db.check_file(deep=not initial and folders is None)
+        self.volumes.redetect()  # a root that was not mounted at start is probed once it is
         problems: list[WalkProblem] = []
-        what = "start-up scan" if initial else "rescan" if roots is None else f"rescan of {', '.join(roots)}"
-        if roots is None:
+        if folders:
+            what = f"rescan of {', '.join(folders)}"
+            online = self.root_states.online()
+            targets = [f for f in folders if root_of(f, online) is not None]
+            guard = replace(self.config.guard, allowed=False)
+        else:
+            what = "start-up scan" if initial else "rescan" if roots is None else f"rescan of {', '.join(roots)}"
             # Roots offline by a walk's verdict are walked again: only a walk can bring them back.
-            roots = self.root_states.walkable()
-        if not roots:
+            targets = list(roots) if roots is not None else self.root_states.walkable()
+            guard = self.config.guard if initial else replace(self.config.guard, allowed=False)
+        if not targets:
             return 0
-        guard = self.config.guard if initial else replace(self.config.guard, allowed=False)
         plan, _, found, offline = reconcile(
-            roots, self.db, problems=problems, guard=guard, strict=self.config.once, settle=self.config.settle,
-            max_bytes=self.options.limits.max_file_bytes,
+            targets, self.db, problems=problems, guard=guard, strict=self.config.once and not folders,
+            settle=self.config.settle, max_bytes=self.options.limits.max_file_bytes, volumes=self.volumes,
         )  # fmt: skip
-        went = {s.root for s in offline}
-        for state in offline:
-            self._apply(self.root_states.set(state))
-        for root in roots:
-            if root not in went and not self.root_states[root].online:  # a walk believed again: back
-                self._apply(self.root_states.set(check_root(root)), rescan=False)
+        if not folders:  # a folder's walk says nothing of its root's state
+            went = {s.root for s in offline}
+            for state in offline:
+                self._apply(self.root_states.set(state))
+            for root in targets:
+                if root not in went and not self.root_states[root].online:  # a walk believed again: back
+                    self._apply(self.root_states.set(check_root(root)), rescan=False)
         for p in plan.missing:
             self.changes.schedule_removal(p, time.monotonic())
         for p in plan.settling:
@@ -358,16 +404,26 @@ class Daemon:
         )
         for problem in problems[:20]:
             logs.log_problem(problem.path, problem.reason)
-        if self.db.dam is not None:
-            synced = sync_dam(self.db, full=True, roots=self.roots)
+        if folders is None:
+            self._record_root_access()
+        if self.db.dam is not None and folders is None:
+            synced = sync_dam(self.db, full=True, roots=self.roots, volumes=self.volumes)
             todo += synced.queued
             if synced.queued or synced.reflagged or synced.unresolved or synced.refused:
                 log.info("asset manager's table: %d rows, %d queued, %d re-flagged, %d paths not resolvable, "
                          "%d refused (outside the roots, not a model name or not a regular file)",
                          synced.seen, synced.queued, synced.reflagged, synced.unresolved, synced.refused)  # fmt: skip
-        if not initial:
+        if not initial and folders is None:
             self.db.checkpoint()  # keep the WAL small (long readers may have stalled earlier ones)
         return todo
+
+    def _record_root_access(self) -> None:
+        """Note for ``status`` whether this process (launchd's, with its own permissions) can list each root."""
+        seen = {r: root_access_problem(r) or "" for r in self.roots}
+        for root, problem in seen.items():
+            if problem:
+                log.warning("cannot read root %s: %s", root, problem)
+        self.db.set_meta(ROOT_ACCESS_KEY, json.dumps(seen))
 
     def _remove_stale_temp_files(self) -> None:
         # We hold the lock: no other coordinator writes here, so every temp file of ours belongs to a

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sidecar_thumbs.discover import is_model_name
 from sidecar_thumbs.models import FileState, ModelRow, ModelStatus, PlanRow
+from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.state import StateDB
@@ -43,11 +44,17 @@ def _under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = ()) -> DamSync:
+def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = (), volumes: Volumes | None = None) -> DamSync:
     """One pass over the asset manager's table (all rows when ``full``, else only unflagged ones).
 
-    Only rows under ``roots`` are taken (none without roots).
+    Only rows under ``roots`` are taken (none without roots). With ``volumes``, each path is first put in
+    its volume's spelling: an asset manager may have stored ``Gear.stl`` for the file a case-insensitive
+    volume lists as ``gear.stl`` (one row, one flag, one sidecar).
     """
+    respell = volumes is not None and not volumes.all_exact
+    if respell:
+        assert volumes is not None
+        volumes.forget()  # each folder listed once per pass
     dam = db.dam
     assert dam is not None
     result = DamSync()
@@ -62,6 +69,8 @@ def sync_dam(db: StateDB, *, full: bool, roots: Sequence[str] = ()) -> DamSync:
         if path is None:
             result.unresolved += 1
             continue
+        if respell:
+            path = volumes.canonical(path)  # type: ignore[union-attr]
         if not (_under(path, roots) and is_model_name(os.path.basename(path))):
             result.refused += 1
             continue

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.formats import ALL_SUFFIXES, parse_suffixes
+from sidecar_thumbs.pathcanon import SENSITIVE, VolumeRules, Volumes
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 
 __all__ = [
@@ -238,8 +239,10 @@ def _oserror_reason(exc: OSError, what: str) -> str:
 class _Walker:
     """One walk over several roots; holds the state that must be shared between roots."""
 
-    def __init__(self, on_problem: Callable[[WalkProblem], None] | None) -> None:
+    def __init__(self, on_problem: Callable[[WalkProblem], None] | None, volumes: Volumes | None = None) -> None:
         self._on_problem = on_problem
+        self._volumes = volumes
+        self._rules = SENSITIVE  # the rules of the root being walked (how names compare on its volume)
         # (st_dev, st_ino) of every folder listed so far, across all roots.
         self._seen_dirs: set[tuple[int, int]] = set()
         # (st_dev, st_ino) of files yielded through their real path; a symlink to one of them is
@@ -269,6 +272,7 @@ class _Walker:
                 self.problem(root_path, "root is not a folder")
             return
         root_real = os.path.realpath(root_path)
+        self._rules = self._volumes.rules_for(root_path) if self._volumes is not None else SENSITIVE
         if not self._claim_dir(st):
             return  # duplicate or nested root, already walked
 
@@ -310,7 +314,10 @@ class _Walker:
         except OSError as exc:
             self.problem(folder, _oserror_reason(exc, "list folder"))
             return files, subdirs
-        names = {e.name for e in entries}
+        rules: VolumeRules = self._rules
+        # On a case- or normalisation-insensitive volume `.gear.stl.thumbnail.png` is the sidecar of
+        # `Gear.stl` too (the file system says so; a rename by case leaves the sidecar's spelling behind).
+        names = {e.name for e in entries} if rules.exact else {rules.key(e.name) for e in entries}
         for entry in entries:
             name = entry.name
             try:
@@ -332,7 +339,8 @@ class _Walker:
             if not stat.S_ISREG(st.st_mode):
                 continue  # a FIFO or socket named x.stl would block or fail the reader
             self._seen_files.add((st.st_dev, st.st_ino))
-            has_sidecar = f".{name}{_SIDECAR_SUFFIX}" in names
+            sidecar_name = f".{name}{_SIDECAR_SUFFIX}"
+            has_sidecar = (sidecar_name if rules.exact else rules.key(sidecar_name)) in names
             files.append(FoundFile(entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, has_sidecar))
         return files, subdirs
 
@@ -383,7 +391,10 @@ class _Walker:
 
 
 def iter_model_files(
-    roots: Sequence[StrPath], *, on_problem: Callable[[WalkProblem], None] | None = None
+    roots: Sequence[StrPath],
+    *,
+    on_problem: Callable[[WalkProblem], None] | None = None,
+    volumes: Volumes | None = None,
 ) -> Iterator[FoundFile]:
     """Yield every model file under the roots, each once.
 
@@ -393,13 +404,15 @@ def iter_model_files(
         on_problem: Called with each :class:`WalkProblem` (missing root, unreadable or vanished
             folder, file vanished before stat, broken symlink). Without it, problems are only
             logged at debug level.
+        volumes: The roots' volumes (:class:`~.pathcanon.Volumes`): whether a model has its sidecar is
+            then decided by the volume's rules for names. Without it, names compare byte for byte.
 
     Yields:
         :class:`FoundFile` with an absolute, normalised (not symlink-resolved) path and the file's
         size, ``mtime_ns`` and ``ctime_ns``. Order: roots in the order given, then depth-first in
         name order, symlinked entries after the real tree.
     """
-    walker = _Walker(on_problem)
+    walker = _Walker(on_problem, volumes)
     for root in roots:
         yield from walker.walk_root(root)
 

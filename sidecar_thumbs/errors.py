@@ -46,7 +46,7 @@ class ModelError(SidecarThumbsError):
 
 
 class BadModelError(ModelError):
-    """the model file is not a valid STL or 3MF"""
+    """the model file is not valid (STL, 3MF, OBJ, PLY or AMF)"""
 
 
 class NoGeometryError(BadModelError):

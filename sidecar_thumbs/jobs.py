@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from sidecar_thumbs.errors import ModelError
 from sidecar_thumbs.fingerprint import hash_bytes, oversize_key
+from sidecar_thumbs.mesh.siblings import sibling_reader
 from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes, read_model_bytes
 
@@ -83,7 +84,7 @@ def render_job(job: RenderJob) -> RenderResult:
 
     try:
         name = os.path.basename(job.path)
-        thumb = make_thumbnail_from_bytes(data, name, size, mtime_ns, job.options, digest)
+        thumb = make_thumbnail_from_bytes(data, name, size, mtime_ns, job.options, digest, sibling_reader(job.path))
     except ModelError as exc:
         return failed(exc.message, exc.transient)
     except MemoryError:

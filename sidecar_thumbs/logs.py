@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import sys
 import time
 from typing import Any
@@ -68,11 +69,12 @@ def setup_logging(level: int, log_format: str = "text", *, per_file: bool = Fals
         OSError: ``log_file`` cannot be opened for appending.
     """
     handler: logging.Handler
-    handler = (
-        logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
-        if log_file
-        else logging.StreamHandler(sys.stderr)
-    )
+    if log_file:
+        # Its folder too (e.g. ~/Library/Logs/sidecar-thumbs on a fresh Mac account).
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -11,11 +11,13 @@ An explicit ``NUMBA_CACHE_DIR`` always wins.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import os
 import sys
+from types import ModuleType
 
-__all__ = ["configure", "is_cold"]
+__all__ = ["configure", "import_kernel", "is_cold"]
 
 
 def configure() -> None:
@@ -26,6 +28,18 @@ def configure() -> None:
 
     # Spawned workers inherit the environment, so they use the same folder.
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(platformdirs.user_cache_dir("sidecar-thumbs"), "numba")
+
+
+def import_kernel(module: str) -> ModuleType | None:
+    """Import a numba kernel module, or None when numba is missing or ``SIDECAR_THUMBS_NO_NUMBA`` is
+    set (the caller then uses its pure NumPy/Python twin, which gives the same arrays)."""
+    if os.environ.get("SIDECAR_THUMBS_NO_NUMBA"):
+        return None
+    configure()
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
 
 
 def is_cold() -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import logging
 import os
 import threading
 import time
@@ -23,7 +24,9 @@ from sidecar_thumbs.fingerprint import hash_file
 from sidecar_thumbs.formats import EXTRA_MODULES, extra_available
 from sidecar_thumbs.freshness import check_freshness
 from sidecar_thumbs.models import FileState, ModelStatus, PlanRow, RenderDone, ThumbSource
+from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline
+from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.roots import (
     MassMissingGuard,
     RootState,
@@ -36,11 +39,13 @@ from sidecar_thumbs.roots import (
     root_identity,
     root_of,
 )
-from sidecar_thumbs.sidecar import SidecarInfo, read_sidecar, sidecar_name_for, sidecar_path_for
+from sidecar_thumbs.sidecar import SidecarInfo, move_our_sidecar, read_sidecar, sidecar_name_for, sidecar_path_for
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
 __all__ = ["Plan", "ScanSummary", "plan_changes", "reconcile", "scan"]
+
+log = logging.getLogger(__name__)
 
 HASH_THREADS = 4  # hashing is I/O-bound on a share; xxh3 itself runs at several GB/s
 
@@ -52,6 +57,8 @@ class Plan:
     states: list[FileState] = field(default_factory=list)  # rows to insert/update
     adopted: list[RenderDone] = field(default_factory=list)  # new rows whose sidecar is already fresh (in states)
     missing: list[str] = field(default_factory=list)  # rows whose file is gone
+    # (old, new): rows under another spelling of a found file on an insensitive volume (a rename by case)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
     unchanged: int = 0
     new: int = 0
     changed: int = 0
@@ -147,6 +154,7 @@ def plan_changes(
     hasher: Callable[[str], str] = hash_file,
     settle: float = 0.0,
     now_ns: int | None = None,
+    volumes: Volumes | None = None,
 ) -> Plan:
     """Compare what is on disk with the database rows under the same roots.
 
@@ -159,6 +167,8 @@ def plan_changes(
             younger one is probably still being copied (parsing it would record a "truncated"
             failure), so it is left for later (``plan.settling``), neither hashed nor marked.
         now_ns: the clock for ``settle`` (tests).
+        volumes: the roots' volumes: on an insensitive one, a row under another spelling of a found
+            file's path (and not itself found) is that file, renamed (``Plan.renamed``).
     """
     plan = Plan()
     to_hash: list[tuple[FoundFile, PlanRow]] = []
@@ -168,9 +178,14 @@ def plan_changes(
     young_after = now_ns - int(settle * 1e9)
     # An mtime far in the future (a skewed clock on the share) must not postpone a file for ever.
     future_limit = now_ns + 86_400 * 10**9
+    respell = _Respeller(found, rows, volumes) if volumes is not None and not volumes.all_exact else None
     for f in found:
         seen.add(f.path)
         row = rows.get(f.path)
+        if row is None and respell is not None and (row := respell.row_for(f.path)) is not None:
+            plan.renamed.append((row.path, f.path))
+            seen.add(row.path)
+            row = row._replace(path=f.path)
         young = settle > 0 and young_after < f.mtime_ns < future_limit
         if young and (row is None or row.size != f.size or row.mtime_ns != f.mtime_ns):
             plan.settling.append(f.path)
@@ -211,6 +226,22 @@ def _from_snapshot(row: PlanRow, f: FoundFile, force: bool) -> bool:
     if force:
         return False
     return row.status is not ModelStatus.DONE or (row.size, row.mtime_ns) != (f.size, f.mtime_ns)
+
+
+class _Respeller:
+    """Finds the row of a found file stored under another spelling (keys built only when first needed)."""
+
+    def __init__(self, found: Sequence[FoundFile], rows: dict[str, PlanRow], volumes: Volumes) -> None:
+        self._found, self._rows, self._volumes = found, rows, volumes
+        self._by_key: dict[str, PlanRow] | None = None
+
+    def row_for(self, path: str) -> PlanRow | None:
+        if self._by_key is None:
+            on_disk = {f.path for f in self._found}
+            key = self._volumes.key
+            # A row whose exact path is on disk is that file's own; only the others may be renamed files.
+            self._by_key = {key(p): r for p, r in self._rows.items() if p not in on_disk}
+        return self._by_key.pop(self._volumes.key(path), None)
 
 
 def _needs_render(row: PlanRow, path: str, listed: bool | None = None) -> bool:
@@ -288,6 +319,7 @@ def reconcile(
     strict: bool = False,
     settle: float = 0.0,
     max_bytes: int | None = None,
+    volumes: Volumes | None = None,
 ) -> tuple[Plan, dict[str, PlanRow], int, list[RootState]]:
     """Walk ``roots``, compare with the database and record the differences (no rendering).
 
@@ -302,12 +334,19 @@ def reconcile(
             (one-off commands); otherwise record what the online roots hold and report the rest.
         settle, max_bytes: as for :func:`plan_changes` (``max_bytes``, the size cap: a larger file is
             never hashed).
+        volumes: the roots' volumes (see :mod:`.pathcanon`): names compare by each volume's rules;
+            ``roots`` should then be in their on-disk spelling (``volumes.roots``, or folders below them).
 
     Returns:
         (the plan, the rows as they were before, how many model files were found, the offline roots).
     """
     problems = problems if problems is not None else []
     guard = guard or MassMissingGuard()
+    for typed, on_disk in volumes.respelled_roots() if volumes is not None else ():
+        # Rows recorded under the root as it was typed before (events, an older version) join the disk's.
+        moved = db.rename_under(typed, on_disk)
+        if moved:
+            log.info("%d rows recorded under %s follow the root's spelling on disk, %s", moved, typed, on_disk)
     rows: dict[str, PlanRow] = {}
     found: list[FoundFile] = []
     walked: list[tuple[str, int, int]] = []  # (root, models found, rows present before)
@@ -320,13 +359,18 @@ def reconcile(
             offline.append(state)
             continue
         before = len(found)
-        found.extend(iter_model_files([root], on_problem=problems.append))
+        found.extend(iter_model_files([root], on_problem=problems.append, volumes=volumes))
         rows.update(under)
         walked.append((root, len(found) - before, known))
     if strict and offline:
         raise offline_error(offline)
     plan = plan_changes(
-        found, rows, force=force, settle=settle, hasher=functools.partial(hash_file, max_bytes=max_bytes)
+        found,
+        rows,
+        force=force,
+        settle=settle,
+        hasher=functools.partial(hash_file, max_bytes=max_bytes),
+        volumes=volumes,
     )
     gone: dict[str, list[str]] = {}
     for p in plan.missing:
@@ -340,6 +384,10 @@ def reconcile(
     if strict and offline:
         raise offline_error(offline)
     problems.extend(WalkProblem(p, f"cannot hash: {r}") for p, r in plan.hash_failures)
+    for old, new in plan.renamed:
+        # Before the upsert, which would otherwise add the new spelling as a second row.
+        db.rename(old, new)
+        move_our_sidecar(old, new, same_entry=True)
     if plan.states:
         db.upsert_files(plan.states)
     if plan.missing:
@@ -367,6 +415,7 @@ def scan(
     mark_only: bool = False,
     guard: MassMissingGuard | None = None,
     holds_lock: bool = False,
+    volumes: Volumes | None = None,
 ) -> ScanSummary:
     """Scan ``roots`` once and render everything that needs it.
 
@@ -383,6 +432,7 @@ def scan(
             :class:`~.errors.RootOfflineError` and nothing is written.
         holds_lock: the caller holds the coordinator lock: temp files of a killed writer are removed
             first, whatever their age (no one else writes sidecars now).
+        volumes: how the roots' volumes compare names (default: probed now, see :mod:`.pathcanon`).
 
     Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
     are committed and unfinished rows go back to pending, so the next scan continues from there.
@@ -392,6 +442,8 @@ def scan(
     roots = canonical_roots(roots)
     # A one-off scan stops at an offline root (exit 1) before it writes anything.
     require_online(roots)
+    volumes = volumes or Volumes.detect(roots)
+    roots = list(volumes.roots)
     if not mark_only:
         # This scan is the coordinator: rows still "rendering" were claimed by one that died (a
         # killed scan or daemon). They go back to pending, as the daemon does at start; a plan
@@ -403,7 +455,7 @@ def scan(
         summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
     plan, rows, found, _ = reconcile(
         roots, db, force=force, problems=summary.problems, guard=guard, strict=True,
-        max_bytes=options.limits.max_file_bytes,
+        max_bytes=options.limits.max_file_bytes, volumes=volumes,
     )  # fmt: skip
     summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
@@ -416,7 +468,7 @@ def scan(
     if db.dam is not None:
         from sidecar_thumbs.dam_sync import sync_dam
 
-        queued_by_dam = sync_dam(db, full=True, roots=roots).queued
+        queued_by_dam = sync_dam(db, full=True, roots=roots, volumes=volumes).queued
     now = time.time()
     retryable = sum(
         1
@@ -438,6 +490,7 @@ def scan(
     if todo == 0 and not retry_failed:
         return _finish(summary, db, roots, t0)
     t_render = time.monotonic()
+    log.info("renderer: %s", describe_kernel(options.render.kernel))
     executor = make_executor()
     # A model that vanishes mid-run is deleted only if its volume is still the one walked.
     identities = {r: root_identity(r) for r in roots}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import io
+import logging
 import os
 import struct
 import urllib.parse
@@ -30,9 +31,11 @@ __all__ = [
     "SOFTWARE",
     "SidecarInfo",
     "encode_png",
+    "is_appledouble_twin",
     "is_sidecar_name",
     "metadata_for",
     "model_name_for_sidecar",
+    "move_our_sidecar",
     "read_sidecar",
     "sidecar_name_for",
     "sidecar_path_for",
@@ -42,6 +45,8 @@ __all__ = [
 SOFTWARE_NAME = "sidecar-thumbs"
 SOFTWARE = f"{SOFTWARE_NAME} {__version__}"
 SIDECAR_SUFFIX = ".thumbnail.png"
+
+log = logging.getLogger(__name__)
 
 KEY_HASH = "X-SidecarThumbs::Hash"
 KEY_MTIME_NS = "X-SidecarThumbs::MTimeNs"
@@ -74,6 +79,13 @@ def sidecar_path_for(model: str | os.PathLike[str]) -> Path:
 def is_sidecar_name(name: str) -> bool:
     """Whether a file name has the shape of one of our sidecars (not proof that we wrote it)."""
     return name.startswith(".") and name.endswith(SIDECAR_SUFFIX) and len(name) > 1 + len(SIDECAR_SUFFIX)
+
+
+def is_appledouble_twin(name: str) -> bool:
+    """Whether a name is the AppleDouble file (``._`` + name) that an SMB client or a non-Mac volume keeps
+    beside one of our sidecars or its temp file: ``._.x.stl.thumbnail.png``. Not ours, not foreign: litter
+    that follows our file and is none of our business."""
+    return name.startswith("._.") and SIDECAR_SUFFIX in name
 
 
 def model_name_for_sidecar(name: str) -> str:
@@ -264,6 +276,32 @@ def _ihdr_size(head: bytes) -> tuple[int | None, int | None]:
         return None, None
     width, height = struct.unpack_from(">II", head, 16)
     return width, height
+
+
+def move_our_sidecar(src_model: str, dest_model: str, *, same_entry: bool = False) -> bool:
+    """Rename the sidecar of ``src_model`` to that of ``dest_model`` (the model was moved or renamed).
+
+    Only a sidecar of ours moves, and never onto another file. ``same_entry`` says that the two names are
+    one entry on this volume (a rename by case or Unicode normalisation on a Mac volume): the new name
+    then "exists" already, being the old one, and the rename only changes its spelling.
+
+    Returns:
+        True when the sidecar now sits under the new name.
+    """
+    old, new = sidecar_path_for(src_model), sidecar_path_for(dest_model)
+    info = read_sidecar(old)
+    if info is None or not info.ours:
+        return False
+    # Taken: by another file, unless it is this one under another spelling. Both names listed means two
+    # entries after all (the volume is not as insensitive as we were told): never replace the other.
+    if os.path.lexists(new) and (not same_entry or (old.name != new.name and new.name in os.listdir(new.parent))):
+        return False
+    try:
+        os.rename(old, new)
+    except OSError as exc:
+        log.warning("could not move sidecar %s: %s", old, exc.strerror)
+        return False
+    return True
 
 
 class SidecarWriteError(ModelError):

@@ -14,19 +14,21 @@ Not thread-safe: one thread at a time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Self, TypeVar
 
 from .errors import DatabaseError, DatabaseLockedError
 from .migrations import SCHEMA_VERSION, apply_migrations, check_version
 
-__all__ = ["SQLiteDB", "one_line"]
+__all__ = ["MIN_SQLITE", "SQLiteDB", "check_sqlite_library", "one_line"]
 
 T = TypeVar("T")
 
@@ -56,6 +58,31 @@ def _wal_without_writer(path: Path, fd: int) -> bool:
     return len(header) == 20 and header[18] == 2 and header[19] == 2
 
 
+# Claiming work uses UPDATE ... RETURNING (SQLite 3.35, 2021) and json_each (JSON1: built in since 3.38,
+# an option before). Python builds linked against an older system library exist (old Linux distributions,
+# some custom macOS builds): better one clear line at start than a syntax error at the first claim.
+MIN_SQLITE = (3, 35, 0)
+
+
+@cache
+def check_sqlite_library() -> None:
+    """Raise :class:`DatabaseError` when the SQLite library Python uses lacks what the queries need."""
+    version = sqlite3.sqlite_version
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        need = ".".join(map(str, MIN_SQLITE))
+        raise DatabaseError(
+            f"SQLite {version} is too old (needs {need} or newer for RETURNING): use a Python linked against "
+            "a newer SQLite (python.org or Homebrew Python on macOS)"
+        )
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+            conn.execute("SELECT value FROM json_each('[1]')").fetchall()
+    except sqlite3.Error as exc:
+        raise DatabaseError(
+            f"SQLite {version} has no JSON functions (json_each: {exc}): use a Python whose SQLite has JSON1"
+        ) from exc
+
+
 class SQLiteDB:
     """An open database file with our connection rules; :class:`~.state.StateDB` builds on it.
 
@@ -79,6 +106,7 @@ class SQLiteDB:
         create: bool = True,
         schema_in_meta: bool = False,
     ) -> None:
+        check_sqlite_library()
         self.path = Path(path)
         self.schema_in_meta = schema_in_meta
         self.readonly = readonly

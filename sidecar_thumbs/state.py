@@ -22,7 +22,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .dam import DamMapping
@@ -559,6 +559,22 @@ class StateDB(SQLiteDB):
         )
         rows = self._read(sql, (content_hash, size))
         return _row(rows[0]) if rows else None
+
+    def rows_spelled_like(self, path: str, key: Callable[[str], str]) -> list[ModelRow]:
+        """Rows in the folder of ``path`` whose name is another spelling of its name by ``key`` (a volume's
+        rules, see :mod:`.pathcanon`): on a case-insensitive volume ``Gear.stl`` for ``gear.stl``.
+
+        SQLite cannot compare by a volume's rules on the index, so this reads the folder's range (only
+        when an exact lookup found nothing, on an insensitive volume).
+        """
+        folder, wanted = os.path.dirname(path), key(path)
+        where, params = under_ranges(folder)
+        out = []
+        for t in self._read(f"SELECT {_COLUMNS} FROM st_models WHERE {where}", params):
+            other = _path_from_db(t[1])
+            if other != path and os.path.dirname(other) == folder and key(other) == wanted:
+                out.append(_row(t))
+        return out
 
     def rename_under(self, old_dir: str, new_dir: str) -> int:
         """A folder moved: every row under ``old_dir`` moves to the same place under ``new_dir``."""

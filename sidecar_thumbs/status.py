@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import grp
+import json
 import os
 import pwd
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sidecar_thumbs.dam import DamMapping
@@ -15,7 +18,7 @@ from sidecar_thumbs.lock import LockHolder, read_lock_holder
 from sidecar_thumbs.models import ModelStatus
 from sidecar_thumbs.state import StateDB
 
-__all__ = ["RootReport", "StatusReport", "collect_status"]
+__all__ = ["ROOT_ACCESS_KEY", "RootReport", "StatusReport", "collect_status", "root_access_problem"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,36 @@ class RootReport:
         return {"path": self.path, "online": self.online, "reason": self.reason, "since": self.since}
 
 
+ROOT_ACCESS_KEY = "root_access"  # st_meta: JSON {root: problem or ""} as the daemon saw it at its last rescan
+
+_FULL_DISK_ACCESS = (
+    "permission denied listing it; on macOS grant Full Disk Access to the Python binary that runs "
+    "the daemon (README: Full Disk Access)"
+)
+
+
+def root_access_problem(root: str) -> str | None:
+    """Why ``root`` cannot be listed by this process, or None when it can (one ``scandir``, one entry).
+
+    On macOS, a removable or network volume listed without Full Disk Access fails with EPERM (the sandbox
+    says no) or EACCES: that is the usual reason a launchd job sees nothing although a terminal does.
+    """
+    try:
+        with os.scandir(root) as it:
+            next(it, None)
+    except PermissionError:
+        return _FULL_DISK_ACCESS
+    except FileNotFoundError:
+        return "not found (volume not mounted?)"
+    except NotADirectoryError:
+        return "not a folder"
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            return _FULL_DISK_ACCESS
+        return f"cannot list it: {exc.strerror or exc}"
+    return None
+
+
 @dataclass
 class StatusReport:
     database: str
@@ -43,6 +76,9 @@ class StatusReport:
     daemon: LockHolder | None = None
     dam: dict[str, object] | None = None  # the asset manager's table, when attached
     roots: list[RootReport] = field(default_factory=list)
+    renderer: str | None = None  # the kernel the daemon last started with
+    # Per root: whether this process can list it, and what the daemon saw at its last rescan.
+    access: list[dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -58,6 +94,8 @@ class StatusReport:
             else {"pid": self.daemon.pid, "since": self.daemon.since, "host": self.daemon.host},
             "asset_manager": self.dam,
             "roots": [r.as_dict() for r in self.roots],
+            "renderer": self.renderer,
+            "access": self.access,
         }
 
 
@@ -67,8 +105,10 @@ def collect_status(
     busy_timeout_ms: int = 5000,
     failures: int = 10,
     dam: DamMapping | None = None,
+    roots: Sequence[str] = (),
 ) -> StatusReport:
-    """Read the state of ``database`` (read-only; never creates it, nor its -wal/-shm files).
+    """Read the state of ``database`` (read-only; never creates it, nor its -wal/-shm files), and check that
+    ``roots`` can be listed by this process.
 
     Raises:
         DatabaseError: it cannot be read; for a permission problem the message names the owner and
@@ -84,7 +124,7 @@ def collect_status(
         counts = {s.value: n for s, n in db.counts().items()}
         for s in ModelStatus:
             counts.setdefault(s.value, 0)
-        roots = [RootReport(*r) for r in db.root_states()]
+        root_reports = [RootReport(*r) for r in db.root_states()]
         backlog = db.backlog()
         rate = db.rate(60.0)
         fails: list[dict[str, object]] = [
@@ -92,6 +132,14 @@ def collect_status(
              "retry_at": r.next_attempt_at, "when": r.updated_at}
             for r in db.recent_failures(failures)
         ]  # fmt: skip
+        renderer = db.get_meta("renderer")
+        try:
+            seen_by_daemon = json.loads(db.get_meta(ROOT_ACCESS_KEY) or "{}")
+        except ValueError:
+            seen_by_daemon = {}
+    root_checks: list[dict[str, object]] = [
+        {"path": r, "problem": root_access_problem(r), "daemon_problem": seen_by_daemon.get(r) or None} for r in roots
+    ]
     eta = backlog / rate if rate > 0 and backlog else (0.0 if not backlog else None)
     return StatusReport(
         database=os.fspath(database),
@@ -103,7 +151,9 @@ def collect_status(
         failures=fails,
         daemon=read_lock_holder(database),
         dam=dam_info,
-        roots=roots,
+        roots=root_reports,
+        renderer=renderer,
+        access=root_checks,
     )
 
 

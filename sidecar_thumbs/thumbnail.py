@@ -25,6 +25,7 @@ from sidecar_thumbs.errors import (
 from sidecar_thumbs.fingerprint import hash_bytes
 from sidecar_thumbs.formats import is_archive_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
+from sidecar_thumbs.mesh.siblings import SiblingReader, sibling_reader
 from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
@@ -158,9 +159,11 @@ def make_thumbnail_from_bytes(
     mtime_ns: int,
     options: ThumbnailOptions,
     content_hash: str | None = None,
+    resolve_sibling: SiblingReader | None = None,
 ) -> Thumbnail:
     """Build the thumbnail for a model whose bytes are already read (``name`` gives the format;
-    ``content_hash`` is computed here unless the caller already has it)."""
+    ``content_hash`` is computed here unless the caller already has it; ``resolve_sibling`` reads
+    files the model names beside it, such as an OBJ's ``.mtl``)."""
     from sidecar_thumbs.mesh.load import load_mesh_bytes
     from sidecar_thumbs.render import render_triangles
 
@@ -201,7 +204,7 @@ def make_thumbnail_from_bytes(
     t1 = time.perf_counter()
     if rgba is None:
         try:
-            mesh = load_mesh_bytes(data, name, options.limits)
+            mesh = load_mesh_bytes(data, name, options.limits, resolve_sibling)
         except NoGeometryError as exc:
             if blank_picture:
                 raise NoGeometryError(f"the slicer's picture is blank and {exc.message}") from None
@@ -228,4 +231,5 @@ def make_thumbnail(path: str | os.PathLike[str], options: ThumbnailOptions | Non
     file that cannot be thumbnailed (with ``transient`` telling whether to try again later)."""
     options = options or ThumbnailOptions()
     data, size, mtime_ns = read_model_bytes(path, options.limits)
-    return make_thumbnail_from_bytes(data, os.path.basename(os.fspath(path)), size, mtime_ns, options)
+    name = os.path.basename(os.fspath(path))
+    return make_thumbnail_from_bytes(data, name, size, mtime_ns, options, resolve_sibling=sibling_reader(path))

@@ -23,7 +23,13 @@ from sidecar_thumbs.roots import (
     root_of,
 )
 from sidecar_thumbs.safeio import stat_regular
-from sidecar_thumbs.sidecar import is_sidecar_name, model_name_for_sidecar, read_sidecar, sidecar_path_for
+from sidecar_thumbs.sidecar import (
+    is_appledouble_twin,
+    is_sidecar_name,
+    model_name_for_sidecar,
+    read_sidecar,
+    sidecar_path_for,
+)
 from sidecar_thumbs.state import StateDB
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "iter_sidecar_files", "verify"]
@@ -96,7 +102,8 @@ def iter_sidecar_files(roots: Sequence[str]) -> Iterator[str]:
                 continue
             seen.add(folder)
             for name in files:
-                if is_sidecar_name(name):
+                # `._.x.stl.thumbnail.png`: the AppleDouble file an SMB client keeps beside our sidecar.
+                if is_sidecar_name(name) and not is_appledouble_twin(name):
                     yield os.path.join(folder, name)
 
 

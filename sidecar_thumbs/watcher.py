@@ -3,7 +3,9 @@
 A watchdog observer (FSEvents chosen explicitly on macOS, inotify on Linux, polling when asked)
 only *marks* paths; it never touches the database (its callbacks run on the observer's thread).
 The daemon's loop drains the marks and decides. Nothing here is trusted to be complete: FSEvents
-coalesces and drops events (watchdog ignores its must-rescan flag, watchdog#124), renames arrive
+coalesces and drops events (and says so with its must-scan-subdirs / dropped flags, which watchdog's
+observer ignores, watchdog#124: :class:`RescanOnDroppedEvents` turns them into a rescan of that folder),
+renames arrive
 unpaired on macOS (watchdog#723), and "created" fires before a copy is done (watchdog#586) — hence the
 settle window here and the periodic full rescan in the daemon.
 """
@@ -15,7 +17,7 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -25,7 +27,7 @@ from watchdog.observers.api import BaseObserver
 
 from sidecar_thumbs.discover import is_ignored_dir, is_model_name
 
-__all__ = ["EventKind", "FileEvent", "Settler", "Watcher"]
+__all__ = ["EventKind", "FileEvent", "RescanOnDroppedEvents", "Settler", "Watcher", "rescan_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class EventKind(StrEnum):
     CHANGED = "changed"  # created, modified, closed: settle, then look
     DELETED = "deleted"
     MOVED = "moved"
+    RESCAN = "rescan"  # events under this folder were lost: look at it again (stat gate, like a rescan)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,74 @@ class EventQueue:
         return out
 
 
+# FSEventStreamEventFlags (CoreServices/FSEvents.h). Read from the raw mask rather than NativeEvent's
+# properties, whose names differ between watchdog versions (`must_scan_subdirs`, `is_user_dropped`, ...).
+FSE_MUST_SCAN_SUBDIRS = 0x00000001
+FSE_USER_DROPPED = 0x00000002
+FSE_KERNEL_DROPPED = 0x00000004
+
+
+def rescan_reason(flags: int) -> str | None:
+    """Why FSEvents asks for a folder to be looked at again, or None when the event is an ordinary one.
+
+    MustScanSubDirs: events under the path were coalesced away (e.g. too many at once); with UserDropped
+    or KernelDropped the loss happened in our process's buffer or in the kernel's.
+    """
+    if flags & FSE_KERNEL_DROPPED:
+        return "the kernel dropped events"
+    if flags & FSE_USER_DROPPED:
+        return "events were dropped before they reached us"
+    if flags & FSE_MUST_SCAN_SUBDIRS:
+        return "FSEvents coalesced events below it"
+    return None
+
+
+class RescanOnDroppedEvents:
+    """Mixin for watchdog's ``FSEventsEmitter``: a "rescan this folder" flag becomes a call to
+    :attr:`on_rescan` (the daemon rescans that folder at once), then the batch is handled as before.
+
+    Kept apart from the emitter class so that it is tested on any platform with synthetic native events.
+    """
+
+    on_rescan: Callable[[str, str], None]  # (folder, reason); set by the factory below
+
+    def queue_events(self, timeout: float, events: list) -> None:  # type: ignore[type-arg]
+        # Before the base class: it consumes the list.
+        for folder, why in _rescan_requests(events):
+            log.warning("file events lost under %s (%s): rescanning it now", folder, why)
+            self.on_rescan(folder, why)
+        super().queue_events(timeout, events)  # type: ignore[misc]
+
+
+def _rescan_requests(events: Iterable[object]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for ev in events:
+        why = rescan_reason(int(getattr(ev, "flags", 0) or 0))
+        if why is not None:
+            folder = _decode(getattr(ev, "path", "")).rstrip(os.sep) or os.sep
+            if all(folder != f for f, _ in out):
+                out.append((folder, why))
+    return out
+
+
+def _fsevents_observer(sink: EventQueue) -> object:
+    """watchdog's FSEvents observer with an emitter that honours the rescan flags (see above)."""
+    from watchdog.observers.api import BaseObserver
+    from watchdog.observers.fsevents import FSEventsEmitter, FSEventsObserver
+
+    # FSEventsEmitter.queue_events already differs from EventEmitter's (watchdog marks it ignore[override]).
+    class Emitter(RescanOnDroppedEvents, FSEventsEmitter):  # type: ignore[misc]
+        def on_rescan(self, folder: str, why: str) -> None:
+            sink.put(FileEvent(EventKind.RESCAN, folder, True))
+
+    class Observer(FSEventsObserver):
+        def __init__(self) -> None:
+            # FSEventsObserver's own __init__ only names its emitter class (and a latency default).
+            BaseObserver.__init__(self, Emitter)  # type: ignore[arg-type]
+
+    return Observer()
+
+
 def _observer_class(polling: bool) -> type[BaseObserver]:
     if polling:
         from watchdog.observers.polling import PollingObserver
@@ -133,10 +204,13 @@ class Watcher:
     stream ends).
     """
 
-    def __init__(self, roots: Sequence[str], queue: EventQueue, *, polling: bool = False) -> None:
+    def __init__(
+        self, roots: Sequence[str], queue: EventQueue, *, polling: bool = False, poll_interval: float = 60.0
+    ) -> None:
         self.roots = list(roots)  # the roots to watch: attach adds one, detach removes it
         self.queue = queue
         self.polling = polling
+        self.poll_interval = poll_interval
         self.restarts = 0
         self._observer: BaseObserver | None = None
         self._handler = _Handler(queue)
@@ -152,8 +226,15 @@ class Watcher:
         return list(self._watches)
 
     def start(self) -> None:
-        # Each concrete observer supplies its own emitter class; only the base class takes one.
-        observer = _observer_class(self.polling)()  # type: ignore[call-arg]
+        cls = _observer_class(self.polling)
+        observer: BaseObserver
+        if self.polling:
+            observer = cls(timeout=self.poll_interval)  # type: ignore[call-arg]  # watchdog's polling period
+        elif cls.__name__ == "FSEventsObserver":
+            observer = _fsevents_observer(self.queue)  # type: ignore[assignment]
+        else:
+            # Each concrete observer supplies its own emitter class; only the base class takes one.
+            observer = cls()  # type: ignore[call-arg]
         observer.daemon = True
         observer.start()
         self._observer = observer

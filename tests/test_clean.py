@@ -251,3 +251,33 @@ def test_clean_uses_roots_from_settings(runner: CliRunner, lib: Path) -> None:
     assert result.exit_code == 0, result.output
     assert not gone.exists()
     assert runner.invoke(cli, ["clean"]).exit_code == 2  # no PATH and no roots set: usage error
+
+
+# An AppleDouble file as an SMB client writes it: magic 0x00051607, version 2, then entries.
+APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        " + b"\x00\x00"
+
+
+def test_appledouble_twins_of_our_files_are_neither_foreign_nor_removed(lib: Path) -> None:
+    twin = lib / ("._" + sidecar_path_for(lib / "block.stl").name)  # ._.block.stl.thumbnail.png
+    twin.write_bytes(APPLEDOUBLE)
+    orphan_twin = lib / "._.gone.stl.thumbnail.png"  # beside a sidecar whose model is gone
+    orphan_twin.write_bytes(APPLEDOUBLE)
+    temp_twin = lib / ("._" + temp_name_for(sidecar_path_for(lib / "block.stl").name))
+    temp_twin.write_bytes(APPLEDOUBLE)
+    _age(temp_twin)
+    assert is_our_temp_name(temp_twin.name[2:])  # the twin of a stale temp file of ours
+    before = _snapshot(lib)
+    report = clean([str(lib)])
+    assert (report.removed, report.temp_removed, report.left_alone, report.errors) == ([], [], [], [])
+    assert _snapshot(lib) == before
+
+
+def test_a_volume_probe_left_by_a_killed_start_is_removed_when_stale(lib: Path) -> None:
+    stale = lib / ".sidecar-thumbs-probe-0123abcd-Xé"
+    stale.write_bytes(b"")
+    _age(stale)
+    young = lib / ".sidecar-thumbs-probe-4567cdef-Xé"  # a probe running right now
+    young.write_bytes(b"")
+    report = clean([str(lib)], temp_only=True)
+    assert report.temp_removed == [str(stale)]
+    assert young.exists()

@@ -15,12 +15,33 @@ def test_launchd_plist_is_valid_and_has_what_a_mac_service_needs() -> None:
     with open(SERVICE / "com.example.sidecar-thumbs.plist", "rb") as f:
         plist = plistlib.load(f)
     assert plist["ProgramArguments"][1:] == ["watch"]
-    assert plist["KeepAlive"] == {"SuccessfulExit": False}
+    # Started once the library's volume is there, not at boot before it is mounted; restarted after a crash.
+    assert "RunAtLoad" not in plist and plist["StartOnMount"] is True
+    root = str(load_settings(env_file=SERVICE / "env.local.example", environ={}).roots[0])
+    assert plist["KeepAlive"] == {"PathState": {root: True}, "SuccessfulExit": False}
     assert plist["ThrottleInterval"] >= 10
     assert plist["SoftResourceLimits"]["NumberOfFiles"] >= 4096
     assert plist["UserName"] and plist["StandardErrorPath"]
+    # Background would pin renders to the efficiency cores and throttle their reads (issue 12).
+    assert plist["ProcessType"] in ("Standard", "Adaptive")
     # launchd must wait longer than the daemon's grace period before SIGKILL.
     assert plist["ExitTimeOut"] > Settings().grace_period
+
+
+def test_launchd_log_is_one_the_daemon_reopens_and_newsyslog_rotates() -> None:
+    with open(SERVICE / "com.example.sidecar-thumbs.plist", "rb") as f:
+        plist = plistlib.load(f)
+    log_file = plist["EnvironmentVariables"]["SIDECAR_THUMBS_LOG_FILE"]
+    assert log_file != plist["StandardErrorPath"]  # launchd's own descriptor cannot be rotated
+    lines = [
+        line.split()
+        for line in (SERVICE / "newsyslog.d" / "sidecar-thumbs.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    by_file = {fields[0]: fields for fields in lines}
+    # logfilename [owner:group] mode count size when flags: the daemon's file, rotated without a signal.
+    fields = by_file[log_file]
+    assert fields[1] == f"{plist['UserName']}:staff" and int(fields[3]) >= 2 and "N" in fields[6]
 
 
 def test_systemd_unit_restarts_on_failure_and_waits_for_the_grace_period() -> None:

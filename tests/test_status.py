@@ -56,7 +56,7 @@ def test_the_json_form_holds_every_figure(db_path: Path) -> None:
     out = collect_status(db_path).as_dict()
     assert set(out) == {
         "database", "total", "counts", "backlog", "rate_per_s_1m", "eta_s", "recent_failures", "daemon",
-        "asset_manager", "roots",
+        "asset_manager", "roots", "renderer", "access",
     }  # fmt: skip
     assert out["counts"] == {s.value: n for s, n in zip(ModelStatus, [1, 0, 2, 1, 0], strict=True)}
 

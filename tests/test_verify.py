@@ -443,3 +443,13 @@ def test_rows_and_sidecars_of_files_never_read_as_models(tmp_path: Path, corpus:
         assert verify([str(lib)], db=db).problems == []
         assert db.get(str(lib / "x.stl")).status is ModelStatus.MISSING  # type: ignore[union-attr]
     assert not sidecar_path_for(lib / "leak.stl").exists() and outside.exists()
+
+
+def test_appledouble_twin_of_a_sidecar_is_not_a_foreign_sidecar(lib: Path, db_path: Path) -> None:
+    model = next(p for p in lib.rglob("*") if p.suffix.lower() in (".stl", ".3mf"))
+    twin = model.with_name("._" + sidecar_path_for(model).name)  # ._.x.stl.thumbnail.png, as SMB clients write
+    with StateDB(db_path) as db:
+        _scan(lib, db)
+        twin.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        ")
+        report = verify([str(lib)], db=db, expected_settings=SETTINGS)
+    assert report.problems == []

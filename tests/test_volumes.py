@@ -113,7 +113,8 @@ def test_daemon_waits_for_a_volume_that_goes_and_comes_back(
 ) -> None:
     # Polling sees the empty folder as every file deleted at once: the deletes must not be believed.
     db = tmp_path / "state.sqlite3"
-    d = DaemonProcess(lib, db, watcher, *NO_RESCAN)
+    polling = ("--poll-interval", "1") if watcher == "--polling" else ()
+    d = DaemonProcess(lib, db, watcher, *polling, *NO_RESCAN)
     try:
         wait_for(lambda: all(d.renders_of(lib / m) == 1 for m in MODELS), timeout=60, what="first renders")
         lib.rename(tmp_path / "away")

@@ -189,7 +189,7 @@ def test_the_queue_wakes_the_loop_and_drains_in_order() -> None:
 @pytest.mark.parametrize("polling", [False, True], ids=["native", "polling"])
 def test_a_real_observer_reports_a_new_model_and_stops(tmp_path: Path, polling: bool) -> None:
     q = EventQueue()
-    w = Watcher([str(tmp_path), str(tmp_path / "not-there")], q, polling=polling)
+    w = Watcher([str(tmp_path), str(tmp_path / "not-there")], q, polling=polling, poll_interval=0.5)
     w.start()
     try:
         assert w.alive()

@@ -1,4 +1,4 @@
-"""Model loading: STL (binary and ASCII) and 3MF into one :class:`Mesh` type.
+"""Model loading: STL (binary and ASCII), 3MF, OBJ, PLY and AMF into one :class:`Mesh` type.
 
 Loaders take the file's bytes (read once by the caller, who also hashes them), so the thumbnail
 is provably made from the content whose hash is recorded.
@@ -29,7 +29,7 @@ class LoadLimits:
 
     max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
     max_triangles: int = 20_000_000
-    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part (zip bombs); per archive, all entries
+    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part, zipped AMF, archive (zip bombs)
     # Archives (.zip, .7z): a real model download has tens of entries; deflate cannot beat ~1032:1 and
     # real models compress < 20:1, so 100:1 on an entry over 1 MiB is a bomb; nesting as the issue asks.
     max_archive_entries: int = 10_000
@@ -47,10 +47,16 @@ class Mesh:
 
     ``triangles`` is a C-contiguous ``float32`` array of shape ``(N, 3, 3)``:
     triangle, corner, xyz. Build-item and component transforms are already applied.
+
+    ``face_colors`` is None, or a C-contiguous ``uint8`` array of shape ``(N, 4)``: the RGBA colour
+    the file gives each triangle (OBJ material or vertex colours, PLY, AMF). Alpha is 255 for a
+    triangle with a colour and 0 for one without (drawn in the default colour); a file's own
+    transparency is not kept, as a thumbnail draws every part opaque.
     """
 
     triangles: np.ndarray
-    format: str  # "stl-binary", "stl-ascii" or "3mf"
+    format: str  # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary" or "amf"
+    face_colors: np.ndarray | None = None
 
     @property
     def triangle_count(self) -> int:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
 from sidecar_thumbs.formats import ALL_SUFFIXES, format_for_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
+from sidecar_thumbs.mesh.siblings import SiblingReader, sibling_reader
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
 
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
+
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 
 def detect_format(name: str) -> str:
@@ -27,13 +32,17 @@ def detect_format(name: str) -> str:
     return fmt.name
 
 
-def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
+def load_mesh_bytes(
+    data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS, resolve_sibling: SiblingReader | None = None
+) -> Mesh:
     """Parse a model file's bytes (already read and hashed by the caller).
 
     Args:
         data: the whole file.
         name: file name or path; only its extension (format) and messages use it.
         limits: caps on file size, triangles and decompressed bytes.
+        resolve_sibling: reads a file the model names from its folder (an OBJ's ``.mtl``), see
+            :func:`~sidecar_thumbs.mesh.siblings.sibling_reader`; None: such files are not read.
 
     Returns:
         The triangles in millimetres with every transform applied.
@@ -44,6 +53,10 @@ def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS)
     fmt = detect_format(name)
     if len(data) > limits.max_file_bytes:
         raise LimitExceededError(f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes} bytes")
+    if data.startswith(_LFS_POINTER):
+        # A repository cloned without Git LFS holds these small text files in place of its models.
+        raise BadModelError("a Git LFS pointer, not the model itself (fetch the file with 'git lfs pull')")
+    colors: np.ndarray | None = None
     try:
         if fmt == "stl":
             from sidecar_thumbs.mesh.stl import load_stl_bytes
@@ -53,17 +66,29 @@ def load_mesh_bytes(data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS)
             from sidecar_thumbs.mesh.threemf import load_3mf_bytes
 
             triangles, kind = load_3mf_bytes(data, limits)
+        elif fmt == "obj":
+            from sidecar_thumbs.mesh.obj import load_obj_bytes
+
+            triangles, kind, colors = load_obj_bytes(data, limits, resolve_sibling)
+        elif fmt == "ply":
+            from sidecar_thumbs.mesh.ply import load_ply_bytes
+
+            triangles, kind, colors = load_ply_bytes(data, limits)
+        elif fmt == "amf":
+            from sidecar_thumbs.mesh.amf import load_amf_bytes
+
+            triangles, kind, colors = load_amf_bytes(data, limits)
         elif fmt == "step":
             from sidecar_thumbs.mesh.step import load_step_bytes
 
             triangles, kind = load_step_bytes(data, limits)
         else:
-            # G-code and archives are pictures, not meshes: thumbnail.make_picture handles them.
+            # G-code and archives are pictures, not meshes: thumbnail.py handles them.
             raise BadModelError(f"no mesh reader for {fmt} files")
     except MemoryError:
         # An absurd but in-limit model: report it as a cap, not as a crash of the worker.
         raise LimitExceededError("model too large to load into memory") from None
-    return Mesh(triangles=triangles, format=kind)
+    return Mesh(triangles=triangles, format=kind, face_colors=colors)
 
 
 def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
@@ -90,14 +115,18 @@ def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS)
         raise TransientModelError(f"cannot read {name}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
-    return load_mesh_bytes(data, name, limits)
+    return load_mesh_bytes(data, name, limits, sibling_reader(name))
 
 
 def warm_up() -> None:
-    """Compile (or load from the on-disk cache) the numba 3MF scanner on a tiny input.
+    """Compile (or load from the on-disk cache) the numba 3MF, OBJ and PLY kernels on tiny inputs.
 
     Workers call this once at start so the first real file does not pay the JIT cost.
     """
+    from sidecar_thumbs.mesh.objscan import warm_up as _warm_obj
+    from sidecar_thumbs.mesh.plydata import warm_up as _warm_ply
     from sidecar_thumbs.mesh.xmlscan import warm_up as _warm
 
     _warm()
+    _warm_obj()
+    _warm_ply()
