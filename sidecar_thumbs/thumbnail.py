@@ -26,6 +26,7 @@ from sidecar_thumbs.fingerprint import hash_bytes
 from sidecar_thumbs.formats import is_archive_name
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
 from sidecar_thumbs.mesh.siblings import SiblingReader, sibling_reader
+from sidecar_thumbs.mesh.slicer_picture import is_blank
 from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
@@ -35,8 +36,6 @@ __all__ = ["Thumbnail", "ThumbnailOptions", "make_thumbnail", "read_model_bytes"
 
 # Bump when the renderer's look changes, so existing sidecars count as made with other settings.
 LOOK_VERSION = 1
-# Largest per-channel spread (0-255) of a slicer picture that still counts as one flat colour.
-BLANK_TOLERANCE = 4
 
 
 @dataclass(frozen=True)
@@ -120,25 +119,14 @@ def read_model_bytes(
     return data, after.st_size, after.st_mtime_ns
 
 
-def _is_blank(im: object) -> bool:
-    """One flat colour, or nothing visible: a slicer's placeholder, never a picture of the model.
-    A little tolerance for compression noise (a flat JPEG is not exactly flat)."""
-    rgba = np.asarray(im)
-    visible = rgba[rgba[..., 3] > 0]
-    if visible.size == 0:
-        return True
-    spread = visible.max(axis=0).astype(np.int16) - visible.min(axis=0).astype(np.int16)
-    return bool((spread <= BLANK_TOLERANCE).all())
-
-
 def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray | None:
     """Scale a slicer's picture into size x size, keeping its aspect, padded transparent; None when
-    the picture is blank (see :func:`_is_blank`)."""
+    the picture is blank (see :func:`~sidecar_thumbs.mesh.slicer_picture.is_blank`)."""
     from PIL import Image
 
     with Image.open(io.BytesIO(image_bytes)) as opened:
         im = opened.convert("RGBA")
-        if _is_blank(im):
+        if is_blank(np.asarray(im)):
             return None
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
         if im.width < size and im.height < size:
@@ -150,6 +138,18 @@ def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray | None:
         canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
         canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
         return np.asarray(canvas)
+
+
+def _gcode_picture(data: bytes, name: str) -> bytes | None:
+    """The slicer's picture of a G-code file (None for other formats or without one)."""
+    from sidecar_thumbs.mesh.load import detect_format
+
+    if detect_format(name) not in ("gcode", "bgcode"):
+        return None
+    from sidecar_thumbs.mesh.gcode import find_gcode_picture
+
+    picture = find_gcode_picture(data, binary=detect_format(name) == "bgcode")
+    return None if picture is None else picture.data
 
 
 def make_thumbnail_from_bytes(
@@ -164,7 +164,7 @@ def make_thumbnail_from_bytes(
     """Build the thumbnail for a model whose bytes are already read (``name`` gives the format;
     ``content_hash`` is computed here unless the caller already has it; ``resolve_sibling`` reads
     files the model names beside it, such as an OBJ's ``.mtl``)."""
-    from sidecar_thumbs.mesh.load import load_mesh_bytes
+    from sidecar_thumbs.mesh.load import detect_format, load_mesh_bytes
     from sidecar_thumbs.render import render_triangles
 
     content_hash = content_hash or hash_bytes(data)
@@ -196,6 +196,14 @@ def make_thumbnail_from_bytes(
                 # A blank picture (one flat colour, fully transparent) is never a thumbnail: render.
                 blank_picture = rgba is None
                 source = ThumbSource.RENDERED if blank_picture else ThumbSource.EMBEDDED
+    elif options.use_embedded and detect_format(name) in ("gcode", "bgcode"):
+        from sidecar_thumbs.mesh.gcode import choose_gcode_picture
+
+        # Raises for a damaged file (cut off, failing checksum); None means draw the toolpath.
+        picture = choose_gcode_picture(data, options.limits, binary=detect_format(name) == "bgcode")
+        if picture is not None:
+            rgba = _fit_embedded(picture.data, options.render.size)  # the finder already refused blank ones
+            source = ThumbSource.EMBEDDED if rgba is not None else ThumbSource.RENDERED
     if rgba is None and is_archive_name(name):
         # An archive shows the models inside, each made by this same function (archive_picture.py).
         from sidecar_thumbs.archive_picture import archive_picture
@@ -206,12 +214,18 @@ def make_thumbnail_from_bytes(
         try:
             mesh = load_mesh_bytes(data, name, options.limits, resolve_sibling)
         except NoGeometryError as exc:
-            if blank_picture:
-                raise NoGeometryError(f"the slicer's picture is blank and {exc.message}") from None
-            raise
-        triangles = mesh.triangle_count
-        t1 = time.perf_counter()
-        rgba = render_triangles(mesh.triangles, options.render)
+            # A G-code that prints nothing (a picture-only file) still shows its slicer's picture.
+            fallback = None if options.use_embedded else _gcode_picture(data, name)
+            rgba = None if fallback is None else _fit_embedded(fallback, options.render.size)
+            if rgba is None:
+                if blank_picture:
+                    raise NoGeometryError(f"the slicer's picture is blank and {exc.message}") from None
+                raise
+            source = ThumbSource.EMBEDDED
+        else:
+            triangles = mesh.triangle_count
+            t1 = time.perf_counter()
+            rgba = render_triangles(mesh.triangles, options.render)
     meta = metadata_for(
         name,
         size=size,

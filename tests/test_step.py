@@ -87,6 +87,7 @@ def test_deflection_is_relative_to_the_model_size(corpus: Path) -> None:
 def test_bad_step_files_are_refused_with_one_line_even_without_the_extra(path: Path, no_step_extra: None) -> None:
     with pytest.raises(BadModelError) as err:
         load_mesh_bytes(path.read_bytes(), path.name)
+    # A STEP reason, or the one every format gives a Git LFS pointer checked out in place of the file.
     assert "\n" not in err.value.message and ("STEP" in err.value.message or "Git LFS" in err.value.message)
 
 

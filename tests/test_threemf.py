@@ -46,6 +46,8 @@ LENIENT_BAD = {
     "3mfsamples__multiprop-metallic.3mf",
     # invalid multiproperties (materials extension) do not change the geometry
     "lib3mf__MultiProperty_Out_incorrect.3mf",
+    # binary G-code named .gcode: read by its GCDE magic, as PrusaSlicer does (the corpus README allows it)
+    "buddy__mini_cube_binary.gcode",
 }
 
 

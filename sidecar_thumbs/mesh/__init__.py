@@ -29,7 +29,10 @@ class LoadLimits:
 
     max_file_bytes: int = 1024 * 1024 * 1024  # 1 GiB model file
     max_triangles: int = 20_000_000
-    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part, zipped AMF, archive (zip bombs)
+    max_decompressed_bytes: int = 2 * 1024 * 1024 * 1024  # per 3MF part, zipped AMF or archive, all entries
+    # A G-code toolpath keeps at most this many extrusion segments (8 triangles each); beyond it every
+    # k-th layer is kept and drawn k layers tall, so a 500 MB G-code renders like a ~1M-triangle model.
+    max_toolpath_segments: int = 150_000
     # Archives (.zip, .7z): a real model download has tens of entries; deflate cannot beat ~1032:1 and
     # real models compress < 20:1, so 100:1 on an entry over 1 MiB is a bomb; nesting as the issue asks.
     max_archive_entries: int = 10_000
@@ -55,7 +58,8 @@ class Mesh:
     """
 
     triangles: np.ndarray
-    format: str  # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary" or "amf"
+    # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary", "amf", "gcode" or "bgcode"
+    format: str
     face_colors: np.ndarray | None = None
 
     @property

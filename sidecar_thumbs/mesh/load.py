@@ -18,7 +18,8 @@ _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 
 def detect_format(name: str) -> str:
-    """The format name (``"stl"``, ``"3mf"``, ``"zip"``, ...) from the file name's extension, in any case.
+    """The format name (``"stl"``, ``"3mf"``, ``"zip"``, ...) from the file name's extension, in any case
+    (``.amf.xml`` is AMF; a name that is only an extension, ``.stl``, is an STL too).
 
     Raises:
         BadModelError: an extension that is no model format.
@@ -62,6 +63,10 @@ def load_mesh_bytes(
             from sidecar_thumbs.mesh.stl import load_stl_bytes
 
             triangles, kind = load_stl_bytes(data, limits)
+        elif fmt in ("gcode", "bgcode"):
+            from sidecar_thumbs.mesh.gcode import load_gcode_bytes
+
+            triangles, kind = load_gcode_bytes(data, limits, binary=fmt == "bgcode")
         elif fmt == "3mf":
             from sidecar_thumbs.mesh.threemf import load_3mf_bytes
 
@@ -83,7 +88,7 @@ def load_mesh_bytes(
 
             triangles, kind = load_step_bytes(data, limits)
         else:
-            # G-code and archives are pictures, not meshes: thumbnail.py handles them.
+            # Archives are pictures of what they hold, not meshes: thumbnail.py handles them.
             raise BadModelError(f"no mesh reader for {fmt} files")
     except MemoryError:
         # An absurd but in-limit model: report it as a cap, not as a crash of the worker.
