@@ -166,7 +166,10 @@ def test_a_blank_slicer_picture_is_never_the_thumbnail(blank: tuple[int, int, in
     assert thumb.source == "rendered" and thumb.triangles == 12
     # A real picture is still used.
     data = _3mf('<item objectid="1"/>', _picture((255, 255, 255, 255), pattern=True))
-    assert make_thumbnail_from_bytes(data, "real.3mf", len(data), 0, ThumbnailOptions(use_embedded=True)).source == "embedded"
+    assert (
+        make_thumbnail_from_bytes(data, "real.3mf", len(data), 0, ThumbnailOptions(use_embedded=True)).source
+        == "embedded"
+    )
 
 
 def test_an_empty_build_never_gets_the_picture_and_a_blank_one_fails_with_a_reason() -> None:
