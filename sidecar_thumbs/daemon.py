@@ -23,6 +23,7 @@ from types import FrameType
 from sidecar_thumbs import logs
 from sidecar_thumbs.changes import ChangeTracker
 from sidecar_thumbs.clean import clean
+from sidecar_thumbs.crashcheck import recheck_after_crash
 from sidecar_thumbs.dam_sync import sync_dam
 from sidecar_thumbs.discover import WalkProblem
 from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, RootOfflineError, SidecarError
@@ -64,6 +65,7 @@ class DaemonConfig:
     poll_interval: float = 60.0  # seconds between polls when polling
     once: bool = False  # burst mode: rescan, render everything pending, exit
     durable: bool = True
+    full_fsync: bool = False
     # When a walk's losses are believed; ``allowed`` (--allow-mass-missing) counts for the start-up scan only.
     guard: MassMissingGuard = field(default_factory=MassMissingGuard)
 
@@ -195,6 +197,7 @@ class Daemon:
                 self.options,
                 timeout=cfg.timeout,
                 durable=cfg.durable,
+                full_fsync=cfg.full_fsync,
                 on_outcome=self._on_outcome,
                 is_gone=self.root_states.is_gone,
                 roots=self.roots,
@@ -436,6 +439,8 @@ class Daemon:
             return
         if removed:
             log.info("removed %d temp files left by an interrupted run", removed)
+        if online:
+            recheck_after_crash(self.db, online)  # we hold the lock: a crash note is a dead writer's
 
     # -- roots: online / offline ----------------------------------------------------------------------
 

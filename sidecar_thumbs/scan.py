@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from sidecar_thumbs.crashcheck import recheck_after_crash
 from sidecar_thumbs.discover import FoundFile, WalkProblem, iter_model_files
 from sidecar_thumbs.executors import Executor
 from sidecar_thumbs.fingerprint import hash_file
@@ -409,6 +410,7 @@ def scan(
     force: bool = False,
     retry_failed: bool = False,
     durable: bool = True,
+    full_fsync: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_plan: Callable[[Plan, int], None] | None = None,
     stop: threading.Event | None = None,
@@ -431,7 +433,9 @@ def scan(
         guard: when a walk's losses are believed; a root found offline raises
             :class:`~.errors.RootOfflineError` and nothing is written.
         holds_lock: the caller holds the coordinator lock: temp files of a killed writer are removed
-            first, whatever their age (no one else writes sidecars now).
+            first, whatever their age (no one else writes sidecars now), and if that writer did not stop
+            cleanly, the sidecars it committed are checked (:mod:`.crashcheck`).
+        full_fsync: flush the drive's cache for every sidecar (see :class:`~.pipeline.Pipeline`).
         volumes: how the roots' volumes compare names (default: probed now, see :mod:`.pathcanon`).
 
     Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
@@ -453,6 +457,7 @@ def scan(
         from sidecar_thumbs.clean import clean
 
         summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
+        recheck_after_crash(db, roots)  # torn sidecars become pending rows, which the plan queues
     plan, rows, found, _ = reconcile(
         roots, db, force=force, problems=summary.problems, guard=guard, strict=True,
         max_bytes=options.limits.max_file_bytes, volumes=volumes,
@@ -500,6 +505,7 @@ def scan(
         options,
         timeout=timeout,
         durable=durable,
+        full_fsync=full_fsync,
         on_outcome=on_outcome,
         is_gone=functools.partial(model_is_gone, identities=identities),
         roots=roots,

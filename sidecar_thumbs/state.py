@@ -220,6 +220,15 @@ class StateDB(SQLiteDB):
             out.extend(self._read(f"SELECT {columns} FROM {source} WHERE {where}", params))
         return out
 
+    def done_since(self, since: float, roots: Sequence[str]) -> list[ModelRow]:
+        """Rows under ``roots`` given a sidecar at or after ``since`` (epoch seconds): the crash check."""
+        where, params = _roots_clause(roots)
+        sql = (
+            f"SELECT {_COLUMNS} FROM st_models WHERE status = 'done' AND has_thumbnail = 1"
+            f" AND rendered_at >= ? AND ({where})"
+        )
+        return [_row(t) for t in self._read(sql, [since, *params])]
+
     def counts(self) -> dict[ModelStatus, int]:
         """Number of rows in each status (every status present, zero when none)."""
         found = dict(self._read("SELECT status, count(*) FROM st_models GROUP BY status"))
