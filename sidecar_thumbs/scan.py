@@ -339,7 +339,9 @@ def reconcile(
             ``roots`` should then be in their on-disk spelling (``volumes.roots``, or folders below them).
 
     Returns:
-        (the plan, the rows as they were before, how many model files were found, the offline roots).
+        (the plan, the rows as they were before that needed a look — with ``force`` every row under the
+        walked roots; otherwise those :meth:`~.state.StateDB.plan_rows_differing` returns, which include
+        every row not done —, how many model files were found, the offline roots).
     """
     problems = problems if problems is not None else []
     guard = guard or MassMissingGuard()
@@ -353,18 +355,29 @@ def reconcile(
     walked: list[tuple[str, int, int]] = []  # (root, models found, rows present before)
     offline: list[RootState] = []
     for root in canonical_roots(roots):
-        under = db.plan_rows_under([root])
-        known = present_by_root(under, [root]).get(root, 0)
+        under = db.plan_rows_under([root]) if force else None
+        known = present_by_root(under, [root]).get(root, 0) if under is not None else db.present_under(root)
         state = check_root(root, known=0 if guard.allowed else known)
         if not state.online:
             offline.append(state)
             continue
         before = len(found)
         found.extend(iter_model_files([root], on_problem=problems.append, volumes=volumes))
-        rows.update(under)
+        if under is not None:
+            rows.update(under)
         walked.append((root, len(found) - before, known))
     if strict and offline:
         raise offline_error(offline)
+    unchanged = 0
+    if not force and walked:
+        # The comparison in SQL (issue 17): only rows that differ from the walk come back; a found file
+        # with neither a differing row nor none at all is unchanged, done, its sidecar listed.
+        walk = [(f.path, f.size, f.mtime_ns, f.has_sidecar) for f in found]
+        rows, new_paths = db.plan_rows_differing([w[0] for w in walked], walk)
+        look = [f for f in found if f.path in rows or f.path in new_paths]
+        unchanged, found_all, found = len(found) - len(look), found, look
+    else:
+        found_all = found
     plan = plan_changes(
         found,
         rows,
@@ -373,6 +386,8 @@ def reconcile(
         hasher=functools.partial(hash_file, max_bytes=max_bytes),
         volumes=volumes,
     )
+    plan.unchanged += unchanged
+    found = found_all
     gone: dict[str, list[str]] = {}
     for p in plan.missing:
         gone.setdefault(root_of(p, [w[0] for w in walked]) or "", []).append(p)
