@@ -125,20 +125,21 @@ def main() -> None:
             ("macOS full_fsync", (lat, bar, bar), True),
             ("every fsync slow", (lat, lat, lat), False),
         ]
-        base = None
         print(f"{args.count} models in {args.folders} folders, workers={args.workers}, latency {args.latency} ms")
         print(f"{'case':<18} {'models/s':>9} {'vs none':>8}  calls (full/barrier/folder)")
-        for name, slow, full in cases:
-            rates = []
-            calls: dict[str, int] = {}
-            for _ in range(args.repeat):
+        # Cases interleaved within each repeat: a shared machine's load drifts; medians per case.
+        rates: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        calls: dict[str, dict[str, int]] = {}
+        for _ in range(args.repeat):
+            for name, slow, full in cases:
                 ctx = slow_flushes(*slow) if slow else contextlib.nullcontext({})
                 with ctx as c:
-                    rates.append(one_scan(lib, work, args.workers, full))
-                    calls = dict(c)
-            rate = statistics.median(rates)
-            base = base or rate
-            counts = "/".join(str(calls.get(k, "-")) for k in ("full", "barrier", "folder"))
+                    rates[name].append(one_scan(lib, work, args.workers, full))
+                    calls[name] = dict(c)
+        base = statistics.median(rates[cases[0][0]])
+        for name, _, _ in cases:
+            rate = statistics.median(rates[name])
+            counts = "/".join(str(calls[name].get(k, "-")) for k in ("full", "barrier", "folder"))
             print(f"{name:<18} {rate:9.1f} {rate / base:8.2f}  {counts}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
