@@ -112,8 +112,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     Example: sidecar-thumbs status --json
     """
-    from sidecar_thumbs.progress import format_duration, format_rate
     from sidecar_thumbs.status import collect_status, format_since
+    from sidecar_thumbs.units import format_duration, format_rate
 
     settings = settings_for(ctx)
     for warning in settings.database_warnings():

@@ -28,7 +28,7 @@ from sidecar_thumbs.cli_common import (
 )
 from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 from sidecar_thumbs.logs import log_outcome, log_problem
-from sidecar_thumbs.progress import format_rate
+from sidecar_thumbs.units import format_rate
 
 __all__ = ["scan"]
 

@@ -32,7 +32,6 @@ from sidecar_thumbs.lock import DaemonLock
 from sidecar_thumbs.models import ModelRow
 from sidecar_thumbs.pathcanon import Volumes
 from sidecar_thumbs.pipeline import Outcome, Pipeline
-from sidecar_thumbs.progress import format_duration, format_rate
 from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.root_states import RootChange, RootStates
 from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, offline_error, root_of
@@ -40,6 +39,7 @@ from sidecar_thumbs.scan import reconcile
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.status import ROOT_ACCESS_KEY, root_access_problem
 from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.units import format_duration, format_rate
 from sidecar_thumbs.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher
 
 __all__ = ["Daemon", "DaemonConfig"]

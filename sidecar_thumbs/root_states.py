@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sidecar_thumbs.errors import DatabaseLockedError
-from sidecar_thumbs.progress import format_duration
 from sidecar_thumbs.roots import RootState, check_root, model_is_gone, root_identity, root_of
 from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.units import format_duration
 
 __all__ = ["RootChange", "RootStates"]
 
