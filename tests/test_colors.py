@@ -226,3 +226,34 @@ def test_blank_slicer_picture_is_never_used() -> None:
     for options in (with_picture, OURS):
         with pytest.raises(NoGeometryError):
             make_thumbnail_from_bytes(nothing, "x.3mf", 0, 0, options)
+
+
+EXAMPLE_COLOURS = {
+    # The project's own examples (examples/make_examples.py) and the colours they were written with.
+    "material blocks.obj": [(219, 41, 41), (250, 199, 31), (41, 107, 230)],
+    "two colours.amf": [(26, 153, 89), (217, 89, 26)],
+    "calibration plate.3mf": [(0xD6, 0x28, 0x28), (0x2A, 0x9D, 0x8F), (0x83, 0x38, 0xEC)],
+    "painted gear (Bambu project).3mf": [(0xEF, 0x23, 0x3C)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_COLOURS))
+def test_example_models_show_their_colours(name: str) -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / "models" / "colors" / name
+    thumb = make_thumbnail_from_bytes(
+        path.read_bytes(), name, 0, 0, OURS, resolve_sibling=lambda n: (path.parent / n).read_bytes()
+    )
+    pixels = _png_pixels(thumb.png)
+    for colour in EXAMPLE_COLOURS[name]:
+        assert _shows_hue(pixels, colour), (name, colour)
+
+
+@pytest.mark.parametrize(
+    ("folder", "name"), [("obj", "tinyobj__cornell_box.obj"), ("amf", "openscad__tetra_multicolor.amf")]
+)
+def test_corpus_obj_and_amf_show_more_than_one_colour(corpus: Path, folder: str, name: str) -> None:
+    from sidecar_thumbs.thumbnail import make_thumbnail
+
+    pixels = _png_pixels(make_thumbnail(corpus / folder / name, OURS).png)
+    hues = {round(_hue(p)[0] / 20) for p in pixels[::7] if _hue(p)[1] > 0.3}
+    assert len(hues) >= 2, hues
