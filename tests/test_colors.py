@@ -248,12 +248,12 @@ def test_example_models_show_their_colours(name: str) -> None:
         assert _shows_hue(pixels, colour), (name, colour)
 
 
-@pytest.mark.parametrize(
-    ("folder", "name"), [("obj", "tinyobj__cornell_box.obj"), ("amf", "openscad__tetra_multicolor.amf")]
-)
-def test_corpus_obj_and_amf_show_more_than_one_colour(corpus: Path, folder: str, name: str) -> None:
+def test_corpus_obj_takes_its_mtl_colours_and_amf_its_triangle_colours(corpus: Path) -> None:
     from sidecar_thumbs.thumbnail import make_thumbnail
 
-    pixels = _png_pixels(make_thumbnail(corpus / folder / name, OURS).png)
-    hues = {round(_hue(p)[0] / 20) for p in pixels[::7] if _hue(p)[1] > 0.3}
+    # The Cornell box seen from outside: white walls, and the red one (Kd 1 0 0 in cornell_box.mtl) facing us.
+    box = _png_pixels(make_thumbnail(corpus / "obj" / "tinyobj__cornell_box.obj", OURS).png)
+    assert _shows_hue(box, (255, 0, 0))
+    tetra = _png_pixels(make_thumbnail(corpus / "amf" / "openscad__tetra_multicolor.amf", OURS).png)
+    hues = {round(_hue(p)[0] / 20) for p in tetra[::7] if _hue(p)[1] > 0.3}
     assert len(hues) >= 2, hues
