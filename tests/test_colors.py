@@ -18,10 +18,10 @@ from sidecar_thumbs.errors import NoGeometryError
 from sidecar_thumbs.mesh.load import load_mesh_bytes
 from sidecar_thumbs.mesh.paint import dominant_state
 from sidecar_thumbs.mesh.threemf import load_3mf_mesh
-from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions, render_triangles
 from sidecar_thumbs.render.colors import LUMA_MAX, LUMA_MIN, pack_colors, readable
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
+from sidecar_thumbs.types import ThumbSource
 
 SOURCE_EMBEDDED, SOURCE_RENDERED = ThumbSource.EMBEDDED, ThumbSource.RENDERED
 
@@ -249,7 +249,7 @@ def test_example_models_show_their_colours(name: str) -> None:
 
 
 def test_corpus_obj_takes_its_mtl_colours_and_amf_its_triangle_colours(corpus: Path) -> None:
-    from sidecar_thumbs.thumbnail import make_thumbnail
+    from sidecar_thumbs.render.thumbnail import make_thumbnail
 
     # The Cornell box seen from outside: white walls, and the red one (Kd 1 0 0 in cornell_box.mtl) facing us.
     box = _png_pixels(make_thumbnail(corpus / "obj" / "tinyobj__cornell_box.obj", OURS).png)
