@@ -30,11 +30,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sidecar_thumbs import atomic, pipeline
-from sidecar_thumbs.executors import Executor, InlineExecutor, LocalPool
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.files import atomic
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.work import pipeline
+from sidecar_thumbs.work.executors.local import Executor, InlineExecutor, LocalPool
+from sidecar_thumbs.work.scan import scan
 
 
 def _cube(i: int) -> bytes:

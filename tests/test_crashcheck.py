@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs import atomic, pipeline
-from sidecar_thumbs.crashcheck import WRITES_OPEN_KEY, open_writes
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.freshness import Verdict, check_freshness
-from sidecar_thumbs.models import ModelStatus
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.files import atomic
+from sidecar_thumbs.files.freshness import Verdict, check_freshness
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work import pipeline
+from sidecar_thumbs.work.crashcheck import WRITES_OPEN_KEY, open_writes
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.scan import scan
 
 OPTIONS = ThumbnailOptions()
 PICKS = ("stl-binary/admesh__binary.stl", "3mf/3mfsamples__box.3mf", "3mf/3mfsamples__cylinder.3mf")
