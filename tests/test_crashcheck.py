@@ -131,3 +131,18 @@ def test_order_fsync_falls_back_to_fsync(tmp_path: Path, monkeypatch: pytest.Mon
     # Linux: fsync for the data and for the folder; macOS: a barrier for the data, fsync for the folder.
     assert len(calls) == (1 if atomic.sys.platform == "darwin" else 2)
     assert (tmp_path / "f").read_bytes() == b"x"
+
+
+def test_temp_files_are_swept_only_after_a_writer_left_its_note_open(
+    library: tuple[Path, list[Path]], db: StateDB
+) -> None:
+    # Temp files are left only by a writer killed mid-write, and every writer notes that it writes: a
+    # no-op rescan after a clean stop skips the second walk of the library that looks for them.
+    lib, models = library
+    assert run(lib, db).temp_removed == 0  # a fresh database: swept (never checked before)
+    png = sidecar_path_for(models[0]).read_bytes()
+    temp = models[0].parent / atomic.temp_name_for("x")
+    temp.write_bytes(png[:100])
+    assert run(lib, db).temp_removed == 0 and temp.exists()
+    open_writes(db, now=0.0)  # a writer killed mid-run
+    assert run(lib, db).temp_removed == 1 and not temp.exists()

@@ -22,7 +22,7 @@ from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState
 
-__all__ = ["WRITES_OPEN_KEY", "close_writes", "open_writes", "recheck_after_crash"]
+__all__ = ["WRITES_OPEN_KEY", "close_writes", "open_writes", "recheck_after_crash", "writes_left_open"]
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,19 @@ def close_writes(db: StateDB) -> None:
         db.set_meta(WRITES_OPEN_KEY, "")
 
 
+def writes_left_open(db: StateDB) -> bool:
+    """Whether a writer may have been killed mid-write (so temp files may be left): a note is there,
+    or this database was never checked by a version that keeps the note."""
+    return db.get_meta(WRITES_OPEN_KEY) != ""
+
+
 def recheck_after_crash(db: StateDB, roots: Sequence[str]) -> list[str]:
     """If the last writer did not stop cleanly, re-queue rows under ``roots`` whose sidecar, committed
     since it started, is torn, foreign or gone. Returns their paths; clears the note."""
     since = _since(db)
     if since is None:
+        if db.get_meta(WRITES_OPEN_KEY) is None:
+            db.set_meta(WRITES_OPEN_KEY, "")  # checked by this version: from now on the note tells
         return []
     rows = db.done_since(since - _MARGIN_S, roots)
     bad: list[FileState] = []

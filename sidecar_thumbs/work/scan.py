@@ -40,7 +40,7 @@ from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, ModelStatus, PlanRow, RenderDone, ThumbSource
-from sidecar_thumbs.work.crashcheck import recheck_after_crash
+from sidecar_thumbs.work.crashcheck import recheck_after_crash, writes_left_open
 from sidecar_thumbs.work.executors.local import Executor
 from sidecar_thumbs.work.pipeline import ClaimSource, Outcome, Pipeline
 
@@ -471,7 +471,8 @@ def scan(
     if holds_lock and not mark_only:
         from sidecar_thumbs.reports.clean import clean
 
-        summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
+        if writes_left_open(db):  # temp files are left only by a writer killed mid-write: else no second walk
+            summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
         recheck_after_crash(db, roots)  # torn sidecars become pending rows, which the plan queues
     plan, rows, found, _ = reconcile(
         roots, db, force=force, problems=summary.problems, guard=guard, strict=True,
