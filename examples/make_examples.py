@@ -143,6 +143,96 @@ def write_3mf(path: Path, objects: list[np.ndarray], placements: list[tuple[int,
             z.writestr(info, text)
 
 
+MATERIAL_NS = "http://schemas.microsoft.com/3dmanufacturing/material/2015/02"
+
+
+def _package(path: Path, model: str, extra: dict[str, str] | None = None) -> None:
+    """A 3MF package with fixed timestamps (the same bytes every run)."""
+    rels = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+        'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>'
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in [("_rels/.rels", rels), ("3D/3dmodel.model", model), *(extra or {}).items()]:
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, text)
+
+
+def _model(resources: str, items: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<model unit="millimeter" xml:lang="en-US" '
+        'xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02" '
+        f'xmlns:m="{MATERIAL_NS}"><resources>{resources}</resources><build>{items}</build></model>'
+    )
+
+
+def calibration_plate(path: Path) -> None:
+    """Six coloured tiles on a plate: one base material per object (3MF materials extension)."""
+    colours = ["#D62828", "#F77F00", "#FCBF49", "#2A9D8F", "#3A86FF", "#8338EC", "#A0A0A0"]
+    base = "".join(f'<m:base name="PLA {i + 1}" displaycolor="{c}"/>' for i, c in enumerate(colours))
+    res = f'<m:basematerials id="1">{base}</m:basematerials>'
+    res += f'<object id="2" type="model" pid="1" pindex="6">{_mesh_xml(box(66, 44, 2))}</object>'
+    items = '<item objectid="2"/>'
+    for i in range(6):
+        res += f'<object id="{i + 3}" type="model" pid="1" pindex="{i}">{_mesh_xml(box(18, 18, 4 + 2 * i))}</object>'
+        items += f'<item objectid="{i + 3}" transform="1 0 0 0 1 0 0 0 1 {3 + (i % 3) * 21} {3 + (i // 3) * 21} 2"/>'
+    _package(path, _model(res, items))
+
+
+def gradient_knot(path: Path) -> None:
+    """A torus with a colour per vertex, blended across each triangle (3MF colour group)."""
+    tri = torus(16.0, 6.0, 64, 24)
+    verts, faces, index = [], [], {}
+    for t in tri:
+        ids = []
+        for v in t:
+            key = tuple(np.round(v, 4))
+            ids.append(index.setdefault(key, len(verts)))
+            if ids[-1] == len(verts):
+                verts.append(key)
+        faces.append(ids)
+    angle = [np.arctan2(y, x) for x, y, _ in verts]
+    colours = "".join(
+        '<m:color color="#{:02X}{:02X}{:02X}"/>'.format(
+            *(int(127.5 + 127.5 * np.cos(a + k * 2.0944)) for k in range(3))
+        )
+        for a in angle
+    )
+    vx = "".join(f'<vertex x="{x:g}" y="{y:g}" z="{z:g}"/>' for x, y, z in verts)
+    tx = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}" pid="1" p1="{a}" p2="{b}" p3="{c}"/>' for a, b, c in faces)
+    res = f'<m:colorgroup id="1">{colours}</m:colorgroup><object id="2" type="model">'
+    res += f"<mesh><vertices>{vx}</vertices><triangles>{tx}</triangles></mesh></object>"
+    _package(path, _model(res, '<item objectid="2"/>'))
+
+
+def painted_project(path: Path) -> None:
+    """A Bambu Studio style project: two filaments, a gear in the first with its teeth painted in the second."""
+    tri = gear(16, 18, 3, 6)
+    mesh = _mesh_xml(tri)
+    # The teeth's outer faces (every corner at the tip radius) are painted with filament 2.
+    painted = [bool((np.hypot(t[:, 0], t[:, 1]) > 17.9).all()) for t in tri]
+    parts = mesh.split("<triangle ")
+    mesh = parts[0] + "".join(
+        "<triangle " + (p.replace("/>", ' paint_color="8"/>', 1) if paint else p)
+        for p, paint in zip(parts[1:], painted, strict=True)
+    )
+    res = f'<object id="1" type="model">{mesh}</object>'
+    res += '<object id="2" type="model"><components><component objectid="1"/></components></object>'
+    config = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<config><object id="2"><metadata key="extruder" value="1"/>'
+        '<part id="1" subtype="normal_part"><metadata key="extruder" value="1"/></part></object></config>'
+    )
+    settings = '{"filament_colour": ["#2B2D42", "#EF233C"]}'
+    _package(
+        path,
+        _model(res, '<item objectid="2"/>'),
+        {"Metadata/model_settings.config": config, "Metadata/project_settings.config": settings},
+    )
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "parts").mkdir(exist_ok=True)
@@ -154,6 +244,10 @@ def main() -> None:
         [gear(12, 10, 2, 5), torus(8, 3, 32, 16)],
         [(0, "1 0 0 0 1 0 0 0 1 -15 0 0"), (1, "1 0 0 0 1 0 0 0 1 15 0 0"), (0, "1 0 0 0 1 0 0 0 1 0 25 0")],
     )
+    (OUT / "colors").mkdir(exist_ok=True)
+    calibration_plate(OUT / "colors" / "calibration plate.3mf")
+    gradient_knot(OUT / "colors" / "vertex colours.3mf")
+    painted_project(OUT / "colors" / "painted gear (Bambu project).3mf")
     print(f"wrote examples to {OUT}")
 
 

@@ -25,6 +25,7 @@ from sidecar_thumbs.errors import (
     DatabaseError,
     LockedError,
     ModelError,
+    RootOfflineError,
     SidecarThumbsError,
     UnknownSettingError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "DatabaseError",
     "LockedError",
     "ModelError",
+    "RootOfflineError",
     "ScanSummary",
     "Settings",
     "SidecarThumbsError",

@@ -292,8 +292,6 @@ def watch(
 
     settings = settings if settings is not None else load_settings()
     dirs = roots_from(roots, settings)
-    for warning in settings.database_warnings():
-        log.warning("%s", warning)
     options = thumbnail_options(settings)
     daemon_config = DaemonConfig(
         roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,

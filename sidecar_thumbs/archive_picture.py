@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,15 @@ import numpy as np
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, MissingExtraError, ModelError, NoGeometryError
 from sidecar_thumbs.formats import format_for_name
 from sidecar_thumbs.mesh import LoadLimits
-from sidecar_thumbs.mesh.archive import Archive, ArchiveBudgetError, Budget, Entry, EntryKind, open_archive
+from sidecar_thumbs.mesh.archive import (
+    Archive,
+    ArchiveBudgetError,
+    Budget,
+    Entry,
+    EntryKind,
+    open_archive,
+    sibling_reader,
+)
 from sidecar_thumbs.models import ThumbSource
 
 if TYPE_CHECKING:
@@ -130,7 +139,7 @@ class _Cell:
     triangles: int | None
 
 
-def _model_cell(data: bytes, name: str, options: ThumbnailOptions) -> _Cell:
+def _model_cell(data: bytes, name: str, options: ThumbnailOptions, siblings: Callable[[str], bytes | None]) -> _Cell:
     """A model inside the archive, drawn exactly as the loose file would be (the same function makes
     both, so every format and rule of the loose files holds inside archives too)."""
     from PIL import Image
@@ -138,7 +147,7 @@ def _model_cell(data: bytes, name: str, options: ThumbnailOptions) -> _Cell:
     from sidecar_thumbs.thumbnail import make_thumbnail_from_bytes
 
     # The hash of an inner file is never stored: skip computing it.
-    thumb = make_thumbnail_from_bytes(data, name, len(data), 0, options, content_hash="-")
+    thumb = make_thumbnail_from_bytes(data, name, len(data), 0, options, "-", resolve_sibling=siblings)
     with Image.open(io.BytesIO(thumb.png)) as im:
         rgba = np.asarray(im.convert("RGBA"))
     return _Cell(rgba, thumb.source, thumb.triangles)
@@ -169,7 +178,8 @@ def archive_picture(data: bytes, name: str, options: ThumbnailOptions) -> tuple[
         n_after = min(MAX_CELLS, len(cells) + len(candidates) - index)
         cell_options = _with_size(options, grid_layout(n_after, size)[0][2])
         try:
-            cells.append(_model_cell(owner.read(entry), os.path.basename(entry.name), cell_options))
+            siblings = sibling_reader(owner, entry)  # an OBJ's .mtl, from its own folder of the archive
+            cells.append(_model_cell(owner.read(entry), os.path.basename(entry.name), cell_options, siblings))
         except ArchiveBudgetError:
             raise  # the archive-wide budget is spent: the whole file is refused
         except ModelError as exc:  # this model only: try the next largest

@@ -37,7 +37,7 @@ def _full_fsync(fd: int) -> None:
         import fcntl
 
         try:
-            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)  # type: ignore[attr-defined]
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
             return
         except OSError:
             pass

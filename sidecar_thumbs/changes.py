@@ -73,10 +73,10 @@ class ChangeTracker:
         for ev in events:
             if ev.kind is EventKind.CHANGED:
                 if ev.is_dir:
-                    self._folder_spelled_otherwise(ev.path)
                     # A folder arrived: its files may never send events of their own. A symlink to a
                     # folder outside the roots is not walked (the walker would take it as a root).
                     if self._folder_allowed(ev.path):
+                        self._folder_spelled_otherwise(ev.path)
                         for f in iter_model_files([ev.path]):
                             self.settler.touch(f.path, now)
                 else:

@@ -223,7 +223,12 @@ def render_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--embedded/--no-embedded",
         default=None,
-        help="Use a 3MF's own slicer thumbnail when it has one [SIDECAR_THUMBS_EMBEDDED, default on].",
+        help="Use a 3MF's own slicer picture instead of our render [SIDECAR_THUMBS_EMBEDDED, default off].",
+    )(f)
+    f = click.option(
+        "--model-colors/--no-model-colors",
+        default=None,
+        help="Draw the model's own colours [SIDECAR_THUMBS_MODEL_COLORS, default on].",
     )(f)
     f = click.option(
         "--size",
@@ -266,8 +271,6 @@ def pool_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_db(settings: Settings, *, readonly: bool = False, must_exist: bool = False) -> Any:
-    for warning in settings.database_warnings():
-        log.warning("%s", warning)
     try:
         return open_state_db(settings, readonly=readonly, must_exist=must_exist)
     except SidecarError as exc:

@@ -215,7 +215,15 @@ class Settings:
         "auto", "auto, numba or numpy (same pixels; numpy needs no compiler)", "Thumbnails",
         _one_of("auto", "numba", "numpy"),
     )  # fmt: skip
-    embedded: bool = _setting(True, "Use the thumbnail a 3MF or G-code carries instead of rendering one", "Thumbnails")
+    embedded: bool = _setting(
+        False,
+        "Use the picture a slicer saved in a 3MF instead of our render (always the fallback when nothing in the "
+        "file can be drawn)",
+        "Thumbnails",
+    )
+    model_colors: bool = _setting(
+        True, "Draw the model's own colours (3MF materials, slicer filaments and paint, OBJ/PLY/AMF)", "Thumbnails"
+    )
 
     max_file_mb: int = _setting(1024, "Skip model files larger than this many MiB", "Limits", _between(1))
     max_triangles: int = _setting(20_000_000, "Skip models with more triangles", "Limits", _between(1))

@@ -98,7 +98,10 @@ class Daemon:
         self.settler = Settler(config.settle)
         self.watcher: Watcher | None = None
         # Roots are volumes (see roots.py): each is online or offline, checked with a stat every sweep.
-        self.roots = canonical_roots(config.roots)
+        # How each root's volume compares names (case, Unicode form), asked once; the roots in its spelling,
+        # before anything is keyed by them (root states, the watcher, rows found by walks).
+        self.volumes = Volumes.detect(canonical_roots(config.roots))
+        self.roots = list(self.volumes.roots)
         self.root_states = RootStates(self.roots, db)
         self._due_rescans: set[str] = set()  # roots back online (or watched anew) to rescan
         self.stop_requests = 0
@@ -110,11 +113,10 @@ class Daemon:
         self.failed_total = 0  # distinct models that failed during this run
         self._failing: set[str] = set()
         self._hard_stop = HardStop()
-        self.volumes = Volumes(self.roots, [None] * len(self.roots))  # probed in run()
         self.changes = ChangeTracker(
             db,
             self.settler,
-            config.roots,
+            self.roots,  # as the volume spells them: the link rule compares paths under them
             max_bytes=options.limits.max_file_bytes,
             is_gone=self.root_states.is_gone,
             volumes=self.volumes,
@@ -175,8 +177,6 @@ class Daemon:
             if cfg.once and self.root_states.offline():
                 raise offline_error(self.root_states)
             self._remove_stale_temp_files()
-            # How each root's volume compares names, asked once: paths are kept in its spelling.
-            self.volumes = self.changes.volumes = Volumes.detect(self.roots)
             if not cfg.once:
                 self.watcher = Watcher(
                     self.root_states.online(), self.queue, polling=cfg.polling, poll_interval=cfg.poll_interval
@@ -197,7 +197,7 @@ class Daemon:
                 durable=cfg.durable,
                 on_outcome=self._on_outcome,
                 is_gone=self.root_states.is_gone,
-                roots=cfg.roots,
+                roots=self.roots,
             )
             try:
                 self._rescan(initial=True)

@@ -20,6 +20,9 @@ EXIT_USAGE = 2
 EXIT_PROBLEMS = 3
 
 
+MAX_MESSAGE = 300
+
+
 class SidecarThumbsError(Exception):
     """sidecar-thumbs failed"""
 
@@ -30,8 +33,10 @@ class SidecarThumbsError(Exception):
 
     @property
     def message(self) -> str:
-        # Always one line: reasons end up in log lines and database cells.
-        return " ".join(str(self).split())
+        # Always one short line: reasons end up in log lines and database cells, and a library's
+        # message may quote raw bytes of the file (zipfile quotes a whole local header).
+        text = " ".join(str(self).split())
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 # The base's first name; code written against it (and other branches of this project) keeps working.

@@ -70,11 +70,12 @@ def render_job(job: RenderJob) -> RenderResult:
         data, size, mtime_ns = read_model_bytes(job.path, job.options.limits)
     except ModelError as exc:
         r = failure(job.path, exc.message, transient=exc.transient)
-        size = getattr(exc, "size", None)
-        if size is not None:
+        cap_size: int | None = getattr(exc, "size", None)
+        if cap_size is not None:
             # Over the size cap, never read: its stat stands for its content, so the coordinator
             # records the failure without hashing gigabytes itself.
-            r = replace(r, content_hash=oversize_key(size, exc.mtime_ns), size=size, mtime_ns=exc.mtime_ns)  # type: ignore[attr-defined]
+            mtime: int = getattr(exc, "mtime_ns")  # noqa: B009 (set with size by the size cap)
+            r = replace(r, content_hash=oversize_key(cap_size, mtime), size=cap_size, mtime_ns=mtime)
         return r
     digest = hash_bytes(data)
 

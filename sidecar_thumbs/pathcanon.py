@@ -206,15 +206,20 @@ class Volumes:
         return cls(roots, rules)
 
     def redetect(self, probe: Callable[[str], VolumeRules | None] = probe_rules) -> None:
-        """Probe roots whose probe could not run before (e.g. the volume was not mounted at start)."""
+        """Probe roots whose probe could not run before (e.g. the volume was not mounted at start).
+
+        The root keeps the spelling it has (the daemon's bookkeeping is keyed by it); paths below it are
+        canonicalised from now on.
+        """
         for i, root in enumerate(self.roots):
             if self._rules[i] is None:
                 found = probe(root)
                 if found is not None:
                     self._rules[i] = found
-                    self.roots = (*self.roots[:i], self._canonical_root(root, found), *self.roots[i + 1 :])
                     if not found.exact:
                         log.info("%s is on a %s volume: paths are compared by its rules", root, found.describe())
+                    if self._canonical_root(root, found) != root:
+                        log.warning("root %s is spelled otherwise on disk; configure it that way", root)
 
     def respelled_roots(self) -> list[tuple[str, str]]:
         """(as configured, as on disk) for each root configured in another spelling than the volume's."""

@@ -293,7 +293,13 @@ class Pipeline:
                 # The worker died (crash, timeout) before saying which content it read: hash it here
                 # (in a writer thread), or every scan would see "changed" content and hand it out again.
                 content_hash, size, mtime_ns = _hash_unchanged(path, row, self.options.limits.max_file_bytes)
-            if content_hash and row.hash is None and (size, mtime_ns) == (row.size, row.mtime_ns):
+            if (
+                content_hash
+                and row.hash is None
+                and row.size is not None
+                and row.mtime_ns is not None
+                and (size, mtime_ns) == (row.size, row.mtime_ns)
+            ):
                 # Remember which content failed, so an unchanged bad file is not re-read every scan.
                 records.append(FileState(path, row.size, row.mtime_ns, content_hash, False))
                 failed_hash = content_hash
@@ -334,7 +340,7 @@ class Pipeline:
                 failed.append(FileState(path, result.size, result.mtime_ns, result.content_hash, False))
             failed.append(RenderFailed(path, exc.message, exc.transient, result.content_hash))
             return Outcome(path, OutcomeKind.FAILED, error=exc.message, transient=exc.transient), failed
-        records: list[_Record] = []
+        records = []
         if row.hash is not None and row.hash != result.content_hash:
             # The content changed between discovery and render (and is stable now): record the
             # new facts first so the done-record's hash guard accepts this sidecar.

@@ -194,6 +194,13 @@ def _lists_nothing(root: str) -> bool:
     return True
 
 
+# A launchd job reads a volume under /Volumes only with Full Disk Access, granted to the real interpreter
+# binary (README: Full Disk Access); without it listing the root fails with EPERM, which is the usual case.
+_PERMISSION_HINT = (
+    "; grant Full Disk Access to the Python binary that runs the daemon (README)" if sys.platform == "darwin" else ""
+)
+
+
 def check_root(root: str, *, known: int = 0) -> RootState:
     """Tell whether ``root`` is online, cheaply: a stat, a mount-point test, its listing's first entries.
 
@@ -209,7 +216,7 @@ def check_root(root: str, *, known: int = 0) -> RootState:
         why = f"volume {volume} is not mounted" if volume else "does not exist"
         return RootState(root, False, why)
     except PermissionError:
-        return RootState(root, False, "cannot be read: permission denied")
+        return RootState(root, False, "cannot be read: permission denied" + _PERMISSION_HINT)
     except OSError as exc:
         return RootState(root, False, f"cannot be read: {exc.strerror or exc}")
     identity = (st.st_dev, st.st_ino)
@@ -222,7 +229,7 @@ def check_root(root: str, *, known: int = 0) -> RootState:
     try:
         empty = _lists_nothing(root)
     except PermissionError:
-        return RootState(root, False, "cannot be read: permission denied (cannot list the folder)")
+        return RootState(root, False, "cannot be read: permission denied (cannot list the folder)" + _PERMISSION_HINT)
     except OSError as exc:
         return RootState(root, False, f"cannot be read: {exc.strerror or exc}")
     if empty and known > 0:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sidecar_thumbs import __version__
-from sidecar_thumbs.atomic import atomic_write
+from sidecar_thumbs.atomic import TEMP_PREFIX, atomic_write
 from sidecar_thumbs.errors import ModelError
 from sidecar_thumbs.formats import mimetype_for_name
 from sidecar_thumbs.safeio import open_regular, read_fd
@@ -85,7 +85,7 @@ def is_appledouble_twin(name: str) -> bool:
     """Whether a name is the AppleDouble file (``._`` + name) that an SMB client or a non-Mac volume keeps
     beside one of our sidecars or its temp file: ``._.x.stl.thumbnail.png``. Not ours, not foreign: litter
     that follows our file and is none of our business."""
-    return name.startswith("._.") and SIDECAR_SUFFIX in name
+    return name.startswith("._.") and (SIDECAR_SUFFIX in name or name[2:].startswith(TEMP_PREFIX))
 
 
 def model_name_for_sidecar(name: str) -> str:

@@ -35,7 +35,8 @@ from sidecar_thumbs.sidecar import encode_png, metadata_for
 __all__ = ["Thumbnail", "ThumbnailOptions", "make_thumbnail", "read_model_bytes"]
 
 # Bump when the renderer's look changes, so existing sidecars count as made with other settings.
-LOOK_VERSION = 1
+# 2: the model's own colours, and our render instead of a 3MF's slicer picture by default.
+LOOK_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,25 @@ class ThumbnailOptions:
     """Everything that decides what a thumbnail looks like (and so belongs in its metadata)."""
 
     render: RenderOptions = field(default_factory=RenderOptions)
-    use_embedded: bool = True  # a slicer's own picture in a 3MF beats our render: it is what the user saw
+    # Our render, in the model's colours, by default: one camera and framing for the whole gallery. A
+    # slicer's picture (dark grids, whole plates, captions, first filament only) stays available, and
+    # is always the fallback when nothing in the file can be drawn.
+    use_embedded: bool = False
     limits: LoadLimits = DEFAULT_LIMITS
+    model_colors: bool = True
+    # A G-code's own picture shows the print; its toolpath is the stand-in when it has none. False draws
+    # the toolpath whenever there is one (tests, and a gallery that wants every G-code drawn alike).
+    gcode_picture: bool = True
 
     def describe(self) -> str:
         """The settings string stored in the PNG; ``verify`` calls a sidecar made with other settings
         stale. The kernel is left out on purpose: numba and numpy draw the same picture."""
         r, g, b = self.render.color
         colour = f"#{r:02x}{g:02x}{b:02x}"
-        return f"look={LOOK_VERSION} size={self.render.size} color={colour} embedded={int(self.use_embedded)}"
+        return (
+            f"look={LOOK_VERSION} size={self.render.size} color={colour} embedded={int(self.use_embedded)} "
+            f"colors={int(self.model_colors)} gcode={int(self.gcode_picture)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -140,16 +151,27 @@ def _fit_embedded(image_bytes: bytes, size: int) -> np.ndarray | None:
         return np.asarray(canvas)
 
 
-def _gcode_picture(data: bytes, name: str) -> bytes | None:
-    """The slicer's picture of a G-code file (None for other formats or without one)."""
-    from sidecar_thumbs.mesh.load import detect_format
+def _picture_fallback(data: bytes, name: str, fmt: str, options: ThumbnailOptions) -> np.ndarray | None:
+    """When nothing in the file can be drawn: the slicer's picture fitted to the thumbnail, or None (no
+    picture, or a blank one). A G-code that prints nothing (a picture-only file); a slice-only or
+    beam-lattice 3MF when our render was asked for (with ``use_embedded`` its picture was tried first)."""
+    picture: bytes | None = None
+    if fmt in ("gcode", "bgcode"):
+        from sidecar_thumbs.mesh.gcode import find_gcode_picture
 
-    if detect_format(name) not in ("gcode", "bgcode"):
+        found_gcode = find_gcode_picture(data, binary=fmt == "bgcode")
+        picture = None if found_gcode is None else found_gcode.data
+    elif fmt == "3mf" and not options.use_embedded:
+        from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail
+
+        found_3mf = find_embedded_thumbnail(data, options.limits)
+        picture = None if found_3mf is None else found_3mf[1]
+    if picture is None:
         return None
-    from sidecar_thumbs.mesh.gcode import find_gcode_picture
-
-    picture = find_gcode_picture(data, binary=detect_format(name) == "bgcode")
-    return None if picture is None else picture.data
+    try:
+        return _fit_embedded(picture, options.render.size)  # None for a blank picture
+    except Exception:  # an undecodable picture is no fallback
+        return None
 
 
 def make_thumbnail_from_bytes(
@@ -173,7 +195,8 @@ def make_thumbnail_from_bytes(
     rgba: np.ndarray | None = None
     source = ThumbSource.RENDERED
     blank_picture = False
-    if options.use_embedded and name.lower().endswith(".3mf"):
+    fmt = detect_format(name)
+    if options.use_embedded and fmt == "3mf":
         from sidecar_thumbs.mesh.threemf import check_3mf_bytes, find_embedded_thumbnail
 
         found = find_embedded_thumbnail(data, options.limits)
@@ -196,11 +219,12 @@ def make_thumbnail_from_bytes(
                 # A blank picture (one flat colour, fully transparent) is never a thumbnail: render.
                 blank_picture = rgba is None
                 source = ThumbSource.RENDERED if blank_picture else ThumbSource.EMBEDDED
-    elif options.use_embedded and detect_format(name) in ("gcode", "bgcode"):
+    elif options.gcode_picture and fmt in ("gcode", "bgcode"):
         from sidecar_thumbs.mesh.gcode import choose_gcode_picture
 
-        # Raises for a damaged file (cut off, failing checksum); None means draw the toolpath.
-        picture = choose_gcode_picture(data, options.limits, binary=detect_format(name) == "bgcode")
+        # A G-code's own picture shows the print; its toolpath is the stand-in when it has none (or only
+        # a blank one or a lone icon). Raises for a damaged file (cut off, failing checksum).
+        picture = choose_gcode_picture(data, options.limits, binary=fmt == "bgcode")
         if picture is not None:
             rgba = _fit_embedded(picture.data, options.render.size)  # the finder already refused blank ones
             source = ThumbSource.EMBEDDED if rgba is not None else ThumbSource.RENDERED
@@ -212,11 +236,10 @@ def make_thumbnail_from_bytes(
     t1 = time.perf_counter()
     if rgba is None:
         try:
-            mesh = load_mesh_bytes(data, name, options.limits, resolve_sibling)
+            mesh = load_mesh_bytes(data, name, options.limits, resolve_sibling, colors=options.model_colors)
         except NoGeometryError as exc:
-            # A G-code that prints nothing (a picture-only file) still shows its slicer's picture.
-            fallback = None if options.use_embedded else _gcode_picture(data, name)
-            rgba = None if fallback is None else _fit_embedded(fallback, options.render.size)
+            # Nothing we draw: the slicer's picture, if the file has one.
+            rgba = _picture_fallback(data, name, fmt, options)
             if rgba is None:
                 if blank_picture:
                     raise NoGeometryError(f"the slicer's picture is blank and {exc.message}") from None
@@ -225,7 +248,8 @@ def make_thumbnail_from_bytes(
         else:
             triangles = mesh.triangle_count
             t1 = time.perf_counter()
-            rgba = render_triangles(mesh.triangles, options.render)
+            colors = mesh.colors_for(options.render.color) if options.model_colors else None
+            rgba = render_triangles(mesh.triangles, options.render, colors)
     meta = metadata_for(
         name,
         size=size,

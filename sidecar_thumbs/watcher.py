@@ -157,9 +157,8 @@ def _rescan_requests(events: Iterable[object]) -> list[tuple[str, str]]:
     return out
 
 
-def _fsevents_observer(sink: EventQueue) -> object:
+def _fsevents_observer(sink: EventQueue) -> BaseObserver:
     """watchdog's FSEvents observer with an emitter that honours the rescan flags (see above)."""
-    from watchdog.observers.api import BaseObserver
     from watchdog.observers.fsevents import FSEventsEmitter, FSEventsObserver
 
     # FSEventsEmitter.queue_events already differs from EventEmitter's (watchdog marks it ignore[override]).
@@ -170,7 +169,7 @@ def _fsevents_observer(sink: EventQueue) -> object:
     class Observer(FSEventsObserver):
         def __init__(self) -> None:
             # FSEventsObserver's own __init__ only names its emitter class (and a latency default).
-            BaseObserver.__init__(self, Emitter)  # type: ignore[arg-type]
+            BaseObserver.__init__(self, Emitter)
 
     return Observer()
 
@@ -229,9 +228,9 @@ class Watcher:
         cls = _observer_class(self.polling)
         observer: BaseObserver
         if self.polling:
-            observer = cls(timeout=self.poll_interval)  # type: ignore[call-arg]  # watchdog's polling period
+            observer = cls(timeout=self.poll_interval)  # type: ignore[call-arg]  # the polling period
         elif cls.__name__ == "FSEventsObserver":
-            observer = _fsevents_observer(self.queue)  # type: ignore[assignment]
+            observer = _fsevents_observer(self.queue)  # honours FSEvents' rescan flags
         else:
             # Each concrete observer supplies its own emitter class; only the base class takes one.
             observer = cls()  # type: ignore[call-arg]

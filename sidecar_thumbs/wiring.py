@@ -8,6 +8,7 @@ their parts here, so a setting means the same thing whichever way the library is
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["PathArg", "executor_for", "open_state_db", "roots_from", "thumbnail_options"]
 
 PathArg = str | os.PathLike[str]
+
+log = logging.getLogger("sidecar_thumbs")
 
 
 def thumbnail_options(settings: Settings) -> ThumbnailOptions:
@@ -47,6 +50,9 @@ def open_state_db(settings: Settings, *, readonly: bool = False, must_exist: boo
     from sidecar_thumbs.dam import DamMapping
     from sidecar_thumbs.state import StateDB
 
+    # Where the database lives (on a share, inside a root, another user's default: the daemon's?).
+    for warning in settings.database_warnings():
+        log.warning("%s", warning)
     return StateDB(
         settings.database,
         busy_timeout_ms=settings.busy_timeout_ms,

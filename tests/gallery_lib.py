@@ -17,7 +17,7 @@ from sidecar_thumbs.scan import scan
 from sidecar_thumbs.state import StateDB
 from sidecar_thumbs.thumbnail import ThumbnailOptions
 
-OPTIONS = ThumbnailOptions()
+OPTIONS = ThumbnailOptions(use_embedded=True)  # the library holds a slicer-picture sidecar too
 
 # library path → corpus file (small models: the whole library renders inline in about a second)
 FRESH = {

@@ -64,7 +64,8 @@ def lib(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> sidecar_thumbs.Settings:
-    return sidecar_thumbs.load_settings(database=tmp_path / "state.sqlite3", workers=0, size=64)
+    # A short settle window: burst mode waits for files still settling.
+    return sidecar_thumbs.load_settings(database=tmp_path / "state.sqlite3", workers=0, size=64, settle=0.1)
 
 
 def _status(db_path: Path, model: Path) -> ModelStatus:
@@ -114,6 +115,17 @@ def test_a_database_that_cannot_be_created_is_a_library_error(tmp_path: Path, li
     settings = sidecar_thumbs.load_settings(database=tmp_path / "a-file" / "state.sqlite3", workers=0)
     with pytest.raises(sidecar_thumbs.DatabaseError):
         sidecar_thumbs.scan(lib, settings)
+
+
+def test_a_root_that_is_not_there_stops_a_scan_and_marks_nothing_missing(
+    lib: Path, settings: sidecar_thumbs.Settings
+) -> None:
+    sidecar_thumbs.scan(lib, settings)
+    gone = lib.with_name("unmounted")
+    lib.rename(gone)  # as a share that went away looks
+    with pytest.raises(sidecar_thumbs.RootOfflineError):
+        sidecar_thumbs.scan(lib, settings)
+    assert _status(settings.database, lib / "part.stl") is ModelStatus.DONE
 
 
 def test_no_paths_and_no_roots_is_a_config_error(settings: sidecar_thumbs.Settings) -> None:

@@ -373,3 +373,29 @@ def test_a_blank_picture_is_never_an_archive_thumbnail() -> None:
     Image.new("RGB", (40, 20), (10, 200, 10)).save(flat, "PNG")
     with pytest.raises(NoGeometryError, match="no model or picture"):
         _thumb(_zip([("images/flat.png", flat.getvalue())]))
+
+
+def test_an_obj_inside_reads_its_mtl_from_its_own_folder_of_the_archive(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sidecar_thumbs.archive_picture as ap
+
+    asked: list[tuple[str, bool]] = []
+    real = ap.sibling_reader
+
+    def spying(archive, entry):  # type: ignore[no-untyped-def]
+        read = real(archive, entry)
+
+        def spy(name: str) -> bytes | None:
+            data = read(name)
+            asked.append((name, data is not None))
+            return data
+
+        return spy
+
+    monkeypatch.setattr(ap, "sibling_reader", spying)
+    obj = (corpus / "obj" / "tinyobj__cornell_box.obj").read_bytes()
+    mtl = (corpus / "obj" / "cornell_box.mtl").read_bytes()
+    thumb = _thumb(_zip([("kit/box.obj", obj), ("kit/cornell_box.mtl", mtl)]))
+    assert thumb.source == "rendered" and thumb.triangles
+    assert ("cornell_box.mtl", True) in asked

@@ -98,7 +98,7 @@ def test_all_pictures_damaged_falls_back_to_the_toolpath(tmp_path: Path, corpus:
 def test_damaged_gcode_block_is_refused_even_with_good_pictures(tmp_path: Path, corpus: Path) -> None:
     path = tmp_path / "bad.bgcode"
     path.write_bytes(_damage(_bgcode(corpus, "libbgcode__mini_cube_b.bgcode"), GCODE, 3))
-    for options in (EMBEDDED, ThumbnailOptions(use_embedded=False)):
+    for options in (EMBEDDED, ThumbnailOptions(gcode_picture=False)):
         with pytest.raises(BadModelError, match=r"block \d+ \(G-code\) fails its CRC-32 check"):
             make_thumbnail(path, options)
 
@@ -107,7 +107,7 @@ def test_binary_gcode_named_gcode_is_read_by_its_magic(tmp_path: Path, corpus: P
     path = tmp_path / "binary.gcode"
     path.write_bytes(_bgcode(corpus, "libbgcode__mini_cube_b.bgcode"))
     assert make_thumbnail(path, EMBEDDED).source == ThumbSource.EMBEDDED
-    assert make_thumbnail(path, ThumbnailOptions(use_embedded=False)).source == ThumbSource.RENDERED
+    assert make_thumbnail(path, ThumbnailOptions(gcode_picture=False)).source == ThumbSource.RENDERED
 
 
 def _good() -> list[bytes]:

@@ -114,9 +114,11 @@ def test_missing_file_is_one_line_and_exit_3(cwd: Path, lib: Path) -> None:
     assert sidecar_path_for(lib / "block.stl").exists()
 
 
-def test_render_no_embedded_renders_the_mesh(cwd: Path, corpus: Path) -> None:
+def test_render_draws_the_mesh_unless_embedded_is_asked_for(cwd: Path, corpus: Path) -> None:
     model = _copy(corpus / EMBEDDED, cwd / "thumb.3mf")
     assert invoke("render", model).exit_code == 0
+    assert read_sidecar(sidecar_path_for(model)).source == "rendered"  # type: ignore[union-attr]
+    assert invoke("render", model, "--embedded").exit_code == 0
     assert read_sidecar(sidecar_path_for(model)).source == "embedded"  # type: ignore[union-attr]
     assert invoke("render", model, "--no-embedded").exit_code == 0
     assert read_sidecar(sidecar_path_for(model)).source == "rendered"  # type: ignore[union-attr]

@@ -44,7 +44,8 @@ def _json_lines(stderr: str) -> list[dict[str, object]]:
     ids=["before", "after", "between"],
 )
 def test_verbose_works_before_and_after_the_command(cwd: Path, lib: Path, tmp_path: Path, args: list[str]) -> None:
-    r = invoke(*args, lib, "--db", tmp_path / "w.sqlite3", "--workers", "0")
+    # A short settle window: burst mode waits for files still settling (3 s by default).
+    r = invoke(*args, lib, "--db", tmp_path / "w.sqlite3", "--workers", "0", "--settle", "0.1")
     assert r.exit_code == 0, r.output
     rendered = [line for line in r.stderr.splitlines() if " rendered: " in line]
     assert len(rendered) == len(GOOD)  # -v: one line per file
@@ -220,12 +221,12 @@ def test_verify_text_mentions_models_known_to_fail(cwd: Path, lib: Path, bad: Pa
 
 def test_the_daemon_counts_each_failure_once(cwd: Path, tmp_path: Path, lib: Path, bad: Path) -> None:
     db = tmp_path / "d.sqlite3"
-    r = invoke("watch", lib, "--once", "--db", db, "--workers", "0")
+    r = invoke("watch", lib, "--once", "--db", db, "--workers", "0", "--settle", "0.1")
     assert r.exit_code == 3
     assert len([line for line in r.stderr.splitlines() if str(bad) in line]) == 1
     assert "✗ 1" in r.stderr and "✗ 2" not in r.stderr
     # Burst mode answers like scan: the same unchanged failure, the same exit code.
-    again = invoke("watch", lib, "--once", "--db", db, "--workers", "0")
+    again = invoke("watch", lib, "--once", "--db", db, "--workers", "0", "--settle", "0.1")
     assert again.exit_code == 3 and str(bad) not in again.stderr
 
 

@@ -99,7 +99,7 @@ def _dam_env(db: Path, lib: Path, path_column: str) -> dict[str, str]:
 @pytest.mark.parametrize("cmd", ["scan", "watch"])
 def test_a_path_column_that_holds_no_paths_is_refused_at_start(cwd: Path, lib: Path, tmp_path: Path, cmd: str) -> None:
     db = _dam_db(tmp_path, lib, [(name, f"Title of {name}") for name in GOOD])
-    args = [cmd, lib, "--workers", "0", *(["--once"] if cmd == "watch" else [])]
+    args = [cmd, lib, "--workers", "0", *(["--once", "--settle", "0.1"] if cmd == "watch" else [])]
     r = invoke(*args, env=_dam_env(db, lib, "title"))
     assert r.exit_code == 1
     assert "SIDECAR_THUMBS_DAM_PATH_COLUMN=title" in r.stderr and "'Title of " in r.stderr

@@ -44,7 +44,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.workers == default_workers() >= 1
     assert (s.batch_size, s.sweep_interval, s.timeout, s.settle) == (200, 2.0, 300.0, 3.0)
     assert (s.rescan_interval, s.max_tasks_per_worker, s.size, s.color) == (600.0, 500, 256, "#5c8fdb")
-    assert (s.renderer, s.embedded, s.executor, s.dask_scheduler) == ("auto", True, "local", "")
+    assert (s.renderer, s.embedded, s.model_colors, s.executor, s.dask_scheduler) == ("auto", False, True, "local", "")
     assert (s.max_file_mb, s.max_triangles, s.max_decompressed_mb) == (1024, 20_000_000, 2048)
     assert (s.polling, s.log_format, s.busy_timeout_ms, s.grace_period) == (False, "text", 5000, 30.0)
     assert all(source == "default" for *_, source in s.describe())

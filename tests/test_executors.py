@@ -10,7 +10,7 @@ from mesh_builders import binary_stl
 from pebble import ProcessExpired
 
 from sidecar_thumbs.errors import RunError
-from sidecar_thumbs.executors import InlineExecutor, LocalPool, make_executor, result_of
+from sidecar_thumbs.executors import TIMEOUT_ATTEMPTS, InlineExecutor, LocalPool, make_executor, result_of
 from sidecar_thumbs.jobs import RenderJob, RenderResult, render_job
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.thumbnail import ThumbnailOptions
@@ -48,7 +48,7 @@ def test_the_inline_executor_hands_back_a_finished_future(model: Path) -> None:
 def test_a_timeout_fails_the_file_and_says_the_limit() -> None:
     # Transient the first times (a throttled or stopped machine), permanent after max_attempts strikes.
     r = result_of(JOB, _failed_future(TimeoutError()), timeout=3.0)
-    assert not r.ok and r.transient and r.max_attempts == 3
+    assert not r.ok and r.transient and r.max_attempts == TIMEOUT_ATTEMPTS == 3
     assert r.error == "render timed out after the limit of 3 s; the worker was stopped"
 
 

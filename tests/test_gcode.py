@@ -26,7 +26,7 @@ from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
 
 SMALL = RenderOptions(size=128)
 EMBEDDED = ThumbnailOptions(render=SMALL)
-RENDER_ONLY = ThumbnailOptions(render=SMALL, use_embedded=False)
+RENDER_ONLY = ThumbnailOptions(render=SMALL, use_embedded=False, gcode_picture=False)
 GCODE_FILES = corpus_files("gcode", "bgcode")
 # The corpus README: a plasma cutter's moves (no extrusion) may be refused; "Theme Blue" holds only a
 # picture; fdn_filename's toolpath was cut down to its end moves (retract, lift, park).

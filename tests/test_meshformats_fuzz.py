@@ -9,6 +9,7 @@ import io
 import zipfile
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,9 @@ from sidecar_thumbs.mesh.load import load_mesh_bytes
 from sidecar_thumbs.mesh.obj import join_continuations
 from sidecar_thumbs.mesh.objscan import numba_available, scan_obj
 from sidecar_thumbs.mesh.polygons import PYTHON_EAR_BUDGET, triangulate
+
+# Fuzzing, like the reliability suite's: thousands of generated files, out of the fast lane.
+pytestmark = pytest.mark.integration
 
 LIMITS = LoadLimits(max_triangles=20_000, max_decompressed_bytes=1 << 20)
 EXAMPLES = 300

@@ -347,3 +347,20 @@ def test_probe_never_writes_into_a_folder_marked_read_only(tmp_path: Path) -> No
         assert os.stat(tmp_path).st_mtime_ns == before
     finally:
         tmp_path.chmod(0o755)
+
+
+@pytest.mark.integration
+def test_daemon_with_a_root_typed_in_another_case_keeps_one_row_per_model(ci_root: Path, tmp_path: Path) -> None:
+    from sidecar_thumbs.daemon import Daemon, DaemonConfig
+
+    (ci_root / "Models").mkdir()
+    shutil.copy2(GEAR, ci_root / "Models" / "gear.stl")
+    typed = str(ci_root / "MODELS")
+    with StateDB(tmp_path / "daemon.sqlite3") as db:
+        for run in range(2):
+            config = DaemonConfig(roots=(typed,), once=True, durable=False, rescan_interval=0)
+            daemon = Daemon(config, db=db, make_executor=InlineExecutor, options=OPTIONS)
+            assert daemon.roots == [str(ci_root / "Models")]  # the volume's spelling, before anything keys on it
+            daemon.run()
+            assert all_rows(db) == {str(ci_root / "Models" / "gear.stl"): ModelStatus.DONE}, run
+            assert db.get(str(ci_root / "Models" / "gear.stl")).attempts == 0  # type: ignore[union-attr]

@@ -162,22 +162,25 @@ def _3mf(build: str, picture: bytes) -> bytes:
 @pytest.mark.parametrize("blank", [(255, 255, 255, 255), (0, 0, 0, 0), (30, 30, 30, 255)])
 def test_a_blank_slicer_picture_is_never_the_thumbnail(blank: tuple[int, int, int, int]) -> None:
     data = _3mf('<item objectid="1"/>', _picture(blank))
-    thumb = make_thumbnail_from_bytes(data, "blank.3mf", len(data), 0, ThumbnailOptions())
+    thumb = make_thumbnail_from_bytes(data, "blank.3mf", len(data), 0, ThumbnailOptions(use_embedded=True))
     assert thumb.source == "rendered" and thumb.triangles == 12
     # A real picture is still used.
     data = _3mf('<item objectid="1"/>', _picture((255, 255, 255, 255), pattern=True))
-    assert make_thumbnail_from_bytes(data, "real.3mf", len(data), 0, ThumbnailOptions()).source == "embedded"
+    assert (
+        make_thumbnail_from_bytes(data, "real.3mf", len(data), 0, ThumbnailOptions(use_embedded=True)).source
+        == "embedded"
+    )
 
 
 def test_an_empty_build_never_gets_the_picture_and_a_blank_one_fails_with_a_reason() -> None:
     data = _3mf("", _picture((255, 255, 255, 255), pattern=True))
     with pytest.raises(EmptyBuildError, match="no items"):
-        make_thumbnail_from_bytes(data, "empty.3mf", len(data), 0, ThumbnailOptions())
+        make_thumbnail_from_bytes(data, "empty.3mf", len(data), 0, ThumbnailOptions(use_embedded=True))
     # Nothing drawable (an object of type "other") and a blank picture: one line, no sidecar.
     resources = f'<object id="1" type="other">{unit_cube_mesh()}</object>'
     data = make_3mf(model_xml(resources, '<item objectid="1"/>'), {"Metadata/thumbnail.png": _picture((9, 9, 9, 255))})
     with pytest.raises(NoGeometryError, match="picture is blank") as err:
-        make_thumbnail_from_bytes(data, "other.3mf", len(data), 0, ThumbnailOptions())
+        make_thumbnail_from_bytes(data, "other.3mf", len(data), 0, ThumbnailOptions(use_embedded=True))
     assert "\n" not in err.value.message
 
 

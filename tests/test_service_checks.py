@@ -37,6 +37,7 @@ def _without_dac_override(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, check=False)
 
 
+@pytest.mark.integration  # a Python subprocess without CAP_DAC_OVERRIDE
 def test_status_says_when_a_root_cannot_be_listed_for_permissions(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()

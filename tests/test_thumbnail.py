@@ -53,7 +53,7 @@ def test_slicer_3mf_uses_its_embedded_picture_and_says_so(corpus: Path) -> None:
     for path in corpus_files("3mf"):
         if path.name in NO_GEOMETRY:
             continue
-        thumb = make_thumbnail(path, ThumbnailOptions(render=RenderOptions(size=128)))
+        thumb = make_thumbnail(path, ThumbnailOptions(render=RenderOptions(size=128), use_embedded=True))
         with Image.open(io.BytesIO(thumb.png)) as im:
             assert im.size == (128, 128)
             assert im.text["X-SidecarThumbs::Source"] == thumb.source

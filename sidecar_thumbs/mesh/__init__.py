@@ -57,10 +57,31 @@ class Mesh:
     transparency is not kept, as a thumbnail draws every part opaque.
     """
 
+    def colors_for(self, default: tuple[int, int, int]) -> np.ndarray | None:
+        """Colours to draw, one row per triangle (``default`` where the model gives none), or None
+        when the model has no colour at all."""
+        if self.face_colors is None:
+            return None
+        colors, mask = self.face_colors, self.color_mask
+        if colors.ndim == 2 and colors.shape[1] == 4:
+            colors, mask = colors[:, :3], colors[:, 3] > 0
+            if not mask.any():
+                return None
+        if mask is None or mask.all():
+            return colors
+        out = colors.copy()
+        out[~mask] = default
+        return out
+
     triangles: np.ndarray
     # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary", "amf", "gcode" or "bgcode"
     format: str
+    # The model's own colours, when it has any, uint8: (N, 4) RGBA per triangle with alpha 0 where a
+    # triangle has none (the OBJ, PLY and AMF readers), or (N, 3) per triangle / (N, 3, 3) per corner with
+    # ``color_mask`` bool (N,) marking the triangles that have one (None: all of them; the 3MF reader).
+    # Triangles without a colour are drawn in the configured default.
     face_colors: np.ndarray | None = None
+    color_mask: np.ndarray | None = None
 
     @property
     def triangle_count(self) -> int:

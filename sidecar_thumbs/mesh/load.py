@@ -34,7 +34,12 @@ def detect_format(name: str) -> str:
 
 
 def load_mesh_bytes(
-    data: bytes, name: str, limits: LoadLimits = DEFAULT_LIMITS, resolve_sibling: SiblingReader | None = None
+    data: bytes,
+    name: str,
+    limits: LoadLimits = DEFAULT_LIMITS,
+    resolve_sibling: SiblingReader | None = None,
+    *,
+    colors: bool = False,
 ) -> Mesh:
     """Parse a model file's bytes (already read and hashed by the caller).
 
@@ -44,6 +49,7 @@ def load_mesh_bytes(
         limits: caps on file size, triangles and decompressed bytes.
         resolve_sibling: reads a file the model names from its folder (an OBJ's ``.mtl``), see
             :func:`~sidecar_thumbs.mesh.siblings.sibling_reader`; None: such files are not read.
+        colors: also read the model's own colours (``Mesh.face_colors``) where the format has them.
 
     Returns:
         The triangles in millimetres with every transform applied.
@@ -57,7 +63,7 @@ def load_mesh_bytes(
     if data.startswith(_LFS_POINTER):
         # A repository cloned without Git LFS holds these small text files in place of its models.
         raise BadModelError("a Git LFS pointer, not the model itself (fetch the file with 'git lfs pull')")
-    colors: np.ndarray | None = None
+    rgba: np.ndarray | None = None  # OBJ, PLY and AMF readers: (N, 4), alpha 0 where a triangle has none
     try:
         if fmt == "stl":
             from sidecar_thumbs.mesh.stl import load_stl_bytes
@@ -68,21 +74,21 @@ def load_mesh_bytes(
 
             triangles, kind = load_gcode_bytes(data, limits, binary=fmt == "bgcode")
         elif fmt == "3mf":
-            from sidecar_thumbs.mesh.threemf import load_3mf_bytes
+            from sidecar_thumbs.mesh.threemf import load_3mf_mesh
 
-            triangles, kind = load_3mf_bytes(data, limits)
+            return load_3mf_mesh(data, limits, colors)
         elif fmt == "obj":
             from sidecar_thumbs.mesh.obj import load_obj_bytes
 
-            triangles, kind, colors = load_obj_bytes(data, limits, resolve_sibling)
+            triangles, kind, rgba = load_obj_bytes(data, limits, resolve_sibling)
         elif fmt == "ply":
             from sidecar_thumbs.mesh.ply import load_ply_bytes
 
-            triangles, kind, colors = load_ply_bytes(data, limits)
+            triangles, kind, rgba = load_ply_bytes(data, limits)
         elif fmt == "amf":
             from sidecar_thumbs.mesh.amf import load_amf_bytes
 
-            triangles, kind, colors = load_amf_bytes(data, limits)
+            triangles, kind, rgba = load_amf_bytes(data, limits)
         elif fmt == "step":
             from sidecar_thumbs.mesh.step import load_step_bytes
 
@@ -93,7 +99,7 @@ def load_mesh_bytes(
     except MemoryError:
         # An absurd but in-limit model: report it as a cap, not as a crash of the worker.
         raise LimitExceededError("model too large to load into memory") from None
-    return Mesh(triangles=triangles, format=kind, face_colors=colors)
+    return Mesh(triangles=triangles, format=kind, face_colors=rgba)
 
 
 def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError
+from sidecar_thumbs.mesh.colors3mf import PartColors, read_part_colors
 from sidecar_thumbs.mesh.opc import parse_xml
+from sidecar_thumbs.mesh.triprops import TriangleProps
 from sidecar_thumbs.mesh.xmlscan import MeshScan, scan_meshes
 
 __all__ = ["CORE_NAMESPACES", "UNITS", "Component", "ModelPart", "ObjectDef", "parse_model_part"]
@@ -59,6 +61,8 @@ class ObjectDef:
     type: str
     mesh: int | None
     components: tuple[Component, ...]
+    pid: int | None = None  # materials extension: the object's default property group and index
+    pindex: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,10 +74,14 @@ class ModelPart:
     objects: dict[int, ObjectDef]
     build: tuple[Component, ...] | None  # None when the part has no <build> element
     meshes: MeshScan
+    # Read only when colours are wanted and the part carries any (see mesh.colors3mf).
+    colors: PartColors | None = None
+    props: TriangleProps | None = None
 
 
-def parse_model_part(data: bytes, name: str, max_triangles: int) -> ModelPart:
-    """Parse a model part's bytes.
+def parse_model_part(data: bytes, name: str, max_triangles: int, colors: bool = False) -> ModelPart:
+    """Parse a model part's bytes (with ``colors``, also its property groups, triangle properties and
+    slicer paint).
 
     Raises:
         BadModelError: not UTF-8, DTD/entities, XML not well-formed, not a 3MF ``<model>``, bad
@@ -83,7 +91,7 @@ def parse_model_part(data: bytes, name: str, max_triangles: int) -> ModelPart:
     _check_utf8(data, name)
     # The scanner refuses any markup declaration (<!DOCTYPE, <!ENTITY) outside comments and CDATA
     # in the whole part, and parse_xml checks the skeleton again before ElementTree sees it.
-    meshes = scan_meshes(data, max_triangles, name)
+    meshes = scan_meshes(data, max_triangles, name, want_props=colors)
     root = parse_xml(meshes.skeleton(data), name)
     ns, tag = _split(root.tag)
     if tag != "model" or ns not in CORE_NAMESPACES:
@@ -118,12 +126,29 @@ def parse_model_part(data: bytes, name: str, max_triangles: int) -> ModelPart:
                 type=otype,
                 mesh=None if mesh is None else mesh_index[id(mesh)],
                 components=components,
+                pid=_optional_int(obj.get("pid") or obj.get("materialid")),  # materialid: 3MF 0.93
+                pindex=_optional_int(obj.get("pindex")),
             )
     build_el = root.find(q + "build")
     build = None
     if build_el is not None:
         build = tuple(_component(item, name, scale) for item in build_el.findall(q + "item"))
-    return ModelPart(name=name, scale=scale, objects=objects, build=build, meshes=meshes)
+    part_colors, props = None, meshes.props
+    if props is not None and (props.any or any(o.pid is not None for o in objects.values())):
+        first_mesh = int(meshes.spans[0, 0]) if len(meshes.spans) else len(data)
+        part_colors = read_part_colors(data, meshes.skippable, first_mesh)
+    return ModelPart(
+        name=name, scale=scale, objects=objects, build=build, meshes=meshes, colors=part_colors, props=props
+    )
+
+
+def _optional_int(text: str | None) -> int | None:
+    # Colour attributes are best-effort: a bad value means "no colour", never a failed model.
+    try:
+        value = int(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and value >= 0 else None
 
 
 def _check_utf8(data: bytes, name: str) -> None:

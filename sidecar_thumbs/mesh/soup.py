@@ -6,7 +6,16 @@ import numpy as np
 
 from sidecar_thumbs.errors import NoGeometryError
 
-__all__ = ["finish_coloured", "finish_triangles", "rgba_from_unit"]
+__all__ = ["finish_coloured", "finish_triangles", "finite_rows", "rgba_from_unit"]
+
+
+def finite_rows(triangles: np.ndarray) -> np.ndarray | None:
+    """Which triangles :func:`finish_triangles` keeps: None when all are finite (the common case, two
+    vectorised reductions), else a bool mask, so per-triangle data (colours) can be kept in step."""
+    tri = triangles.reshape(-1, 9)
+    if tri.shape[0] == 0 or (np.isfinite(tri.min()) and np.isfinite(tri.max())):
+        return None
+    return np.isfinite(tri).all(axis=1)
 
 
 def finish_triangles(triangles: np.ndarray, what: str = "no triangles") -> np.ndarray:

@@ -11,15 +11,17 @@ uses them for modifier volumes). Beam lattices, slices and other extensions are 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, EmptyBuildError, LimitExceededError, NoGeometryError
-from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
+from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
 from sidecar_thumbs.mesh.modelpart import ModelPart, parse_model_part
 from sidecar_thumbs.mesh.opc import Package
-from sidecar_thumbs.mesh.soup import finish_triangles
+from sidecar_thumbs.mesh.soup import finish_triangles, finite_rows
 
-__all__ = ["check_3mf_bytes", "find_embedded_thumbnail", "load_3mf_bytes"]
+__all__ = ["InstanceContext", "check_3mf_bytes", "find_embedded_thumbnail", "load_3mf_bytes", "load_3mf_mesh"]
 
 MODEL_REL = "http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"
 DEFAULT_ROOT = "3D/3dmodel.model"
@@ -30,12 +32,23 @@ DRAWN_TYPES = frozenset({"model", "solidsupport", "support", "surface"})
 _Instance = tuple[str, int, np.ndarray]
 
 
+@dataclass(frozen=True)
+class InstanceContext:
+    """What decides an instance's colour: the object owning the mesh, the build item's object, and
+    the (pid, pindex) inherited from the objects that refer to it as a component."""
+
+    owner: int
+    top: int
+    inherited: tuple[int, int] | None
+
+
 class _Assembly:
     """Resolves objects across model parts, with cycle, depth and instancing guards."""
 
-    def __init__(self, package: Package, root: ModelPart, limits: LoadLimits) -> None:
+    def __init__(self, package: Package, root: ModelPart, limits: LoadLimits, colors: bool = False) -> None:
         self.package = package
         self.limits = limits
+        self.colors = colors
         self.parts = {root.name: root}
         self.root = root
         self._counts: dict[tuple[str, int], int] = {}
@@ -49,7 +62,7 @@ class _Assembly:
         key = info.filename if info is not None else name
         if key not in self.parts:
             data = self.package.read(name)
-            self.parts[key] = parse_model_part(data, key, self.limits.max_triangles)
+            self.parts[key] = parse_model_part(data, key, self.limits.max_triangles, self.colors)
         return self.parts[key]
 
     def obj(self, part: ModelPart, oid: int):  # type: ignore[no-untyped-def]
@@ -82,16 +95,31 @@ class _Assembly:
         self._counts[key] = total
         return total
 
-    def instances(self, part: ModelPart, oid: int, transform: np.ndarray, out: list[_Instance]) -> None:
-        """Append every mesh of an object, placed by ``transform``, skipping empty branches."""
+    def instances(
+        self,
+        part: ModelPart,
+        oid: int,
+        transform: np.ndarray,
+        out: list[_Instance],
+        contexts: list[InstanceContext] | None = None,
+        top: int | None = None,
+        inherited: tuple[int, int] | None = None,
+    ) -> None:
+        """Append every mesh of an object, placed by ``transform``, skipping empty branches (and, with
+        ``contexts``, what decides each one's colour)."""
         if self._counts.get((part.name, oid), 0) == 0:
             return
         obj = part.objects[oid]
+        top = oid if top is None else top
+        if obj.pid is not None:
+            inherited = (obj.pid, obj.pindex or 0)
         if obj.mesh is not None:
             out.append((part.name, obj.mesh, transform))
+            if contexts is not None:
+                contexts.append(InstanceContext(owner=oid, top=top, inherited=inherited))
         for comp in obj.components:
             child = self.part(comp.path, part)
-            self.instances(child, comp.object_id, comp.transform @ transform, out)
+            self.instances(child, comp.object_id, comp.transform @ transform, out, contexts, top, inherited)
 
 
 def _root_part_name(package: Package) -> str:
@@ -101,7 +129,7 @@ def _root_part_name(package: Package) -> str:
     return DEFAULT_ROOT
 
 
-def _assemble(data: bytes, limits: LoadLimits) -> tuple[_Assembly, ModelPart, int]:
+def _assemble(data: bytes, limits: LoadLimits, colors: bool = False) -> tuple[_Assembly, ModelPart, int]:
     """Parse every part the build reaches and count the triangles it places (nothing placed yet)."""
     if len(data) > limits.max_file_bytes:
         raise LimitExceededError(f"file is {len(data)} bytes, more than the limit of {limits.max_file_bytes}")
@@ -109,14 +137,14 @@ def _assemble(data: bytes, limits: LoadLimits) -> tuple[_Assembly, ModelPart, in
     root_name = _root_part_name(package)
     if package.find(root_name) is None:
         raise BadModelError(f"3MF root model part /{root_name} is missing from the package")
-    root = parse_model_part(package.read(root_name), root_name, limits.max_triangles)
+    root = parse_model_part(package.read(root_name), root_name, limits.max_triangles, colors)
     if root.build is None:
         raise BadModelError(f"3MF root model part /{root_name} has no <build> element")
     if not root.build:
         # Told apart from a build of things we do not draw (a beam lattice): a slicer's picture of
         # such a package shows nothing the file holds, so it is never used either.
         raise EmptyBuildError(f"no geometry: the build of 3MF root model part /{root_name} has no items")
-    asm = _Assembly(package, root, limits)
+    asm = _Assembly(package, root, limits, colors)
 
     total = 0
     for item in root.build:
@@ -163,6 +191,36 @@ def load_3mf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
     for item in root.build:
         asm.instances(asm.part(item.path, root), item.object_id, item.transform, placed)
     return finish_triangles(_place(asm.parts, placed, total), "no geometry"), "3mf"
+
+
+def load_3mf_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, colors: bool = True) -> Mesh:
+    """Parse a 3MF file's bytes into a :class:`Mesh`, with the model's own colours when ``colors``.
+
+    Colours come from the materials extension (per object and per triangle) and from a slicer
+    project's filament assignments and paint (see :mod:`sidecar_thumbs.mesh.threemf_colors`).
+
+    Raises:
+        The same errors as :func:`load_3mf_bytes`; colours never add one.
+    """
+    asm, root, total = _assemble(data, limits, colors)
+    assert root.build is not None  # checked by _assemble
+    placed: list[_Instance] = []
+    contexts: list[InstanceContext] = []
+    for item in root.build:
+        asm.instances(asm.part(item.path, root), item.object_id, item.transform, placed, contexts)
+    soup = _place(asm.parts, placed, total)
+    face_colors = color_mask = None
+    if colors:
+        from sidecar_thumbs.mesh.threemf_colors import instance_colors
+
+        found = instance_colors(asm.package, asm.parts, placed, contexts, len(soup))
+        if found is not None:
+            face_colors, color_mask = found
+    keep = finite_rows(soup)
+    if keep is not None and face_colors is not None and color_mask is not None:
+        face_colors, color_mask = face_colors[keep], color_mask[keep]
+    triangles = finish_triangles(soup, "no geometry")
+    return Mesh(triangles=triangles, format="3mf", face_colors=face_colors, color_mask=color_mask)
 
 
 def _place(parts: dict[str, ModelPart], placed: list[_Instance], total: int) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import BadModelError, LimitExceededError
 from sidecar_thumbs.mesh.scancodes import ERR_LIMIT, ERR_NUMBER, MESSAGES, OK
+from sidecar_thumbs.mesh.triprops import TriangleProps
 
 __all__ = ["MeshScan", "numba_available", "scan_meshes", "warm_up"]
 
@@ -65,6 +66,7 @@ class MeshScan:
     triangles: np.ndarray
     spans: np.ndarray
     skippable: np.ndarray
+    props: TriangleProps | None = None  # only when asked for (colours)
 
     def skeleton(self, data: bytes) -> bytes:
         """``data`` without the mesh contents and the skippable ranges: what ElementTree parses."""
@@ -85,7 +87,13 @@ class MeshScan:
         return self.vertices[v0:v1], self.triangles[t0:t1]
 
 
-def scan_meshes(data: bytes, max_triangles: int, part: str = "model part", use_numba: bool | None = None) -> MeshScan:
+def scan_meshes(
+    data: bytes,
+    max_triangles: int,
+    part: str = "model part",
+    use_numba: bool | None = None,
+    want_props: bool = False,
+) -> MeshScan:
     """Scan a model part's XML for its meshes.
 
     Args:
@@ -93,6 +101,7 @@ def scan_meshes(data: bytes, max_triangles: int, part: str = "model part", use_n
         max_triangles: stop with :class:`LimitExceededError` beyond this many triangles.
         part: the part's name, for messages.
         use_numba: force one implementation (tests); default: numba when importable.
+        want_props: also read each triangle's property attributes and slicer paint (for colours).
 
     Raises:
         BadModelError: malformed markup, a DTD, a bad number or index, a missing attribute.
@@ -104,13 +113,23 @@ def scan_meshes(data: bytes, max_triangles: int, part: str = "model part", use_n
     if use_numba:
         if kernel is None:
             raise RuntimeError("numba is not available")
-        status, s, e, verts, tris, spans, cuts = kernel.scan(np.frombuffer(data, np.uint8), max_triangles)
+        status, s, e, verts, tris, spans, cuts, props, paints = kernel.scan(
+            np.frombuffer(data, np.uint8), max_triangles, want_props
+        )
+        if status == OK:
+            found = TriangleProps.from_arrays(data, props, paints) if want_props else None
+            return MeshScan(vertices=verts, triangles=tris, spans=spans, skippable=cuts, props=found)
     else:
         from sidecar_thumbs.mesh import xmlscan_numpy
 
         status, s, e, verts, tris, spans, cuts = xmlscan_numpy.scan(data, max_triangles)
-    if status == OK:
-        return MeshScan(vertices=verts, triangles=tris, spans=spans, skippable=cuts)
+        if status == OK:
+            scan = MeshScan(vertices=verts, triangles=tris, spans=spans, skippable=cuts)
+            if want_props:
+                from sidecar_thumbs.mesh.xmlprops import triangle_props_re
+
+                scan = MeshScan(verts, tris, spans, cuts, triangle_props_re(data, scan))
+            return scan
     line = data.count(b"\n", 0, s) + 1
     where = f"{part} line {line}"
     if status == ERR_LIMIT:

@@ -27,142 +27,7 @@ from sidecar_thumbs.mesh.scancodes import (
     ERR_VERTEX_ATTR,
     OK,
 )
-
-# Exact powers of ten in float64 (10**22 is the largest exactly representable).
-_POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
-_EXACT_MANTISSA = 2**53
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _is_space(c: int) -> bool:
-    return c == 32 or c == 9 or c == 10 or c == 13
-
-
-@nb.njit(cache=True, nogil=True)
-def _find(buf: np.ndarray, start: int, pattern: bytes) -> int:
-    # pattern is a small literal; a plain loop is fast enough for comments and CDATA.
-    n = len(buf)
-    m = len(pattern)
-    i = start
-    while i + m <= n:
-        if buf[i] == pattern[0]:
-            j = 1
-            while j < m and buf[i + j] == pattern[j]:
-                j += 1
-            if j == m:
-                return i
-        i += 1
-    return -1
-
-
-@nb.njit(cache=True, nogil=True)
-def _startswith(buf: np.ndarray, start: int, pattern: bytes) -> bool:
-    if start + len(pattern) > len(buf):
-        return False
-    for j in range(len(pattern)):  # noqa: SIM110 (numba compiles loops, not generators)
-        if buf[start + j] != pattern[j]:
-            return False
-    return True
-
-
-@nb.njit(cache=True, nogil=True)
-def _named(buf: np.ndarray, start: int, length: int, name: bytes) -> bool:
-    return length == len(name) and _startswith(buf, start, name)
-
-
-@nb.njit(cache=True, nogil=True)
-def _number(buf: np.ndarray, s: int, e: int) -> tuple[float, int, bool]:
-    """Parse ``[ws] [+-] (digits [. digits*] | . digits) [(e|E) [+-] digits] [ws]`` from buf[s:].
-
-    Stops at the first byte that cannot continue the number (at most ``e``) and returns
-    ``(value, stop, ok)``; the caller checks that ``stop`` is where the value must end (the
-    closing quote), which is what lets the kernel parse an attribute value in a single pass.
-
-    Up to 19 significant digits are kept exactly. When the mantissa fits 53 bits and the decimal
-    exponent is at most 22 in magnitude the float64 result is correctly rounded (one IEEE operation
-    on exact operands), which is every coordinate a 3D tool writes; beyond that it is within a few
-    ulps of float64, far below the float32 the result is stored in.
-    """
-    while s < e and _is_space(buf[s]):
-        s += 1
-    neg = False
-    if s < e and (buf[s] == 45 or buf[s] == 43):  # - +
-        neg = buf[s] == 45
-        s += 1
-    mant = 0
-    ndig = 0  # significant digits kept in mant
-    exp10 = 0
-    seen = False
-    while s < e and 48 <= buf[s] <= 57:
-        seen = True
-        if ndig < 19:
-            mant = mant * 10 + (buf[s] - 48)
-            if mant != 0:
-                ndig += 1
-        else:
-            exp10 += 1
-        s += 1
-    if s < e and buf[s] == 46:  # .
-        s += 1
-        while s < e and 48 <= buf[s] <= 57:
-            seen = True
-            if ndig < 19:
-                mant = mant * 10 + (buf[s] - 48)
-                if mant != 0:
-                    ndig += 1
-                exp10 -= 1
-            s += 1
-    if not seen:
-        return 0.0, s, False
-    if s < e and (buf[s] == 101 or buf[s] == 69):  # e E
-        s += 1
-        eneg = False
-        if s < e and (buf[s] == 45 or buf[s] == 43):
-            eneg = buf[s] == 45
-            s += 1
-        if s >= e or not (48 <= buf[s] <= 57):
-            return 0.0, s, False
-        ev = 0
-        while s < e and 48 <= buf[s] <= 57:
-            if ev < 100000:
-                ev = ev * 10 + (buf[s] - 48)
-            s += 1
-        exp10 += -ev if eneg else ev
-    while s < e and _is_space(buf[s]):
-        s += 1
-    if mant == 0:
-        value = 0.0
-    elif mant < _EXACT_MANTISSA and -22 <= exp10 <= 22:
-        value = mant * _POW10[exp10] if exp10 >= 0 else mant / _POW10[-exp10]
-    elif exp10 > 400:
-        value = np.inf
-    elif exp10 < -400:
-        value = 0.0
-    else:
-        value = float(mant) * 10.0**exp10
-    return (-value if neg else value), s, True
-
-
-@nb.njit(cache=True, nogil=True)
-def _index(buf: np.ndarray, s: int, e: int) -> tuple[int, int, bool]:
-    """Parse ``[ws] [+] digits [ws]`` (an XSD nonNegativeInteger below 2**31) from buf[s:e];
-    returns ``(value, stop, ok)`` like :func:`_number`."""
-    while s < e and _is_space(buf[s]):
-        s += 1
-    if s < e and buf[s] == 43:
-        s += 1
-    start = s
-    v = 0
-    while s < e and 48 <= buf[s] <= 57:
-        v = v * 10 + (buf[s] - 48)
-        if v >= 2147483648:
-            return 0, s, False
-        s += 1
-    if s == start:
-        return 0, s, False
-    while s < e and _is_space(buf[s]):
-        s += 1
-    return v, s, True
+from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _named, _number, _startswith
 
 
 @nb.njit(cache=True, nogil=True)
@@ -175,6 +40,8 @@ def _fail(code: int, start: int, end: int):  # type: ignore[no-untyped-def]
         np.empty((0, 3), np.int32),
         np.empty((0, 6), np.int64),
         np.empty((0, 2), np.int64),
+        np.empty((0, 4), np.int32),
+        np.empty((0, 3), np.int64),
     )
 
 
@@ -186,22 +53,29 @@ def _grow(a: np.ndarray, used: int) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
+def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore[no-untyped-def]
     """Scan a model part.
 
     Returns:
-        ``(status, err_start, err_end, vertices, triangles, spans, cuts)``. ``vertices`` is float32
+        ``(status, err_start, err_end, vertices, triangles, spans, cuts, props, paints)``. ``vertices`` is float32
         ``(V, 3)``; ``triangles`` int32 ``(T, 3)`` with indices relative to their mesh; ``spans``
         int64 ``(M, 6)``: content start and end (byte offsets of what lies between ``<mesh ...>``
         and ``</mesh>``), vertex range and triangle range of each mesh in document order.
         ``cuts`` int64 ``(K, 2)``: contents of the children of ``<resources>`` other than
         ``<object>`` (materials, colour and texture groups, slice stacks), which the structural
-        parse does not need and which can be as large as the meshes. On error,
+        parse does not need and which can be as large as the meshes. With ``want_props``, ``props``
+        int32 ``(T, 4)`` holds each triangle's ``pid`` (or 3MF 0.93 ``materialid``), ``p1``, ``p2``,
+        ``p3`` (-1 when absent) and ``paints`` int64 ``(K, 3)`` the triangle, start and end of each
+        slicer paint value (``paint_color``, ``*:mmu_segmentation``); without it both are empty, and
+        a triangle's extra attributes cost nothing more than before. On error,
         ``buf[err_start:err_end]`` is the offending text.
     """
     n = len(buf)
     verts = np.empty((max(1024, n // 150), 3), np.float32)
     tris = np.empty((max(1024, n // 150), 3), np.int32)
+    props = np.empty((max(1024, n // 150) if want_props else 0, 4), np.int32)
+    paints = np.empty((16, 3), np.int64)
+    npaint = 0
     spans = np.empty((16, 6), np.int64)
     cuts = np.empty((16, 2), np.int64)
     nv = 0
@@ -306,6 +180,10 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
         i1 = 0
         i2 = 0
         i3 = 0
+        pr0 = -1
+        pr1 = -1
+        pr2 = -1
+        pr3 = -1
         seen = 0  # bit mask of the three wanted attributes
         self_closing = False
         while True:
@@ -347,7 +225,43 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
                 target = buf[an] - 119
             elif kind == 3 and ae - an == 2 and buf[an] == 118 and 49 <= buf[an + 1] <= 51:  # v1..v3
                 target = buf[an + 1] - 45
-            if target != 0:
+            elif kind == 3 and want_props:
+                al = an  # the attribute's local name, after any namespace prefix
+                for k in range(an, ae):
+                    if buf[k] == 58:
+                        al = k + 1
+                if _named(buf, an, ae - an, b"pid") or _named(buf, an, ae - an, b"materialid"):
+                    target = 7
+                elif ae - an == 2 and buf[an] == 112 and 49 <= buf[an + 1] <= 51:  # p1 p2 p3
+                    target = buf[an + 1] - 41
+                elif _named(buf, al, ae - al, b"paint_color") or _named(buf, al, ae - al, b"mmu_segmentation"):
+                    target = 11
+            if target >= 7:
+                # Colour attributes never fail a model: a bad value is just "no property".
+                if target <= 10:
+                    idx, stop, ok = _index(buf, vs, n)
+                    if ok and stop < n and buf[stop] == q:
+                        if target == 7:
+                            pr0 = idx
+                        elif target == 8:
+                            pr1 = idx
+                        elif target == 9:
+                            pr2 = idx
+                        else:
+                            pr3 = idx
+                else:
+                    j = vs
+                    while j < n and buf[j] != q:
+                        j += 1
+                    if j > vs:
+                        if npaint >= paints.shape[0]:
+                            paints = _grow(paints, npaint)
+                        paints[npaint, 0] = nt
+                        paints[npaint, 1] = vs
+                        paints[npaint, 2] = j
+                        npaint += 1
+                target = 0
+            elif target != 0:
                 # Parse the value in place; it must end exactly at the closing quote.
                 if target <= 3:
                     val, stop, ok = _number(buf, vs, n)
@@ -399,6 +313,13 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
             tris[nt, 0] = i1
             tris[nt, 1] = i2
             tris[nt, 2] = i3
+            if want_props:
+                if nt >= props.shape[0]:
+                    props = _grow(props, nt)
+                props[nt, 0] = pr0
+                props[nt, 1] = pr1
+                props[nt, 2] = pr2
+                props[nt, 3] = pr3
             nt += 1
         elif kind == 1:
             if in_mesh:
@@ -424,4 +345,14 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
     if in_mesh or depth != 0:
         return _fail(ERR_NESTING if in_mesh else ERR_MARKUP, n, n)
     # Copies release the over-allocated growth buffers.
-    return OK, 0, 0, verts[:nv].copy(), tris[:nt].copy(), spans[:nm].copy(), cuts[:nc].copy()
+    return (
+        OK,
+        0,
+        0,
+        verts[:nv].copy(),
+        tris[:nt].copy(),
+        spans[:nm].copy(),
+        cuts[:nc].copy(),
+        props[: nt if want_props else 0].copy(),
+        paints[:npaint].copy(),
+    )

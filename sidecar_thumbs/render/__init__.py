@@ -26,6 +26,7 @@ import numpy as np
 from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import ConfigError, NoGeometryError
 from sidecar_thumbs.render.camera import shading_for
+from sidecar_thumbs.render.colors import pack_colors
 
 __all__ = ["KERNELS", "RenderOptions", "describe_kernel", "render_triangles", "resolve_kernel", "warm_up"]
 
@@ -150,7 +151,9 @@ def _as_rows(tri: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(tri).reshape(-1, 9)
 
 
-def render_triangles(triangles: np.ndarray, options: RenderOptions = RenderOptions()) -> np.ndarray:
+def render_triangles(
+    triangles: np.ndarray, options: RenderOptions = RenderOptions(), colors: np.ndarray | None = None
+) -> np.ndarray:
     """Draw a triangle soup as a square RGBA thumbnail with a transparent background.
 
     The view is orthographic from the front-left and above (Z up), framed to fit the model exactly
@@ -162,6 +165,9 @@ def render_triangles(triangles: np.ndarray, options: RenderOptions = RenderOptio
             whenever each triangle's nine floats are contiguous (any row stride, e.g. a view into binary
             STL records, read-only or unaligned); anything else is converted first.
         options: Size, colour, kernel and antialiasing.
+        colors: the model's own colours, drawn instead of ``options.color`` (moved into a readable
+            luminance band): uint8 (N, 3) RGB per triangle, or (N, 3, 3) per corner (blended across
+            the triangle); None for the base colour.
 
     Returns:
         uint8 array (size, size, 4): straight (not premultiplied) RGBA.
@@ -175,8 +181,19 @@ def render_triangles(triangles: np.ndarray, options: RenderOptions = RenderOptio
         raise ValueError(f"triangles must have shape (N, 3, 3), got {tri.shape}")
     if tri.shape[0] == 0:
         raise NoGeometryError("model has no triangles")
+    packed = None
+    base = options.color
+    if colors is not None:
+        if colors.shape[0] != tri.shape[0]:
+            raise ValueError(f"colors must have one row per triangle ({tri.shape[0]}), got {colors.shape}")
+        packed = pack_colors(colors)
+        first = int(packed[0, 0])
+        if (packed == first).all():
+            # One colour for the whole model (a single-filament project, one base material): the plain
+            # kernel path in that colour, at no cost over an uncoloured model.
+            base, packed = ((first >> 16) & 255, (first >> 8) & 255, first & 255), None
     kernel = _kernel_module(resolve_kernel(options.kernel))
-    img = kernel.render(_as_rows(tri), options.size, options.supersample, options.margin, shading_for(options.color))
+    img = kernel.render(_as_rows(tri), options.size, options.supersample, options.margin, shading_for(base), packed)
     if img is None:
         raise NoGeometryError("model has no drawable triangles: every coordinate is NaN, infinite or absurdly large")
     return img

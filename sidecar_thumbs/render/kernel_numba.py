@@ -39,12 +39,42 @@ _VEC = types.Array(_F32, 1, "C")
 _MAT = types.Array(_F32, 2, "C")
 _SIG_FIRST = types.int64(_SOUP)
 _SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64))(_SOUP, _VEC, _MAT)
+# Model colours: packed 0xRRGGBB int32, (N, 1) per triangle or (N, 3) per corner; (0, 1) for the base colour.
+_COLS = types.Array(types.int32, 2, "A", readonly=True)
+_IVEC = types.Array(types.int32, 1, "C")
 _SIG_RASTER = types.none(
-    _SOUP, _VEC, _MAT, _VEC, _MAT, types.float64, types.float64, types.float64, types.int64, types.int64, _VEC, _VEC
+    _SOUP,
+    _VEC,
+    _MAT,
+    _VEC,
+    _MAT,
+    types.float64,
+    types.float64,
+    types.float64,
+    types.int64,
+    types.int64,
+    _VEC,
+    _VEC,
+    _COLS,
+    types.boolean,
+    _IVEC,
 )
 _SIG_RESOLVE = types.none(
-    _MAT, _MAT, types.int64, _VEC, types.float64, types.float64, types.float64, types.Array(types.uint8, 3, "C")
+    _MAT,
+    _MAT,
+    types.Array(types.int32, 2, "C"),
+    types.boolean,
+    types.int64,
+    _VEC,
+    types.float64,
+    types.float64,
+    types.float64,
+    types.Array(types.uint8, 3, "C"),
 )
+
+
+_NO_COLORS = np.zeros((0, 1), dtype=np.int32)
+_NO_COLORS.setflags(write=False)
 
 
 @njit(_SIG_FIRST, **_JIT)
@@ -118,6 +148,20 @@ def _shade(mx: float, my: float, mz: float, nl2: float, lights: np.ndarray, amb:
     return amb + k1 * max(d1, np.float32(0.0)) + k2 * max(d2, np.float32(0.0))
 
 
+@njit(inline="always", **_JIT)
+def _mix(cols: np.ndarray, i: int, b0: float, b1: float, b2: float) -> int:
+    """The corner colours of triangle ``i`` blended with barycentric weights, packed 0xRRGGBB."""
+    packed = 0
+    for shift in (16, 8, 0):
+        v = (
+            b0 * np.float32((cols[i, 0] >> shift) & 255)
+            + b1 * np.float32((cols[i, 1] >> shift) & 255)
+            + b2 * np.float32((cols[i, 2] >> shift) & 255)
+        )
+        packed |= min(max(int(v + np.float32(0.5)), 0), 255) << shift
+    return packed
+
+
 @njit(_SIG_RASTER, **_JIT)
 def _raster(
     t: np.ndarray,
@@ -132,7 +176,14 @@ def _raster(
     hs: int,
     zbuf: np.ndarray,
     sbuf: np.ndarray,
+    cols: np.ndarray,
+    blend: bool,
+    cbuf: np.ndarray,
 ) -> None:
+    # A coloured model also records, per sample, the colour of the triangle that drew it (blended
+    # from its corners' colours when ``blend``). The branch is the same for every triangle, so an
+    # uncoloured model pays nothing measurable for it.
+    colored = cols.shape[0] > 0
     ox, oy, oz = origin[0], origin[1], origin[2]
     m00, m01, m02 = m[0, 0], m[0, 1], m[0, 2]
     m10, m11, m12 = m[1, 0], m[1, 1], m[1, 2]
@@ -197,6 +248,8 @@ def _raster(
                 if zc >= zbuf[k]:  # shade only now: most of these are hidden
                     zbuf[k] = zc
                     sbuf[k] = _shade(mx, my, mz, nl2, lights, amb, k1, k2)
+                    if colored:
+                        cbuf[k] = _mix(cols, i, third, third, third) if blend else cols[i, 0]
             continue
 
         shade = _shade(mx, my, mz, nl2, lights, amb, k1, k2)
@@ -233,6 +286,8 @@ def _raster(
                     if z >= zbuf[k]:
                         zbuf[k] = z
                         sbuf[k] = shade
+                        if colored:
+                            cbuf[k] = _mix(cols, i, third, third, third) if blend else cols[i, 0]
             # The line is the sliver: the samples whose centres it truly covers lie within a quarter
             # sample of its longest edge, which the line steps along. Walking its box row by row as
             # well cost ~10x a compact triangle for fans of long thin wedges (CAD caps, gears).
@@ -291,6 +346,8 @@ def _raster(
                     if z >= zbuf[k]:
                         zbuf[k] = z
                         sbuf[k] = shade
+                        if colored:
+                            cbuf[k] = _mix(cols, i, b0, b1, b2) if blend else cols[i, 0]
                 elif entered:  # a triangle is convex: once out of it, the rest of the row is too
                     break
 
@@ -299,6 +356,8 @@ def _raster(
 def _resolve(
     zbuf: np.ndarray,
     sbuf: np.ndarray,
+    cbuf: np.ndarray,
+    colored: bool,
     ss: int,
     base: np.ndarray,
     depth_cue: float,
@@ -327,6 +386,7 @@ def _resolve(
     for oy in range(h):
         for ox in range(w):
             acc = np.float32(0.0)
+            acc_r, acc_g, acc_b = np.float32(0.0), np.float32(0.0), np.float32(0.0)
             cov = 0
             for j in range(ss):
                 y = oy * ss + j
@@ -351,16 +411,33 @@ def _resolve(
                         or abs(zu + zd - z - z) > jump
                     ):
                         v *= keep
-                    acc += v
+                    if colored:
+                        packed = cbuf[y, x]
+                        acc_r += v * np.float32((packed >> 16) & 255)
+                        acc_g += v * np.float32((packed >> 8) & 255)
+                        acc_b += v * np.float32(packed & 255)
+                    else:
+                        acc += v
             if cov > 0:
-                v = acc / np.float32(cov)
-                for c in range(3):
-                    out[oy, ox, c] = min(int(v * base[c] + np.float32(0.5)), 255)
+                inv_cov = np.float32(1.0) / np.float32(cov)
+                if colored:
+                    out[oy, ox, 0] = min(int(acc_r * inv_cov + np.float32(0.5)), 255)
+                    out[oy, ox, 1] = min(int(acc_g * inv_cov + np.float32(0.5)), 255)
+                    out[oy, ox, 2] = min(int(acc_b * inv_cov + np.float32(0.5)), 255)
+                else:
+                    v = acc / np.float32(cov)
+                    for c in range(3):
+                        out[oy, ox, c] = min(int(v * base[c] + np.float32(0.5)), 255)
                 out[oy, ox, 3] = int(np.float32(cov) * full + np.float32(0.5))
 
 
 def render(
-    triangles: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading
+    triangles: np.ndarray,
+    screen_size: int,
+    supersample: int,
+    margin: float,
+    shading: Shading,
+    colors: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Render a float32 triangle soup; ``None`` when no triangle is drawable.
 
@@ -370,6 +447,8 @@ def render(
         supersample: Samples per pixel along each axis.
         margin: Framing margin (fraction of the side).
         shading: Lights and colour.
+        colors: packed 0xRRGGBB int32 drawn instead of the base colour: (N, 1) per triangle, or (N, 3) per
+            corner (blended across the triangle); None for the base colour.
 
     Returns:
         RGBA uint8 (screen_size, screen_size, 4), straight alpha, or ``None`` if nothing is drawable.
@@ -388,6 +467,10 @@ def render(
     xf: ScreenTransform = fit_to_screen((xlo, xhi, ylo, yhi), origin, ws, hs, margin)
     zbuf = np.full((hs, ws), EMPTY_DEPTH, dtype=np.float32)
     sbuf = np.zeros((hs, ws), dtype=np.float32)
+    colored = colors is not None and colors.shape[0] == t.shape[0]
+    cols = colors if colored and colors is not None else _NO_COLORS
+    blend = bool(colored and cols.shape[1] == 3)
+    cbuf = np.zeros((hs, ws) if colored else (1, 1), dtype=np.int32)
     _raster(
         t,
         xf.origin,
@@ -401,11 +484,16 @@ def render(
         hs,
         zbuf.reshape(-1),
         sbuf.reshape(-1),
+        cols,
+        blend,
+        cbuf.reshape(-1),
     )
     out = np.zeros((screen_size, screen_size, 4), dtype=np.uint8)
     _resolve(
         zbuf,
         sbuf,
+        cbuf,
+        colored,
         supersample,
         shading.base_rgb,
         shading.depth_cue,

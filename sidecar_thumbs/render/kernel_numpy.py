@@ -161,8 +161,15 @@ def _depth_test(cands: list[Candidates], n_samples: int) -> tuple[np.ndarray, np
 
 
 def _raster(
-    tt: np.ndarray, origin: np.ndarray, m: np.ndarray, off: np.ndarray, sh: Shading, ws: int, hs: int
-) -> tuple[np.ndarray, np.ndarray]:
+    tt: np.ndarray,
+    origin: np.ndarray,
+    m: np.ndarray,
+    off: np.ndarray,
+    sh: Shading,
+    ws: int,
+    hs: int,
+    colors: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     P = _project(tt, origin, m)
     P[0] += off[0]
     P[1] += off[1]
@@ -186,7 +193,8 @@ def _raster(
     lmax = _max3(edges)
     line = rest & (no_xy | ((lmax >= 4) & (_F(4.0) * mz * mz < lmax)))
     cands.append(_lines(P, edges, np.flatnonzero(line), ws, hs))
-    cands += _areas(P, np.flatnonzero(rest & ~line & (mz != 0)), ws, hs)  # a sliver is its line
+    area = rest & ~line & (mz != 0)
+    cands += _areas(P, np.flatnonzero(area), ws, hs)  # a sliver is its line
     zbuf, owner = _depth_test(cands, ws * hs)
 
     # Shade only the triangles that won a sample. Screen Y is down, hence the sign on my; two-sided
@@ -201,10 +209,46 @@ def _raster(
     shade = np.zeros(tt.shape[1], dtype=_F)
     shade[won] = _F(sh.ambient) + _F(sh.key) * np.maximum(d1, _F(0)) + _F(sh.fill) * np.maximum(d2, _F(0))
     sbuf = np.where(owner >= 0, shade[owner], _F(0.0))
-    return zbuf.reshape(hs, ws), sbuf.reshape(hs, ws)
+    cbuf = None if colors is None else _sample_colors(P, owner, area, colors, ws).reshape(hs, ws)
+    return zbuf.reshape(hs, ws), sbuf.reshape(hs, ws), cbuf
 
 
-def _resolve(zbuf: np.ndarray, sbuf: np.ndarray, ss: int, sh: Shading) -> np.ndarray:
+def _sample_colors(P: np.ndarray, owner: np.ndarray, area: np.ndarray, colors: np.ndarray, ws: int) -> np.ndarray:
+    """Per sample, the packed colour of the triangle that drew it (0 where none did), as the numba
+    kernel records it: corner colours blended by the sample centre's barycentrics for area triangles,
+    the corners' mean for sub-sample and line-drawn ones, and no blending when corners agree."""
+    out = np.zeros(owner.shape, dtype=np.int32)
+    hit = np.flatnonzero(owner >= 0)
+    tri = owner[hit]
+    if colors.shape[1] == 1:
+        out[hit] = colors[tri, 0]
+        return out
+    b = np.full((3, len(hit)), _THIRD, dtype=_F)
+    a = area[tri]
+    (X0, X1, X2), (Y0, Y1, Y2), _ = P[:, :, tri[a]]
+    fx = (hit[a] % ws).astype(_F) + _HALF
+    fy = (hit[a] // ws).astype(_F) + _HALF
+    inv = _F(1.0) / ((X1 - X0) * (Y2 - Y0) - (Y1 - Y0) * (X2 - X0))
+    b[0, a] = ((X2 - X1) * (fy - Y1) - (Y2 - Y1) * (fx - X1)) * inv
+    b[1, a] = ((X0 - X2) * (fy - Y2) - (Y0 - Y2) * (fx - X2)) * inv
+    b[2, a] = _F(1.0) - b[0, a] - b[1, a]
+    packed = np.zeros(len(hit), dtype=np.int32)
+    for shift in (16, 8, 0):
+        v = b[0] * ((colors[tri, 0] >> shift) & 255).astype(_F)
+        v = v + b[1] * ((colors[tri, 1] >> shift) & 255).astype(_F)
+        v = v + b[2] * ((colors[tri, 2] >> shift) & 255).astype(_F)
+        packed |= np.clip((v + _HALF).astype(np.int64), 0, 255).astype(np.int32) << shift
+    out[hit] = packed
+    return out
+
+
+def _channels(packed: np.ndarray) -> list[np.ndarray]:
+    return [((packed >> shift) & 255).astype(_F) for shift in (16, 8, 0)]
+
+
+def _resolve(
+    zbuf: np.ndarray, sbuf: np.ndarray, ss: int, sh: Shading, rgb: list[np.ndarray] | None = None
+) -> np.ndarray:
     hs, ws = zbuf.shape
     h, w = hs // ss, ws // ss
     out = np.zeros((h, w, 4), dtype=np.uint8)
@@ -230,23 +274,35 @@ def _resolve(zbuf: np.ndarray, sbuf: np.ndarray, ss: int, sh: Shading) -> np.nda
     v = np.where(edge, v * _F(1.0 - sh.edge_darken), v)
     v = np.where(cov, v, _F(0.0))
     # Same summation order as the numba loop (row of the block, then column).
-    acc = np.zeros((h, w), dtype=_F)
+    planes = [v] if rgb is None else [v * ch for ch in rgb]
+    accs = [np.zeros((h, w), dtype=_F) for _ in planes]
     cnt = np.zeros((h, w), dtype=np.int64)
     for j in range(ss):
         for i in range(ss):
-            acc += v[j::ss, i::ss]
+            for acc, plane in zip(accs, planes, strict=True):
+                acc += plane[j::ss, i::ss]
             cnt += cov[j::ss, i::ss]
     some = cnt > 0
-    mean = acc[some] / cnt[some].astype(_F)
-    for c in range(3):
-        out[..., c][some] = np.minimum((mean * sh.base_rgb[c] + _HALF).astype(np.int64), 255)
+    if rgb is None:
+        mean = accs[0][some] / cnt[some].astype(_F)
+        for c in range(3):
+            out[..., c][some] = np.minimum((mean * sh.base_rgb[c] + _HALF).astype(np.int64), 255)
+    else:
+        inv_cov = _F(1.0) / cnt[some].astype(_F)
+        for c in range(3):
+            out[..., c][some] = np.minimum((accs[c][some] * inv_cov + _HALF).astype(np.int64), 255)
     full = _F(255.0 / (ss * ss))
     out[..., 3][some] = (cnt[some].astype(_F) * full + _HALF).astype(np.int64)
     return out
 
 
 def render(
-    triangles: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading
+    triangles: np.ndarray,
+    screen_size: int,
+    supersample: int,
+    margin: float,
+    shading: Shading,
+    colors: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Render a float32 (N, 9) triangle soup; ``None`` when no triangle is drawable.
 
@@ -254,7 +310,7 @@ def render(
     """
     # NaN/inf/overflow are expected here (they mark triangles to skip), not worth a warning.
     with np.errstate(all="ignore"):
-        return _render(triangles, screen_size, supersample, margin, shading)
+        return _render(triangles, screen_size, supersample, margin, shading, colors)
 
 
 def _first_finite(t: np.ndarray) -> int:
@@ -266,7 +322,9 @@ def _first_finite(t: np.ndarray) -> int:
     return -1
 
 
-def _render(t: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading) -> np.ndarray | None:
+def _render(
+    t: np.ndarray, screen_size: int, supersample: int, margin: float, shading: Shading, colors: np.ndarray | None
+) -> np.ndarray | None:
     first = _first_finite(t)
     if first < 0:
         return None
@@ -281,5 +339,6 @@ def _render(t: np.ndarray, screen_size: int, supersample: int, margin: float, sh
     ws = hs = screen_size * supersample
     xf = fit_to_screen((x.min(), x.max(), y.min(), y.max()), origin, ws, hs, margin)
     del x, y
-    zbuf, sbuf = _raster(tt, xf.origin, xf.matrix, xf.offset, shading, ws, hs)
-    return _resolve(zbuf, sbuf, supersample, shading)
+    colored = colors is not None and colors.shape[0] == t.shape[0]
+    zbuf, sbuf, cbuf = _raster(tt, xf.origin, xf.matrix, xf.offset, shading, ws, hs, colors if colored else None)
+    return _resolve(zbuf, sbuf, supersample, shading, None if cbuf is None else _channels(cbuf))

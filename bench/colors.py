@@ -1,0 +1,160 @@
+"""What the model's own colours cost: the whole thumbnail (read from memory, load, render, PNG) per file.
+
+Measures, in one run on one CPU, the same 100k-triangle rock as
+* binary STL and a 3MF without colour (the uncoloured path), optionally against another checkout of the
+  project (``--baseline DIR``, e.g. the commit before colours: the issue's "as fast as before, ±5 %");
+* 3MFs with colour: one base material for the object, a colour per triangle (colour group), a colour per
+  corner (vertex colours, blended), a Bambu Studio project with painted triangles — each as a ratio to
+  the uncoloured 3MF ("at most 30 % more").
+
+Usage::
+
+    python bench/colors.py [--reps 15] [--clock cpu] [--baseline /path/to/other/checkout]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench import meshgen  # noqa: E402
+
+N = 100_000
+MAT = "http://schemas.microsoft.com/3dmanufacturing/material/2015/02"
+PALETTE = ["#C0392B", "#27AE60", "#2980B9", "#F1C40F", "#8E44AD", "#1E1E1E"]
+
+
+def _package(model: str, extra: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        z.writestr(
+            "_rels/.rels",
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+            'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>',
+        )
+        z.writestr("3D/3dmodel.model", model)
+        for name, text in (extra or {}).items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+def _model(
+    V: np.ndarray, F: np.ndarray, resources: str = "", obj_attrs: str = "", tri_attrs: list[str] | None = None
+) -> str:
+    verts = "".join(f'<vertex x="{x:.5f}" y="{y:.5f}" z="{z:.5f}"/>\n' for x, y, z in V.tolist())
+    extra = tri_attrs or [""] * len(F)
+    tris = "".join(
+        f'<triangle v1="{a}" v2="{b}" v3="{c}"{e}/>\n' for (a, b, c), e in zip(F.tolist(), extra, strict=True)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<model unit="millimeter" '
+        f'xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02" xmlns:m="{MAT}">\n'
+        f'<resources>{resources}<object id="1" type="model"{obj_attrs}><mesh><vertices>\n{verts}</vertices>'
+        f'<triangles>\n{tris}</triangles></mesh></object></resources><build><item objectid="1"/></build></model>\n'
+    )
+
+
+def cases() -> list[tuple[str, str, bytes]]:
+    V, F = meshgen.rock_indexed(N)
+    V, F = np.asarray(V), np.asarray(F)
+    rng = np.random.default_rng(7)
+    group = '<m:colorgroup id="2">' + "".join(f'<m:color color="{c}"/>' for c in PALETTE) + "</m:colorgroup>"
+    per_tri = [f' pid="2" p1="{k}"' for k in rng.integers(0, len(PALETTE), len(F)).tolist()]
+    vgroup = (
+        '<m:colorgroup id="3">'
+        + "".join(
+            f'<m:color color="#{r:02X}{g:02X}{b:02X}"/>' for r, g, b in rng.integers(0, 255, (len(V), 3)).tolist()
+        )
+        + "</m:colorgroup>"
+    )
+    per_corner = [f' pid="3" p1="{a}" p2="{b}" p3="{c}"' for a, b, c in F.tolist()]
+    painted = [' paint_color="8"' if k % 7 == 0 else "" for k in range(len(F))]
+    bambu = {
+        "Metadata/model_settings.config": '<?xml version="1.0"?><config><object id="1">'
+        '<metadata key="extruder" value="1"/></object></config>',
+        "Metadata/project_settings.config": json.dumps({"filament_colour": ["#1E8451", "#B9A46A"]}),
+    }
+    base = '<m:basematerials id="4"><m:base name="PLA" displaycolor="#D35400"/></m:basematerials>'
+    return [
+        ("binary STL, no colour", "rock.stl", meshgen.binary_stl_bytes((V, F))),
+        ("3MF, no colour", "rock.3mf", _package(_model(V, F))),
+        ("3MF, object base material", "rock.3mf", _package(_model(V, F, base, ' pid="4" pindex="0"'))),
+        ("3MF, colour per triangle", "rock.3mf", _package(_model(V, F, group, "", per_tri))),
+        ("3MF, colour per corner", "rock.3mf", _package(_model(V, F, vgroup, "", per_corner))),
+        ("3MF, Bambu project, painted", "rock.3mf", _package(_model(V, F, "", "", painted), bambu)),
+    ]
+
+
+def time_cases(reps: int, clock: str, only: list[str] | None = None) -> dict[str, float]:
+    from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
+
+    tick = time.process_time if clock == "cpu" else time.perf_counter
+    options = ThumbnailOptions(use_embedded=False)
+    out: dict[str, float] = {}
+    for label, name, data in cases():
+        if only and label not in only:
+            continue
+        make_thumbnail_from_bytes(data, name, len(data), 0, options)  # warm
+        times = []
+        for _ in range(reps):
+            t = tick()
+            make_thumbnail_from_bytes(data, name, len(data), 0, options)
+            times.append(tick() - t)
+        out[label] = statistics.median(times)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    ap.add_argument("--baseline", help="another checkout of the project to time the uncoloured path against")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    if args.child:  # run by --baseline with PYTHONPATH set to the other checkout
+        print(json.dumps(time_cases(args.reps, args.clock, ["binary STL, no colour", "3MF, no colour"])))
+        return
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"# bench/colors.py — {N:,} triangles, {args.clock} clock, one CPU, median of {args.reps}, load {load}\n")
+    mine = time_cases(args.reps, args.clock)
+    base = None
+    if args.baseline:
+        env = dict(os.environ, PYTHONPATH=str(Path(args.baseline).resolve()))
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            "--reps",
+            str(args.reps),
+            "--clock",
+            args.clock,
+        ]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=args.baseline)
+        base = json.loads(done.stdout.strip().splitlines()[-1])
+    plain = mine["3MF, no colour"]
+    print("| file | ms | renders/s | vs 3MF without colour | vs baseline |")
+    print("|---|---|---|---|---|")
+    for label, t in mine.items():
+        vs_base = f"{t / base[label]:.2f}×" if base and label in base else ""
+        print(f"| {label} | {t * 1e3:.1f} | {1 / t:.0f} | {t / plain:.2f}× | {vs_base} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Per-triangle colours of a placed 3MF build: slicer filaments first, then 3MF properties, then paint.
+
+Order of precedence, lowest first: the slicer project's filament of the object (or of the part or
+volume), the materials extension's property of the object (or of the component that inherits it) and
+of each triangle, and last the slicer's paint on a triangle (its dominant filament).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sidecar_thumbs.errors import SidecarError
+from sidecar_thumbs.mesh.colors3mf import ColourResolver
+from sidecar_thumbs.mesh.modelpart import ModelPart
+from sidecar_thumbs.mesh.opc import Package
+from sidecar_thumbs.mesh.paint import dominant_state
+from sidecar_thumbs.mesh.slicerproject import SlicerProject, read_slicer_project
+from sidecar_thumbs.mesh.threemf import InstanceContext
+
+__all__ = ["instance_colors"]
+
+
+def instance_colors(
+    package: Package,
+    parts: dict[str, ModelPart],
+    placed: list[tuple[str, int, np.ndarray]],
+    contexts: list[InstanceContext],
+    total: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(colors, mask bool (total,))`` in the order the loader places triangles, or None when nothing in
+    the file has a colour. ``colors`` is uint8 (total, 3), or (total, 3, 3) when some triangle's corners
+    differ (vertex colours)."""
+    project = read_slicer_project(package)
+    if project is None and not any(p.colors is not None for p in parts.values()):
+        return None
+    resolvers: dict[str, ColourResolver] = {}
+    colors = np.zeros((total, 3), np.uint8)
+    mask = np.zeros(total, bool)
+    k = 0
+    for (part_name, mesh_index, _), ctx in zip(placed, contexts, strict=True):
+        part = parts[part_name]
+        _, _, _, _, t0, t1 = part.meshes.spans[mesh_index].tolist()
+        n = t1 - t0
+        if n == 0:
+            continue
+        if project is not None:
+            _slicer_base(project, ctx, colors[k : k + n], mask[k : k + n])
+        if part.colors is not None and part.props is not None:
+            resolver = resolvers.get(part_name)
+            if resolver is None:
+                resolver = resolvers[part_name] = ColourResolver(part.colors, _texture_reader(package))
+            cols, ok = _properties(resolver, part.props.props[t0:t1], ctx)
+            if ok is not None and ok.any():
+                if cols.ndim == 3 and colors.ndim == 2:
+                    colors = np.repeat(colors[:, None, :], 3, axis=1)  # vertex colours: one per corner
+                target = colors[k : k + n]
+                target[ok] = cols[ok] if cols.ndim == target.ndim else cols[ok][:, None, :]
+                mask[k : k + n] |= ok
+        if project is not None and part.props is not None and part.props.paint:
+            _paint(project, part.props.paint, t0, t1, colors[k : k + n], mask[k : k + n])
+        k += n
+    return (colors[:k], mask[:k]) if mask[:k].any() else None
+
+
+def _slicer_base(project: SlicerProject, ctx: InstanceContext, out: np.ndarray, got: np.ndarray) -> None:
+    ext = project.part_extruder.get(ctx.owner) or project.object_extruder.get(ctx.top) or 1
+    base = project.color_of(ext)
+    if base is not None:
+        out[:] = base
+        got[:] = True
+    for first, last, vext in project.volume_extruder.get(ctx.top, []):
+        colour = project.color_of(vext)
+        if colour is not None:
+            out[first : last + 1] = colour
+            got[first : last + 1] = True
+
+
+def _properties(
+    resolver: ColourResolver, props: np.ndarray, ctx: InstanceContext
+) -> tuple[np.ndarray, np.ndarray | None]:
+    default_gid, default_idx = ctx.inherited if ctx.inherited is not None else (-1, -1)
+    if default_gid >= 0 and (props[:, :2] < 0).all():
+        # Only the object's own property (one base material, one colour): one lookup, not one per triangle.
+        cols, ok = resolver.corner_colors(np.array([default_gid]), np.array([[max(default_idx, 0), -1, -1]]))
+        n = len(props)
+        return np.broadcast_to(cols[:1], (n, *cols.shape[1:])), np.full(n, bool(ok[0]))
+    gid = np.where(props[:, 0] >= 0, props[:, 0], default_gid).astype(np.int64)
+    if not (gid >= 0).any():
+        return np.zeros((0, 3), np.uint8), None
+    idx = props[:, 1:4].astype(np.int64)
+    # A triangle without p1 uses its object's pindex for every corner (0 for a 3MF 0.93 material,
+    # which has a single colour and no index).
+    no_p1 = idx[:, 0] < 0
+    idx[no_p1] = default_idx if default_idx >= 0 else 0
+    return resolver.corner_colors(gid, idx)
+
+
+def _paint(project: SlicerProject, paint: dict[int, str], t0: int, t1: int, out: np.ndarray, got: np.ndarray) -> None:
+    for t, text in paint.items():
+        if t0 <= t < t1:
+            colour = project.color_of(dominant_state(text))
+            if colour is not None:
+                out[t - t0] = colour
+                got[t - t0] = True
+
+
+def _texture_reader(package: Package):  # type: ignore[no-untyped-def]
+    def read(path: str) -> bytes | None:
+        try:
+            return package.read(path)
+        except SidecarError:
+            return None
+
+    return read

@@ -1,0 +1,66 @@
+"""Model colours as the kernels take them: one packed ``0xRRGGBB`` int32 per triangle, made readable.
+
+A model's own colours are drawn with our light, camera and outline, like the default colour. Two
+kinds of colour would lose the shape: near-black (shading multiplies it, so every face is black on a
+dark page) and near-white (the key light saturates it, so faces merge on a white page). Both are
+moved into a band of luminance where shading still shows, keeping their hue: dark colours are mixed
+toward white, light ones toward black, just enough to reach the band.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["LUMA_MAX", "LUMA_MIN", "pack_colors", "readable"]
+
+# Rec. 709 luma weights, on 0..255 channels.
+_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+# The band of base luminance (0..255) in which flat shading keeps faces apart on light and dark pages.
+# Measured by eye on the contact sheet: black PLA at 56 reads as dark grey with visible facets; white
+# at 212 keeps its lit faces below saturation under the key light.
+LUMA_MIN = 56.0
+LUMA_MAX = 212.0
+
+
+def readable(rgb: np.ndarray) -> np.ndarray:
+    """Colours moved into the readable luminance band, hue kept.
+
+    Args:
+        rgb: uint8 (N, 3).
+
+    Returns:
+        uint8 (N, 3): colours already inside the band are returned unchanged.
+    """
+    y = rgb @ _LUMA  # float32, the uint8 rows converted on the fly
+    dark = y < LUMA_MIN
+    light = y > LUMA_MAX
+    if not (dark.any() or light.any()):
+        return rgb  # the common case: nothing to move, no copy
+    out = rgb.copy()
+    if dark.any():
+        # c + (255 - c) * t reaches luminance LUMA_MIN when t = (LUMA_MIN - y) / (255 - y).
+        c = rgb[dark].astype(np.float32)
+        t = ((LUMA_MIN - y[dark]) / (255.0 - y[dark]))[:, None]
+        out[dark] = np.clip(c + (255.0 - c) * t + 0.5, 0, 255).astype(np.uint8)
+    if light.any():
+        c = rgb[light].astype(np.float32)
+        out[light] = np.clip(c * (LUMA_MAX / y[light])[:, None] + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def pack_colors(rgb: np.ndarray) -> np.ndarray:
+    """Colours → readable, packed int32 ``0xRRGGBB``, what the kernels read: (N, 1) for one colour per
+    triangle, (N, 3) for one per corner (blended across the triangle).
+
+    Args:
+        rgb: uint8 (N, 3) one colour per triangle, or (N, 3, 3) one per corner.
+    """
+    if rgb.ndim == 2 and rgb.shape[1] == 3:
+        corners = 1
+    elif rgb.ndim == 3 and rgb.shape[1:] == (3, 3):
+        corners = 3
+    else:
+        raise ValueError(f"colours must have shape (N, 3) or (N, 3, 3), got {rgb.shape}")
+    r = readable(np.asarray(rgb, dtype=np.uint8).reshape(-1, 3))
+    packed = (r[:, 0].astype(np.int32) << 16) | (r[:, 1].astype(np.int32) << 8) | r[:, 2]
+    return packed.reshape(-1, corners)
