@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import GOOD, clean_env, command, invoke, run_cli
 
-from sidecar_thumbs.sidecar import sidecar_path_for
+from sidecar_thumbs.files.sidecar import sidecar_path_for
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sidecar_thumbs.cli import cli
-from sidecar_thumbs.models import ModelStatus
-from sidecar_thumbs.sidecar import sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.status import collect_status
-from sidecar_thumbs.watcher import EventQueue, Watcher
+from sidecar_thumbs.cli.main import cli
+from sidecar_thumbs.daemon.watcher import EventQueue, Watcher
+from sidecar_thumbs.files.sidecar import sidecar_path_for
+from sidecar_thumbs.reports.status import collect_status
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
 from tests.test_daemon import EXAMPLES, REPO, SETTLE, DaemonProcess, wait_for
 
 MODELS = ("gear.stl", "parts/bracket.stl", "parts/gear copy.stl")
