@@ -10,7 +10,7 @@ drive's cache and its order is not kept, so there ``F_BARRIERFSYNC`` (an I/O bar
 orders it. ``F_FULLFSYNC`` (flush the whole drive cache: milliseconds to tens of milliseconds, and
 flushes do not overlap) is only used when ``full=True`` (the ``full_fsync`` setting). A thumbnail can be
 rebuilt: the database commit is the durability point, and a sidecar lost or torn by a power cut is
-found and redrawn by the next scan (:mod:`.crashcheck`). The folder fsync may be left to the caller
+found and redrawn by the next scan (:mod:`sidecar_thumbs.work.crashcheck`). The folder fsync may be left to the caller
 (``sync_folder=False``) so that a batch pays one per folder (the pipeline's writer does).
 """
 
