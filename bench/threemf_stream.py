@@ -59,7 +59,10 @@ def main() -> None:
         ("inflate in 1 MiB chunks (Package.stream)", lambda: [len(c) for c in pkg.stream(PART)]),
         ("scan whole buffer, colours", lambda: scan_meshes(xml, 10**9, want_props=True)),
         ("inflate+scan streamed, colours", lambda: scan_meshes_stream(pkg.stream(PART), 10**9, want_props=True)),
-        ("parse part whole (read+scan+skeleton)", lambda: modelpart.parse_model_part(pkg.read(PART), PART, 10**9, True)),
+        (
+            "parse part whole (read+scan+skeleton)",
+            lambda: modelpart.parse_model_part(pkg.read(PART), PART, 10**9, True),
+        ),
         ("parse part streamed", lambda: modelpart.parse_model_part_stream(pkg.stream(PART), PART, 10**9, True)),
         ("load_3mf_mesh (colours, streamed)", lambda: threemf.load_3mf_mesh(data)),
     ]

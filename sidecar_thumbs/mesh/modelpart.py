@@ -21,7 +21,15 @@ from sidecar_thumbs.mesh.opc import parse_xml
 from sidecar_thumbs.mesh.triprops import TriangleProps
 from sidecar_thumbs.mesh.xmlscan import MeshScan, numba_available, scan_meshes
 
-__all__ = ["CORE_NAMESPACES", "UNITS", "Component", "ModelPart", "ObjectDef", "parse_model_part", "parse_model_part_stream"]
+__all__ = [
+    "CORE_NAMESPACES",
+    "UNITS",
+    "Component",
+    "ModelPart",
+    "ObjectDef",
+    "parse_model_part",
+    "parse_model_part_stream",
+]
 
 # The 2015/02 core namespace, and the one of 3MF 0.93 files that lib3mf still reads.
 CORE_NAMESPACES = (
@@ -97,9 +105,7 @@ def parse_model_part(data: bytes, name: str, max_triangles: int, colors: bool = 
     return _structure(data, meshes, name)
 
 
-def parse_model_part_stream(
-    chunks: Iterable[bytes], name: str, max_triangles: int, colors: bool = False
-) -> ModelPart:
+def parse_model_part_stream(chunks: Iterable[bytes], name: str, max_triangles: int, colors: bool = False) -> ModelPart:
     """:func:`parse_model_part` from the part's inflated chunks, scanned as they arrive: memory is
     bounded by the meshes and the markup outside them, not by the XML text (numba kernel; without
     numba the chunks are joined and parsed whole)."""

@@ -12,8 +12,8 @@ import posixpath
 import struct
 import types
 import zipfile
-from collections.abc import Iterator
 import zlib
+from collections.abc import Iterator
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 

@@ -27,7 +27,24 @@ from sidecar_thumbs.mesh.scancodes import (
     ERR_VERTEX_ATTR,
     OK,
 )
-from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _named, _number, _startswith
+from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _lit, _named, _number, _startswith
+
+# Literals as global arrays: numba freezes these into the compiled code, where a bytes literal is
+# allocated again at every evaluation (about 25 ns, which was most of the cost of a short tag).
+_COMMENTOPEN = _lit(b"!--")
+_COMMENTCLOSE = _lit(b"-->")
+_CDATAOPEN = _lit(b"![CDATA[")
+_CDATACLOSE = _lit(b"]]>")
+_PICLOSE = _lit(b"?>")
+_MESH = _lit(b"mesh")
+_VERTEX = _lit(b"vertex")
+_TRIANGLE = _lit(b"triangle")
+_PID = _lit(b"pid")
+_MATERIALID = _lit(b"materialid")
+_PAINTCOLOR = _lit(b"paint_color")
+_MMUSEGMENTATION = _lit(b"mmu_segmentation")
+_RESOURCES = _lit(b"resources")
+_OBJECT = _lit(b"object")
 
 
 @nb.njit(cache=True, nogil=True)
@@ -55,16 +72,41 @@ def _stop(final, base, n, code, start, end, verts, tris, props, paints, spans, c
 
 
 @nb.njit(cache=True, nogil=True)
-def _grow(a: np.ndarray, used: int) -> np.ndarray:
-    grown = np.empty((2 * a.shape[0], a.shape[1]), a.dtype)
+def _ensure(a: np.ndarray, used: int, need: int) -> np.ndarray:
+    if a.shape[0] >= need:
+        return a
+    grown = np.empty((max(need, 2 * a.shape[0]), a.shape[1]), a.dtype)
     grown[:used] = a[:used]
     return grown
 
 
+@nb.njit(cache=True, nogil=True)
+def reserve(st, n, want_props, verts, tris, props, paints, spans, cuts):  # type: ignore[no-untyped-def]
+    """Grow the arrays to hold whatever ``n`` more bytes of XML can add, before a step.
+
+    :func:`scan_step` never grows an array itself: an array reassigned inside its loop costs an
+    atomic reference count change at every tag, about a third of the scan. The bounds are the
+    shortest markup of each kind (``<vertex x="0" y="0" z="0"/>`` is 26 bytes, a triangle 33,
+    a paint attribute 16, ``<mesh/>`` 7); rows are allocated, not touched.
+    """
+    nt = st[ST_NT]
+    verts = _ensure(verts, st[ST_NV], st[ST_NV] + n // 26 + 1)
+    tris = _ensure(tris, nt, nt + n // 33 + 1)
+    if want_props:
+        props = _ensure(props, nt, nt + n // 33 + 1)
+    paints = _ensure(paints, st[ST_NPAINT], st[ST_NPAINT] + n // 16 + 1)
+    spans = _ensure(spans, st[ST_NM], st[ST_NM] + n // 7 + 1)
+    cuts = _ensure(cuts, st[ST_NC], st[ST_NC] + n // 7 + 1)
+    return verts, tris, props, paints, spans, cuts
+
+
 # Slots of the resumable scanner state (an int64 array): counts, nesting, the open cut, and where to resume.
-ST_NV, ST_NT, ST_NM, ST_NC, ST_NPAINT, ST_IN_MESH, ST_DEPTH, ST_RES_DEPTH, ST_CUT_DEPTH, ST_CUT_START, ST_RESUME = range(11)
+ST_NV, ST_NT, ST_NM, ST_NC, ST_NPAINT, ST_IN_MESH, ST_DEPTH, ST_RES_DEPTH, ST_CUT_DEPTH, ST_CUT_START, ST_RESUME = (
+    range(11)
+)
 ST_SIZE = 11
 NEED_MORE = -1  # a step ended inside an unfinished construct: resume at ST_RESUME with more bytes
+_STEP = 4 << 20
 
 
 @nb.njit(cache=True, nogil=True)
@@ -103,12 +145,23 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
         a triangle's extra attributes cost nothing more than before. On error,
         ``buf[err_start:err_end]`` is the offending text.
     """
-    st, verts, tris, props, paints, spans, cuts = new_state(len(buf), want_props)
-    status, s, e, verts, tris, props, paints, spans, cuts = scan_step(
-        buf, 0, True, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts
-    )
-    if status != OK:
-        return _fail(status, s, e)
+    n = len(buf)
+    st, verts, tris, props, paints, spans, cuts = new_state(n, want_props)
+    # Steps of a few MiB keep the reserved rows (see reserve) in proportion to a step, not the part.
+    end = 0
+    while True:
+        resume = st[ST_RESUME]
+        end = min(n, max(end, resume) + _STEP)
+        verts, tris, props, paints, spans, cuts = reserve(
+            st, end - resume, want_props, verts, tris, props, paints, spans, cuts
+        )
+        status, s, e, verts, tris, props, paints, spans, cuts = scan_step(
+            buf[:end], 0, end == n, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts
+        )
+        if status == OK:
+            break
+        if status != NEED_MORE:
+            return _fail(status, s, e)
     return finish(st, want_props, verts, tris, props, paints, spans, cuts)
 
 
@@ -136,7 +189,8 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
     Offsets written to ``spans``, ``cuts`` and ``paints`` are absolute. Unless ``final``, an error
     that ran into the end of ``buf`` (a tag, number or comment cut by the chunk boundary) returns
     ``NEED_MORE`` with the state as it was before that construct: ``st[ST_RESUME]`` is the absolute
-    offset to feed again with more bytes behind it. Returns ``(status, err_start, err_end, verts,
+    offset to feed again with more bytes behind it. The arrays must have room for what ``buf``
+    can add (:func:`reserve`). Returns ``(status, err_start, err_end, verts,
     tris, props, paints, spans, cuts)`` (the arrays may have been reallocated to grow).
     """
     n = len(buf)
@@ -176,21 +230,21 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
             return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
         c = buf[i]
         if c == 33:  # !
-            if _startswith(buf, i, b"!--"):
-                j = _find(buf, i + 3, b"-->")
+            if _startswith(buf, i, _COMMENTOPEN):
+                j = _find(buf, i + 3, _COMMENTCLOSE)
                 if j < 0:
                     return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
                 i = j + 3
                 continue
-            if _startswith(buf, i, b"![CDATA["):
-                j = _find(buf, i + 8, b"]]>")
+            if _startswith(buf, i, _CDATAOPEN):
+                j = _find(buf, i + 8, _CDATACLOSE)
                 if j < 0:
                     return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
                 i = j + 3
                 continue
             return _stop(final, base, n, ERR_DTD, lt, min(n, lt + 9), verts, tris, props, paints, spans, cuts)
         if c == 63:  # ?
-            j = _find(buf, i + 1, b"?>")
+            j = _find(buf, i + 1, _PICLOSE)
             if j < 0:
                 return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
             i = j + 2
@@ -211,11 +265,11 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
             return _stop(final, base, n, ERR_MARKUP, lt, min(n, i + 1), verts, tris, props, paints, spans, cuts)
         ln = i - local
         kind = 0
-        if _named(buf, local, ln, b"mesh"):
+        if _named(buf, local, ln, _MESH):
             kind = 1
-        elif in_mesh and _named(buf, local, ln, b"vertex"):
+        elif in_mesh and _named(buf, local, ln, _VERTEX):
             kind = 2
-        elif in_mesh and _named(buf, local, ln, b"triangle"):
+        elif in_mesh and _named(buf, local, ln, _TRIANGLE):
             kind = 3
         if closing:
             while i < n and _is_space(buf[i]):
@@ -227,8 +281,6 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
             if depth < 0:
                 return _stop(final, base, n, ERR_MARKUP, lt, i, verts, tris, props, paints, spans, cuts)
             if depth == cut_depth:
-                if nc >= cuts.shape[0]:
-                    cuts = _grow(cuts, nc)
                 cuts[nc, 0] = cut_start
                 cuts[nc, 1] = base + lt
                 nc += 1
@@ -307,11 +359,11 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                 for k in range(an, ae):
                     if buf[k] == 58:
                         al = k + 1
-                if _named(buf, an, ae - an, b"pid") or _named(buf, an, ae - an, b"materialid"):
+                if _named(buf, an, ae - an, _PID) or _named(buf, an, ae - an, _MATERIALID):
                     target = 7
                 elif ae - an == 2 and buf[an] == 112 and 49 <= buf[an + 1] <= 51:  # p1 p2 p3
                     target = buf[an + 1] - 41
-                elif _named(buf, al, ae - al, b"paint_color") or _named(buf, al, ae - al, b"mmu_segmentation"):
+                elif _named(buf, al, ae - al, _PAINTCOLOR) or _named(buf, al, ae - al, _MMUSEGMENTATION):
                     target = 11
             if target >= 7:
                 # Colour attributes never fail a model: a bad value is just "no property".
@@ -331,8 +383,6 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                     while j < n and buf[j] != q:
                         j += 1
                     if j > vs:
-                        if npaint >= paints.shape[0]:
-                            paints = _grow(paints, npaint)
                         paints[npaint, 0] = nt
                         paints[npaint, 1] = base + vs
                         paints[npaint, 2] = base + j
@@ -374,8 +424,6 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
         if kind == 2:
             if seen != 7:
                 return _stop(final, base, n, ERR_VERTEX_ATTR, lt, i, verts, tris, props, paints, spans, cuts)
-            if nv >= verts.shape[0]:
-                verts = _grow(verts, nv)
             verts[nv, 0] = x
             verts[nv, 1] = y
             verts[nv, 2] = z
@@ -385,14 +433,10 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                 return _stop(final, base, n, ERR_TRIANGLE_ATTR, lt, i, verts, tris, props, paints, spans, cuts)
             if nt >= max_triangles:
                 return _stop(final, base, n, ERR_LIMIT, lt, i, verts, tris, props, paints, spans, cuts)
-            if nt >= tris.shape[0]:
-                tris = _grow(tris, nt)
             tris[nt, 0] = i1
             tris[nt, 1] = i2
             tris[nt, 2] = i3
             if want_props:
-                if nt >= props.shape[0]:
-                    props = _grow(props, nt)
                 props[nt, 0] = pr0
                 props[nt, 1] = pr1
                 props[nt, 2] = pr2
@@ -402,8 +446,6 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
             if in_mesh:
                 return _stop(final, base, n, ERR_NESTING, lt, i, verts, tris, props, paints, spans, cuts)
             cut_depth = -1  # a mesh outside an object (invalid) keeps its resource in the skeleton
-            if nm >= spans.shape[0]:
-                spans = _grow(spans, nm)
             spans[nm, 0] = base + i
             spans[nm, 1] = base + i
             spans[nm, 2] = nv
@@ -413,14 +455,16 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
             nm += 1
             in_mesh = not self_closing
         if not self_closing:
-            if _named(buf, local, ln, b"resources"):
+            if _named(buf, local, ln, _RESOURCES):
                 resources_depth = depth + 1
-            elif depth == resources_depth and cut_depth < 0 and not _named(buf, local, ln, b"object"):
+            elif depth == resources_depth and cut_depth < 0 and not _named(buf, local, ln, _OBJECT):
                 cut_depth = depth
                 cut_start = base + i
             depth += 1
     if not final:
         return NEED_MORE, 0, 0, verts, tris, props, paints, spans, cuts
     if in_mesh or depth != 0:
-        return _stop(final, base, n, ERR_NESTING if in_mesh else ERR_MARKUP, n, n, verts, tris, props, paints, spans, cuts)
+        return _stop(
+            final, base, n, ERR_NESTING if in_mesh else ERR_MARKUP, n, n, verts, tris, props, paints, spans, cuts
+        )
     return OK, 0, 0, verts, tris, props, paints, spans, cuts

@@ -50,6 +50,9 @@ class _Stream:
         """Scan ``window`` (absolute offset ``base``); returns where the next window starts."""
         st, verts, tris, props, paints, spans, cuts = self.arrays
         buf = np.frombuffer(window, np.uint8)
+        verts, tris, props, paints, spans, cuts = self.k.reserve(
+            st, base + len(window) - int(st[self.k.ST_RESUME]), self.want_props, verts, tris, props, paints, spans, cuts
+        )
         status, s, e, verts, tris, props, paints, spans, cuts = self.k.scan_step(
             buf, base, final, self.max_triangles, self.want_props, st, verts, tris, props, paints, spans, cuts
         )
