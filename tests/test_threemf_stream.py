@@ -80,7 +80,7 @@ def test_every_chunk_boundary_gives_the_whole_buffer_result(size: int) -> None:
     assert_same(TRICKY, size)
 
 
-@pytest.mark.parametrize("size", [7, 4096, 1 << 20])
+@pytest.mark.parametrize("size", [7, 4096, 4097, 5003, 1 << 20])  # above 4 KiB: the head-then-in-place path
 def test_synthetic_part(size: int) -> None:
     data = zipfile.ZipFile(io.BytesIO(synthetic_3mf(3000))).read("3D/3dmodel.model")
     assert_same(data, size)

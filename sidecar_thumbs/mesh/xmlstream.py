@@ -28,6 +28,7 @@ MAX_KEPT_BYTES = 64 << 20
 # A single construct (comment, attribute value) longer than this is refused: the carry-over buffer
 # that holds it must stay small.
 MAX_CARRY_BYTES = 16 << 20
+_HEAD = 4096
 
 
 class _Stream:
@@ -49,6 +50,7 @@ class _Stream:
     def step(self, window: bytes, base: int, final: bool) -> int:
         """Scan ``window`` (absolute offset ``base``); returns where the next window starts."""
         st, verts, tris, props, paints, spans, cuts = self.arrays
+        start = int(st[self.k.ST_RESUME]) - base  # where scanning starts in the window
         buf = np.frombuffer(window, np.uint8)
         verts, tris, props, paints, spans, cuts = self.k.reserve(
             st, base + len(window) - int(st[self.k.ST_RESUME]), self.want_props, verts, tris, props, paints, spans, cuts
@@ -58,14 +60,14 @@ class _Stream:
         )
         self.arrays = (st, verts, tris, props, paints, spans, cuts)
         if status != OK and status != self.k.NEED_MORE:
-            self._raise(status, s - base, e - base, window)
+            self._raise(status, s - base, e - base, window, start)
         end = base + len(window) if final else int(st[self.k.ST_RESUME])
         self._keep(window, base, end)
         npaint = int(st[self.k.ST_NPAINT])
         for t, ps, pe in paints[self.npaint : npaint].tolist():  # paint values live in dropped text: copy them now
             self.paint[t] = window[ps - base : pe - base].decode("ascii", "replace")
         self.npaint = npaint
-        self.lines += window.count(b"\n", 0, end - base)
+        self.lines += window.count(b"\n", start, end - base)
         return end
 
     def _keep(self, window: bytes, base: int, end: int) -> None:
@@ -101,8 +103,8 @@ class _Stream:
                     f"3MF part {self.part} has more than {self.max_kept} bytes of markup outside its meshes"
                 )
 
-    def _raise(self, status: int, s: int, e: int, window: bytes) -> None:
-        line = self.lines + window.count(b"\n", 0, max(s, 0)) + 1
+    def _raise(self, status: int, s: int, e: int, window: bytes, start: int) -> None:
+        line = self.lines + window.count(b"\n", start, max(s, start)) + 1
         where = f"{self.part} line {line}"
         if status == ERR_LIMIT:
             raise LimitExceededError(f"3MF has more than the limit of {self.max_triangles} triangles ({where})")
@@ -158,9 +160,20 @@ def scan_meshes_stream(
     carry = b""
     base = 0
     for chunk in chunks:
-        window = carry + chunk if carry else chunk
-        end = stream.step(window, base, final=False)
-        carry = window[end - base :]
+        if carry and len(chunk) > _HEAD:
+            # The construct cut by the last boundary is finished with a copy of the chunk's head
+            # only; the rest of the chunk is then scanned in place, without a copy.
+            chunk_base = base + len(carry)
+            end = stream.step(carry + chunk[:_HEAD], base, final=False)
+            if end >= chunk_base:
+                carry, base = b"", end
+                window, window_base = chunk, chunk_base
+            else:
+                window, window_base = carry + chunk, base
+        else:
+            window, window_base = (carry + chunk if carry else chunk), base
+        end = stream.step(window, window_base, final=False)
+        carry = window[end - window_base :]
         base = end
         if len(carry) > MAX_CARRY_BYTES:
             raise BadModelError(f"3MF part {part}: XML is not well-formed (a construct longer than 16 MiB)")
