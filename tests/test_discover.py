@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs import discover
-from sidecar_thumbs.discover import (
+from sidecar_thumbs.files import discover
+from sidecar_thumbs.files.discover import (
     IGNORED_DIRS,
     FoundFile,
     WalkProblem,

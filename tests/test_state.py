@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs import migrations, sqlitedb
-from sidecar_thumbs.dbpath import ESCAPED_PREFIX, path_from_db, path_to_db
 from sidecar_thumbs.errors import DatabaseError
-from sidecar_thumbs.models import FileState, ModelStatus, RenderDone, RenderFailed
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.store import migrations
+from sidecar_thumbs.store import sqlite as sqlitedb
+from sidecar_thumbs.store.dbpath import ESCAPED_PREFIX, path_from_db, path_to_db
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import FileState, ModelStatus, RenderDone, RenderFailed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -440,7 +441,7 @@ def test_transaction_rolls_back_on_error(db: StateDB) -> None:
 
 READER = """
 import json, sys
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.store.state import StateDB
 with StateDB(sys.argv[1], readonly=True, busy_timeout_ms=100) as db:
     print(json.dumps(sorted(db.rows_under())))
 """
