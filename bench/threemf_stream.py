@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--triangles", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=7)
     args = ap.parse_args()
-    from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rock.3mf"
