@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from corpus_paths import corpus_files
-from mesh_builders import ROOT_RELS, model_xml, synthetic_3mf, unit_cube_mesh
+from mesh_builders import ROOT_RELS, make_3mf, model_xml, synthetic_3mf, unit_cube_mesh
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, ModelError
 from sidecar_thumbs.mesh.modelpart import parse_model_part, parse_model_part_stream
 from sidecar_thumbs.mesh.opc import Package
+from sidecar_thumbs.mesh.threemf import load_3mf_mesh
 from sidecar_thumbs.mesh.xmlscan import numba_available, scan_meshes
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="streaming needs the numba kernel")
@@ -137,6 +138,12 @@ def test_unclosed_mesh_and_bad_number_fail_like_whole() -> None:
         with pytest.raises(BadModelError) as streamed:
             parse_model_part_stream(chunked(bad, size), "p", 10**8)
         assert str(streamed.value) == str(whole.value)
+        with pytest.raises(BadModelError) as recounted:  # lines counted by reading the part again
+            parse_model_part_stream(chunked(bad, size), "p", 10**8, restart=lambda size=size: chunked(bad, size))
+        assert str(recounted.value) == str(whole.value)
+    with pytest.raises(BadModelError) as packaged:  # through the package, as a worker reads it
+        load_3mf_mesh(make_3mf(bad))
+    assert str(packaged.value) == str(whole.value).replace("(p line", "(3D/3dmodel.model line")
     with pytest.raises(BadModelError):
         parse_model_part_stream(chunked(TRICKY[:-300], 5), "p", 10**8)
 

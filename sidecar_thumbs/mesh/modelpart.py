@@ -9,7 +9,7 @@ the scanner's i-th mesh, which is how objects find their geometry.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain
 
@@ -105,10 +105,17 @@ def parse_model_part(data: bytes, name: str, max_triangles: int, colors: bool = 
     return _structure(data, meshes, name)
 
 
-def parse_model_part_stream(chunks: Iterable[bytes], name: str, max_triangles: int, colors: bool = False) -> ModelPart:
+def parse_model_part_stream(
+    chunks: Iterable[bytes],
+    name: str,
+    max_triangles: int,
+    colors: bool = False,
+    restart: Callable[[], Iterable[bytes]] | None = None,
+) -> ModelPart:
     """:func:`parse_model_part` from the part's inflated chunks, scanned as they arrive: memory is
     bounded by the meshes and the markup outside them, not by the XML text (numba kernel; without
-    numba the chunks are joined and parsed whole)."""
+    numba the chunks are joined and parsed whole). ``restart`` yields the chunks again, for the line
+    number of an error."""
     it = iter(chunks)
     first = next(it, b"")
     _check_utf8(first, name)
@@ -116,7 +123,7 @@ def parse_model_part_stream(chunks: Iterable[bytes], name: str, max_triangles: i
         return parse_model_part(b"".join(chain((first,), it)), name, max_triangles, colors)
     from sidecar_thumbs.mesh.xmlstream import scan_meshes_stream
 
-    meshes, kept = scan_meshes_stream(chain((first,), it), max_triangles, name, want_props=colors)
+    meshes, kept = scan_meshes_stream(chain((first,), it), max_triangles, name, colors, restart=restart)
     return _structure(kept, meshes, name)
 
 
