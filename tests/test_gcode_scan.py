@@ -178,6 +178,7 @@ JUNK = st.sampled_from([";", "(", ")", "*", "#", " ", "\t", "\r", "\x00", "\xff"
 LINES = st.lists(st.tuples(WORDS, st.lists(st.tuples(AXES, NUMBERS, JUNK), max_size=6)), max_size=40)
 
 
+@pytest.mark.integration  # a fuzzer: out of the fast lane with the others
 @settings(
     max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
