@@ -105,6 +105,7 @@ def test_bad_constellations_fail_with_one_line(constellations: str, match: str) 
         _load(_amf(_object() + constellations + root))
 
 
+@pytest.mark.integration  # a bomb or a cost bound, like the reliability suite's: out of the fast lane
 def test_exponential_instancing_is_capped() -> None:
     levels = "".join(
         f'<constellation id="c{i}">' + f'<instance objectid="c{i - 1}"/>' * 10 + "</constellation>" for i in range(1, 9)
@@ -113,6 +114,7 @@ def test_exponential_instancing_is_capped() -> None:
         _load(_amf(_object() + levels), limits=LoadLimits(max_triangles=100_000))
 
 
+@pytest.mark.integration  # a bomb or a cost bound, like the reliability suite's: out of the fast lane
 def test_exponential_instancing_of_nothing_is_capped_too() -> None:
     empty = '<object id="e"/>'
     levels = "".join(

@@ -304,6 +304,7 @@ def _7z(entries: list[tuple[str, bytes]], password: str | None = None, header_en
     return buf.getvalue()
 
 
+@pytest.mark.integration  # a bomb or a cost bound, like the reliability suite's: out of the fast lane
 @needs_7z
 def test_7z_bomb_is_refused_before_inflating() -> None:
     bomb = _7z([("huge.stl", bytes(64 * 2**20))])

@@ -8,6 +8,7 @@ import io
 import zipfile
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,9 @@ from sidecar_thumbs.errors import ModelError
 from sidecar_thumbs.files.formats import extra_available
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
+
+# Fuzzing, like the reliability suite's: many generated files, out of the fast lane.
+pytestmark = pytest.mark.integration
 
 OPTIONS = ThumbnailOptions(render=RenderOptions(size=32, kernel="numpy"))
 

@@ -226,6 +226,7 @@ def _recrc(data: bytearray) -> bytes:
 MINI = CORPUS / "bgcode" / "libbgcode__mini_cube_ps2.8.1.bgcode"  # heatshrink + MeatPack, QOI pictures
 
 
+@pytest.mark.integration  # a fuzzer, like the reliability suite's: out of the fast lane
 @pytest.mark.skipif(not MINI.is_file(), reason="shared corpus not found")
 @settings(max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())

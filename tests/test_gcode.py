@@ -172,6 +172,7 @@ def test_worker_job_renders_gcode_and_reports_a_bad_one_as_a_one_line_failure(co
     assert not bad.ok and bad.error and "CRC-32" in bad.error and "\n" not in bad.error and not bad.transient
 
 
+@pytest.mark.integration  # a bomb or a cost bound, like the reliability suite's: out of the fast lane
 def test_thousands_of_unterminated_begin_lines_cost_little() -> None:
     head = b"; thumbnail begin 1x1 9999999999\n" * 100_000
     data = head + tower_gcode() + b"; padding\n" * (4 << 20)  # 40 MiB in all: no block reaches the end

@@ -178,6 +178,7 @@ JUNK = st.sampled_from([";", "(", ")", "*", "#", " ", "\t", "\r", "\x00", "\xff"
 LINES = st.lists(st.tuples(WORDS, st.lists(st.tuples(AXES, NUMBERS, JUNK), max_size=6)), max_size=40)
 
 
+@pytest.mark.integration  # a fuzzer: out of the fast lane with the others
 @settings(
     max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -222,6 +223,7 @@ def test_python_fallback_reads_the_same_segments_as_numba(corpus: Path) -> None:
         assert np.array_equal(got, np.array(expected, np.float32).reshape(-1, 6)), path.name
 
 
+@pytest.mark.integration  # a bomb or a cost bound, like the reliability suite's: out of the fast lane
 @pytest.mark.skipif(not COMPILED, reason="a speed bound for the compiled kernel")
 def test_a_file_of_nothing_but_full_circles_costs_about_what_lines_cost() -> None:
     data = b"M83\n" + b"G2 I10 E1\n" * 1_000_000  # 10 MB, 48 pieces a line at full detail

@@ -209,6 +209,7 @@ def _star(n: int) -> np.ndarray:
     return np.stack([radius * np.cos(angle), radius * np.sin(angle), np.zeros(n)], axis=1).astype(np.float32)
 
 
+@pytest.mark.integration  # a bomb or a cost bound, like the reliability suite's: out of the fast lane
 @pytest.mark.parametrize("use_numba", SCANNERS)
 def test_huge_and_spiky_polygons_cost_bounded_time(use_numba: bool) -> None:
     # A 20,000-corner star (concave everywhere) is above the ear-clipping size: fanned at once.

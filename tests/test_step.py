@@ -215,6 +215,7 @@ def test_step_header_checks_need_no_extra() -> None:
     assert DEFAULT_LIMITS.max_archive_depth == 2
 
 
+@pytest.mark.integration  # a real dead process's pid
 def test_temp_folders_of_killed_workers_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
     import os
     import subprocess
