@@ -75,8 +75,10 @@ def _kill_loop(tmp_path: Path, corpus: Path, models: int, kills: int, seed: int)
         stats["kills"] += 1  # type: ignore[operator]
         stats["group_kills"] += int(group)  # type: ignore[operator]
         if not group:
-            # Workers orphaned by the coordinator's death must go away on their own (pipe EOF).
-            deadline = time.monotonic() + 10
+            # Workers orphaned by the coordinator's death must go away on their own (pipe EOF). A worker
+            # killed while still warming up (loading the compiled kernels, seconds on a loaded machine)
+            # reads its pipe only when that is done: 30 s, not 10 (one lingered 10 s at load 6).
+            deadline = time.monotonic() + 30
             while group_alive(d.proc.pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             if group_alive(d.proc.pid):
