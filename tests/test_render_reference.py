@@ -111,7 +111,7 @@ def test_sample_window_holds_every_projected_corner_on_whole_pixels() -> None:
     x0, y0, x1, y1 = sample_window(xf, ext, ws, ws, ss)
     screen = (xf.matrix @ (v - xf.origin).T).T + xf.offset
     assert all(c % ss == 0 for c in (x0, y0, x1, y1))
-    assert 0 <= x0 and x1 <= ws and 0 <= y0 and y1 <= ws
+    assert x0 >= 0 and x1 <= ws and y0 >= 0 and y1 <= ws
     assert x0 < screen[:, 0].min() - 1 and screen[:, 0].max() + 1 < x1
     assert y0 <= screen[:, 1].min() and screen[:, 1].max() <= y1
     assert (x1 - x0) < ws / 2  # a tall thin part: far less than the screen to clear and resolve
