@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sidecar_thumbs.models import FileState, RenderDone
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import FileState, RenderDone
 
 
 def main(rows: int = 34_000) -> None:

@@ -101,7 +101,7 @@ def cases() -> list[tuple[str, str, bytes]]:
 
 
 def time_cases(reps: int, clock: str, only: list[str] | None = None) -> dict[str, float]:
-    from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
 
     tick = time.process_time if clock == "cpu" else time.perf_counter
     options = ThumbnailOptions(use_embedded=False)

@@ -25,11 +25,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from sidecar_thumbs.executors import LocalPool
-from sidecar_thumbs.jobs import RenderJob, RenderResult
-from sidecar_thumbs.scan import ScanSummary, scan
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.work.executors.local import LocalPool
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult
+from sidecar_thumbs.work.scan import ScanSummary, scan
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("SIDECAR_THUMBS_CORPUS", REPO.parent / "shared" / "corpus"))
@@ -117,7 +117,7 @@ def main() -> None:
     sys.modules.pop("dask", None)
     import distributed
 
-    from sidecar_thumbs.executors_dask import DaskExecutor
+    from sidecar_thumbs.work.executors.dask import DaskExecutor
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-dask-", dir=args.dir))
     try:

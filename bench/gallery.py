@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sidecar_thumbs.gallery import EntryStatus, Gallery, GalleryEntry
-from sidecar_thumbs.gallery_html import write_gallery
-from sidecar_thumbs.sidecar import write_sidecar
-from sidecar_thumbs.thumbnail import make_thumbnail
+from sidecar_thumbs.files.sidecar import write_sidecar
+from sidecar_thumbs.render.thumbnail import make_thumbnail
+from sidecar_thumbs.reports.gallery.entries import EntryStatus, Gallery, GalleryEntry
+from sidecar_thumbs.reports.gallery.page import write_gallery
 
 CORPUS = Path(os.environ.get("SIDECAR_THUMBS_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 MODELS = ["stl-binary/prusaslicer__bunny.stl", "stl-binary/lib3mf__Helix.stl", "stl-binary/voron2__Filament_Card.stl"]

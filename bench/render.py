@@ -57,7 +57,7 @@ def _loader() -> Callable[[bytes, str], np.ndarray]:
 
 def _encoder() -> Callable[[np.ndarray], bytes]:
     try:
-        from sidecar_thumbs.sidecar import encode_png
+        from sidecar_thumbs.files.sidecar import encode_png
 
         return lambda rgba: encode_png(rgba, METADATA)
     except ImportError:
@@ -180,8 +180,8 @@ def _stages(path: Path, options: object) -> tuple[float, float, float, float]:
 
     from PIL import Image
 
-    from sidecar_thumbs.fingerprint import hash_bytes
-    from sidecar_thumbs.thumbnail import make_thumbnail_from_bytes
+    from sidecar_thumbs.files.fingerprint import hash_bytes
+    from sidecar_thumbs.render.thumbnail import make_thumbnail_from_bytes
 
     t0 = CLOCK()
     data = path.read_bytes()
@@ -201,8 +201,8 @@ def _stages(path: Path, options: object) -> tuple[float, float, float, float]:
 
 def bench_formats(opts: RenderOptions, per_format: int, reps: int) -> None:
     """One row per file format: a few corpus files each (outside bad/), every stage timed."""
-    from sidecar_thumbs.formats import format_for_name
-    from sidecar_thumbs.thumbnail import ThumbnailOptions
+    from sidecar_thumbs.files.formats import format_for_name
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 
     options = ThumbnailOptions(render=opts)
     by_format: dict[str, list[Path]] = {}

@@ -38,15 +38,15 @@ import numpy as np
 from _common import Library, RssSampler, estimated_bytes, generate_library, plan_library
 
 import sidecar_thumbs
-from sidecar_thumbs.config import default_workers, load_settings
-from sidecar_thumbs.discover import iter_model_files
-from sidecar_thumbs.executors import Executor, make_executor
-from sidecar_thumbs.pipeline import Outcome
+from sidecar_thumbs.files.discover import iter_model_files
+from sidecar_thumbs.files.sidecar import sidecar_path_for
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.scan import ScanSummary, plan_changes, scan
-from sidecar_thumbs.sidecar import sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.settings.config import default_workers, load_settings
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.work.executors.local import Executor, make_executor
+from sidecar_thumbs.work.pipeline import Outcome
+from sidecar_thumbs.work.scan import ScanSummary, plan_changes, scan
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 CORPUS_FOLDERS = ("stl-binary", "stl-ascii", "3mf", "bad")
@@ -259,7 +259,7 @@ def touch_rescan(run: Runner, lib: Library, db: Path, seed: int) -> dict[str, An
 
 def pool_startup(run: Runner, tiny: str, repeat: int = 3) -> dict[str, Any]:
     """What every scan that renders pays once: spawn the workers, import, warm numba, first job."""
-    from sidecar_thumbs.jobs import RenderJob
+    from sidecar_thumbs.work.jobs import RenderJob
 
     times = []
     for _ in range(repeat):

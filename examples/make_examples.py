@@ -233,6 +233,78 @@ def painted_project(path: Path) -> None:
     )
 
 
+def material_blocks(path: Path) -> None:
+    """An OBJ with a material library: three stacked blocks, each its own ``usemtl`` colour (``Kd``)."""
+    blocks = [(box(30, 30, 8), "red"), (box(22, 22, 8, (4, 4, 8)), "yellow"), (box(14, 14, 8, (8, 8, 16)), "blue")]
+    mtl = {"red": (0.86, 0.16, 0.16), "yellow": (0.98, 0.78, 0.12), "blue": (0.16, 0.42, 0.9)}
+    lines = [f"mtllib {path.stem}.mtl"]
+    n = 0
+    for tri, name in blocks:
+        lines.append(f"usemtl {name}")
+        for t in tri:
+            lines += [f"v {x:g} {y:g} {z:g}" for x, y, z in t]
+            lines.append(f"f {n + 1} {n + 2} {n + 3}")
+            n += 3
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    path.with_suffix(".mtl").write_text(
+        "".join(f"newmtl {k}\nKd {r} {g} {b}\n" for k, (r, g, b) in mtl.items()), encoding="ascii"
+    )
+
+
+def vertex_coloured_ply(path: Path) -> None:
+    """An ASCII PLY torus whose vertices carry colours (a gradient around the ring)."""
+    tri = torus(16.0, 5.0, 48, 18)
+    verts = tri.reshape(-1, 3)
+    angle = np.arctan2(verts[:, 1], verts[:, 0])
+    rgb = np.stack([127.5 + 127.5 * np.cos(angle + k * 2.0944) for k in (0, 1, 2)], axis=1).astype(int)
+    head = [
+        "ply",
+        "format ascii 1.0",
+        f"element vertex {len(verts)}",
+        "property float x",
+        "property float y",
+        "property float z",
+        "property uchar red",
+        "property uchar green",
+        "property uchar blue",
+        f"element face {len(tri)}",
+        "property list uchar int vertex_indices",
+        "end_header",
+    ]
+    body = [
+        f"{x:.4f} {y:.4f} {z:.4f} {r} {g} {b}"
+        for (x, y, z), (r, g, b) in zip(verts.tolist(), rgb.tolist(), strict=True)
+    ]
+    faces = [f"3 {3 * i} {3 * i + 1} {3 * i + 2}" for i in range(len(tri))]
+    path.write_text("\n".join(head + body + faces) + "\n", encoding="ascii")
+
+
+def two_colour_amf(path: Path) -> None:
+    """An AMF with two objects in their own colours, placed by a constellation."""
+
+    def obj(oid: int, tri: np.ndarray, rgb: tuple[float, float, float]) -> str:
+        vx = "".join(
+            f"<vertex><coordinates><x>{x:g}</x><y>{y:g}</y><z>{z:g}</z></coordinates></vertex>"
+            for x, y, z in tri.reshape(-1, 3)
+        )
+        tx = "".join(
+            f"<triangle><v1>{3 * i}</v1><v2>{3 * i + 1}</v2><v3>{3 * i + 2}</v3></triangle>" for i in range(len(tri))
+        )
+        r, g, b = rgb
+        return (
+            f'<object id="{oid}"><color><r>{r}</r><g>{g}</g><b>{b}</b></color><mesh><vertices>{vx}</vertices>'
+            f"<volume>{tx}</volume></mesh></object>"
+        )
+
+    body = obj(0, gear(14, 12, 2, 5), (0.1, 0.6, 0.35)) + obj(1, bracket() * 0.5, (0.85, 0.35, 0.1))
+    body += (
+        '<constellation id="2"><instance objectid="0"><deltax>0</deltax><deltay>0</deltay><deltaz>0</deltaz>'
+        '</instance><instance objectid="1"><deltax>16</deltax><deltay>-6</deltay><deltaz>0</deltaz></instance>'
+        "</constellation>"
+    )
+    path.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n<amf unit="millimeter">{body}</amf>\n', encoding="utf-8")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "parts").mkdir(exist_ok=True)
@@ -248,6 +320,9 @@ def main() -> None:
     calibration_plate(OUT / "colors" / "calibration plate.3mf")
     gradient_knot(OUT / "colors" / "vertex colours.3mf")
     painted_project(OUT / "colors" / "painted gear (Bambu project).3mf")
+    material_blocks(OUT / "colors" / "material blocks.obj")
+    vertex_coloured_ply(OUT / "colors" / "vertex colours.ply")
+    two_colour_amf(OUT / "colors" / "two colours.amf")
     print(f"wrote examples to {OUT}")
 
 

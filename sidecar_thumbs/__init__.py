@@ -14,12 +14,9 @@ Every error raised is a :class:`SidecarThumbsError`. Importing the package is ch
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from sidecar_thumbs.api import clean, load_settings, render_file, scan, verify, watch
-from sidecar_thumbs.config import Settings
 from sidecar_thumbs.errors import (
     ConfigError,
     DatabaseError,
@@ -29,11 +26,12 @@ from sidecar_thumbs.errors import (
     SidecarThumbsError,
     UnknownSettingError,
 )
+from sidecar_thumbs.settings.config import Settings
 
 if TYPE_CHECKING:
-    from sidecar_thumbs.clean import CleanReport
-    from sidecar_thumbs.scan import ScanSummary
-    from sidecar_thumbs.verify import VerifyReport
+    from sidecar_thumbs.reports.clean import CleanReport
+    from sidecar_thumbs.reports.verify import VerifyReport
+    from sidecar_thumbs.work.scan import ScanSummary
 
 __version__ = "0.1.0"
 __all__ = [
@@ -59,27 +57,10 @@ __all__ = [
 
 # The report classes live beside modules that import numpy; load them only when asked for (PEP 562).
 _LAZY = {
-    "CleanReport": "sidecar_thumbs.clean",
-    "ScanSummary": "sidecar_thumbs.scan",
-    "VerifyReport": "sidecar_thumbs.verify",
+    "CleanReport": "sidecar_thumbs.reports.clean",
+    "ScanSummary": "sidecar_thumbs.work.scan",
+    "VerifyReport": "sidecar_thumbs.reports.verify",
 }
-
-
-class _Package(types.ModuleType):
-    """Keeps ``sidecar_thumbs.scan``, ``.verify`` and ``.clean`` the API's functions.
-
-    Importing a submodule binds it on its package, so ``import sidecar_thumbs.scan`` anywhere would
-    replace the function ``scan`` with the module of the same name. The modules stay importable by
-    their full name (``from sidecar_thumbs.scan import plan_changes``); only the binding is skipped.
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if isinstance(value, types.ModuleType) and isinstance(getattr(self, name, None), types.FunctionType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

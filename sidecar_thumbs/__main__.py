@@ -1,4 +1,4 @@
-from sidecar_thumbs.cli import cli
+from sidecar_thumbs.cli.main import cli
 
 if __name__ == "__main__":
     cli()

@@ -19,20 +19,20 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from sidecar_thumbs import config
-from sidecar_thumbs.config import Settings
 from sidecar_thumbs.errors import LockedError, ModelError
+from sidecar_thumbs.settings import config
+from sidecar_thumbs.settings.config import Settings
 from sidecar_thumbs.wiring import PathArg, executor_for, open_state_db, roots_from, thumbnail_options
 
 if TYPE_CHECKING:
-    from sidecar_thumbs.clean import CleanReport
-    from sidecar_thumbs.lock import DaemonLock
-    from sidecar_thumbs.pipeline import Outcome
-    from sidecar_thumbs.roots import MassMissingGuard
-    from sidecar_thumbs.scan import Plan, ScanSummary
-    from sidecar_thumbs.state import StateDB
-    from sidecar_thumbs.thumbnail import ThumbnailOptions
-    from sidecar_thumbs.verify import VerifyReport
+    from sidecar_thumbs.files.roots import MassMissingGuard
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+    from sidecar_thumbs.reports.clean import CleanReport
+    from sidecar_thumbs.reports.verify import VerifyReport
+    from sidecar_thumbs.store.lock import DaemonLock
+    from sidecar_thumbs.store.state import StateDB
+    from sidecar_thumbs.work.pipeline import Outcome
+    from sidecar_thumbs.work.scan import Plan, ScanSummary
 
 __all__ = ["clean", "load_settings", "render_file", "scan", "verify", "watch"]
 
@@ -59,14 +59,14 @@ def load_settings(env_file: PathArg | None = None, **overrides: object) -> Setti
 
 def mass_missing_guard(settings: Settings, allow_mass_missing: bool = False) -> MassMissingGuard:
     """When a walk's losses are believed: from the settings, and the caller's word for a real mass deletion."""
-    from sidecar_thumbs.roots import MassMissingGuard
+    from sidecar_thumbs.files.roots import MassMissingGuard
 
     return MassMissingGuard(settings.mass_missing_share, settings.mass_missing_min, allow_mass_missing)
 
 
 def _take_lock(database: PathArg, role: str) -> tuple[DaemonLock, str | None]:
     """The coordinator lock, or who holds it: ``(lock, None)`` when ours, else ``(lock, "daemon (pid 12)")``."""
-    from sidecar_thumbs.lock import DaemonLock
+    from sidecar_thumbs.store.lock import DaemonLock
 
     lock = DaemonLock(database, role=role)
     try:
@@ -111,7 +111,7 @@ def scan(
         ConfigError, DatabaseError: the run cannot start or go on. One bad model never raises: it is
             counted in ``failed`` with its reason in ``failures``.
     """
-    from sidecar_thumbs.scan import scan as run_scan
+    from sidecar_thumbs.work.scan import scan as run_scan
 
     settings = settings if settings is not None else load_settings()
     roots = roots_from(paths, settings)
@@ -129,6 +129,7 @@ def scan(
                 options=options,
                 batch_size=settings.batch_size,
                 timeout=settings.timeout,
+                full_fsync=settings.full_fsync,
                 make_executor=lambda: executor_for(settings, options),
                 force=force,
                 retry_failed=retry_failed,
@@ -167,7 +168,7 @@ def verify(
     Raises:
         RootOfflineError: a root is offline (``allow_mass_missing`` as for :func:`scan`).
     """
-    from sidecar_thumbs.verify import verify as run_verify
+    from sidecar_thumbs.reports.verify import verify as run_verify
 
     settings = settings if settings is not None else load_settings()
     roots = roots_from(paths, settings)
@@ -192,8 +193,8 @@ def verify(
 def _fix(
     report: VerifyReport, roots: list[str], settings: Settings, options: ThumbnailOptions, db: StateDB
 ) -> dict[str, int]:
-    from sidecar_thumbs.pipeline import Pipeline, run_pending
-    from sidecar_thumbs.verify import plan_fixes
+    from sidecar_thumbs.reports.verify import plan_fixes
+    from sidecar_thumbs.work.pipeline import Pipeline, run_pending
 
     lock, holder = _take_lock(settings.database, "verify")
     try:
@@ -231,7 +232,7 @@ def clean(paths: Paths = (), settings: Settings | None = None, dry_run: bool = F
     Raises:
         RootOfflineError: a root is offline: nothing is removed under it.
     """
-    from sidecar_thumbs.clean import clean as run_clean
+    from sidecar_thumbs.reports.clean import clean as run_clean
 
     settings = settings if settings is not None else load_settings()
     return run_clean(roots_from(paths, settings), dry_run=dry_run)
@@ -251,7 +252,7 @@ def render_file(path: PathArg, size: int = 256, embedded: bool = True, *, settin
         ModelError: the file cannot be thumbnailed (the message says why).
         ConfigError: ``size`` is out of range.
     """
-    from sidecar_thumbs.thumbnail import make_thumbnail
+    from sidecar_thumbs.render.thumbnail import make_thumbnail
 
     base = settings if settings is not None else Settings()
     options = thumbnail_options(dataclasses.replace(base, size=size, embedded=embedded))
@@ -287,8 +288,8 @@ def watch(
         How many models failed during the run.
     """
     from sidecar_thumbs import __version__
-    from sidecar_thumbs.daemon import Daemon, DaemonConfig
-    from sidecar_thumbs.lock import DaemonLock
+    from sidecar_thumbs.daemon.loop import Daemon, DaemonConfig
+    from sidecar_thumbs.store.lock import DaemonLock
 
     settings = settings if settings is not None else load_settings()
     dirs = roots_from(roots, settings)
@@ -297,7 +298,8 @@ def watch(
         roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
         rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
         grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling,
-        poll_interval=settings.poll_interval, once=once, guard=mass_missing_guard(settings, allow_mass_missing),
+        poll_interval=settings.poll_interval, once=once, full_fsync=settings.full_fsync,
+        guard=mass_missing_guard(settings, allow_mass_missing),
     )  # fmt: skip
     db = open_state_db(settings)
     try:

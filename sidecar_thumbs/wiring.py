@@ -1,4 +1,4 @@
-"""The library's working parts built from :class:`~sidecar_thumbs.config.Settings`.
+"""The library's working parts built from :class:`~sidecar_thumbs.settings.config.Settings`.
 
 Settings say *what* (size, workers, database path); these functions turn them into the objects that do
 the work (thumbnail options, the state database, an executor). The public API and the CLI both build
@@ -13,14 +13,14 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sidecar_thumbs.config import Settings
-from sidecar_thumbs.discover import set_model_extensions
 from sidecar_thumbs.errors import ConfigError
+from sidecar_thumbs.files.discover import set_model_extensions
+from sidecar_thumbs.settings.config import Settings
 
 if TYPE_CHECKING:
-    from sidecar_thumbs.executors import Executor
-    from sidecar_thumbs.state import StateDB
-    from sidecar_thumbs.thumbnail import ThumbnailOptions
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+    from sidecar_thumbs.store.state import StateDB
+    from sidecar_thumbs.work.executors.local import Executor
 
 __all__ = ["PathArg", "executor_for", "open_state_db", "roots_from", "thumbnail_options"]
 
@@ -30,13 +30,15 @@ log = logging.getLogger("sidecar_thumbs")
 
 
 def thumbnail_options(settings: Settings) -> ThumbnailOptions:
-    """What thumbnails look like under ``settings`` (size, colour, kernel, embedded pictures, caps)."""
+    """What thumbnails look like under ``settings`` (size, colour, kernel, embedded pictures, model
+    colours, caps)."""
     from sidecar_thumbs.render import RenderOptions
-    from sidecar_thumbs.thumbnail import ThumbnailOptions
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 
     return ThumbnailOptions(
         render=RenderOptions(size=settings.size, color=settings.color_rgb, kernel=settings.renderer),
         use_embedded=settings.embedded,
+        model_colors=settings.model_colors,
         limits=settings.load_limits(),
     )
 
@@ -47,8 +49,8 @@ def open_state_db(settings: Settings, *, readonly: bool = False, must_exist: boo
     Raises:
         DatabaseError: it cannot be opened or created (or, attached, does not match the mapping).
     """
-    from sidecar_thumbs.dam import DamMapping
-    from sidecar_thumbs.state import StateDB
+    from sidecar_thumbs.dam.mapping import DamMapping
+    from sidecar_thumbs.store.state import StateDB
 
     # Where the database lives (on a share, inside a root, another user's default: the daemon's?).
     for warning in settings.database_warnings():
@@ -64,11 +66,11 @@ def open_state_db(settings: Settings, *, readonly: bool = False, must_exist: boo
 
 def executor_for(settings: Settings, options: ThumbnailOptions, *, workers: int | None = None) -> Executor:
     """The executor the settings ask for: a Dask cluster, the local process pool, or inline (0 workers)."""
-    from sidecar_thumbs.executors import make_executor
+    from sidecar_thumbs.work.executors.local import make_executor
 
     if settings.executor == "dask":
-        from sidecar_thumbs.executors_dask import DaskExecutor
-        from sidecar_thumbs.pathmap import parse_path_map_setting
+        from sidecar_thumbs.work.executors.dask import DaskExecutor
+        from sidecar_thumbs.work.executors.pathmap import parse_path_map_setting
 
         path_map = parse_path_map_setting(settings.path_map) if settings.path_map else None
         return DaskExecutor(settings.dask_scheduler, timeout=settings.timeout, options=options, path_map=path_map)
@@ -86,7 +88,7 @@ def roots_from(paths: PathArg | Sequence[PathArg], settings: Settings) -> list[s
     Raises:
         ConfigError: no path given and no roots configured.
     """
-    from sidecar_thumbs.roots import canonical_roots
+    from sidecar_thumbs.files.roots import canonical_roots
 
     items: Sequence[PathArg] = [paths] if isinstance(paths, str | os.PathLike) else paths
     given = [os.path.expanduser(os.fspath(p)) for p in items] or [os.fspath(r) for r in settings.roots]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from sidecar_thumbs.cli import cli
+from sidecar_thumbs.cli.main import cli
 
 GOOD = {
     "block.stl": "stl-binary/admesh__binary.stl",

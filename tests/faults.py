@@ -10,7 +10,7 @@ import ctypes
 import os
 import time
 
-from sidecar_thumbs.jobs import RenderJob, RenderResult, render_job
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult, render_job
 
 
 def faulty_render_job(job: RenderJob) -> RenderResult:

@@ -12,10 +12,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.scan import scan
 
 OPTIONS = ThumbnailOptions(use_embedded=True)  # the library holds a slicer-picture sidecar too
 

@@ -25,10 +25,10 @@ from PIL import Image
 
 import sidecar_thumbs
 from sidecar_thumbs import errors
-from sidecar_thumbs.lock import DaemonLock, read_lock_holder
-from sidecar_thumbs.models import ModelStatus
-from sidecar_thumbs.sidecar import sidecar_path_for
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.files.sidecar import sidecar_path_for
+from sidecar_thumbs.store.lock import DaemonLock, read_lock_holder
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -16,13 +16,13 @@ import pytest
 from corpus_paths import corpus_files
 from PIL import Image
 
-from sidecar_thumbs.archive_picture import grid_layout
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, MissingExtraError, ModelError, NoGeometryError
-from sidecar_thumbs.formats import extra_available
+from sidecar_thumbs.files.formats import extra_available
 from sidecar_thumbs.mesh import DEFAULT_LIMITS
 from sidecar_thumbs.mesh.archive import Budget, open_archive
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail, make_thumbnail_from_bytes
+from sidecar_thumbs.render.archive_picture import grid_layout
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail, make_thumbnail_from_bytes
 
 OPTIONS = ThumbnailOptions(render=RenderOptions(size=96, kernel="numpy"))
 # The corpus README: archives with nothing to draw, refused with their reason.
@@ -378,7 +378,7 @@ def test_a_blank_picture_is_never_an_archive_thumbnail() -> None:
 def test_an_obj_inside_reads_its_mtl_from_its_own_folder_of_the_archive(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sidecar_thumbs.archive_picture as ap
+    import sidecar_thumbs.render.archive_picture as ap
 
     asked: list[tuple[str, bool]] = []
     real = ap.sibling_reader

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from sidecar_thumbs.errors import ModelError
-from sidecar_thumbs.formats import extra_available
+from sidecar_thumbs.files.formats import extra_available
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
 
 OPTIONS = ThumbnailOptions(render=RenderOptions(size=32, kernel="numpy"))
 

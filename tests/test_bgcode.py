@@ -25,9 +25,9 @@ from sidecar_thumbs.mesh.bgcode_codecs import heatshrink_decode, meatpack_decode
 from sidecar_thumbs.mesh.gcode import find_gcode_picture, load_gcode_bytes
 from sidecar_thumbs.mesh.jit import COMPILED
 from sidecar_thumbs.mesh.toolpath import scan_toolpath
-from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.types import ThumbSource
 
 EMBEDDED = ThumbnailOptions(render=RenderOptions(size=96))
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from mesh_builders import binary_stl
 
-from sidecar_thumbs.changes import ChangeTracker
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.models import ModelRow, ModelStatus
+from sidecar_thumbs.daemon.changes import ChangeTracker
+from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.files.sidecar import sidecar_path_for
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
-from sidecar_thumbs.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelRow, ModelStatus
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.scan import scan
 
 SETTLE = 3.0
 SMALL = ThumbnailOptions(render=RenderOptions(size=32))

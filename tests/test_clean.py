@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sidecar_thumbs.atomic import temp_name_for
-from sidecar_thumbs.clean import STALE_TEMP_AGE_S, clean, is_our_temp_name
-from sidecar_thumbs.cli import cli
-from sidecar_thumbs.sidecar import encode_png, sidecar_path_for, write_sidecar
-from sidecar_thumbs.thumbnail import make_thumbnail
+from sidecar_thumbs.cli.main import cli
+from sidecar_thumbs.files.atomic import temp_name_for
+from sidecar_thumbs.files.sidecar import encode_png, sidecar_path_for, write_sidecar
+from sidecar_thumbs.render.thumbnail import make_thumbnail
+from sidecar_thumbs.reports.clean import STALE_TEMP_AGE_S, clean, is_our_temp_name
 
 OLD = time.time() - STALE_TEMP_AGE_S - 60
 

@@ -17,8 +17,8 @@ from cli_helpers import err_lines as _err_lines
 from cli_helpers import run_cli as _run
 from PIL import Image
 
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.thumbnail import make_thumbnail
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.render.thumbnail import make_thumbnail
 
 EMBEDDED = "3mf/lib3mf__Thumbnail_Package.3mf"  # carries a slicer thumbnail
 SCAN_JSON_KEYS = {

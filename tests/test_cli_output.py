@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import COMPILE_NOTICE, GOOD, clean_env, command, invoke, run_cli
 
-from sidecar_thumbs.sidecar import sidecar_path_for
+from sidecar_thumbs.files.sidecar import sidecar_path_for
 
 PER_FILE_FIELDS = {"event", "path", "reason", "transient", "ms"}
 

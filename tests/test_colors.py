@@ -18,10 +18,10 @@ from sidecar_thumbs.errors import NoGeometryError
 from sidecar_thumbs.mesh.load import load_mesh_bytes
 from sidecar_thumbs.mesh.paint import dominant_state
 from sidecar_thumbs.mesh.threemf import load_3mf_mesh
-from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions, render_triangles
 from sidecar_thumbs.render.colors import LUMA_MAX, LUMA_MIN, pack_colors, readable
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
+from sidecar_thumbs.types import ThumbSource
 
 SOURCE_EMBEDDED, SOURCE_RENDERED = ThumbSource.EMBEDDED, ThumbSource.RENDERED
 
@@ -226,3 +226,34 @@ def test_blank_slicer_picture_is_never_used() -> None:
     for options in (with_picture, OURS):
         with pytest.raises(NoGeometryError):
             make_thumbnail_from_bytes(nothing, "x.3mf", 0, 0, options)
+
+
+EXAMPLE_COLOURS = {
+    # The project's own examples (examples/make_examples.py) and the colours they were written with.
+    "material blocks.obj": [(219, 41, 41), (250, 199, 31), (41, 107, 230)],
+    "two colours.amf": [(26, 153, 89), (217, 89, 26)],
+    "calibration plate.3mf": [(0xD6, 0x28, 0x28), (0x2A, 0x9D, 0x8F), (0x83, 0x38, 0xEC)],
+    "painted gear (Bambu project).3mf": [(0xEF, 0x23, 0x3C)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_COLOURS))
+def test_example_models_show_their_colours(name: str) -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / "models" / "colors" / name
+    thumb = make_thumbnail_from_bytes(
+        path.read_bytes(), name, 0, 0, OURS, resolve_sibling=lambda n: (path.parent / n).read_bytes()
+    )
+    pixels = _png_pixels(thumb.png)
+    for colour in EXAMPLE_COLOURS[name]:
+        assert _shows_hue(pixels, colour), (name, colour)
+
+
+def test_corpus_obj_takes_its_mtl_colours_and_amf_its_triangle_colours(corpus: Path) -> None:
+    from sidecar_thumbs.render.thumbnail import make_thumbnail
+
+    # The Cornell box seen from outside: white walls, and the red one (Kd 1 0 0 in cornell_box.mtl) facing us.
+    box = _png_pixels(make_thumbnail(corpus / "obj" / "tinyobj__cornell_box.obj", OURS).png)
+    assert _shows_hue(box, (255, 0, 0))
+    tetra = _png_pixels(make_thumbnail(corpus / "amf" / "openscad__tetra_multicolor.amf", OURS).png)
+    hues = {round(_hue(p)[0] / 20) for p in tetra[::7] if _hue(p)[1] > 0.3}
+    assert len(hues) >= 2, hues

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sidecar_thumbs.daemon import Daemon, DaemonConfig
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.lock import DaemonLock, read_lock_holder
-from sidecar_thumbs.models import ModelStatus
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.daemon.loop import Daemon, DaemonConfig
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.lock import DaemonLock, read_lock_holder
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.executors.local import InlineExecutor
 
 pytestmark = pytest.mark.integration  # every test here runs `sidecar-thumbs watch` in its own process
 
@@ -206,7 +206,7 @@ def test_slow_chunked_copy_is_rendered_once_after_it_completes(daemon: DaemonPro
     time.sleep(SETTLE * 3)
     assert daemon.renders_of(target) == 1
     info = read_sidecar(sidecar_path_for(target))
-    from sidecar_thumbs.fingerprint import hash_bytes
+    from sidecar_thumbs.files.fingerprint import hash_bytes
 
     assert info is not None and info.content_hash == hash_bytes(data)
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs.config import load_settings
-from sidecar_thumbs.dam import DamMapping
+from sidecar_thumbs.dam.mapping import DamMapping
 from sidecar_thumbs.errors import ConfigError, DatabaseError
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.pipeline import Pipeline, run_pending
-from sidecar_thumbs.sidecar import sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
-from sidecar_thumbs.verify import ProblemKind, plan_fixes, verify
+from sidecar_thumbs.files.sidecar import sidecar_path_for
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.reports.verify import ProblemKind, plan_fixes, verify
+from sidecar_thumbs.settings.config import load_settings
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.pipeline import Pipeline, run_pending
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "models"
@@ -131,7 +131,7 @@ def _render_pending(db: StateDB) -> None:
 
 
 def test_unflagged_rows_are_rendered_and_flagged_failed_ones_never(setup: tuple[Path, Path, DamMapping]) -> None:
-    from sidecar_thumbs.dam_sync import sync_dam
+    from sidecar_thumbs.work.dam_sync import sync_dam
 
     lib, dam, mapping = setup
     (lib / "broken.stl").write_bytes(b"solid x\nfacet normal 0 0 0\nendsolid x\n")
@@ -155,9 +155,9 @@ def test_unflagged_rows_are_rendered_and_flagged_failed_ones_never(setup: tuple[
 def test_rows_that_are_not_models_by_the_extensions_rule_are_never_queued(
     setup: tuple[Path, Path, DamMapping],
 ) -> None:
-    from sidecar_thumbs.dam_sync import sync_dam
-    from sidecar_thumbs.discover import set_model_extensions
-    from sidecar_thumbs.formats import ALL_SUFFIXES
+    from sidecar_thumbs.files.discover import set_model_extensions
+    from sidecar_thumbs.files.formats import ALL_SUFFIXES
+    from sidecar_thumbs.work.dam_sync import sync_dam
 
     lib, dam, mapping = setup
     for name in ("cube.mtl", "preview.png", "kit.ZIP"):
@@ -176,7 +176,7 @@ def test_rows_that_are_not_models_by_the_extensions_rule_are_never_queued(
 
 
 def test_verify_reports_flags_that_disagree_and_fix_repairs_them(setup: tuple[Path, Path, DamMapping]) -> None:
-    from sidecar_thumbs.dam_sync import sync_dam
+    from sidecar_thumbs.work.dam_sync import sync_dam
 
     lib, dam, mapping = setup
     add_assets(dam, "gear.stl", "parts/bracket.stl")
@@ -262,7 +262,7 @@ def test_rows_outside_the_roots_or_not_regular_files_are_never_opened(
 ) -> None:
     """An asset manager's row naming /dev/zero, a FIFO, a link out of the roots or a non-model hung
     the coordinator or read outside the library: now each is refused, unopened."""
-    from sidecar_thumbs.dam_sync import sync_dam
+    from sidecar_thumbs.work.dam_sync import sync_dam
 
     lib, dam, mapping = setup
     os.mkfifo(lib / "fifo.stl")

@@ -20,15 +20,15 @@ distributed = pytest.importorskip("distributed")
 
 from faults import faulty_render_job  # noqa: E402
 
-from sidecar_thumbs.executors import LocalPool, result_of  # noqa: E402
-from sidecar_thumbs.executors_dask import PLUGIN_NAME, DaskExecutor, SchedulerLostError  # noqa: E402
-from sidecar_thumbs.jobs import RenderJob  # noqa: E402
-from sidecar_thumbs.models import ModelStatus  # noqa: E402
-from sidecar_thumbs.pathmap import parse_path_map  # noqa: E402
-from sidecar_thumbs.scan import scan  # noqa: E402
-from sidecar_thumbs.sidecar import sidecar_path_for  # noqa: E402
-from sidecar_thumbs.state import StateDB  # noqa: E402
-from sidecar_thumbs.thumbnail import ThumbnailOptions  # noqa: E402
+from sidecar_thumbs.files.sidecar import sidecar_path_for  # noqa: E402
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions  # noqa: E402
+from sidecar_thumbs.store.state import StateDB  # noqa: E402
+from sidecar_thumbs.types import ModelStatus  # noqa: E402
+from sidecar_thumbs.work.executors.dask import PLUGIN_NAME, DaskExecutor, SchedulerLostError  # noqa: E402
+from sidecar_thumbs.work.executors.local import LocalPool, result_of  # noqa: E402
+from sidecar_thumbs.work.executors.pathmap import parse_path_map  # noqa: E402
+from sidecar_thumbs.work.jobs import RenderJob  # noqa: E402
+from sidecar_thumbs.work.scan import scan  # noqa: E402
 
 pytestmark = pytest.mark.integration  # every test here runs a real Dask LocalCluster
 
@@ -259,14 +259,14 @@ def test_lost_scheduler_mid_scan_leaves_rows_pending(corpus: Path, tmp_path: Pat
 
 
 def test_unreachable_scheduler_is_a_clear_config_error() -> None:
-    from sidecar_thumbs.executors_dask import DaskUnavailableError
+    from sidecar_thumbs.work.executors.dask import DaskUnavailableError
 
     with pytest.raises(DaskUnavailableError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
         DaskExecutor("tcp://127.0.0.1:9", timeout=5, connect_timeout=1)
 
 
 def test_missing_render_resource_is_reported(tmp_path: Path) -> None:
-    from sidecar_thumbs.executors_dask import DaskUnavailableError
+    from sidecar_thumbs.work.executors.dask import DaskUnavailableError
 
     with (
         distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as c,

@@ -14,7 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from sidecar_thumbs.cli import cli
+from sidecar_thumbs.cli.main import cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

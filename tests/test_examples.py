@@ -6,7 +6,7 @@ import configparser
 import plistlib
 from pathlib import Path
 
-from sidecar_thumbs.config import Settings, load_settings
+from sidecar_thumbs.settings.config import Settings, load_settings
 
 SERVICE = Path(__file__).resolve().parents[1] / "examples" / "service"
 

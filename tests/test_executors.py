@@ -10,10 +10,10 @@ from mesh_builders import binary_stl
 from pebble import ProcessExpired
 
 from sidecar_thumbs.errors import RunError
-from sidecar_thumbs.executors import TIMEOUT_ATTEMPTS, InlineExecutor, LocalPool, make_executor, result_of
-from sidecar_thumbs.jobs import RenderJob, RenderResult, render_job
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.work.executors.local import TIMEOUT_ATTEMPTS, InlineExecutor, LocalPool, make_executor, result_of
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult, render_job
 
 SMALL = ThumbnailOptions(render=RenderOptions(size=32))
 JOB = RenderJob("/lib/part.stl", SMALL)

@@ -10,9 +10,9 @@ import pytest
 import xxhash
 from corpus_paths import corpus_files
 
-from sidecar_thumbs import fingerprint as fp
 from sidecar_thumbs.errors import TransientModelError
-from sidecar_thumbs.fingerprint import (
+from sidecar_thumbs.files import fingerprint as fp
+from sidecar_thumbs.files.fingerprint import (
     FileChangedError,
     Fingerprint,
     fingerprint,

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs import discover
-from sidecar_thumbs.config import Settings, load_settings
-from sidecar_thumbs.discover import find_model_files, is_model_name, set_model_extensions
+from sidecar_thumbs.daemon.watcher import _relevant
 from sidecar_thumbs.errors import BadModelError, ConfigError
-from sidecar_thumbs.formats import ALL_SUFFIXES, FORMATS, format_for_name, mimetype_for_name, parse_suffixes
+from sidecar_thumbs.files import discover
+from sidecar_thumbs.files.discover import find_model_files, is_model_name, set_model_extensions
+from sidecar_thumbs.files.formats import ALL_SUFFIXES, FORMATS, format_for_name, mimetype_for_name, parse_suffixes
+from sidecar_thumbs.files.sidecar import metadata_for
 from sidecar_thumbs.mesh.archive import entry_kind
 from sidecar_thumbs.mesh.load import detect_format
-from sidecar_thumbs.sidecar import metadata_for
-from sidecar_thumbs.watcher import _relevant
+from sidecar_thumbs.settings.config import Settings, load_settings
 
 EXTENSIONS = [".stl", ".3mf", ".obj", ".ply", ".amf", ".amf.xml", ".step", ".stp", ".gcode", ".bgcode", ".zip", ".7z"]
 NOT_MODELS = ["cube.mtl", "preview.png", "photo.JPG", "README.txt", "notes.md", "x.xml", "LICENSE", "plate.gco"]
@@ -156,7 +156,7 @@ def test_scan_command_follows_the_extensions_setting(
 
     from click.testing import CliRunner
 
-    from sidecar_thumbs.cli import cli
+    from sidecar_thumbs.cli.main import cli
 
     monkeypatch.chdir(tmp_path)  # no .env of the repo's
     lib = tmp_path / "lib"

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 from corpus_paths import corpus_files
 
-from sidecar_thumbs.clean import clean
-from sidecar_thumbs.executors import LocalPool
-from sidecar_thumbs.formats import extra_available, mimetype_for_name
-from sidecar_thumbs.gallery import EntryStatus, collect_gallery
-from sidecar_thumbs.models import ModelStatus
+from sidecar_thumbs.files.formats import extra_available, mimetype_for_name
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
-from sidecar_thumbs.verify import verify
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.reports.clean import clean
+from sidecar_thumbs.reports.gallery.entries import EntryStatus, collect_gallery
+from sidecar_thumbs.reports.verify import verify
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.executors.local import LocalPool
+from sidecar_thumbs.work.scan import scan
 
 OPTIONS = ThumbnailOptions(render=RenderOptions(size=64, kernel="numpy"))
 NOTHING_TO_DRAW = {"klicky__Klipper_macros.zip", "stealthchanger__Xol_fan_splitter_v1_0_gerber.zip"}
@@ -135,8 +135,8 @@ def test_the_daemon_picks_up_new_archives_and_step_files_from_events(tmp_path: P
     import threading
     import time
 
-    from sidecar_thumbs.daemon import Daemon, DaemonConfig
-    from sidecar_thumbs.executors import InlineExecutor
+    from sidecar_thumbs.daemon.loop import Daemon, DaemonConfig
+    from sidecar_thumbs.work.executors.local import InlineExecutor
 
     def wait_for(cond, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sidecar_thumbs.fingerprint import hash_file
-from sidecar_thumbs.freshness import Verdict, check_freshness
-from sidecar_thumbs.sidecar import SidecarInfo, encode_png, metadata_for, read_sidecar, sidecar_path_for
+from sidecar_thumbs.files.fingerprint import hash_file
+from sidecar_thumbs.files.freshness import Verdict, check_freshness
+from sidecar_thumbs.files.sidecar import SidecarInfo, encode_png, metadata_for, read_sidecar, sidecar_path_for
 
 SETTINGS = "look=1 size=64"
 

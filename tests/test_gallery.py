@@ -29,11 +29,11 @@ from gallery_lib import (
     build_library,
 )
 
-from sidecar_thumbs.gallery import EntryStatus, Gallery, GalleryEntry, collect_gallery
-from sidecar_thumbs.gallery_cli import gallery_command
-from sidecar_thumbs.gallery_html import gallery_data, relative_url, render_gallery_html, write_gallery
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.cli.gallery import gallery_command
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.reports.gallery.entries import EntryStatus, Gallery, GalleryEntry, collect_gallery
+from sidecar_thumbs.reports.gallery.page import gallery_data, relative_url, render_gallery_html, write_gallery
+from sidecar_thumbs.store.state import StateDB
 
 
 @pytest.fixture(scope="module")

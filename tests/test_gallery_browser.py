@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from gallery_lib import EMBEDDED, FAILED_REASON, FRESH, MISSING, OPTIONS, SCRIPT, STALE, Library, build_library
 
-from sidecar_thumbs.gallery import EntryStatus, Gallery, GalleryEntry, collect_gallery
-from sidecar_thumbs.gallery_html import write_gallery
-from sidecar_thumbs.sidecar import sidecar_path_for
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.files.sidecar import sidecar_path_for
+from sidecar_thumbs.reports.gallery.entries import EntryStatus, Gallery, GalleryEntry, collect_gallery
+from sidecar_thumbs.reports.gallery.page import write_gallery
+from sidecar_thumbs.store.state import StateDB
 
 pytestmark = pytest.mark.integration  # drives a real headless Chromium
 

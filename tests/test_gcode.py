@@ -20,9 +20,9 @@ from sidecar_thumbs.errors import BadModelError, ModelError, NoGeometryError
 from sidecar_thumbs.mesh.gcode import find_gcode_picture, load_gcode_bytes
 from sidecar_thumbs.mesh.gcode_thumbs import HEAD_BYTES
 from sidecar_thumbs.mesh.load import load_mesh_bytes
-from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.types import ThumbSource
 
 SMALL = RenderOptions(size=128)
 EMBEDDED = ThumbnailOptions(render=SMALL)
@@ -164,7 +164,7 @@ def test_empty_gcode_is_refused() -> None:
 
 
 def test_worker_job_renders_gcode_and_reports_a_bad_one_as_a_one_line_failure(corpus: Path) -> None:
-    from sidecar_thumbs.jobs import RenderJob, render_job
+    from sidecar_thumbs.work.jobs import RenderJob, render_job
 
     good = render_job(RenderJob(str(corpus / "bgcode" / "gcodenom__benchy2-mk4s.bgcode"), EMBEDDED))
     assert good.ok and good.source == ThumbSource.EMBEDDED and good.content_hash

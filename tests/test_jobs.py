@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from mesh_builders import binary_stl
 
-from sidecar_thumbs import jobs
-from sidecar_thumbs.fingerprint import hash_bytes
-from sidecar_thumbs.jobs import RenderJob, RenderResult, failure, render_job
+from sidecar_thumbs.files.fingerprint import hash_bytes
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.work import jobs
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job
 
 SMALL = ThumbnailOptions(render=RenderOptions(size=32))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

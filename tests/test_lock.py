@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sidecar_thumbs.errors import DatabaseError, LockedError, SidecarThumbsError
-from sidecar_thumbs.lock import DaemonLock, lock_path_for, read_lock_holder
+from sidecar_thumbs.store.lock import DaemonLock, lock_path_for, read_lock_holder
 
 
 @pytest.fixture

@@ -16,9 +16,12 @@ from PIL import Image
 
 from sidecar_thumbs.errors import BadModelError, ModelError, NoGeometryError
 from sidecar_thumbs.mesh.load import load_mesh
-from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.types import ThumbSource
+
+# Every corpus OBJ/PLY/AMF loaded and rendered: a corpus sweep, out of the fast lane.
+pytestmark = pytest.mark.integration
 
 RENDER_ONLY = ThumbnailOptions(render=RenderOptions(size=128), use_embedded=False)
 MODELS = [p for p in corpus_files("obj", "ply", "amf") if not p.name.lower().endswith(".mtl")]

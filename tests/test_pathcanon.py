@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 from ci_volume import cannot_mount_reason, exfat_volume
 
-from sidecar_thumbs.changes import ChangeTracker
-from sidecar_thumbs.discover import find_model_files
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.models import ModelStatus
-from sidecar_thumbs.pathcanon import SENSITIVE, VolumeRules, Volumes, probe_rules
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
-from sidecar_thumbs.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.daemon.changes import ChangeTracker
+from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.files.discover import find_model_files
+from sidecar_thumbs.files.pathcanon import SENSITIVE, VolumeRules, Volumes, probe_rules
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.scan import scan
 
 REPO = Path(__file__).resolve().parents[1]
 GEAR = REPO / "examples" / "models" / "gear.stl"
@@ -194,7 +194,7 @@ def test_walk_sees_a_sidecar_left_in_the_old_case(ci_root: Path) -> None:
     vols = Volumes.detect([str(ci_root)])
     (found,), _ = find_model_files(list(vols.roots))
     assert found.has_sidecar is False  # byte for byte: the names differ
-    from sidecar_thumbs.discover import iter_model_files
+    from sidecar_thumbs.files.discover import iter_model_files
 
     (found,) = list(iter_model_files(list(vols.roots), volumes=vols))
     assert found.has_sidecar is True  # by the volume's rules: it is there
@@ -247,7 +247,7 @@ def test_event_path_in_another_case_is_recorded_in_the_on_disk_spelling(ci_root:
 def test_asset_manager_row_in_another_case_is_the_file_on_disk(ci_root: Path, tmp_path: Path) -> None:
     from test_dam import MAPPING, add_assets, flags, make_dam
 
-    from sidecar_thumbs.dam import DamMapping
+    from sidecar_thumbs.dam.mapping import DamMapping
 
     shutil.copy2(GEAR, ci_root / "gear.stl")
     dam = tmp_path / "dam.sqlite3"
@@ -272,7 +272,7 @@ def test_daemon_on_a_case_insensitive_volume_keeps_a_case_renamed_model(ci_root:
 
     from test_daemon import wait_for
 
-    from sidecar_thumbs.daemon import Daemon, DaemonConfig
+    from sidecar_thumbs.daemon.loop import Daemon, DaemonConfig
 
     model = ci_root / "Gear.stl"
     shutil.copy2(GEAR, model)
@@ -315,7 +315,7 @@ def test_folder_renamed_by_case_as_delete_plus_create_keeps_its_rows(ci_root: Pa
 
 
 def test_rules_are_read_off_existing_names_when_the_probe_cannot_write(ci_root: Path, tmp_path: Path) -> None:
-    from sidecar_thumbs.pathcanon import rules_from_names
+    from sidecar_thumbs.files.pathcanon import rules_from_names
 
     (ci_root / NFC).write_bytes(b"x")  # exFAT: case folds, normal forms do not
     assert rules_from_names(str(ci_root)) == VolumeRules(case_insensitive=True, norm_insensitive=False)
@@ -351,7 +351,7 @@ def test_probe_never_writes_into_a_folder_marked_read_only(tmp_path: Path) -> No
 
 @pytest.mark.integration
 def test_daemon_with_a_root_typed_in_another_case_keeps_one_row_per_model(ci_root: Path, tmp_path: Path) -> None:
-    from sidecar_thumbs.daemon import Daemon, DaemonConfig
+    from sidecar_thumbs.daemon.loop import Daemon, DaemonConfig
 
     (ci_root / "Models").mkdir()
     shutil.copy2(GEAR, ci_root / "Models" / "gear.stl")

@@ -7,7 +7,7 @@ import unicodedata
 import pytest
 
 from sidecar_thumbs.errors import ConfigError
-from sidecar_thumbs.pathmap import PathMap, parse_path_map, parse_path_map_setting, parse_path_mapping
+from sidecar_thumbs.work.executors.pathmap import PathMap, parse_path_map, parse_path_map_setting, parse_path_mapping
 
 
 def test_maps_prefix_and_keeps_the_rest() -> None:

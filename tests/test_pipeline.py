@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from mesh_builders import binary_stl
 
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.jobs import RenderJob, RenderResult
-from sidecar_thumbs.models import FileState, ModelRow, ModelStatus
-from sidecar_thumbs.pipeline import ClaimSource, Outcome, Pipeline, run_pending
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import FileState, ModelRow, ModelStatus
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult
+from sidecar_thumbs.work.pipeline import ClaimSource, Outcome, Pipeline, run_pending
 
 SMALL = ThumbnailOptions(render=RenderOptions(size=32))
 

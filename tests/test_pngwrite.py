@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sidecar_thumbs.pngwrite import encode_rgba_png
-from sidecar_thumbs.sidecar import encode_png
+from sidecar_thumbs.files.pngwrite import encode_rgba_png
+from sidecar_thumbs.files.sidecar import encode_png
 
 
 def _picture() -> np.ndarray:

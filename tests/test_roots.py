@@ -14,22 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs.changes import ChangeTracker
-from sidecar_thumbs.clean import clean
-from sidecar_thumbs.dam import DamMapping
+from sidecar_thumbs.daemon.changes import ChangeTracker
+from sidecar_thumbs.daemon.root_states import RootStates
+from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.dam.mapping import DamMapping
 from sidecar_thumbs.errors import RootOfflineError
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.gallery import collect_gallery
-from sidecar_thumbs.models import FileState, ModelStatus
-from sidecar_thumbs.pipeline import Pipeline
-from sidecar_thumbs.root_states import RootStates
-from sidecar_thumbs.roots import MassMissingGuard, canonical_roots, check_root, model_is_gone, root_identity
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
-from sidecar_thumbs.verify import verify
-from sidecar_thumbs.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.files.roots import MassMissingGuard, canonical_roots, check_root, model_is_gone, root_identity
+from sidecar_thumbs.files.sidecar import sidecar_path_for
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.reports.clean import clean
+from sidecar_thumbs.reports.gallery.entries import collect_gallery
+from sidecar_thumbs.reports.verify import verify
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import FileState, ModelStatus
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.pipeline import Pipeline
+from sidecar_thumbs.work.scan import scan
 from tests.test_dam import MAPPING, add_assets, flags, make_dam
 
 REPO = Path(__file__).resolve().parents[1]
@@ -291,7 +291,7 @@ def test_render_whose_volume_went_away_mid_run_goes_back_to_pending_not_missing(
 
 
 def test_root_on_a_volume_that_is_not_mounted_is_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sidecar_thumbs.roots as roots_module
+    import sidecar_thumbs.files.roots as roots_module
 
     volumes = tmp_path / "Volumes"  # stands for /Volumes; a plain folder is never a mount point
     volumes.mkdir()

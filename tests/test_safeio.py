@@ -17,21 +17,26 @@ import numpy as np
 import pytest
 
 from sidecar_thumbs.errors import BadModelError, EmptyBuildError, NoGeometryError
-from sidecar_thumbs.fingerprint import hash_bytes, hash_file, oversize_key
-from sidecar_thumbs.jobs import RenderJob, render_job
-from sidecar_thumbs.mesh.load import detect_format, load_mesh
-from sidecar_thumbs.models import FileState, RenderFailed
-from sidecar_thumbs.safeio import (
+from sidecar_thumbs.files.fingerprint import hash_bytes, hash_file, oversize_key
+from sidecar_thumbs.files.safeio import (
     LinkOutsideRootsError,
     NotRegularFileError,
     open_regular,
     read_regular,
     stat_regular,
 )
-from sidecar_thumbs.scan import plan_changes
-from sidecar_thumbs.sidecar import encode_png, read_sidecar, write_sidecar
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail, make_thumbnail_from_bytes, read_model_bytes
+from sidecar_thumbs.files.sidecar import encode_png, read_sidecar, write_sidecar
+from sidecar_thumbs.mesh.load import detect_format, load_mesh
+from sidecar_thumbs.render.thumbnail import (
+    ThumbnailOptions,
+    make_thumbnail,
+    make_thumbnail_from_bytes,
+    read_model_bytes,
+)
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import FileState, RenderFailed
+from sidecar_thumbs.work.jobs import RenderJob, render_job
+from sidecar_thumbs.work.scan import plan_changes
 from tests.mesh_builders import make_3mf, model_xml, unit_cube_mesh
 
 STL = "stl-binary/admesh__binary.stl"
@@ -112,7 +117,7 @@ def test_reads_stop_at_the_size_seen_when_opened(tmp_path: Path) -> None:
     try:
         with open(f, "ab") as w:
             w.write(b"y" * 5000)  # grows after the open
-        from sidecar_thumbs.safeio import read_fd
+        from sidecar_thumbs.files.safeio import read_fd
 
         assert read_fd(fd, st.st_size) == b"x" * 1000
     finally:
@@ -200,8 +205,8 @@ def test_a_plan_from_old_rows_does_not_requeue_what_was_rendered_since(tmp_path:
     path = str(tmp_path / "m.stl")
     with StateDB(tmp_path / "s.sqlite3") as db:
         snapshot = db.plan_rows_under([str(tmp_path)])  # a second scan reads the rows: none yet
-        from sidecar_thumbs.discover import FoundFile
-        from sidecar_thumbs.models import RenderDone
+        from sidecar_thumbs.files.discover import FoundFile
+        from sidecar_thumbs.types import RenderDone
 
         plan = plan_changes([FoundFile(path, 10, 1, 1, False)], snapshot)
         # Meanwhile the first scan inserted, rendered and recorded it.
@@ -217,7 +222,7 @@ def test_a_plan_from_old_rows_does_not_requeue_what_was_rendered_since(tmp_path:
 
 
 def test_rescan_leaves_a_file_younger_than_the_settle_window_for_later(tmp_path: Path) -> None:
-    from sidecar_thumbs.discover import FoundFile
+    from sidecar_thumbs.files.discover import FoundFile
 
     now = time.time_ns()
     young = FoundFile(str(tmp_path / "young.stl"), 10, now - 10**9, now)
@@ -238,7 +243,7 @@ def test_every_name_length_gets_a_sidecar_or_a_clear_refusal(tmp_path: Path, len
         sidecar = write_sidecar(model, png, durable=False)
         assert sidecar.read_bytes() == png
     else:
-        from sidecar_thumbs.sidecar import SidecarWriteError
+        from sidecar_thumbs.files.sidecar import SidecarWriteError
 
         with pytest.raises(SidecarWriteError, match="file name too long for a sidecar"):
             write_sidecar(model, png, durable=False)
@@ -254,9 +259,9 @@ def test_hash_of_a_regular_file_is_unchanged(tmp_path: Path) -> None:
 def test_the_coordinator_never_opens_a_fifo_that_replaced_a_timed_out_model(tmp_path: Path) -> None:
     """A worker timed out; meanwhile the model became a FIFO. The coordinator's own hash of the
     failed file (so the failure belongs to some content) must not block on it."""
-    from sidecar_thumbs.executors import InlineExecutor
-    from sidecar_thumbs.jobs import failure
-    from sidecar_thumbs.pipeline import Pipeline
+    from sidecar_thumbs.work.executors.local import InlineExecutor
+    from sidecar_thumbs.work.jobs import failure
+    from sidecar_thumbs.work.pipeline import Pipeline
 
     model = tmp_path / "m.stl"
     model.write_bytes(b"solid m\nendsolid m\n")
@@ -283,8 +288,8 @@ def test_the_coordinator_never_opens_a_fifo_that_replaced_a_timed_out_model(tmp_
 def test_no_sidecar_for_a_model_that_became_a_link_out_of_the_roots_during_its_render(
     tmp_path: Path, corpus: Path
 ) -> None:
-    from sidecar_thumbs.executors import InlineExecutor
-    from sidecar_thumbs.pipeline import Pipeline
+    from sidecar_thumbs.work.executors.local import InlineExecutor
+    from sidecar_thumbs.work.pipeline import Pipeline
 
     root = tmp_path / "lib"
     root.mkdir()
@@ -313,9 +318,9 @@ def test_no_sidecar_for_a_model_that_became_a_link_out_of_the_roots_during_its_r
 def test_scan_never_hashes_a_model_over_the_cap(tmp_path: Path, corpus: Path) -> None:
     """A 50 GiB sparse model: refused by the worker unread, recorded against its stat, and neither
     the coordinator nor the next scans hash it (it took minutes of CPU per scan)."""
-    from sidecar_thumbs.executors import InlineExecutor
-    from sidecar_thumbs.models import ModelStatus
-    from sidecar_thumbs.scan import scan
+    from sidecar_thumbs.types import ModelStatus
+    from sidecar_thumbs.work.executors.local import InlineExecutor
+    from sidecar_thumbs.work.scan import scan
 
     root = tmp_path / "lib"
     root.mkdir()
@@ -339,8 +344,8 @@ def test_scan_never_hashes_a_model_over_the_cap(tmp_path: Path, corpus: Path) ->
 
 
 def test_a_scan_takes_back_the_claims_of_a_coordinator_that_died(tmp_path: Path, corpus: Path) -> None:
-    from sidecar_thumbs.executors import InlineExecutor
-    from sidecar_thumbs.scan import scan
+    from sidecar_thumbs.work.executors.local import InlineExecutor
+    from sidecar_thumbs.work.scan import scan
 
     root = tmp_path / "lib"
     root.mkdir()
@@ -356,8 +361,8 @@ def test_a_scan_takes_back_the_claims_of_a_coordinator_that_died(tmp_path: Path,
 def test_the_watchers_intake_never_reads_what_the_walker_would_not(odd: dict[str, Path], tmp_path: Path) -> None:
     """Settled event paths: FIFO, socket, /dev/zero link and link out of the root get no row (and are
     not opened); a folder link out of the root is not walked; a real model is taken."""
-    from sidecar_thumbs.changes import ChangeTracker
-    from sidecar_thumbs.watcher import EventKind, FileEvent, Settler
+    from sidecar_thumbs.daemon.changes import ChangeTracker
+    from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
 
     root = odd["root"]
     (root / "good.stl").write_bytes(b"solid g\nendsolid g\n")

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from faults import faulty_render_job
 
-from sidecar_thumbs.executors import InlineExecutor, LocalPool
-from sidecar_thumbs.models import ModelStatus
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.executors.local import InlineExecutor, LocalPool
+from sidecar_thumbs.work.scan import scan
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ThumbnailOptions()
@@ -114,7 +114,7 @@ def test_content_change_rerenders_only_that_file(library: tuple[Path, list[Path]
 def test_deleted_model_row_goes_missing_and_sidecar_is_reported_orphaned(
     library: tuple[Path, list[Path]], db: StateDB
 ) -> None:
-    from sidecar_thumbs.verify import ProblemKind, verify
+    from sidecar_thumbs.reports.verify import ProblemKind, verify
 
     lib, models = library
     run(lib, db)
@@ -181,7 +181,7 @@ def test_hung_and_crashing_renders_fail_only_their_file(library: tuple[Path, lis
 
 SCAN_SCRIPT = """
 import sys
-from sidecar_thumbs.cli import cli
+from sidecar_thumbs.cli.main import cli
 sys.argv = ["sidecar-thumbs", "scan", sys.argv[1], "--db", sys.argv[2], "--workers", "2"]
 cli()
 """

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs.daemon import Daemon, DaemonConfig
-from sidecar_thumbs.dbowner import other_user_warnings
+from sidecar_thumbs.daemon.loop import Daemon, DaemonConfig
+from sidecar_thumbs.daemon.watcher import EventQueue, Watcher
 from sidecar_thumbs.errors import DatabaseError
-from sidecar_thumbs.executors import InlineExecutor
+from sidecar_thumbs.files.dbowner import other_user_warnings
 from sidecar_thumbs.render import describe_kernel
-from sidecar_thumbs.sqlitedb import check_sqlite_library
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.status import collect_status, root_access_problem
-from sidecar_thumbs.thumbnail import ThumbnailOptions
-from sidecar_thumbs.watcher import EventQueue, Watcher
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.reports.status import collect_status, root_access_problem
+from sidecar_thumbs.store.sqlite import check_sqlite_library
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.work.executors.local import InlineExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,8 @@ def test_status_says_when_a_root_cannot_be_listed_for_permissions(tmp_path: Path
     locked.chmod(0)
     try:
         r = _without_dac_override(
-            f"from sidecar_thumbs.status import root_access_problem; print(root_access_problem({str(locked)!r}))"
+            "from sidecar_thumbs.reports.status import root_access_problem; "
+            f"print(root_access_problem({str(locked)!r}))"
         )
     finally:
         locked.chmod(0o755)
@@ -171,7 +172,7 @@ def test_watch_logs_to_the_log_file_and_status_shows_renderer_and_roots(tmp_path
 
     from click.testing import CliRunner
 
-    from sidecar_thumbs.cli import cli
+    from sidecar_thumbs.cli.main import cli
 
     roots = f"{lib}{os.pathsep}{tmp_path / 'unmounted'}"
     out = CliRunner().invoke(cli, ["status", "--db", str(db)], env={"SIDECAR_THUMBS_ROOTS": roots}).output

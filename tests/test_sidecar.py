@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sidecar_thumbs.atomic import atomic_write
-from sidecar_thumbs.sidecar import (
+from sidecar_thumbs.files.atomic import atomic_write
+from sidecar_thumbs.files.sidecar import (
     SOFTWARE,
     SidecarWriteError,
     encode_png,

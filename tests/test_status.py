@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from sidecar_thumbs.errors import DatabaseError
-from sidecar_thumbs.lock import DaemonLock
-from sidecar_thumbs.models import FileState, ModelStatus, RenderDone, RenderFailed
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.status import collect_status
+from sidecar_thumbs.reports.status import collect_status
+from sidecar_thumbs.store.lock import DaemonLock
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import FileState, ModelStatus, RenderDone, RenderFailed
 
 
 @pytest.fixture

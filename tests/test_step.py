@@ -13,18 +13,21 @@ import pytest
 from corpus_paths import corpus_files
 
 from sidecar_thumbs.errors import BadModelError, MissingExtraError, NoGeometryError
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.formats import extra_available
+from sidecar_thumbs.files.formats import extra_available
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.mesh import DEFAULT_LIMITS
 from sidecar_thumbs.mesh.glb import glb_triangles
 from sidecar_thumbs.mesh.load import load_mesh_bytes
 from sidecar_thumbs.mesh.step import check_step_bytes, step_deflection
-from sidecar_thumbs.models import ModelStatus
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.scan import scan
+
+# OpenCASCADE tessellates every corpus STEP file: seconds, out of the fast lane.
+pytestmark = pytest.mark.integration
 
 STEP_FILES = corpus_files("step")
 BAD_STEP = [p for p in corpus_files("bad") if p.suffix.lower() in (".step", ".stp")]
@@ -128,7 +131,7 @@ def test_step_waits_for_the_extra_then_scan_requeues_and_renders_it(
 
 def test_requeue_touches_only_rows_waiting_for_an_installed_extra(tmp_path: Path) -> None:
     from sidecar_thumbs.errors import missing_extra_reason
-    from sidecar_thumbs.models import FileState, RenderFailed
+    from sidecar_thumbs.types import FileState, RenderFailed
 
     db = StateDB(tmp_path / "db.sqlite3")
     try:

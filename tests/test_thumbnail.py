@@ -12,9 +12,9 @@ from corpus_paths import corpus_files
 from PIL import Image
 
 from sidecar_thumbs.errors import ModelError, NoGeometryError
-from sidecar_thumbs.models import ThumbSource
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail
+from sidecar_thumbs.types import ThumbSource
 
 RENDER_ONLY = ThumbnailOptions(render=RenderOptions(size=128), use_embedded=False)
 NO_GEOMETRY = {"3mfsamples__pyramid.3mf"}  # a beam lattice: nothing to draw

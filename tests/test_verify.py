@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sidecar_thumbs.cli import cli
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.models import ModelStatus
+from sidecar_thumbs.cli.main import cli
+from sidecar_thumbs.files.sidecar import encode_png, read_sidecar, sidecar_path_for
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import encode_png, read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
-from sidecar_thumbs.verify import Problem, ProblemKind, VerifyReport, verify
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.reports.verify import Problem, ProblemKind, VerifyReport, verify
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.scan import scan
 
 OPTIONS = ThumbnailOptions()
 SETTINGS = OPTIONS.describe()
@@ -418,10 +418,10 @@ def test_text_report_lists_each_problem(runner: CliRunner, lib: Path, db_path: P
 def test_rows_and_sidecars_of_files_never_read_as_models(tmp_path: Path, corpus: Path) -> None:
     """Rows an older version made for a FIFO or a link out of the roots are vanished, their sidecars
     orphaned; --fix marks the rows missing and removes the sidecars; nothing is opened."""
-    from sidecar_thumbs.models import FileState
-    from sidecar_thumbs.sidecar import write_sidecar
-    from sidecar_thumbs.thumbnail import make_thumbnail
-    from sidecar_thumbs.verify import plan_fixes
+    from sidecar_thumbs.files.sidecar import write_sidecar
+    from sidecar_thumbs.render.thumbnail import make_thumbnail
+    from sidecar_thumbs.reports.verify import plan_fixes
+    from sidecar_thumbs.types import FileState
 
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -20,7 +20,7 @@ from watchdog.events import (
     FileSystemEvent,
 )
 
-from sidecar_thumbs.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher, _Handler
+from sidecar_thumbs.daemon.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher, _Handler
 
 SETTLE = 3.0
 

@@ -19,12 +19,8 @@ from types import ModuleType
 import pytest
 from test_daemon import wait_for
 
-from sidecar_thumbs.daemon import Daemon, DaemonConfig
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.sidecar import sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
-from sidecar_thumbs.watcher import (
+from sidecar_thumbs.daemon.loop import Daemon, DaemonConfig
+from sidecar_thumbs.daemon.watcher import (
     FSE_KERNEL_DROPPED,
     FSE_MUST_SCAN_SUBDIRS,
     FSE_USER_DROPPED,
@@ -33,6 +29,10 @@ from sidecar_thumbs.watcher import (
     RescanOnDroppedEvents,
     rescan_reason,
 )
+from sidecar_thumbs.files.sidecar import sidecar_path_for
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.work.executors.local import InlineExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 GEAR = REPO / "examples" / "models" / "gear.stl"
@@ -209,7 +209,7 @@ def test_our_fsevents_observer_turns_a_dropped_events_flag_into_a_rescan_request
     import _watchdog_fsevents  # type: ignore[import-not-found]
     from watchdog.events import FileCreatedEvent, FileSystemEventHandler
 
-    from sidecar_thumbs.watcher import EventQueue, _fsevents_observer
+    from sidecar_thumbs.daemon.watcher import EventQueue, _fsevents_observer
 
     native = _watchdog_fsevents.NativeEvent
     queue = EventQueue()

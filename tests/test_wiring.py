@@ -7,20 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs.config import Settings
 from sidecar_thumbs.errors import ConfigError, DatabaseError
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.settings.config import Settings
+from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.wiring import executor_for, open_state_db, roots_from, thumbnail_options
+from sidecar_thumbs.work.executors.local import InlineExecutor
 
 
 def test_thumbnail_options_follow_the_settings() -> None:
-    s = Settings(size=128, color="#102030", renderer="numpy", embedded=False, max_file_mb=2, max_triangles=99)
+    s = Settings(
+        size=128, color="#102030", renderer="numpy", embedded=False, model_colors=False, max_file_mb=2,
+        max_triangles=99,
+    )  # fmt: skip
     options = thumbnail_options(s)
     assert (options.render.size, options.render.color, options.render.kernel) == (128, (16, 32, 48), "numpy")
-    assert not options.use_embedded
+    assert not options.use_embedded and not options.model_colors
     assert (options.limits.max_file_bytes, options.limits.max_triangles) == (2 * 1024 * 1024, 99)
-    assert options.describe() == "look=1 size=128 color=#102030 embedded=0"
+    assert options.describe() == "look=2 size=128 color=#102030 embedded=0 colors=0 gcode=1"
+    assert thumbnail_options(Settings()).model_colors  # the model's own colours by default
 
 
 def test_the_state_database_is_created_unless_it_must_exist(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError
-from sidecar_thumbs.formats import ARCHIVE_FORMATS, IMAGE_SUFFIXES, format_for_name, require_extra
+from sidecar_thumbs.files.formats import ARCHIVE_FORMATS, IMAGE_SUFFIXES, format_for_name, require_extra
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.opc import Package
 

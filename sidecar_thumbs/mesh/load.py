@@ -7,10 +7,10 @@ import os
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, TransientModelError
-from sidecar_thumbs.formats import ALL_SUFFIXES, format_for_name
+from sidecar_thumbs.files.formats import ALL_SUFFIXES, format_for_name
+from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
 from sidecar_thumbs.mesh.siblings import SiblingReader, sibling_reader
-from sidecar_thumbs.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
 
 __all__ = ["detect_format", "load_mesh", "load_mesh_bytes", "warm_up"]
 

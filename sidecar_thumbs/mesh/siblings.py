@@ -2,7 +2,7 @@
 
 A model may name another file (``mtllib cube.mtl``). Such a name is data from the file, so it is
 never a path: anything with a separator or ``..`` is refused; it is opened by
-:func:`sidecar_thumbs.safeio.open_regular` (a regular file only, symlinks not followed, never
+:func:`sidecar_thumbs.files.safeio.open_regular` (a regular file only, symlinks not followed, never
 blocking) and read only if at most :data:`MAX_SIBLING_BYTES`. A sibling that is missing or
 refused is simply absent (the model still draws, without its colours).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from sidecar_thumbs.safeio import open_regular, read_fd
+from sidecar_thumbs.files.safeio import open_regular, read_fd
 
 __all__ = ["MAX_SIBLING_BYTES", "SiblingReader", "sibling_reader"]
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError
-from sidecar_thumbs.formats import require_extra
+from sidecar_thumbs.files.formats import require_extra
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.glb import glb_triangles
 

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from sidecar_thumbs.jobs import RenderJob, RenderResult, failure, render_job
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job
 
 
 def faulty_job(job: RenderJob) -> RenderResult:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from mesh_builders import binary_stl  # noqa: F401 (re-exported: the reliability tests import it from here)
 
-from sidecar_thumbs.fingerprint import hash_bytes
-from sidecar_thumbs.models import ModelStatus
+from sidecar_thumbs.files.fingerprint import hash_bytes
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
 from sidecar_thumbs.render import RenderOptions
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,8 +23,8 @@ PEAK_BOUND_MB = 96
 
 _PROBE = """
 import json, resource, sys
-from sidecar_thumbs.jobs import RenderJob, render_job
-from sidecar_thumbs.thumbnail import ThumbnailOptions
+from sidecar_thumbs.work.jobs import RenderJob, render_job
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.render import RenderOptions
 opts = ThumbnailOptions(render=RenderOptions(size=64))
 render_job(RenderJob(sys.argv[1], opts))  # baseline: imports, numba, one small render

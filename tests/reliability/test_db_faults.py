@@ -11,10 +11,10 @@ import pytest
 from reliability_util import Daemon, binary_stl, wait_for
 
 from sidecar_thumbs.errors import DatabaseError
-from sidecar_thumbs.fingerprint import hash_bytes
-from sidecar_thumbs.models import FileState
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.files.fingerprint import hash_bytes
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import FileState
 
 pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
 

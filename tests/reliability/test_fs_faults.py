@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from reliability_util import SMALL, binary_stl, check_library, temp_files
 
-from sidecar_thumbs.clean import clean
-from sidecar_thumbs.executors import InlineExecutor, LocalPool
-from sidecar_thumbs.models import ModelStatus
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.verify import verify
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.reports.clean import clean
+from sidecar_thumbs.reports.verify import verify
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.executors.local import InlineExecutor, LocalPool
+from sidecar_thumbs.work.scan import scan
 
 pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
 
@@ -90,7 +90,7 @@ def test_disk_full_leaves_no_partial_sidecar_and_retries_later(tmp_path: Path) -
 
 def replace_after_render(job):  # type: ignore[no-untyped-def]
     """Worker seam: renders, then the model is replaced before the coordinator writes the sidecar."""
-    from sidecar_thumbs.jobs import render_job
+    from sidecar_thumbs.work.jobs import render_job
 
     result = render_job(job)
     if os.path.basename(job.path).startswith("replaced") and not os.path.exists(job.path + ".done"):

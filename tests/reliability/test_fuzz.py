@@ -21,12 +21,12 @@ from mesh_builders import make_3mf, model_xml, unit_cube_mesh
 from reliability_util import SMALL, binary_stl
 
 from sidecar_thumbs.errors import ModelError, NoGeometryError
-from sidecar_thumbs.executors import LocalPool, result_of
-from sidecar_thumbs.fingerprint import hash_bytes
-from sidecar_thumbs.jobs import RenderJob, RenderResult, render_job
+from sidecar_thumbs.files.fingerprint import hash_bytes
+from sidecar_thumbs.files.sidecar import KEY_HASH
 from sidecar_thumbs.mesh.load import load_mesh_bytes
 from sidecar_thumbs.mesh.threemf import check_3mf_bytes
-from sidecar_thumbs.sidecar import KEY_HASH
+from sidecar_thumbs.work.executors.local import LocalPool, result_of
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult, render_job
 
 pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
 

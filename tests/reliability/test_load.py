@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from reliability_util import Daemon, binary_stl, check_library, wait_for
 
-from sidecar_thumbs.sidecar import sidecar_path_for
+from sidecar_thumbs.files.sidecar import sidecar_path_for
 
 pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
 

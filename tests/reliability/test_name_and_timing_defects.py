@@ -18,13 +18,13 @@ import pytest
 from reliability_faults import stopping_job
 from reliability_util import ENV, SMALL, Daemon, binary_stl, wait_for
 
-from sidecar_thumbs.atomic import temp_name_for
-from sidecar_thumbs.executors import LocalPool
-from sidecar_thumbs.fingerprint import hash_bytes
-from sidecar_thumbs.models import ModelStatus
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import encode_png, read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.files.atomic import temp_name_for
+from sidecar_thumbs.files.fingerprint import hash_bytes
+from sidecar_thumbs.files.sidecar import encode_png, read_sidecar, sidecar_path_for
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.executors.local import LocalPool
+from sidecar_thumbs.work.scan import scan
 
 pytestmark = pytest.mark.integration
 

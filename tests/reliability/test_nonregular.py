@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from reliability_util import ENV, Daemon, binary_stl, bind_socket, wait_for
 
-from sidecar_thumbs.sidecar import read_sidecar, sidecar_path_for
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for
+from sidecar_thumbs.store.state import StateDB
 
 pytestmark = pytest.mark.integration
 
@@ -189,7 +189,7 @@ def test_a_stop_signal_ends_a_process_stuck_in_the_kernel(tmp_path: Path) -> Non
     os.mkfifo(fifo)
     script = (
         "import signal, sys\n"
-        "from sidecar_thumbs.hardstop import HardStop\n"
+        "from sidecar_thumbs.daemon.hardstop import HardStop\n"
         "hard = HardStop()\n"
         "signal.signal(signal.SIGTERM, lambda *_: hard.arm(1.0))\n"
         "print('ready', flush=True)\n"
@@ -235,8 +235,8 @@ def test_a_link_out_of_the_root_made_while_watching_is_never_read(lib: tuple[Pat
 
     # Rows and sidecars that older versions made for such a link: the daemon's rescan marks the row
     # missing and removes the sidecar; verify reports them, clean removes them.
-    from sidecar_thumbs.models import FileState, ModelStatus
-    from sidecar_thumbs.sidecar import write_sidecar
+    from sidecar_thumbs.files.sidecar import write_sidecar
+    from sidecar_thumbs.types import FileState, ModelStatus
 
     good_png = sidecar_path_for(root / "good.stl").read_bytes()
     write_sidecar(root / "leak.stl", good_png, durable=False)
@@ -262,7 +262,7 @@ def test_sigterm_ends_the_daemon_within_the_grace_period_while_the_database_stay
     next run finishes the work."""
     from reliability_util import check_library
 
-    from sidecar_thumbs.hardstop import HARD_STOP_MARGIN
+    from sidecar_thumbs.daemon.hardstop import HARD_STOP_MARGIN
 
     root = tmp_path / "lib"
     root.mkdir()

@@ -12,13 +12,13 @@ import pytest
 from bombs import xml_3mf
 from reliability_util import SMALL, binary_stl
 
-from sidecar_thumbs.clean import clean
-from sidecar_thumbs.executors import InlineExecutor
-from sidecar_thumbs.jobs import RenderJob, render_job
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.sidecar import sidecar_path_for
-from sidecar_thumbs.state import StateDB
-from sidecar_thumbs.verify import plan_fixes, verify
+from sidecar_thumbs.files.sidecar import sidecar_path_for
+from sidecar_thumbs.reports.clean import clean
+from sidecar_thumbs.reports.verify import plan_fixes, verify
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.work.executors.local import InlineExecutor
+from sidecar_thumbs.work.jobs import RenderJob, render_job
+from sidecar_thumbs.work.scan import scan
 
 pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
 
@@ -155,7 +155,7 @@ def test_3mf_xml_never_resolves_entities_or_fetches(tmp_path: Path, where: str) 
 )
 def test_config_values_used_in_sql_are_validated(bad: str) -> None:
     # The only configuration values that reach SQL are the asset manager's table and columns (#5).
-    from sidecar_thumbs.dam import DamMapping
+    from sidecar_thumbs.dam.mapping import DamMapping
     from sidecar_thumbs.errors import ConfigError
 
     with pytest.raises(ConfigError):

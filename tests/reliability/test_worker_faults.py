@@ -9,11 +9,11 @@ import pytest
 from reliability_faults import faulty_job
 from reliability_util import SMALL, binary_stl, check_library
 
-from sidecar_thumbs.executors import LocalPool, result_of
-from sidecar_thumbs.jobs import RenderJob
-from sidecar_thumbs.models import ModelStatus
-from sidecar_thumbs.scan import scan
-from sidecar_thumbs.state import StateDB
+from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.executors.local import LocalPool, result_of
+from sidecar_thumbs.work.jobs import RenderJob
+from sidecar_thumbs.work.scan import scan
 
 pytestmark = pytest.mark.integration  # reliability suite: real processes, faults, many files
 

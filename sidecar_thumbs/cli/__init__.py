@@ -1,0 +1,1 @@
+"""The command line: options, progress and log output; every command calls the library."""

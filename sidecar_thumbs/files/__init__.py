@@ -1,0 +1,1 @@
+"""Files on disk: discovery, fingerprints, atomic writes, the sidecar PNG. Opens only regular files."""

@@ -1,0 +1,431 @@
+"""Find model files under the library roots with one iterative ``os.scandir`` walk.
+
+What counts as a model (an extension of :mod:`sidecar_thumbs.files.formats` that the ``extensions`` setting
+lists, any case) and what is never one (macOS and NAS litter, our own sidecars and temp files) lives
+here, so the walker, the watcher and the daemon's event intake agree.
+
+Symlinks never lead out of a root: a symlinked file or folder is followed only when its real path
+is inside the root's real path. Folders are remembered by ``(st_dev, st_ino)``, which guards
+against symlink cycles and makes nested or duplicate roots yield each file once. Within a root,
+symlinked folders and files are visited after the real tree, so a file reachable both ways is
+reported under its real path.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sidecar_thumbs.files.formats import ALL_SUFFIXES, parse_suffixes
+from sidecar_thumbs.files.pathcanon import SENSITIVE, VolumeRules, Volumes
+from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
+
+__all__ = [
+    "IGNORED_DIRS",
+    "MODEL_SUFFIXES",
+    "FoundFile",
+    "WalkProblem",
+    "find_model_files",
+    "is_ignored_dir",
+    "is_ignored_name",
+    "is_model_name",
+    "iter_model_files",
+    "model_on_disk",
+    "model_suffixes",
+    "set_model_extensions",
+]
+
+log = logging.getLogger(__name__)
+
+StrPath = str | os.PathLike[str]
+
+# Every extension we have a reader for; the default of the ``extensions`` setting.
+MODEL_SUFFIXES: tuple[str, ...] = ALL_SUFFIXES
+# What this process counts as a model: the CLI and the daemon set it once from the settings
+# (set_model_extensions); library callers get every format. One value per process, so every place that
+# asks "is this a model" (walk, watcher, event intake, verify, gallery) gives the same answer.
+_active_suffixes: tuple[str, ...] = MODEL_SUFFIXES
+
+# Sidecar naming is owned by sidecar.py: ``.<name>.thumbnail.png`` and, while being written,
+# ``.sidecar-thumbs-<random>.tmp`` (atomic.py; ``.<name>.thumbnail.png.<random>.tmp`` before).
+# Only the tell-tale parts are needed here.
+_SIDECAR_SUFFIX = ".thumbnail.png"
+_SIDECAR_TEMP_MARK = ".thumbnail.png."
+_TEMP_PREFIX = ".sidecar-thumbs-"
+
+# Folders that hold copies, metadata, snapshots or trash, never the library itself. Walking
+# snapshot folders (.zfs, #snapshot, .snapshot) would thumbnail every model once per snapshot.
+# Compared case-insensitively: macOS and SMB shares are usually case-insensitive.
+IGNORED_DIRS: frozenset[str] = frozenset(
+    {
+        # macOS
+        "__MACOSX",
+        ".Trashes",
+        ".Trash",
+        ".TemporaryItems",
+        "Temporary Items",
+        ".Spotlight-V100",
+        ".fseventsd",
+        ".DocumentRevisions-V100",
+        ".MobileBackups",
+        ".PKInstallSandboxManager",
+        "Network Trash Folder",
+        # netatalk (AFP) metadata
+        ".AppleDouble",
+        ".AppleDB",
+        ".AppleDesktop",
+        # Synology
+        "@eaDir",
+        "#recycle",
+        "#snapshot",
+        # QNAP
+        "@Recycle",
+        "@Recently-Snapshot",
+        ".@__thumb",
+        # ZFS / NetApp snapshots
+        ".zfs",
+        ".snapshot",
+        # Windows
+        "$RECYCLE.BIN",
+        "System Volume Information",
+        # Linux
+        "lost+found",
+    }
+)
+_IGNORED_DIRS_FOLDED = frozenset(d.casefold() for d in IGNORED_DIRS)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFile:
+    """A model file seen by the walk, with the stat values the change gate needs."""
+
+    path: str  # absolute, normalised, not symlink-resolved
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    # Whether the folder listing holds a sidecar-named entry for it (None: not known, e.g. a file
+    # reached through a symlink). Saves the planner one lstat per file on a rescan.
+    has_sidecar: bool | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class WalkProblem:
+    """Something the walk could not look at; reported, never fatal."""
+
+    path: str
+    reason: str  # one line, e.g. "permission denied: cannot list folder"
+
+
+_entry_name = operator.attrgetter("name")
+
+
+def is_ignored_name(name: str) -> bool:
+    """Tell whether a file name is litter that is never a model, whatever its extension.
+
+    Args:
+        name: A bare file name (no folder part).
+
+    Returns:
+        True for AppleDouble ``._*`` files, ``.DS_Store``, our sidecars (``.x.stl.thumbnail.png``)
+        and their temp files (``.sidecar-thumbs-<random>.tmp``, formerly
+        ``.x.stl.thumbnail.png.<random>.tmp``), and office-style lock files
+        (``~$x``, ``.~lock.x#``).
+    """
+    if name.startswith(("._", "~$", ".~lock.")) or name == ".DS_Store":
+        return True
+    if name.startswith("."):
+        if name.endswith(_SIDECAR_SUFFIX):
+            return True
+        if name.endswith(".tmp") and (_SIDECAR_TEMP_MARK in name or name.startswith(_TEMP_PREFIX)):
+            return True
+    return False
+
+
+def set_model_extensions(extensions: str | Sequence[str]) -> tuple[str, ...]:
+    """Set which extensions count as models in this process (the ``extensions`` setting).
+
+    Args:
+        extensions: ``".stl .3mf obj"`` (any case, dots optional) or a sequence of such words.
+
+    Returns:
+        The suffixes now in force.
+
+    Raises:
+        ValueError: an extension we have no reader for.
+    """
+    global _active_suffixes
+    text = extensions if isinstance(extensions, str) else " ".join(extensions)
+    _active_suffixes = parse_suffixes(text)
+    return _active_suffixes
+
+
+def model_suffixes() -> tuple[str, ...]:
+    """The lower-case suffixes that count as models in this process."""
+    return _active_suffixes
+
+
+def is_model_name(name: str) -> bool:
+    """Tell whether a file name is a model to thumbnail.
+
+    Args:
+        name: A bare file name (no folder part).
+
+    Returns:
+        True when it ends in one of :func:`model_suffixes` (any case: ``.STL``, ``.Amf.Xml``) and is
+        not :func:`is_ignored_name`. ``.mtl``, images and text are never models.
+    """
+    return name.lower().endswith(_active_suffixes) and not is_ignored_name(name)
+
+
+def model_on_disk(path: str, roots: Sequence[str]) -> bool | None:
+    """Whether a model path names a file the walker accepts, for deciding about its sidecar and row.
+
+    Returns:
+        True: a regular file, or a symlink into the roots to one (or something that cannot be told
+        right now, e.g. a dangling link inside a root: kept, as the walker keeps it). False: it is
+        there but never a model to read: a FIFO, socket, device or folder, or a symlink out of the
+        roots. None: nothing is there.
+    """
+    try:
+        stat_regular(path, roots=roots)
+    except (NotRegularFileError, LinkOutsideRootsError):
+        return False
+    except OSError:
+        return True if os.path.lexists(path) else None
+    return True
+
+
+def is_ignored_dir(name: str) -> bool:
+    """Tell whether a folder is never walked (see :data:`IGNORED_DIRS`; also ``.Trash-<uid>``).
+
+    Args:
+        name: A bare folder name.
+
+    Returns:
+        True when the folder and everything below it is skipped.
+    """
+    folded = name.casefold()
+    return folded in _IGNORED_DIRS_FOLDED or folded.startswith(".trash-")
+
+
+def _is_inside(path: str, root: str) -> bool:
+    """True when real path ``path`` is ``root`` or below it (both already realpath'ed)."""
+    if path == root:
+        return True
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    return path.startswith(prefix)
+
+
+def _crosses_ignored_dir(real: str, root_real: str) -> bool:
+    """True when a symlink target lies in a skipped folder of the root (e.g. ``__MACOSX``)."""
+    rel = os.path.relpath(real, root_real)
+    return any(is_ignored_dir(part) for part in rel.split(os.sep))
+
+
+def _oserror_reason(exc: OSError, what: str) -> str:
+    if isinstance(exc, PermissionError):
+        return f"permission denied: cannot {what}"
+    if isinstance(exc, FileNotFoundError):
+        return f"vanished during the walk: cannot {what}"
+    if isinstance(exc, NotADirectoryError):
+        return f"no longer a folder: cannot {what}"
+    return f"cannot {what}: {exc.strerror or exc}"
+
+
+class _Walker:
+    """One walk over several roots; holds the state that must be shared between roots."""
+
+    def __init__(self, on_problem: Callable[[WalkProblem], None] | None, volumes: Volumes | None = None) -> None:
+        self._on_problem = on_problem
+        self._volumes = volumes
+        self._rules = SENSITIVE  # the rules of the root being walked (how names compare on its volume)
+        # (st_dev, st_ino) of every folder listed so far, across all roots.
+        self._seen_dirs: set[tuple[int, int]] = set()
+        # (st_dev, st_ino) of files yielded through their real path; a symlink to one of them is
+        # a duplicate. Hard links are deliberately not deduplicated: each is a path a user sees.
+        self._seen_files: set[tuple[int, int]] = set()
+
+    def problem(self, path: str, reason: str) -> None:
+        log.debug("walk problem: %s: %s", path, reason)
+        if self._on_problem is not None:
+            self._on_problem(WalkProblem(path, reason))
+
+    def walk_root(self, root: StrPath) -> Iterator[FoundFile]:
+        root_path = os.path.abspath(os.fsdecode(os.fspath(root)))
+        try:
+            st = os.stat(root_path)  # follows: a root given as a symlink is fine
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                self.problem(root_path, "root does not exist")
+            else:
+                self.problem(root_path, _oserror_reason(exc, "open root"))
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            if stat.S_ISREG(st.st_mode) and is_model_name(os.path.basename(root_path)):
+                # A single model given as a root (e.g. `render part.stl`) is simply itself.
+                yield FoundFile(root_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            else:
+                self.problem(root_path, "root is not a folder")
+            return
+        root_real = os.path.realpath(root_path)
+        self._rules = self._volumes.rules_for(root_path) if self._volumes is not None else SENSITIVE
+        if not self._claim_dir(st):
+            return  # duplicate or nested root, already walked
+
+        deferred_dirs: list[str] = []
+        deferred_files: list[str] = []
+        yield from self._walk_tree([root_path], root_real, deferred_dirs, deferred_files)
+        # Second phase: what symlinks lead to, once the real tree has claimed its files.
+        while deferred_dirs or deferred_files:
+            links, deferred_files = deferred_files, []
+            for link in links:
+                found = self._follow_file_link(link, root_real)
+                if found is not None:
+                    yield found
+            pending, deferred_dirs = deferred_dirs, []
+            for link in pending:
+                if self._claim_dir_link(link, root_real):
+                    yield from self._walk_tree([link], root_real, deferred_dirs, deferred_files)
+
+    def _walk_tree(
+        self, stack: list[str], root_real: str, deferred_dirs: list[str], deferred_files: list[str]
+    ) -> Iterator[FoundFile]:
+        # Iterative depth-first walk: deep trees never hit the recursion limit.
+        while stack:
+            folder = stack.pop()
+            files, subdirs = self._list_folder(folder, deferred_dirs, deferred_files)
+            yield from files
+            stack.extend(reversed(subdirs))  # reversed so folders are visited in name order
+
+    def _list_folder(
+        self, folder: str, deferred_dirs: list[str], deferred_files: list[str]
+    ) -> tuple[list[FoundFile], list[str]]:
+        files: list[FoundFile] = []
+        subdirs: list[str] = []
+        try:
+            # Read the whole listing before yielding anything: one open file descriptor at a
+            # time, and none held while the consumer works on what we yield.
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=_entry_name)
+        except OSError as exc:
+            self.problem(folder, _oserror_reason(exc, "list folder"))
+            return files, subdirs
+        rules: VolumeRules = self._rules
+        # On a case- or normalisation-insensitive volume `.gear.stl.thumbnail.png` is the sidecar of
+        # `Gear.stl` too (the file system says so; a rename by case leaves the sidecar's spelling behind).
+        names = {e.name for e in entries} if rules.exact else {rules.key(e.name) for e in entries}
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_symlink():
+                    # Decided after the real tree (see module docstring); cheap to skip litter now.
+                    if not is_ignored_dir(name):
+                        (deferred_files if is_model_name(name) else deferred_dirs).append(entry.path)
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if not is_ignored_dir(name) and self._claim_dir(entry.stat(follow_symlinks=False)):
+                        subdirs.append(entry.path)
+                    continue
+                if not is_model_name(name):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                self.problem(entry.path, _oserror_reason(exc, "stat file"))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue  # a FIFO or socket named x.stl would block or fail the reader
+            self._seen_files.add((st.st_dev, st.st_ino))
+            sidecar_name = f".{name}{_SIDECAR_SUFFIX}"
+            has_sidecar = (sidecar_name if rules.exact else rules.key(sidecar_name)) in names
+            files.append(FoundFile(entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, has_sidecar))
+        return files, subdirs
+
+    def _claim_dir(self, st: os.stat_result) -> bool:
+        """Record a folder as walked; False if it already was (cycle, bind mount, nested root)."""
+        key = (st.st_dev, st.st_ino)
+        if key in self._seen_dirs:
+            return False
+        self._seen_dirs.add(key)
+        return True
+
+    def _link_target(self, link: str, root_real: str, *, is_model: bool) -> os.stat_result | None:
+        """Stat a symlink's target if it is allowed to be followed, else None."""
+        real = os.path.realpath(link)
+        if not _is_inside(real, root_real) or _crosses_ignored_dir(real, root_real):
+            log.debug("not following %s: it leads to %s, outside the root or into a skipped folder", link, real)
+            return None
+        try:
+            return os.stat(link)
+        except FileNotFoundError:
+            # Only a model-named link is worth a report; a dangling link to anything else is
+            # none of our business.
+            if is_model:
+                self.problem(link, "broken symlink: its target does not exist")
+        except OSError as exc:
+            self.problem(link, _oserror_reason(exc, "follow symlink"))
+        return None
+
+    def _follow_file_link(self, link: str, root_real: str) -> FoundFile | None:
+        st = self._link_target(link, root_real, is_model=True)
+        if st is None:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        key = (st.st_dev, st.st_ino)
+        if key in self._seen_files:
+            return None  # the real file was already found; one thumbnail per content file
+        self._seen_files.add(key)
+        return FoundFile(link, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _claim_dir_link(self, link: str, root_real: str) -> bool:
+        st = self._link_target(link, root_real, is_model=False)
+        if st is None:
+            return False
+        # Not a folder (a link to a non-model file), a cycle, or a folder already walked
+        # through its real path: nothing to follow.
+        return stat.S_ISDIR(st.st_mode) and self._claim_dir(st)
+
+
+def iter_model_files(
+    roots: Sequence[StrPath],
+    *,
+    on_problem: Callable[[WalkProblem], None] | None = None,
+    volumes: Volumes | None = None,
+) -> Iterator[FoundFile]:
+    """Yield every model file under the roots, each once.
+
+    Args:
+        roots: Folders to walk (a single model file is accepted as a root too). Nested or repeated
+            roots are fine.
+        on_problem: Called with each :class:`WalkProblem` (missing root, unreadable or vanished
+            folder, file vanished before stat, broken symlink). Without it, problems are only
+            logged at debug level.
+        volumes: The roots' volumes (:class:`~.pathcanon.Volumes`): whether a model has its sidecar is
+            then decided by the volume's rules for names. Without it, names compare byte for byte.
+
+    Yields:
+        :class:`FoundFile` with an absolute, normalised (not symlink-resolved) path and the file's
+        size, ``mtime_ns`` and ``ctime_ns``. Order: roots in the order given, then depth-first in
+        name order, symlinked entries after the real tree.
+    """
+    walker = _Walker(on_problem, volumes)
+    for root in roots:
+        yield from walker.walk_root(root)
+
+
+def find_model_files(roots: Sequence[StrPath]) -> tuple[list[FoundFile], list[WalkProblem]]:
+    """Walk the roots completely and return what was found and what could not be looked at.
+
+    Args:
+        roots: As for :func:`iter_model_files`.
+
+    Returns:
+        ``(files, problems)``.
+    """
+    problems: list[WalkProblem] = []
+    files = list(iter_model_files(roots, on_problem=problems.append))
+    return files, problems

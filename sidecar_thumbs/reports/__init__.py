@@ -1,0 +1,1 @@
+"""Reports over disk and state: verify, clean, status, the gallery."""

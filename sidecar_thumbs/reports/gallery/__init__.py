@@ -1,0 +1,1 @@
+"""The gallery: one entry per model, drawn as one static HTML page."""

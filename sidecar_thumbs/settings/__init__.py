@@ -1,0 +1,1 @@
+"""Settings: every field documented, loaded from arguments, the environment and env files."""

@@ -1,0 +1,1 @@
+"""Work: render jobs, planning a scan, the pipeline that commits results, the executors."""

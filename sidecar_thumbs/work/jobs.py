@@ -1,0 +1,137 @@
+"""The one picklable job a worker runs: ``render_job(job) -> RenderResult``.
+
+Workers are pure: given a path and settings they return PNG bytes or a typed failure. They never open
+the database and never write files, so the same job runs unchanged in a local process pool or on a
+Dask worker on another machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+
+from sidecar_thumbs.errors import ModelError
+from sidecar_thumbs.files.fingerprint import hash_bytes, oversize_key
+from sidecar_thumbs.mesh.siblings import sibling_reader
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes, read_model_bytes
+from sidecar_thumbs.types import ThumbSource
+
+__all__ = ["RenderJob", "RenderResult", "failure", "render_job", "warm_up_worker"]
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """What to render. ``path`` is as the worker sees it (see path mapping for remote workers)."""
+
+    path: str
+    options: ThumbnailOptions
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """A worker's answer: PNG bytes and the facts of the content it was made from, or a failure."""
+
+    path: str
+    png: bytes | None
+    source: ThumbSource | None = None
+    content_hash: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    triangles: int | None = None
+    render_ms: float = 0.0
+    error: str | None = None
+    transient: bool = False
+    # For a transient failure: after this many in a row for the same content it is permanent
+    # (None: the database's default). A timeout says little about the file: see executors.result_of.
+    max_attempts: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.png is not None
+
+
+def failure(path: str, error: str, *, transient: bool = False) -> RenderResult:
+    """A failed result; ``error`` is folded to one line."""
+    return RenderResult(path=path, png=None, error=" ".join(error.split()) or "unknown error", transient=transient)
+
+
+def render_job(job: RenderJob) -> RenderResult:
+    """Render one model. Never raises for a bad file: every per-file problem becomes a failed result.
+
+    A failure still reports the content hash when the file could be read, so the coordinator knows
+    a deterministic failure belongs to *this* content and retries only when the content changes.
+    """
+    t0 = time.perf_counter()
+    try:
+        data, size, mtime_ns = read_model_bytes(job.path, job.options.limits)
+    except ModelError as exc:
+        r = failure(job.path, exc.message, transient=exc.transient)
+        cap_size: int | None = getattr(exc, "size", None)
+        if cap_size is not None:
+            # Over the size cap, never read: its stat stands for its content, so the coordinator
+            # records the failure without hashing gigabytes itself.
+            mtime: int = getattr(exc, "mtime_ns")  # noqa: B009 (set with size by the size cap)
+            r = replace(r, content_hash=oversize_key(cap_size, mtime), size=cap_size, mtime_ns=mtime)
+        return r
+    digest = hash_bytes(data)
+
+    def failed(reason: str, transient: bool = False) -> RenderResult:
+        r = failure(job.path, reason, transient=transient)
+        return replace(r, content_hash=digest, size=size, mtime_ns=mtime_ns)
+
+    try:
+        name = os.path.basename(job.path)
+        thumb = make_thumbnail_from_bytes(data, name, size, mtime_ns, job.options, digest, sibling_reader(job.path))
+    except ModelError as exc:
+        return failed(exc.message, exc.transient)
+    except MemoryError:
+        return failed("out of memory while rendering (file too large for this machine?)")
+    except RecursionError:
+        return failed("model structure nested too deeply")
+    except Exception as exc:  # a bug of ours on a strange file must cost that file only
+        return failed(f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        del data  # a 1 GB model must not stay alive while the PNG result is pickled
+    return RenderResult(
+        path=job.path,
+        png=thumb.png,
+        source=thumb.source,
+        content_hash=thumb.content_hash,
+        size=thumb.size,
+        mtime_ns=thumb.mtime_ns,
+        triangles=thumb.triangles,
+        render_ms=(time.perf_counter() - t0) * 1e3,
+    )
+
+
+def _exit_when_orphaned(parent: int, interval: float = 1.0) -> None:
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:  # re-parented: the coordinator is gone
+            os._exit(0)
+
+
+def warm_up_worker(options: ThumbnailOptions | None = None) -> None:
+    """Worker process initialiser: pay numba's compile/cache-load cost once per worker, not on its
+    first file. Never raises: a failed warm-up only means the first file pays for it (and a failing
+    initialiser would break the whole pool)."""
+    # Ctrl-C on a terminal signals the whole process group; the coordinator decides what stops,
+    # so workers must not die half-way through a job on their own.
+    if threading.current_thread() is threading.main_thread():  # (a Dask worker may call this elsewhere)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A coordinator killed with SIGKILL cannot stop its workers; they must notice and go, or they
+    # linger holding memory (and, on the share's host, CPU) until someone finds them.
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
+    try:
+        from sidecar_thumbs.mesh import load as mesh_load
+        from sidecar_thumbs.render import warm_up
+
+        options = options or ThumbnailOptions()
+        warm_up(options.render)
+        mesh_load.warm_up()
+    except Exception:
+        logging.getLogger(__name__).exception("worker warm-up failed; continuing cold")
