@@ -25,6 +25,7 @@ from sidecar_thumbs import __version__
 from sidecar_thumbs.errors import ModelError
 from sidecar_thumbs.files.atomic import TEMP_PREFIX, atomic_write
 from sidecar_thumbs.files.formats import mimetype_for_name
+from sidecar_thumbs.files.pngwrite import encode_rgba_png
 from sidecar_thumbs.files.safeio import open_regular, read_fd
 
 __all__ = [
@@ -58,11 +59,6 @@ _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the fixed last chunk of every PNG
 # Our largest sidecar (4096 px, incompressible) is under 70 MB; a bigger file is not ours, and
 # reading it whole would only cost memory.
 MAX_SIDECAR_BYTES = 128 << 20
-
-# zlib level, measured on 256 px thumbnails (bench/render.py): level 1 2.2 ms / 34.0 KB, level 3
-# 3.1 ms / 32.2 KB, level 6 7.7 ms / 31.5 KB. Level 6 would cost half the time of a 10k-triangle render
-# for 2% smaller files; level 3 keeps nearly all of the size gain.
-PNG_COMPRESS_LEVEL = 3
 
 
 def sidecar_name_for(model_name: str) -> str:
@@ -150,17 +146,9 @@ def metadata_for(
 
 def encode_png(rgba: np.ndarray, metadata: dict[str, str]) -> bytes:
     """RGBA uint8 (H, W, 4) → PNG bytes with ``metadata`` as tEXt chunks."""
-    from PIL import Image, PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
     # Software first, right after IHDR: clean tells our temp files from a user's by it.
-    for key, value in sorted(metadata.items(), key=lambda kv: kv[0] != "Software"):
-        info.add_text(key, value)
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(
-        buf, "PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL
-    )
-    return buf.getvalue()
+    text = sorted(metadata.items(), key=lambda kv: kv[0] != "Software")
+    return encode_rgba_png(np.ascontiguousarray(rgba), text)
 
 
 def int_or_none(value: str | None) -> int | None:
