@@ -129,6 +129,7 @@ def scan(
                 options=options,
                 batch_size=settings.batch_size,
                 timeout=settings.timeout,
+                full_fsync=settings.full_fsync,
                 make_executor=lambda: executor_for(settings, options),
                 force=force,
                 retry_failed=retry_failed,
@@ -297,7 +298,8 @@ def watch(
         roots=tuple(dirs), settle=settings.settle, sweep_interval=settings.sweep_interval,
         rescan_interval=settings.rescan_interval, batch_size=settings.batch_size,
         grace_period=settings.grace_period, timeout=settings.timeout, polling=settings.polling,
-        poll_interval=settings.poll_interval, once=once, guard=mass_missing_guard(settings, allow_mass_missing),
+        poll_interval=settings.poll_interval, once=once, full_fsync=settings.full_fsync,
+        guard=mass_missing_guard(settings, allow_mass_missing),
     )  # fmt: skip
     db = open_state_db(settings)
     try:

@@ -182,6 +182,7 @@ def test_nested_and_duplicate_roots_yield_each_file_once(tmp_path: Path) -> None
         ]
 
 
+@pytest.mark.integration  # 4 s: a tree 2,000 folders deep
 def test_deep_tree_does_not_hit_recursion_limit(tmp_path: Path) -> None:
     depth = 1100  # above Python's default recursion limit of 1000
     # Built with a loop of os.mkdir: pathlib and os.makedirs themselves recurse on paths this deep.

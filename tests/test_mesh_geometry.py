@@ -13,6 +13,9 @@ from mesh_builders import make_3mf, model_xml, unit_cube_mesh
 from sidecar_thumbs.errors import NoGeometryError
 from sidecar_thumbs.mesh.load import load_mesh, load_mesh_bytes
 
+# Every corpus model against trimesh, the independent reference loader: a corpus sweep, out of the fast lane.
+pytestmark = pytest.mark.integration
+
 trimesh = pytest.importorskip("trimesh")
 
 # trimesh 4.x/5.x ignores the 3MF `unit` attribute (it returns file units); we convert to mm.

@@ -20,6 +20,9 @@ from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail
 from sidecar_thumbs.types import ThumbSource
 
+# Every corpus OBJ/PLY/AMF loaded and rendered: a corpus sweep, out of the fast lane.
+pytestmark = pytest.mark.integration
+
 RENDER_ONLY = ThumbnailOptions(render=RenderOptions(size=128), use_embedded=False)
 MODELS = [p for p in corpus_files("obj", "ply", "amf") if not p.name.lower().endswith(".mtl")]
 BAD = [p for p in corpus_files("bad") if p.suffix.lower() in (".obj", ".ply", ".amf")]

@@ -19,7 +19,7 @@ from sidecar_thumbs.store import migrations
 from sidecar_thumbs.store import sqlite as sqlitedb
 from sidecar_thumbs.store.dbpath import ESCAPED_PREFIX, path_from_db, path_to_db
 from sidecar_thumbs.store.state import StateDB
-from sidecar_thumbs.types import FileState, ModelStatus, RenderDone, RenderFailed
+from sidecar_thumbs.types import FileState, ModelStatus, RenderDone, RenderFailed, ThumbSource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -544,3 +544,30 @@ def test_checkpoint_does_not_fail_under_a_long_reader_and_truncates_after(db: St
     assert db.checkpoint() is True
     assert Path(f"{db_path}-wal").stat().st_size == 0
     assert db.counts()[ModelStatus.PENDING] == 1001
+
+
+def test_plan_rows_differing_returns_only_what_differs(db: StateDB) -> None:
+    # Four done rows with sidecars, one pending, one failed; the walk: one unchanged, one moved stat,
+    # one whose sidecar is not listed, one not known to the listing; one new file; one row not walked.
+    paths = [f"/lib/m{i}.stl" for i in range(6)]
+    db.upsert_files([pending(p, hash=f"h{i}") for i, p in enumerate(paths)])
+    db.record_done([RenderDone(p, f"h{i}", 100, 1, ThumbSource.RENDERED, 12, 1.0) for i, p in enumerate(paths[:4])])
+    db.record_failed([RenderFailed(paths[5], "bad", False, "h5")])
+    db.upsert_files([pending("/elsewhere/x.stl")])  # outside the root: never returned
+    walk = [
+        (paths[0], 100, 1, True),  # unchanged
+        (paths[1], 101, 1, True),  # size moved
+        (paths[2], 100, 1, False),  # sidecar gone
+        (paths[3], 100, 1, None),  # listing did not say: the planner looks
+        (paths[4], 100, 1, True),  # pending
+        (paths[5], 100, 1, False),  # failed
+        ("/lib/new.stl", 5, 5, False),
+    ]
+    db.upsert_files([pending("/lib/gone.stl")])
+    rows, new = db.plan_rows_differing(["/lib"], walk)
+    assert set(rows) == {*paths[1:], "/lib/gone.stl"}
+    assert new == {"/lib/new.stl"}
+    assert rows[paths[5]].status is ModelStatus.FAILED and rows[paths[1]].size == 100
+    # Run twice on one connection: the temporary table starts empty each time.
+    rows2, new2 = db.plan_rows_differing(["/lib"], walk[:1])
+    assert set(rows2) == {*paths[1:], "/lib/gone.stl"} and new2 == set()

@@ -26,6 +26,9 @@ from sidecar_thumbs.types import ModelStatus
 from sidecar_thumbs.work.executors.local import InlineExecutor
 from sidecar_thumbs.work.scan import scan
 
+# OpenCASCADE tessellates every corpus STEP file: seconds, out of the fast lane.
+pytestmark = pytest.mark.integration
+
 STEP_FILES = corpus_files("step")
 BAD_STEP = [p for p in corpus_files("bad") if p.suffix.lower() in (".step", ".stp")]
 OPTIONS = ThumbnailOptions(render=RenderOptions(size=96, kernel="numpy"))

@@ -28,6 +28,7 @@ from tests.test_daemon import EXAMPLES, REPO, SETTLE, DaemonProcess, wait_for
 
 MODELS = ("gear.stl", "parts/bracket.stl", "parts/gear copy.stl")
 NO_RESCAN = ("--rescan-interval", "3600")
+LOADED = 60.0  # seconds a log line may take on a loaded 2-core machine (the numba warm-up shares it)
 
 
 @pytest.fixture
@@ -116,12 +117,12 @@ def test_daemon_waits_for_a_volume_that_goes_and_comes_back(
     polling = ("--poll-interval", "1") if watcher == "--polling" else ()
     d = DaemonProcess(lib, db, watcher, *polling, *NO_RESCAN)
     try:
-        wait_for(lambda: all(d.renders_of(lib / m) == 1 for m in MODELS), timeout=60, what="first renders")
+        wait_for(lambda: all(d.renders_of(lib / m) == 1 for m in MODELS), timeout=120, what="first renders")
         lib.rename(tmp_path / "away")
         if stand_in == "empty mount point":
             lib.mkdir()
         reason = "does not exist" if stand_in == "renamed away" else "is an empty folder where a volume should be"
-        d.wait_log(f"root {lib} offline: {reason}")
+        d.wait_log(f"root {lib} offline: {reason}", timeout=LOADED)
         report = collect_status(db)
         assert [(r.path, r.online) for r in report.roots] == [(str(lib), False)]
         assert report.roots[0].since <= time.time()
@@ -136,11 +137,11 @@ def test_daemon_waits_for_a_volume_that_goes_and_comes_back(
             lib.rmdir()
         (tmp_path / "away").rename(lib)
         t0 = time.monotonic()
-        d.wait_log(f"root {lib} back online")
+        d.wait_log(f"root {lib} back online", timeout=LOADED)
         reattach_s = time.monotonic() - t0
-        d.wait_log(f"rescan of {lib}")
+        d.wait_log(f"rescan of {lib}", timeout=LOADED)
         shutil.copy(EXAMPLES / "gear.stl", lib / "parts" / "after.stl")  # seen by the re-attached watcher
-        wait_for(lambda: d.renders_of(lib / "parts" / "after.stl") == 1, timeout=30, what="render from the event")
+        wait_for(lambda: d.renders_of(lib / "parts" / "after.stl") == 1, timeout=60, what="render from the event")
         time.sleep(SETTLE * 2)
         log = d.log()
         assert all(d.renders_of(lib / m) == 1 for m in MODELS), "models rendered again on return"
@@ -148,7 +149,7 @@ def test_daemon_waits_for_a_volume_that_goes_and_comes_back(
         assert all(sidecar_path_for(lib / m).exists() for m in MODELS)
         assert set(rows(db).values()) == {ModelStatus.DONE}
         assert collect_status(db).roots[0].online
-        assert reattach_s < 10, f"re-attached after {reattach_s:.1f} s"
+        assert reattach_s < 20, f"re-attached after {reattach_s:.1f} s"  # 1.3 s measured; a sweep is 2 s
         print(f"re-attached {reattach_s:.2f} s after the root returned; 0 renders on return")
     finally:
         assert d.stop() == 0
@@ -159,14 +160,14 @@ def test_daemon_started_before_its_root_exists_watches_it_when_it_appears(tmp_pa
     root = tmp_path / "later"
     d = DaemonProcess(root, tmp_path / "state.sqlite3", *NO_RESCAN)
     try:
-        d.wait_log(f"root {root} offline: does not exist")
-        d.wait_log("watching nothing yet")
+        d.wait_log(f"root {root} offline: does not exist", timeout=LOADED)
+        d.wait_log("watching nothing yet", timeout=LOADED)
         root.mkdir()
-        d.wait_log(f"root {root} back online")
-        d.wait_log(f"rescan of {root}")
+        d.wait_log(f"root {root} back online", timeout=LOADED)
+        d.wait_log(f"rescan of {root}", timeout=LOADED)
         target = root / "new.stl"
         shutil.copy(EXAMPLES / "gear.stl", target)
-        wait_for(lambda: sidecar_path_for(target).exists(), timeout=30, what="render from the event")
+        wait_for(lambda: sidecar_path_for(target).exists(), timeout=60, what="render from the event")
         # The sidecar is written before the render is logged: wait for the line too.
         wait_for(lambda: d.renders_of(target) >= 1, timeout=10, what="the render's log line")
         assert d.renders_of(target) == 1
@@ -181,11 +182,11 @@ def test_daemon_given_a_root_twice_through_a_link_renders_a_new_file_once(tmp_pa
     db = tmp_path / "state.sqlite3"
     d = DaemonProcess(lib, db, str(tmp_path / "libl"), *NO_RESCAN)
     try:
-        wait_for(lambda: all(d.renders_of(lib / m) == 1 for m in MODELS), timeout=60, what="first renders")
+        wait_for(lambda: all(d.renders_of(lib / m) == 1 for m in MODELS), timeout=120, what="first renders")
         target = tmp_path / "libl" / "parts" / "new.stl"
         shutil.copy(EXAMPLES / "gear.stl", target)
         real = lib / "parts" / "new.stl"
-        wait_for(lambda: d.renders_of(real) == 1, timeout=30, what="render")
+        wait_for(lambda: d.renders_of(real) == 1, timeout=60, what="render")
         time.sleep(SETTLE * 3)
         assert d.renders_of(real) == 1 and d.renders_of(target) == 0
         assert sorted(rows(db)) == sorted(str(lib / m) for m in (*MODELS, "parts/new.stl"))
@@ -213,21 +214,22 @@ def test_daemon_survives_a_real_unmount_and_remount(tmp_path: Path, lib: Path, a
     try:
         shutil.copytree(lib, vol, dirs_exist_ok=True)
         d = DaemonProcess(vol, db, *NO_RESCAN)
-        wait_for(lambda: all(d.renders_of(vol / m) == 1 for m in MODELS), timeout=60, what="first renders")
+        wait_for(lambda: all(d.renders_of(vol / m) == 1 for m in MODELS), timeout=120, what="first renders")
         saved = tmp_path / "saved"
         shutil.copytree(vol, saved)  # the volume's content, sidecars included, times kept
         subprocess.run(["umount", str(vol)], check=True)
         if away_s:
-            d.wait_log(f"root {vol} offline: is an empty folder where a volume should be mounted")
+            d.wait_log(f"root {vol} offline: is an empty folder where a volume should be mounted", timeout=LOADED)
             time.sleep(away_s)
             assert set(rows(db).values()) == {ModelStatus.DONE}
         _mount_tmpfs(vol)
         shutil.copytree(saved, vol, dirs_exist_ok=True)
-        d.wait_log(f"root {vol} back online" if away_s else f"file watcher (InotifyObserver) of {vol} stopped")
-        d.wait_log(f"rescan of {vol}")
+        back = f"root {vol} back online" if away_s else f"file watcher (InotifyObserver) of {vol} stopped"
+        d.wait_log(back, timeout=LOADED)
+        d.wait_log(f"rescan of {vol}", timeout=LOADED)
         target = vol / "parts" / "after.stl"
         shutil.copy(EXAMPLES / "gear.stl", target)
-        wait_for(lambda: d.renders_of(target) == 1, timeout=30, what="render from the event")
+        wait_for(lambda: d.renders_of(target) == 1, timeout=60, what="render from the event")
         assert all(d.renders_of(vol / m) == 1 for m in MODELS), "models rendered again on return"
         assert set(rows(db).values()) == {ModelStatus.DONE}
     finally:

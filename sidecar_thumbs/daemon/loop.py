@@ -37,6 +37,7 @@ from sidecar_thumbs.store.lock import DaemonLock
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import ModelRow
 from sidecar_thumbs.units import format_duration, format_rate
+from sidecar_thumbs.work.crashcheck import recheck_after_crash
 from sidecar_thumbs.work.dam_sync import sync_dam
 from sidecar_thumbs.work.executors.local import Executor
 from sidecar_thumbs.work.pipeline import Outcome, Pipeline
@@ -64,6 +65,7 @@ class DaemonConfig:
     poll_interval: float = 60.0  # seconds between polls when polling
     once: bool = False  # burst mode: rescan, render everything pending, exit
     durable: bool = True
+    full_fsync: bool = False
     # When a walk's losses are believed; ``allowed`` (--allow-mass-missing) counts for the start-up scan only.
     guard: MassMissingGuard = field(default_factory=MassMissingGuard)
 
@@ -195,6 +197,7 @@ class Daemon:
                 self.options,
                 timeout=cfg.timeout,
                 durable=cfg.durable,
+                full_fsync=cfg.full_fsync,
                 on_outcome=self._on_outcome,
                 is_gone=self.root_states.is_gone,
                 roots=self.roots,
@@ -436,6 +439,8 @@ class Daemon:
             return
         if removed:
             log.info("removed %d temp files left by an interrupted run", removed)
+        if online:
+            recheck_after_crash(self.db, online)  # we hold the lock: a crash note is a dead writer's
 
     # -- roots: online / offline ----------------------------------------------------------------------
 

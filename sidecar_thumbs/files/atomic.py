@@ -1,8 +1,17 @@
 """Atomic file writes: the reader sees the old file or the new one, never a part.
 
 Pattern as in borg's ``SaveFile``: write a temp file in the same folder (same file system, so the
-rename is atomic), fsync it, ``os.replace`` it over the target, fsync the folder so the rename itself
-is durable; remove the temp file on any error.
+rename is atomic), order its data before the rename, ``os.replace`` it over the target, fsync the folder
+so the rename itself is durable; remove the temp file on any error.
+
+What the order costs (issue 17): a reader must never see a half-written file, so the data must reach
+the disk before the rename does. ``fsync`` guarantees that on Linux; on macOS ``fsync`` only reaches the
+drive's cache and its order is not kept, so there ``F_BARRIERFSYNC`` (an I/O barrier, microseconds)
+orders it. ``F_FULLFSYNC`` (flush the whole drive cache: milliseconds to tens of milliseconds, and
+flushes do not overlap) is only used when ``full=True`` (the ``full_fsync`` setting). A thumbnail can be
+rebuilt: the database commit is the durability point, and a sidecar lost or torn by a power cut is
+found and redrawn by the next scan (:mod:`sidecar_thumbs.work.crashcheck`). The folder fsync may be left to the caller
+(``sync_folder=False``) so that a batch pays one per folder (the pipeline's writer does).
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import os
 import secrets
 import sys
 
-__all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "atomic_write", "fsync_dir", "temp_name_for"]
+__all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "atomic_write", "fsync_dir", "order_fsync", "temp_name_for"]
 
 TEMP_PREFIX = ".sidecar-thumbs-"
 TEMP_SUFFIX = ".tmp"
@@ -30,14 +39,23 @@ def temp_name_for(target_name: str) -> str:
     return f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
 
 
-def _full_fsync(fd: int) -> None:
-    # On macOS fsync() only reaches the drive's cache; F_FULLFSYNC asks the drive to flush it
-    # (python-atomicwrites #6). Fall back to fsync where the file system refuses (SMB, some FUSE).
+# <sys/fcntl.h>: F_BARRIERFSYNC is 85 (Python exposes it from 3.12 on, not in 3.11).
+_F_BARRIERFSYNC = 85
+
+
+def order_fsync(fd: int, *, full: bool = False) -> None:
+    """Make ``fd``'s data reach the disk before anything written after it (a rename).
+
+    macOS: ``F_BARRIERFSYNC`` (or ``F_FULLFSYNC`` with ``full``: the drive flushes its cache; see
+    python-atomicwrites #6); falls back to ``fsync`` where the file system refuses (SMB, some FUSE).
+    Elsewhere ``fsync``, which already orders and flushes.
+    """
     if sys.platform == "darwin":
         import fcntl
 
+        op = fcntl.F_FULLFSYNC if full else getattr(fcntl, "F_BARRIERFSYNC", _F_BARRIERFSYNC)
         try:
-            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+            fcntl.fcntl(fd, op)
             return
         except OSError:
             pass
@@ -58,14 +76,24 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    mode: int = 0o644,
+    durable: bool = True,
+    full: bool = False,
+    sync_folder: bool = True,
+) -> None:
     """Write ``data`` to ``path`` atomically.
 
     Args:
         path: the target file. Its folder must exist.
         data: the complete content.
         mode: permission bits for the new file (before the umask).
-        durable: fsync the file and the folder (the default). Tests may turn it off.
+        durable: order the data before the rename and fsync the folder (the default). Tests may turn it off.
+        full: flush the drive's cache for the data too (macOS ``F_FULLFSYNC``; see :func:`order_fsync`).
+        sync_folder: fsync the folder here; False when the caller fsyncs it once for a batch.
 
     Raises:
         OSError: the write failed; the target is untouched and no temp file is left.
@@ -82,7 +110,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
                 written = os.write(fd, view)
                 view = view[written:]
             if durable:
-                _full_fsync(fd)
+                order_fsync(fd, full=full)
         finally:
             os.close(fd)
         os.replace(tmp, target)
@@ -91,5 +119,5 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if durable:
+    if durable and sync_folder:
         fsync_dir(folder or ".")

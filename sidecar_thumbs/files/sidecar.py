@@ -308,7 +308,9 @@ class SidecarWriteError(ModelError):
     """the sidecar could not be written"""
 
 
-def write_sidecar(model: str | os.PathLike[str], png: bytes, *, durable: bool = True) -> Path:
+def write_sidecar(
+    model: str | os.PathLike[str], png: bytes, *, durable: bool = True, full: bool = False, sync_folder: bool = True
+) -> Path:
     """Write ``png`` as the sidecar of ``model``, atomically. Returns the sidecar's path.
 
     Never replaces a file that we did not write: a foreign file under the sidecar's name (or a
@@ -330,7 +332,7 @@ def write_sidecar(model: str | os.PathLike[str], png: bytes, *, durable: bool = 
     if existing is not None and not existing.ours:
         raise SidecarWriteError(f"{target.name} exists and was not written by sidecar-thumbs; left alone")
     try:
-        atomic_write(target, png, durable=durable)
+        atomic_write(target, png, durable=durable, full=full, sync_folder=sync_folder)
     except PermissionError:
         raise SidecarWriteError("cannot write the sidecar: permission denied (read-only folder?)") from None
     except FileNotFoundError:

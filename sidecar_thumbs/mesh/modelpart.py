@@ -9,7 +9,9 @@ the scanner's i-th mesh, which is how objects find their geometry.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -17,9 +19,17 @@ from sidecar_thumbs.errors import BadModelError
 from sidecar_thumbs.mesh.colors3mf import PartColors, read_part_colors
 from sidecar_thumbs.mesh.opc import parse_xml
 from sidecar_thumbs.mesh.triprops import TriangleProps
-from sidecar_thumbs.mesh.xmlscan import MeshScan, scan_meshes
+from sidecar_thumbs.mesh.xmlscan import MeshScan, numba_available, scan_meshes
 
-__all__ = ["CORE_NAMESPACES", "UNITS", "Component", "ModelPart", "ObjectDef", "parse_model_part"]
+__all__ = [
+    "CORE_NAMESPACES",
+    "UNITS",
+    "Component",
+    "ModelPart",
+    "ObjectDef",
+    "parse_model_part",
+    "parse_model_part_stream",
+]
 
 # The 2015/02 core namespace, and the one of 3MF 0.93 files that lib3mf still reads.
 CORE_NAMESPACES = (
@@ -92,6 +102,33 @@ def parse_model_part(data: bytes, name: str, max_triangles: int, colors: bool = 
     # The scanner refuses any markup declaration (<!DOCTYPE, <!ENTITY) outside comments and CDATA
     # in the whole part, and parse_xml checks the skeleton again before ElementTree sees it.
     meshes = scan_meshes(data, max_triangles, name, want_props=colors)
+    return _structure(data, meshes, name)
+
+
+def parse_model_part_stream(
+    chunks: Iterable[bytes],
+    name: str,
+    max_triangles: int,
+    colors: bool = False,
+    restart: Callable[[], Iterable[bytes]] | None = None,
+) -> ModelPart:
+    """:func:`parse_model_part` from the part's inflated chunks, scanned as they arrive: memory is
+    bounded by the meshes and the markup outside them, not by the XML text (numba kernel; without
+    numba the chunks are joined and parsed whole). ``restart`` yields the chunks again, for the line
+    number of an error."""
+    it = iter(chunks)
+    first = next(it, b"")
+    _check_utf8(first, name)
+    if not numba_available():
+        return parse_model_part(b"".join(chain((first,), it)), name, max_triangles, colors)
+    from sidecar_thumbs.mesh.xmlstream import scan_meshes_stream
+
+    meshes, kept = scan_meshes_stream(chain((first,), it), max_triangles, name, colors, restart=restart)
+    return _structure(kept, meshes, name)
+
+
+def _structure(data: bytes, meshes: MeshScan, name: str) -> ModelPart:
+    # ``data`` is the part, or (streamed) the part without its mesh contents: ``meshes`` points into it.
     root = parse_xml(meshes.skeleton(data), name)
     ns, tag = _split(root.tag)
     if tag != "model" or ns not in CORE_NAMESPACES:

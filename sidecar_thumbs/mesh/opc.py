@@ -13,6 +13,7 @@ import struct
 import types
 import zipfile
 import zlib
+from collections.abc import Iterator
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 
@@ -28,6 +29,8 @@ except ImportError:
 
 _RELS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _CHUNK = 1 << 20
+_STREAM_OUT = 1 << 20  # inflated bytes per streamed chunk: small enough to stay in cache while scanned
+_STREAM_IN = 1 << 16  # compressed bytes fed per call, which bounds the copies of zlib's unconsumed tail
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 
 
@@ -135,11 +138,52 @@ class Package:
             raise BadModelError(f"{self.label} part {info.filename} cannot be read: {exc}") from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _inflate(self, info: zipfile.ZipInfo) -> bytes:
-        # Deflate members (nearly all) are inflated in one call straight from the file's bytes: no
-        # chunk list to join, and zlib-ng when available. Output is capped at the declared size
-        # (itself within the cap), so a member whose sizes lie cannot inflate further; a short or
-        # long stream or a CRC mismatch is corruption, as zipfile would report it.
+    def stream(self, part: str) -> Iterator[bytes]:
+        """Inflate one part in chunks of about 1 MiB, with the same checks as :meth:`read`: the
+        declared and actual sizes against the cap, the size and CRC-32 against the header (checked
+        when the last chunk has been produced, so a consumer must read to the end).
+
+        Raises:
+            BadModelError: the part is missing or its data is corrupt.
+            LimitExceededError: its declared size is above the cap.
+        """
+        info = self.find(part)
+        if info is None:
+            raise BadModelError(f"{self.label} part /{part.lstrip('/')} is missing from the package")
+        if not (info.compress_type == zipfile.ZIP_DEFLATED and not info.flag_bits & 0x1):
+            yield self.read_member(info)  # stored or unusual members: whole, as before
+            return
+        if info.file_size > self.max_member_bytes:
+            raise LimitExceededError(
+                f"{self.label} part {info.filename} inflates to {info.file_size} bytes, "
+                f"more than the limit of {self.max_member_bytes}"
+            )
+        compressed = self._compressed(info)
+        inflater = _inflater.decompressobj(-15)
+        total = crc = 0
+        for at in range(0, max(len(compressed), 1), _STREAM_IN):
+            pending: bytes | memoryview = compressed[at : at + _STREAM_IN]
+            while pending and not inflater.eof:
+                try:
+                    out = inflater.decompress(pending, _STREAM_OUT)
+                except Exception as exc:  # zlib.error, zlib-ng's own error type, MemoryError
+                    raise BadModelError(f"{self.label} part {info.filename} is corrupt: {exc}") from None
+                pending = inflater.unconsumed_tail
+                total += len(out)
+                if total > info.file_size:  # sizes that lie never inflate past the declared size
+                    break
+                crc = _inflater.crc32(out, crc)
+                yield out
+            if inflater.eof or total > info.file_size:
+                break
+        if total != info.file_size or not inflater.eof:
+            raise BadModelError(
+                f"{self.label} part {info.filename} is corrupt: inflates to a different size than declared"
+            )
+        if crc != info.CRC:
+            raise BadModelError(f"{self.label} part {info.filename} is corrupt: bad CRC-32")
+
+    def _compressed(self, info: zipfile.ZipInfo) -> memoryview:
         try:
             sig, name_len, extra_len = _LOCAL_HEADER.unpack_from(self._data, info.header_offset)
         except struct.error:
@@ -147,7 +191,14 @@ class Package:
         if sig != b"PK\x03\x04":
             raise BadModelError(f"{self.label} part {info.filename} is corrupt: bad local header")
         start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
-        compressed = self._data[start : start + info.compress_size]
+        return self._data[start : start + info.compress_size]
+
+    def _inflate(self, info: zipfile.ZipInfo) -> bytes:
+        # Deflate members (nearly all) are inflated in one call straight from the file's bytes: no
+        # chunk list to join, and zlib-ng when available. Output is capped at the declared size
+        # (itself within the cap), so a member whose sizes lie cannot inflate further; a short or
+        # long stream or a CRC mismatch is corruption, as zipfile would report it.
+        compressed = self._compressed(info)
         try:
             inflater = _inflater.decompressobj(-15)
             out = inflater.decompress(compressed, info.file_size + 1)

@@ -17,7 +17,7 @@ import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, EmptyBuildError, LimitExceededError, NoGeometryError
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
-from sidecar_thumbs.mesh.modelpart import ModelPart, parse_model_part
+from sidecar_thumbs.mesh.modelpart import ModelPart, parse_model_part_stream
 from sidecar_thumbs.mesh.opc import Package
 from sidecar_thumbs.mesh.soup import finish_triangles, finite_rows
 
@@ -61,8 +61,10 @@ class _Assembly:
         info = self.package.find(name)
         key = info.filename if info is not None else name
         if key not in self.parts:
-            data = self.package.read(name)
-            self.parts[key] = parse_model_part(data, key, self.limits.max_triangles, self.colors)
+            package = self.package
+            self.parts[key] = parse_model_part_stream(
+                package.stream(name), key, self.limits.max_triangles, self.colors, lambda: package.stream(name)
+            )
         return self.parts[key]
 
     def obj(self, part: ModelPart, oid: int):  # type: ignore[no-untyped-def]
@@ -137,7 +139,9 @@ def _assemble(data: bytes, limits: LoadLimits, colors: bool = False) -> tuple[_A
     root_name = _root_part_name(package)
     if package.find(root_name) is None:
         raise BadModelError(f"3MF root model part /{root_name} is missing from the package")
-    root = parse_model_part(package.read(root_name), root_name, limits.max_triangles, colors)
+    root = parse_model_part_stream(
+        package.stream(root_name), root_name, limits.max_triangles, colors, lambda: package.stream(root_name)
+    )
     if root.build is None:
         raise BadModelError(f"3MF root model part /{root_name} has no <build> element")
     if not root.build:

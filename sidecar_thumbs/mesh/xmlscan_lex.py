@@ -13,6 +13,13 @@ _POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
 _EXACT_MANTISSA = 2**53
 
 
+def _lit(text: bytes) -> np.ndarray:
+    """A literal for the kernels' pattern arguments (see the note in :mod:`xmlscan_numba`)."""
+    out = np.frombuffer(text, np.uint8).copy()
+    out.setflags(write=False)
+    return out
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _is_space(c: int) -> bool:
     return c == 32 or c == 9 or c == 10 or c == 13

@@ -27,7 +27,42 @@ from sidecar_thumbs.mesh.scancodes import (
     ERR_VERTEX_ATTR,
     OK,
 )
-from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _named, _number, _startswith
+from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _lit, _named, _number, _startswith
+from sidecar_thumbs.mesh.xmlscan_state import (
+    _STEP,
+    NEED_MORE,
+    ST_CUT_DEPTH,
+    ST_CUT_START,
+    ST_DEPTH,
+    ST_IN_MESH,
+    ST_NC,
+    ST_NM,
+    ST_NPAINT,
+    ST_NT,
+    ST_NV,
+    ST_RES_DEPTH,
+    ST_RESUME,
+    finish,
+    new_state,
+    reserve,
+)
+
+# Literals as global arrays: numba freezes these into the compiled code, where a bytes literal is
+# allocated again at every evaluation (about 25 ns, which was most of the cost of a short tag).
+_COMMENTOPEN = _lit(b"!--")
+_COMMENTCLOSE = _lit(b"-->")
+_CDATAOPEN = _lit(b"![CDATA[")
+_CDATACLOSE = _lit(b"]]>")
+_PICLOSE = _lit(b"?>")
+_MESH = _lit(b"mesh")
+_VERTEX = _lit(b"vertex")
+_TRIANGLE = _lit(b"triangle")
+_PID = _lit(b"pid")
+_MATERIALID = _lit(b"materialid")
+_PAINTCOLOR = _lit(b"paint_color")
+_MMUSEGMENTATION = _lit(b"mmu_segmentation")
+_RESOURCES = _lit(b"resources")
+_OBJECT = _lit(b"object")
 
 
 @nb.njit(cache=True, nogil=True)
@@ -46,15 +81,17 @@ def _fail(code: int, start: int, end: int):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, nogil=True)
-def _grow(a: np.ndarray, used: int) -> np.ndarray:
-    grown = np.empty((2 * a.shape[0], a.shape[1]), a.dtype)
-    grown[:used] = a[:used]
-    return grown
+def _stop(final, base, n, code, start, end, verts, tris, props, paints, spans, cuts):  # type: ignore[no-untyped-def]
+    # A failure that ran into the end of a non-final buffer may be a construct cut by the chunk
+    # boundary: ask for more (the state still holds the start of that construct).
+    if not final and end >= n:
+        code = NEED_MORE
+    return code, base + start, base + end, verts, tris, props, paints, spans, cuts
 
 
 @nb.njit(cache=True, nogil=True)
 def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore[no-untyped-def]
-    """Scan a model part.
+    """Scan a whole model part.
 
     Returns:
         ``(status, err_start, err_end, vertices, triangles, spans, cuts, props, paints)``. ``vertices`` is float32
@@ -71,51 +108,90 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
         ``buf[err_start:err_end]`` is the offending text.
     """
     n = len(buf)
-    verts = np.empty((max(1024, n // 150), 3), np.float32)
-    tris = np.empty((max(1024, n // 150), 3), np.int32)
-    props = np.empty((max(1024, n // 150) if want_props else 0, 4), np.int32)
-    paints = np.empty((16, 3), np.int64)
-    npaint = 0
-    spans = np.empty((16, 6), np.int64)
-    cuts = np.empty((16, 2), np.int64)
-    nv = 0
-    nt = 0
-    nm = 0
-    nc = 0
-    in_mesh = False
-    depth = 0  # open elements
-    resources_depth = -1  # depth inside <resources>, when open
-    cut_depth = -1  # depth inside the resource being cut, when one is open
-    cut_start = 0
-    i = 0
+    st, verts, tris, props, paints, spans, cuts = new_state(n, want_props)
+    # Steps of a few MiB keep the reserved rows (see reserve) in proportion to a step, not the part.
+    end = 0
     while True:
+        resume = st[ST_RESUME]
+        end = min(n, max(end, resume) + _STEP)
+        verts, tris, props, paints, spans, cuts = reserve(
+            st, end - resume, want_props, verts, tris, props, paints, spans, cuts
+        )
+        status, s, e, verts, tris, props, paints, spans, cuts = scan_step(
+            buf[:end], 0, end == n, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts
+        )
+        if status == OK:
+            break
+        if status != NEED_MORE:
+            return _fail(status, s, e)
+    return finish(st, want_props, verts, tris, props, paints, spans, cuts)
+
+
+@nb.njit(cache=True, nogil=True)
+def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts):  # type: ignore[no-untyped-def]
+    """Scan ``buf`` (the part's bytes from absolute offset ``base``) from where ``st`` left off.
+
+    Offsets written to ``spans``, ``cuts`` and ``paints`` are absolute. Unless ``final``, an error
+    that ran into the end of ``buf`` (a tag, number or comment cut by the chunk boundary) returns
+    ``NEED_MORE`` with the state as it was before that construct: ``st[ST_RESUME]`` is the absolute
+    offset to feed again with more bytes behind it. The arrays must have room for what ``buf``
+    can add (:func:`reserve`). Returns ``(status, err_start, err_end, verts,
+    tris, props, paints, spans, cuts)`` (the arrays may have been reallocated to grow).
+    """
+    n = len(buf)
+    nv = st[ST_NV]
+    nt = st[ST_NT]
+    nm = st[ST_NM]
+    nc = st[ST_NC]
+    npaint = st[ST_NPAINT]
+    in_mesh = st[ST_IN_MESH] != 0
+    depth = st[ST_DEPTH]
+    resources_depth = st[ST_RES_DEPTH]
+    cut_depth = st[ST_CUT_DEPTH]
+    cut_start = st[ST_CUT_START]
+    i = st[ST_RESUME] - base
+    lt = i
+    while True:
+        # Every construct starts here with the state consistent: a cut one resumes from this point.
+        st[ST_NV] = nv
+        st[ST_NT] = nt
+        st[ST_NM] = nm
+        st[ST_NC] = nc
+        st[ST_NPAINT] = npaint
+        st[ST_IN_MESH] = 1 if in_mesh else 0
+        st[ST_DEPTH] = depth
+        st[ST_RES_DEPTH] = resources_depth
+        st[ST_CUT_DEPTH] = cut_depth
+        st[ST_CUT_START] = cut_start
+        st[ST_RESUME] = base + i
         while i < n and buf[i] != 60:  # <
             i += 1
         if i >= n:
+            st[ST_RESUME] = base + n
             break
         lt = i
         i += 1
         if i >= n:
-            return _fail(ERR_MARKUP, lt, n)
+            return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
         c = buf[i]
         if c == 33:  # !
-            if _startswith(buf, i, b"!--"):
-                j = _find(buf, i + 3, b"-->")
+            if _startswith(buf, i, _COMMENTOPEN):
+                j = _find(buf, i + 3, _COMMENTCLOSE)
                 if j < 0:
-                    return _fail(ERR_MARKUP, lt, n)
+                    return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
                 i = j + 3
                 continue
-            if _startswith(buf, i, b"![CDATA["):
-                j = _find(buf, i + 8, b"]]>")
+            if _startswith(buf, i, _CDATAOPEN):
+                j = _find(buf, i + 8, _CDATACLOSE)
                 if j < 0:
-                    return _fail(ERR_MARKUP, lt, n)
+                    return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
                 i = j + 3
                 continue
-            return _fail(ERR_DTD, lt, min(n, lt + 9))
+            return _stop(final, base, n, ERR_DTD, lt, min(n, lt + 9), verts, tris, props, paints, spans, cuts)
         if c == 63:  # ?
-            j = _find(buf, i + 1, b"?>")
+            j = _find(buf, i + 1, _PICLOSE)
             if j < 0:
-                return _fail(ERR_MARKUP, lt, n)
+                return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
             i = j + 2
             continue
         closing = c == 47  # /
@@ -131,44 +207,42 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
                 local = i + 1
             i += 1
         if i == name_start or i >= n or buf[i] == 60:
-            return _fail(ERR_MARKUP, lt, min(n, i + 1))
+            return _stop(final, base, n, ERR_MARKUP, lt, min(n, i + 1), verts, tris, props, paints, spans, cuts)
         ln = i - local
         kind = 0
-        if _named(buf, local, ln, b"mesh"):
+        if _named(buf, local, ln, _MESH):
             kind = 1
-        elif in_mesh and _named(buf, local, ln, b"vertex"):
+        elif in_mesh and _named(buf, local, ln, _VERTEX):
             kind = 2
-        elif in_mesh and _named(buf, local, ln, b"triangle"):
+        elif in_mesh and _named(buf, local, ln, _TRIANGLE):
             kind = 3
         if closing:
             while i < n and _is_space(buf[i]):
                 i += 1
             if i >= n or buf[i] != 62:
-                return _fail(ERR_MARKUP, lt, min(n, i + 1))
+                return _stop(final, base, n, ERR_MARKUP, lt, min(n, i + 1), verts, tris, props, paints, spans, cuts)
             i += 1
             depth -= 1
             if depth < 0:
-                return _fail(ERR_MARKUP, lt, i)
+                return _stop(final, base, n, ERR_MARKUP, lt, i, verts, tris, props, paints, spans, cuts)
             if depth == cut_depth:
-                if nc >= cuts.shape[0]:
-                    cuts = _grow(cuts, nc)
                 cuts[nc, 0] = cut_start
-                cuts[nc, 1] = lt
+                cuts[nc, 1] = base + lt
                 nc += 1
                 cut_depth = -1
             if depth == resources_depth - 1:
                 resources_depth = -1
             if kind == 1:
                 if not in_mesh:
-                    return _fail(ERR_NESTING, lt, i)
+                    return _stop(final, base, n, ERR_NESTING, lt, i, verts, tris, props, paints, spans, cuts)
                 in_mesh = False
-                spans[nm - 1, 1] = lt
+                spans[nm - 1, 1] = base + lt
                 spans[nm - 1, 3] = nv
                 spans[nm - 1, 5] = nt
                 count = nv - spans[nm - 1, 2]
                 for k in range(spans[nm - 1, 4], nt):
                     if tris[k, 0] >= count or tris[k, 1] >= count or tris[k, 2] >= count:
-                        return _fail(ERR_RANGE, lt, i)
+                        return _stop(final, base, n, ERR_RANGE, lt, i, verts, tris, props, paints, spans, cuts)
             continue
         # Attributes of a start tag.
         x = 0.0
@@ -190,7 +264,7 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
             while i < n and _is_space(buf[i]):
                 i += 1
             if i >= n:
-                return _fail(ERR_MARKUP, lt, n)
+                return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
             c = buf[i]
             if c == 62:
                 i += 1
@@ -200,7 +274,7 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
                     i += 2
                     self_closing = True
                     break
-                return _fail(ERR_MARKUP, lt, i + 1)
+                return _stop(final, base, n, ERR_MARKUP, lt, i + 1, verts, tris, props, paints, spans, cuts)
             an = i
             while i < n:
                 c = buf[i]
@@ -211,12 +285,12 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
             while i < n and _is_space(buf[i]):
                 i += 1
             if ae == an or i >= n or buf[i] != 61:  # =
-                return _fail(ERR_MARKUP, lt, min(n, i + 1))
+                return _stop(final, base, n, ERR_MARKUP, lt, min(n, i + 1), verts, tris, props, paints, spans, cuts)
             i += 1
             while i < n and _is_space(buf[i]):
                 i += 1
             if i >= n or (buf[i] != 34 and buf[i] != 39):  # " '
-                return _fail(ERR_MARKUP, lt, min(n, i + 1))
+                return _stop(final, base, n, ERR_MARKUP, lt, min(n, i + 1), verts, tris, props, paints, spans, cuts)
             q = buf[i]
             i += 1
             vs = i
@@ -230,11 +304,11 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
                 for k in range(an, ae):
                     if buf[k] == 58:
                         al = k + 1
-                if _named(buf, an, ae - an, b"pid") or _named(buf, an, ae - an, b"materialid"):
+                if _named(buf, an, ae - an, _PID) or _named(buf, an, ae - an, _MATERIALID):
                     target = 7
                 elif ae - an == 2 and buf[an] == 112 and 49 <= buf[an + 1] <= 51:  # p1 p2 p3
                     target = buf[an + 1] - 41
-                elif _named(buf, al, ae - al, b"paint_color") or _named(buf, al, ae - al, b"mmu_segmentation"):
+                elif _named(buf, al, ae - al, _PAINTCOLOR) or _named(buf, al, ae - al, _MMUSEGMENTATION):
                     target = 11
             if target >= 7:
                 # Colour attributes never fail a model: a bad value is just "no property".
@@ -254,11 +328,9 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
                     while j < n and buf[j] != q:
                         j += 1
                     if j > vs:
-                        if npaint >= paints.shape[0]:
-                            paints = _grow(paints, npaint)
                         paints[npaint, 0] = nt
-                        paints[npaint, 1] = vs
-                        paints[npaint, 2] = j
+                        paints[npaint, 1] = base + vs
+                        paints[npaint, 2] = base + j
                         npaint += 1
                 target = 0
             elif target != 0:
@@ -287,35 +359,29 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
                     continue
             while i < n and buf[i] != q:
                 if buf[i] == 60:
-                    return _fail(ERR_MARKUP, lt, i + 1)
+                    return _stop(final, base, n, ERR_MARKUP, lt, i + 1, verts, tris, props, paints, spans, cuts)
                 i += 1
             if i >= n:
-                return _fail(ERR_MARKUP, lt, n)
+                return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
             if target != 0:
-                return _fail(code, vs, i)
+                return _stop(final, base, n, code, vs, i, verts, tris, props, paints, spans, cuts)
             i += 1
         if kind == 2:
             if seen != 7:
-                return _fail(ERR_VERTEX_ATTR, lt, i)
-            if nv >= verts.shape[0]:
-                verts = _grow(verts, nv)
+                return _stop(final, base, n, ERR_VERTEX_ATTR, lt, i, verts, tris, props, paints, spans, cuts)
             verts[nv, 0] = x
             verts[nv, 1] = y
             verts[nv, 2] = z
             nv += 1
         elif kind == 3:
             if seen != 7:
-                return _fail(ERR_TRIANGLE_ATTR, lt, i)
+                return _stop(final, base, n, ERR_TRIANGLE_ATTR, lt, i, verts, tris, props, paints, spans, cuts)
             if nt >= max_triangles:
-                return _fail(ERR_LIMIT, lt, i)
-            if nt >= tris.shape[0]:
-                tris = _grow(tris, nt)
+                return _stop(final, base, n, ERR_LIMIT, lt, i, verts, tris, props, paints, spans, cuts)
             tris[nt, 0] = i1
             tris[nt, 1] = i2
             tris[nt, 2] = i3
             if want_props:
-                if nt >= props.shape[0]:
-                    props = _grow(props, nt)
                 props[nt, 0] = pr0
                 props[nt, 1] = pr1
                 props[nt, 2] = pr2
@@ -323,12 +389,10 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
             nt += 1
         elif kind == 1:
             if in_mesh:
-                return _fail(ERR_NESTING, lt, i)
+                return _stop(final, base, n, ERR_NESTING, lt, i, verts, tris, props, paints, spans, cuts)
             cut_depth = -1  # a mesh outside an object (invalid) keeps its resource in the skeleton
-            if nm >= spans.shape[0]:
-                spans = _grow(spans, nm)
-            spans[nm, 0] = i
-            spans[nm, 1] = i
+            spans[nm, 0] = base + i
+            spans[nm, 1] = base + i
             spans[nm, 2] = nv
             spans[nm, 3] = nv
             spans[nm, 4] = nt
@@ -336,23 +400,16 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
             nm += 1
             in_mesh = not self_closing
         if not self_closing:
-            if _named(buf, local, ln, b"resources"):
+            if _named(buf, local, ln, _RESOURCES):
                 resources_depth = depth + 1
-            elif depth == resources_depth and cut_depth < 0 and not _named(buf, local, ln, b"object"):
+            elif depth == resources_depth and cut_depth < 0 and not _named(buf, local, ln, _OBJECT):
                 cut_depth = depth
-                cut_start = i
+                cut_start = base + i
             depth += 1
+    if not final:
+        return NEED_MORE, 0, 0, verts, tris, props, paints, spans, cuts
     if in_mesh or depth != 0:
-        return _fail(ERR_NESTING if in_mesh else ERR_MARKUP, n, n)
-    # Copies release the over-allocated growth buffers.
-    return (
-        OK,
-        0,
-        0,
-        verts[:nv].copy(),
-        tris[:nt].copy(),
-        spans[:nm].copy(),
-        cuts[:nc].copy(),
-        props[: nt if want_props else 0].copy(),
-        paints[:npaint].copy(),
-    )
+        return _stop(
+            final, base, n, ERR_NESTING if in_mesh else ERR_MARKUP, n, n, verts, tris, props, paints, spans, cuts
+        )
+    return OK, 0, 0, verts, tris, props, paints, spans, cuts

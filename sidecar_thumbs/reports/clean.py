@@ -109,6 +109,8 @@ def clean(
     for root in roots:
         for folder, files in _walk(root):
             for name in files:
+                if not name.startswith("."):
+                    continue  # a model or a foreign file: every name of ours (sidecar, temp, probe) starts with "."
                 if is_appledouble_twin(name):
                     continue  # an SMB client's `._` file beside one of ours: not ours to judge or remove
                 path = os.path.join(folder, name)

@@ -162,6 +162,9 @@ class Settings:
         factory=default_workers, default_doc="the number of CPUs",
     )  # fmt: skip
     batch_size: int = _setting(200, "Files handed out per sweep", "Work", _between(1))
+    full_fsync: bool = _setting(
+        False, "Flush the drive's cache for every sidecar (macOS F_FULLFSYNC); off: ordered writes only", "Work"
+    )
     timeout: float = _setting(300.0, "Seconds one file may take before its worker is killed", "Work", _between(0.001))
     max_tasks_per_worker: int = _setting(
         500,

@@ -204,6 +204,65 @@ class StateDB(SQLiteDB):
             out[p] = PlanRow(p, size, mtime_ns, hash_, statuses[status], has_thumb == 1, transient == 1, next_at)
         return out
 
+    def plan_rows_differing(
+        self, roots: Sequence[str], walk: Sequence[tuple[str, int, int, bool | None]]
+    ) -> tuple[dict[str, PlanRow], set[str]]:
+        """Compare a walk with the rows under ``roots`` in SQL; only what differs comes back.
+
+        A no-op rescan of 34k files used to load every row into Python (half its time). Here the walk
+        ``(path, size, mtime_ns, has_sidecar)`` goes into a temporary table joined with ``st_models``.
+
+        Returns:
+            (rows that need a look, by path: those of walked paths that are not plainly unchanged —
+            a moved stat, no hash, not done, no thumbnail, a sidecar the walk did not list — and every
+            row under ``roots`` the walk did not see; the walked paths that have no row at all).
+            A walked path in neither is unchanged, done, with its sidecar listed.
+        """
+        statuses = _STATUSES
+        where, params = _roots_clause(roots)
+        conn = self._conn
+        try:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS st_walk (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+                " listed INTEGER) WITHOUT ROWID"
+            )
+            conn.execute("BEGIN")  # deferred: the temp table's writes take no lock on the database
+            try:
+                conn.execute("DELETE FROM st_walk")
+                conn.executemany(
+                    "INSERT OR IGNORE INTO st_walk VALUES (?, ?, ?, ?)",
+                    [
+                        (_path_to_db(p), size, mtime, None if listed is None else int(listed))
+                        for p, size, mtime, listed in walk
+                    ],
+                )
+                cols = ", ".join(f"m.{c.strip()}" for c in _PLAN_COLUMNS.split(","))
+                differing = conn.execute(
+                    f"SELECT {cols} FROM st_walk w JOIN st_models m ON m.path = w.path WHERE NOT ("
+                    " m.size IS w.size AND m.mtime_ns IS w.mtime_ns AND m.hash IS NOT NULL"
+                    " AND m.status = 'done' AND m.has_thumbnail = 1 AND w.listed IS 1)"
+                ).fetchall()
+                unseen = conn.execute(
+                    f"SELECT {_PLAN_COLUMNS} FROM st_models m WHERE ({where})"
+                    " AND NOT EXISTS (SELECT 1 FROM st_walk w WHERE w.path = m.path)",
+                    params,
+                ).fetchall()
+                new = conn.execute(
+                    "SELECT w.path FROM st_walk w WHERE NOT EXISTS (SELECT 1 FROM st_models m WHERE m.path = w.path)"
+                ).fetchall()
+                conn.execute("DELETE FROM st_walk")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        out: dict[str, PlanRow] = {}
+        for path, size, mtime_ns, hash_, status, has_thumb, transient, next_at in (*differing, *unseen):
+            p = _path_from_db(path)
+            out[p] = PlanRow(p, size, mtime_ns, hash_, statuses[status], has_thumb == 1, transient == 1, next_at)
+        return out, {_path_from_db(p) for (p,) in new}
+
     def _rows_under(self, columns: str, roots: Sequence[str] | None) -> list[tuple]:  # type: ignore[type-arg]
         if roots is None:
             return self._read(f"SELECT {columns} FROM st_models")
@@ -219,6 +278,15 @@ class StateDB(SQLiteDB):
             source = "st_models NOT INDEXED" if in_range * 3 > total else "st_models"
             out.extend(self._read(f"SELECT {columns} FROM {source} WHERE {where}", params))
         return out
+
+    def done_since(self, since: float, roots: Sequence[str]) -> list[ModelRow]:
+        """Rows under ``roots`` given a sidecar at or after ``since`` (epoch seconds): the crash check."""
+        where, params = _roots_clause(roots)
+        sql = (
+            f"SELECT {_COLUMNS} FROM st_models WHERE status = 'done' AND has_thumbnail = 1"
+            f" AND rendered_at >= ? AND ({where})"
+        )
+        return [_row(t) for t in self._read(sql, [since, *params])]
 
     def counts(self) -> dict[ModelStatus, int]:
         """Number of rows in each status (every status present, zero when none)."""

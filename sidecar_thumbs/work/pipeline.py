@@ -1,9 +1,11 @@
 """Run claimed rows through the executor and commit the results.
 
 The coordinator is the only writer: workers return PNG bytes; here a small thread pool writes the
-sidecars atomically (an fsync of file and folder costs 0.3 ms on a quiet disk and far more on a busy
-share, so it must not stall the hand-out of the next job), and the outcomes are recorded in the state
-database in batches (one short ``BEGIN IMMEDIATE`` transaction per batch).
+sidecars atomically (an fsync of the file costs 0.3 ms on a quiet disk and far more on a busy share,
+so it must not stall the hand-out of the next job), and the outcomes are recorded in the state
+database in batches (one short ``BEGIN IMMEDIATE`` transaction per batch). Each folder written to is
+fsynced once per batch, just before the batch is committed: the commit is the durability point
+(:mod:`.crashcheck` redraws what a crash lost).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from enum import StrEnum
 from typing import Any
 
 from sidecar_thumbs.errors import DatabaseLockedError, ModelError
+from sidecar_thumbs.files.atomic import fsync_dir
 from sidecar_thumbs.files.fingerprint import hash_file
 from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 from sidecar_thumbs.files.sidecar import write_sidecar
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, ModelRow, RenderDone, RenderFailed, ThumbSource
+from sidecar_thumbs.work.crashcheck import close_writes, open_writes
 from sidecar_thumbs.work.executors.local import Executor, result_of
 from sidecar_thumbs.work.jobs import RenderJob, RenderResult
 
@@ -89,7 +93,9 @@ class Pipeline:
         executor: where jobs run.
         options: what the thumbnails look like.
         timeout: the per-file limit, for messages (the executor enforces it).
-        durable: fsync sidecars (tests may switch it off).
+        durable: order sidecar writes and fsync their folders (tests may switch it off).
+        full_fsync: flush the drive's cache for every sidecar (macOS ``F_FULLFSYNC``; the
+            ``full_fsync`` setting), instead of ordering the write only.
         on_outcome: called in the calling thread for every finished model.
         roots: the library roots: a model that became a symlink out of them (or a FIFO) after its
             worker read it gets no sidecar; its row is marked missing (the walker's rule).
@@ -103,6 +109,7 @@ class Pipeline:
         *,
         timeout: float | None = None,
         durable: bool = True,
+        full_fsync: bool = False,
         writer_threads: int = 4,
         on_outcome: Callable[[Outcome], None] | None = None,
         map_path: Callable[[str], str] | None = None,
@@ -115,6 +122,11 @@ class Pipeline:
         self.options = options
         self.timeout = timeout
         self.durable = durable
+        self.full_fsync = full_fsync
+        # Folders given a sidecar since the last commit: fsynced once each before it (writer threads add).
+        self._folders: set[str] = set()
+        self._folders_lock = threading.Lock()
+        self._writes_noted = False
         self.on_outcome = on_outcome
         self.map_path = map_path or (lambda p: p)
         # Whether a model that cannot be found was deleted (its row becomes missing) or only cannot be
@@ -136,8 +148,22 @@ class Pipeline:
         self._claimed: dict[str, ModelRow] = {}
 
     def close(self) -> None:
-        """Wait for sidecar writes in progress and stop the writer threads."""
+        """Wait for sidecar writes in progress and stop the writer threads; when every result is
+        committed, clear the crash note (:mod:`.crashcheck`)."""
         self._writers.shutdown(wait=True)
+        if self._writes_noted and not self.pending_commits and not self._claimed:
+            self._sync_folders()
+            try:
+                close_writes(self.db)
+                self._writes_noted = False
+            except DatabaseLockedError:
+                pass  # the note stays: the next coordinator checks the recent sidecars, no harm done
+
+    def _sync_folders(self) -> None:
+        with self._folders_lock:
+            folders, self._folders = self._folders, set()
+        for folder in folders:
+            fsync_dir(folder)
 
     # -- incremental interface (the daemon's loop) -----------------------------------------------
 
@@ -156,6 +182,9 @@ class Pipeline:
 
     def submit(self, row: ModelRow) -> None:
         """Start rendering one claimed row."""
+        if not self._writes_noted:
+            open_writes(self.db)
+            self._writes_noted = True
         self._claimed[row.path] = row
         job = RenderJob(self.map_path(row.path), self.options)
         self._renders[self.executor.submit(job)] = (row, job)
@@ -330,7 +359,7 @@ class Pipeline:
                 FileState(path, st.st_size, st.st_mtime_ns, None, needs_render=True)
             ]
         try:
-            write_sidecar(path, result.png, durable=self.durable)
+            written = write_sidecar(path, result.png, durable=self.durable, full=self.full_fsync, sync_folder=False)
         except ModelError as exc:
             failed: list[_Record] = []
             if row.hash is None:
@@ -356,6 +385,9 @@ class Pipeline:
                 result.render_ms,
             )
         )
+        if self.durable:
+            with self._folders_lock:
+                self._folders.add(os.fspath(written.parent))
         return Outcome(path, OutcomeKind.DONE, source=result.source, render_ms=result.render_ms), records
 
     def _vanished(self, path: str) -> tuple[Outcome, list[_Record]]:
@@ -385,6 +417,8 @@ class Pipeline:
         database locked beyond every retry, the outcomes stay queued here and the next flush tries
         again: a long lock delays results, it never loses them (the sidecars are already on disk)."""
         self._last_flush = time.monotonic()
+        if self._done:
+            self._sync_folders()  # the renames reach the disk before the rows that promise them
         steps: list[tuple[str, Callable[[list[Any]], object]]] = [
             ("_requeue", self.db.upsert_files),
             ("_done", self.db.record_done),

@@ -40,6 +40,7 @@ from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, ModelStatus, PlanRow, RenderDone, ThumbSource
+from sidecar_thumbs.work.crashcheck import recheck_after_crash, writes_left_open
 from sidecar_thumbs.work.executors.local import Executor
 from sidecar_thumbs.work.pipeline import ClaimSource, Outcome, Pipeline
 
@@ -338,7 +339,9 @@ def reconcile(
             ``roots`` should then be in their on-disk spelling (``volumes.roots``, or folders below them).
 
     Returns:
-        (the plan, the rows as they were before, how many model files were found, the offline roots).
+        (the plan, the rows as they were before that needed a look — with ``force`` every row under the
+        walked roots; otherwise those :meth:`~.state.StateDB.plan_rows_differing` returns, which include
+        every row not done —, how many model files were found, the offline roots).
     """
     problems = problems if problems is not None else []
     guard = guard or MassMissingGuard()
@@ -352,18 +355,29 @@ def reconcile(
     walked: list[tuple[str, int, int]] = []  # (root, models found, rows present before)
     offline: list[RootState] = []
     for root in canonical_roots(roots):
-        under = db.plan_rows_under([root])
-        known = present_by_root(under, [root]).get(root, 0)
+        under = db.plan_rows_under([root]) if force else None
+        known = present_by_root(under, [root]).get(root, 0) if under is not None else db.present_under(root)
         state = check_root(root, known=0 if guard.allowed else known)
         if not state.online:
             offline.append(state)
             continue
         before = len(found)
         found.extend(iter_model_files([root], on_problem=problems.append, volumes=volumes))
-        rows.update(under)
+        if under is not None:
+            rows.update(under)
         walked.append((root, len(found) - before, known))
     if strict and offline:
         raise offline_error(offline)
+    unchanged = 0
+    if not force and walked:
+        # The comparison in SQL (issue 17): only rows that differ from the walk come back; a found file
+        # with neither a differing row nor none at all is unchanged, done, its sidecar listed.
+        walk = [(f.path, f.size, f.mtime_ns, f.has_sidecar) for f in found]
+        rows, new_paths = db.plan_rows_differing([w[0] for w in walked], walk)
+        look = [f for f in found if f.path in rows or f.path in new_paths]
+        unchanged, found_all, found = len(found) - len(look), found, look
+    else:
+        found_all = found
     plan = plan_changes(
         found,
         rows,
@@ -372,6 +386,8 @@ def reconcile(
         hasher=functools.partial(hash_file, max_bytes=max_bytes),
         volumes=volumes,
     )
+    plan.unchanged += unchanged
+    found = found_all
     gone: dict[str, list[str]] = {}
     for p in plan.missing:
         gone.setdefault(root_of(p, [w[0] for w in walked]) or "", []).append(p)
@@ -409,6 +425,7 @@ def scan(
     force: bool = False,
     retry_failed: bool = False,
     durable: bool = True,
+    full_fsync: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_plan: Callable[[Plan, int], None] | None = None,
     stop: threading.Event | None = None,
@@ -431,7 +448,9 @@ def scan(
         guard: when a walk's losses are believed; a root found offline raises
             :class:`~.errors.RootOfflineError` and nothing is written.
         holds_lock: the caller holds the coordinator lock: temp files of a killed writer are removed
-            first, whatever their age (no one else writes sidecars now).
+            first, whatever their age (no one else writes sidecars now), and if that writer did not stop
+            cleanly, the sidecars it committed are checked (:mod:`.crashcheck`).
+        full_fsync: flush the drive's cache for every sidecar (see :class:`~.pipeline.Pipeline`).
         volumes: how the roots' volumes compare names (default: probed now, see :mod:`.pathcanon`).
 
     Ctrl-C (KeyboardInterrupt) is safe at any moment: sidecar writes are atomic, finished results
@@ -452,7 +471,9 @@ def scan(
     if holds_lock and not mark_only:
         from sidecar_thumbs.reports.clean import clean
 
-        summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
+        if writes_left_open(db):  # temp files are left only by a writer killed mid-write: else no second walk
+            summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
+        recheck_after_crash(db, roots)  # torn sidecars become pending rows, which the plan queues
     plan, rows, found, _ = reconcile(
         roots, db, force=force, problems=summary.problems, guard=guard, strict=True,
         max_bytes=options.limits.max_file_bytes, volumes=volumes,
@@ -500,6 +521,7 @@ def scan(
         options,
         timeout=timeout,
         durable=durable,
+        full_fsync=full_fsync,
         on_outcome=on_outcome,
         is_gone=functools.partial(model_is_gone, identities=identities),
         roots=roots,
