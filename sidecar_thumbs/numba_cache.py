@@ -45,19 +45,22 @@ def import_kernel(module: str) -> ModuleType | None:
 def is_cold() -> bool:
     """Whether the renderer's kernels are not compiled yet (the first render will take ~30 s).
 
-    Looks for numba's index files of ``render/kernel_numba.py`` where numba keeps them: the cache
-    folder's subfolder ``<folder name>_<sha1 of the folder's absolute path>`` (numba's rule for a
-    user-provided cache dir, ``_CacheLocator.get_suitable_cache_subpath``), or ``__pycache__``
-    beside the module. Cheap: no numba import. False when numba is not installed (numpy renders).
+    Looks for numba's index files of ``render/kernel_numba.py`` where numba keeps them: with a cache
+    folder set (ours, or ``NUMBA_CACHE_DIR``), only in its subfolder ``<folder name>_<sha1 of the
+    folder's absolute path>`` (numba's rule for a user-provided cache dir,
+    ``_CacheLocator.get_suitable_cache_subpath``; ``__pycache__`` is then never used); without one
+    (numba was imported before :func:`configure`), in ``__pycache__`` beside the module. Cheap: no
+    numba import. False when numba is not installed (numpy renders).
     """
     if importlib.util.find_spec("numba") is None:
         return False
     configure()
     render_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "render")
-    places = [os.path.join(render_dir, "__pycache__")]
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        sub = f"render_{hashlib.sha1(render_dir.encode()).hexdigest()}"
-        places.append(os.path.join(os.environ["NUMBA_CACHE_DIR"], sub))
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if cache_dir:
+        places = [os.path.join(cache_dir, f"render_{hashlib.sha1(render_dir.encode()).hexdigest()}")]
+    else:
+        places = [os.path.join(render_dir, "__pycache__")]
     for place in places:
         try:
             names = os.listdir(place)

@@ -241,6 +241,13 @@ def test_render_names_each_sidecar_and_quiet_silences_it(cwd: Path, lib: Path) -
     assert q.exit_code == 0 and q.stdout == ""
 
 
+def test_a_warm_renderer_cache_is_not_announced(cwd: Path, lib: Path) -> None:
+    pytest.importorskip("numba")
+    invoke("render", lib / "block.stl")  # compiles the kernels into the cache if nothing did yet
+    again = invoke("render", lib / "block.stl", "--renderer", "numba")
+    assert again.exit_code == 0 and COMPILE_NOTICE not in again.stderr
+
+
 @pytest.mark.integration
 def test_a_cold_renderer_cache_is_announced_once(cwd: Path, lib: Path, tmp_path: Path) -> None:
     # Only the announcement is tested here: a missing file fails before anything is compiled.
