@@ -53,8 +53,6 @@ _SIG_RASTER = types.none(
     types.float64,
     types.int64,
     types.int64,
-    types.int64,
-    types.int64,
     _VEC,
     _VEC,
     _COLS,
@@ -174,18 +172,14 @@ def _raster(
     ambient: float,
     key: float,
     fill: float,
-    wx0: int,
-    wy0: int,
-    wx1: int,
-    wy1: int,
+    ws: int,
+    hs: int,
     zbuf: np.ndarray,
     sbuf: np.ndarray,
     cols: np.ndarray,
     blend: bool,
     cbuf: np.ndarray,
 ) -> None:
-    # The buffers hold only the window [wx0, wx1) x [wy0, wy1) of the sample grid (camera.sample_window):
-    # every corner projects inside it, so clipping to it instead of the screen changes no sample.
     # A coloured model also records, per sample, the colour of the triangle that drew it (blended
     # from its corners' colours when ``blend``). The branch is the same for every triangle, so an
     # uncoloured model pays nothing measurable for it.
@@ -199,8 +193,7 @@ def _raster(
     third = np.float32(1.0 / 3.0)
     eps = np.float32(-1e-4)
     one, half = np.float32(1.0), np.float32(0.5)
-    fx0, fy0, fws, fhs = np.float32(wx0), np.float32(wy0), np.float32(wx1), np.float32(wy1)
-    ww = wx1 - wx0
+    fws, fhs = np.float32(ws), np.float32(hs)
     for i in range(t.shape[0]):
         dx, dy, dz = t[i, 0] - ox, t[i, 1] - oy, t[i, 2] - oz
         X0 = m00 * dx + m01 * dy + m02 * dz + tx
@@ -249,8 +242,8 @@ def _raster(
                 cy = (Y0 + Y1 + Y2) * third
                 sx, sy = int(cx), int(cy)
                 write = cx >= 0.0 and cy >= 0.0
-            if write and wx0 <= sx < wx1 and wy0 <= sy < wy1:
-                k = (sy - wy0) * ww + sx - wx0
+            if write and 0 <= sx < ws and 0 <= sy < hs:
+                k = sy * ws + sx
                 zc = (Z0 + Z1 + Z2) * third
                 if zc >= zbuf[k]:  # shade only now: most of these are hidden
                     zbuf[k] = zc
@@ -287,8 +280,8 @@ def _raster(
                 f = np.float32(st) * inv_n
                 lx = pax + dlx * f
                 ly = pay + dly * f
-                if lx >= fx0 and ly >= fy0 and lx < fws and ly < fhs:
-                    k = (int(ly) - wy0) * ww + int(lx) - wx0
+                if lx >= 0.0 and ly >= 0.0 and lx < fws and ly < fhs:
+                    k = int(ly) * ws + int(lx)
                     z = paz + dlz * f
                     if z >= zbuf[k]:
                         zbuf[k] = z
@@ -301,10 +294,10 @@ def _raster(
             continue
         if mz == 0.0:
             continue
-        x0 = max(x0, wx0)
-        x1 = min(x1, wx1 - 1)
-        y0 = max(y0, wy0)
-        y1 = min(y1, wy1 - 1)
+        x0 = max(x0, 0)
+        x1 = min(x1, ws - 1)
+        y0 = max(y0, 0)
+        y1 = min(y1, hs - 1)
         inv = one / mz
         e0x, e0y = X2 - X1, Y2 - Y1
         e1x, e1y = X0 - X2, Y0 - Y2
@@ -319,7 +312,7 @@ def _raster(
             fy = np.float32(py) + half
             r0 = e0x * (fy - Y1)
             r1 = e1x * (fy - Y2)
-            row = (py - wy0) * ww - wx0
+            row = py * ws
             xa = x0
             if wide:
                 a0 = (r0 + e0y * X1) * inv
@@ -460,7 +453,7 @@ def render(
     Returns:
         RGBA uint8 (screen_size, screen_size, 4), straight alpha, or ``None`` if nothing is drawable.
     """
-    from sidecar_thumbs.render.camera import fit_to_screen, sample_window
+    from sidecar_thumbs.render.camera import fit_to_screen
 
     t = triangles
     first = _first_finite(t)
@@ -472,14 +465,12 @@ def render(
         return None
     ws = hs = screen_size * supersample
     xf: ScreenTransform = fit_to_screen((xlo, xhi, ylo, yhi), origin, ws, hs, margin)
-    wx0, wy0, wx1, wy1 = sample_window(xf, (xlo, xhi, ylo, yhi), ws, hs, supersample)
-    win = (wy1 - wy0, wx1 - wx0)
-    zbuf = np.full(win, EMPTY_DEPTH, dtype=np.float32)
-    sbuf = np.zeros(win, dtype=np.float32)
+    zbuf = np.full((hs, ws), EMPTY_DEPTH, dtype=np.float32)
+    sbuf = np.zeros((hs, ws), dtype=np.float32)
     colored = colors is not None and colors.shape[0] == t.shape[0]
     cols = colors if colored and colors is not None else _NO_COLORS
     blend = bool(colored and cols.shape[1] == 3)
-    cbuf = np.zeros(win if colored else (1, 1), dtype=np.int32)
+    cbuf = np.zeros((hs, ws) if colored else (1, 1), dtype=np.int32)
     _raster(
         t,
         xf.origin,
@@ -489,10 +480,8 @@ def render(
         shading.ambient,
         shading.key,
         shading.fill,
-        wx0,
-        wy0,
-        wx1,
-        wy1,
+        ws,
+        hs,
         zbuf.reshape(-1),
         sbuf.reshape(-1),
         cols,
@@ -500,9 +489,6 @@ def render(
         cbuf.reshape(-1),
     )
     out = np.zeros((screen_size, screen_size, 4), dtype=np.uint8)
-    ss = supersample
-    # Outside the window every sample is empty: resolving only the window gives the same pixels.
-    part = np.zeros((win[0] // ss, win[1] // ss, 4), dtype=np.uint8)
     _resolve(
         zbuf,
         sbuf,
@@ -513,7 +499,6 @@ def render(
         shading.depth_cue,
         shading.edge_darken,
         shading.edge_depth_jump,
-        part,
+        out,
     )
-    out[wy0 // ss : wy1 // ss, wx0 // ss : wx1 // ss] = part
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sidecar_thumbs.render.camera import EMPTY_DEPTH, VIEW_XY, Shading, fit_to_screen, sample_window
+from sidecar_thumbs.render.camera import EMPTY_DEPTH, VIEW_XY, Shading, fit_to_screen
 
 _BATCH_SAMPLES = 1 << 18  # candidate samples per dense batch in the area walk (bounds memory)
 _F = np.float32
@@ -337,17 +337,8 @@ def _render(
             return None
         x, y = x[:, ok], y[:, ok]
     ws = hs = screen_size * supersample
-    extents = (x.min(), x.max(), y.min(), y.max())
-    xf = fit_to_screen(extents, origin, ws, hs, margin)
+    xf = fit_to_screen((x.min(), x.max(), y.min(), y.max()), origin, ws, hs, margin)
     del x, y
     colored = colors is not None and colors.shape[0] == t.shape[0]
     zbuf, sbuf, cbuf = _raster(tt, xf.origin, xf.matrix, xf.offset, shading, ws, hs, colors if colored else None)
-    # Resolve only the window the model can touch (camera.sample_window): outside it every sample is
-    # empty, so the pixels are the same.
-    x0, y0, x1, y1 = sample_window(xf, extents, ws, hs, supersample)
-    win = np.s_[y0:y1, x0:x1]
-    part = _resolve(zbuf[win], sbuf[win], supersample, shading, None if cbuf is None else _channels(cbuf[win]))
-    out = np.zeros((screen_size, screen_size, 4), dtype=np.uint8)
-    ss = supersample
-    out[y0 // ss : y1 // ss, x0 // ss : x1 // ss] = part
-    return out
+    return _resolve(zbuf, sbuf, supersample, shading, None if cbuf is None else _channels(cbuf))
