@@ -10,6 +10,7 @@ An explicit ``NUMBA_CACHE_DIR`` always wins.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -30,6 +31,7 @@ def configure() -> None:
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(platformdirs.user_cache_dir("sidecar-thumbs"), "numba")
 
 
+@functools.cache  # asked once per module and process: the kernel choice does not change while we run
 def import_kernel(module: str) -> ModuleType | None:
     """Import a numba kernel module, or None when numba is missing or ``SIDECAR_THUMBS_NO_NUMBA`` is
     set (the caller then uses its pure NumPy/Python twin, which gives the same arrays)."""

@@ -13,17 +13,11 @@ from sidecar_thumbs.mesh.objcodes import ERR_LIMIT, ERR_RANGE, MESSAGES, OK
 
 __all__ = ["ObjScan", "numba_available", "scan_obj", "warm_up"]
 
-_kernel: ModuleType | None = None
-_kernel_checked = False
 
 
 def _load_kernel() -> ModuleType | None:
     # Imported on first use (numba costs ~0.4 s to import); SIDECAR_THUMBS_NO_NUMBA=1 forces the twin.
-    global _kernel, _kernel_checked
-    if not _kernel_checked:
-        _kernel_checked = True
-        _kernel = numba_cache.import_kernel("sidecar_thumbs.mesh.objscan_numba")
-    return _kernel
+    return numba_cache.import_kernel("sidecar_thumbs.mesh.objscan_numba")
 
 
 def numba_available() -> bool:

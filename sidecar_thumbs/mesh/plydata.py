@@ -27,16 +27,10 @@ __all__ = ["Column", "numba_available", "read_elements", "warm_up"]
 # A column: a scalar property's values (count,), or a list property's (flat values, starts).
 Column = np.ndarray | tuple[np.ndarray, np.ndarray]
 
-_kernel: ModuleType | None = None
-_kernel_checked = False
 
 
 def _load_kernel() -> ModuleType | None:
-    global _kernel, _kernel_checked
-    if not _kernel_checked:
-        _kernel_checked = True
-        _kernel = numba_cache.import_kernel("sidecar_thumbs.mesh.plyrecords_numba")
-    return _kernel
+    return numba_cache.import_kernel("sidecar_thumbs.mesh.plyrecords_numba")
 
 
 def numba_available() -> bool:

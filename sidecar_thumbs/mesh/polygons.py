@@ -35,8 +35,6 @@ MAX_EAR_CORNERS = 4096
 EAR_BUDGET = 100_000_000  # about a second of point tests compiled (50 concave 4000-gons: 1.2 s)
 PYTHON_EAR_BUDGET = 2_000_000  # the same second or two in plain Python (no numba)
 
-_kernel: ModuleType | None = None
-_kernel_checked = False
 _F = TypeVar("_F", bound=Callable[..., object])
 
 
@@ -59,11 +57,7 @@ _jitable = _jitable_decorator()
 
 
 def _load_kernel() -> ModuleType | None:
-    global _kernel, _kernel_checked
-    if not _kernel_checked:
-        _kernel_checked = True
-        _kernel = numba_cache.import_kernel("sidecar_thumbs.mesh.polygons_numba")
-    return _kernel
+    return numba_cache.import_kernel("sidecar_thumbs.mesh.polygons_numba")
 
 
 def polygon_triangle_count(starts: np.ndarray) -> int:

@@ -9,7 +9,6 @@ mesh contents cut out.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -22,26 +21,13 @@ from sidecar_thumbs.mesh.triprops import TriangleProps
 
 __all__ = ["MeshScan", "numba_available", "scan_meshes", "warm_up"]
 
-_kernel: ModuleType | None = None
-_kernel_checked = False
 
 
 def _load_kernel() -> ModuleType | None:
     # Imported on first use: numba costs ~0.4 s to import, which `import sidecar_thumbs.mesh`
     # should not pay. numba is optional (no wheels for every platform): the NumPy twin gives the
     # same arrays. SIDECAR_THUMBS_NO_NUMBA=1 forces the twin.
-    global _kernel, _kernel_checked
-    if not _kernel_checked:
-        _kernel_checked = True
-        if not os.environ.get("SIDECAR_THUMBS_NO_NUMBA"):
-            numba_cache.configure()
-            try:
-                from sidecar_thumbs.mesh import xmlscan_numba
-
-                _kernel = xmlscan_numba
-            except ImportError:
-                _kernel = None
-    return _kernel
+    return numba_cache.import_kernel("sidecar_thumbs.mesh.xmlscan_numba")
 
 
 def numba_available() -> bool:
