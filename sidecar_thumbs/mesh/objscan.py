@@ -14,7 +14,6 @@ from sidecar_thumbs.mesh.objcodes import ERR_LIMIT, ERR_RANGE, MESSAGES, OK
 __all__ = ["ObjScan", "numba_available", "scan_obj", "warm_up"]
 
 
-
 def _load_kernel() -> ModuleType | None:
     # Imported on first use (numba costs ~0.4 s to import); SIDECAR_THUMBS_NO_NUMBA=1 forces the twin.
     return numba_cache.import_kernel("sidecar_thumbs.mesh.objscan_numba")

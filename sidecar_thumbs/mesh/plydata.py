@@ -28,7 +28,6 @@ __all__ = ["Column", "numba_available", "read_elements", "warm_up"]
 Column = np.ndarray | tuple[np.ndarray, np.ndarray]
 
 
-
 def _load_kernel() -> ModuleType | None:
     return numba_cache.import_kernel("sidecar_thumbs.mesh.plyrecords_numba")
 

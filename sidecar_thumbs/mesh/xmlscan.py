@@ -22,7 +22,6 @@ from sidecar_thumbs.mesh.triprops import TriangleProps
 __all__ = ["MeshScan", "numba_available", "scan_meshes", "warm_up"]
 
 
-
 def _load_kernel() -> ModuleType | None:
     # Imported on first use: numba costs ~0.4 s to import, which `import sidecar_thumbs.mesh`
     # should not pay. numba is optional (no wheels for every platform): the NumPy twin gives the
