@@ -11,8 +11,9 @@ from corpus_paths import CORPUS, REPO_ROOT, corpus_files
 
 __all__ = ["CORPUS", "REPO_ROOT", "corpus_files"]
 
-# The command-line tests' fixtures (lib, bad, cwd) live beside their helpers.
-pytest_plugins = ["cli_helpers"]
+# The command-line tests' fixtures (lib, bad, cwd) live beside their helpers; fast_lane keeps the
+# integration-only files out of the fast lane's collection.
+pytest_plugins = ["cli_helpers", "fast_lane"]
 
 
 @pytest.fixture(scope="session")

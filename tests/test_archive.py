@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus_paths import corpus_files
+from corpus_paths import corpus_files, corpus_sweep
 from PIL import Image
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, MissingExtraError, ModelError, NoGeometryError
@@ -61,7 +61,7 @@ def _one_line(exc: ModelError) -> str:
 # --- the corpus ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ARCHIVES, ids=[p.name for p in ARCHIVES])
+@pytest.mark.parametrize("path", corpus_sweep(ARCHIVES))
 def test_every_corpus_archive_gets_a_picture(path: Path) -> None:
     if path.suffix == ".7z" and not extra_available("7z"):
         pytest.skip("the [7z] extra is not installed")

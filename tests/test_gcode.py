@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus_paths import corpus_files
+from corpus_paths import corpus_files, corpus_sweep
 from gcode_builders import png_bytes, thumbnail_block, tower_gcode
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,10 +27,11 @@ from sidecar_thumbs.types import ThumbSource
 SMALL = RenderOptions(size=128)
 EMBEDDED = ThumbnailOptions(render=SMALL)
 RENDER_ONLY = ThumbnailOptions(render=SMALL, use_embedded=False, gcode_picture=False)
-GCODE_FILES = corpus_files("gcode", "bgcode")
 # The corpus README: a plasma cutter's moves (no extrusion) may be refused; "Theme Blue" holds only a
 # picture; fdn_filename's toolpath was cut down to its end moves (retract, lift, park).
 NOTHING_PRINTED = {"gcodepreview__mach3.gcode", "mriscoc__Theme Blue.gcode", "gcodemeta__fdn_filename.gcode"}
+# Every corpus G-code file: those with nothing printed are small and run in the fast lane too.
+GCODE_FILES = corpus_sweep(corpus_files("gcode", "bgcode"), also=NOTHING_PRINTED)
 NO_PICTURE = {
     "gcodepreview__mach3.gcode",
     "gcodepreview__vase.gcode",
@@ -55,7 +56,7 @@ def _assert_centred_and_filling(png: bytes) -> None:
     assert abs(x0 - (size - 1 - x1)) <= 4 and abs(y0 - (size - 1 - y1)) <= 4
 
 
-@pytest.mark.parametrize("path", GCODE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", GCODE_FILES)
 def test_every_corpus_gcode_gets_its_picture_or_its_toolpath(path: Path) -> None:
     if path.name == "gcodepreview__mach3.gcode":
         with pytest.raises(NoGeometryError):
@@ -67,7 +68,7 @@ def test_every_corpus_gcode_gets_its_picture_or_its_toolpath(path: Path) -> None
     assert alpha.max() == 255
 
 
-@pytest.mark.parametrize("path", GCODE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", GCODE_FILES)
 def test_every_corpus_toolpath_renders_centred_and_filling_the_frame(path: Path) -> None:
     if path.name in NOTHING_PRINTED:
         if path.name in NO_PICTURE:

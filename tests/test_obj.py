@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus_paths import corpus_files
+from corpus_paths import corpus_files, corpus_sweep
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,7 +85,7 @@ def test_obj_loads_with_colours_from_vertices_and_its_material_library() -> None
     assert plain.face_colors is not None and plain.face_colors[:2, 3].tolist() == [0, 0]
 
 
-@pytest.mark.parametrize("path", OBJS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", corpus_sweep(OBJS))
 def test_numba_and_python_scanners_give_identical_arrays(path: Path) -> None:
     if len(SCANNERS) < 2:
         pytest.skip("numba not installed")

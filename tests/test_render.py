@@ -19,6 +19,9 @@ HAVE_NUMBA = resolve_kernel("auto") == "numba"
 needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
 KERNELS = ["numba", "numpy"] if HAVE_NUMBA else ["numpy"]
 
+# Big inputs (0.1 s to 0.9 s of CPU each) run in the full suite only; the fast lane has smaller twins.
+BIG = pytest.mark.integration
+
 # A few real binary STLs of different character: many small facets, threads, a thin-walled panel.
 CORPUS_STL = [
     "stl-binary/voron2__Thread_Test_1_x1_Rev1.STL",
@@ -26,6 +29,7 @@ CORPUS_STL = [
     "stl-binary/trimesh__torus.STL",
     "stl-binary/admesh__binary.stl",
 ]
+BIG_STL = {"stl-binary/voron2__Thread_Test_1_x1_Rev1.STL", "stl-binary/boxturtle__Hex_Front_1pc_Mesh.stl"}  # 80k, 52k
 
 
 def _binary_stl(path: Path) -> np.ndarray:
@@ -58,7 +62,7 @@ MESHES = {
 
 
 @needs_numba
-@pytest.mark.parametrize("size", [128, 512])
+@pytest.mark.parametrize("size", [128, pytest.param(512, marks=BIG)])
 @pytest.mark.parametrize("mesh", sorted(MESHES))
 def test_numba_and_numpy_kernels_draw_the_same_image(mesh: str, size: int) -> None:
     tri = MESHES[mesh]()
@@ -68,7 +72,7 @@ def test_numba_and_numpy_kernels_draw_the_same_image(mesh: str, size: int) -> No
 
 
 @needs_numba
-@pytest.mark.parametrize("name", CORPUS_STL)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=BIG) if n in BIG_STL else n for n in CORPUS_STL])
 def test_numba_and_numpy_agree_on_real_models(corpus: Path, name: str) -> None:
     tri = _binary_stl(corpus / name)
     for size in (128, 256):
@@ -78,7 +82,7 @@ def test_numba_and_numpy_agree_on_real_models(corpus: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("size", [128, 256, 512, 1024])
+@pytest.mark.parametrize("size", [128, 256, 512, pytest.param(1024, marks=BIG)])
 def test_model_fills_the_frame_centred_on_a_transparent_background(kernel: str, size: int) -> None:
     img = render_triangles(meshgen.rock(3_000), RenderOptions(size=size, kernel=kernel))
     assert img.shape == (size, size, 4) and img.dtype == np.uint8

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus_paths import corpus_files
+from corpus_paths import FAST_LANE, corpus_files
 from mesh_builders import ROOT_RELS, make_3mf, model_xml, synthetic_3mf, unit_cube_mesh
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, ModelError
@@ -81,24 +81,39 @@ def test_every_chunk_boundary_gives_the_whole_buffer_result(size: int) -> None:
     assert_same(TRICKY, size)
 
 
-@pytest.mark.parametrize("size", [7, 4096, 4097, 5003, 1 << 20])  # above 4 KiB: the head-then-in-place path
+@pytest.mark.parametrize(
+    "size",
+    [
+        # Seven-byte chunks of a 3,000-triangle part: 0.3 s of CPU; the tiny chunks' cut points are the
+        # fast lane's test_every_chunk_boundary_gives_the_whole_buffer_result.
+        pytest.param(7, marks=pytest.mark.integration),
+        *(4096, 4097, 5003, 1 << 20),  # above 4 KiB: the head-then-in-place path
+    ],
+)
 def test_synthetic_part(size: int) -> None:
     data = zipfile.ZipFile(io.BytesIO(synthetic_3mf(3000))).read("3D/3dmodel.model")
     assert_same(data, size)
 
 
-def _corpus_parts() -> list[tuple[str, str]]:
+def _corpus_parts() -> list[object]:
+    # Every model part of every corpus 3MF: a corpus sweep, so the parts of the fast lane's 3MF
+    # files run in the fast lane and the rest (seconds: three chunk sizes each) only in the full suite.
     out = []
     for path in corpus_files("3mf"):
         try:
             names = zipfile.ZipFile(path).namelist()
         except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
             continue
-        out += [(str(path), n) for n in names if n.lower().endswith(".model")]
+        marks = () if path.name in FAST_LANE else pytest.mark.integration
+        out += [
+            pytest.param(str(path), n, id=f"{path.name}-{Path(n).name}", marks=marks)
+            for n in names
+            if n.lower().endswith(".model")
+        ]
     return out
 
 
-@pytest.mark.parametrize(("path", "member"), _corpus_parts(), ids=lambda v: Path(v).name)
+@pytest.mark.parametrize(("path", "member"), _corpus_parts())
 def test_corpus_parts_stream_like_whole(path: str, member: str) -> None:
     try:
         data = zipfile.ZipFile(path).read(member)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus_paths import corpus_files
+from corpus_paths import corpus_files, corpus_sweep
 from PIL import Image
 
 from sidecar_thumbs.errors import ModelError, NoGeometryError
@@ -30,7 +30,9 @@ def _alpha_box(png: bytes) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     return a, (int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max()))
 
 
-@pytest.mark.parametrize("path", corpus_files("stl-binary", "stl-ascii", "3mf"), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", corpus_sweep(corpus_files("stl-binary", "stl-ascii", "3mf"), also=[*NO_GEOMETRY, "trimesh__soup.stl"])
+)
 def test_every_corpus_model_renders_centred_and_filling_the_frame(path: Path) -> None:
     if path.name in NO_GEOMETRY:
         with pytest.raises(NoGeometryError):
@@ -48,6 +50,25 @@ def test_every_corpus_model_renders_centred_and_filling_the_frame(path: Path) ->
     assert abs(x0 - (size - 1 - x1)) <= 4 and abs(y0 - (size - 1 - y1)) <= 4
 
 
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        ("prusaslicer__chess.3mf", ThumbSource.EMBEDDED),  # a PrusaSlicer project's picture
+        ("lib3mf__Thumbnail_Package.3mf", ThumbSource.EMBEDDED),  # lib3mf's thumbnail sample
+        ("lib3mf__WagonWithWheels.3mf", ThumbSource.RENDERED),  # no picture: drawn
+    ],
+)
+def test_slicer_picture_is_used_when_present_and_the_sidecar_says_so(
+    corpus: Path, name: str, source: ThumbSource
+) -> None:
+    thumb = make_thumbnail(corpus / "3mf" / name, ThumbnailOptions(render=RenderOptions(size=128), use_embedded=True))
+    assert thumb.source is source
+    with Image.open(io.BytesIO(thumb.png)) as im:
+        assert im.size == (128, 128)
+        assert im.text["X-SidecarThumbs::Source"] == thumb.source
+
+
+@pytest.mark.integration  # every corpus 3MF, the big ones without a picture drawn: a corpus sweep
 def test_slicer_3mf_uses_its_embedded_picture_and_says_so(corpus: Path) -> None:
     embedded = []
     for path in corpus_files("3mf"):
