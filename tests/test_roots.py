@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_dam import MAPPING, add_assets, flags, make_dam
 
 from sidecar_thumbs.daemon.changes import ChangeTracker
 from sidecar_thumbs.daemon.root_states import RootStates
@@ -30,7 +31,6 @@ from sidecar_thumbs.types import FileState, ModelStatus
 from sidecar_thumbs.work.executors.local import InlineExecutor
 from sidecar_thumbs.work.pipeline import Pipeline
 from sidecar_thumbs.work.scan import scan
-from tests.test_dam import MAPPING, add_assets, flags, make_dam
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "models"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mesh_builders import make_3mf, model_xml, unit_cube_mesh
 
 from sidecar_thumbs.errors import BadModelError, EmptyBuildError, NoGeometryError
 from sidecar_thumbs.files.fingerprint import hash_bytes, hash_file, oversize_key
@@ -37,7 +38,6 @@ from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, RenderFailed
 from sidecar_thumbs.work.jobs import RenderJob, render_job
 from sidecar_thumbs.work.scan import plan_changes
-from tests.mesh_builders import make_3mf, model_xml, unit_cube_mesh
 
 STL = "stl-binary/admesh__binary.stl"
 

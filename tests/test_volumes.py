@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_daemon import EXAMPLES, REPO, SETTLE, DaemonProcess, wait_for
 
 from sidecar_thumbs.cli.main import cli
 from sidecar_thumbs.daemon.watcher import EventQueue, Watcher
@@ -24,7 +25,6 @@ from sidecar_thumbs.files.sidecar import sidecar_path_for
 from sidecar_thumbs.reports.status import collect_status
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import ModelStatus
-from tests.test_daemon import EXAMPLES, REPO, SETTLE, DaemonProcess, wait_for
 
 MODELS = ("gear.stl", "parts/bracket.stl", "parts/gear copy.stl")
 NO_RESCAN = ("--rescan-interval", "3600")
