@@ -22,7 +22,7 @@ from typing import Any
 
 from sidecar_thumbs.errors import DatabaseLockedError, ModelError
 from sidecar_thumbs.files.atomic import fsync_dir
-from sidecar_thumbs.files.fingerprint import hash_file
+from sidecar_thumbs.files.fingerprint import FileChangedError, fingerprint
 from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 from sidecar_thumbs.files.sidecar import write_sidecar
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
@@ -453,15 +453,12 @@ def _hash_unchanged(path: str, row: ModelRow, max_bytes: int) -> tuple[str | Non
     200 GB sparse file stalled every other model for minutes).
     """
     try:
-        before = stat_regular(path)
-        digest = hash_file(path, max_bytes=max_bytes)
-        after = stat_regular(path)
-    except OSError:
+        got = fingerprint(path, max_bytes=max_bytes)
+    except (OSError, FileChangedError):
         return None, None, None
-    stat = (after.st_size, after.st_mtime_ns)
-    if stat != (before.st_size, before.st_mtime_ns) or stat != (row.size, row.mtime_ns):
+    if (got.size, got.mtime_ns) != (row.size, row.mtime_ns):
         return None, None, None
-    return digest, after.st_size, after.st_mtime_ns
+    return got.hash, got.size, got.mtime_ns
 
 
 _Record = RenderDone | RenderFailed | FileState | str  # str: a path found missing
