@@ -15,7 +15,6 @@ from sidecar_thumbs.errors import TransientModelError
 from sidecar_thumbs.files import fingerprint as fp
 from sidecar_thumbs.files.fingerprint import (
     FileChangedError,
-    Fingerprint,
     fingerprint,
     gate_moved,
     hash_bytes,
@@ -24,6 +23,7 @@ from sidecar_thumbs.files.fingerprint import (
     stat_key,
 )
 from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError
+from sidecar_thumbs.types import Fingerprint
 
 
 def _write(path: Path, data: bytes) -> Path:

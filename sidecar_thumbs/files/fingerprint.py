@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import xxhash
 
 from sidecar_thumbs.errors import TransientModelError
 from sidecar_thumbs.files.safeio import open_regular, stat_regular
+from sidecar_thumbs.types import Fingerprint
 
 __all__ = [
     "FileChangedError",
-    "Fingerprint",
     "fingerprint",
     "gate_moved",
     "hash_bytes",
@@ -35,15 +34,6 @@ DEFAULT_CHUNK_SIZE = 1 << 20
 
 class FileChangedError(TransientModelError):
     """the file changed while it was being read; will retry once it settles"""
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """What identifies one version of a model file: the stat gate plus its content hash."""
-
-    size: int
-    mtime_ns: int
-    hash: str  # xxh3_128 hexdigest, 32 lowercase hex characters
 
 
 def stat_key(path: StrPath) -> tuple[int, int]:

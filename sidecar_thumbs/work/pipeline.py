@@ -27,7 +27,7 @@ from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileErr
 from sidecar_thumbs.files.sidecar import write_sidecar
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.store.state import StateDB
-from sidecar_thumbs.types import FileState, ModelRow, RenderDone, RenderFailed, ThumbSource
+from sidecar_thumbs.types import FileState, Fingerprint, ModelRow, RenderDone, RenderFailed, ThumbSource
 from sidecar_thumbs.work.crashcheck import close_writes, open_writes
 from sidecar_thumbs.work.executors.local import Executor, result_of
 from sidecar_thumbs.work.jobs import RenderJob, RenderResult
@@ -316,29 +316,23 @@ class Pipeline:
             reason = result.error or "failed"
             records: list[_Record] = []
             failed_hash = row.hash
-            content_hash, size, mtime_ns = result.content_hash, result.size, result.mtime_ns
+            seen = result.fingerprint
             died = not result.transient or result.max_attempts is not None  # crash, timeout
-            if content_hash is None and died and row.hash is None:
+            if seen is None and died and row.hash is None:
                 # The worker died (crash, timeout) before saying which content it read: hash it here
                 # (in a writer thread), or every scan would see "changed" content and hand it out again.
-                content_hash, size, mtime_ns = _hash_unchanged(path, row, self.options.limits.max_file_bytes)
-            if (
-                content_hash
-                and row.hash is None
-                and row.size is not None
-                and row.mtime_ns is not None
-                and (size, mtime_ns) == (row.size, row.mtime_ns)
-            ):
+                seen = _hash_unchanged(path, row, self.options.limits.max_file_bytes)
+            if seen is not None and row.hash is None and (seen.size, seen.mtime_ns) == (row.size, row.mtime_ns):
                 # Remember which content failed, so an unchanged bad file is not re-read every scan.
-                records.append(FileState(path, row.size, row.mtime_ns, content_hash, False))
-                failed_hash = content_hash
+                records.append(FileState(path, seen.size, seen.mtime_ns, seen.hash, False))
+                failed_hash = seen.hash
             records.append(RenderFailed(path, reason, result.transient, failed_hash, result.max_attempts))
             outcome = Outcome(
                 path, OutcomeKind.FAILED, error=reason, transient=result.transient, render_ms=result.render_ms
             )
             return outcome, records
-        assert result.png is not None and result.content_hash is not None
-        assert result.size is not None and result.mtime_ns is not None
+        made_from = result.fingerprint
+        assert result.png is not None and made_from is not None
         # The sidecar must show the content that is on disk now: if the model was replaced after
         # the worker read it, do not write a picture of the old content; render it again instead.
         try:
@@ -354,7 +348,7 @@ class Pipeline:
             return Outcome(path, OutcomeKind.FAILED, error=reason, transient=True), [
                 RenderFailed(path, reason, True, row.hash)
             ]
-        if (st.st_size, st.st_mtime_ns) != (result.size, result.mtime_ns):
+        if (st.st_size, st.st_mtime_ns) != (made_from.size, made_from.mtime_ns):
             return Outcome(path, OutcomeKind.REQUEUED), [
                 FileState(path, st.st_size, st.st_mtime_ns, None, needs_render=True)
             ]
@@ -366,20 +360,20 @@ class Pipeline:
                 # Record which content this is (the stat matches, checked above), or the next scan
                 # sees an unhashed row, calls it changed and renders it again, failing again (a
                 # model name too long for a sidecar was rendered on every scan).
-                failed.append(FileState(path, result.size, result.mtime_ns, result.content_hash, False))
-            failed.append(RenderFailed(path, exc.message, exc.transient, result.content_hash))
+                failed.append(FileState(path, made_from.size, made_from.mtime_ns, made_from.hash, False))
+            failed.append(RenderFailed(path, exc.message, exc.transient, made_from.hash))
             return Outcome(path, OutcomeKind.FAILED, error=exc.message, transient=exc.transient), failed
         records = []
-        if row.hash is not None and row.hash != result.content_hash:
+        if row.hash is not None and row.hash != made_from.hash:
             # The content changed between discovery and render (and is stable now): record the
             # new facts first so the done-record's hash guard accepts this sidecar.
-            records.append(FileState(path, result.size, result.mtime_ns, result.content_hash, True))
+            records.append(FileState(path, made_from.size, made_from.mtime_ns, made_from.hash, True))
         records.append(
             RenderDone(
                 path,
-                result.content_hash,
-                result.size,
-                result.mtime_ns,
+                made_from.hash,
+                made_from.size,
+                made_from.mtime_ns,
                 result.source or ThumbSource.RENDERED,
                 result.triangles,
                 result.render_ms,
@@ -445,8 +439,8 @@ class Pipeline:
         return len(self._done) + len(self._failed) + len(self._requeue) + len(self._missing)
 
 
-def _hash_unchanged(path: str, row: ModelRow, max_bytes: int) -> tuple[str | None, int | None, int | None]:
-    """(hash, size, mtime_ns) of ``path`` if its stat still matches ``row``, else Nones.
+def _hash_unchanged(path: str, row: ModelRow, max_bytes: int) -> Fingerprint | None:
+    """The fingerprint of ``path`` if it is stable and its stat still matches ``row``, else None.
 
     Only a regular file is read (a FIFO swapped in after the worker died cannot block the
     coordinator), and never one over the size cap: its stat key is recorded instead (hashing a
@@ -455,10 +449,8 @@ def _hash_unchanged(path: str, row: ModelRow, max_bytes: int) -> tuple[str | Non
     try:
         got = fingerprint(path, max_bytes=max_bytes)
     except (OSError, FileChangedError):
-        return None, None, None
-    if (got.size, got.mtime_ns) != (row.size, row.mtime_ns):
-        return None, None, None
-    return got.hash, got.size, got.mtime_ns
+        return None
+    return got if (got.size, got.mtime_ns) == (row.size, row.mtime_ns) else None
 
 
 _Record = RenderDone | RenderFailed | FileState | str  # str: a path found missing
