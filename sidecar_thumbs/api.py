@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sidecar_thumbs.errors import LockedError, ModelError
-from sidecar_thumbs.settings import config
-from sidecar_thumbs.settings.config import Settings
+from sidecar_thumbs.settings import loading
+from sidecar_thumbs.settings.fields import Settings
 from sidecar_thumbs.wiring import PathArg, executor_for, open_state_db, roots_from, thumbnail_options
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def load_settings(env_file: PathArg | None = None, **overrides: object) -> Setti
         UnknownSettingError: an override names no setting (the message names it).
         ConfigError: a value is invalid (the message names the variable, the value and its source).
     """
-    return config.load_settings(env_file=env_file, overrides=overrides)
+    return loading.load_settings(env_file=env_file, overrides=overrides)
 
 
 def mass_missing_guard(settings: Settings, allow_mass_missing: bool = False) -> MassMissingGuard:

@@ -20,7 +20,8 @@ import click
 from sidecar_thumbs.errors import SidecarError
 from sidecar_thumbs.files.discover import set_model_extensions
 from sidecar_thumbs.logs import json_line, setup_logging
-from sidecar_thumbs.settings.config import Settings, load_settings
+from sidecar_thumbs.settings.fields import Settings
+from sidecar_thumbs.settings.loading import load_settings
 from sidecar_thumbs.wiring import executor_for, open_state_db, thumbnail_options
 
 __all__ = [
