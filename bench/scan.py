@@ -47,7 +47,8 @@ from sidecar_thumbs.settings.loading import load_settings
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.work.executors.local import Executor, make_executor
 from sidecar_thumbs.work.pipeline import Outcome
-from sidecar_thumbs.work.scan import ScanSummary, plan_changes, scan
+from sidecar_thumbs.work.plan import plan_changes
+from sidecar_thumbs.work.scan import ScanSummary, scan
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 CORPUS_FOLDERS = ("stl-binary", "stl-ascii", "3mf", "bad")

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from sidecar_thumbs.store.lock import DaemonLock
     from sidecar_thumbs.store.state import StateDB
     from sidecar_thumbs.work.pipeline import Outcome
-    from sidecar_thumbs.work.scan import Plan, ScanSummary
+    from sidecar_thumbs.work.plan import Plan
+    from sidecar_thumbs.work.scan import ScanSummary
 
 __all__ = ["clean", "load_settings", "render_file", "scan", "verify", "watch"]
 

@@ -36,7 +36,7 @@ from sidecar_thumbs.render.thumbnail import (
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, RenderFailed
 from sidecar_thumbs.work.jobs import RenderJob, render_job
-from sidecar_thumbs.work.scan import plan_changes
+from sidecar_thumbs.work.plan import plan_changes
 from tests.mesh_builders import make_3mf, model_xml, unit_cube_mesh
 
 STL = "stl-binary/admesh__binary.stl"

@@ -41,7 +41,7 @@ from sidecar_thumbs.work.crashcheck import recheck_after_crash
 from sidecar_thumbs.work.dam_sync import sync_dam
 from sidecar_thumbs.work.executors.local import Executor
 from sidecar_thumbs.work.pipeline import Outcome, Pipeline
-from sidecar_thumbs.work.scan import reconcile
+from sidecar_thumbs.work.reconcile import reconcile
 
 __all__ = ["Daemon", "DaemonConfig"]
 
