@@ -46,7 +46,7 @@ from sidecar_thumbs.settings.fields import default_workers
 from sidecar_thumbs.settings.loading import load_settings
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.work.executors.local import Executor, make_executor
-from sidecar_thumbs.work.pipeline import Outcome
+from sidecar_thumbs.work.outcomes import Outcome
 from sidecar_thumbs.work.plan import plan_changes
 from sidecar_thumbs.work.scan import ScanSummary, scan
 

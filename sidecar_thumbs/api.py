@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sidecar_thumbs.reports.verify import VerifyReport
     from sidecar_thumbs.store.lock import DaemonLock
     from sidecar_thumbs.store.state import StateDB
-    from sidecar_thumbs.work.pipeline import Outcome
+    from sidecar_thumbs.work.outcomes import Outcome
     from sidecar_thumbs.work.plan import Plan
     from sidecar_thumbs.work.scan import ScanSummary
 
@@ -195,7 +195,8 @@ def _fix(
     report: VerifyReport, roots: list[str], settings: Settings, options: ThumbnailOptions, db: StateDB
 ) -> dict[str, int]:
     from sidecar_thumbs.reports.verify import plan_fixes
-    from sidecar_thumbs.work.pipeline import Pipeline, run_pending
+    from sidecar_thumbs.work.claims import run_pending
+    from sidecar_thumbs.work.pipeline import Pipeline
 
     lock, holder = _take_lock(settings.database, "verify")
     try:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from sidecar_thumbs import logs
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.units import format_duration, format_rate
-from sidecar_thumbs.work.pipeline import Outcome, Pipeline
+from sidecar_thumbs.work.outcomes import Outcome
+from sidecar_thumbs.work.pipeline import Pipeline
 
 __all__ = ["ProgressLog"]
 

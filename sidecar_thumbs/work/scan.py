@@ -28,9 +28,11 @@ from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import ModelStatus
+from sidecar_thumbs.work.claims import ClaimSource
 from sidecar_thumbs.work.crashcheck import recheck_after_crash, writes_left_open
 from sidecar_thumbs.work.executors.local import Executor
-from sidecar_thumbs.work.pipeline import ClaimSource, Outcome, Pipeline
+from sidecar_thumbs.work.outcomes import Outcome
+from sidecar_thumbs.work.pipeline import Pipeline
 from sidecar_thumbs.work.plan import Plan
 from sidecar_thumbs.work.reconcile import reconcile
 
