@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs.daemon.watcher import _relevant
+from sidecar_thumbs.daemon.events import _relevant
 from sidecar_thumbs.errors import BadModelError, ConfigError
 from sidecar_thumbs.files import discover
 from sidecar_thumbs.files.discover import find_model_files, is_model_name, set_model_extensions

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from sidecar_thumbs.daemon.events import EventQueue
 from sidecar_thumbs.daemon.loop import Daemon, DaemonConfig
-from sidecar_thumbs.daemon.watcher import EventQueue, Watcher
+from sidecar_thumbs.daemon.watcher import Watcher
 from sidecar_thumbs.errors import DatabaseError
 from sidecar_thumbs.files.dbowner import other_user_warnings
 from sidecar_thumbs.render import describe_kernel

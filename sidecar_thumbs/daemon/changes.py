@@ -1,6 +1,6 @@
 """File-system changes → database marks: the daemon's intake.
 
-Events only mark: a changed file waits in the :class:`~sidecar_thumbs.daemon.watcher.Settler` until it is
+Events only mark: a changed file waits in the :class:`~sidecar_thumbs.daemon.settle.Settler` until it is
 stable, then is fingerprinted here; content that is new or different becomes pending; a move takes
 its row and its sidecar along (also when the move arrived as delete + create, matched by content
 hash); a delete marks the row missing and removes our sidecar a little later. Nothing here renders.
@@ -17,7 +17,8 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.daemon.events import EventKind, FileEvent
+from sidecar_thumbs.daemon.settle import Settler
 from sidecar_thumbs.files.discover import iter_model_files, model_on_disk
 from sidecar_thumbs.files.fingerprint import FileChangedError, fingerprint
 from sidecar_thumbs.files.pathcanon import Volumes

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from sidecar_thumbs.daemon.changes import ChangeTracker
+from sidecar_thumbs.daemon.events import EventKind, EventQueue, FileEvent
 from sidecar_thumbs.daemon.hardstop import HARD_STOP_MARGIN, HardStop
 from sidecar_thumbs.daemon.progress import ProgressLog, _Window
 from sidecar_thumbs.daemon.rescans import RootHandling
 from sidecar_thumbs.daemon.root_states import RootStates
-from sidecar_thumbs.daemon.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher
+from sidecar_thumbs.daemon.settle import Settler
+from sidecar_thumbs.daemon.watcher import Watcher
 from sidecar_thumbs.errors import EXIT_PROBLEMS, DatabaseLockedError, SidecarError
 from sidecar_thumbs.files.pathcanon import Volumes
 from sidecar_thumbs.files.roots import MassMissingGuard, canonical_roots, offline_error

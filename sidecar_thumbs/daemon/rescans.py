@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from sidecar_thumbs import logs
 from sidecar_thumbs.daemon.changes import ChangeTracker
 from sidecar_thumbs.daemon.root_states import RootChange, RootStates
-from sidecar_thumbs.daemon.watcher import Settler, Watcher
+from sidecar_thumbs.daemon.settle import Settler
+from sidecar_thumbs.daemon.watcher import Watcher
 from sidecar_thumbs.errors import RootOfflineError
 from sidecar_thumbs.files.discover import WalkProblem
 from sidecar_thumbs.files.pathcanon import Volumes
