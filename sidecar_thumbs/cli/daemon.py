@@ -15,11 +15,9 @@ from sidecar_thumbs.cli.common import (
     fail,
     global_options,
     log,
-    mass_missing_option,
     open_db,
-    pool_options,
-    render_options,
     renderer_is_cold,
+    rendering_options,
     roots_for,
     settings_for,
 )
@@ -56,11 +54,7 @@ from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
     help="Seconds between full rescans that catch missed events; 0 disables "
     "[SIDECAR_THUMBS_RESCAN_INTERVAL, default 600].",
 )
-@mass_missing_option
-@pool_options
-@render_options
-@global_options()
-@click.pass_context
+@rendering_options
 def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, allow_mass_missing: bool, **opts: Any) -> None:
     """Run the daemon: watch ROOTS, render new and changed models, keep the database current.
 

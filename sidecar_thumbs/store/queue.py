@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sidecar_thumbs.errors import missing_extra_reason
 from sidecar_thumbs.store.damtable import AssetManagerTable
@@ -202,17 +202,7 @@ class RenderQueue(AssetManagerTable):
              "source": d.source, "triangles": d.triangles, "render_ms": d.render_ms, "now": now}
             for d in done
         ]  # fmt: skip
-
-        def work(c: sqlite3.Connection) -> list[str]:
-            ignored = []
-            for d, p in zip(done, params, strict=True):
-                if c.execute(_DONE, p).rowcount == 0:
-                    ignored.append(d.path)
-                else:
-                    self._dam_flag(c, d.path, True, now)
-            return ignored
-
-        return self._write(work)
+        return self._record_each(_DONE, [d.path for d in done], params, True, now)
 
     def record_failed(
         self,
@@ -243,14 +233,21 @@ class RenderQueue(AssetManagerTable):
              "max_attempts": f.max_attempts or max_transient_attempts}
             for f in failed
         ]  # fmt: skip
+        return self._record_each(_FAILED, [f.path for f in failed], params, False, now)  # never flagged when failed
+
+    def _record_each(
+        self, sql: str, paths: Sequence[str], params: Sequence[Mapping[str, object]], flag: bool, now: float
+    ) -> list[str]:
+        """Run ``sql`` for each result in one transaction; a result the row refuses (other content, a
+        missing file) is returned, an accepted one sets the asset manager's flag to ``flag``."""
 
         def work(c: sqlite3.Connection) -> list[str]:
             ignored = []
-            for f, p in zip(failed, params, strict=True):
-                if c.execute(_FAILED, p).rowcount == 0:
-                    ignored.append(f.path)
+            for path, p in zip(paths, params, strict=True):
+                if c.execute(sql, p).rowcount == 0:
+                    ignored.append(path)
                 else:
-                    self._dam_flag(c, f.path, False, now)  # never flagged for a failed render
+                    self._dam_flag(c, path, flag, now)
             return ignored
 
         return self._write(work)
