@@ -2,7 +2,7 @@
 
 One process (the coordinator) writes through :class:`StateDB`; others (``status``, ``verify``, an asset
 manager) read at the same time. Connection rules (WAL, ``BEGIN IMMEDIATE``, busy retries, no read
-transaction left open) live in :mod:`.sqlitedb`; paths are stored as described in :mod:`.dbpath`.
+transaction left open) live in :mod:`.sqlite`; paths are stored as described in :mod:`.dbpath`.
 
 :class:`StateDB` is not thread-safe: use it from one thread at a time (the coordinator's loop).
 
@@ -34,7 +34,7 @@ __all__ = ["StateDB"]
 class StateDB(RenderQueue, RootsAndMeta):
     """The state database of one installation (on local disk, never on the share).
 
-    Opening creates or upgrades the schema; see :class:`~.sqlitedb.SQLiteDB` for the arguments
+    Opening creates or upgrades the schema; see :class:`~.sqlite.SQLiteDB` for the arguments
     (``path``, ``busy_timeout_ms``, ``readonly``, ``create``) and the errors opening can raise.
     Every write method is one short transaction.
 
