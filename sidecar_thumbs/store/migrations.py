@@ -74,7 +74,14 @@ _V4 = (
     """,
 )
 
-STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_V5 = (
+    # "The daemon cannot read this root" has one record, the root's state in st_roots (offline, with the
+    # reason: permission denied, on macOS the missing Full Disk Access). Versions before it also kept the
+    # daemon's last listing check as JSON in st_meta; nothing reads that any more.
+    "DELETE FROM st_meta WHERE key = 'root_access'",
+)
+
+STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 """Migration steps; ``STEPS[n - 1]`` takes schema ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION = len(STEPS)
