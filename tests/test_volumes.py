@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from test_daemon import EXAMPLES, REPO, SETTLE, DaemonProcess, wait_for
 
 from sidecar_thumbs.cli.main import cli
-from sidecar_thumbs.daemon.watcher import EventQueue, Watcher
+from sidecar_thumbs.daemon.events import EventQueue
+from sidecar_thumbs.daemon.watcher import Watcher
 from sidecar_thumbs.files.sidecar import sidecar_path_for
 from sidecar_thumbs.reports.status import collect_status
 from sidecar_thumbs.store.state import StateDB
