@@ -234,12 +234,16 @@ EXAMPLE_COLOURS = {
     "two colours.amf": [(26, 153, 89), (217, 89, 26)],
     "calibration plate.3mf": [(0xD6, 0x28, 0x28), (0x2A, 0x9D, 0x8F), (0x83, 0x38, 0xEC)],
     "painted gear (Bambu project).3mf": [(0xEF, 0x23, 0x3C)],
+    "two colours.step": [(219, 41, 41), (41, 107, 230)],  # COLOUR_RGB 0.86 0.16 0.16 and 0.16 0.42 0.90
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLE_COLOURS))
 def test_example_models_show_their_colours(name: str) -> None:
     path = Path(__file__).resolve().parents[1] / "examples" / "models" / "colors" / name
+    if name.endswith(".step"):
+        pytest.importorskip("cascadio")
+        path = path.parents[2] / "extras" / name
     thumb = make_thumbnail_from_bytes(
         path.read_bytes(), name, 0, 0, OURS, resolve_sibling=lambda n: (path.parent / n).read_bytes()
     )
