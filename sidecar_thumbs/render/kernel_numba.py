@@ -23,11 +23,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-from sidecar_thumbs.render.camera import EMPTY_DEPTH, VIEW_XY, ScreenTransform, Shading
+from sidecar_thumbs.render.camera import EMPTY_DEPTH, FINITE_MAX, GRID_MAX, VIEW_XY, ScreenTransform, Shading
 
-# Fast-math without 'nnan'/'ninf': the kernels test finiteness (x - x == 0) to skip NaN/inf triangles,
-# and LLVM would fold those tests away under the full fast-math set.
-_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# Fast-math without 'nnan'/'ninf': the kernels skip NaN/inf triangles with ordered comparisons
+# (``-L < v < L``, false for NaN and inf), which LLVM may not fold away without those flags. An
+# arithmetic test (``s - s != 0``) is not safe: under 'reassoc' LLVM folded it to false, a NaN corner
+# reached an int conversion (poison) and a loop bound built from it ran for ever. Without 'contract'
+# too: a fused multiply-add made the cross product of a triangle with two equal corners non-zero, so
+# numba drew a line where numpy (and the maths) see zero area.
+_FASTMATH = {"nsz", "arcp", "afn", "reassoc"}
 _JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True, "error_model": "numpy", "boundscheck": False}
 
 # One explicit signature per kernel: compiled (or loaded from the cache) at import, and one machine-code
@@ -51,6 +55,8 @@ _SIG_RASTER = types.none(
     types.float64,
     types.float64,
     types.float64,
+    types.int64,
+    types.int64,
     types.int64,
     types.int64,
     _VEC,
@@ -79,11 +85,13 @@ _NO_COLORS.setflags(write=False)
 
 @njit(_SIG_FIRST, **_JIT)
 def _first_finite(t: np.ndarray) -> int:
+    big = np.float32(FINITE_MAX)
     for i in range(t.shape[0]):
-        s = np.float32(0.0)
+        ok = True
         for k in range(9):
-            s += t[i, k] * np.float32(0.0)
-        if s == 0.0:  # false for NaN and inf (inf * 0 is NaN)
+            v = t[i, k]
+            ok = ok and -big < v < big  # false for NaN and inf
+        if ok:
             return i
     return -1
 
@@ -108,8 +116,14 @@ def _extents(
         y0 = a10 * dx0 + a11 * dy0 + a12 * dz0
         y1 = a10 * dx1 + a11 * dy1 + a12 * dz1
         y2 = a10 * dx2 + a11 * dy2 + a12 * dz2
-        s = x0 + x1 + x2 + y0 + y1 + y2
-        if s - s != 0.0:  # NaN/inf vertex (or overflow): not drawable
+        if not (
+            -big < x0 < big
+            and -big < x1 < big
+            and -big < x2 < big
+            and -big < y0 < big
+            and -big < y1 < big
+            and -big < y2 < big
+        ):  # NaN/inf vertex (or overflow): not drawable
             continue
         xlo = min(xlo, x0, x1, x2)
         xhi = max(xhi, x0, x1, x2)
@@ -172,14 +186,18 @@ def _raster(
     ambient: float,
     key: float,
     fill: float,
-    ws: int,
-    hs: int,
+    wx0: int,
+    wy0: int,
+    wx1: int,
+    wy1: int,
     zbuf: np.ndarray,
     sbuf: np.ndarray,
     cols: np.ndarray,
     blend: bool,
     cbuf: np.ndarray,
 ) -> None:
+    # The buffers hold only the window [wx0, wx1) x [wy0, wy1) of the sample grid (camera.sample_window):
+    # every corner projects inside it, so clipping to it instead of the screen changes no sample.
     # A coloured model also records, per sample, the colour of the triangle that drew it (blended
     # from its corners' colours when ``blend``). The branch is the same for every triangle, so an
     # uncoloured model pays nothing measurable for it.
@@ -193,7 +211,9 @@ def _raster(
     third = np.float32(1.0 / 3.0)
     eps = np.float32(-1e-4)
     one, half = np.float32(1.0), np.float32(0.5)
-    fws, fhs = np.float32(ws), np.float32(hs)
+    fx0, fy0, fws, fhs = np.float32(wx0), np.float32(wy0), np.float32(wx1), np.float32(wy1)
+    grid, zmax = np.float32(GRID_MAX), np.float32(FINITE_MAX)
+    ww = wx1 - wx0
     for i in range(t.shape[0]):
         dx, dy, dz = t[i, 0] - ox, t[i, 1] - oy, t[i, 2] - oz
         X0 = m00 * dx + m01 * dy + m02 * dz + tx
@@ -207,8 +227,20 @@ def _raster(
         X2 = m00 * dx + m01 * dy + m02 * dz + tx
         Y2 = m10 * dx + m11 * dy + m12 * dz + ty
         Z2 = m20 * dx + m21 * dy + m22 * dz
-        chk = X0 + X1 + X2 + Y0 + Y1 + Y2 + Z0 + Z1 + Z2
-        if chk - chk != 0.0:  # NaN/inf
+        # Every loop bound below comes from X and Y: a corner off the grid (NaN, inf, or a triangle left
+        # out of the framing because its projection overflowed) is dropped before any is computed.
+        # Framed corners lie within the screen, far inside +-GRID_MAX.
+        if not (
+            -grid < X0 < grid
+            and -grid < X1 < grid
+            and -grid < X2 < grid
+            and -grid < Y0 < grid
+            and -grid < Y1 < grid
+            and -grid < Y2 < grid
+            and -zmax < Z0 < zmax
+            and -zmax < Z1 < zmax
+            and -zmax < Z2 < zmax
+        ):
             continue
         # Normal in screen space; mz is also twice the signed screen area.
         ax, ay, az = X1 - X0, Y1 - Y0, Z1 - Z0
@@ -242,8 +274,8 @@ def _raster(
                 cy = (Y0 + Y1 + Y2) * third
                 sx, sy = int(cx), int(cy)
                 write = cx >= 0.0 and cy >= 0.0
-            if write and 0 <= sx < ws and 0 <= sy < hs:
-                k = sy * ws + sx
+            if write and wx0 <= sx < wx1 and wy0 <= sy < wy1:
+                k = (sy - wy0) * ww + sx - wx0
                 zc = (Z0 + Z1 + Z2) * third
                 if zc >= zbuf[k]:  # shade only now: most of these are hidden
                     zbuf[k] = zc
@@ -280,8 +312,8 @@ def _raster(
                 f = np.float32(st) * inv_n
                 lx = pax + dlx * f
                 ly = pay + dly * f
-                if lx >= 0.0 and ly >= 0.0 and lx < fws and ly < fhs:
-                    k = int(ly) * ws + int(lx)
+                if lx >= fx0 and ly >= fy0 and lx < fws and ly < fhs:
+                    k = (int(ly) - wy0) * ww + int(lx) - wx0
                     z = paz + dlz * f
                     if z >= zbuf[k]:
                         zbuf[k] = z
@@ -294,10 +326,10 @@ def _raster(
             continue
         if mz == 0.0:
             continue
-        x0 = max(x0, 0)
-        x1 = min(x1, ws - 1)
-        y0 = max(y0, 0)
-        y1 = min(y1, hs - 1)
+        x0 = max(x0, wx0)
+        x1 = min(x1, wx1 - 1)
+        y0 = max(y0, wy0)
+        y1 = min(y1, wy1 - 1)
         inv = one / mz
         e0x, e0y = X2 - X1, Y2 - Y1
         e1x, e1y = X0 - X2, Y0 - Y2
@@ -312,7 +344,7 @@ def _raster(
             fy = np.float32(py) + half
             r0 = e0x * (fy - Y1)
             r1 = e1x * (fy - Y2)
-            row = py * ws
+            row = (py - wy0) * ww - wx0
             xa = x0
             if wide:
                 a0 = (r0 + e0y * X1) * inv
@@ -453,7 +485,7 @@ def render(
     Returns:
         RGBA uint8 (screen_size, screen_size, 4), straight alpha, or ``None`` if nothing is drawable.
     """
-    from sidecar_thumbs.render.camera import fit_to_screen
+    from sidecar_thumbs.render.camera import fit_to_screen, sample_window
 
     t = triangles
     first = _first_finite(t)
@@ -465,12 +497,14 @@ def render(
         return None
     ws = hs = screen_size * supersample
     xf: ScreenTransform = fit_to_screen((xlo, xhi, ylo, yhi), origin, ws, hs, margin)
-    zbuf = np.full((hs, ws), EMPTY_DEPTH, dtype=np.float32)
-    sbuf = np.zeros((hs, ws), dtype=np.float32)
+    wx0, wy0, wx1, wy1 = sample_window(xf, (xlo, xhi, ylo, yhi), ws, hs, supersample)
+    win = (wy1 - wy0, wx1 - wx0)
+    zbuf = np.full(win, EMPTY_DEPTH, dtype=np.float32)
+    sbuf = np.zeros(win, dtype=np.float32)
     colored = colors is not None and colors.shape[0] == t.shape[0]
     cols = colors if colored and colors is not None else _NO_COLORS
     blend = bool(colored and cols.shape[1] == 3)
-    cbuf = np.zeros((hs, ws) if colored else (1, 1), dtype=np.int32)
+    cbuf = np.zeros(win if colored else (1, 1), dtype=np.int32)
     _raster(
         t,
         xf.origin,
@@ -480,8 +514,10 @@ def render(
         shading.ambient,
         shading.key,
         shading.fill,
-        ws,
-        hs,
+        wx0,
+        wy0,
+        wx1,
+        wy1,
         zbuf.reshape(-1),
         sbuf.reshape(-1),
         cols,
@@ -489,6 +525,9 @@ def render(
         cbuf.reshape(-1),
     )
     out = np.zeros((screen_size, screen_size, 4), dtype=np.uint8)
+    ss = supersample
+    # Outside the window every sample is empty: resolving only the window gives the same pixels.
+    part = np.zeros((win[0] // ss, win[1] // ss, 4), dtype=np.uint8)
     _resolve(
         zbuf,
         sbuf,
@@ -499,6 +538,7 @@ def render(
         shading.depth_cue,
         shading.edge_darken,
         shading.edge_depth_jump,
-        out,
+        part,
     )
+    out[wy0 // ss : wy1 // ss, wx0 // ss : wx1 // ss] = part
     return out
