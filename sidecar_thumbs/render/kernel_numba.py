@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, types
 
 from sidecar_thumbs.render.camera import EMPTY_DEPTH, FINITE_MAX, VIEW_XY, ScreenTransform, Shading
-from sidecar_thumbs.render.numba_raster import TILE, _F32, _JIT, _MAT, _NO_COLORS, _SOUP, _VEC, _raster, _tile_far
+from sidecar_thumbs.render.numba_raster import _F32, _JIT, _MAT, _NO_COLORS, _SOUP, _VEC, TILE, _raster, _tile_far
 
 _SIG_FIRST = types.int64(_SOUP)
 _SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64, types.int64))(_SOUP, _VEC, _MAT)

@@ -193,24 +193,15 @@ def _raster(
         # Framed corners lie within the screen, far inside +-GRID_MAX. '&' rather than 'and': one test
         # without nine branches.
         on_grid = (
-            (-grid < X0)
-            & (X0 < grid)
-            & (-grid < X1)
-            & (X1 < grid)
-            & (-grid < X2)
-            & (X2 < grid)
-            & (-grid < Y0)
-            & (Y0 < grid)
-            & (-grid < Y1)
-            & (Y1 < grid)
-            & (-grid < Y2)
-            & (Y2 < grid)
-            & (-zmax < Z0)
-            & (Z0 < zmax)
-            & (-zmax < Z1)
-            & (Z1 < zmax)
-            & (-zmax < Z2)
-            & (Z2 < zmax)
+            (abs(X0) < grid)
+            & (abs(X1) < grid)
+            & (abs(X2) < grid)
+            & (abs(Y0) < grid)
+            & (abs(Y1) < grid)
+            & (abs(Y2) < grid)
+            & (abs(Z0) < zmax)
+            & (abs(Z1) < zmax)
+            & (abs(Z2) < zmax)
         )
         if not on_grid:
             continue
