@@ -212,6 +212,9 @@ def _raster(
         nl2 = mx * mx + my * my + mz * mz
         if nl2 == 0.0:  # zero area in 3D: no normal, nothing to draw
             continue
+        # Corners of one colour (most triangles of a per-corner model painted in patches) skip the blend:
+        # it would give that colour back exactly.
+        mixed = blend and (cols[i, 0] != cols[i, 1] or cols[i, 1] != cols[i, 2])
         xmin, xmax = min(X0, X1, X2), max(X0, X1, X2)
         ymin, ymax = min(Y0, Y1, Y2), max(Y0, Y1, Y2)
         zreach = np.float32(0.0)
@@ -264,7 +267,7 @@ def _raster(
                         owner[k] = i
                     sbuf[k] = _shade(mx, my, mz, nl2, lights, amb, k1, k2)
                     if colored:
-                        cbuf[k] = _mix(cols, i, third, third, third) if blend else cols[i, 0]
+                        cbuf[k] = _mix(cols, i, third, third, third) if mixed else cols[i, 0]
             continue
 
         shade = _shade(mx, my, mz, nl2, lights, amb, k1, k2)
@@ -304,7 +307,7 @@ def _raster(
                             owner[k] = i
                         sbuf[k] = shade
                         if colored:
-                            cbuf[k] = _mix(cols, i, third, third, third) if blend else cols[i, 0]
+                            cbuf[k] = _mix(cols, i, third, third, third) if mixed else cols[i, 0]
             # The line is the sliver: the samples whose centres it truly covers lie within a quarter
             # sample of its longest edge, which the line steps along. Walking its box row by row as
             # well cost ~10x a compact triangle for fans of long thin wedges (CAD caps, gears).
@@ -378,7 +381,7 @@ def _raster(
                             owner[k] = i
                         sbuf[k] = shade
                         if colored:
-                            cbuf[k] = _mix(cols, i, b0, b1, b2) if blend else cols[i, 0]
+                            cbuf[k] = _mix(cols, i, b0, b1, b2) if mixed else cols[i, 0]
                 elif entered:  # a triangle is convex: once out of it, the rest of the row is too
                     break
     return n_def
