@@ -20,6 +20,8 @@ chooses, or wherever ``NUMBA_CACHE_DIR`` points.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit, types
 
@@ -189,6 +191,22 @@ def _resolve(
                 out[oy, ox, 3] = int(np.float32(cov) * full + np.float32(0.5))
 
 
+_SCRATCH = threading.local()
+_SCRATCH_KEEP = 1 << 22  # items: 16 MB of float32, a 1024 px thumbnail at 2x2
+
+
+def _scratch(name: str, n: int, dtype: type) -> np.ndarray:
+    """A per-thread buffer of at least ``n`` items, reused from one render to the next: a fresh 1 MB
+    buffer per file cost more in page faults than clearing it (a small model's whole render is ~1 ms)."""
+    pool: dict[str, np.ndarray] = _SCRATCH.__dict__.setdefault("pool", {})
+    buf = pool.get(name)
+    if buf is None or buf.shape[0] < n:
+        buf = np.empty(max(n, 1), dtype=dtype)
+        if n <= _SCRATCH_KEEP:  # a rare huge render (4096 px at 4x4) does not pin its buffers
+            pool[name] = buf
+    return buf[:n]
+
+
 def render(
     triangles: np.ndarray,
     screen_size: int,
@@ -228,13 +246,18 @@ def render(
     xf: ScreenTransform = fit_to_screen((xlo, xhi, ylo, yhi), origin, ws, hs, margin)
     wx0, wy0, wx1, wy1 = sample_window(xf, (xlo, xhi, ylo, yhi), ws, hs, supersample)
     win = (wy1 - wy0, wx1 - wx0)
-    zbuf = np.full(win, EMPTY_DEPTH, dtype=np.float32)
-    sbuf = np.zeros(win, dtype=np.float32)
+    n_win = win[0] * win[1]
+    zflat = _scratch("z", n_win, np.float32)
+    zflat.fill(EMPTY_DEPTH)
+    zbuf = zflat.reshape(win)
+    # Shade, colour and owner are read only where a depth was written: no clearing needed.
+    sflat = _scratch("s", n_win, np.float32)
+    sbuf = sflat.reshape(win)
     colored = colors is not None and colors.shape[0] == t.shape[0]
     cols = colors if colored and colors is not None else _NO_COLORS
     blend = bool(colored and cols.shape[1] == 3)
-    cbuf = np.zeros(win if colored else (1, 1), dtype=np.int32)
-    zflat, sflat, cflat = zbuf.reshape(-1), sbuf.reshape(-1), cbuf.reshape(-1)
+    cflat = _scratch("c", n_win if colored else 1, np.int32)
+    cbuf = cflat.reshape(win if colored else (1, 1))
     light = (xf.origin, xf.matrix, xf.offset, shading.lights, shading.ambient, shading.key, shading.fill)
     box = (wx0, wy0, wx1, wy1)
     if not (cull and back):
@@ -242,8 +265,8 @@ def render(
     else:
         # Front faces first, then only the back faces that may show (numba_raster._raster): the same
         # buffers as drawing every face in order, for about half the work.
-        owner = np.full(zflat.shape[0], -1, dtype=np.int32)
-        deferred = np.empty(t.shape[0], dtype=np.int32)
+        owner = _scratch("owner", n_win, np.int32)
+        deferred = _scratch("deferred", t.shape[0], np.int32)
         n_back = _raster(t, *light, *box, back, _NONE, owner, _NO_TILES, deferred, zflat, sflat, cols, blend, cflat)
         if n_back:
             tiles = np.empty((-(-win[0] // TILE), -(-win[1] // TILE)), dtype=np.float32)
