@@ -44,6 +44,7 @@ _SIG_RESOLVE = types.none(
 )
 _NONE = np.zeros(0, dtype=np.int32)
 _NO_TILES = np.zeros((0, 0), dtype=np.float32)
+_NO_BOX = np.zeros((0, 5), dtype=np.float32)
 
 
 @njit(_SIG_FIRST, **_JIT)
@@ -261,18 +262,21 @@ def render(
     light = (xf.origin, xf.matrix, xf.offset, shading.lights, shading.ambient, shading.key, shading.fill)
     box = (wx0, wy0, wx1, wy1)
     if not (cull and back):
-        _raster(t, *light, *box, 0, _NONE, _NONE, _NO_TILES, _NONE, zflat, sflat, cols, blend, cflat)
+        _raster(t, *light, *box, 0, _NONE, _NONE, _NO_TILES, _NONE, _NO_BOX, zflat, sflat, cols, blend, cflat)
     else:
         # Front faces first, then only the back faces that may show (numba_raster._raster): the same
         # buffers as drawing every face in order, for about half the work.
         owner = _scratch("owner", n_win, np.int32)
         deferred = _scratch("deferred", t.shape[0], np.int32)
-        n_back = _raster(t, *light, *box, back, _NONE, owner, _NO_TILES, deferred, zflat, sflat, cols, blend, cflat)
+        dbox = _scratch("dbox", t.shape[0] * 5, np.float32).reshape(-1, 5)
+        n_back = _raster(
+            t, *light, *box, back, _NONE, owner, _NO_TILES, deferred, dbox, zflat, sflat, cols, blend, cflat
+        )
         if n_back:
             tiles = np.empty((-(-win[0] // TILE), -(-win[1] // TILE)), dtype=np.float32)
             _tile_far(zbuf, tiles)
             order = deferred[:n_back]
-            _raster(t, *light, *box, 0, order, owner, tiles, _NONE, zflat, sflat, cols, blend, cflat)
+            _raster(t, *light, *box, 0, order, owner, tiles, _NONE, dbox[:n_back], zflat, sflat, cols, blend, cflat)
     out = np.zeros((screen_size, screen_size, 4), dtype=np.uint8)
     ss = supersample
     # Outside the window every sample is empty: resolving only the window gives the same pixels.

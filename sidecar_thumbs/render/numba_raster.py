@@ -49,6 +49,7 @@ _SIG_RASTER = types.int64(
     _IVEC,
     _MAT,
     _IVEC,
+    _MAT,
     _VEC,
     _VEC,
     _COLS,
@@ -56,7 +57,7 @@ _SIG_RASTER = types.int64(
     _IVEC,
 )
 # Back faces that may still show are found per tile of TILE x TILE samples (see _raster's second pass).
-TILE = 8
+TILE = 4
 _SIG_TILES = types.none(_MAT, _MAT)
 
 
@@ -107,6 +108,39 @@ def _mix(cols: np.ndarray, i: int, b0: float, b1: float, b2: float) -> int:
     return packed
 
 
+@njit(inline="always", **_JIT)
+def _reach(z0: float, z1: float, z2: float) -> float:
+    """The nearest depth a triangle can write: its nearest corner's, plus the inside test's tolerance."""
+    zlo, zhi = min(z0, z1, z2), max(z0, z1, z2)
+    return zhi + np.float32(1e-3) * (zhi - zlo) + np.float32(1e-5) * abs(zhi) + np.float32(1e-6)
+
+
+@njit(inline="always", **_JIT)
+def _hidden(
+    tiles: np.ndarray,
+    xmin: float,
+    xmax: float,
+    ymin: float,
+    ymax: float,
+    reach: float,
+    wx0: int,
+    wy0: int,
+    wx1: int,
+    wy1: int,
+) -> bool:
+    """Whether every tile under a box holds only samples nearer than ``reach`` (so nothing in the box
+    can be won). Every sample a triangle writes lies in its box (centroid splats and sliver lines too)."""
+    bx0 = max(_floor(xmin) - 1 - wx0, 0) // TILE
+    bx1 = min(_floor(xmax) + 1 - wx0, wx1 - wx0 - 1) // TILE
+    by0 = max(_floor(ymin) - 1 - wy0, 0) // TILE
+    by1 = min(_floor(ymax) + 1 - wy0, wy1 - wy0 - 1) // TILE
+    for b_y in range(by0, by1 + 1):
+        for b_x in range(bx0, bx1 + 1):
+            if tiles[b_y, b_x] <= reach:
+                return False
+    return True
+
+
 @njit(_SIG_RASTER, **_JIT)
 def _raster(
     t: np.ndarray,
@@ -126,6 +160,7 @@ def _raster(
     owner: np.ndarray,
     tiles: np.ndarray,
     deferred: np.ndarray,
+    dbox: np.ndarray,
     zbuf: np.ndarray,
     sbuf: np.ndarray,
     cols: np.ndarray,
@@ -166,6 +201,8 @@ def _raster(
     grid, zmax = np.float32(GRID_MAX), np.float32(FINITE_MAX)
     ww = wx1 - wx0
     for j in range(count):
+        if reject and _hidden(tiles, dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3], dbox[j, 4], wx0, wy0, wx1, wy1):
+            continue
         i = order[j] if order.shape[0] > 0 else j
         dx0, dy0, dz0 = t[i, 0] - ox, t[i, 1] - oy, t[i, 2] - oz
         dx1, dy1, dz1 = t[i, 3] - ox, t[i, 4] - oy, t[i, 5] - oz
@@ -176,15 +213,6 @@ def _raster(
         Y1 = m10 * dx1 + m11 * dy1 + m12 * dz1 + ty
         X2 = m00 * dx2 + m01 * dy2 + m02 * dz2 + tx
         Y2 = m10 * dx2 + m11 * dy2 + m12 * dz2 + ty
-        # mz (twice the signed screen area, the normal's screen z) needs X and Y only: a back face is
-        # set aside before its depth is projected. NaN gives False here; the pass that draws it checks.
-        ax, ay = X1 - X0, Y1 - Y0
-        bx, by = X2 - X0, Y2 - Y0
-        mz = ax * by - ay * bx
-        if mz * back > 0.0:
-            deferred[n_def] = i
-            n_def += 1
-            continue
         Z0 = m20 * dx0 + m21 * dy0 + m22 * dz0
         Z1 = m20 * dx1 + m21 * dy1 + m22 * dz1
         Z2 = m20 * dx2 + m21 * dy2 + m22 * dz2
@@ -205,6 +233,19 @@ def _raster(
         )
         if not on_grid:
             continue
+        # mz: twice the signed screen area, the normal's screen z.
+        ax, ay = X1 - X0, Y1 - Y0
+        bx, by = X2 - X0, Y2 - Y0
+        mz = ax * by - ay * bx
+        if mz * back > 0.0:  # a back face: set aside with its box and the nearest depth it can reach
+            deferred[n_def] = i
+            dbox[n_def, 0] = min(X0, X1, X2)
+            dbox[n_def, 1] = max(X0, X1, X2)
+            dbox[n_def, 2] = min(Y0, Y1, Y2)
+            dbox[n_def, 3] = max(Y0, Y1, Y2)
+            dbox[n_def, 4] = _reach(Z0, Z1, Z2)
+            n_def += 1
+            continue
         # Normal in screen space.
         az, bz = Z1 - Z0, Z2 - Z0
         mx = ay * bz - az * by
@@ -217,26 +258,7 @@ def _raster(
         mixed = blend and (cols[i, 0] != cols[i, 1] or cols[i, 1] != cols[i, 2])
         xmin, xmax = min(X0, X1, X2), max(X0, X1, X2)
         ymin, ymax = min(Y0, Y1, Y2), max(Y0, Y1, Y2)
-        zreach = np.float32(0.0)
-        if reject:
-            # Every sample this triangle writes lies in its box, at a depth within its corners' (plus
-            # the inside test's tolerance): below every tile's farthest drawn depth it cannot win.
-            zlo, zhi = min(Z0, Z1, Z2), max(Z0, Z1, Z2)
-            zreach = zhi + np.float32(1e-3) * (zhi - zlo) + np.float32(1e-5) * abs(zhi) + np.float32(1e-6)
-            bx0 = max(_floor(xmin) - 1 - wx0, 0) // TILE
-            bx1 = min(_floor(xmax) + 1 - wx0, wx1 - wx0 - 1) // TILE
-            by0 = max(_floor(ymin) - 1 - wy0, 0) // TILE
-            by1 = min(_floor(ymax) + 1 - wy0, wy1 - wy0 - 1) // TILE
-            hidden = True
-            for b_y in range(by0, by1 + 1):
-                for b_x in range(bx0, bx1 + 1):
-                    if tiles[b_y, b_x] <= zreach:
-                        hidden = False
-                        break
-                if not hidden:
-                    break
-            if hidden:
-                continue
+        zreach = dbox[j, 4] if reject else np.float32(0.0)
         if xmax - xmin < one and ymax - ymin < one:
             # Smaller than a sample (most triangles of a dense mesh): its box holds at most one sample
             # centre. Draw that sample if the triangle covers it; with no centre in the box, splat the
