@@ -1,15 +1,21 @@
 """The default kernel: a single-threaded numba z-buffer rasteriser (parallelism is one worker per core).
 
-Three compiled passes over the data, each written for speed on ~1M sub-pixel triangles:
+Compiled passes over the data, each written for speed on ~1M sub-pixel triangles:
 
-1. ``_extents``: project every vertex once (x, y only) for the exact framing;
-2. ``_raster``: project again straight into registers (cheaper than writing and re-reading an SoA copy:
-   the pass is bound by reading the triangles, not by the nine multiplies) and draw each triangle as
-   one of three kinds: *sub-sample* (at most one sample centre in its box: one test or a centroid
-   splat, shaded only if it wins the depth test), *sliver* (thinner than half a sample: drawn as
-   a line so thin walls stay continuous) and *area* (row by row over its box, from the solved first
-   covered sample to the last);
+1. ``_extents``: project every vertex once (x, y only) for the exact framing, and sum the enclosed
+   volume, whose sign says which faces of a closed mesh face the camera;
+2. ``numba_raster._raster``: project again straight into registers (cheaper than writing and re-reading
+   an SoA copy: the pass is bound by reading the triangles, not by the nine multiplies) and draw each
+   triangle as one of three kinds: *sub-sample* (at most one sample centre in its box: one test or a
+   centroid splat, shaded only if it wins the depth test), *sliver* (thinner than half a sample: drawn
+   as a line so thin walls stay continuous) and *area* (row by row over its box, from the solved first
+   covered sample to the last). Front faces are drawn first; the back faces follow only over the
+   tiles where they may still win, which gives the same buffers as one in-order pass over every face
+   (for any soup) at about half the work for a closed mesh;
 3. ``_resolve``: depth cue, outline, ss x ss box filter into straight-alpha RGBA.
+
+Buffers cover only the part of the sample grid the model can touch (``camera.sample_window``) and are
+reused from one render to the next (per thread).
 
 The numpy kernel implements the same three kinds with the same float32 formulas; keep them in step.
 
@@ -26,9 +32,11 @@ import numpy as np
 from numba import njit, types
 
 from sidecar_thumbs.render.camera import EMPTY_DEPTH, FINITE_MAX, VIEW_XY, ScreenTransform, Shading
-from sidecar_thumbs.render.numba_raster import _F32, _JIT, _MAT, _NO_COLORS, _SOUP, _VEC, TILE, _raster, _tile_far
+from sidecar_thumbs.render.numba_jit import _F32, _JIT, _MAT, _NO_COLORS, _SOUP, _VEC
+from sidecar_thumbs.render.numba_raster import TILE, _raster
 
 _SIG_FIRST = types.int64(_SOUP)
+_SIG_TILES = types.none(_MAT, _MAT)
 _SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64, types.int64))(_SOUP, _VEC, _MAT)
 _SIG_RESOLVE = types.none(
     _MAT,
@@ -111,6 +119,19 @@ def _extents(
     if abs(vol) > 1e-3 * absvol:
         back = 1 if vol > 0.0 else -1
     return xlo, xhi, ylo, yhi, n, back
+
+
+@njit(_SIG_TILES, **_JIT)
+def _tile_far(zbuf: np.ndarray, tiles: np.ndarray) -> None:
+    """Per TILE x TILE block of the depth buffer, its farthest depth (EMPTY_DEPTH if any sample is empty)."""
+    hs, ws = zbuf.shape
+    for ty in range(tiles.shape[0]):
+        for tx in range(tiles.shape[1]):
+            lo = np.float32(3.0e38)
+            for y in range(ty * TILE, min(ty * TILE + TILE, hs)):
+                for x in range(tx * TILE, min(tx * TILE + TILE, ws)):
+                    lo = min(lo, zbuf[y, x])
+            tiles[ty, tx] = lo
 
 
 @njit(_SIG_RESOLVE, **_JIT)

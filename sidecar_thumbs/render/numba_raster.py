@@ -2,7 +2,7 @@
 
 Kept apart from :mod:`.kernel_numba` (framing, resolve, entry point) so that each reads as one concept;
 its inline helpers live here with it because numba's cache does not notice a changed helper imported
-from another file. The JIT options and argument types are shared with :mod:`.kernel_numba`.
+from another file. JIT options and argument types: :mod:`.numba_jit`.
 """
 
 from __future__ import annotations
@@ -11,26 +11,8 @@ import numpy as np
 from numba import njit, types
 
 from sidecar_thumbs.render.camera import FINITE_MAX, GRID_MAX
+from sidecar_thumbs.render.numba_jit import _COLS, _IVEC, _JIT, _MAT, _SOUP, _VEC
 
-# Fast-math without 'nnan'/'ninf': the kernels skip NaN/inf triangles with ordered comparisons
-# (``-L < v < L``, false for NaN and inf), which LLVM may not fold away without those flags. An
-# arithmetic test (``s - s != 0``) is not safe: under 'reassoc' LLVM folded it to false, a NaN corner
-# reached an int conversion (poison) and a loop bound built from it ran for ever. Without 'contract'
-# too: a fused multiply-add made the cross product of a triangle with two equal corners non-zero, so
-# numba drew a line where numpy (and the maths) see zero area.
-_FASTMATH = {"nsz", "arcp", "afn", "reassoc"}
-_JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True, "error_model": "numpy", "boundscheck": False}
-
-# One explicit signature per kernel: compiled (or loaded from the cache) at import, and one machine-code
-# version serves every input layout. Triangles are (N, 9) float32 with any strides, read-only and possibly
-# unaligned, so a loader may hand over a view straight into a binary STL's 50-byte records (no copy).
-_SOUP = types.Array(types.float32, 2, "A", readonly=True, aligned=False)
-_F32 = types.float32
-_VEC = types.Array(_F32, 1, "C")
-_MAT = types.Array(_F32, 2, "C")
-# Model colours: packed 0xRRGGBB int32, (N, 1) per triangle or (N, 3) per corner; (0, 1) for the base colour.
-_COLS = types.Array(types.int32, 2, "A", readonly=True)
-_IVEC = types.Array(types.int32, 1, "C")
 _SIG_RASTER = types.int64(
     _SOUP,
     _VEC,
@@ -58,11 +40,6 @@ _SIG_RASTER = types.int64(
 )
 # Back faces that may still show are found per tile of TILE x TILE samples (see _raster's second pass).
 TILE = 4
-_SIG_TILES = types.none(_MAT, _MAT)
-
-
-_NO_COLORS = np.zeros((0, 1), dtype=np.int32)
-_NO_COLORS.setflags(write=False)
 
 
 @njit(inline="always", **_JIT)
@@ -109,7 +86,7 @@ def _mix(cols: np.ndarray, i: int, b0: float, b1: float, b2: float) -> int:
 
 
 @njit(inline="always", **_JIT)
-def _reach(z0: float, z1: float, z2: float) -> float:
+def _reach(z0: float, z1: float, z2: float) -> np.float32:
     """The nearest depth a triangle can write: its nearest corner's, plus the inside test's tolerance."""
     zlo, zhi = min(z0, z1, z2), max(z0, z1, z2)
     return zhi + np.float32(1e-3) * (zhi - zlo) + np.float32(1e-5) * abs(zhi) + np.float32(1e-6)
@@ -407,16 +384,3 @@ def _raster(
                 elif entered:  # a triangle is convex: once out of it, the rest of the row is too
                     break
     return n_def
-
-
-@njit(_SIG_TILES, **_JIT)
-def _tile_far(zbuf: np.ndarray, tiles: np.ndarray) -> None:
-    """Per TILE x TILE block of the depth buffer, its farthest depth (EMPTY_DEPTH if any sample is empty)."""
-    hs, ws = zbuf.shape
-    for ty in range(tiles.shape[0]):
-        for tx in range(tiles.shape[1]):
-            lo = np.float32(3.0e38)
-            for y in range(ty * TILE, min(ty * TILE + TILE, hs)):
-                for x in range(tx * TILE, min(tx * TILE + TILE, ws)):
-                    lo = min(lo, zbuf[y, x])
-            tiles[ty, tx] = lo
