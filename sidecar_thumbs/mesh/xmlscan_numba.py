@@ -27,6 +27,7 @@ from sidecar_thumbs.mesh.scancodes import (
     ERR_VERTEX_ATTR,
     OK,
 )
+from sidecar_thumbs.mesh.xmlscan_fast import TRIANGLE_ROOM, VERTEX_ROOM, triangle, vertex
 from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _lit, _named, _number, _startswith
 from sidecar_thumbs.mesh.xmlscan_state import (
     _STEP,
@@ -194,6 +195,30 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                 return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
             i = j + 2
             continue
+        if in_mesh:  # the fast path for the tags that are nearly all of a part (see xmlscan_fast)
+            if c == 118 and i + VERTEX_ROOM <= n:  # v
+                j, x, y, z = vertex(buf, i)
+                if j >= 0:
+                    verts[nv, 0] = x
+                    verts[nv, 1] = y
+                    verts[nv, 2] = z
+                    nv += 1
+                    i = j
+                    continue
+            elif c == 116 and i + TRIANGLE_ROOM <= n and nt < max_triangles:  # t
+                j, i1, i2, i3 = triangle(buf, i)
+                if j >= 0:
+                    tris[nt, 0] = i1
+                    tris[nt, 1] = i2
+                    tris[nt, 2] = i3
+                    if want_props:
+                        props[nt, 0] = -1
+                        props[nt, 1] = -1
+                        props[nt, 2] = -1
+                        props[nt, 3] = -1
+                    nt += 1
+                    i = j
+                    continue
         closing = c == 47  # /
         if closing:
             i += 1
