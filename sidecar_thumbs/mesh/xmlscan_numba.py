@@ -43,6 +43,8 @@ from sidecar_thumbs.mesh.xmlscan_state import (
     ST_NV,
     ST_RES_DEPTH,
     ST_RESUME,
+    _fail,
+    _stop,
     finish,
     new_state,
     reserve,
@@ -64,30 +66,6 @@ _PAINTCOLOR = _lit(b"paint_color")
 _MMUSEGMENTATION = _lit(b"mmu_segmentation")
 _RESOURCES = _lit(b"resources")
 _OBJECT = _lit(b"object")
-
-
-@nb.njit(cache=True, nogil=True)
-def _fail(code: int, start: int, end: int):  # type: ignore[no-untyped-def]
-    return (
-        code,
-        start,
-        end,
-        np.empty((0, 3), np.float32),
-        np.empty((0, 3), np.int32),
-        np.empty((0, 6), np.int64),
-        np.empty((0, 2), np.int64),
-        np.empty((0, 4), np.int32),
-        np.empty((0, 3), np.int64),
-    )
-
-
-@nb.njit(cache=True, nogil=True)
-def _stop(final, base, n, code, start, end, verts, tris, props, paints, spans, cuts):  # type: ignore[no-untyped-def]
-    # A failure that ran into the end of a non-final buffer may be a construct cut by the chunk
-    # boundary: ask for more (the state still holds the start of that construct).
-    if not final and end >= n:
-        code = NEED_MORE
-    return code, base + start, base + end, verts, tris, props, paints, spans, cuts
 
 
 @nb.njit(cache=True, nogil=True)

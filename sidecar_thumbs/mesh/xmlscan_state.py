@@ -1,4 +1,4 @@
-"""The resumable state of the numba 3MF scanner (:mod:`xmlscan_numba`): slots, arrays, capacity.
+"""The resumable state of the numba 3MF scanner (:mod:`xmlscan_numba`): slots, arrays, capacity, results.
 
 The scanner's growing arrays are sized here, before each step, never inside the scan loop.
 """
@@ -93,3 +93,27 @@ def finish(st, want_props, verts, tris, props, paints, spans, cuts):  # type: ig
         props[: nt if want_props else 0],
         paints[: st[ST_NPAINT]],
     )
+
+
+@nb.njit(cache=True, nogil=True)
+def _fail(code: int, start: int, end: int):  # type: ignore[no-untyped-def]
+    return (
+        code,
+        start,
+        end,
+        np.empty((0, 3), np.float32),
+        np.empty((0, 3), np.int32),
+        np.empty((0, 6), np.int64),
+        np.empty((0, 2), np.int64),
+        np.empty((0, 4), np.int32),
+        np.empty((0, 3), np.int64),
+    )
+
+
+@nb.njit(cache=True, nogil=True)
+def _stop(final, base, n, code, start, end, verts, tris, props, paints, spans, cuts):  # type: ignore[no-untyped-def]
+    # A failure that ran into the end of a non-final buffer may be a construct cut by the chunk
+    # boundary: ask for more (the state still holds the start of that construct).
+    if not final and end >= n:
+        code = NEED_MORE
+    return code, base + start, base + end, verts, tris, props, paints, spans, cuts
