@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError
-from sidecar_thumbs.mesh.scancodes import ERR_LIMIT, ERR_NUMBER, MESSAGES, OK
+from sidecar_thumbs.mesh.scancodes import OK, scan_error
 from sidecar_thumbs.mesh.triprops import TriangleProps
 from sidecar_thumbs.mesh.xmlscan import MeshScan
 
@@ -113,13 +113,7 @@ class _Stream:
             line = self.lines + window.count(b"\n", start, max(s, start)) + 1
         else:  # counting every chunk's newlines costs ~10% of a scan: read the part again instead
             line = _line_at(self.restart(), base + max(s, start))
-        where = f"{self.part} line {line}"
-        if status == ERR_LIMIT:
-            raise LimitExceededError(f"3MF has more than the limit of {self.max_triangles} triangles ({where})")
-        detail = ""
-        if status == ERR_NUMBER and e > s:
-            detail = ": " + repr(window[s : min(e, s + 40)].decode("utf-8", "replace"))
-        raise BadModelError(f"3MF {MESSAGES.get(status, 'scan failed')} ({where}){detail}")
+        raise scan_error(status, window, s, e, f"{self.part} line {line}", self.max_triangles)
 
     def result(self) -> tuple[MeshScan, bytes]:
         st, verts, tris, props, paints, spans, cuts = self.arrays
