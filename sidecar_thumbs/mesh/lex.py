@@ -9,8 +9,9 @@ the float32 the result is stored in.
 
 Compiled through :mod:`sidecar_thumbs.mesh.jit` (plain Python without numba, which the G-code reader
 needs): white space and numbers are inlined into their callers (a call per byte costs more than the
-work), :func:`find` and :func:`startswith` are not (inlined, they made the 3MF scanner 2 % slower). The kernels of other files call these: :mod:`sidecar_thumbs.numba_cache` puts the compiled code
-in a folder named by a hash of all kernel sources, so a change here recompiles its callers too.
+work), :func:`find` and :func:`startswith` are not (inlined, they made the 3MF scanner 2 % slower).
+The kernels of other files call these: :mod:`sidecar_thumbs.numba_cache` puts the compiled code in a
+folder named by a hash of all kernel sources, so a change here recompiles its callers too.
 """
 
 from __future__ import annotations

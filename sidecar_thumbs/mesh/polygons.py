@@ -65,13 +65,9 @@ def triangulate(
         ``(triangles, owner)``: int32 ``(T, 3)`` vertex indices and int32 ``(T,)`` the polygon each
         triangle comes from. Polygons of fewer than 3 corners give none.
     """
-    kernel = _load_kernel()
-    if use_numba is None:
-        use_numba = kernel is not None
+    kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
     total = polygon_triangle_count(starts)
-    if use_numba:
-        if kernel is None:
-            raise RuntimeError("numba is not available")
+    if kernel is not None:
         tris = np.empty((total, 3), np.int32)
         owner = np.empty(total, np.int32)
         kernel.triangulate_loop(verts, corners, starts, tris, owner, EAR_BUDGET if budget is None else budget)
