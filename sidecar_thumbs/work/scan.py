@@ -17,8 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sidecar_thumbs.files.discover import FoundFile, WalkProblem, iter_model_files
+from sidecar_thumbs.files.discover import FoundFile, WalkProblem, WalkRow, iter_walk_rows
 from sidecar_thumbs.files.fingerprint import hash_file
 from sidecar_thumbs.files.formats import EXTRA_MODULES, extra_available
 from sidecar_thumbs.files.freshness import check_freshness
@@ -36,13 +37,16 @@ from sidecar_thumbs.files.roots import (
     root_of,
 )
 from sidecar_thumbs.files.sidecar import SidecarInfo, move_our_sidecar, read_sidecar, sidecar_name_for, sidecar_path_for
-from sidecar_thumbs.render import describe_kernel
-from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, ModelStatus, PlanRow, RenderDone, ThumbSource
 from sidecar_thumbs.work.crashcheck import recheck_after_crash, writes_left_open
-from sidecar_thumbs.work.executors.local import Executor
-from sidecar_thumbs.work.pipeline import ClaimSource, Outcome, Pipeline
+
+if TYPE_CHECKING:
+    # The renderer, the pipeline and the executors are imported when something is rendered: a no-op rescan
+    # (the CLI's `scan` of an unchanged library) never loads numpy, numba or Pillow (tests/test_scan_imports.py).
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+    from sidecar_thumbs.work.executors.local import Executor
+    from sidecar_thumbs.work.pipeline import Outcome
 
 __all__ = ["Plan", "ScanSummary", "plan_changes", "reconcile", "scan"]
 
@@ -321,6 +325,7 @@ def reconcile(
     settle: float = 0.0,
     max_bytes: int | None = None,
     volumes: Volumes | None = None,
+    hasher: Callable[[str], str] | None = None,
 ) -> tuple[Plan, dict[str, PlanRow], int, list[RootState]]:
     """Walk ``roots``, compare with the database and record the differences (no rendering).
 
@@ -337,6 +342,8 @@ def reconcile(
             never hashed).
         volumes: the roots' volumes (see :mod:`.pathcanon`): names compare by each volume's rules;
             ``roots`` should then be in their on-disk spelling (``volumes.roots``, or folders below them).
+        hasher: the content hash of a moved file (default :func:`~.fingerprint.hash_file` capped at
+            ``max_bytes``); the one-off scan passes one that makes its render options only if it is called.
 
     Returns:
         (the plan, the rows as they were before that needed a look — with ``force`` every row under the
@@ -351,7 +358,7 @@ def reconcile(
         if moved:
             log.info("%d rows recorded under %s follow the root's spelling on disk, %s", moved, typed, on_disk)
     rows: dict[str, PlanRow] = {}
-    found: list[FoundFile] = []
+    found: list[WalkRow] = []  # plain tuples: a FoundFile is made only for those that need a look
     walked: list[tuple[str, int, int]] = []  # (root, models found, rows present before)
     offline: list[RootState] = []
     for root in canonical_roots(roots):
@@ -362,7 +369,7 @@ def reconcile(
             offline.append(state)
             continue
         before = len(found)
-        found.extend(iter_model_files([root], on_problem=problems.append, volumes=volumes))
+        found.extend(iter_walk_rows([root], on_problem=problems.append, volumes=volumes))
         if under is not None:
             rows.update(under)
         walked.append((root, len(found) - before, known))
@@ -372,22 +379,21 @@ def reconcile(
     if not force and walked:
         # The comparison in SQL (issue 17): only rows that differ from the walk come back; a found file
         # with neither a differing row nor none at all is unchanged, done, its sidecar listed.
-        walk = [(f.path, f.size, f.mtime_ns, f.has_sidecar) for f in found]
+        walk = [(path, size, mtime_ns, listed) for path, size, mtime_ns, _, listed in found]
         rows, new_paths = db.plan_rows_differing([w[0] for w in walked], walk)
-        look = [f for f in found if f.path in rows or f.path in new_paths]
-        unchanged, found_all, found = len(found) - len(look), found, look
+        look = [FoundFile(*f) for f in found if f[0] in rows or f[0] in new_paths]
+        unchanged = len(found) - len(look)
     else:
-        found_all = found
+        look = [FoundFile(*f) for f in found]
     plan = plan_changes(
-        found,
+        look,
         rows,
         force=force,
         settle=settle,
-        hasher=functools.partial(hash_file, max_bytes=max_bytes),
+        hasher=hasher or functools.partial(hash_file, max_bytes=max_bytes),
         volumes=volumes,
     )
     plan.unchanged += unchanged
-    found = found_all
     gone: dict[str, list[str]] = {}
     for p in plan.missing:
         gone.setdefault(root_of(p, [w[0] for w in walked]) or "", []).append(p)
@@ -419,7 +425,7 @@ def scan(
     *,
     db: StateDB,
     make_executor: Callable[[], Executor],
-    options: ThumbnailOptions,
+    options: ThumbnailOptions | Callable[[], ThumbnailOptions],
     batch_size: int = 200,
     timeout: float | None = None,
     force: bool = False,
@@ -440,7 +446,8 @@ def scan(
         roots: absolute folders (or single model files).
         db: the state database.
         make_executor: called once, only if something needs rendering.
-        options: what thumbnails look like.
+        options: what thumbnails look like, or a function that makes them: called once, when something is
+            hashed or rendered (the options import the renderer, which a no-op rescan never needs).
         on_outcome: called for each rendered or failed model (progress).
         on_plan: called with the plan and the number of rows to render, before rendering starts.
         stop: set it (e.g. from a signal handler) to stop starting new renders.
@@ -458,6 +465,7 @@ def scan(
     """
     t0 = time.monotonic()
     summary = ScanSummary()
+    get_options = _options_getter(options)
     roots = canonical_roots(roots)
     # A one-off scan stops at an offline root (exit 1) before it writes anything.
     require_online(roots)
@@ -475,8 +483,8 @@ def scan(
             summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
         recheck_after_crash(db, roots)  # torn sidecars become pending rows, which the plan queues
     plan, rows, found, _ = reconcile(
-        roots, db, force=force, problems=summary.problems, guard=guard, strict=True,
-        max_bytes=options.limits.max_file_bytes, volumes=volumes,
+        roots, db, force=force, problems=summary.problems, guard=guard, strict=True, volumes=volumes,
+        hasher=lambda path: hash_file(path, max_bytes=get_options().limits.max_file_bytes),
     )  # fmt: skip
     summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
@@ -510,7 +518,11 @@ def scan(
         on_plan(plan, todo)
     if todo == 0 and not retry_failed:
         return _finish(summary, db, roots, t0)
+    from sidecar_thumbs.render import describe_kernel
+    from sidecar_thumbs.work.pipeline import ClaimSource, Pipeline
+
     t_render = time.monotonic()
+    options = get_options()
     log.info("renderer: %s", describe_kernel(options.render.kernel))
     executor = make_executor()
     # A model that vanishes mid-run is deleted only if its volume is still the one walked.
@@ -544,6 +556,13 @@ def scan(
         summary.elapsed = time.monotonic() - t0
         summary.interrupted = summary.interrupted or bool(stop and stop.is_set())
     return _finish(summary, db, roots, t0)
+
+
+def _options_getter(options: ThumbnailOptions | Callable[[], ThumbnailOptions]) -> Callable[[], ThumbnailOptions]:
+    """The options, made at most once, on first use."""
+    if callable(options):
+        return functools.cache(options)
+    return lambda: options
 
 
 def _finish(summary: ScanSummary, db: StateDB, roots: Sequence[str], t0: float) -> ScanSummary:
