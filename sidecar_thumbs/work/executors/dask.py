@@ -3,31 +3,25 @@
 The coordinator (the daemon on the Mac) keeps owning the database and writing sidecars; Dask workers
 that mount the same share only turn paths into PNG bytes. Dask leaves gaps that this module fills:
 
-* **Cost per task.** Dask spends a dozen messages and milliseconds of scheduler time on every task,
-  which made one file a task 1.3x slower than the local pool. Jobs are sent ``batch_size`` files a
-  task (:mod:`.dask_batches`); a partial batch leaves after ``linger`` seconds, so a daemon's trickle
-  of events is not held back.
-* **Caching.** Every task is submitted with ``pure=False``: identical resubmissions would otherwise
-  get the first result back without rendering again.
-* **No per-task timeout** (dask/distributed#391). Each file tells the coordinator when it really
-  starts on a worker (a Dask event, so time spent queued does not count); a monitor thread fails a
-  file that runs past ``timeout`` with ``TimeoutError`` and restarts its worker through the nanny —
-  the only way to stop a thread stuck in native code. The other files of its batch are sent again;
-  other workers carry on; the worker rejoins.
-* **Worker deaths.** The scheduler charges a death to *every* task assigned to that worker, also the
-  ones only queued there, and re-runs the culprit up to ``allowed-failures`` times, killing a worker
-  each time. We set ``allowed-failures`` to 0 on the scheduler and decide here instead: the file that
-  had started on the dead worker is tried once more, alone, then fails ("worker process crashed"); the
-  innocent files are submitted again (at most ``max_worker_deaths`` times, in case a notice was lost).
-* **Concurrency.** Tasks need one ``RENDER`` resource; workers are started with ``--nthreads 1
-  --resources RENDER=1`` per core, so a machine never runs more renders than it has cores for.
-* **A lost scheduler** fails every render in flight with :class:`SchedulerLostError` (a
-  ``RunError``) and makes ``submit`` raise it, so the run stops and its claims go back to pending.
-* **Warm workers.** A worker plugin loads numba's compiled code on every worker, also those that
-  join later, so no file pays the compile cost.
-
-The returned futures are plain ``concurrent.futures.Future`` objects, so the pipeline waits on them
-with ``concurrent.futures.wait`` exactly as it does on the local pool's.
+* **Cost per task.** Dask spends a dozen messages and ~6 ms of CPU on every task, which made one file a
+  task 1.5x as costly as the local pool. Jobs go ``batch_size`` files a task (:mod:`.dask_batcher`); a
+  partial batch leaves after ``linger`` seconds, so a daemon's trickle of events is not held back.
+* **Caching.** Tasks are submitted with ``pure=False``: identical resubmissions would otherwise get the
+  first result back without rendering again.
+* **No per-task timeout** (dask/distributed#391). Each file tells the coordinator when it really starts
+  on a worker (a Dask event: time spent queued does not count); a monitor thread fails a file that runs
+  past ``timeout`` and restarts its worker through the nanny — the only way to stop a thread stuck in
+  native code. The other files of its batch are sent again; the worker rejoins.
+* **Worker deaths.** The scheduler charges a death to *every* task assigned to that worker and re-runs
+  the culprit up to ``allowed-failures`` times, killing a worker each time. We set ``allowed-failures`` to
+  0 and decide here who is to blame (:func:`.dask_batches.judge_death`): a file that crashes its worker
+  twice, alone, fails ("worker process crashed"); batches only queued there go again uncharged.
+* **Concurrency.** Tasks need one ``RENDER`` resource; workers run ``--nthreads 1 --resources RENDER=1``
+  per core, so a machine never runs more renders than it has cores for.
+* **A lost scheduler** fails every render in flight with :class:`SchedulerLostError` (a ``RunError``)
+  and makes ``submit`` raise it, so the run stops and its claims go back to pending.
+* **Warm workers.** A worker plugin loads numba's compiled code on every worker, also on those that join
+  later. The returned futures are plain ``concurrent.futures.Future`` objects, as the local pool's.
 """
 
 from __future__ import annotations
@@ -41,18 +35,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sidecar_thumbs.errors import ConfigError, RunError
 from sidecar_thumbs.work.executors.dask_batcher import Batcher
 from sidecar_thumbs.work.executors.dask_batches import Batch, FileTask, judge_death, unstarted_limit
 from sidecar_thumbs.work.executors.dask_cluster import ClusterLink, DaskUnavailableError
-from sidecar_thumbs.work.executors.dask_worker import (
-    PLUGIN_NAME,
-    RESOURCE,
-    WarmUpPlugin,
-    run_batch,
-)
+from sidecar_thumbs.work.executors.dask_worker import PLUGIN_NAME, RESOURCE, WarmUpPlugin, run_batch
 from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job
 
 try:
@@ -61,12 +50,15 @@ try:
 except ImportError as exc:  # the extra is optional; say how to get it
     raise ConfigError("the dask executor needs Dask distributed: pip install 'sidecar-thumbs[dask]'") from exc
 
+if TYPE_CHECKING:
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+
 __all__ = ["PLUGIN_NAME", "DaskExecutor", "DaskUnavailableError", "SchedulerLostError"]
 
 log = logging.getLogger(__name__)
 
-# Files a Dask task. Measured with bench/dask.py (docs/DASK.md): 8 brings Dask within 1.1x of the local pool on
-# 2 cores; more only lengthens the tail, where one worker finishes a batch while the other has none.
+# Files a Dask task. Measured with bench/dask.py (docs/DASK.md): at 8, Dask costs 1.12-1.15x the local pool's
+# CPU on 2 cores (1.5x one file a task); more only lengthens the tail, where one worker is left with a batch.
 BATCH_SIZE = 8
 # Seconds a partial batch waits for more jobs: the pipeline submits a batch's worth in a burst, a daemon's
 # events one by one.
@@ -96,10 +88,8 @@ class DaskExecutor:
         connect_timeout: seconds to reach the scheduler (also how long the client tries to reconnect).
         wait_for_workers: seconds to wait for the first worker offering ``RENDER``.
         allowed_failures: set on the scheduler (see the module docs); None leaves it alone.
-        crash_retries: a job whose worker died while running it is run again this many times
-            elsewhere (a machine switched off mid-render is not the file's fault); then it fails.
-        max_worker_deaths: a job queued on this many dying workers fails even if it was never seen
-            running (a safety net for a lost start notice).
+        crash_retries, max_worker_deaths: when a worker's death fails a file (see
+            :func:`.dask_batches.judge_death`).
         batch_size: files a Dask task (1: one task a file, as before batching).
         linger: seconds a partial batch waits for more jobs before it is sent.
         tick: seconds between the monitor's checks of running tasks.
@@ -119,7 +109,7 @@ class DaskExecutor:
         scheduler: str | distributed.Client | distributed.LocalCluster,
         *,
         timeout: float,
-        options: Any = None,
+        options: ThumbnailOptions | None = None,
         job: Callable[[RenderJob], RenderResult] = render_job,
         path_map: Callable[[str], str] | None = None,
         connect_timeout: float = 10.0,
@@ -392,21 +382,18 @@ class DaskExecutor:
     def _expire_overdue(self, now: float) -> None:
         limit = unstarted_limit(self.timeout, self.batch_size, UNSTARTED_FACTOR)
         with self._lock:
-            overdue = [
-                b
-                for b in self._batches.values()
-                if (b.started is not None and now - b.started > self.timeout)
-                or (b.started is None and now - b.submitted > limit)
-            ]
-        processing: dict[str, Any] | None = None
+            overdue = [b for b in self._batches.values() if b.overdue(now, self.timeout, limit)]
+        processing: dict[str, Any] = self._client.processing() if overdue else {}  # by live worker
         for batch in overdue:
             worker = batch.worker
             if worker is None:  # never announced: find the worker holding it, if any
-                if processing is None:
-                    processing = self._client.processing()
                 worker = next((w for w, keys in processing.items() if batch.key in keys), None)
                 if worker is None:
                     continue  # waiting for a worker with RENDER to join: not stuck, just queued
+            elif worker not in processing:
+                # Its worker is gone: a death, reported as such soon (KilledWorker). In a batch the notice of
+                # the file that crashed it may never have left, so the last one announced only looks stuck.
+                continue
             with self._lock:
                 if self._batches.get(batch.key) is not batch:
                     continue  # finished meanwhile

@@ -46,6 +46,12 @@ class Batch:
         """The file the worker announced last, if any has started."""
         return self.files[self.current] if self.started is not None else None
 
+    def overdue(self, now: float, timeout: float, unstarted: float) -> bool:
+        """Its current file has run past ``timeout``, or nothing of it was announced for ``unstarted`` s."""
+        if self.started is not None:
+            return now - self.started > timeout
+        return now - self.submitted > unstarted
+
     def live(self) -> list[FileTask]:
         """Files still waiting for an outcome."""
         return [f for f in self.files if not f.settled and not f.future.done()]
