@@ -24,7 +24,7 @@ from pathlib import Path
 from sidecar_thumbs.files.sidecar import sidecar_name_for
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, RenderDone, ThumbSource
-from sidecar_thumbs.work.scan import reconcile
+from sidecar_thumbs.work.reconcile import reconcile
 
 
 def build(lib: Path, db_path: Path, count: int) -> None:

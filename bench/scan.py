@@ -42,11 +42,13 @@ from sidecar_thumbs.files.discover import iter_model_files
 from sidecar_thumbs.files.sidecar import sidecar_path_for
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
-from sidecar_thumbs.settings.config import default_workers, load_settings
+from sidecar_thumbs.settings.fields import default_workers
+from sidecar_thumbs.settings.loading import load_settings
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.work.executors.local import Executor, make_executor
-from sidecar_thumbs.work.pipeline import Outcome
-from sidecar_thumbs.work.scan import ScanSummary, plan_changes, scan
+from sidecar_thumbs.work.outcomes import Outcome
+from sidecar_thumbs.work.plan import plan_changes
+from sidecar_thumbs.work.scan import ScanSummary, scan
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 CORPUS_FOLDERS = ("stl-binary", "stl-ascii", "3mf", "bad")

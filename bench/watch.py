@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from _common import LEVELS, FileSpec, generate_library
 
-from sidecar_thumbs.settings.config import default_workers
+from sidecar_thumbs.settings.fields import default_workers
 
 TARGET_OVERHEAD_S = 0.5  # the issue: p50 latency <= settle + 0.5 s
 POLL_S = 0.01  # sidecar polling while measuring latency

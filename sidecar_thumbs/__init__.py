@@ -26,7 +26,7 @@ from sidecar_thumbs.errors import (
     SidecarThumbsError,
     UnknownSettingError,
 )
-from sidecar_thumbs.settings.config import Settings
+from sidecar_thumbs.settings.fields import Settings
 
 if TYPE_CHECKING:
     from sidecar_thumbs.reports.clean import CleanReport

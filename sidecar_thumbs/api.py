@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sidecar_thumbs.errors import LockedError, ModelError
-from sidecar_thumbs.settings import config
-from sidecar_thumbs.settings.config import Settings
+from sidecar_thumbs.settings import loading
+from sidecar_thumbs.settings.fields import Settings
 from sidecar_thumbs.wiring import PathArg, executor_for, open_state_db, roots_from, thumbnail_options
 
 if TYPE_CHECKING:
@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from sidecar_thumbs.reports.verify import VerifyReport
     from sidecar_thumbs.store.lock import DaemonLock
     from sidecar_thumbs.store.state import StateDB
-    from sidecar_thumbs.work.pipeline import Outcome
-    from sidecar_thumbs.work.scan import Plan, ScanSummary
+    from sidecar_thumbs.work.outcomes import Outcome
+    from sidecar_thumbs.work.plan import Plan
+    from sidecar_thumbs.work.scan import ScanSummary
 
 __all__ = ["clean", "load_settings", "render_file", "scan", "verify", "watch"]
 
@@ -55,7 +56,7 @@ def load_settings(env_file: PathArg | None = None, **overrides: object) -> Setti
         UnknownSettingError: an override names no setting (the message names it).
         ConfigError: a value is invalid (the message names the variable, the value and its source).
     """
-    return config.load_settings(env_file=env_file, overrides=overrides)
+    return loading.load_settings(env_file=env_file, overrides=overrides)
 
 
 def mass_missing_guard(settings: Settings, allow_mass_missing: bool = False) -> MassMissingGuard:
@@ -196,7 +197,8 @@ def _fix(
     report: VerifyReport, roots: list[str], settings: Settings, options: ThumbnailOptions, db: StateDB
 ) -> dict[str, int]:
     from sidecar_thumbs.reports.verify import plan_fixes
-    from sidecar_thumbs.work.pipeline import Pipeline, run_pending
+    from sidecar_thumbs.work.claims import run_pending
+    from sidecar_thumbs.work.pipeline import Pipeline
 
     lock, holder = _take_lock(settings.database, "verify")
     try:

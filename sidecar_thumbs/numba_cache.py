@@ -18,7 +18,7 @@ import os
 import sys
 from types import ModuleType
 
-__all__ = ["configure", "import_kernel", "is_cold"]
+__all__ = ["chosen_kernel", "configure", "import_kernel", "is_cold"]
 
 
 def configure() -> None:
@@ -42,6 +42,16 @@ def import_kernel(module: str) -> ModuleType | None:
         return importlib.import_module(module)
     except ImportError:
         return None
+
+
+def chosen_kernel(kernel: ModuleType | None, use_numba: bool | None) -> ModuleType | None:
+    """The kernel to run, or None for the pure twin: ``use_numba`` None takes the kernel when it was
+    imported; True (tests) insists on it and raises ``RuntimeError`` without numba; False refuses it."""
+    if use_numba is None:
+        use_numba = kernel is not None
+    if use_numba and kernel is None:
+        raise RuntimeError("numba is not available")
+    return kernel if use_numba else None
 
 
 def is_cold() -> bool:

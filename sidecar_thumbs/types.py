@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-__all__ = ["FileState", "ModelRow", "ModelStatus", "PlanRow", "RenderDone", "RenderFailed", "ThumbSource"]
+__all__ = [
+    "FileState",
+    "Fingerprint",
+    "ModelRow",
+    "ModelStatus",
+    "PlanRow",
+    "RenderDone",
+    "RenderFailed",
+    "ThumbSource",
+]
 
 
 class ThumbSource(StrEnum):
@@ -33,6 +42,15 @@ class ModelStatus(StrEnum):
     DONE = "done"  # sidecar written from the content hash in thumb_hash
     FAILED = "failed"  # last attempt failed; transient ones come back after a back-off
     MISSING = "missing"  # the model file is gone from disk
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies one version of a model file: the stat gate plus its content hash."""
+
+    size: int
+    mtime_ns: int
+    hash: str  # xxh3_128 hexdigest, 32 lowercase hex characters (or the over-cap key)
 
 
 @dataclass(frozen=True)

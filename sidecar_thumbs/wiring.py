@@ -1,4 +1,4 @@
-"""The library's working parts built from :class:`~sidecar_thumbs.settings.config.Settings`.
+"""The library's working parts built from :class:`~sidecar_thumbs.settings.fields.Settings`.
 
 Settings say *what* (size, workers, database path); these functions turn them into the objects that do
 the work (thumbnail options, the state database, an executor). The public API and the CLI both build
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from sidecar_thumbs.errors import ConfigError
 from sidecar_thumbs.files.discover import set_model_extensions
-from sidecar_thumbs.settings.config import Settings
+from sidecar_thumbs.settings.fields import Settings
 
 if TYPE_CHECKING:
     from sidecar_thumbs.render.thumbnail import ThumbnailOptions

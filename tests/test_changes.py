@@ -11,7 +11,8 @@ import pytest
 from mesh_builders import binary_stl
 
 from sidecar_thumbs.daemon.changes import ChangeTracker
-from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.daemon.events import EventKind, FileEvent
+from sidecar_thumbs.daemon.settle import Settler
 from sidecar_thumbs.files.sidecar import sidecar_path_for
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions

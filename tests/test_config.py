@@ -11,16 +11,10 @@ from corpus_paths import REPO_ROOT
 
 from sidecar_thumbs.errors import ConfigError
 from sidecar_thumbs.mesh import LoadLimits
-from sidecar_thumbs.settings.config import (
-    Settings,
-    _mount_fstype,
-    database_on_network_share,
-    default_database_path,
-    default_workers,
-    env_example_text,
-    iter_setting_docs,
-    load_settings,
-)
+from sidecar_thumbs.settings.dbplace import _mount_fstype, database_on_network_share
+from sidecar_thumbs.settings.docs import env_example_text, iter_setting_docs
+from sidecar_thumbs.settings.fields import Settings, default_database_path, default_workers
+from sidecar_thumbs.settings.loading import load_settings
 
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 
@@ -302,7 +296,7 @@ def test_every_setting_is_documented() -> None:
 
 def test_env_example_is_complete_and_current() -> None:
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
-    # Regenerate: python -c "from sidecar_thumbs.settings.config import env_example_text as t; print(t(), end='')" \
+    # Regenerate: python -c "from sidecar_thumbs.settings.docs import env_example_text as t; print(t(), end='')" \
     #   > .env.example
     assert text == env_example_text()
     for d in iter_setting_docs():

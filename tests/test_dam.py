@@ -18,10 +18,11 @@ from sidecar_thumbs.errors import ConfigError, DatabaseError
 from sidecar_thumbs.files.sidecar import sidecar_path_for
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.reports.verify import ProblemKind, plan_fixes, verify
-from sidecar_thumbs.settings.config import load_settings
+from sidecar_thumbs.settings.loading import load_settings
 from sidecar_thumbs.store.state import StateDB
+from sidecar_thumbs.work.claims import run_pending
 from sidecar_thumbs.work.executors.local import InlineExecutor
-from sidecar_thumbs.work.pipeline import Pipeline, run_pending
+from sidecar_thumbs.work.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "models"

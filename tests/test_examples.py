@@ -6,7 +6,8 @@ import configparser
 import plistlib
 from pathlib import Path
 
-from sidecar_thumbs.settings.config import Settings, load_settings
+from sidecar_thumbs.settings.fields import Settings
+from sidecar_thumbs.settings.loading import load_settings
 
 SERVICE = Path(__file__).resolve().parents[1] / "examples" / "service"
 

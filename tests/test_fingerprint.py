@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import xxhash
@@ -14,13 +15,15 @@ from sidecar_thumbs.errors import TransientModelError
 from sidecar_thumbs.files import fingerprint as fp
 from sidecar_thumbs.files.fingerprint import (
     FileChangedError,
-    Fingerprint,
     fingerprint,
     gate_moved,
     hash_bytes,
     hash_file,
+    oversize_key,
     stat_key,
 )
+from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError
+from sidecar_thumbs.types import Fingerprint
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -124,8 +127,8 @@ def test_change_during_hash_is_detected_deterministically(tmp_path: Path, monkey
     path = _write(tmp_path / "copying.stl", b"x" * 1000)
     real_hash_file = fp.hash_file
 
-    def hash_then_append(p: os.PathLike[str] | str, *, chunk_size: int) -> str:
-        digest = real_hash_file(p, chunk_size=chunk_size)
+    def hash_then_append(p: os.PathLike[str] | str, **kwargs: Any) -> str:
+        digest = real_hash_file(p, **kwargs)
         with open(p, "ab") as f:
             f.write(b"more")
         return digest
@@ -174,3 +177,45 @@ def test_corpus_files_fingerprint(model: Path, corpus: Path) -> None:
     got = fingerprint(model)
     assert got.size == model.stat().st_size
     assert got.hash == hash_bytes(model.read_bytes())
+
+
+def test_file_that_changed_since_the_callers_stat_is_unstable(tmp_path: Path) -> None:
+    # The daemon decides on its own stat whether to hash; the hash must belong to that stat.
+    path = _write(tmp_path / "a.stl", b"x" * 100)
+    first = os.stat(path)
+    _write(path, b"y" * 200)
+    with pytest.raises(FileChangedError, match="size 100 -> 200"):
+        fingerprint(path, first=first)
+    assert fingerprint(path, first=os.stat(path)).hash == hash_bytes(b"y" * 200)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.stl"
+    os.mkfifo(fifo)
+    with pytest.raises(NotRegularFileError, match="FIFO"):
+        fingerprint(fifo)  # opening it for reading would block for ever
+
+
+def test_link_out_of_the_roots_is_refused(tmp_path: Path) -> None:
+    outside = _write(tmp_path / "outside.stl", b"solid x\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link.stl").symlink_to(outside)
+    with pytest.raises(LinkOutsideRootsError):
+        fingerprint(root / "link.stl", roots=[str(root)])
+    assert fingerprint(root / "link.stl").hash == hash_bytes(b"solid x\n")  # no roots: followed
+
+
+def test_file_over_the_size_cap_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "big.stl", b"z" * 1000)
+    st = os.stat(path)
+
+    def no_hashing() -> None:
+        raise AssertionError("a file over the cap must not be read")
+
+    with monkeypatch.context() as m:
+        m.setattr(fp.xxhash, "xxh3_128", no_hashing)
+        got = fingerprint(path, max_bytes=999)
+    assert got == Fingerprint(size=1000, mtime_ns=st.st_mtime_ns, hash=oversize_key(1000, st.st_mtime_ns))
+    assert fingerprint(path, max_bytes=1000).hash == hash_bytes(b"z" * 1000)  # at the cap: hashed

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar_thumbs.daemon.watcher import _relevant
+from sidecar_thumbs.daemon.events import _relevant
 from sidecar_thumbs.errors import BadModelError, ConfigError
 from sidecar_thumbs.files import discover
 from sidecar_thumbs.files.discover import find_model_files, is_model_name, set_model_extensions
@@ -17,7 +17,8 @@ from sidecar_thumbs.files.formats import ALL_SUFFIXES, FORMATS, format_for_name,
 from sidecar_thumbs.files.sidecar import metadata_for
 from sidecar_thumbs.mesh.archive import entry_kind
 from sidecar_thumbs.mesh.load import detect_format
-from sidecar_thumbs.settings.config import Settings, load_settings
+from sidecar_thumbs.settings.fields import Settings
+from sidecar_thumbs.settings.loading import load_settings
 
 EXTENSIONS = [".stl", ".3mf", ".obj", ".ply", ".amf", ".amf.xml", ".step", ".stp", ".gcode", ".bgcode", ".zip", ".7z"]
 NOT_MODELS = ["cube.mtl", "preview.png", "photo.JPG", "README.txt", "notes.md", "x.xml", "LICENSE", "plate.gco"]

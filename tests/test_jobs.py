@@ -12,6 +12,7 @@ from mesh_builders import binary_stl
 from sidecar_thumbs.files.fingerprint import hash_bytes
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.types import Fingerprint
 from sidecar_thumbs.work import jobs
 from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job
 
@@ -33,6 +34,7 @@ def test_a_good_model_gives_png_bytes_and_the_facts_of_its_content(model: Path) 
     assert r.ok and r.png is not None and r.png.startswith(PNG_SIGNATURE)
     assert (r.source, r.triangles, r.error) == ("rendered", 25, None)
     assert (r.content_hash, r.size, r.mtime_ns) == (hash_bytes(model.read_bytes()), st.st_size, st.st_mtime_ns)
+    assert r.fingerprint == Fingerprint(st.st_size, st.st_mtime_ns, hash_bytes(model.read_bytes()))
     assert r.render_ms > 0
     assert sorted(os.listdir(model.parent)) == before  # nothing written beside the model
 
@@ -48,7 +50,7 @@ def test_a_bad_model_fails_for_good_and_names_the_content_that_failed(tmp_path: 
 
 def test_a_vanished_model_is_a_transient_failure_without_a_hash(tmp_path: Path) -> None:
     r = render_job(RenderJob(str(tmp_path / "gone.stl"), SMALL))
-    assert not r.ok and r.transient and r.content_hash is None
+    assert not r.ok and r.transient and r.content_hash is None and r.fingerprint is None
     assert r.error == "file vanished before it could be read"
 
 

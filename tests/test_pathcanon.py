@@ -17,7 +17,8 @@ import pytest
 from ci_volume import cannot_mount_reason, exfat_volume
 
 from sidecar_thumbs.daemon.changes import ChangeTracker
-from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.daemon.events import EventKind, FileEvent
+from sidecar_thumbs.daemon.settle import Settler
 from sidecar_thumbs.files.discover import find_model_files
 from sidecar_thumbs.files.pathcanon import SENSITIVE, VolumeRules, Volumes, probe_rules
 from sidecar_thumbs.files.sidecar import read_sidecar, sidecar_path_for

@@ -15,9 +15,11 @@ from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, ModelRow, ModelStatus
+from sidecar_thumbs.work.claims import ClaimSource, run_pending
 from sidecar_thumbs.work.executors.local import InlineExecutor
 from sidecar_thumbs.work.jobs import RenderJob, RenderResult
-from sidecar_thumbs.work.pipeline import ClaimSource, Outcome, Pipeline, run_pending
+from sidecar_thumbs.work.outcomes import Outcome
+from sidecar_thumbs.work.pipeline import Pipeline
 
 SMALL = ThumbnailOptions(render=RenderOptions(size=32))
 

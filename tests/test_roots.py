@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from sidecar_thumbs.daemon.changes import ChangeTracker
+from sidecar_thumbs.daemon.events import EventKind, FileEvent
 from sidecar_thumbs.daemon.root_states import RootStates
-from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.daemon.settle import Settler
 from sidecar_thumbs.dam.mapping import DamMapping
 from sidecar_thumbs.errors import RootOfflineError
 from sidecar_thumbs.files.roots import MassMissingGuard, canonical_roots, check_root, model_is_gone, root_identity

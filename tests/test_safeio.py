@@ -36,7 +36,7 @@ from sidecar_thumbs.render.thumbnail import (
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, RenderFailed
 from sidecar_thumbs.work.jobs import RenderJob, render_job
-from sidecar_thumbs.work.scan import plan_changes
+from sidecar_thumbs.work.plan import plan_changes
 from tests.mesh_builders import make_3mf, model_xml, unit_cube_mesh
 
 STL = "stl-binary/admesh__binary.stl"
@@ -362,7 +362,8 @@ def test_the_watchers_intake_never_reads_what_the_walker_would_not(odd: dict[str
     """Settled event paths: FIFO, socket, /dev/zero link and link out of the root get no row (and are
     not opened); a folder link out of the root is not walked; a real model is taken."""
     from sidecar_thumbs.daemon.changes import ChangeTracker
-    from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
+    from sidecar_thumbs.daemon.events import EventKind, FileEvent
+    from sidecar_thumbs.daemon.settle import Settler
 
     root = odd["root"]
     (root / "good.stl").write_bytes(b"solid g\nendsolid g\n")

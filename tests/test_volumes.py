@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from sidecar_thumbs.cli.main import cli
-from sidecar_thumbs.daemon.watcher import EventQueue, Watcher
+from sidecar_thumbs.daemon.events import EventQueue
+from sidecar_thumbs.daemon.watcher import Watcher
 from sidecar_thumbs.files.sidecar import sidecar_path_for
 from sidecar_thumbs.reports.status import collect_status
 from sidecar_thumbs.store.state import StateDB

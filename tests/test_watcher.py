@@ -20,7 +20,9 @@ from watchdog.events import (
     FileSystemEvent,
 )
 
-from sidecar_thumbs.daemon.watcher import EventKind, EventQueue, FileEvent, Settler, Watcher, _Handler
+from sidecar_thumbs.daemon.events import EventKind, EventQueue, FileEvent, _Handler
+from sidecar_thumbs.daemon.settle import Settler
+from sidecar_thumbs.daemon.watcher import Watcher
 
 SETTLE = 3.0
 

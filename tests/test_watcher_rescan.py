@@ -19,13 +19,12 @@ from types import ModuleType
 import pytest
 from test_daemon import wait_for
 
+from sidecar_thumbs.daemon.events import EventKind, FileEvent
 from sidecar_thumbs.daemon.loop import Daemon, DaemonConfig
 from sidecar_thumbs.daemon.watcher import (
     FSE_KERNEL_DROPPED,
     FSE_MUST_SCAN_SUBDIRS,
     FSE_USER_DROPPED,
-    EventKind,
-    FileEvent,
     RescanOnDroppedEvents,
     rescan_reason,
 )
@@ -209,7 +208,8 @@ def test_our_fsevents_observer_turns_a_dropped_events_flag_into_a_rescan_request
     import _watchdog_fsevents  # type: ignore[import-not-found]
     from watchdog.events import FileCreatedEvent, FileSystemEventHandler
 
-    from sidecar_thumbs.daemon.watcher import EventQueue, _fsevents_observer
+    from sidecar_thumbs.daemon.events import EventQueue
+    from sidecar_thumbs.daemon.watcher import _fsevents_observer
 
     native = _watchdog_fsevents.NativeEvent
     queue = EventQueue()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sidecar_thumbs.errors import ConfigError, DatabaseError
-from sidecar_thumbs.settings.config import Settings
+from sidecar_thumbs.settings.fields import Settings
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.wiring import executor_for, open_state_db, roots_from, thumbnail_options
 from sidecar_thumbs.work.executors.local import InlineExecutor

@@ -20,7 +20,8 @@ import click
 from sidecar_thumbs.errors import SidecarError
 from sidecar_thumbs.files.discover import set_model_extensions
 from sidecar_thumbs.logs import json_line, setup_logging
-from sidecar_thumbs.settings.config import Settings, load_settings
+from sidecar_thumbs.settings.fields import Settings
+from sidecar_thumbs.settings.loading import load_settings
 from sidecar_thumbs.wiring import executor_for, open_state_db, thumbnail_options
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "problem",
     "render_options",
     "renderer_is_cold",
+    "rendering_options",
     "roots_for",
     "settings_for",
     "thumbnail_options",
@@ -293,3 +295,11 @@ def mass_missing_option(f: Callable[..., Any]) -> Callable[..., Any]:
         help="Believe a root that lists no models, or lost more than SIDECAR_THUMBS_MASS_MISSING_SHARE of them "
         "at once: the models were really deleted (without it such a root counts as offline, exit 1).",
     )(f)
+
+
+def rendering_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command that renders (scan, verify, watch): the mass-missing guard, the pool,
+    the thumbnails and the global ones; the command is passed the click context."""
+    for option in (click.pass_context, global_options(), render_options, pool_options, mass_missing_option):
+        f = option(f)
+    return f

@@ -21,13 +21,12 @@ from sidecar_thumbs.cli.common import (
     fail,
     global_options,
     global_opts,
-    mass_missing_option,
     notice,
-    pool_options,
     printable_output,
     problem,
     render_options,
     renderer_is_cold,
+    rendering_options,
     roots_for,
     settings_for,
     thumbnail_options,
@@ -131,11 +130,7 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--fix", is_flag=True, help="Re-render missing/stale/corrupt, remove orphans, re-flag rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@mass_missing_option
-@pool_options
-@render_options
-@global_options()
-@click.pass_context
+@rendering_options
 def verify(
     ctx: click.Context, paths: tuple[Path, ...], fix: bool, as_json: bool, allow_mass_missing: bool, **opts: Any
 ) -> None:

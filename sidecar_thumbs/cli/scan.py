@@ -15,14 +15,11 @@ from sidecar_thumbs import api
 from sidecar_thumbs.cli.common import (
     current_log_format,
     fail,
-    global_options,
     global_opts,
     log,
-    mass_missing_option,
     notice,
-    pool_options,
-    render_options,
     renderer_is_cold,
+    rendering_options,
     roots_for,
     settings_for,
 )
@@ -38,11 +35,7 @@ __all__ = ["scan"]
 @click.option("--force", is_flag=True, help="Render every model again, changed or not.")
 @click.option("--retry-failed", is_flag=True, help="Try models that failed before again, even unchanged.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-@mass_missing_option
-@pool_options
-@render_options
-@global_options()
-@click.pass_context
+@rendering_options
 def scan(
     ctx: click.Context,
     paths: tuple[Path, ...],

@@ -1,6 +1,6 @@
 """File-system changes → database marks: the daemon's intake.
 
-Events only mark: a changed file waits in the :class:`~sidecar_thumbs.daemon.watcher.Settler` until it is
+Events only mark: a changed file waits in the :class:`~sidecar_thumbs.daemon.settle.Settler` until it is
 stable, then is fingerprinted here; content that is new or different becomes pending; a move takes
 its row and its sidecar along (also when the move arrived as delete + create, matched by content
 hash); a delete marks the row missing and removes our sidecar a little later. Nothing here renders.
@@ -17,9 +17,10 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from sidecar_thumbs.daemon.watcher import EventKind, FileEvent, Settler
+from sidecar_thumbs.daemon.events import EventKind, FileEvent
+from sidecar_thumbs.daemon.settle import Settler
 from sidecar_thumbs.files.discover import iter_model_files, model_on_disk
-from sidecar_thumbs.files.fingerprint import hash_file
+from sidecar_thumbs.files.fingerprint import FileChangedError, fingerprint
 from sidecar_thumbs.files.pathcanon import Volumes
 from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError, inside_roots, stat_regular
 from sidecar_thumbs.files.sidecar import model_name_for_sidecar, move_our_sidecar, read_sidecar, sidecar_path_for
@@ -218,13 +219,12 @@ class ChangeTracker:
                         continue  # same content that failed before
                     if row.status is ModelStatus.DONE and os.path.lexists(sidecar_path_for(path)):
                         continue  # nothing changed (e.g. the event was our own metadata or a no-op)
-                digest = hash_file(path, roots=self.roots, max_bytes=self.max_bytes)
-                after = stat_regular(path, roots=self.roots)
-            except OSError:
-                continue  # vanished or unreadable now; a later event or the rescan sees it again
-            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                digest = fingerprint(path, roots=self.roots, max_bytes=self.max_bytes, first=st).hash
+            except FileChangedError:
                 self.settler.touch(path, time.monotonic())  # changed while hashing: not settled
                 continue
+            except OSError:
+                continue  # vanished or unreadable now; a later event or the rescan sees it again
             if row is None:
                 twin = self.db.find_missing_by_hash(digest, st.st_size)
                 # A move only when the original is really gone: a copy of a model whose row an earlier

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sidecar_thumbs.errors import ConfigError
-from sidecar_thumbs.settings.config import IDENTIFIER_RE
+from sidecar_thumbs.settings.checks import IDENTIFIER_RE
 
 __all__ = ["DamMapping", "DamRow", "quote_identifier"]
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import xxhash
 
 from sidecar_thumbs.errors import TransientModelError
-from sidecar_thumbs.files.safeio import open_regular
+from sidecar_thumbs.files.safeio import open_regular, stat_regular
+from sidecar_thumbs.types import Fingerprint
 
 __all__ = [
     "FileChangedError",
-    "Fingerprint",
     "fingerprint",
     "gate_moved",
     "hash_bytes",
@@ -35,15 +34,6 @@ DEFAULT_CHUNK_SIZE = 1 << 20
 
 class FileChangedError(TransientModelError):
     """the file changed while it was being read; will retry once it settles"""
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """What identifies one version of a model file: the stat gate plus its content hash."""
-
-    size: int
-    mtime_ns: int
-    hash: str  # xxh3_128 hexdigest, 32 lowercase hex characters
 
 
 def stat_key(path: StrPath) -> tuple[int, int]:
@@ -129,29 +119,46 @@ def hash_file(
         os.close(fd)
 
 
-def fingerprint(path: StrPath, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Fingerprint:
-    """Stat, hash and re-stat a file, so the hash provably belongs to the recorded size and mtime.
+def fingerprint(
+    path: StrPath,
+    *,
+    roots: Sequence[str] | None = None,
+    max_bytes: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    first: os.stat_result | None = None,
+) -> Fingerprint:
+    """Hash a file if it is stable: stat, hash and re-stat it, so the hash provably belongs to the
+    recorded size and mtime. The one place that does this (the daemon's ingest, the pipeline's hash
+    of a file whose worker died).
+
+    Only a regular file is stat'ed and read (:func:`~.safeio.stat_regular`, :func:`hash_file`): a
+    FIFO, device or link out of the roots is refused, never opened.
 
     Args:
         path: The model file.
+        roots: A symlink is followed only into these (see :func:`~.safeio.stat_regular`).
+        max_bytes: The size cap: a larger file is not read, its hash is :func:`oversize_key`.
         chunk_size: Passed to :func:`hash_file`.
+        first: The stat the caller already took (and decided on); the hash is proven against it
+            instead of a fresh one.
 
     Returns:
-        The file's :class:`Fingerprint`.
+        The file's :class:`Fingerprint` (size and mtime of ``first`` or of the first stat).
 
     Raises:
         FileChangedError: Size or mtime moved while hashing (a copy still in progress).
-        OSError: The file cannot be stat'ed or read.
+        OSError: The file cannot be stat'ed or read, or is not a regular file
+            (:class:`~.safeio.NotRegularFileError`, :class:`~.safeio.LinkOutsideRootsError`).
     """
-    before = stat_key(path)
-    digest = hash_file(path, chunk_size=chunk_size)
-    after = stat_key(path)
-    if after != before:
+    before = first if first is not None else stat_regular(path, roots=roots)
+    digest = hash_file(path, chunk_size=chunk_size, max_bytes=max_bytes, roots=roots)
+    after = stat_regular(path, roots=roots)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
         raise FileChangedError(
-            f"{os.fspath(path)} changed while hashing (size {before[0]} -> {after[0]}, "
-            f"mtime_ns {before[1]} -> {after[1]}); will retry once it settles"
+            f"{os.fspath(path)} changed while hashing (size {before.st_size} -> {after.st_size}, "
+            f"mtime_ns {before.st_mtime_ns} -> {after.st_mtime_ns}); will retry once it settles"
         )
-    return Fingerprint(size=before[0], mtime_ns=before[1], hash=digest)
+    return Fingerprint(size=before.st_size, mtime_ns=before.st_mtime_ns, hash=digest)
 
 
 def gate_moved(old_size: int | None, old_mtime_ns: int | None, size: int, mtime_ns: int) -> bool:

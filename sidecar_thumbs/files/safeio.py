@@ -52,20 +52,21 @@ class LinkOutsideRootsError(OSError):
         super().__init__(errno.EXDEV, f"symlink leads outside the library roots (to {target})", os.fspath(path))
 
 
+_KIND_WORDS = (
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISDIR, "folder"),
+    (stat.S_ISLNK, "symlink"),
+)
+
+
 def file_kind(mode: int) -> str:
     """A word for what a mode describes, for messages."""
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode):
-        return "character device"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISLNK(mode):
-        return "symlink"
+    for is_kind, word in _KIND_WORDS:
+        if is_kind(mode):
+            return word
     return "regular file" if stat.S_ISREG(mode) else "special file"
 
 

@@ -19,6 +19,8 @@ from itertools import repeat
 
 import numpy as np
 
+from sidecar_thumbs.mesh.cutout import cut_out
+
 __all__ = ["MAX_BLOCK_BYTES", "BulkCuts", "cut_bulk"]
 
 # Reading a block in bulk holds about four copies of it for a moment; a larger block (over ~1M
@@ -82,13 +84,7 @@ def cut_bulk(data: bytes) -> BulkCuts | None:
     if not ranges:
         return None
     ranges.sort()
-    pieces = []
-    pos = 0
-    for start, end in ranges:
-        pieces.append(data[pos:start])
-        pos = end
-    pieces.append(data[pos:])
-    cuts.skeleton = b"".join(pieces)
+    cuts.skeleton = cut_out(data, ranges)
     return cuts
 
 

@@ -257,12 +257,8 @@ def _read_binary_records(
     data: bytes, off: int, el: PlyElement, order: str, use_numba: bool | None
 ) -> tuple[list[Column], int]:
     """Record by record, for lists whose length varies (polygons of mixed sizes)."""
-    kernel = _load_kernel()
-    if use_numba is None:
-        use_numba = kernel is not None
-    if use_numba:
-        if kernel is None:
-            raise RuntimeError("numba is not available")
+    kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
+    if kernel is not None:
         return _walk_numba(kernel, data, off, el, order)
     return _walk_struct(data, off, el, order)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sidecar_thumbs.errors import BadModelError, LimitExceededError, ModelError
+
 OK = 0
 ERR_MARKUP = 1
 ERR_DTD = 2
@@ -24,3 +26,20 @@ MESSAGES = {
     ERR_LIMIT: "too many triangles",
     ERR_NESTING: "<mesh> elements are not properly nested",
 }
+
+
+def scan_error(status: int, text: bytes, s: int, e: int, where: str, max_triangles: int) -> ModelError:
+    """The error a scanner's failed ``status`` stands for, for the whole scan and the streamed one alike.
+
+    Args:
+        status: the scanner's status (not ``OK``).
+        text: what was scanned; ``text[s:e]`` is the token that failed (shown for a bad number).
+        where: the part and line, for the message.
+        max_triangles: the limit, for the message of ``ERR_LIMIT``.
+    """
+    if status == ERR_LIMIT:
+        return LimitExceededError(f"3MF has more than the limit of {max_triangles} triangles ({where})")
+    detail = ""
+    if status == ERR_NUMBER and e > s:
+        detail = ": " + repr(text[s : min(e, s + 40)].decode("utf-8", "replace"))
+    return BadModelError(f"3MF {MESSAGES.get(status, 'scan failed')} ({where}){detail}")

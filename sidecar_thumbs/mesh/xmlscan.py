@@ -15,8 +15,8 @@ from types import ModuleType
 import numpy as np
 
 from sidecar_thumbs import numba_cache
-from sidecar_thumbs.errors import BadModelError, LimitExceededError
-from sidecar_thumbs.mesh.scancodes import ERR_LIMIT, ERR_NUMBER, MESSAGES, OK
+from sidecar_thumbs.mesh.cutout import cut_out
+from sidecar_thumbs.mesh.scancodes import OK, scan_error
 from sidecar_thumbs.mesh.triprops import TriangleProps
 
 __all__ = ["MeshScan", "numba_available", "scan_meshes", "warm_up"]
@@ -58,13 +58,7 @@ class MeshScan:
         ranges = sorted(map(tuple, np.concatenate([self.spans[:, :2], self.skippable]).tolist()))
         if not ranges:
             return data
-        pieces = []
-        pos = 0
-        for start, end in ranges:
-            pieces.append(data[pos:start])
-            pos = end
-        pieces.append(data[pos:])
-        return b"".join(pieces)
+        return cut_out(data, ranges)
 
     def mesh(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(vertices, triangles)`` of the mesh at ``index``."""
@@ -92,12 +86,8 @@ def scan_meshes(
         BadModelError: malformed markup, a DTD, a bad number or index, a missing attribute.
         LimitExceededError: more than ``max_triangles`` triangles.
     """
-    kernel = _load_kernel()
-    if use_numba is None:
-        use_numba = kernel is not None
-    if use_numba:
-        if kernel is None:
-            raise RuntimeError("numba is not available")
+    kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
+    if kernel is not None:
         status, s, e, verts, tris, spans, cuts, props, paints = kernel.scan(
             np.frombuffer(data, np.uint8), max_triangles, want_props
         )
@@ -116,13 +106,7 @@ def scan_meshes(
                 scan = MeshScan(verts, tris, spans, cuts, triangle_props_re(data, scan))
             return scan
     line = data.count(b"\n", 0, s) + 1
-    where = f"{part} line {line}"
-    if status == ERR_LIMIT:
-        raise LimitExceededError(f"3MF has more than the limit of {max_triangles} triangles ({where})")
-    detail = ""
-    if status == ERR_NUMBER and e > s:
-        detail = ": " + repr(data[s : min(e, s + 40)].decode("utf-8", "replace"))
-    raise BadModelError(f"3MF {MESSAGES.get(status, 'scan failed')} ({where}){detail}")
+    raise scan_error(status, data, s, e, f"{part} line {line}", max_triangles)
 
 
 def warm_up() -> None:

@@ -166,22 +166,24 @@ def _parse_mesh(buf: bytes, start: int, end: int) -> tuple[np.ndarray, np.ndarra
     body = buf[start:end]
     if b"<!" in body or b"<?" in body:
         body = _SKIPPED.sub(b"", body)  # commented-out elements are not geometry
-    v_tags = _VERTEX_TAG.findall(body)
-    fast_v = _VERTEX_FAST.findall(body)
-    if len(fast_v) == len(v_tags):
-        v_tokens = [tok for triple in fast_v for tok in triple]
-    else:
-        v_tokens = _generic(v_tags, (b"x", b"y", b"z"), ERR_VERTEX_ATTR, start)
+    v_tokens = _tokens(body, _VERTEX_TAG, _VERTEX_FAST, (b"x", b"y", b"z"), ERR_VERTEX_ATTR, start)
     _check_numbers(buf, v_tokens, start)
-    t_tags = _TRIANGLE_TAG.findall(body)
-    fast_t = _TRIANGLE_FAST.findall(body)
-    if len(fast_t) == len(t_tags):
-        t_tokens = [tok for triple in fast_t for tok in triple]
-    else:
-        t_tokens = _generic(t_tags, (b"v1", b"v2", b"v3"), ERR_TRIANGLE_ATTR, start)
+    t_tokens = _tokens(body, _TRIANGLE_TAG, _TRIANGLE_FAST, (b"v1", b"v2", b"v3"), ERR_TRIANGLE_ATTR, start)
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range → inf, as the numba kernel does
         vertices = np.array(v_tokens, np.float64).astype(np.float32) if v_tokens else np.zeros(0, np.float32)
     return vertices.reshape(-1, 3), _indices(t_tokens, start).reshape(-1, 3)
+
+
+def _tokens(
+    body: bytes, tag: re.Pattern[bytes], fast: re.Pattern[bytes], names: tuple[bytes, ...], code: int, pos: int
+) -> list[bytes]:
+    """The values of attributes ``names`` of every element ``tag`` finds, in order: by the ``fast`` pattern
+    when it matches every one (the attributes in their usual order), else element by element."""
+    tags = tag.findall(body)
+    quick = fast.findall(body)
+    if len(quick) == len(tags):
+        return [tok for triple in quick for tok in triple]
+    return _generic(tags, names, code, pos)
 
 
 def _generic(tags: list[tuple[bytes, bytes]], names: tuple[bytes, ...], code: int, pos: int) -> list[bytes]:

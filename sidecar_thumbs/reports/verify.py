@@ -296,7 +296,7 @@ def remove_our_sidecar(path: str) -> bool:
 def plan_fixes(report: VerifyReport, db: StateDB) -> FixSummary:
     """Apply the cheap repairs now and mark what needs rendering as pending in ``db``.
 
-    The caller then renders the pending rows (``pipeline.run_pending``), which writes the sidecars
+    The caller then renders the pending rows (``claims.run_pending``), which writes the sidecars
     and sets the flags in the same step as for any other render.
     """
     from sidecar_thumbs.types import FileState

@@ -241,12 +241,17 @@ class SQLiteDB:
                 self._conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.Error as exc:
-                if not _is_busy(exc):
-                    raise self._error(exc) from exc
-                if sleep_s is None:
-                    raise self._locked_error(tries) from exc
-                self.busy_retries += 1
-                time.sleep(sleep_s)
+                self._wait_or_raise(exc, tries, sleep_s)
+
+    def _wait_or_raise(self, exc: sqlite3.Error, tries: int, sleep_s: float | None) -> None:
+        """After attempt ``tries`` failed with ``exc``: wait ``sleep_s`` before the next one when the
+        database was busy; raise when it was not busy, or busy past the last retry (``sleep_s`` None)."""
+        if not _is_busy(exc):
+            raise self._error(exc) from exc
+        if sleep_s is None:
+            raise self._locked_error(tries) from exc
+        self.busy_retries += 1
+        time.sleep(sleep_s)
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:
@@ -286,12 +291,7 @@ class SQLiteDB:
                 return result
             except sqlite3.Error as exc:
                 self._rollback()
-                if not _is_busy(exc):
-                    raise self._error(exc) from exc
-                if sleep_s is None:
-                    raise self._locked_error(tries) from exc
-                self.busy_retries += 1
-                time.sleep(sleep_s)
+                self._wait_or_raise(exc, tries, sleep_s)
             except BaseException:
                 self._rollback()
                 raise

@@ -18,7 +18,7 @@ from sidecar_thumbs.errors import ModelError
 from sidecar_thumbs.files.fingerprint import hash_bytes, oversize_key
 from sidecar_thumbs.mesh.siblings import sibling_reader
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes, read_model_bytes
-from sidecar_thumbs.types import ThumbSource
+from sidecar_thumbs.types import Fingerprint, ThumbSource
 
 __all__ = ["RenderJob", "RenderResult", "failure", "render_job", "warm_up_worker"]
 
@@ -52,6 +52,13 @@ class RenderResult:
     @property
     def ok(self) -> bool:
         return self.png is not None
+
+    @property
+    def fingerprint(self) -> Fingerprint | None:
+        """The content the worker read, when it got as far as reading it."""
+        if self.content_hash is None or self.size is None or self.mtime_ns is None:
+            return None
+        return Fingerprint(self.size, self.mtime_ns, self.content_hash)
 
 
 def failure(path: str, error: str, *, transient: bool = False) -> RenderResult:

@@ -16,23 +16,20 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from sidecar_thumbs.errors import DatabaseLockedError, ModelError
+from sidecar_thumbs.errors import DatabaseLockedError
 from sidecar_thumbs.files.atomic import fsync_dir
-from sidecar_thumbs.files.fingerprint import hash_file
-from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
-from sidecar_thumbs.files.sidecar import write_sidecar
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, ModelRow, RenderDone, RenderFailed, ThumbSource
+from sidecar_thumbs.work.commit import SidecarCommitter, _Record
 from sidecar_thumbs.work.crashcheck import close_writes, open_writes
 from sidecar_thumbs.work.executors.local import Executor, result_of
 from sidecar_thumbs.work.jobs import RenderJob, RenderResult
+from sidecar_thumbs.work.outcomes import Outcome, OutcomeKind, RunStats
 
-__all__ = ["Outcome", "OutcomeKind", "Pipeline", "RunStats"]
+__all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -43,49 +40,7 @@ FLUSH_COUNT = 200
 ABANDON_COMMIT_WAIT = 30.0
 
 
-class OutcomeKind(StrEnum):
-    """How one claimed model ended."""
-
-    DONE = "done"  # its sidecar is written
-    FAILED = "failed"  # with a reason (``Outcome.error``)
-    REQUEUED = "requeued"  # it changed during the render: pending again, not a failure
-    MISSING = "missing"  # deleted after it was found
-    UNREACHABLE = "unreachable"  # its volume went away: still claimed, released once the root's state is known
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one model, for progress displays and logs."""
-
-    path: str
-    kind: OutcomeKind
-    source: ThumbSource | None = None
-    error: str | None = None
-    transient: bool = False
-    render_ms: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.kind is OutcomeKind.DONE
-
-
-@dataclass
-class RunStats:
-    """Counts for one pipeline run."""
-
-    rendered: int = 0
-    embedded: int = 0
-    failed: int = 0
-    requeued: int = 0  # changed or interrupted: back to pending, not a failure
-    missing: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def finished(self) -> int:
-        return self.rendered + self.embedded + self.failed
-
-
-class Pipeline:
+class Pipeline(SidecarCommitter):
     """Renders claimed rows and commits their outcomes.
 
     Args:
@@ -294,107 +249,6 @@ class Pipeline:
         if self.on_outcome is not None and outcome.kind in (OutcomeKind.DONE, OutcomeKind.FAILED):
             self.on_outcome(outcome)
 
-    # -- committing (writer threads) --------------------------------------------------------------
-
-    def _commit_file(self, row: ModelRow, result: RenderResult) -> tuple[Outcome, list[_Record]]:
-        """Write one sidecar (in a writer thread); return the outcome and the database records to
-        make. Touches no shared state (the calling thread batches the records). Never raises."""
-        try:
-            return self._commit_file_unsafe(row, result)
-        except Exception as exc:  # a bug here must not stop the run; the row is retried later
-            log.exception("committing %s failed", row.path)
-            reason = f"internal error: {exc}"
-            return Outcome(row.path, OutcomeKind.FAILED, error=reason, transient=True), [
-                RenderFailed(row.path, reason, transient=True)
-            ]
-
-    def _commit_file_unsafe(self, row: ModelRow, result: RenderResult) -> tuple[Outcome, list[_Record]]:
-        path = row.path
-        if not result.ok:
-            if result.transient and not os.path.lexists(path):
-                return self._vanished(path)  # deleted after discovery, or its volume went away
-            reason = result.error or "failed"
-            records: list[_Record] = []
-            failed_hash = row.hash
-            content_hash, size, mtime_ns = result.content_hash, result.size, result.mtime_ns
-            died = not result.transient or result.max_attempts is not None  # crash, timeout
-            if content_hash is None and died and row.hash is None:
-                # The worker died (crash, timeout) before saying which content it read: hash it here
-                # (in a writer thread), or every scan would see "changed" content and hand it out again.
-                content_hash, size, mtime_ns = _hash_unchanged(path, row, self.options.limits.max_file_bytes)
-            if (
-                content_hash
-                and row.hash is None
-                and row.size is not None
-                and row.mtime_ns is not None
-                and (size, mtime_ns) == (row.size, row.mtime_ns)
-            ):
-                # Remember which content failed, so an unchanged bad file is not re-read every scan.
-                records.append(FileState(path, row.size, row.mtime_ns, content_hash, False))
-                failed_hash = content_hash
-            records.append(RenderFailed(path, reason, result.transient, failed_hash, result.max_attempts))
-            outcome = Outcome(
-                path, OutcomeKind.FAILED, error=reason, transient=result.transient, render_ms=result.render_ms
-            )
-            return outcome, records
-        assert result.png is not None and result.content_hash is not None
-        assert result.size is not None and result.mtime_ns is not None
-        # The sidecar must show the content that is on disk now: if the model was replaced after
-        # the worker read it, do not write a picture of the old content; render it again instead.
-        try:
-            st = stat_regular(path, roots=self.roots)
-        except FileNotFoundError:
-            return self._vanished(path)  # deleted, or its volume went away
-        except (NotRegularFileError, LinkOutsideRootsError):
-            # No longer a model we read (replaced by a link out of the roots, a FIFO): no picture of it
-            # is written into the library.
-            return Outcome(path, OutcomeKind.MISSING), [path]
-        except OSError as exc:
-            reason = f"cannot stat: {exc.strerror}"
-            return Outcome(path, OutcomeKind.FAILED, error=reason, transient=True), [
-                RenderFailed(path, reason, True, row.hash)
-            ]
-        if (st.st_size, st.st_mtime_ns) != (result.size, result.mtime_ns):
-            return Outcome(path, OutcomeKind.REQUEUED), [
-                FileState(path, st.st_size, st.st_mtime_ns, None, needs_render=True)
-            ]
-        try:
-            written = write_sidecar(path, result.png, durable=self.durable, full=self.full_fsync, sync_folder=False)
-        except ModelError as exc:
-            failed: list[_Record] = []
-            if row.hash is None:
-                # Record which content this is (the stat matches, checked above), or the next scan
-                # sees an unhashed row, calls it changed and renders it again, failing again (a
-                # model name too long for a sidecar was rendered on every scan).
-                failed.append(FileState(path, result.size, result.mtime_ns, result.content_hash, False))
-            failed.append(RenderFailed(path, exc.message, exc.transient, result.content_hash))
-            return Outcome(path, OutcomeKind.FAILED, error=exc.message, transient=exc.transient), failed
-        records = []
-        if row.hash is not None and row.hash != result.content_hash:
-            # The content changed between discovery and render (and is stable now): record the
-            # new facts first so the done-record's hash guard accepts this sidecar.
-            records.append(FileState(path, result.size, result.mtime_ns, result.content_hash, True))
-        records.append(
-            RenderDone(
-                path,
-                result.content_hash,
-                result.size,
-                result.mtime_ns,
-                result.source or ThumbSource.RENDERED,
-                result.triangles,
-                result.render_ms,
-            )
-        )
-        if self.durable:
-            with self._folders_lock:
-                self._folders.add(os.fspath(written.parent))
-        return Outcome(path, OutcomeKind.DONE, source=result.source, render_ms=result.render_ms), records
-
-    def _vanished(self, path: str) -> tuple[Outcome, list[_Record]]:
-        if self.is_gone(path):
-            return Outcome(path, OutcomeKind.MISSING), [path]
-        return Outcome(path, OutcomeKind.UNREACHABLE), []
-
     def take_unreachable(self) -> list[str]:
         """Rows whose model could not be reached (its root went offline): still claimed; the caller
         releases them (to pending) once it knows the root's state, so they are not claimed in a loop."""
@@ -443,71 +297,3 @@ class Pipeline:
     @property
     def pending_commits(self) -> int:
         return len(self._done) + len(self._failed) + len(self._requeue) + len(self._missing)
-
-
-def _hash_unchanged(path: str, row: ModelRow, max_bytes: int) -> tuple[str | None, int | None, int | None]:
-    """(hash, size, mtime_ns) of ``path`` if its stat still matches ``row``, else Nones.
-
-    Only a regular file is read (a FIFO swapped in after the worker died cannot block the
-    coordinator), and never one over the size cap: its stat key is recorded instead (hashing a
-    200 GB sparse file stalled every other model for minutes).
-    """
-    try:
-        before = stat_regular(path)
-        digest = hash_file(path, max_bytes=max_bytes)
-        after = stat_regular(path)
-    except OSError:
-        return None, None, None
-    stat = (after.st_size, after.st_mtime_ns)
-    if stat != (before.st_size, before.st_mtime_ns) or stat != (row.size, row.mtime_ns):
-        return None, None, None
-    return digest, after.st_size, after.st_mtime_ns
-
-
-_Record = RenderDone | RenderFailed | FileState | str  # str: a path found missing
-
-
-class ClaimSource:
-    """Claims rows batch by batch, lazily: the next batch is claimed only when the pipeline has
-    taken the previous one, so at most one batch sits in 'rendering' without a worker. What was
-    claimed but not handed out is returned by :meth:`unconsumed` so it can be released."""
-
-    def __init__(
-        self,
-        db: StateDB,
-        batch_size: int,
-        roots: Sequence[str] | None = None,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self.db, self.batch_size, self.roots, self.stop = db, batch_size, roots, stop
-        self._buffer: list[ModelRow] = []
-
-    def __iter__(self) -> ClaimSource:
-        return self
-
-    def __next__(self) -> ModelRow:
-        if not self._buffer:
-            if self.stop is not None and self.stop.is_set():
-                raise StopIteration
-            self._buffer = self.db.claim(self.batch_size, roots=self.roots)
-            self._buffer.reverse()  # pop() from the end keeps the claim order
-            if not self._buffer:
-                raise StopIteration
-        return self._buffer.pop()
-
-    def unconsumed(self) -> list[ModelRow]:
-        rows, self._buffer = self._buffer, []
-        return rows
-
-
-def run_pending(
-    pipeline: Pipeline,
-    batch_size: int,
-    roots: Sequence[str] | None = None,
-    stop: threading.Event | None = None,
-) -> RunStats:
-    """Render everything claimable now (under ``roots``), then return."""
-    return pipeline.run(ClaimSource(pipeline.db, batch_size, roots, stop), stop)
-
-
-__all__ += ["ClaimSource", "run_pending"]
