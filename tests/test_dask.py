@@ -182,6 +182,7 @@ def _separate_scheduler(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[
         env=env, stdout=log, stderr=log,
     )  # fmt: skip
     try:
+        _wait_for_port(port, scheduler)  # a loaded machine takes seconds to start it; the tests connect with 2 s
         yield address, scheduler
     finally:
         for proc in (worker, scheduler):
@@ -189,6 +190,17 @@ def _separate_scheduler(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[
                 proc.kill()
             proc.wait()
         log.close()
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.2)
 
 
 def _wait_until_running(ex: DaskExecutor, name: str) -> None:
