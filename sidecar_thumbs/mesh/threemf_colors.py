@@ -54,7 +54,10 @@ def instance_colors(
                 if cols.ndim == 3 and colors.ndim == 2:
                     colors = np.repeat(colors[:, None, :], 3, axis=1)  # vertex colours: one per corner
                 target = colors[k : k + n]
-                target[ok] = cols[ok] if cols.ndim == target.ndim else cols[ok][:, None, :]
+                if ok.all():  # the usual case: no masked copies
+                    target[...] = cols if cols.ndim == target.ndim else cols[:, None, :]
+                else:
+                    target[ok] = cols[ok] if cols.ndim == target.ndim else cols[ok][:, None, :]
                 mask[k : k + n] |= ok
         if project is not None and part.props is not None and part.props.paint:
             _paint(project, part.props.paint, t0, t1, colors[k : k + n], mask[k : k + n])
