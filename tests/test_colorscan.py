@@ -1,11 +1,11 @@
-"""The numba colour-group pass against its twin (the regular expression): the same colours, value for value."""
+"""The numba colour passes (mesh.colorscan_numba) against their twins: the same colours, value for value."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sidecar_thumbs.mesh.colors3mf import hex_colors
+from sidecar_thumbs.mesh.colors3mf import ColourResolver, PartColors, PropertyGroup, hex_colors
 
 numba = pytest.importorskip("numba")
 
@@ -42,3 +42,35 @@ def test_many_random_colours_decode_exactly() -> None:
     got = hex_colors(body, use_numba=True)
     assert np.array_equal(got, rgb.astype(np.uint8))
     assert np.array_equal(got, hex_colors(body, use_numba=False))
+
+
+def _general_path(resolver: ColourResolver, props: np.ndarray, default_gid: int, default_idx: int):  # type: ignore[no-untyped-def]
+    # What threemf_colors._properties does when the one-group pass declines.
+    gid = np.where(props[:, 0] >= 0, props[:, 0], default_gid).astype(np.int64)
+    idx = props[:, 1:4].astype(np.int64)
+    idx[idx[:, 0] < 0] = default_idx if default_idx >= 0 else 0
+    return resolver.corner_colors(gid, idx)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_one_group_pass_matches_the_general_path(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    colors = rng.integers(0, 256, (20, 3)).astype(np.uint8)
+    resolver = ColourResolver(PartColors({5: PropertyGroup("colorgroup", colors=colors)}, {}), lambda _: None)
+    t = 300
+    props = np.full((t, 4), -1, np.int32)
+    props[:, 0] = np.where(rng.random(t) < 0.7, 5, -1)
+    props[:, 1] = np.where(rng.random(t) < 0.9, rng.integers(0, 22, t), -1)  # 20, 21: out of range
+    if seed % 2:  # vertex colours on some triangles, some corners without an index
+        props[:, 2] = np.where(rng.random(t) < 0.5, rng.integers(0, 22, t), -1)
+        props[:, 3] = np.where(rng.random(t) < 0.5, rng.integers(0, 22, t), -1)
+    default_idx = [-1, 3, 21, 0][seed % 4]
+    fast = resolver.one_group(props, 5, default_idx)
+    assert fast is not None
+    want = _general_path(resolver, props, 5, default_idx)
+    assert fast[0].shape == want[0].shape
+    assert np.array_equal(fast[1], want[1])
+    assert np.array_equal(fast[0], want[0])
+    # Another group on one triangle: the pass declines and the general path colours it.
+    props[7, 0] = 6
+    assert resolver.one_group(props, 5, default_idx) is None

@@ -188,6 +188,24 @@ class ColourResolver:
         self._read_texture = read_texture
         self._images: dict[int, np.ndarray | None] = {}
 
+    def one_group(self, props: np.ndarray, default_gid: int, default_idx: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`corner_colors` of a part's triangle properties (``props`` int32 (T, 4): pid p1 p2 p3)
+        in the usual case, every triangle in one colour group, by one numba pass; None when some
+        triangle needs the general path (another group, a texture, multiproperties, no numba)."""
+        kernel = _load_kernel()
+        if kernel is None or not len(props):
+            return None
+        gid = int(props[0, 0]) if props[0, 0] >= 0 else default_gid
+        group = self.pc.groups.get(gid)
+        if group is None or group.kind not in ("basematerials", "colorgroup") or group.colors is None:
+            return None
+        done, out, mask = kernel.one_group_colors(
+            np.ascontiguousarray(props), default_gid, default_idx, gid, np.ascontiguousarray(group.colors)
+        )
+        if not done:
+            return None
+        return (out[:, 0] if out.shape[1] == 1 else out), mask
+
     def corner_colors(self, gid: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Colours for triangles whose property is (gid, idx[:, 3]).
 

@@ -129,3 +129,49 @@ def scan_colors(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k += 1
         p = ve + 1
     return rgb[:k], ok[:k], spans[:k]
+
+
+@nb.njit(cache=True, nogil=True)
+def one_group_colors(props: np.ndarray, default_gid: int, default_idx: int, gid: int, colors: np.ndarray):  # type: ignore[no-untyped-def]
+    """Corner colours of a part whose triangles all take colour group ``gid`` (``colors`` uint8 (K, 3)):
+    the whole of :meth:`~sidecar_thumbs.mesh.colors3mf.ColourResolver.corner_colors` for that case in
+    two passes, without the index copies and masks of the NumPy path.
+
+    ``props`` int32 (T, 4) are the triangles' pid, p1, p2, p3 (-1: absent); a triangle without pid
+    takes ``default_gid``, one without p1 takes ``default_idx`` (0 when that is -1) for every corner,
+    and a corner without its own index takes p1. Returns ``(status, colors uint8 (T, k, 3), mask)``:
+    k is 3 when some triangle's corners differ, else 1; status False (nothing computed) when some
+    triangle names another group, and the caller takes the general path.
+    """
+    t_count = len(props)
+    k_count = len(colors)
+    fallback = default_idx if default_idx >= 0 else 0
+    per_corner = False
+    for t in range(t_count):
+        g = props[t, 0] if props[t, 0] >= 0 else default_gid
+        if g != gid:
+            return False, np.zeros((0, 1, 3), np.uint8), np.zeros(0, np.bool_)
+        p1 = props[t, 1]
+        if p1 >= 0 and ((props[t, 2] >= 0 and props[t, 2] != p1) or (props[t, 3] >= 0 and props[t, 3] != p1)):
+            per_corner = True
+    k = 3 if per_corner else 1
+    out = np.zeros((t_count, k, 3), np.uint8)
+    mask = np.zeros(t_count, np.bool_)
+    for t in range(t_count):
+        p1 = props[t, 1]
+        if p1 < 0:
+            c0 = c1 = c2 = fallback
+        else:
+            c0 = p1
+            c1 = props[t, 2] if props[t, 2] >= 0 else p1
+            c2 = props[t, 3] if props[t, 3] >= 0 else p1
+        if c0 >= k_count or (k == 3 and (c1 >= k_count or c2 >= k_count)):
+            continue
+        for ch in range(3):
+            out[t, 0, ch] = colors[c0, ch]
+        if k == 3:
+            for ch in range(3):
+                out[t, 1, ch] = colors[c1, ch]
+                out[t, 2, ch] = colors[c2, ch]
+        mask[t] = True
+    return True, out, mask
