@@ -16,6 +16,7 @@ from sidecar_thumbs.mesh.xmlstream import scan_meshes_stream
 pytestmark = pytest.mark.skipif(not numba_available(), reason="the fast path is part of the numba kernel")
 
 INDICES = ["0", "1", "7", "12", "1234567", "12345678", "00000001", "+2", " 3", "3 ", "-1", "x", ""]
+PAINTS = ["8", "4C3", "", "0C>", "1" * 300, "3F3F3F3F3F3F3F0C"]
 COLOURED = [
     "3mfsamples__dodeca_chain_loop_color.3mf",
     "3mfsamples__rhombicuboctahedron_color.3mf",
@@ -30,7 +31,7 @@ def coloured_triangles(rng: np.random.Generator, count: int) -> str:
     for _ in range(count):
         a, b, c = (str(int(v)) for v in rng.integers(0, 50, 3))
         pid, p1, p2, p3 = (INDICES[int(k)] if rng.random() < 0.2 else str(int(k)) for k in rng.integers(0, 9, 4))
-        form = int(rng.integers(0, 6))
+        form = int(rng.integers(0, 8))
         if form == 0:
             tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}" pid="{pid}" p1="{p1}"/>\n')
         elif form == 1:
@@ -41,6 +42,11 @@ def coloured_triangles(rng: np.random.Generator, count: int) -> str:
             tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}" p1="{p1}" pid="{pid}" />\n')
         elif form == 4:
             tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}" pid="{pid}" p1="{p1}" paint_color="8"/>\n')
+        elif form == 5:  # a slicer's paint: on the fast path, any length, empty (no paint)
+            paint = PAINTS[int(rng.integers(0, len(PAINTS)))]
+            tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}" paint_color="{paint}"/>\n')
+        elif form == 6:
+            tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}" paint_color="8" />\n')
         else:
             tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>\n')
     return "".join(tags)
@@ -69,6 +75,14 @@ def test_random_coloured_triangles_read_the_same_three_ways(seed: int) -> None:
 
 
 def test_fast_path_values() -> None:
+    data = document(
+        '<triangle v1="6" v2="7" v3="8" paint_color="4C3"/>\n'
+        '<triangle v1="6" v2="7" v3="8" paint_color=""/>\n'
+        '<triangle v1="0" v2="1" v3="2"/>\n'
+    )
+    scan = scan_meshes(data, 10**8, use_numba=True, want_props=True)
+    assert scan.props is not None and scan.props.paint == {0: "4C3"}
+    assert scan.props.props.tolist() == [[-1, -1, -1, -1]] * 3
     data = document(
         '<triangle v1="0" v2="1" v3="2" pid="4" p1="1234567"/>\n'
         '<triangle v1="3" v2="4" v3="5" pid="2" p1="0" p2="9" p3="8"/>\n'

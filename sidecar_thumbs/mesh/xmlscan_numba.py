@@ -185,10 +185,11 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                     i = j
                     continue
             elif c == 116 and i + TRIANGLE_ROOM <= n and nt < max_triangles:  # t
-                j, i1, i2, i3 = triangle(buf, i)
-                pr0, pr1, pr2, pr3 = -1, -1, -1, -1
-                if j < 0 and want_props and i + PROPS_ROOM <= n:  # coloured: see xmlscan_fastprops
-                    j, i1, i2, i3, pr0, pr1, pr2, pr3 = triangle_props(buf, i)
+                pr0, pr1, pr2, pr3, ps, pe = -1, -1, -1, -1, 0, 0
+                if want_props and i + PROPS_ROOM <= n:  # colours and paint too: see xmlscan_fastprops
+                    j, i1, i2, i3, pr0, pr1, pr2, pr3, ps, pe = triangle_props(buf, i, n)
+                else:
+                    j, i1, i2, i3 = triangle(buf, i)
                 if j >= 0:
                     tris[nt, 0] = i1
                     tris[nt, 1] = i2
@@ -198,6 +199,11 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                         props[nt, 1] = pr1
                         props[nt, 2] = pr2
                         props[nt, 3] = pr3
+                        if pe > ps:
+                            paints[npaint, 0] = nt
+                            paints[npaint, 1] = base + ps
+                            paints[npaint, 2] = base + pe
+                            npaint += 1
                     nt += 1
                     i = j
                     continue
