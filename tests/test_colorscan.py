@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sidecar_thumbs.mesh.colors3mf import ColourResolver, PartColors, PropertyGroup, hex_colors
+from sidecar_thumbs.mesh.paint import dominant_state, dominant_states
 
 numba = pytest.importorskip("numba")
 
@@ -74,3 +75,13 @@ def test_one_group_pass_matches_the_general_path(seed: int) -> None:
     # Another group on one triangle: the pass declines and the general path colours it.
     props[7, 0] = 6
     assert resolver.one_group(props, 5, default_idx) is None
+
+
+def test_dominant_states_match_dominant_state_triangle_by_triangle() -> None:
+    rng = np.random.default_rng(11)
+    strings = ["8", "4", "0C", "4C3", "3F3F3F3F3F3F3F0C", "zz", ""]
+    paint = {int(t): strings[int(rng.integers(0, len(strings)))] for t in rng.choice(10_000, 2000, replace=False)}
+    triangles, states = dominant_states(paint)
+    assert triangles.tolist() == list(paint)
+    assert states.tolist() == [dominant_state(text) for text in paint.values()]
+    assert [a.tolist() for a in dominant_states({})] == [[], []]

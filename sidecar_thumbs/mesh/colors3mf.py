@@ -250,11 +250,11 @@ class ColourResolver:
         n, k = idx.shape
         out = np.zeros((n, k, 3), np.uint8)
         if group.kind in ("basematerials", "colorgroup") and group.colors is not None and len(group.colors):
-            ok = ((idx >= 0) & (idx < len(group.colors))).all(axis=1)
-            if ok.all():
-                return np.take(group.colors, idx, axis=0), ok
-            out[ok] = group.colors[idx[ok]]
-            return out, np.asarray(ok, bool)
+            inside: np.ndarray = np.asarray(((idx >= 0) & (idx < len(group.colors))).all(axis=1), bool)
+            if inside.all():
+                return np.take(group.colors, idx, axis=0), inside
+            out[inside] = group.colors[idx[inside]]
+            return out, inside
         if group.kind == "texture2dgroup" and group.uv is not None and group.texid is not None:
             image = self._texture(group.texid)
             ok = (idx >= 0).all(axis=1) & (idx < len(group.uv)).all(axis=1)

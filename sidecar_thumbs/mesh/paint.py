@@ -65,7 +65,6 @@ def dominant_states(paint: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
     distinct string decoded once, however many triangles share it (a painted part holds thousands of
     triangles and a handful of strings)."""
     triangles = np.fromiter(paint.keys(), np.int64, len(paint))
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(text, len(index)) for text in paint.values()), np.int64, len(paint))
-    states = np.array([dominant_state(text) for text in index], np.int64)
-    return triangles, states[codes] if len(codes) else codes
+    lookup = {text: dominant_state(text) for text in set(paint.values())}
+    states = np.fromiter(map(lookup.__getitem__, paint.values()), np.int64, len(paint))  # no Python frame a triangle
+    return triangles, states
