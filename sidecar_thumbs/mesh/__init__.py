@@ -52,7 +52,7 @@ class Mesh:
     triangle, corner, xyz. Build-item and component transforms are already applied.
 
     ``face_colors`` is None, or a C-contiguous ``uint8`` array of shape ``(N, 4)``: the RGBA colour
-    the file gives each triangle (OBJ material or vertex colours, PLY, AMF). Alpha is 255 for a
+    the file gives each triangle (OBJ material or vertex colours, PLY, AMF, STEP). Alpha is 255 for a
     triangle with a colour and 0 for one without (drawn in the default colour); a file's own
     transparency is not kept, as a thumbnail draws every part opaque.
     """
@@ -77,7 +77,7 @@ class Mesh:
     # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary", "amf", "gcode" or "bgcode"
     format: str
     # The model's own colours, when it has any, uint8: (N, 4) RGBA per triangle with alpha 0 where a
-    # triangle has none (the OBJ, PLY and AMF readers), or (N, 3) per triangle / (N, 3, 3) per corner with
+    # triangle has none (the OBJ, PLY, AMF and STEP readers), or (N, 3) per triangle / (N, 3, 3) per corner with
     # ``color_mask`` bool (N,) marking the triangles that have one (None: all of them; the 3MF reader).
     # Triangles without a colour are drawn in the configured default.
     face_colors: np.ndarray | None = None
