@@ -62,7 +62,10 @@ class PartColors:
 def read_part_colors(data: bytes, cuts: np.ndarray, head_end: int | None = None) -> PartColors:
     """Property groups of a part from the scanner's cut ranges (resource contents), plus the
     ``<color>``/``<material>`` resources of 3MF 0.93 files found before ``head_end`` (the first mesh)."""
-    groups: dict[int, PropertyGroup] = _read_093_materials(data[: len(data) if head_end is None else head_end])
+    head = len(data) if head_end is None else head_end
+    # Only 3MF 0.93 files have <material> resources: look before copying the head (a colour group of
+    # 300k entries can precede the first mesh).
+    groups: dict[int, PropertyGroup] = _read_093_materials(data[:head]) if data.find(b"<material", 0, head) >= 0 else {}
     textures: dict[int, str] = {}
     for start, end in cuts.tolist():
         lt = data.rfind(b"<", 0, start)
