@@ -124,8 +124,9 @@ class Pipeline(SidecarCommitter):
 
     @property
     def window(self) -> int:
-        """How many jobs to keep submitted: enough queued work to keep every worker busy."""
-        return max(2, self.executor.workers * 2)
+        """How many jobs to keep submitted: enough queued work to keep every worker busy (a running and a
+        queued task each; a task of the local pool carries up to ``chunk_files`` small files)."""
+        return max(2, self.executor.workers * 2 * getattr(self.executor, "chunk_files", 1))
 
     @property
     def in_flight(self) -> int:
@@ -141,7 +142,7 @@ class Pipeline(SidecarCommitter):
             open_writes(self.db)
             self._writes_noted = True
         self._claimed[row.path] = row
-        job = RenderJob(self.map_path(row.path), self.options)
+        job = RenderJob(self.map_path(row.path), self.options, row.size)
         self._renders[self.executor.submit(job)] = (row, job)
 
     def poll(self, timeout: float = FLUSH_INTERVAL) -> None:
