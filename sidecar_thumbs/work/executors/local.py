@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import functools
 import multiprocessing
 import threading
 from collections.abc import Callable
@@ -85,7 +86,7 @@ class _Chunk:
 class LocalPool:
     """A pebble ``ProcessPool``: persistent spawn workers (numba warmed once each), a per-file
     timeout that kills the worker, crash isolation (a segfault fails only its file) and recycling
-    after about ``max_tasks`` files so a slow leak in a native library cannot grow for ever.
+    after ``max_tasks`` tasks so a slow leak in a native library cannot grow for ever.
 
     Small files travel in chunks (see ``CHUNK_FILES``); each file still has its own future. A chunk that
     fails as a whole — its worker crashed or was killed by the timeout (which applies to the chunk, so
@@ -120,8 +121,10 @@ class LocalPool:
         # 3.14's forkserver default would make CI differ from the Mac.
         self._pool = pebble.ProcessPool(
             max_workers=workers,
-            # pebble counts tasks: a chunk is one; the setting counts files.
-            max_tasks=max_tasks and max(1, max_tasks // self.chunk_files),
+            # A task is a file or a chunk: a worker's start costs ~0.75 s of CPU (imports, numba's cache),
+            # the render of a hundred small files, so it is not replaced sooner than before chunks. Its memory
+            # stays flat over thousands of renders (docs/PERFORMANCE.md), so the longer life is safe.
+            max_tasks=max_tasks,
             initializer=warm_up_worker,
             initargs=(options,),
             context=multiprocessing.get_context("spawn"),
@@ -164,8 +167,8 @@ class LocalPool:
             return
         self._tasks += 1
         for _, f in items:
-            f.add_done_callback(lambda f, c=chunk: self._cancelled(f, c))
-        chunk.task.add_done_callback(lambda t, c=chunk: self._chunk_done(c))
+            f.add_done_callback(functools.partial(self._cancelled, chunk=chunk))
+        chunk.task.add_done_callback(functools.partial(self._chunk_done, chunk=chunk))
 
     def _send_alone(self, job: RenderJob, fut: cf.Future[RenderResult]) -> None:
         """One file, one task: exactly what a failure is told of (the lock may be held)."""
@@ -188,9 +191,7 @@ class LocalPool:
             _settle(fut, result=task.result())
         self._finished()
 
-    def _chunk_done(self, chunk: _Chunk) -> None:
-        assert chunk.task is not None
-        task = chunk.task
+    def _chunk_done(self, task: cf.Future[list[RenderResult]], chunk: _Chunk) -> None:
         results = None if task.cancelled() or task.exception() is not None else task.result()
         if results is not None:
             for (_, f), r in zip(chunk.items, results, strict=True):
