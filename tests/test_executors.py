@@ -15,7 +15,7 @@ from sidecar_thumbs.errors import RunError
 from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.work.executors.local import (
-    CHUNK_BYTES,
+    ALONE_BYTES,
     TIMEOUT_ATTEMPTS,
     InlineExecutor,
     LocalPool,
@@ -127,7 +127,7 @@ def test_small_files_travel_in_chunks_and_each_gets_its_own_result(tmp_path: Pat
     sent = _count_tasks(pool)
     try:
         jobs = _chunk_jobs(tmp_path, [f"m{i}.stl" for i in range(9)])
-        big = replace(jobs[0], size=CHUNK_BYTES)  # its size says: too big to wait for others
+        big = replace(jobs[0], size=ALONE_BYTES)  # its size says: too big to wait for others
         futs = [pool.submit(j) for j in [*jobs, big]]
         cf.wait(futs, timeout=60)
         results = [result_of(j, f) for j, f in zip([*jobs, big], futs, strict=True)]

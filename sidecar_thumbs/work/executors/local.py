@@ -61,10 +61,12 @@ class InlineExecutor:
 
 # Chunks (issue 17 item 4): a pebble task costs a round trip each way (the task, an acknowledgement, the
 # result) and a hop through two pool threads; for the 60 % of a library under 5k triangles that was as much as
-# the render. Small files go to a worker CHUNK_FILES at a time, up to CHUNK_BYTES of models in all; a larger
+# the render. Files under ALONE_BYTES (~20k triangles of binary STL) go to a worker CHUNK_FILES at a time, up to
+# CHUNK_BYTES of models in all; a larger
 # file goes alone (its render dwarfs the round trip, and a long chunk would stall the end of a run).
 CHUNK_FILES = 16
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 4 << 20
+ALONE_BYTES = 1 << 20
 
 
 def run_chunk(job: Callable[[RenderJob], RenderResult], jobs: list[RenderJob]) -> list[RenderResult]:
@@ -106,6 +108,7 @@ class LocalPool:
         job: Callable[[RenderJob], RenderResult] = render_job,
         chunk_files: int = CHUNK_FILES,
         chunk_bytes: int = CHUNK_BYTES,
+        alone_bytes: int = ALONE_BYTES,
     ) -> None:
         import pebble
 
@@ -113,6 +116,7 @@ class LocalPool:
         self.timeout = timeout
         self.chunk_files = max(1, chunk_files)
         self.chunk_bytes = chunk_bytes
+        self.alone_bytes = alone_bytes
         self._job = job  # the seam for fault-injection tests; must be a picklable top-level function
         self._lock = threading.RLock()  # callbacks may run at once, in the thread that holds it
         self._open = _Chunk()  # filling; sent when full, or at once when a worker would idle
@@ -136,8 +140,8 @@ class LocalPool:
 
     def submit(self, job: RenderJob) -> cf.Future[RenderResult]:
         fut: cf.Future[RenderResult] = cf.Future()
-        size = job.size if job.size is not None else self.chunk_bytes
-        if size >= self.chunk_bytes or self.chunk_files == 1:
+        size = job.size if job.size is not None else self.alone_bytes
+        if size >= self.alone_bytes or self.chunk_files == 1:
             self._send_alone(job, fut)
             return fut
         with self._lock:
@@ -205,10 +209,11 @@ class LocalPool:
         self._finished()
 
     def _finished(self) -> None:
-        """A task ended: a worker is free, so what is waiting in the filling chunk goes now."""
+        """A task ended: if a worker would now run out of work, what is waiting in the filling chunk goes
+        (else it fills on; a task still to end sends it, so no file waits for ever)."""
         with self._lock:
             self._tasks -= 1
-            if self._open.items:
+            if self._open.items and self._tasks < self.workers:
                 self._send_open()
 
     @staticmethod
