@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "models"
+EXTRAS = Path(__file__).resolve().parent / "extras"  # models that need an optional extra to render
 
 
 def extrude_star(radii: np.ndarray, height: float) -> np.ndarray:
@@ -305,6 +306,104 @@ def two_colour_amf(path: Path) -> None:
     path.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n<amf unit="millimeter">{body}</amf>\n', encoding="utf-8")
 
 
+class _StepData:
+    """The DATA section of a STEP file, one ``#n=ENTITY(...);`` line an entity."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, entity: str) -> str:
+        self.lines.append(f"#{len(self.lines) + 1}={entity};")
+        return f"#{len(self.lines)}"
+
+
+def _step_box(data: _StepData, lo: tuple[float, float, float], hi: tuple[float, float, float], name: str) -> str:
+    """A box as a B-rep solid (planes bounded by line edges); corner i has bit k set at hi on axis k."""
+    corners = [tuple(hi[k] if i >> k & 1 else lo[k] for k in range(3)) for i in range(8)]
+    points = [data.add(f"CARTESIAN_POINT('',({x:.1f},{y:.1f},{z:.1f}))") for x, y, z in corners]
+    vertices = [data.add(f"VERTEX_POINT('',{p})") for p in points]
+    edges: dict[tuple[int, int], str] = {}
+    faces = []
+    for axis in range(3):
+        a, b = [k for k in range(3) if k != axis]
+        for side in (0, 1):
+            ring = [side << axis | u << a | v << b for u, v in ((0, 0), (1, 0), (1, 1), (0, 1))]
+            normal = [0.0, 0.0, 0.0]
+            normal[axis] = 1.0 if side else -1.0
+            p0, p1, p2 = (np.array(corners[i]) for i in ring[:3])
+            if np.dot(np.cross(p1 - p0, p2 - p1), normal) < 0:  # counter-clockwise seen from outside
+                ring.reverse()
+            oriented = []
+            for i, j in zip(ring, ring[1:] + ring[:1], strict=True):
+                key = (min(i, j), max(i, j))
+                if key not in edges:
+                    d = np.array(corners[key[1]]) - np.array(corners[key[0]])
+                    length = float(np.abs(d).max())
+                    ux, uy, uz = d / length
+                    direction = data.add(f"DIRECTION('',({ux:.1f},{uy:.1f},{uz:.1f}))")
+                    vector = data.add(f"VECTOR('',{direction},{length:.1f})")
+                    line = data.add(f"LINE('',{points[key[0]]},{vector})")
+                    edges[key] = data.add(f"EDGE_CURVE('',{vertices[key[0]]},{vertices[key[1]]},{line},.T.)")
+                oriented.append(data.add(f"ORIENTED_EDGE('',*,*,{edges[key]},{'.T.' if i < j else '.F.'})"))
+            loop = data.add(f"EDGE_LOOP('',({','.join(oriented)}))")
+            bound = data.add(f"FACE_OUTER_BOUND('',{loop},.T.)")
+            nx, ny, nz = normal
+            ref = ["0.0", "0.0", "0.0"]
+            ref[a] = "1.0"
+            axis_direction = data.add(f"DIRECTION('',({nx:.1f},{ny:.1f},{nz:.1f}))")
+            ref_direction = data.add(f"DIRECTION('',({','.join(ref)}))")
+            placement = data.add(f"AXIS2_PLACEMENT_3D('',{points[ring[0]]},{axis_direction},{ref_direction})")
+            plane = data.add(f"PLANE('',{placement})")
+            faces.append(data.add(f"ADVANCED_FACE('',({bound}),{plane},.T.)"))
+    shell = data.add(f"CLOSED_SHELL('',({','.join(faces)}))")
+    return data.add(f"MANIFOLD_SOLID_BREP('{name}',{shell})")
+
+
+def two_colour_step(path: Path) -> None:
+    """Two boxes of one part, coloured as CAD programs write it: a STYLED_ITEM with a COLOUR_RGB per
+    solid (AP214), the XCAF colours OpenCASCADE reads."""
+    data = _StepData()
+    context = data.add("APPLICATION_CONTEXT('core data for automotive mechanical design processes')")
+    data.add(f"APPLICATION_PROTOCOL_DEFINITION('international standard','automotive_design',2000,{context})")
+    product_context = data.add(f"PRODUCT_CONTEXT('',{context},'mechanical')")
+    product = data.add(f"PRODUCT('two-colours','two colours','',({product_context}))")
+    formation = data.add(f"PRODUCT_DEFINITION_FORMATION('','',{product})")
+    definition_context = data.add(f"PRODUCT_DEFINITION_CONTEXT('part definition',{context},'design')")
+    definition = data.add(f"PRODUCT_DEFINITION('design','',{formation},{definition_context})")
+    shape = data.add(f"PRODUCT_DEFINITION_SHAPE('','',{definition})")
+    mm = data.add("(LENGTH_UNIT()NAMED_UNIT(*)SI_UNIT(.MILLI.,.METRE.))")
+    radian = data.add("(NAMED_UNIT(*)PLANE_ANGLE_UNIT()SI_UNIT($,.RADIAN.))")
+    steradian = data.add("(NAMED_UNIT(*)SI_UNIT($,.STERADIAN.)SOLID_ANGLE_UNIT())")
+    accuracy = data.add(f"UNCERTAINTY_MEASURE_WITH_UNIT(LENGTH_MEASURE(1.E-07),{mm},'distance_accuracy_value','')")
+    geometry = data.add(
+        f"(GEOMETRIC_REPRESENTATION_CONTEXT(3)GLOBAL_UNCERTAINTY_ASSIGNED_CONTEXT(({accuracy}))"
+        f"GLOBAL_UNIT_ASSIGNED_CONTEXT(({mm},{radian},{steradian}))REPRESENTATION_CONTEXT('',''))"
+    )
+    solids = {
+        _step_box(data, (0, 0, 0), (20, 20, 20), "red block"): (0.86, 0.16, 0.16),
+        _step_box(data, (26, 0, 0), (36, 20, 30), "blue block"): (0.16, 0.42, 0.90),
+    }
+    brep = data.add(f"ADVANCED_BREP_SHAPE_REPRESENTATION('',({','.join(solids)}),{geometry})")
+    data.add(f"SHAPE_DEFINITION_REPRESENTATION({shape},{brep})")
+    styled = []
+    for solid, (r, g, b) in solids.items():
+        rgb = data.add(f"COLOUR_RGB('',{r},{g},{b})")
+        fill_colour = data.add(f"FILL_AREA_STYLE_COLOUR('',{rgb})")
+        fill_style = data.add(f"FILL_AREA_STYLE('',({fill_colour}))")
+        fill_area = data.add(f"SURFACE_STYLE_FILL_AREA({fill_style})")
+        side_style = data.add(f"SURFACE_SIDE_STYLE('',({fill_area}))")
+        usage = data.add(f"SURFACE_STYLE_USAGE(.BOTH.,{side_style})")
+        style = data.add(f"PRESENTATION_STYLE_ASSIGNMENT(({usage}))")
+        styled.append(data.add(f"STYLED_ITEM('color',({style}),{solid})"))
+    data.add(f"MECHANICAL_DESIGN_GEOMETRIC_PRESENTATION_REPRESENTATION('',({','.join(styled)}),{geometry})")
+    header = (
+        "ISO-10303-21;\nHEADER;\nFILE_DESCRIPTION(('two coloured blocks'),'2;1');\n"
+        "FILE_NAME('two colours.step','2026-01-01T00:00:00',(''),(''),'sidecar-thumbs make_examples','','');\n"
+        "FILE_SCHEMA(('AUTOMOTIVE_DESIGN { 1 0 10303 214 1 1 1 1 }'));\nENDSEC;\nDATA;\n"
+    )
+    path.write_text(header + "\n".join(data.lines) + "\nENDSEC;\nEND-ISO-10303-21;\n", encoding="ascii")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "parts").mkdir(exist_ok=True)
@@ -323,7 +422,10 @@ def main() -> None:
     material_blocks(OUT / "colors" / "material blocks.obj")
     vertex_coloured_ply(OUT / "colors" / "vertex colours.ply")
     two_colour_amf(OUT / "colors" / "two colours.amf")
-    print(f"wrote examples to {OUT}")
+    # Not under models/: `scan examples/models` right after `pip install .` (no [step] extra) stays all good.
+    EXTRAS.mkdir(exist_ok=True)
+    two_colour_step(EXTRAS / "two colours.step")
+    print(f"wrote examples to {OUT} and {EXTRAS}")
 
 
 if __name__ == "__main__":

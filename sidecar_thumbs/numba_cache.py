@@ -3,9 +3,17 @@
 numba's default is a ``__pycache__`` beside the module. That fails for a read-only install, and
 after ``pip uninstall`` the left-over cache folders turn ``site-packages/sidecar_thumbs`` into a
 namespace package that shadows a later (editable) install — seen on this project's own machines.
-A per-user folder (``~/Library/Caches/sidecar-thumbs/numba`` on macOS, ``~/.cache/…`` on Linux)
-survives reinstalls; numba keys entries by source path and timestamp, so versions do not collide.
-An explicit ``NUMBA_CACHE_DIR`` always wins.
+A per-user folder (``~/Library/Caches/sidecar-thumbs/numba/<digest>`` on macOS, ``~/.cache/…`` on
+Linux) survives reinstalls.
+
+``<digest>`` is a hash of the source of every kernel file of the package (a file that imports numba or
+:mod:`sidecar_thumbs.mesh.jit`) and of the package modules those import. numba checks a cached
+function only against its *own* file's timestamp: when a helper it calls from another file (or a
+constant it froze from one) changes, it keeps running the old machine code — a stale G-code ``scan``
+once kept old arc code that way. With the digest in the path any kernel change starts a fresh folder,
+so helpers can live in shared modules. Old folders are left for the user to remove (one per version).
+
+An explicit ``NUMBA_CACHE_DIR`` always wins (numba's own rules then apply, timestamps only).
 """
 
 from __future__ import annotations
@@ -15,20 +23,72 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from types import ModuleType
 
-__all__ = ["chosen_kernel", "configure", "import_kernel", "is_cold"]
+__all__ = ["chosen_kernel", "configure", "import_kernel", "is_cold", "kernel_digest", "kernel_sources_digest"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# A kernel file: it compiles with numba, directly or through mesh/jit.py.
+_KERNEL_FILE = re.compile(rb"^[ \t]*(?:import numba\b|from numba[ .]|from sidecar_thumbs\.mesh\.jit import )", re.M)
+# ``from sidecar_thumbs.a.b import c, d``: numba freezes the globals a kernel reads (constants) into its code.
+_PACKAGE_IMPORT = re.compile(rb"^[ \t]*from (sidecar_thumbs[\w.]*) import \(?([\w, \t]*)", re.M)
+
+
+def _imported_files(source: bytes, package_dir: str) -> set[str]:
+    """The package's source files that ``source`` imports from (a module, or modules of a package)."""
+    root = os.path.dirname(package_dir)
+    found: set[str] = set()
+    for m in _PACKAGE_IMPORT.finditer(source):
+        base = os.path.join(root, *m.group(1).decode().split("."))
+        if os.path.isfile(base + ".py"):
+            found.add(base + ".py")
+        for name in m.group(2).decode().replace(",", " ").split():
+            if os.path.isfile(os.path.join(base, name + ".py")):
+                found.add(os.path.join(base, name + ".py"))
+    return found
+
+
+@functools.cache  # once per process; spawned workers inherit the folder it names
+def kernel_digest() -> str:
+    """:func:`kernel_sources_digest` of this package."""
+    return kernel_sources_digest(_PACKAGE_DIR)
+
+
+def kernel_sources_digest(package_dir: str) -> str:
+    """A short hash of the numba kernel sources: every kernel file and the package modules it imports.
+
+    Reads each of the package's ~120 source files (about 6 ms); spawned workers inherit the folder
+    through ``NUMBA_CACHE_DIR`` and do not compute it again."""
+    sources: dict[str, bytes] = {}
+    for folder, dirs, files in os.walk(package_dir):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    sources[os.path.join(folder, name)] = f.read()
+    # The substring test first: the multi-line regex over all ~0.9 MB would cost 8 ms, this 2 ms.
+    kernels = {p for p, src in sources.items() if (b"numba" in src or b".jit" in src) and _KERNEL_FILE.search(src)}
+    for path in list(kernels):
+        kernels |= _imported_files(sources[path], package_dir) & sources.keys()
+    digest = hashlib.sha256()
+    for path in sorted(kernels):
+        digest.update(os.path.relpath(path, package_dir).encode() + b"\0" + sources[path] + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def configure() -> None:
-    """Point numba at our cache folder; call before the first ``import numba`` (later is too late)."""
+    """Point numba at our cache folder for this version of the kernels; call before the first
+    ``import numba`` (later is too late)."""
     if "numba" in sys.modules or os.environ.get("NUMBA_CACHE_DIR"):
         return
     import platformdirs
 
     # Spawned workers inherit the environment, so they use the same folder.
-    os.environ["NUMBA_CACHE_DIR"] = os.path.join(platformdirs.user_cache_dir("sidecar-thumbs"), "numba")
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+        platformdirs.user_cache_dir("sidecar-thumbs"), "numba", kernel_digest()
+    )
 
 
 @functools.cache  # asked once per module and process: the kernel choice does not change while we run

@@ -34,14 +34,16 @@ def _run(*cmd: str) -> str:
 
 
 @contextmanager
-def exfat_volume(tmp: Path, size_mb: int = 32) -> Iterator[Path]:
-    """Mount a fresh exFAT volume under ``tmp`` and yield its mount point; unmounted afterwards.
+def exfat_volume(tmp: Path, size_mb: int = 32, *, at: Path | None = None) -> Iterator[Path]:
+    """Mount a fresh exFAT volume under ``tmp`` (or over the existing folder ``at``) and yield its mount
+    point; unmounted afterwards.
 
     Raises:
         RuntimeError: with the tool's message when any step fails (the caller skips on it).
     """
-    image, mnt = tmp / "exfat.img", tmp / "exfat"
-    mnt.mkdir()
+    image, mnt = tmp / "exfat.img", at or tmp / "exfat"
+    if at is None:
+        mnt.mkdir()
     with open(image, "wb") as f:
         f.truncate(size_mb << 20)
     loop = None

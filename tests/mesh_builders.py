@@ -1,9 +1,12 @@
-"""Builders for small hand-written 3MF packages used by the mesh tests."""
+"""Builders for small hand-written 3MF packages and glTF binaries used by the mesh tests."""
 
 from __future__ import annotations
 
 import io
+import json
+import struct
 import zipfile
+from typing import Any
 
 import numpy as np
 
@@ -74,3 +77,37 @@ def binary_stl(n: int, seed: int = 0) -> bytes:
     centres = rng.uniform(-20, 20, (n, 1, 3)).astype(np.float32)
     rec["v"] = centres + rng.normal(0, 0.5, (n, 3, 3)).astype(np.float32)
     return b"binary".ljust(80, b"\0") + np.uint32(n).tobytes() + rec.tobytes()
+
+
+def make_glb(doc: dict[str, Any], binary: bytes) -> bytes:
+    """A glTF binary (``.glb``) of a JSON document and one binary chunk, both padded to 4 bytes."""
+    js = json.dumps(doc).encode()
+    js += b" " * (-len(js) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    body = struct.pack("<II", len(js), 0x4E4F534A) + js + struct.pack("<II", len(binary), 0x004E4942) + binary
+    return b"glTF" + struct.pack("<II", 2, 12 + len(body)) + body
+
+
+def one_triangle_glb(node: dict[str, Any], primitives: list[dict[str, Any]] | None = None, **doc: Any) -> bytes:
+    """A glb whose scene has one node (``node``'s transform) with a mesh of one 1 mm triangle per entry
+    of ``primitives`` (extra keys of that primitive, e.g. ``material``; default one plain primitive);
+    ``doc`` adds top-level keys (``materials``)."""
+    extra = primitives if primitives is not None else [{}]
+    pos = np.array([[0, 0, 0], [0.001, 0, 0], [0, 0.001, 0]], dtype=np.float32).tobytes()
+    idx = np.array([0, 1, 2], dtype=np.uint16).tobytes()
+    gltf = {
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"children": [1]}, {**node, "mesh": 0}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "indices": 1, **e} for e in extra]}],
+        "accessors": [
+            {"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"},
+            {"bufferView": 1, "componentType": 5123, "count": 3, "type": "SCALAR"},
+        ],
+        "bufferViews": [
+            {"buffer": 0, "byteOffset": 0, "byteLength": 36},
+            {"buffer": 0, "byteOffset": 36, "byteLength": 6},
+        ],
+        "buffers": [{"byteLength": 42}],
+        **doc,
+    }
+    return make_glb(gltf, pos + idx)

@@ -234,12 +234,16 @@ EXAMPLE_COLOURS = {
     "two colours.amf": [(26, 153, 89), (217, 89, 26)],
     "calibration plate.3mf": [(0xD6, 0x28, 0x28), (0x2A, 0x9D, 0x8F), (0x83, 0x38, 0xEC)],
     "painted gear (Bambu project).3mf": [(0xEF, 0x23, 0x3C)],
+    "two colours.step": [(219, 41, 41), (41, 107, 230)],  # COLOUR_RGB 0.86 0.16 0.16 and 0.16 0.42 0.90
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLE_COLOURS))
 def test_example_models_show_their_colours(name: str) -> None:
     path = Path(__file__).resolve().parents[1] / "examples" / "models" / "colors" / name
+    if name.endswith(".step"):
+        pytest.importorskip("cascadio")
+        path = path.parents[2] / "extras" / name
     thumb = make_thumbnail_from_bytes(
         path.read_bytes(), name, 0, 0, OURS, resolve_sibling=lambda n: (path.parent / n).read_bytes()
     )
@@ -257,3 +261,51 @@ def test_corpus_obj_takes_its_mtl_colours_and_amf_its_triangle_colours(corpus: P
     tetra = _png_pixels(make_thumbnail(corpus / "amf" / "openscad__tetra_multicolor.amf", OURS).png)
     hues = {round(_hue(p)[0] / 20) for p in tetra[::7] if _hue(p)[1] > 0.3}
     assert len(hues) >= 2, hues
+
+
+def _step_colours(path: Path) -> list[tuple[int, int, int]]:
+    """The ``COLOUR_RGB`` values a STEP file names, read independently of the loader."""
+    values = re.findall(rb"COLOUR_RGB\s*\(\s*'[^']*'\s*,([^)]*)\)", path.read_bytes())
+    return [tuple(round(float(v) * 255) for v in value.split(b",")) for value in values]  # type: ignore[misc]
+
+
+def test_glb_material_colours_become_srgb_triangle_colours() -> None:
+    from mesh_builders import one_triangle_glb
+
+    from sidecar_thumbs.mesh.glb import glb_triangles
+
+    # OpenCASCADE writes COLOUR_RGB 0.8667 0.3216 0.1569 as the linear factor 0.7231 0.0844 0.0212.
+    red = {"pbrMetallicRoughness": {"baseColorFactor": [0.7230551, 0.0843762, 0.0212190, 1.0]}}
+    plain = {"name": "no base colour"}
+    glb = one_triangle_glb({}, [{"material": 0}, {}, {"material": 1}, {"material": 7}], materials=[red, plain])
+    tri, rgba = glb_triangles(glb, 100)
+    assert tri.shape == (4, 3, 3) and rgba is not None
+    assert rgba.tolist() == [[221, 82, 40, 255], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]  # bad index: no colour
+    assert glb_triangles(one_triangle_glb({}, [{"material": 0}], materials=[plain]), 100)[1] is None
+
+
+@pytest.mark.integration  # OpenCASCADE tessellates (about a second)
+def test_step_xcaf_colours_show(corpus: Path) -> None:
+    pytest.importorskip("cascadio")
+    path = corpus / "step" / "cadquery__red_cube_blue_cylinder.step"
+    mesh = load_mesh_bytes(path.read_bytes(), path.name)
+    wanted = set(_step_colours(path))
+    assert wanted == {(221, 82, 40), (59, 97, 180)}
+    cols = mesh.colors_for((0, 0, 0))
+    assert cols is not None and {tuple(c) for c in cols.tolist()} == wanted
+    pixels = _png_pixels(make_thumbnail_from_bytes(path.read_bytes(), path.name, 0, 0, OURS).png)
+    assert all(_shows_hue(pixels, c) for c in wanted)
+    off = ThumbnailOptions(render=RenderOptions(size=128, color=(40, 200, 40)), model_colors=False)
+    plain = _png_pixels(make_thumbnail_from_bytes(path.read_bytes(), path.name, 0, 0, off).png)
+    assert not any(_shows_hue(plain, c) for c in wanted) and _shows_hue(plain, (40, 200, 40))
+
+
+@pytest.mark.integration
+def test_step_without_colours_keeps_the_default_colour(corpus: Path) -> None:
+    pytest.importorskip("cascadio")
+    path = corpus / "step" / "trimesh__base_interface_AP203.STEP"
+    assert not _step_colours(path)
+    assert load_mesh_bytes(path.read_bytes(), path.name).face_colors is None
+    green = ThumbnailOptions(render=RenderOptions(size=128, color=(40, 200, 40)), use_embedded=False)
+    pixels = _png_pixels(make_thumbnail_from_bytes(path.read_bytes(), path.name, 0, 0, green).png)
+    assert _shows_hue(pixels, (40, 200, 40))

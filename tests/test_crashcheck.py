@@ -146,3 +146,23 @@ def test_temp_files_are_swept_only_after_a_writer_left_its_note_open(
     assert run(lib, db).temp_removed == 0 and temp.exists()
     open_writes(db, now=0.0)  # a writer killed mid-run
     assert run(lib, db).temp_removed == 1 and not temp.exists()
+
+
+def test_render_opens_no_database_so_it_needs_no_crash_note(
+    tmp_path: Path, library: tuple[Path, list[Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``render`` writes the sidecar beside the model and commits no row: nothing for the crash check to
+    read (docs/RELIABILITY.md, "Sidecars written without the database")."""
+    from click.testing import CliRunner
+
+    from sidecar_thumbs.cli.main import cli
+
+    _, models = library
+    configured = tmp_path / "configured" / "state.sqlite3"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAM_DATABASE_PATH", str(configured))
+    result = CliRunner().invoke(cli, ["render", str(models[0])])
+    assert result.exit_code == 0, result.output
+    info = read_sidecar(sidecar_path_for(models[0]))
+    assert info is not None and info.ours and info.readable
+    assert not configured.parent.exists()  # no database opened, so none to note in

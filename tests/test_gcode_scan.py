@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sidecar_thumbs.errors import NoGeometryError
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.gcode import load_gcode_bytes
-from sidecar_thumbs.mesh.gcode_kernel import MAX_COORD
+from sidecar_thumbs.mesh.gcode_segments import MAX_COORD
 from sidecar_thumbs.mesh.jit import COMPILED
 from sidecar_thumbs.mesh.toolpath import scan_toolpath
 

@@ -1,15 +1,24 @@
-"""Choosing the numba kernel or its pure twin: one rule for every reader that has both."""
+"""numba_cache: choosing the kernel or its pure twin (one rule for every reader that has both), and a cache
+folder that follows the kernel sources, so a changed helper in another file is never stale."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 
+import sidecar_thumbs
+from sidecar_thumbs import numba_cache
 from sidecar_thumbs.mesh.cutout import cut_out
 from sidecar_thumbs.numba_cache import chosen_kernel
 
 KERNEL = types.ModuleType("a_kernel")
+PACKAGE = Path(sidecar_thumbs.__file__).resolve().parent
 
 
 def test_the_kernel_runs_when_it_was_imported_and_nothing_is_forced() -> None:
@@ -33,3 +42,62 @@ def test_cut_out_removes_each_range_and_keeps_the_rest() -> None:
     assert cut_out(data, [(3, 7), (10, 14)]) == b"<a><b></b></a>"
     assert cut_out(data, []) == data
     assert cut_out(data, [(0, len(data))]) == b""
+
+
+@pytest.fixture
+def package_copy(tmp_path: Path) -> Path:
+    """A copy of the package's sources whose files a test may edit."""
+    copy = tmp_path / "sidecar_thumbs"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return copy
+
+
+def _digest_after(package: Path, relpath: str, extra: str) -> str:
+    path = package / relpath
+    path.write_text(path.read_text() + extra)
+    return numba_cache.kernel_sources_digest(str(package))
+
+
+def test_digest_is_the_installed_packages_and_stable(package_copy: Path) -> None:
+    assert numba_cache.kernel_digest() == numba_cache.kernel_sources_digest(str(package_copy))
+    assert len(numba_cache.kernel_digest()) == 16
+
+
+@pytest.mark.parametrize(
+    "relpath",
+    [
+        "mesh/lex.py",  # a helper module the OBJ, G-code and 3MF kernels call
+        "mesh/objcodes.py",  # constants numba freezes into the OBJ kernel
+        "render/kernel_numba.py",
+        "mesh/gcode_kernel.py",
+    ],
+)
+def test_changing_a_kernel_or_what_it_imports_changes_the_folder(package_copy: Path, relpath: str) -> None:
+    before = numba_cache.kernel_sources_digest(str(package_copy))
+    assert _digest_after(package_copy, relpath, "\nX = 1\n") != before
+
+
+def test_changing_other_modules_keeps_the_compiled_kernels(package_copy: Path) -> None:
+    before = numba_cache.kernel_sources_digest(str(package_copy))
+    assert _digest_after(package_copy, "reports/clean.py", "\n# a comment\n") == before
+    assert _digest_after(package_copy, "cli/main.py", "\nX = 1\n") == before
+
+
+@pytest.mark.integration  # a fresh interpreter, where numba is not imported yet
+@pytest.mark.parametrize("user_folder", [False, True])
+def test_configure_names_the_digest_folder_and_the_users_folder_wins(tmp_path: Path, user_folder: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(PACKAGE.parent))
+    if user_folder:
+        env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")
+    code = (
+        "import os; from sidecar_thumbs import numba_cache; numba_cache.configure(); "
+        "print(os.environ['NUMBA_CACHE_DIR']); print(numba_cache.is_cold())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    folder, cold = out.split()
+    if user_folder:
+        assert folder == str(tmp_path / "mine")
+    elif sys.platform != "darwin":  # macOS keeps caches in ~/Library/Caches whatever XDG says
+        assert folder == str(tmp_path / "cache" / "sidecar-thumbs" / "numba" / numba_cache.kernel_digest())
+    assert cold == "True"  # nothing compiled into a new folder yet

@@ -96,3 +96,22 @@ def main() -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
     main()
+
+
+def test_sample_window_holds_every_projected_corner_on_whole_pixels() -> None:
+    from sidecar_thumbs.render.camera import VIEW_XY, fit_to_screen, sample_window
+
+    tri, _ = _tall_thin_box()
+    v = tri.reshape(-1, 3)
+    origin = v[0].copy()
+    x, y = VIEW_XY @ (v - origin).T
+    ext = (float(x.min()), float(x.max()), float(y.min()), float(y.max()))
+    ss, ws = 2, 512
+    xf = fit_to_screen(ext, origin, ws, ws, 0.06)
+    x0, y0, x1, y1 = sample_window(xf, ext, ws, ws, ss)
+    screen = (xf.matrix @ (v - xf.origin).T).T + xf.offset
+    assert all(c % ss == 0 for c in (x0, y0, x1, y1))
+    assert x0 >= 0 and x1 <= ws and y0 >= 0 and y1 <= ws
+    assert x0 < screen[:, 0].min() - 1 and screen[:, 0].max() + 1 < x1
+    assert y0 <= screen[:, 1].min() and screen[:, 1].max() <= y1
+    assert (x1 - x0) < ws / 2  # a tall thin part: far less than the screen to clear and resolve

@@ -19,7 +19,7 @@ from sidecar_thumbs.errors import DatabaseError
 from sidecar_thumbs.files.dbowner import other_user_warnings
 from sidecar_thumbs.render import describe_kernel
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
-from sidecar_thumbs.reports.status import collect_status, root_access_problem
+from sidecar_thumbs.reports.status import collect_status
 from sidecar_thumbs.store.sqlite import check_sqlite_library
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.work.executors.local import InlineExecutor
@@ -39,21 +39,31 @@ def _without_dac_override(code: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration  # a Python subprocess without CAP_DAC_OVERRIDE
-def test_status_says_when_a_root_cannot_be_listed_for_permissions(tmp_path: Path) -> None:
+def test_a_root_the_daemon_cannot_list_is_offline_with_the_reason_and_status_tells_who_can(tmp_path: Path) -> None:
+    """One record: the daemon's root state. Here the daemon is a process that may not list the root (as a
+    launchd job without Full Disk Access), and ``status`` runs as a user that may (Terminal with its grant)."""
     locked = tmp_path / "locked"
     locked.mkdir()
+    db_path = tmp_path / "db.sqlite3"
+    StateDB(db_path).close()
     locked.chmod(0)
     try:
         r = _without_dac_override(
-            "from sidecar_thumbs.reports.status import root_access_problem; "
-            f"print(root_access_problem({str(locked)!r}))"
+            "from sidecar_thumbs.daemon.root_states import RootStates; "
+            "from sidecar_thumbs.store.state import StateDB; "
+            f"db = StateDB({str(db_path)!r}); RootStates([{str(locked)!r}], db).start(); db.close()"
         )
     finally:
         locked.chmod(0o755)
     assert r.returncode == 0, r.stderr
-    assert "permission denied" in r.stdout and "Full Disk Access" in r.stdout
-    assert root_access_problem(str(tmp_path)) is None
-    assert "not mounted" in (root_access_problem(str(tmp_path / "absent")) or "")
+    assert f"root {locked} offline: cannot be read: permission denied" in r.stderr  # logged once
+    (root,) = collect_status(db_path, roots=[str(locked)]).roots
+    assert (root.path, root.online, root.online_here) == (str(locked), False, True)
+    assert root.reason is not None and root.reason.startswith("cannot be read: permission denied")
+    line = root.describe("alice")
+    assert line.startswith(f"{locked}: offline since ") and line.endswith("; from here (as alice): readable")
+    with StateDB(db_path) as db:
+        assert db.get_meta("root_access") is None  # no second record beside the root state
 
 
 def test_status_shows_what_the_daemon_saw_and_its_renderer(tmp_path: Path) -> None:
@@ -68,9 +78,10 @@ def test_status_shows_what_the_daemon_saw_and_its_renderer(tmp_path: Path) -> No
         daemon.run()
     report = collect_status(db_path, roots=[absent, str(lib)])
     assert report.renderer == describe_kernel("auto")
-    by_root = {r["path"]: r for r in report.access}
-    assert "not mounted" in str(by_root[absent]["problem"])
-    assert by_root[str(lib)]["problem"] is None and by_root[str(lib)]["daemon_problem"] is None
+    assert [r.describe("bob") for r in report.roots] == [
+        f"{lib}: online",  # the daemon's roots first; readable here too, so nothing more to say
+        f"{absent}: no daemon has recorded it; from here (as bob): does not exist",
+    ]
 
 
 def test_too_old_sqlite_is_refused_with_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,9 +185,13 @@ def test_watch_logs_to_the_log_file_and_status_shows_renderer_and_roots(tmp_path
     from click.testing import CliRunner
 
     from sidecar_thumbs.cli.main import cli
+    from sidecar_thumbs.reports.status import current_user
 
     roots = f"{lib}{os.pathsep}{tmp_path / 'unmounted'}"
     out = CliRunner().invoke(cli, ["status", "--db", str(db)], env={"SIDECAR_THUMBS_ROOTS": roots}).output
     assert f"renderer  {describe_kernel('auto')} (as the daemon last started)" in out
-    assert f"root      {lib}: readable" in out
-    assert f"root      {tmp_path / 'unmounted'}: cannot be listed from here: not found" in out
+    me = current_user()
+    assert f"roots     {lib}: online\n" in out  # one line per root: the daemon's record …
+    unmounted = tmp_path / "unmounted"  # … and a configured root no daemon has seen, as this user sees it
+    assert f"          {unmounted}: no daemon has recorded it; from here (as {me}): does not exist\n" in out
+    assert "root      " not in out  # no second record of the same roots

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from sidecar_thumbs.errors import DatabaseError
 from sidecar_thumbs.reports.status import collect_status
+from sidecar_thumbs.store import migrations
 from sidecar_thumbs.store.lock import DaemonLock
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import FileState, ModelStatus, RenderDone, RenderFailed
@@ -56,7 +58,7 @@ def test_the_json_form_holds_every_figure(db_path: Path) -> None:
     out = collect_status(db_path).as_dict()
     assert set(out) == {
         "database", "total", "counts", "backlog", "rate_per_s_1m", "eta_s", "recent_failures", "daemon",
-        "asset_manager", "roots", "renderer", "access",
+        "asset_manager", "roots", "renderer",
     }  # fmt: skip
     assert out["counts"] == {s.value: n for s, n in zip(ModelStatus, [1, 0, 2, 1, 0], strict=True)}
 
@@ -71,3 +73,41 @@ def test_a_database_that_does_not_exist_is_an_error_and_is_not_created(tmp_path:
     with pytest.raises(DatabaseError):
         collect_status(tmp_path / "nope.sqlite3")
     assert not (tmp_path / "nope.sqlite3").exists()
+
+
+def test_each_root_is_one_line_the_daemons_record_and_what_differs_here(tmp_path: Path) -> None:
+    gone, lib, away = tmp_path / "gone", tmp_path / "lib", tmp_path / "away"
+    lib.mkdir()
+    gone.mkdir()
+    db_path = tmp_path / "state.sqlite3"
+    with StateDB(db_path) as db:
+        db.set_root_state(str(lib), True, None, now=1000.0)
+        db.set_root_state(str(away), False, "does not exist", now=1000.0)
+        db.set_root_state(str(gone), True, None, now=1000.0)
+    gone.rmdir()  # went after the daemon's record (it sees it at its next sweep)
+    report = collect_status(db_path, roots=[str(lib)])  # configured and recorded: once
+    lines = [r.describe("carol") for r in report.roots]
+    assert lines[0].startswith(f"{away}: offline since ") and lines[0].endswith(": does not exist")
+    assert lines[1:] == [f"{gone}: online; from here (as carol): does not exist", f"{lib}: online"]
+    (away_json, *_) = json.loads(json.dumps(report.as_dict()))["roots"]
+    assert away_json == {"path": str(away), "online": False, "reason": "does not exist", "since": 1000.0,
+                         "online_here": False, "reason_here": "does not exist"}  # fmt: skip
+
+
+def test_a_database_with_the_old_root_access_record_is_upgraded_to_one_record(tmp_path: Path) -> None:
+    """Schema 4 kept the daemon's listing check as JSON in st_meta beside the root states; the upgrade drops it."""
+    db_path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(db_path)
+    for step in migrations.STEPS[:4]:
+        for sql in step:
+            conn.execute(sql)
+    conn.execute("PRAGMA user_version = 4")
+    conn.execute("INSERT INTO st_meta (key, value) VALUES ('root_access', ?)", (json.dumps({"/lib": "denied"}),))
+    conn.execute("INSERT INTO st_roots (path, online, reason, since) VALUES ('/lib', 0, 'does not exist', 5.0)")
+    conn.commit()
+    conn.close()
+    with StateDB(db_path) as db:  # a writing command (the daemon's start, a scan) upgrades it
+        assert db.get_meta("root_access") is None
+        assert db._read("PRAGMA user_version") == [(migrations.SCHEMA_VERSION,)]
+    (root,) = collect_status(db_path).roots
+    assert (root.path, root.online, root.reason, root.since) == ("/lib", False, "does not exist", 5.0)

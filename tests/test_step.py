@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import struct
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from corpus_paths import corpus_files
+from mesh_builders import make_glb, one_triangle_glb
 
 from sidecar_thumbs.errors import BadModelError, MissingExtraError, NoGeometryError
 from sidecar_thumbs.files.formats import extra_available
@@ -156,43 +155,15 @@ def test_requeue_touches_only_rows_waiting_for_an_installed_extra(tmp_path: Path
         db.close()
 
 
-def _glb(doc: dict, binary: bytes) -> bytes:
-    js = json.dumps(doc).encode()
-    js += b" " * (-len(js) % 4)
-    binary += b"\0" * (-len(binary) % 4)
-    body = struct.pack("<II", len(js), 0x4E4F534A) + js + struct.pack("<II", len(binary), 0x004E4942) + binary
-    return b"glTF" + struct.pack("<II", 2, 12 + len(body)) + body
-
-
-def _one_triangle_glb(node: dict) -> bytes:
-    pos = np.array([[0, 0, 0], [0.001, 0, 0], [0, 0.001, 0]], dtype=np.float32).tobytes()
-    idx = np.array([0, 1, 2], dtype=np.uint16).tobytes()
-    doc = {
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"children": [1]}, {**node, "mesh": 0}],
-        "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "indices": 1}]}],
-        "accessors": [
-            {"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"},
-            {"bufferView": 1, "componentType": 5123, "count": 3, "type": "SCALAR"},
-        ],
-        "bufferViews": [
-            {"buffer": 0, "byteOffset": 0, "byteLength": 36},
-            {"buffer": 0, "byteOffset": 36, "byteLength": 6},
-        ],
-        "buffers": [{"byteLength": 42}],
-    }
-    return _glb(doc, pos + idx)
-
-
 def test_glb_node_transforms_apply_and_y_up_metres_become_z_up_millimetres() -> None:
-    tri = glb_triangles(_one_triangle_glb({"translation": [0.01, 0.02, 0.03]}), 100)
+    tri, colors = glb_triangles(one_triangle_glb({"translation": [0.01, 0.02, 0.03]}), 100)
     # glTF (x, y, z) m -> (x, -z, y) mm: the corner at the origin lands at (10, -30, 20).
-    assert tri.shape == (1, 3, 3)
+    assert tri.shape == (1, 3, 3) and colors is None
     np.testing.assert_allclose(tri[0, 0], [10, -30, 20], atol=1e-4)
     np.testing.assert_allclose(tri[0, 2], [10, -30, 21], atol=1e-4)  # +1 mm along glTF y = up
     matrix = np.eye(4)
     matrix[3, :3] = [0.01, 0, 0]  # column-major translation
-    tri2 = glb_triangles(_one_triangle_glb({"matrix": matrix.ravel().tolist()}), 100)
+    tri2, _ = glb_triangles(one_triangle_glb({"matrix": matrix.ravel().tolist()}), 100)
     np.testing.assert_allclose(tri2[0, 0], [10, 0, 0], atol=1e-4)
 
 
@@ -200,8 +171,8 @@ def test_glb_caps_and_garbage_are_one_line_errors() -> None:
     with pytest.raises(BadModelError):
         glb_triangles(b"not a glb at all", 100)
     with pytest.raises(BadModelError, match="more than 0 triangles"):
-        glb_triangles(_one_triangle_glb({}), 0)
-    empty = _glb({"scenes": [{"nodes": [0]}], "nodes": [{}]}, b"")
+        glb_triangles(one_triangle_glb({}), 0)
+    empty = make_glb({"scenes": [{"nodes": [0]}], "nodes": [{}]}, b"")
     with pytest.raises(NoGeometryError):
         glb_triangles(empty, 100)
 

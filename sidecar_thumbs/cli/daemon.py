@@ -106,7 +106,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     Example: sidecar-thumbs status --json
     """
-    from sidecar_thumbs.reports.status import collect_status, format_since
+    from sidecar_thumbs.reports.status import collect_status, current_user, format_since
     from sidecar_thumbs.units import format_duration, format_rate
 
     settings = settings_for(ctx)
@@ -133,23 +133,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
         )
     d = report.daemon
     click.echo(f"daemon    running, pid {d.pid}, since {format_since(d.since)}" if d else "daemon    not running")
+    user = current_user()
     for i, r in enumerate(report.roots):
-        head = "roots     " if i == 0 else "          "
-        state = "online" if r.online else f"offline since {format_since(r.since)}: {r.reason}"
-        click.echo(f"{head}{r.path}: {state}")
+        click.echo(f"{'roots     ' if i == 0 else '          '}{r.describe(user)}")
     if report.renderer:
         click.echo(f"renderer  {report.renderer} (as the daemon last started)")
     else:
         from sidecar_thumbs.render import describe_kernel
 
         click.echo(f"renderer  {describe_kernel(settings.renderer)} (here; no daemon has recorded one)")
-    for a in report.access:
-        if a["daemon_problem"]:
-            click.echo(f"root      {a['path']}: the daemon could not list it at its last rescan: {a['daemon_problem']}")
-        if a["problem"]:
-            click.echo(f"root      {a['path']}: cannot be listed from here: {a['problem']}")
-        if not (a["problem"] or a["daemon_problem"]):
-            click.echo(f"root      {a['path']}: readable")
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
     click.echo(f"models    {report.total}: {counts}")
     rate = format_rate(report.rate_1m) or "no renders"

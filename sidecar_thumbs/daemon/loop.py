@@ -89,7 +89,7 @@ class Daemon(RootHandling, ProgressLog):
         # Roots are volumes (see roots.py): each is online or offline, checked with a stat every sweep.
         # How each root's volume compares names (case, Unicode form), asked once; the roots in its spelling,
         # before anything is keyed by them (root states, the watcher, rows found by walks).
-        self.volumes = Volumes.detect(canonical_roots(config.roots))
+        self.volumes = Volumes.detect(canonical_roots(config.roots), cache=db)  # probed once per volume
         self.roots = list(self.volumes.roots)
         self.root_states = RootStates(self.roots, db)
         self._due_rescans: set[str] = set()  # roots back online (or watched anew) to rescan

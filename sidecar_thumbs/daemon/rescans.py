@@ -1,11 +1,11 @@
 """The daemon's rescans and its roots: walk what is online (or only the folders whose events were lost)
 and record what changed; follow each root going offline and coming back (detach, re-watch, rescan);
-the housekeeping that goes with a walk (temp files of a killed write, root access for ``status``, the
-asset manager's table)."""
+the housekeeping that goes with a walk (temp files of a killed write, the asset manager's table).
+A root the daemon cannot list (permission denied: on macOS, no Full Disk Access) is offline like an
+absent one, with that reason (:mod:`.root_states`), which ``status`` shows."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -23,7 +23,6 @@ from sidecar_thumbs.files.pathcanon import Volumes
 from sidecar_thumbs.files.roots import check_root, root_of
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.reports.clean import clean
-from sidecar_thumbs.reports.status import ROOT_ACCESS_KEY, root_access_problem
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.work.crashcheck import recheck_after_crash
 from sidecar_thumbs.work.dam_sync import sync_dam
@@ -122,8 +121,6 @@ class RootHandling:
         )
         for problem in problems[:20]:
             logs.log_problem(problem.path, problem.reason)
-        if folders is None:
-            self._record_root_access()
         if self.db.dam is not None and folders is None:
             synced = sync_dam(self.db, full=True, roots=self.roots, volumes=self.volumes)
             todo += synced.queued
@@ -134,14 +131,6 @@ class RootHandling:
         if not initial and folders is None:
             self.db.checkpoint()  # keep the WAL small (long readers may have stalled earlier ones)
         return todo
-
-    def _record_root_access(self) -> None:
-        """Note for ``status`` whether this process (launchd's, with its own permissions) can list each root."""
-        seen = {r: root_access_problem(r) or "" for r in self.roots}
-        for root, problem in seen.items():
-            if problem:
-                log.warning("cannot read root %s: %s", root, problem)
-        self.db.set_meta(ROOT_ACCESS_KEY, json.dumps(seen))
 
     def _remove_stale_temp_files(self) -> None:
         # We hold the lock: no other coordinator writes here, so every temp file of ours belongs to a

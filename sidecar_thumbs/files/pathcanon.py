@@ -7,9 +7,10 @@ asset manager may send another, and a case-only rename may arrive as delete + cr
 byte for byte, those spellings make a second row, an extra render and a stale missing row.
 
 So every path is turned into its on-disk spelling before it reaches the database (:meth:`Volumes.canonical`)
-and two spellings are compared by :meth:`VolumeRules.key`, whose rules are probed once per root at start
-(:func:`probe_rules`) rather than guessed from the platform: an exFAT stick on Linux is case-insensitive, a
-case-sensitive APFS volume on a Mac is not.
+and two spellings are compared by :meth:`VolumeRules.key`, whose rules are probed once per volume
+(:func:`probe_rules`, its answer kept by the caller's :class:`~.volume_identity.RulesCache`) rather than
+guessed from the platform: an exFAT stick on Linux is case-insensitive, a case-sensitive APFS volume on a
+Mac is not.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from sidecar_thumbs.errors import DatabaseError
+from sidecar_thumbs.files.volume_identity import RulesCache, volume_identity
 
 __all__ = ["SENSITIVE", "VolumeRules", "Volumes", "is_probe_name", "probe_rules", "rules_from_names"]
 
@@ -78,11 +82,12 @@ def _swap_case(name: str) -> str:
     return name.swapcase()
 
 
-def probe_rules(root: str) -> VolumeRules | None:
+def probe_rules(root: str, *, cache: RulesCache | None = None) -> VolumeRules | None:
     """Find out how the volume holding ``root`` compares names, by asking it.
 
     Creates a hidden file with a known name in ``root``, looks it up under its case-swapped and its NFD
-    spelling, and removes it again.
+    spelling, and removes it again. With a ``cache``, what a probe found is kept with the volume's identity
+    (:mod:`.volume_identity`), and the file is written again only on another volume.
 
     Returns:
         The rules, or None when the probe could not run and the root's own names tell nothing either (the
@@ -90,11 +95,17 @@ def probe_rules(root: str) -> VolumeRules | None:
         exact, which at worst repeats the old byte-for-byte behaviour.
     """
     try:
-        if not os.stat(root).st_mode & 0o222:
-            # Marked read-only for everyone: root could write there anyway, but must not.
-            return rules_from_names(root)
+        st = os.stat(root)
     except OSError:
         return None
+    identity = volume_identity(root, st) if cache is not None else None
+    if cache is not None and identity is not None:
+        known = cache.cached_volume_rules(root, identity.as_text())
+        if known is not None:
+            return VolumeRules(*known)
+    if not st.st_mode & 0o222:
+        # Marked read-only for everyone: root could write there anyway, but must not.
+        return rules_from_names(root)
     name = f"{_PROBE_STEM}{secrets.token_hex(4)}-{_PROBE_TAIL}"
     path = os.path.join(root, name)
     try:
@@ -108,13 +119,18 @@ def probe_rules(root: str) -> VolumeRules | None:
         # nothing else can hold a twin of a random name created a moment ago.
         case = os.path.lexists(os.path.join(root, _swap_case(name)))
         norm = os.path.lexists(os.path.join(root, unicodedata.normalize("NFD", name)))
-        return VolumeRules(case_insensitive=case, norm_insensitive=norm)
     except OSError as exc:
         log.debug("probing %s failed: %s", root, exc.strerror or exc)
         return None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+    if cache is not None and identity is not None:
+        try:
+            cache.remember_volume_rules(root, identity.as_text(), (case, norm))
+        except DatabaseError as exc:  # e.g. locked by the asset manager: the next start probes again
+            log.debug("could not keep what the probe of %s found: %s", root, exc.message)
+    return VolumeRules(case_insensitive=case, norm_insensitive=norm)
 
 
 def rules_from_names(root: str) -> VolumeRules | None:
@@ -176,6 +192,7 @@ class Volumes:
         roots: Absolute roots as configured (any spelling).
         rules: One :class:`VolumeRules` per root (None: not known yet, treated as exact).
         getpath: The kernel's spelling of an existing path (macOS ``F_GETPATH``); a seam for tests.
+        cache: Where :meth:`redetect` keeps and finds what probes found (see :func:`probe_rules`).
 
     Folder listings are cached until :meth:`forget` so that a pass over thousands of paths in few folders
     (the asset manager's table) lists each folder once; callers forget once per pass or batch of events.
@@ -187,25 +204,28 @@ class Volumes:
         rules: Sequence[VolumeRules | None],
         *,
         getpath: Callable[[str], str | None] = _getpath,
+        cache: RulesCache | None = None,
     ) -> None:
         self._getpath = getpath
+        self._cache = cache
         self._listings: dict[str, tuple[frozenset[str], dict[str, list[str]]] | None] = {}
         self._rules = list(rules)
         self.typed_roots: tuple[str, ...] = tuple(os.path.abspath(r) for r in roots)
         self.roots = tuple(self._canonical_root(r, self._rules[i] or SENSITIVE) for i, r in enumerate(self.typed_roots))
 
     @classmethod
-    def detect(cls, roots: Sequence[str], *, probe: Callable[[str], VolumeRules | None] = probe_rules) -> Volumes:
-        """Probe each root's volume once (see :func:`probe_rules`) and log what was found."""
+    def detect(cls, roots: Sequence[str], *, cache: RulesCache | None = None) -> Volumes:
+        """Probe each root's volume (see :func:`probe_rules`; with a ``cache``, once per volume, not per
+        run) and log what was found."""
         rules = []
         for root in roots:
-            found = probe(os.path.abspath(root))
+            found = probe_rules(os.path.abspath(root), cache=cache)
             if found is not None and not found.exact:
                 log.info("%s is on a %s volume: paths are compared by its rules", root, found.describe())
             rules.append(found)
-        return cls(roots, rules)
+        return cls(roots, rules, cache=cache)
 
-    def redetect(self, probe: Callable[[str], VolumeRules | None] = probe_rules) -> None:
+    def redetect(self) -> None:
         """Probe roots whose probe could not run before (e.g. the volume was not mounted at start).
 
         The root keeps the spelling it has (the daemon's bookkeeping is keyed by it); paths below it are
@@ -213,7 +233,7 @@ class Volumes:
         """
         for i, root in enumerate(self.roots):
             if self._rules[i] is None:
-                found = probe(root)
+                found = probe_rules(root, cache=self._cache)
                 if found is not None:
                     self._rules[i] = found
                     if not found.exact:

@@ -7,6 +7,7 @@ is provably made from the content whose hash is recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class Mesh:
     triangle, corner, xyz. Build-item and component transforms are already applied.
 
     ``face_colors`` is None, or a C-contiguous ``uint8`` array of shape ``(N, 4)``: the RGBA colour
-    the file gives each triangle (OBJ material or vertex colours, PLY, AMF). Alpha is 255 for a
+    the file gives each triangle (OBJ material or vertex colours, PLY, AMF, STEP). Alpha is 255 for a
     triangle with a colour and 0 for one without (drawn in the default colour); a file's own
     transparency is not kept, as a thumbnail draws every part opaque.
     """
@@ -77,7 +78,7 @@ class Mesh:
     # "stl-binary", "stl-ascii", "3mf", "obj", "ply-ascii", "ply-binary", "amf", "gcode" or "bgcode"
     format: str
     # The model's own colours, when it has any, uint8: (N, 4) RGBA per triangle with alpha 0 where a
-    # triangle has none (the OBJ, PLY and AMF readers), or (N, 3) per triangle / (N, 3, 3) per corner with
+    # triangle has none (the OBJ, PLY, AMF and STEP readers), or (N, 3) per triangle / (N, 3, 3) per corner with
     # ``color_mask`` bool (N,) marking the triangles that have one (None: all of them; the 3MF reader).
     # Triangles without a colour are drawn in the configured default.
     face_colors: np.ndarray | None = None
@@ -95,4 +96,16 @@ class Mesh:
 
 # Re-exports (after the types above, which the loaders import from here).
 from sidecar_thumbs.mesh.load import detect_format, load_mesh, load_mesh_bytes, warm_up  # noqa: E402
-from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail  # noqa: E402
+
+if TYPE_CHECKING:
+    from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail
+
+
+def __getattr__(name: str) -> object:
+    # The 3MF reader (with its colour tables) loads when first asked for, so rendering an STL does not
+    # pay ~30 ms of start-up for it.
+    if name == "find_embedded_thumbnail":
+        from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail
+
+        return find_embedded_thumbnail
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,12 @@
 Only what OpenCASCADE's glTF writer (through ``cascadio``) produces needs reading: one scene, a node
 tree with ``matrix`` or translation/rotation/scale, triangle primitives with float positions and
 unsigned indices. glTF is Y up and in metres; models here are Z up in millimetres.
+
+Colours: OpenCASCADE writes a STEP file's XCAF colours (per solid, shell or face) as one glTF material
+per colour, ``pbrMetallicRoughness.baseColorFactor``, and splits a mesh into one primitive per
+material; it writes no ``COLOR_0`` vertex colours. The factor is linear light (glTF 2.0, 3.9.2), so it
+is turned back into the sRGB value the STEP file holds (``COLOUR_RGB`` 0.8667 → linear 0.7231 → 221).
+A primitive without a material has no colour (drawn in the default one).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
 
-__all__ = ["glb_triangles"]
+__all__ = ["glb_triangles", "srgb_from_linear"]
 
 _GLB_MAGIC = b"glTF"
 _JSON_CHUNK = 0x4E4F534A
@@ -73,6 +79,27 @@ def _node_matrix(node: dict[str, Any]) -> np.ndarray:
     return t
 
 
+def srgb_from_linear(linear: np.ndarray) -> np.ndarray:
+    """Linear-light 0..1 → sRGB-encoded 0..1 (the IEC 61966-2-1 curve)."""
+    c = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1.0 / 2.4) - 0.055)
+
+
+def _material_rgba(doc: dict[str, Any]) -> list[np.ndarray]:
+    """Each material's colour as uint8 RGBA (alpha 255), or alpha 0 where it gives no base colour."""
+    out = []
+    for material in doc.get("materials") or []:
+        rgba = np.zeros(4, np.uint8)
+        factor = (material.get("pbrMetallicRoughness") or {}).get("baseColorFactor")
+        if isinstance(factor, list) and len(factor) >= 3:
+            rgb = srgb_from_linear(np.asarray(factor[:3], dtype=np.float64))
+            if np.isfinite(rgb).all():
+                rgba[:3] = np.round(rgb * 255.0)
+                rgba[3] = 255
+        out.append(rgba)
+    return out
+
+
 def _accessor(doc: dict[str, Any], binary: memoryview, index: int, width: int, dtype: Any) -> np.ndarray:
     acc = doc["accessors"][index]
     view = doc["bufferViews"][acc["bufferView"]]
@@ -91,8 +118,10 @@ def _accessor(doc: dict[str, Any], binary: memoryview, index: int, width: int, d
     return out.reshape(count, width) if width > 1 else out.reshape(count)
 
 
-def glb_triangles(data: bytes, max_triangles: int) -> np.ndarray:
-    """All triangles of the default scene as ``float32 (N, 3, 3)``, Z up, millimetres.
+def glb_triangles(data: bytes, max_triangles: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """All triangles of the default scene as ``float32 (N, 3, 3)``, Z up, millimetres, and their
+    colours: uint8 ``(N, 4)`` RGBA from each primitive's material (alpha 0 where it has none), or None
+    when no primitive has a colour.
 
     Raises:
         BadModelError: not a glTF binary we can read.
@@ -104,9 +133,12 @@ def glb_triangles(data: bytes, max_triangles: int) -> np.ndarray:
     scenes = doc.get("scenes") or [{"nodes": list(range(len(nodes)))}]
     roots = scenes[int(doc.get("scene", 0))].get("nodes", [])
     parts: list[np.ndarray] = []
+    part_colors: list[np.ndarray] = []
+    no_color = np.zeros(4, np.uint8)
     total = 0
     stack = [(int(i), _TO_Z_UP_MM, 0) for i in roots]
     try:
+        materials = _material_rgba(doc)
         while stack:
             i, parent, depth = stack.pop()
             if depth > 64:
@@ -133,8 +165,14 @@ def glb_triangles(data: bytes, max_triangles: int) -> np.ndarray:
                     raise LimitExceededError(f"model has more than {max_triangles} triangles")
                 placed = pos @ world[:3, :3].T + world[:3, 3]
                 parts.append(placed[idx].reshape(-1, 3, 3))
+                m = prim.get("material")  # a bad index loses the colour, never the shape
+                part_colors.append(materials[m] if isinstance(m, int) and 0 <= m < len(materials) else no_color)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise BadModelError(f"tessellated STEP: unreadable glTF ({exc})") from None
     if not parts or total == 0:
         raise NoGeometryError("STEP file has no solid or surface to draw")
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    triangles = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    if not any(c[3] for c in part_colors):
+        return triangles, None
+    counts = [len(p) for p in parts]
+    return triangles, np.ascontiguousarray(np.repeat(np.stack(part_colors), counts, axis=0))

@@ -63,7 +63,7 @@ def load_mesh_bytes(
     if data.startswith(_LFS_POINTER):
         # A repository cloned without Git LFS holds these small text files in place of its models.
         raise BadModelError("a Git LFS pointer, not the model itself (fetch the file with 'git lfs pull')")
-    rgba: np.ndarray | None = None  # OBJ, PLY and AMF readers: (N, 4), alpha 0 where a triangle has none
+    rgba: np.ndarray | None = None  # OBJ, PLY, AMF and STEP readers: (N, 4), alpha 0 where a triangle has none
     try:
         if fmt == "stl":
             from sidecar_thumbs.mesh.stl import load_stl_bytes
@@ -92,7 +92,7 @@ def load_mesh_bytes(
         elif fmt == "step":
             from sidecar_thumbs.mesh.step import load_step_bytes
 
-            triangles, kind = load_step_bytes(data, limits)
+            triangles, kind, rgba = load_step_bytes(data, limits)
         else:
             # Archives are pictures of what they hold, not meshes: thumbnail.py handles them.
             raise BadModelError(f"no mesh reader for {fmt} files")

@@ -111,11 +111,12 @@ def parse_model_part_stream(
     max_triangles: int,
     colors: bool = False,
     restart: Callable[[], Iterable[bytes]] | None = None,
+    size_hint: int = 4 << 20,
 ) -> ModelPart:
     """:func:`parse_model_part` from the part's inflated chunks, scanned as they arrive: memory is
     bounded by the meshes and the markup outside them, not by the XML text (numba kernel; without
     numba the chunks are joined and parsed whole). ``restart`` yields the chunks again, for the line
-    number of an error."""
+    number of an error; ``size_hint``, the part's inflated size, sizes the mesh arrays up front."""
     it = iter(chunks)
     first = next(it, b"")
     _check_utf8(first, name)
@@ -123,7 +124,9 @@ def parse_model_part_stream(
         return parse_model_part(b"".join(chain((first,), it)), name, max_triangles, colors)
     from sidecar_thumbs.mesh.xmlstream import scan_meshes_stream
 
-    meshes, kept = scan_meshes_stream(chain((first,), it), max_triangles, name, colors, restart=restart)
+    meshes, kept = scan_meshes_stream(
+        chain((first,), it), max_triangles, name, colors, restart=restart, size_hint=size_hint
+    )
     return _structure(kept, meshes, name)
 
 

@@ -60,12 +60,8 @@ def scan_obj(data: bytes, max_triangles: int, use_numba: bool | None = None) -> 
             a face index that is not a non-zero integer or points outside the vertices.
         LimitExceededError: the faces make more than ``max_triangles`` triangles.
     """
-    kernel = _load_kernel()
-    if use_numba is None:
-        use_numba = kernel is not None
-    if use_numba:
-        if kernel is None:
-            raise RuntimeError("numba is not available")
+    kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
+    if kernel is not None:
         result = kernel.scan(np.frombuffer(data, np.uint8), max_triangles)
     else:
         from sidecar_thumbs.mesh import objscan_python

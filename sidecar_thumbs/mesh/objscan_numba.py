@@ -16,79 +16,15 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from sidecar_thumbs.mesh.lex import NO_SPACE, number, startswith
 from sidecar_thumbs.mesh.objcodes import ERR_INDEX, ERR_LIMIT, ERR_NUMBER, ERR_RANGE, ERR_SHORT_VERTEX, OK
 
 __all__ = ["scan"]
-
-# Exact powers of ten in float64 (10**22 is the largest exactly representable).
-_POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
-_EXACT_MANTISSA = 2**53
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _blank(c: int) -> bool:
     return c == 32 or c == 9 or c == 13 or c == 11 or c == 12
-
-
-@nb.njit(cache=True, nogil=True)
-def _num(buf: np.ndarray, s: int, n: int) -> tuple[float, int, bool]:
-    """``[+-] (digits [. digits*] | . digits) [(e|E) [+-] digits]`` at buf[s:], the 3MF scanner's
-    grammar and rounding without its whitespace skipping (a newline ends an OBJ statement).
-    Returns ``(value, stop, ok)``; the caller checks what follows ``stop``."""
-    neg = False
-    if s < n and (buf[s] == 45 or buf[s] == 43):  # - +
-        neg = buf[s] == 45
-        s += 1
-    mant = 0
-    ndig = 0  # significant digits kept in mant (19 fit an int64)
-    exp10 = 0
-    seen = False
-    while s < n and 48 <= buf[s] <= 57:
-        seen = True
-        if ndig < 19:
-            mant = mant * 10 + (buf[s] - 48)
-            if mant != 0:
-                ndig += 1
-        else:
-            exp10 += 1
-        s += 1
-    if s < n and buf[s] == 46:  # .
-        s += 1
-        while s < n and 48 <= buf[s] <= 57:
-            seen = True
-            if ndig < 19:
-                mant = mant * 10 + (buf[s] - 48)
-                if mant != 0:
-                    ndig += 1
-                exp10 -= 1
-            s += 1
-    if not seen:
-        return 0.0, s, False
-    if s < n and (buf[s] == 101 or buf[s] == 69):  # e E
-        s += 1
-        eneg = False
-        if s < n and (buf[s] == 45 or buf[s] == 43):
-            eneg = buf[s] == 45
-            s += 1
-        if s >= n or not (48 <= buf[s] <= 57):
-            return 0.0, s, False
-        ev = 0
-        while s < n and 48 <= buf[s] <= 57:
-            if ev < 100000:
-                ev = ev * 10 + (buf[s] - 48)
-            s += 1
-        exp10 += -ev if eneg else ev
-    if mant == 0:
-        value = 0.0
-    elif mant < _EXACT_MANTISSA and -22 <= exp10 <= 22:
-        value = mant * _POW10[exp10] if exp10 >= 0 else mant / _POW10[-exp10]
-    elif exp10 > 400:
-        value = np.inf
-    elif exp10 < -400:
-        value = 0.0
-    else:
-        value = float(mant) * 10.0**exp10
-    return (-value if neg else value), s, True
 
 
 @nb.njit(cache=True, nogil=True)
@@ -106,15 +42,21 @@ def _grow1(a: np.ndarray, used: int) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
+def _push(table: np.ndarray, used: int, first: int, a: int, b: int) -> np.ndarray:
+    """Row ``used`` of a growing ``(R, 3)`` table set to ``(first, a, b)``; returns the table."""
+    if used >= table.shape[0]:
+        table = _grow2(table, used)
+    table[used, 0] = first
+    table[used, 1] = a
+    table[used, 2] = b
+    return table
+
+
+@nb.njit(cache=True, nogil=True)
 def _keyword(buf: np.ndarray, s: int, e: int, word: bytes) -> bool:
     """buf[s:e] starts with ``word`` followed by a blank or the line end."""
     m = len(word)
-    if s + m > e:
-        return False
-    for j in range(m):
-        if buf[s + j] != word[j]:
-            return False
-    return s + m == e or _blank(buf[s + m])
+    return s + m <= e and startswith(buf, s, word) and (s + m == e or _blank(buf[s + m]))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -129,14 +71,31 @@ def _rest(buf: np.ndarray, s: int, e: int) -> tuple[int, int]:
     return s, e
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _next_word(buf: np.ndarray, j: int, n: int) -> tuple[int, bool]:
+    """Past the blanks at ``buf[j:]``: where the next word starts, and whether the statement ends
+    there instead (line end, ``#`` comment, file end)."""
+    while j < n and _blank(buf[j]):
+        j += 1
+    return j, j >= n or buf[j] == 10 or buf[j] == 35
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _word_end(buf: np.ndarray, t: int, n: int) -> int:
+    while t < n and buf[t] != 10 and not _blank(buf[t]):
+        t += 1
+    return t
+
+
 @nb.njit(cache=True, nogil=True)
 def _fail(code: int, start: int, end: int):  # type: ignore[no-untyped-def]
+    no_xyz = np.empty((0, 3), np.float32)
     return (
         code,
         start,
         end,
-        np.empty((0, 3), np.float32),
-        np.empty((0, 3), np.float32),
+        no_xyz,
+        no_xyz.copy(),
         np.empty(0, np.int32),
         np.zeros(1, np.int64),
         np.empty((0, 3), np.int64),
@@ -166,7 +125,7 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
     starts = np.empty(max(256, n // 32), np.int64)
     starts[0] = 0
     mtls = np.empty((16, 3), np.int64)
-    libs = np.empty((4, 2), np.int64)
+    libs = np.empty((4, 3), np.int64)
     vals = np.zeros(7, np.float64)
     nv = 0
     ncolor = 0
@@ -190,16 +149,12 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
             k = 0
             j = s + 1
             while True:
-                while j < n and _blank(buf[j]):
-                    j += 1
-                if j >= n or buf[j] == 10 or buf[j] == 35 or k == 7:  # end, '#' comment, extra numbers
+                j, end = _next_word(buf, j, n)
+                if end or k == 7:  # extra numbers are ignored
                     break
-                val, stop, ok = _num(buf, j, n)
+                val, stop, ok = number(buf, j, n, True, NO_SPACE)
                 if not ok or (stop < n and buf[stop] != 10 and buf[stop] != 35 and not _blank(buf[stop])):
-                    t = j
-                    while t < n and buf[t] != 10 and not _blank(buf[t]):
-                        t += 1
-                    return _fail(ERR_NUMBER, j, t)
+                    return _fail(ERR_NUMBER, j, _word_end(buf, j, n))
                 vals[k] = val
                 k += 1
                 j = stop
@@ -208,27 +163,19 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
             if nv >= verts.shape[0]:
                 verts = _grow2(verts, nv)
                 colors = _grow2(colors, nv)
-            verts[nv, 0] = vals[0]
-            verts[nv, 1] = vals[1]
-            verts[nv, 2] = vals[2]
-            if k >= 6:  # x y z r g b [a]; 4 numbers are x y z w (w is 1 for every printable file)
-                colors[nv, 0] = vals[3]
-                colors[nv, 1] = vals[4]
-                colors[nv, 2] = vals[5]
-                ncolor += 1
-            else:
-                colors[nv, 0] = np.nan
-                colors[nv, 1] = np.nan
-                colors[nv, 2] = np.nan
+            # x y z r g b [a] has a colour; 4 numbers are x y z w (w is 1 for every printable file).
+            for q in range(3):
+                verts[nv, q] = vals[q]
+                colors[nv, q] = vals[3 + q] if k >= 6 else np.nan
+            ncolor += k >= 6
             nv += 1
             i = j
         elif c == 102 and (_blank(c1) or c1 == 10):  # "f"
             count = 0
             j = s + 1
             while True:
-                while j < n and _blank(buf[j]):
-                    j += 1
-                if j >= n or buf[j] == 10 or buf[j] == 35:
+                j, end = _next_word(buf, j, n)
+                if end:
                     break
                 t = j
                 neg = False
@@ -247,17 +194,14 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
                     or v >= 2147483648
                     or (t < n and buf[t] != 47 and buf[t] != 10 and not _blank(buf[t]))
                 ):
-                    while t < n and buf[t] != 10 and not _blank(buf[t]):
-                        t += 1
-                    return _fail(ERR_INDEX, j, t)
+                    return _fail(ERR_INDEX, j, _word_end(buf, t, n))
                 if neg:
                     v = nv - v  # -1 is the last vertex read so far
                     if v < 0:
                         return _fail(ERR_INDEX, j, t)
                 else:
                     v -= 1
-                while t < n and buf[t] != 10 and not _blank(buf[t]):  # the /vt/vn part: not needed to draw
-                    t += 1
+                t = _word_end(buf, t, n)  # the /vt/vn part: not needed to draw
                 if nc >= corners.shape[0]:
                     corners = _grow1(corners, nc)
                 corners[nc] = v
@@ -282,18 +226,11 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
                 e += 1
             if c == 117 and _keyword(buf, s, e, b"usemtl"):
                 a, b = _rest(buf, s, e)
-                if nmtl >= mtls.shape[0]:
-                    mtls = _grow2(mtls, nmtl)
-                mtls[nmtl, 0] = npoly
-                mtls[nmtl, 1] = a
-                mtls[nmtl, 2] = b
+                mtls = _push(mtls, nmtl, npoly, a, b)
                 nmtl += 1
             elif c == 109 and _keyword(buf, s, e, b"mtllib"):
                 a, b = _rest(buf, s, e)
-                if nlib >= libs.shape[0]:
-                    libs = _grow2(libs, nlib)
-                libs[nlib, 0] = a
-                libs[nlib, 1] = b
+                libs = _push(libs, nlib, 0, a, b)  # column 0 unused
                 nlib += 1
             i = e
         # Past the rest of the line (a '#' comment) and its newline.
@@ -314,6 +251,6 @@ def scan(buf: np.ndarray, max_triangles: int):  # type: ignore[no-untyped-def]
         corners[:nc].copy(),
         starts[: npoly + 1].copy(),
         mtls[:nmtl].copy(),
-        libs[:nlib].copy(),
+        libs[:nlib, 1:].copy(),
         short,
     )

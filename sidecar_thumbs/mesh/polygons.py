@@ -8,7 +8,7 @@ gives n − 2 triangles: when a full lap finds no ear, the current corner is cli
 
 The functions below are written in the subset of Python that numba compiles:
 :mod:`polygons_numba` compiles :func:`triangulate_loop` (the others are inlined into it through
-``register_jitable``; being in this one file, the numba cache sees when any of them changes).
+``register_jitable``).
 Without numba, triangles and quads are split here with NumPy and only the (rare) larger polygons
 run as plain Python.
 """
@@ -16,14 +16,12 @@ run as plain Python.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable
 from types import ModuleType
-from typing import TypeVar
 
 import numpy as np
 
 from sidecar_thumbs import numba_cache
+from sidecar_thumbs.mesh.jit import jitable
 
 __all__ = ["EAR_BUDGET", "MAX_EAR_CORNERS", "PYTHON_EAR_BUDGET", "polygon_triangle_count", "triangulate"]
 
@@ -34,26 +32,6 @@ __all__ = ["EAR_BUDGET", "MAX_EAR_CORNERS", "PYTHON_EAR_BUDGET", "polygon_triang
 MAX_EAR_CORNERS = 4096
 EAR_BUDGET = 100_000_000  # about a second of point tests compiled (50 concave 4000-gons: 1.2 s)
 PYTHON_EAR_BUDGET = 2_000_000  # the same second or two in plain Python (no numba)
-
-_F = TypeVar("_F", bound=Callable[..., object])
-
-
-def _identity(func: _F) -> _F:
-    return func
-
-
-def _jitable_decorator() -> Callable[[_F], _F]:
-    if os.environ.get("SIDECAR_THUMBS_NO_NUMBA"):
-        return _identity
-    numba_cache.configure()
-    try:
-        from numba.extending import register_jitable
-    except ImportError:
-        return _identity
-    return register_jitable
-
-
-_jitable = _jitable_decorator()
 
 
 def _load_kernel() -> ModuleType | None:
@@ -87,13 +65,9 @@ def triangulate(
         ``(triangles, owner)``: int32 ``(T, 3)`` vertex indices and int32 ``(T,)`` the polygon each
         triangle comes from. Polygons of fewer than 3 corners give none.
     """
-    kernel = _load_kernel()
-    if use_numba is None:
-        use_numba = kernel is not None
+    kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
     total = polygon_triangle_count(starts)
-    if use_numba:
-        if kernel is None:
-            raise RuntimeError("numba is not available")
+    if kernel is not None:
         tris = np.empty((total, 3), np.int32)
         owner = np.empty(total, np.int32)
         kernel.triangulate_loop(verts, corners, starts, tris, owner, EAR_BUDGET if budget is None else budget)
@@ -140,7 +114,7 @@ def _triangulate_numpy(
 # ---- numba-compatible core (compiled by polygons_numba; plain Python in the fallback) ----
 
 
-@_jitable
+@jitable
 def plane_coords(verts: np.ndarray, corners: np.ndarray, s: int, e: int, xy: np.ndarray) -> bool:
     """Project polygon ``corners[s:e]`` onto its best-fit plane into ``xy`` (n, 2), counter-clockwise
     when seen against Newell's normal. False when the polygon has no area (or a non-finite corner)."""
@@ -203,7 +177,7 @@ def plane_coords(verts: np.ndarray, corners: np.ndarray, s: int, e: int, xy: np.
     return True
 
 
-@_jitable
+@jitable
 def ear_clip(xy: np.ndarray, out: np.ndarray, budget: int) -> int:
     """Ear-clip the counter-clockwise polygon ``xy`` (n ≥ 3 points) into ``out`` ((n − 2, 3) local
     corner numbers). Returns the budget of point tests left; at 0 the rest is clipped without tests."""
@@ -247,9 +221,7 @@ def ear_clip(xy: np.ndarray, out: np.ndarray, budget: int) -> int:
                     ear = False
                     break
         if ear:
-            out[k, 0] = a
-            out[k, 1] = i
-            out[k, 2] = c
+            _put(out, k, a, i, c)
             k += 1
             nxt[a] = c
             prev[c] = a
@@ -259,13 +231,11 @@ def ear_clip(xy: np.ndarray, out: np.ndarray, budget: int) -> int:
         else:
             misses += 1
             i = c
-    out[k, 0] = prev[i]
-    out[k, 1] = i
-    out[k, 2] = nxt[i]
+    _put(out, k, prev[i], i, nxt[i])
     return budget
 
 
-@_jitable
+@jitable
 def polygon_into(verts: np.ndarray, corners: np.ndarray, s: int, e: int, tris: np.ndarray, k: int, budget: int) -> int:
     """Triangulate polygon ``corners[s:e]`` (n ≥ 5) into ``tris[k:k + n − 2]``; returns the budget left."""
     n = e - s
@@ -274,14 +244,10 @@ def polygon_into(verts: np.ndarray, corners: np.ndarray, s: int, e: int, tris: n
         local = np.empty((n - 2, 3), np.int64)
         budget = ear_clip(xy, local, budget)
         for t in range(n - 2):
-            tris[k + t, 0] = corners[s + local[t, 0]]
-            tris[k + t, 1] = corners[s + local[t, 1]]
-            tris[k + t, 2] = corners[s + local[t, 2]]
+            _put(tris, k + t, corners[s + local[t, 0]], corners[s + local[t, 1]], corners[s + local[t, 2]])
     else:
         for t in range(n - 2):  # a fan: no area to split by, or too large to ear-clip
-            tris[k + t, 0] = corners[s]
-            tris[k + t, 1] = corners[s + t + 1]
-            tris[k + t, 2] = corners[s + t + 2]
+            _put(tris, k + t, corners[s], corners[s + t + 1], corners[s + t + 2])
     return budget
 
 
@@ -297,9 +263,7 @@ def triangulate_loop(
         if n < 3:
             continue
         if n == 3:
-            tris[k, 0] = corners[s]
-            tris[k, 1] = corners[s + 1]
-            tris[k, 2] = corners[s + 2]
+            _put(tris, k, corners[s], corners[s + 1], corners[s + 2])
         elif n == 4:
             # Newell's normal of a quad is (p2 − p0) × (p3 − p1); a corner whose turn goes against it
             # is reflex, and the quad is split along the diagonal through it.
@@ -307,29 +271,17 @@ def triangulate_loop(
             q1 = corners[s + 1]
             q2 = corners[s + 2]
             q3 = corners[s + 3]
-            ax = float(verts[q2, 0]) - verts[q0, 0]
-            ay = float(verts[q2, 1]) - verts[q0, 1]
-            az = float(verts[q2, 2]) - verts[q0, 2]
-            bx = float(verts[q3, 0]) - verts[q1, 0]
-            by = float(verts[q3, 1]) - verts[q1, 1]
-            bz = float(verts[q3, 2]) - verts[q1, 2]
+            ax, ay, az = _edge(verts, q0, q2)
+            bx, by, bz = _edge(verts, q1, q3)
             nx = ay * bz - az * by
             ny = az * bx - ax * bz
             nz = ax * by - ay * bx
             if _turn(verts, q0, q1, q2, nx, ny, nz) < 0.0 or _turn(verts, q2, q3, q0, nx, ny, nz) < 0.0:
-                tris[k, 0] = q1
-                tris[k, 1] = q2
-                tris[k, 2] = q3
-                tris[k + 1, 0] = q1
-                tris[k + 1, 1] = q3
-                tris[k + 1, 2] = q0
+                _put(tris, k, q1, q2, q3)
+                _put(tris, k + 1, q1, q3, q0)
             else:
-                tris[k, 0] = q0
-                tris[k, 1] = q1
-                tris[k, 2] = q2
-                tris[k + 1, 0] = q0
-                tris[k + 1, 1] = q2
-                tris[k + 1, 2] = q3
+                _put(tris, k, q0, q1, q2)
+                _put(tris, k + 1, q0, q2, q3)
         else:
             budget = polygon_into(verts, corners, s, e, tris, k, budget)
         for t in range(n - 2):
@@ -338,13 +290,22 @@ def triangulate_loop(
     return budget
 
 
-@_jitable
+@jitable
 def _turn(verts: np.ndarray, a: int, b: int, c: int, nx: float, ny: float, nz: float) -> float:
     """((b − a) × (c − b)) · n: negative when the polygon turns against ``n`` at ``b``."""
-    ux = float(verts[b, 0]) - verts[a, 0]
-    uy = float(verts[b, 1]) - verts[a, 1]
-    uz = float(verts[b, 2]) - verts[a, 2]
-    vx = float(verts[c, 0]) - verts[b, 0]
-    vy = float(verts[c, 1]) - verts[b, 1]
-    vz = float(verts[c, 2]) - verts[b, 2]
+    ux, uy, uz = _edge(verts, a, b)
+    vx, vy, vz = _edge(verts, b, c)
     return (uy * vz - uz * vy) * nx + (uz * vx - ux * vz) * ny + (ux * vy - uy * vx) * nz
+
+
+@jitable
+def _edge(verts: np.ndarray, a: int, b: int) -> tuple[float, float, float]:
+    """Vertex b − vertex a in float64."""
+    return float(verts[b, 0]) - verts[a, 0], float(verts[b, 1]) - verts[a, 1], float(verts[b, 2]) - verts[a, 2]
+
+
+@jitable
+def _put(tris: np.ndarray, k: int, a: int, b: int, c: int) -> None:
+    tris[k, 0] = a
+    tris[k, 1] = b
+    tris[k, 2] = c

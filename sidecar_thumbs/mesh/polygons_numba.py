@@ -1,8 +1,8 @@
 """The numba kernel of :mod:`sidecar_thumbs.mesh.polygons`: its loop, compiled.
 
-The source stays in ``polygons.py`` so that there is one triangulation, and numba's on-disk cache
-(keyed by the source file of the compiled function) notices any change to it. Importing this module
-imports numba; ``polygons`` falls back to NumPy and plain Python when that fails.
+The source stays in ``polygons.py`` so that there is one triangulation (numba's on-disk cache
+follows any change to it, see :mod:`sidecar_thumbs.numba_cache`). Importing this module imports
+numba; ``polygons`` falls back to NumPy and plain Python when that fails.
 """
 
 from __future__ import annotations

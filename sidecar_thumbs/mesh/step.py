@@ -148,8 +148,12 @@ def check_step_bytes(data: bytes) -> None:
         raise BadModelError("STEP file is cut short (no END-ISO-10303-21 at its end)")
 
 
-def load_step_bytes(data: bytes, limits: LoadLimits) -> tuple[np.ndarray, str]:
+def load_step_bytes(data: bytes, limits: LoadLimits) -> tuple[np.ndarray, str, np.ndarray | None]:
     """Tessellate a STEP file's solids and surfaces, placed by their assembly transforms.
+
+    Returns:
+        ``(triangles, "step", face_colors)``: float32 ``(N, 3, 3)`` in millimetres; uint8 ``(N, 4)``
+        RGBA from the file's XCAF colours (alpha 0 where a shape has none), or None without colours.
 
     Raises:
         BadModelError: not a STEP file, or OpenCASCADE cannot read it.
@@ -176,4 +180,5 @@ def load_step_bytes(data: bytes, limits: LoadLimits) -> tuple[np.ndarray, str]:
             raise BadModelError("OpenCASCADE cannot read this STEP file")
         with open(out, "rb") as f:
             glb = f.read()
-    return glb_triangles(glb, limits.max_triangles), "step"
+    triangles, colors = glb_triangles(glb, limits.max_triangles)
+    return triangles, "step", colors

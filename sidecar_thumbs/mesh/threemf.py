@@ -61,10 +61,7 @@ class _Assembly:
         info = self.package.find(name)
         key = info.filename if info is not None else name
         if key not in self.parts:
-            package = self.package
-            self.parts[key] = parse_model_part_stream(
-                package.stream(name), key, self.limits.max_triangles, self.colors, lambda: package.stream(name)
-            )
+            self.parts[key] = _parse_part(self.package, name, key, self.limits.max_triangles, self.colors)
         return self.parts[key]
 
     def obj(self, part: ModelPart, oid: int):  # type: ignore[no-untyped-def]
@@ -124,6 +121,15 @@ class _Assembly:
             self.instances(child, comp.object_id, comp.transform @ transform, out, contexts, top, inherited)
 
 
+def _parse_part(package: Package, member: str, name: str, max_triangles: int, colors: bool) -> ModelPart:
+    """Parse a model part as it inflates (the ZIP header's size sizes the scanner's arrays)."""
+    info = package.find(member)
+    hint = info.file_size if info is not None else 0
+    return parse_model_part_stream(
+        package.stream(member), name, max_triangles, colors, lambda: package.stream(member), size_hint=hint
+    )
+
+
 def _root_part_name(package: Package) -> str:
     for rel_type, target in package.relationships():
         if rel_type.lower() == MODEL_REL:
@@ -139,9 +145,7 @@ def _assemble(data: bytes, limits: LoadLimits, colors: bool = False) -> tuple[_A
     root_name = _root_part_name(package)
     if package.find(root_name) is None:
         raise BadModelError(f"3MF root model part /{root_name} is missing from the package")
-    root = parse_model_part_stream(
-        package.stream(root_name), root_name, limits.max_triangles, colors, lambda: package.stream(root_name)
-    )
+    root = _parse_part(package, root_name, root_name, limits.max_triangles, colors)
     if root.build is None:
         raise BadModelError(f"3MF root model part /{root_name} has no <build> element")
     if not root.build:
@@ -194,7 +198,8 @@ def load_3mf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
     placed: list[_Instance] = []
     for item in root.build:
         asm.instances(asm.part(item.path, root), item.object_id, item.transform, placed)
-    return finish_triangles(_place(asm.parts, placed, total), "no geometry"), "3mf"
+    soup, finite = _place(asm.parts, placed, total)
+    return (soup if finite else finish_triangles(soup, "no geometry")), "3mf"
 
 
 def load_3mf_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, colors: bool = True) -> Mesh:
@@ -212,7 +217,7 @@ def load_3mf_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, colors: bool
     contexts: list[InstanceContext] = []
     for item in root.build:
         asm.instances(asm.part(item.path, root), item.object_id, item.transform, placed, contexts)
-    soup = _place(asm.parts, placed, total)
+    soup, finite = _place(asm.parts, placed, total)
     face_colors = color_mask = None
     if colors:
         from sidecar_thumbs.mesh.threemf_colors import instance_colors
@@ -220,15 +225,22 @@ def load_3mf_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, colors: bool
         found = instance_colors(asm.package, asm.parts, placed, contexts, len(soup))
         if found is not None:
             face_colors, color_mask = found
-    keep = finite_rows(soup)
-    if keep is not None and face_colors is not None and color_mask is not None:
-        face_colors, color_mask = face_colors[keep], color_mask[keep]
-    triangles = finish_triangles(soup, "no geometry")
+    if finite:
+        triangles = soup
+    else:
+        keep = finite_rows(soup)
+        if keep is not None and face_colors is not None and color_mask is not None:
+            face_colors, color_mask = face_colors[keep], color_mask[keep]
+        triangles = finish_triangles(soup, "no geometry")
     return Mesh(triangles=triangles, format="3mf", face_colors=face_colors, color_mask=color_mask)
 
 
-def _place(parts: dict[str, ModelPart], placed: list[_Instance], total: int) -> np.ndarray:
+def _place(parts: dict[str, ModelPart], placed: list[_Instance], total: int) -> tuple[np.ndarray, bool]:
+    """The placed triangles, C-contiguous float32 ``(N, 3, 3)``, and whether they are known finite
+    and non-empty: every placed vertex array is checked (a tenth of the soup's size), so the
+    soup itself is only checked when one holds a NaN or infinity."""
     out = np.empty((total, 3, 3), np.float32)
+    finite = True
     k = 0
     for part_name, mesh_index, m in placed:
         part = parts[part_name]
@@ -243,10 +255,11 @@ def _place(parts: dict[str, ModelPart], placed: list[_Instance], total: int) -> 
             # A hostile transform may overflow float32: inf, dropped by finish_triangles, no warning.
             with np.errstate(over="ignore", invalid="ignore"):
                 world = (verts.astype(np.float64) @ linear + m[3, :3]).astype(np.float32)
+        finite = finite and bool(np.isfinite(world.min()) and np.isfinite(world.max()))
         # Indices were range-checked by the scanner; "clip" lets numpy write into out unbuffered.
         np.take(world, tris, axis=0, out=out[k : k + len(tris)], mode="clip")
         k += len(tris)
-    return out[:k]
+    return out[:k], finite and k > 0
 
 
 def find_embedded_thumbnail(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[str, bytes] | None:

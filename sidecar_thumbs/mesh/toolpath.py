@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sidecar_thumbs.errors import NoGeometryError
-from sidecar_thumbs.mesh import gcode_kernel as gk
-from sidecar_thumbs.mesh.gcode_kernel import SEGMENT_COLUMNS
+from sidecar_thumbs.mesh import gcode_segments as gs
+from sidecar_thumbs.mesh.gcode_kernel import scan
+from sidecar_thumbs.mesh.gcode_segments import SEGMENT_COLUMNS
 from sidecar_thumbs.mesh.jit import COMPILED
 
 __all__ = ["Toolpath", "ToolpathScanner", "toolpath_triangles"]
@@ -49,15 +50,15 @@ class ToolpathScanner:
 
     def __init__(self, max_segments: int, relative_e: bool = False) -> None:
         self.max_segments = max(16, int(max_segments))
-        self.state = gk.new_state(relative_e)
-        # Full at max_segments: then whole layers (or every other segment) are dropped, see gcode_kernel.
+        self.state = gs.new_state(relative_e)
+        # Full at max_segments: then whole layers (or every other segment) are dropped, see gcode_segments.
         self.segs = np.empty((self.max_segments, SEGMENT_COLUMNS), np.float32)
         self._carry = b""
 
     def _scan(self, text: bytes | memoryview) -> None:
         # numba takes a uint8 array (a view, no copy); plain Python indexes bytes fastest.
         buf = np.frombuffer(text, np.uint8) if COMPILED else memoryview(text)
-        gk.scan(buf, self.state, self.segs)
+        scan(buf, self.state, self.segs)
 
     def feed(self, text: bytes) -> None:
         """Scan every complete line of ``carry + text``; keep the unfinished last line for later."""
@@ -73,15 +74,15 @@ class ToolpathScanner:
         if self._carry:
             self._scan(self._carry + b"\n")
             self._carry = b""
-        gk.flush(self.state, self.segs)
-        segs = self.segs[: int(self.state[gk.S_KEPT]), :6]
-        length = float(self.state[gk.S_SUM_LEN])
+        gs.flush(self.state, self.segs)
+        segs = self.segs[: int(self.state[gs.S_KEPT]), :6]
+        length = float(self.state[gs.S_SUM_LEN])
         return Toolpath(
             segments=np.ascontiguousarray(segs),
-            filament_per_mm=float(self.state[gk.S_SUM_E]) / length if length > 0 else 0.0,
-            layer_stride=int(self.state[gk.S_LAYER_STRIDE]),
-            stride=int(self.state[gk.S_STRIDE]),
-            dropped=int(self.state[gk.S_DROPPED]),
+            filament_per_mm=float(self.state[gs.S_SUM_E]) / length if length > 0 else 0.0,
+            layer_stride=int(self.state[gs.S_LAYER_STRIDE]),
+            stride=int(self.state[gs.S_STRIDE]),
+            dropped=int(self.state[gs.S_DROPPED]),
         )
 
 
@@ -96,7 +97,7 @@ def scan_toolpath(text: bytes, max_segments: int) -> Toolpath:
     scanner.feed(text)
     path = scanner.finish()
     state = scanner.state
-    if state[gk.S_E_SET] == 0.0 and 2 * state[gk.S_EXTRUDING] < state[gk.S_E_WORDS]:
+    if state[gs.S_E_SET] == 0.0 and 2 * state[gs.S_EXTRUDING] < state[gs.S_E_WORDS]:
         scanner = ToolpathScanner(max_segments, relative_e=True)
         scanner.feed(text)
         path = scanner.finish()

@@ -27,6 +27,8 @@ from sidecar_thumbs.mesh.scancodes import (
     ERR_VERTEX_ATTR,
     OK,
 )
+from sidecar_thumbs.mesh.xmlscan_fast import TRIANGLE_ROOM, VERTEX_ROOM, triangle, vertex
+from sidecar_thumbs.mesh.xmlscan_fastprops import PROPS_ROOM, triangle_props
 from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _lit, _named, _number, _startswith
 from sidecar_thumbs.mesh.xmlscan_state import (
     _STEP,
@@ -42,6 +44,8 @@ from sidecar_thumbs.mesh.xmlscan_state import (
     ST_NV,
     ST_RES_DEPTH,
     ST_RESUME,
+    _fail,
+    _stop,
     finish,
     new_state,
     reserve,
@@ -63,30 +67,6 @@ _PAINTCOLOR = _lit(b"paint_color")
 _MMUSEGMENTATION = _lit(b"mmu_segmentation")
 _RESOURCES = _lit(b"resources")
 _OBJECT = _lit(b"object")
-
-
-@nb.njit(cache=True, nogil=True)
-def _fail(code: int, start: int, end: int):  # type: ignore[no-untyped-def]
-    return (
-        code,
-        start,
-        end,
-        np.empty((0, 3), np.float32),
-        np.empty((0, 3), np.int32),
-        np.empty((0, 6), np.int64),
-        np.empty((0, 2), np.int64),
-        np.empty((0, 4), np.int32),
-        np.empty((0, 3), np.int64),
-    )
-
-
-@nb.njit(cache=True, nogil=True)
-def _stop(final, base, n, code, start, end, verts, tris, props, paints, spans, cuts):  # type: ignore[no-untyped-def]
-    # A failure that ran into the end of a non-final buffer may be a construct cut by the chunk
-    # boundary: ask for more (the state still holds the start of that construct).
-    if not final and end >= n:
-        code = NEED_MORE
-    return code, base + start, base + end, verts, tris, props, paints, spans, cuts
 
 
 @nb.njit(cache=True, nogil=True)
@@ -194,6 +174,39 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                 return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
             i = j + 2
             continue
+        if in_mesh:  # the fast path for the tags that are nearly all of a part (see xmlscan_fast)
+            if c == 118 and i + VERTEX_ROOM <= n:  # v
+                j, x, y, z = vertex(buf, i)
+                if j >= 0:
+                    verts[nv, 0] = x
+                    verts[nv, 1] = y
+                    verts[nv, 2] = z
+                    nv += 1
+                    i = j
+                    continue
+            elif c == 116 and i + TRIANGLE_ROOM <= n and nt < max_triangles:  # t
+                pr0, pr1, pr2, pr3, ps, pe = -1, -1, -1, -1, 0, 0
+                if want_props and i + PROPS_ROOM <= n:  # colours and paint too: see xmlscan_fastprops
+                    j, i1, i2, i3, pr0, pr1, pr2, pr3, ps, pe = triangle_props(buf, i, n)
+                else:
+                    j, i1, i2, i3 = triangle(buf, i)
+                if j >= 0:
+                    tris[nt, 0] = i1
+                    tris[nt, 1] = i2
+                    tris[nt, 2] = i3
+                    if want_props:
+                        props[nt, 0] = pr0
+                        props[nt, 1] = pr1
+                        props[nt, 2] = pr2
+                        props[nt, 3] = pr3
+                        if pe > ps:
+                            paints[npaint, 0] = nt
+                            paints[npaint, 1] = base + ps
+                            paints[npaint, 2] = base + pe
+                            npaint += 1
+                    nt += 1
+                    i = j
+                    continue
         closing = c == 47  # /
         if closing:
             i += 1

@@ -29,16 +29,19 @@ MAX_KEPT_BYTES = 64 << 20
 # that holds it must stay small.
 MAX_CARRY_BYTES = 16 << 20
 _HEAD = 4096
+# The arrays are first sized for the part's inflated size (from the ZIP header), at most this much:
+# beyond it they grow as the scan finds more.
+MAX_SIZE_HINT = 64 << 20
 
 
 class _Stream:
-    def __init__(self, kernel, max_triangles: int, part: str, want_props: bool, max_kept: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, kernel, max_triangles: int, part: str, want_props: bool, max_kept: int, size_hint: int) -> None:  # type: ignore[no-untyped-def]
         self.k = kernel
         self.max_triangles = max_triangles
         self.part = part
         self.want_props = want_props
         self.max_kept = max_kept
-        self.arrays = kernel.new_state(4 << 20, want_props)
+        self.arrays = kernel.new_state(min(max(size_hint, 0), MAX_SIZE_HINT), want_props)
         self.kept: list[bytes] = []
         self.kept_len = 0
         self.emitted = 0  # absolute offset up to which bytes were kept or dropped
@@ -152,6 +155,7 @@ def scan_meshes_stream(
     want_props: bool = False,
     max_kept: int = MAX_KEPT_BYTES,
     restart: Callable[[], Iterable[bytes]] | None = None,
+    size_hint: int = 4 << 20,
 ) -> tuple[MeshScan, bytes]:
     """Scan a model part from its inflated chunks (numba kernel only).
 
@@ -166,10 +170,12 @@ def scan_meshes_stream(
 
     ``restart``, when given, yields the part's chunks again: the line number of an error is then
     counted by reading the part again, instead of counting every chunk's newlines as it goes.
+    ``size_hint`` (the part's inflated size, if known) sizes the arrays up front, so that they
+    need not grow by copying as the scan goes.
     """
     from sidecar_thumbs.mesh import xmlscan_numba
 
-    stream = _Stream(xmlscan_numba, max_triangles, part, want_props, max_kept)
+    stream = _Stream(xmlscan_numba, max_triangles, part, want_props, max_kept, size_hint)
     stream.restart = restart
     carry = b""
     base = 0

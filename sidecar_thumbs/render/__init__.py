@@ -192,6 +192,8 @@ def render_triangles(
             # One colour for the whole model (a single-filament project, one base material): the plain
             # kernel path in that colour, at no cost over an uncoloured model.
             base, packed = ((first >> 16) & 255, (first >> 8) & 255, first & 255), None
+        elif packed.shape[1] == 3 and (packed[:, :1] == packed[:, 1:]).all():
+            packed = packed[:, :1]  # corners that never differ: a colour per triangle, no blending
     kernel = _kernel_module(resolve_kernel(options.kernel))
     img = kernel.render(_as_rows(tri), options.size, options.supersample, options.margin, shading_for(base), packed)
     if img is None:

@@ -44,6 +44,13 @@ EDGE_DEPTH_JUMP = 4.0
 
 # Sentinel for "no sample here" in depth buffers: finite, so fast-math code may compare against it.
 EMPTY_DEPTH = np.float32(-3.0e38)
+# A coordinate counts as finite when -FINITE_MAX < v < FINITE_MAX (an ordered comparison is false for
+# NaN and inf, and fast-math code cannot fold it away). Both kernels use this one test.
+FINITE_MAX = 3.0e38
+# Screen corners (in samples) beyond +-GRID_MAX drop their triangle before any loop bound is computed
+# from them: every framed corner lies within the screen (at most 4096 * 4 samples), and 2**24 keeps
+# float32 -> int conversions exact.
+GRID_MAX = float(2**24)
 
 
 def _unit(v: tuple[float, float, float]) -> np.ndarray:
@@ -138,3 +145,39 @@ def fit_to_screen(
     matrix = np.stack([right * scale, -up * scale, toward * scale]).astype(np.float32)
     offset = np.array([0.5 * width - cx * scale, 0.5 * height + cy * scale, 0.0], dtype=np.float32)
     return ScreenTransform(matrix=matrix, offset=offset, origin=np.asarray(origin, dtype=np.float32))
+
+
+def sample_window(
+    xf: ScreenTransform, extents: tuple[float, float, float, float], width: int, height: int, ss: int
+) -> tuple[int, int, int, int]:
+    """The part of the sample grid the model can touch, as ``(x0, y0, x1, y1)`` (end exclusive).
+
+    Kernels allocate, clear and resolve only this window instead of the whole supersampled screen (a
+    small part's 512² buffer cost more than drawing it). Every write of a kernel lies in the screen box
+    of some triangle's corners, so a window that holds all projected corners (two samples of slack for
+    the difference in rounding between ``extents`` and the kernels' own projection) changes no sample;
+    it is aligned to whole pixels (``ss`` samples) so the box filter sees the same blocks, and samples
+    outside it are empty, so the outline test at its border sees what it saw on the full screen.
+
+    Args:
+        xf: The transform from :func:`fit_to_screen` for these ``extents``.
+        extents: (xmin, xmax, ymin, ymax) of ``VIEW_XY @ (v - origin)`` over the drawable vertices.
+        width: Screen width in samples (a multiple of ``ss``).
+        height: Screen height in samples (a multiple of ``ss``).
+        ss: Samples per pixel along each axis.
+    """
+    xlo, xhi, ylo, yhi = (float(e) for e in extents)
+    scale = math.hypot(*(float(c) for c in xf.matrix[0]))
+    ox, oy = float(xf.offset[0]), float(xf.offset[1])
+    # Screen X = scale * x + ox; screen Y = oy - scale * y (Y points down).
+    bounds = (scale * xlo + ox, scale * xhi + ox, oy - scale * yhi, oy - scale * ylo)
+    if not all(math.isfinite(b) and abs(b) < 1e9 for b in bounds):
+        return 0, 0, width, height
+    slack = 2.0 + 1e-5 * max(width, height)
+    x0 = max(0, math.floor((bounds[0] - slack) / ss) * ss)
+    x1 = min(width, math.ceil((bounds[1] + slack) / ss) * ss)
+    y0 = max(0, math.floor((bounds[2] - slack) / ss) * ss)
+    y1 = min(height, math.ceil((bounds[3] + slack) / ss) * ss)
+    if x1 <= x0 or y1 <= y0:
+        return 0, 0, width, height
+    return x0, y0, x1, y1

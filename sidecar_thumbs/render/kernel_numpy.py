@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from sidecar_thumbs.render.camera import EMPTY_DEPTH, VIEW_XY, Shading, fit_to_screen
+from sidecar_thumbs.render.camera import (
+    EMPTY_DEPTH,
+    FINITE_MAX,
+    GRID_MAX,
+    VIEW_XY,
+    Shading,
+    fit_to_screen,
+    sample_window,
+)
 
 _BATCH_SAMPLES = 1 << 18  # candidate samples per dense batch in the area walk (bounds memory)
 _F = np.float32
@@ -24,6 +32,12 @@ _THIRD = _F(1.0 / 3.0)
 _EPS = _F(-1e-4)
 
 Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]  # sample index, depth, triangle id
+
+
+def _within(a: np.ndarray, bound: float) -> np.ndarray:
+    """Per triangle (last axis): every value strictly inside +-bound; False for NaN and inf."""
+    ok = np.abs(a) < _F(bound)
+    return ok.reshape(-1, ok.shape[-1]).all(axis=0)
 
 
 def _min3(a: np.ndarray) -> np.ndarray:
@@ -174,14 +188,14 @@ def _raster(
     P[0] += off[0]
     P[1] += off[1]
     (X0, X1, X2), (Y0, Y1, Y2), (Z0, Z1, Z2) = P
-    chk = X0 + X1 + X2 + Y0 + Y1 + Y2 + Z0 + Z1 + Z2
     ax, ay, az = X1 - X0, Y1 - Y0, Z1 - Z0
     bx, by, bz = X2 - X0, Y2 - Y0, Z2 - Z0
     mx = ay * bz - az * by
     my = az * bx - ax * bz
     mz = ax * by - ay * bx
     nl2 = mx * mx + my * my + mz * mz
-    drawable = np.isfinite(chk) & (nl2 != 0)
+    # The numba kernel's test: corners on the grid (no NaN/inf, none far off the framed screen).
+    drawable = _within(P[:2], GRID_MAX) & _within(P[2], FINITE_MAX) & (nl2 != 0)
 
     xmin, xmax, ymin, ymax = _min3(P[0]), _max3(P[0]), _min3(P[1]), _max3(P[1])
     tiny = drawable & (xmax - xmin < 1) & (ymax - ymin < 1)
@@ -316,7 +330,7 @@ def render(
 def _first_finite(t: np.ndarray) -> int:
     """Index of the first triangle with nine finite coordinates, -1 if none (usually looks at one block)."""
     for start in range(0, t.shape[0], 4096):
-        ok = np.isfinite(t[start : start + 4096]).all(axis=1)
+        ok = (np.abs(t[start : start + 4096]) < _F(FINITE_MAX)).all(axis=1)
         if ok.any():
             return start + int(np.argmax(ok))
     return -1
@@ -331,14 +345,23 @@ def _render(
     origin = np.ascontiguousarray(t[first, :3])
     tt = np.ascontiguousarray(t.T)  # one transposing copy; every later pass then reads contiguous rows
     x, y = _project(tt, origin, VIEW_XY)
-    ok = np.isfinite(x[0] + x[1] + x[2] + y[0] + y[1] + y[2])
+    ok = _within(x, FINITE_MAX) & _within(y, FINITE_MAX)
     if not ok.all():
         if not ok.any():
             return None
         x, y = x[:, ok], y[:, ok]
     ws = hs = screen_size * supersample
-    xf = fit_to_screen((x.min(), x.max(), y.min(), y.max()), origin, ws, hs, margin)
+    extents = (x.min(), x.max(), y.min(), y.max())
+    xf = fit_to_screen(extents, origin, ws, hs, margin)
     del x, y
     colored = colors is not None and colors.shape[0] == t.shape[0]
     zbuf, sbuf, cbuf = _raster(tt, xf.origin, xf.matrix, xf.offset, shading, ws, hs, colors if colored else None)
-    return _resolve(zbuf, sbuf, supersample, shading, None if cbuf is None else _channels(cbuf))
+    # Resolve only the window the model can touch (camera.sample_window): outside it every sample is
+    # empty, so the pixels are the same.
+    x0, y0, x1, y1 = sample_window(xf, extents, ws, hs, supersample)
+    win = np.s_[y0:y1, x0:x1]
+    part = _resolve(zbuf[win], sbuf[win], supersample, shading, None if cbuf is None else _channels(cbuf[win]))
+    out = np.zeros((screen_size, screen_size, 4), dtype=np.uint8)
+    ss = supersample
+    out[y0 // ss : y1 // ss, x0 // ss : x1 // ss] = part
+    return out

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import grp
-import json
 import os
 import pwd
 import stat
@@ -14,54 +12,60 @@ from dataclasses import dataclass, field
 
 from sidecar_thumbs.dam.mapping import DamMapping
 from sidecar_thumbs.errors import DatabaseError
+from sidecar_thumbs.files.roots import canonical_roots, check_root
 from sidecar_thumbs.store.lock import LockHolder, read_lock_holder
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import ModelStatus
 
-__all__ = ["ROOT_ACCESS_KEY", "RootReport", "StatusReport", "collect_status", "root_access_problem"]
+__all__ = ["RootReport", "StatusReport", "collect_status", "current_user", "format_since"]
 
 
 @dataclass(frozen=True)
 class RootReport:
-    """A daemon root's state as the daemon last recorded it (written when it changes)."""
+    """A root as the daemon last recorded it (written when its state changes), and as this process sees it.
+
+    Both sides follow one rule (:func:`~sidecar_thumbs.files.roots.check_root`): a root the daemon cannot
+    list — permission denied; on macOS a launchd job without Full Disk Access — is offline with that reason.
+    This process may see it otherwise: Terminal has its own Full Disk Access grant, another user other rights.
+
+    Attributes:
+        online: The daemon's record; None when no daemon has recorded this root (a configured root only).
+        reason: Why the daemon holds it offline.
+        since: When the daemon's record last changed state.
+        online_here: Whether this process (the user running ``status``) can list it now.
+        reason_here: Why not.
+    """
 
     path: str
-    online: bool
+    online: bool | None
     reason: str | None
-    since: float
+    since: float | None
+    online_here: bool
+    reason_here: str | None
+
+    @property
+    def seen_otherwise_here(self) -> bool:
+        """Whether what this process sees is worth a word beside the daemon's record."""
+        if self.online is None or self.online != self.online_here:
+            return True
+        return not self.online and self.reason != self.reason_here
+
+    def describe(self, user: str) -> str:
+        """One line: ``PATH: online`` or ``PATH: offline since …: REASON``, and what ``user`` sees from here
+        when that differs."""
+        if self.online is None:
+            said = "no daemon has recorded it"
+        elif self.online:
+            said = "online"
+        else:
+            said = f"offline since {format_since(self.since or 0.0)}: {self.reason}"
+        if self.seen_otherwise_here:
+            said += f"; from here (as {user}): {'readable' if self.online_here else self.reason_here}"
+        return f"{self.path}: {said}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": self.path, "online": self.online, "reason": self.reason, "since": self.since}
-
-
-ROOT_ACCESS_KEY = "root_access"  # st_meta: JSON {root: problem or ""} as the daemon saw it at its last rescan
-
-_FULL_DISK_ACCESS = (
-    "permission denied listing it; on macOS grant Full Disk Access to the Python binary that runs "
-    "the daemon (README: Full Disk Access)"
-)
-
-
-def root_access_problem(root: str) -> str | None:
-    """Why ``root`` cannot be listed by this process, or None when it can (one ``scandir``, one entry).
-
-    On macOS, a removable or network volume listed without Full Disk Access fails with EPERM (the sandbox
-    says no) or EACCES: that is the usual reason a launchd job sees nothing although a terminal does.
-    """
-    try:
-        with os.scandir(root) as it:
-            next(it, None)
-    except PermissionError:
-        return _FULL_DISK_ACCESS
-    except FileNotFoundError:
-        return "not found (volume not mounted?)"
-    except NotADirectoryError:
-        return "not a folder"
-    except OSError as exc:
-        if exc.errno in (errno.EPERM, errno.EACCES):
-            return _FULL_DISK_ACCESS
-        return f"cannot list it: {exc.strerror or exc}"
-    return None
+        return {"path": self.path, "online": self.online, "reason": self.reason, "since": self.since,
+                "online_here": self.online_here, "reason_here": self.reason_here}  # fmt: skip
 
 
 @dataclass
@@ -77,8 +81,6 @@ class StatusReport:
     dam: dict[str, object] | None = None  # the asset manager's table, when attached
     roots: list[RootReport] = field(default_factory=list)
     renderer: str | None = None  # the kernel the daemon last started with
-    # Per root: whether this process can list it, and what the daemon saw at its last rescan.
-    access: list[dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -95,7 +97,6 @@ class StatusReport:
             "asset_manager": self.dam,
             "roots": [r.as_dict() for r in self.roots],
             "renderer": self.renderer,
-            "access": self.access,
         }
 
 
@@ -107,8 +108,8 @@ def collect_status(
     dam: DamMapping | None = None,
     roots: Sequence[str] = (),
 ) -> StatusReport:
-    """Read the state of ``database`` (read-only; never creates it, nor its -wal/-shm files), and check that
-    ``roots`` can be listed by this process.
+    """Read the state of ``database`` (read-only; never creates it, nor its -wal/-shm files), and look at
+    each root — those the daemon recorded, and ``roots`` (the configured ones) — from this process.
 
     Raises:
         DatabaseError: it cannot be read; for a permission problem the message names the owner and
@@ -124,7 +125,9 @@ def collect_status(
         counts = {s.value: n for s, n in db.counts().items()}
         for s in ModelStatus:
             counts.setdefault(s.value, 0)
-        root_reports = [RootReport(*r) for r in db.root_states()]
+        recorded = {path: (online, reason, since) for path, online, reason, since in db.root_states()}
+        all_roots = [*recorded, *(r for r in canonical_roots(roots) if r not in recorded)]
+        known = {r: db.present_under(r) for r in all_roots}
         backlog = db.backlog()
         rate = db.rate(60.0)
         fails: list[dict[str, object]] = [
@@ -133,13 +136,11 @@ def collect_status(
             for r in db.recent_failures(failures)
         ]  # fmt: skip
         renderer = db.get_meta("renderer")
-        try:
-            seen_by_daemon = json.loads(db.get_meta(ROOT_ACCESS_KEY) or "{}")
-        except ValueError:
-            seen_by_daemon = {}
-    root_checks: list[dict[str, object]] = [
-        {"path": r, "problem": root_access_problem(r), "daemon_problem": seen_by_daemon.get(r) or None} for r in roots
-    ]
+    root_reports = []
+    for root in all_roots:
+        here = check_root(root, known=known[root])  # the daemon's rule, with its count of models there
+        online, reason, since = recorded.get(root, (None, None, None))
+        root_reports.append(RootReport(root, online, reason, since, here.online, here.reason))
     eta = backlog / rate if rate > 0 and backlog else (0.0 if not backlog else None)
     return StatusReport(
         database=os.fspath(database),
@@ -153,7 +154,6 @@ def collect_status(
         dam=dam_info,
         roots=root_reports,
         renderer=renderer,
-        access=root_checks,
     )
 
 
@@ -180,6 +180,11 @@ def _denied(path: str, what: str, bits: str) -> str:
         f"and this is {_user_name(os.geteuid())}; run it as that user (sudo -u {owner} sidecar-thumbs status), "
         f"or let your user read it (e.g. add yourself to group {group} and chmod g+{bits} it)"
     )
+
+
+def current_user() -> str:
+    """The name of the user running this process (whose view of the roots ``status`` shows)."""
+    return _user_name(os.geteuid())
 
 
 def _user_name(uid: int) -> str:

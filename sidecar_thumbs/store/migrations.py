@@ -74,7 +74,29 @@ _V4 = (
     """,
 )
 
-STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_V5 = (
+    # "The daemon cannot read this root" has one record, the root's state in st_roots (offline, with the
+    # reason: permission denied, on macOS the missing Full Disk Access). Versions before it also kept the
+    # daemon's last listing check as JSON in st_meta; nothing reads that any more.
+    "DELETE FROM st_meta WHERE key = 'root_access'",
+)
+
+_V6 = (
+    # How each root's volume compares names (case, Unicode form), as a probe file in the root found it, with
+    # the volume's identity then (files/volume_identity.py): a restart does not write into the share again;
+    # another volume at the root (another identity) is probed anew. One row per root.
+    """
+    CREATE TABLE st_volumes (
+        root TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        case_insensitive INTEGER NOT NULL,
+        norm_insensitive INTEGER NOT NULL,
+        probed_at REAL NOT NULL
+    )
+    """,
+)
+
+STEPS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """Migration steps; ``STEPS[n - 1]`` takes schema ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION = len(STEPS)

@@ -1,4 +1,5 @@
-"""What the daemon records besides models: the state of each library root, and ``st_meta`` values."""
+"""What is recorded besides models: the state of each library root, how each root's volume compares names,
+and ``st_meta`` values."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ __all__ = ["RootsAndMeta"]
 
 
 class RootsAndMeta(SQLiteDB):
-    """Roots online or offline (and since when), rows present under a root, and ``st_meta``."""
+    """Roots online or offline (and since when), rows present under a root, each root's volume rules (the
+    probe's cache), and ``st_meta``."""
 
     def present_under(self, root: str) -> int:
         """Rows at or under ``root`` that are not missing: what a walk of it should find."""
@@ -43,6 +45,26 @@ class RootsAndMeta(SQLiteDB):
         keep = json.dumps([_path_to_db(r) for r in roots])
         sql = "DELETE FROM st_roots WHERE path NOT IN (SELECT value FROM json_each(?))"
         self._write(lambda c: c.execute(sql, (keep,)))
+
+    def cached_volume_rules(self, root: str, identity: str) -> tuple[bool, bool] | None:
+        """(case_insensitive, norm_insensitive) a probe found for ``root`` on the volume ``identity``, or None
+        (see :class:`~sidecar_thumbs.files.volume_identity.RulesCache`)."""
+        sql = "SELECT case_insensitive, norm_insensitive FROM st_volumes WHERE root = ? AND identity = ?"
+        rows = self._read(sql, (_path_to_db(root), identity))
+        return (bool(rows[0][0]), bool(rows[0][1])) if rows else None
+
+    def remember_volume_rules(
+        self, root: str, identity: str, rules: tuple[bool, bool], now: float | None = None
+    ) -> None:
+        """Keep what a probe of ``root`` found on the volume ``identity`` (one row per root)."""
+        sql = (
+            "INSERT INTO st_volumes (root, identity, case_insensitive, norm_insensitive, probed_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (root) DO UPDATE SET identity = excluded.identity,"
+            " case_insensitive = excluded.case_insensitive, norm_insensitive = excluded.norm_insensitive,"
+            " probed_at = excluded.probed_at"
+        )
+        values = (_path_to_db(root), identity, int(rules[0]), int(rules[1]), _now(now))
+        self._write(lambda c: c.execute(sql, values))
 
     def get_meta(self, key: str) -> str | None:
         """A value from ``st_meta``, or None."""

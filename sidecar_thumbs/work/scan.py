@@ -156,7 +156,7 @@ def scan(
     roots = canonical_roots(roots)
     # A one-off scan stops at an offline root (exit 1) before it writes anything.
     require_online(roots)
-    volumes = volumes or Volumes.detect(roots)
+    volumes = volumes or Volumes.detect(roots, cache=db)  # probed once per volume, not per scan
     roots = list(volumes.roots)
     if not mark_only:
         # This scan is the coordinator: rows still "rendering" were claimed by one that died (a
