@@ -21,6 +21,7 @@ import concurrent.futures as cf
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -133,11 +134,20 @@ def describe_mix(lib: Library) -> dict[str, Any]:
     }
 
 
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def full_scan(run: Runner, lib: Library, db: Path) -> dict[str, Any]:
     log(f"full scan of {len(lib.files)} files on {run.workers} workers")
+    # CPU time as well as wall time: on a shared machine the wall time measures the other users too.
+    c0, p0 = _children_cpu(), time.process_time()
     with RssSampler() as rss:
         s = run.scan([str(lib.root)], db, "full scan", len(lib.files))
+    coordinator_cpu, workers_cpu = time.process_time() - p0, _children_cpu() - c0  # workers reaped by scan
     log(f"full scan: {s.elapsed:.1f} s, rendered {s.rendered}, embedded {s.embedded}, failed {s.failed}")
+    log(f"full scan CPU: coordinator {coordinator_cpu:.1f} s, workers {workers_cpu:.1f} s")
     busy = worker_time(db)
     util = busy["total_s"] / (run.workers * s.render_elapsed) if s.render_elapsed else 0.0
     return {
@@ -145,6 +155,8 @@ def full_scan(run: Runner, lib: Library, db: Path) -> dict[str, Any]:
         "worker_utilisation": round(util, 3),
         "worker_ms_by_size": busy["by_size"],
         "elapsed_s": round(s.elapsed, 2),
+        "coordinator_cpu_s": round(coordinator_cpu, 2),
+        "workers_cpu_s": round(workers_cpu, 2),
         "files_per_s": round(s.found / s.elapsed, 1),
         "renders_per_s": round(s.renders_per_s, 1),
         "render_phase_s": round(s.render_elapsed, 2),

@@ -12,6 +12,7 @@ Heavy modules (numpy, numba, the process pool) are imported when a function runs
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -116,7 +117,8 @@ def scan(
 
     settings = settings if settings is not None else load_settings()
     roots = roots_from(paths, settings)
-    options = thumbnail_options(settings)
+    # Made on first use (a hash or a render): they import the renderer, which a no-op rescan never needs.
+    options = functools.cache(functools.partial(thumbnail_options, settings))
     db = open_state_db(settings)
     try:
         _check_dam_paths(db, roots)
@@ -131,7 +133,7 @@ def scan(
                 batch_size=settings.batch_size,
                 timeout=settings.timeout,
                 full_fsync=settings.full_fsync,
-                make_executor=lambda: executor_for(settings, options),
+                make_executor=lambda: executor_for(settings, options()),
                 force=force,
                 retry_failed=retry_failed,
                 on_outcome=on_outcome,

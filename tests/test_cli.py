@@ -81,6 +81,27 @@ def test_render_output_folder_never_overwrites_an_earlier_output(cwd: Path, corp
     assert [line.split(": ", 1)[0] for line in _err_lines(result.stderr)] == [str(second)]
 
 
+def test_render_orders_each_file_and_fsyncs_each_folder_once(
+    cwd: Path, lib: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each file's data is still ordered before its rename; the renames cost one folder fsync per folder
+    # at the end of the command, not one per file.
+    from sidecar_thumbs.files import atomic
+
+    calls: list[str] = []
+    real_order, real_dir = atomic.order_fsync, atomic.fsync_dir
+    monkeypatch.setattr(atomic, "order_fsync", lambda fd, **kw: (calls.append("data"), real_order(fd, **kw))[1])
+    monkeypatch.setattr(atomic, "fsync_dir", lambda path: (calls.append(os.fspath(path)), real_dir(path))[1])
+    models = [lib / n for n in GOOD]
+    result = invoke("render", *models, "-o", cwd / "out")
+    assert result.exit_code == 0, result.output
+    assert calls == ["data"] * len(models) + [os.path.abspath(cwd / "out")]
+    calls.clear()
+    result = invoke("render", *models)
+    assert result.exit_code == 0, result.output
+    assert calls == ["data"] * len(models) + [os.path.abspath(lib)]
+
+
 def test_render_output_existing_folder_for_one_model(cwd: Path, lib: Path) -> None:
     result = invoke("render", lib / "block.stl", "-o", cwd)
     assert result.exit_code == 0, result.output

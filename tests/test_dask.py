@@ -88,18 +88,19 @@ def _wait_for_workers(client: distributed.Client, n: int, timeout: float = 60) -
 def test_workers_count_render_slots_and_are_warmed(cluster: distributed.LocalCluster) -> None:
     ex = DaskExecutor(cluster, timeout=30, options=OPTIONS)
     try:
-        assert ex.workers == 2
+        assert ex.slots == 2
+        assert ex.workers == 2 * ex.batch_size  # jobs it takes at once: the pipeline keeps twice that submitted
         assert all(ex._client.run(lambda dask_worker: PLUGIN_NAME in dask_worker.plugins).values())
     finally:
         ex.shutdown()
 
 
 def test_identical_jobs_are_rendered_again_not_cached(cluster: distributed.LocalCluster, corpus: Path) -> None:
-    ex = DaskExecutor(cluster, timeout=30, options=OPTIONS)
+    ex = DaskExecutor(cluster, timeout=30, options=OPTIONS, batch_size=1)
     try:
         job = RenderJob(str(corpus / PICKS[0]), OPTIONS)
         a, b = ex.submit(job), ex.submit(job)
-        assert len(ex._tasks) == 2  # two Dask keys: pure=True would have given one
+        assert len(ex._batches) == 2  # two Dask keys: pure=True would have given one
         ra, rb = a.result(timeout=60), b.result(timeout=60)
         assert ra.ok and rb.ok and ra.png == rb.png
     finally:
@@ -181,6 +182,7 @@ def _separate_scheduler(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[
         env=env, stdout=log, stderr=log,
     )  # fmt: skip
     try:
+        _wait_for_port(port, scheduler)  # a loaded machine takes seconds to start it; the tests connect with 2 s
         yield address, scheduler
     finally:
         for proc in (worker, scheduler):
@@ -190,9 +192,20 @@ def _separate_scheduler(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[
         log.close()
 
 
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.2)
+
+
 def _wait_until_running(ex: DaskExecutor, name: str) -> None:
     deadline = time.monotonic() + 60
-    while not any(t.started and t.job.path.endswith(name) for t in list(ex._tasks.values())):
+    while not any(path.endswith(name) for path in ex.running()):
         assert time.monotonic() < deadline, f"{name} never started"
         time.sleep(0.05)
 

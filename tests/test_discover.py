@@ -135,6 +135,31 @@ def test_walk_notes_which_models_have_a_sidecar_name_beside_them(tmp_path: Path)
     assert found == {"with.stl": True, "without.stl": False}
 
 
+def test_any_entry_named_like_a_sidecar_counts_as_listed_and_a_folder_so_named_is_still_walked(tmp_path: Path) -> None:
+    # The planner's test for "the sidecar is there" is lexists: a folder or a link of that name is there too.
+    touch(tmp_path / "a.stl")
+    touch(tmp_path / ".a.stl.thumbnail.png" / "inside.stl")
+    touch(tmp_path / "b.stl")
+    os.symlink(tmp_path / "nowhere", tmp_path / ".b.stl.thumbnail.png")
+    found = {f.path: f.has_sidecar for f in iter_model_files([tmp_path])}
+    assert found == {
+        str(tmp_path / "a.stl"): True,
+        str(tmp_path / "b.stl"): True,
+        str(tmp_path / ".a.stl.thumbnail.png" / "inside.stl"): False,
+    }
+
+
+def test_walk_rows_are_the_found_files_as_tuples(tmp_path: Path) -> None:
+    touch(tmp_path / "b" / "2.stl")
+    touch(tmp_path / "a.stl")
+    touch(tmp_path / ".a.stl.thumbnail.png")
+    touch(tmp_path / "._a.stl")
+    rows = list(discover.iter_walk_rows([tmp_path]))
+    files = list(iter_model_files([tmp_path]))
+    assert [FoundFile(*r) for r in rows] == files
+    assert [r[4] for r in rows] == [f.has_sidecar for f in files] == [True, False]
+
+
 def test_paths_are_absolute_and_normalised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     touch(tmp_path / "lib" / "a" / "m.stl")
     (tmp_path / "other").mkdir()

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mesh_builders import binary_stl
 
 from sidecar_thumbs.files.fingerprint import hash_file
+from sidecar_thumbs.files.formats import format_for_name, settings_for
 from sidecar_thumbs.files.freshness import Verdict, check_freshness
 from sidecar_thumbs.files.sidecar import SidecarInfo, encode_png, metadata_for, read_sidecar, sidecar_path_for
+from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail
 
 SETTINGS = "look=1 size=64"
 
@@ -91,3 +95,39 @@ def test_a_model_that_cannot_be_read_says_why(model: Path) -> None:
     model.unlink()
     result = check_freshness(str(model), 999, 999, info)
     assert result.verdict is Verdict.UNHASHABLE and result.reason == "No such file or directory"
+
+
+def test_a_format_with_a_look_revision_redraws_only_its_own_sidecars(tmp_path: Path) -> None:
+    """STEP learnt colours (its reader's look revision 1): a STEP sidecar from before is stale, while an
+    STL sidecar made with the same settings stays fresh, so `verify --fix` redraws STEP files only."""
+    step_format = format_for_name("part.step")
+    assert step_format is not None and step_format.look >= 1
+    assert settings_for("part.STP", SETTINGS) == f"{SETTINGS} reader={step_format.look}"
+    assert settings_for("part.stl", SETTINGS) == SETTINGS
+    verdicts = {}
+    for name in ("part.stl", "part.step"):
+        p = tmp_path / name
+        p.write_bytes(b"solid part\nendsolid part\n")
+        st = p.stat()
+        before = metadata_for(p, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=hash_file(p),
+                              source="rendered", settings=SETTINGS)  # fmt: skip
+        sidecar_path_for(p).write_bytes(encode_png(np.zeros((4, 4, 4), np.uint8), before))
+        verdicts[name] = _check(p, expected_settings=SETTINGS)
+    assert verdicts == {"part.stl": Verdict.FRESH, "part.step": Verdict.OTHER_SETTINGS}
+
+
+def test_the_renderer_writes_the_settings_freshness_expects(tmp_path: Path) -> None:
+    """The writer and the rule use one spelling: a sidecar just made is fresh under its options."""
+    options = ThumbnailOptions()
+    for name in ("cube.stl", "cube.zip"):
+        p = tmp_path / name
+        stl = binary_stl(200)
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(p, "w") as zf:
+                zf.writestr("cube.stl", stl)
+        else:
+            p.write_bytes(stl)
+        sidecar_path_for(p).write_bytes(make_thumbnail(p, options).png)
+        assert _check(p, expected_settings=options.describe()) is Verdict.FRESH, name
+    archive = read_sidecar(sidecar_path_for(tmp_path / "cube.zip"))
+    assert archive is not None and archive.settings.endswith(" reader=1")

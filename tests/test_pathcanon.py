@@ -201,6 +201,19 @@ def test_walk_sees_a_sidecar_left_in_the_old_case(ci_root: Path) -> None:
     assert found.has_sidecar is True  # by the volume's rules: it is there
 
 
+def test_walk_sees_a_sidecar_whose_suffix_is_in_another_case(ci_root: Path) -> None:
+    # The walk only keys names that end in the sidecar suffix in some case: `.THUMBNAIL.PNG` is one of them.
+    (ci_root / "gear.stl").write_bytes(b"x")
+    (ci_root / ".GEAR.STL.THUMBNAIL.PNG").write_bytes(b"y")
+    (ci_root / "cog.stl").write_bytes(b"x")
+    (ci_root / ".cog.stl.thumbnail.png.old").write_bytes(b"y")  # not a sidecar name in any case
+    vols = Volumes.detect([str(ci_root)])
+    from sidecar_thumbs.files.discover import iter_model_files
+
+    found = {os.path.basename(f.path): f.has_sidecar for f in iter_model_files(list(vols.roots), volumes=vols)}
+    assert found == {"gear.stl": True, "cog.stl": False}
+
+
 def test_case_only_rename_seen_by_a_scan_keeps_row_and_sidecar(ci_root: Path, db: StateDB) -> None:
     shutil.copy2(GEAR, ci_root / "Gear.stl")
     assert run_scan(ci_root, db).rendered == 1

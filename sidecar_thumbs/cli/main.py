@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -33,6 +33,9 @@ from sidecar_thumbs.cli.common import (
 )
 from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 from sidecar_thumbs.logs import log_outcome
+
+if TYPE_CHECKING:
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 
 # -- the group -------------------------------------------------------------------------------------
 
@@ -76,10 +79,7 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
 
     Example: sidecar-thumbs render part.stl -o part.png --size 512
     """
-    from sidecar_thumbs.errors import ModelError
-    from sidecar_thumbs.files.atomic import atomic_write
-    from sidecar_thumbs.files.sidecar import write_sidecar
-    from sidecar_thumbs.render.thumbnail import make_thumbnail
+    from sidecar_thumbs.files.atomic import fsync_dir
 
     settings = settings_for(ctx, **opts)
     options = thumbnail_options(settings)
@@ -90,6 +90,32 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
     if to_dir:
         assert output is not None
         output.mkdir(parents=True, exist_ok=True)
+    # Each file's data is ordered before its rename as it is written; the renames are made durable by one
+    # folder fsync per folder at the end (as the pipeline does per batch), not one per file.
+    folders: set[str] = set()
+    try:
+        failed = _render_each(files, output, to_dir, options, folders, quiet)
+    finally:
+        for folder in sorted(folders):
+            fsync_dir(folder)
+    sys.exit(EXIT_PROBLEMS if failed else EXIT_OK)
+
+
+def _render_each(
+    files: tuple[Path, ...],
+    output: Path | None,
+    to_dir: bool,
+    options: ThumbnailOptions,
+    folders: set[str],
+    quiet: bool,
+) -> int:
+    """Render and write each file (the loop of :func:`render`), adding each folder written to ``folders``
+    (the caller fsyncs them); returns how many failed."""
+    from sidecar_thumbs.errors import ModelError
+    from sidecar_thumbs.files.atomic import atomic_write
+    from sidecar_thumbs.files.sidecar import write_sidecar
+    from sidecar_thumbs.render.thumbnail import make_thumbnail
+
     failed = 0
     written: dict[Path, Path] = {}
     for f in files:
@@ -103,13 +129,14 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
                 written[dest] = f
             thumb = make_thumbnail(f, options)
             if output is None:
-                dest = write_sidecar(f, thumb.png)
+                dest = write_sidecar(f, thumb.png, sync_folder=False)
             else:
                 dest = output / f"{f.name}.png" if to_dir else output
                 try:
-                    atomic_write(dest, thumb.png)
+                    atomic_write(dest, thumb.png, sync_folder=False)
                 except OSError as exc:
                     raise ModelError(f"cannot write {dest}: {exc.strerror or exc}") from None
+            folders.add(os.path.dirname(os.path.abspath(dest)))
         except ModelError as exc:
             failed += 1
             if current_log_format() == "json":
@@ -120,7 +147,7 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
         log_outcome(str(f), ok=True, source=thumb.source, ms=thumb.load_ms + thumb.render_ms)
         if not quiet:
             click.echo(str(dest))
-    sys.exit(EXIT_PROBLEMS if failed else EXIT_OK)
+    return failed
 
 
 # -- verify ----------------------------------------------------------------------------------------

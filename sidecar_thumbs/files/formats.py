@@ -24,6 +24,7 @@ __all__ = [
     "mimetype_for_name",
     "parse_suffixes",
     "require_extra",
+    "settings_for",
 ]
 
 
@@ -35,6 +36,10 @@ class FileFormat:
     suffixes: tuple[str, ...]  # lower case, with the dot; the longest match wins (".amf.xml")
     mimetype: str  # registered (IANA) type where one exists, else the common x- type
     extra: str = ""  # the pip extra the reader needs ("step", "7z"); "" when always available
+    # Bump when only this reader's pictures change (it learnt colours, say): the settings string of its
+    # sidecars then names the revision, so `verify` calls only this format's older sidecars stale and
+    # `verify --fix` redraws them, not the whole library (a global change bumps the renderer's LOOK_VERSION).
+    look: int = 0
 
 
 # Order is the README's order. MIME types: model/stl, model/3mf, model/obj, model/step are IANA
@@ -47,11 +52,13 @@ FORMATS: tuple[FileFormat, ...] = (
     FileFormat("obj", (".obj",), "model/obj"),
     FileFormat("ply", (".ply",), "model/x-ply"),
     FileFormat("amf", (".amf", ".amf.xml"), "application/x-amf"),
-    FileFormat("step", (".step", ".stp"), "model/step", extra="step"),
+    # 1: STEP's XCAF colours are drawn.
+    FileFormat("step", (".step", ".stp"), "model/step", extra="step", look=1),
     FileFormat("gcode", (".gcode",), "text/x-gcode"),
     FileFormat("bgcode", (".bgcode",), "application/x-bgcode"),
-    FileFormat("zip", (".zip",), "application/zip"),
-    FileFormat("7z", (".7z",), "application/x-7z-compressed", extra="7z"),
+    # Archives draw one of their members, which may be a STEP file: they follow its revisions.
+    FileFormat("zip", (".zip",), "application/zip", look=1),
+    FileFormat("7z", (".7z",), "application/x-7z-compressed", extra="7z", look=1),
 )
 
 ARCHIVE_FORMATS = frozenset({"zip", "7z"})
@@ -73,6 +80,13 @@ def format_for_name(name: str) -> FileFormat | None:
         if lower.endswith(suffix):
             return fmt
     return None
+
+
+def settings_for(name: str, settings: str) -> str:
+    """The settings string a sidecar of the model ``name`` carries: the thumbnail settings, plus the
+    reader's own look revision when its format has one (what the writer stores and freshness expects)."""
+    fmt = format_for_name(name)
+    return f"{settings} reader={fmt.look}" if fmt is not None and fmt.look else settings
 
 
 def is_archive_name(name: str) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sidecar_thumbs.files.fingerprint import hash_file
+from sidecar_thumbs.files.formats import settings_for
 from sidecar_thumbs.files.sidecar import SidecarInfo
 
 __all__ = ["Freshness", "Verdict", "check_freshness"]
@@ -57,7 +58,8 @@ def check_freshness(
         size: The model's size now.
         mtime_ns: The model's mtime now.
         info: The sidecar as read, or None when there is none.
-        expected_settings: The current thumbnail settings string; None accepts any settings.
+        expected_settings: The current thumbnail settings string (the model's format adds its own
+            look revision, :func:`~sidecar_thumbs.files.formats.settings_for`); None accepts any settings.
         known_hash: The model's content hash, when the caller knows it for this very size and mtime
             (a database row that saw this stat): spares reading the file.
         hasher: How to hash the model; None decides by size and mtime alone (a moved gate is CHANGED).
@@ -68,7 +70,7 @@ def check_freshness(
         return Freshness(Verdict.FOREIGN)
     if not info.readable:
         return Freshness(Verdict.CORRUPT)
-    if expected_settings is not None and info.settings != expected_settings:
+    if expected_settings is not None and info.settings != settings_for(model, expected_settings):
         return Freshness(Verdict.OTHER_SETTINGS)
     if info.size == size and info.mtime_ns == mtime_ns:
         return Freshness(Verdict.FRESH, info.content_hash)

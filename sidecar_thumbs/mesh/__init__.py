@@ -7,6 +7,7 @@ is provably made from the content whose hash is recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -95,4 +96,16 @@ class Mesh:
 
 # Re-exports (after the types above, which the loaders import from here).
 from sidecar_thumbs.mesh.load import detect_format, load_mesh, load_mesh_bytes, warm_up  # noqa: E402
-from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail  # noqa: E402
+
+if TYPE_CHECKING:
+    from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail
+
+
+def __getattr__(name: str) -> object:
+    # The 3MF reader (with its colour tables) loads when first asked for, so rendering an STL does not
+    # pay ~30 ms of start-up for it.
+    if name == "find_embedded_thumbnail":
+        from sidecar_thumbs.mesh.threemf import find_embedded_thumbnail
+
+        return find_embedded_thumbnail
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,9 +15,11 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 
+from sidecar_thumbs import numba_cache
 from sidecar_thumbs.mesh.slicerproject import parse_hex_color
 
 __all__ = ["PartColors", "PropertyGroup", "read_part_colors"]
@@ -60,7 +62,10 @@ class PartColors:
 def read_part_colors(data: bytes, cuts: np.ndarray, head_end: int | None = None) -> PartColors:
     """Property groups of a part from the scanner's cut ranges (resource contents), plus the
     ``<color>``/``<material>`` resources of 3MF 0.93 files found before ``head_end`` (the first mesh)."""
-    groups: dict[int, PropertyGroup] = _read_093_materials(data[: len(data) if head_end is None else head_end])
+    head = len(data) if head_end is None else head_end
+    # Only 3MF 0.93 files have <material> resources: look before copying the head (a colour group of
+    # 300k entries can precede the first mesh).
+    groups: dict[int, PropertyGroup] = _read_093_materials(data[:head]) if data.find(b"<material", 0, head) >= 0 else {}
     textures: dict[int, str] = {}
     for start, end in cuts.tolist():
         lt = data.rfind(b"<", 0, start)
@@ -72,7 +77,8 @@ def read_part_colors(data: bytes, cuts: np.ndarray, head_end: int | None = None)
             gid = int(attrs.get(b"id", b""))
         except ValueError:
             continue
-        group = _read_group(m.group(1).decode(), attrs, _COMMENTS.sub(b"", data[start:end]))
+        body = data[start:end]
+        group = _read_group(m.group(1).decode(), attrs, _COMMENTS.sub(b"", body) if b"<!--" in body else body)
         if group is not None:
             groups[gid] = group
     if any(g.kind == "texture2dgroup" for g in groups.values()):
@@ -111,7 +117,7 @@ def _read_093_materials(head: bytes) -> dict[int, PropertyGroup]:
     return groups
 
 
-_COLOR_VALUE = re.compile(rb"""\b(?:displaycolor|color)\s*=\s*["']([^"']*)["']""")
+COLOR_VALUE = re.compile(rb"""\b(?:displaycolor|color)\s*=\s*["']([^"']*)["']""")
 _U_VALUE = re.compile(rb"""\su\s*=\s*["']([^"']*)["']""")
 _V_VALUE = re.compile(rb"""\sv\s*=\s*["']([^"']*)["']""")
 _PINDICES = re.compile(rb"""\bpindices\s*=\s*["']([^"']*)["']""")
@@ -121,7 +127,7 @@ def _read_group(kind: str, attrs: dict[bytes, bytes], body: bytes) -> PropertyGr
     # One findall per attribute over the whole group: groups hold up to one entry per vertex (100k+),
     # where a per-element attribute parse costs seconds.
     if kind in ("basematerials", "colorgroup"):
-        return PropertyGroup(kind, colors=_hex_colors(body))
+        return PropertyGroup(kind, colors=hex_colors(body))
     if kind == "texture2dgroup":
         us, vs = _U_VALUE.findall(body), _V_VALUE.findall(body)
         try:
@@ -149,14 +155,27 @@ def _read_group(kind: str, attrs: dict[bytes, bytes], body: bytes) -> PropertyGr
 _WELL_FORMED = re.compile(rb"""\b(?:displaycolor|color)\s*=\s*["']#([0-9A-Fa-f]{6})(?:[0-9A-Fa-f]{2})?["']""")
 
 
-def _hex_colors(body: bytes) -> np.ndarray:
-    """The ``color``/``displaycolor`` values of a group → uint8 (K, 3): one ``bytes.fromhex`` when every
-    value is well-formed ``#RRGGBB[AA]`` (groups hold up to one colour per vertex), else value by value."""
-    values = _COLOR_VALUE.findall(body)
-    digits = _WELL_FORMED.findall(body)
-    if len(digits) == len(values):
-        return np.frombuffer(bytes.fromhex(b"".join(digits).decode("ascii")), np.uint8).reshape(-1, 3)
-    return _rgb_array([parse_hex_color(v.decode("ascii", "replace")) for v in values])
+def _load_kernel() -> ModuleType | None:
+    return numba_cache.import_kernel("sidecar_thumbs.mesh.colorscan_numba")
+
+
+def hex_colors(body: bytes, use_numba: bool | None = None) -> np.ndarray:
+    """The ``color``/``displaycolor`` values of a group → uint8 (K, 3). Groups hold up to one colour
+    per vertex: the numba pass decodes every ``#RRGGBB[AA]`` value, and only other spellings are
+    decoded one by one (the expression below is its twin when numba is missing)."""
+    kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
+    if kernel is None:
+        values = COLOR_VALUE.findall(body)
+        digits = _WELL_FORMED.findall(body)
+        if len(digits) == len(values):  # all #RRGGBB[AA]: one fromhex
+            return np.frombuffer(bytes.fromhex(b"".join(digits).decode("ascii")), np.uint8).reshape(-1, 3)
+        return _rgb_array([parse_hex_color(v.decode("ascii", "replace")) for v in values])
+    rgb, ok, spans = kernel.scan_colors(np.frombuffer(body, np.uint8))
+    for k in np.flatnonzero(~ok).tolist():
+        start, end = spans[k].tolist()
+        colour = parse_hex_color(body[start:end].decode("ascii", "replace"))
+        rgb[k] = colour if colour is not None else (128, 128, 128)
+    return rgb
 
 
 def _rgb_array(cols: list[tuple[int, int, int] | None]) -> np.ndarray:
@@ -171,6 +190,24 @@ class ColourResolver:
         self.pc = parts_colors
         self._read_texture = read_texture
         self._images: dict[int, np.ndarray | None] = {}
+
+    def one_group(self, props: np.ndarray, default_gid: int, default_idx: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`corner_colors` of a part's triangle properties (``props`` int32 (T, 4): pid p1 p2 p3)
+        in the usual case, every triangle in one colour group, by one numba pass; None when some
+        triangle needs the general path (another group, a texture, multiproperties, no numba)."""
+        kernel = _load_kernel()
+        if kernel is None or not len(props):
+            return None
+        gid = int(props[0, 0]) if props[0, 0] >= 0 else default_gid
+        group = self.pc.groups.get(gid)
+        if group is None or group.kind not in ("basematerials", "colorgroup") or group.colors is None:
+            return None
+        done, out, mask = kernel.one_group_colors(
+            np.ascontiguousarray(props), default_gid, default_idx, gid, np.ascontiguousarray(group.colors)
+        )
+        if not done:
+            return None
+        return (out[:, 0] if out.shape[1] == 1 else out), mask
 
     def corner_colors(self, gid: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Colours for triangles whose property is (gid, idx[:, 3]).
@@ -201,7 +238,10 @@ class ColourResolver:
             sub = idx if sel is None else idx[sel]
             cols, ok = self._group_colors(group, sub if per_corner else sub[:, :1])
             cols = cols if per_corner else cols[:, 0]
-            if sel is None:
+            if sel is None and ok.all():
+                out = np.ascontiguousarray(cols)  # every triangle coloured by the one group: no masked copies
+                mask = ok
+            elif sel is None:
                 out[ok] = cols[ok]
                 mask |= ok
             else:
@@ -213,9 +253,11 @@ class ColourResolver:
         n, k = idx.shape
         out = np.zeros((n, k, 3), np.uint8)
         if group.kind in ("basematerials", "colorgroup") and group.colors is not None and len(group.colors):
-            ok = (idx >= 0).all(axis=1) & (idx < len(group.colors)).all(axis=1)
-            out[ok] = group.colors[idx[ok]]
-            return out, np.asarray(ok, bool)
+            inside: np.ndarray = np.asarray(((idx >= 0) & (idx < len(group.colors))).all(axis=1), bool)
+            if inside.all():
+                return np.take(group.colors, idx, axis=0), inside
+            out[inside] = group.colors[idx[inside]]
+            return out, inside
         if group.kind == "texture2dgroup" and group.uv is not None and group.texid is not None:
             image = self._texture(group.texid)
             ok = (idx >= 0).all(axis=1) & (idx < len(group.uv)).all(axis=1)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["MAX_PAINT_CODES", "dominant_state"]
+import numpy as np
+
+__all__ = ["MAX_PAINT_CODES", "dominant_state", "dominant_states"]
 
 MAX_PAINT_CODES = 65536  # a deeper tree than any slicer writes: stop reading, keep what was read
 
@@ -56,3 +58,13 @@ def dominant_state(text: str) -> int:
     if not weights:
         return 0
     return max(weights.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+
+
+def dominant_states(paint: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(triangles, states)`` int64 arrays of a part's paint (triangle index → paint string): each
+    distinct string decoded once, however many triangles share it (a painted part holds thousands of
+    triangles and a handful of strings)."""
+    triangles = np.fromiter(paint.keys(), np.int64, len(paint))
+    lookup = {text: dominant_state(text) for text in set(paint.values())}
+    states = np.fromiter(map(lookup.__getitem__, paint.values()), np.int64, len(paint))  # no Python frame a triangle
+    return triangles, states

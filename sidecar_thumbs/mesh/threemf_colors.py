@@ -13,7 +13,7 @@ from sidecar_thumbs.errors import SidecarError
 from sidecar_thumbs.mesh.colors3mf import ColourResolver
 from sidecar_thumbs.mesh.modelpart import ModelPart
 from sidecar_thumbs.mesh.opc import Package
-from sidecar_thumbs.mesh.paint import dominant_state
+from sidecar_thumbs.mesh.paint import dominant_states
 from sidecar_thumbs.mesh.slicerproject import SlicerProject, read_slicer_project
 from sidecar_thumbs.mesh.threemf import InstanceContext
 
@@ -34,6 +34,7 @@ def instance_colors(
     if project is None and not any(p.colors is not None for p in parts.values()):
         return None
     resolvers: dict[str, ColourResolver] = {}
+    painted: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # part → (painted triangles, dominant states)
     colors = np.zeros((total, 3), np.uint8)
     mask = np.zeros(total, bool)
     k = 0
@@ -54,10 +55,15 @@ def instance_colors(
                 if cols.ndim == 3 and colors.ndim == 2:
                     colors = np.repeat(colors[:, None, :], 3, axis=1)  # vertex colours: one per corner
                 target = colors[k : k + n]
-                target[ok] = cols[ok] if cols.ndim == target.ndim else cols[ok][:, None, :]
+                if ok.all():  # the usual case: no masked copies
+                    target[...] = cols if cols.ndim == target.ndim else cols[:, None, :]
+                else:
+                    target[ok] = cols[ok] if cols.ndim == target.ndim else cols[ok][:, None, :]
                 mask[k : k + n] |= ok
         if project is not None and part.props is not None and part.props.paint:
-            _paint(project, part.props.paint, t0, t1, colors[k : k + n], mask[k : k + n])
+            if part_name not in painted:
+                painted[part_name] = dominant_states(part.props.paint)
+            _paint(project, *painted[part_name], t0, t1, colors[k : k + n], mask[k : k + n])
         k += n
     return (colors[:k], mask[:k]) if mask[:k].any() else None
 
@@ -84,6 +90,9 @@ def _properties(
         cols, ok = resolver.corner_colors(np.array([default_gid]), np.array([[max(default_idx, 0), -1, -1]]))
         n = len(props)
         return np.broadcast_to(cols[:1], (n, *cols.shape[1:])), np.full(n, bool(ok[0]))
+    fast = resolver.one_group(props, default_gid, default_idx)
+    if fast is not None:
+        return fast
     gid = np.where(props[:, 0] >= 0, props[:, 0], default_gid).astype(np.int64)
     if not (gid >= 0).any():
         return np.zeros((0, 3), np.uint8), None
@@ -95,13 +104,29 @@ def _properties(
     return resolver.corner_colors(gid, idx)
 
 
-def _paint(project: SlicerProject, paint: dict[int, str], t0: int, t1: int, out: np.ndarray, got: np.ndarray) -> None:
-    for t, text in paint.items():
-        if t0 <= t < t1:
-            colour = project.color_of(dominant_state(text))
-            if colour is not None:
-                out[t - t0] = colour
-                got[t - t0] = True
+def _paint(
+    project: SlicerProject,
+    triangles: np.ndarray,
+    states: np.ndarray,
+    t0: int,
+    t1: int,
+    out: np.ndarray,
+    got: np.ndarray,
+) -> None:
+    sel = (triangles >= t0) & (triangles < t1)
+    tri, state = triangles[sel] - t0, states[sel]
+    if not len(tri):
+        return
+    # One colour lookup per state (0, not painted, and unknown filaments have none), then one gather.
+    palette = np.zeros((int(state.max()) + 1, 3), np.uint8)
+    known = np.zeros(len(palette), bool)
+    for s in np.unique(state).tolist():
+        colour = project.color_of(s)
+        if colour is not None:
+            palette[s], known[s] = colour, True
+    hit = known[state]
+    out[tri[hit]] = palette[state[hit]] if out.ndim == 2 else palette[state[hit]][:, None, :]
+    got[tri[hit]] = True
 
 
 def _texture_reader(package: Package):  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ _TRIANGLE = re.compile(rb"""<(?:[^\s/<>:!?]+:)?triangle(?=[\s/>])((?:[^<>"']|"[^
 _ATTR = re.compile(rb"""([^\s=]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _PROP_COLUMNS = {b"pid": 0, b"materialid": 0, b"p1": 1, b"p2": 2, b"p3": 3}  # materialid: 3MF 0.93
 _PAINT = (b"paint_color", b"mmu_segmentation")
+_INDEX = re.compile(rb"[ \t\n\r]*\+?([0-9]+)[ \t\n\r]*")  # what the kernel's _index accepts
 
 
 def triangle_props_re(data: bytes, scan: MeshScan) -> TriangleProps | None:
@@ -34,9 +35,9 @@ def triangle_props_re(data: bytes, scan: MeshScan) -> TriangleProps | None:
                 value = a or b
                 col = _PROP_COLUMNS.get(name)
                 if col is not None:
-                    text = value.strip()
-                    if text.isdigit() and int(text) < 2**31:
-                        props[t, col] = int(text)
+                    m = _INDEX.fullmatch(value)
+                    if m and int(m.group(1)) < 2**31:
+                        props[t, col] = int(m.group(1))
                 elif name.rpartition(b":")[2] in _PAINT and value:
                     paint[t] = value.decode("ascii", "replace")
             t += 1

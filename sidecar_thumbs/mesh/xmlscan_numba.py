@@ -28,6 +28,7 @@ from sidecar_thumbs.mesh.scancodes import (
     OK,
 )
 from sidecar_thumbs.mesh.xmlscan_fast import TRIANGLE_ROOM, VERTEX_ROOM, triangle, vertex
+from sidecar_thumbs.mesh.xmlscan_fastprops import PROPS_ROOM, triangle_props
 from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _lit, _named, _number, _startswith
 from sidecar_thumbs.mesh.xmlscan_state import (
     _STEP,
@@ -184,16 +185,25 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                     i = j
                     continue
             elif c == 116 and i + TRIANGLE_ROOM <= n and nt < max_triangles:  # t
-                j, i1, i2, i3 = triangle(buf, i)
+                pr0, pr1, pr2, pr3, ps, pe = -1, -1, -1, -1, 0, 0
+                if want_props and i + PROPS_ROOM <= n:  # colours and paint too: see xmlscan_fastprops
+                    j, i1, i2, i3, pr0, pr1, pr2, pr3, ps, pe = triangle_props(buf, i, n)
+                else:
+                    j, i1, i2, i3 = triangle(buf, i)
                 if j >= 0:
                     tris[nt, 0] = i1
                     tris[nt, 1] = i2
                     tris[nt, 2] = i3
                     if want_props:
-                        props[nt, 0] = -1
-                        props[nt, 1] = -1
-                        props[nt, 2] = -1
-                        props[nt, 3] = -1
+                        props[nt, 0] = pr0
+                        props[nt, 1] = pr1
+                        props[nt, 2] = pr2
+                        props[nt, 3] = pr3
+                        if pe > ps:
+                            paints[npaint, 0] = nt
+                            paints[npaint, 1] = base + ps
+                            paints[npaint, 2] = base + pe
+                            npaint += 1
                     nt += 1
                     i = j
                     continue

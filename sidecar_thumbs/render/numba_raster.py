@@ -269,7 +269,10 @@ def _raster(
                         cbuf[k] = _mix(cols, i, third, third, third) if mixed else cols[i, 0]
             continue
 
-        shade = _shade(mx, my, mz, nl2, lights, amb, k1, k2)
+        # Shaded on the first sample it wins: many small triangles cover no sample centre or lose
+        # every depth test, and the shade (a square root and a division) is then never needed.
+        shade = np.float32(0.0)
+        shaded = False
         x0 = _ceil(xmin - half)
         x1 = _floor(xmax - half)
         y0 = _ceil(ymin - half)
@@ -304,6 +307,9 @@ def _raster(
                         zbuf[k] = z
                         if track:
                             owner[k] = i
+                        if not shaded:
+                            shade = _shade(mx, my, mz, nl2, lights, amb, k1, k2)
+                            shaded = True
                         sbuf[k] = shade
                         if colored:
                             cbuf[k] = _mix(cols, i, third, third, third) if mixed else cols[i, 0]
@@ -370,7 +376,8 @@ def _raster(
                 b0 = (r0 - e0y * (fx - X1)) * inv
                 b1 = (r1 - e1y * (fx - X2)) * inv
                 b2 = one - b0 - b1
-                if b0 >= eps and b1 >= eps and b2 >= eps:
+                # One branch, not three: whether a sample is inside is a coin toss for small triangles.
+                if (b0 >= eps) & (b1 >= eps) & (b2 >= eps):
                     entered = True
                     z = b0 * Z0 + b1 * Z1 + b2 * Z2
                     k = row + px
@@ -378,6 +385,9 @@ def _raster(
                         zbuf[k] = z
                         if track:
                             owner[k] = i
+                        if not shaded:
+                            shade = _shade(mx, my, mz, nl2, lights, amb, k1, k2)
+                            shaded = True
                         sbuf[k] = shade
                         if colored:
                             cbuf[k] = _mix(cols, i, b0, b1, b2) if mixed else cols[i, 0]

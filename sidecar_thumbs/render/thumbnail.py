@@ -23,7 +23,7 @@ from sidecar_thumbs.errors import (
     TransientModelError,
 )
 from sidecar_thumbs.files.fingerprint import hash_bytes
-from sidecar_thumbs.files.formats import is_archive_name
+from sidecar_thumbs.files.formats import is_archive_name, settings_for
 from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError, open_regular, read_fd
 from sidecar_thumbs.files.sidecar import encode_png, metadata_for
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
@@ -256,7 +256,7 @@ def make_thumbnail_from_bytes(
         mtime_ns=mtime_ns,
         content_hash=content_hash,
         source=source,
-        settings=options.describe(),
+        settings=settings_for(name, options.describe()),
         triangles=triangles,
     )
     png = encode_png(rgba, meta)

@@ -97,7 +97,8 @@ class Settings:
     timeout: float = _setting(300.0, "Seconds one file may take before its worker is killed", "Work", _between(0.001))
     max_tasks_per_worker: int = _setting(
         500,
-        "Files a worker renders before it is replaced (bounds leaks); 0 never replaces",
+        "Tasks (a file, or a chunk of up to 16 small files) a worker runs before it is replaced (bounds leaks); "
+        "0 never replaces",
         "Work",
         _between(0),
     )

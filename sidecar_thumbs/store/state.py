@@ -123,18 +123,16 @@ class StateDB(RenderQueue, RootsAndMeta):
                     ],
                 )
                 cols = ", ".join(f"m.{c.strip()}" for c in _PLAN_COLUMNS.split(","))
-                differing = conn.execute(
-                    f"SELECT {cols} FROM st_walk w JOIN st_models m ON m.path = w.path WHERE NOT ("
-                    " m.size IS w.size AND m.mtime_ns IS w.mtime_ns AND m.hash IS NOT NULL"
+                # One pass over the walk for the differing rows and the new paths (no row: m.path IS NULL).
+                walked = conn.execute(
+                    f"SELECT w.path, {cols} FROM st_walk w LEFT JOIN st_models m ON m.path = w.path WHERE"
+                    " m.path IS NULL OR NOT (m.size IS w.size AND m.mtime_ns IS w.mtime_ns AND m.hash IS NOT NULL"
                     " AND m.status = 'done' AND m.has_thumbnail = 1 AND w.listed IS 1)"
                 ).fetchall()
                 unseen = conn.execute(
                     f"SELECT {_PLAN_COLUMNS} FROM st_models m WHERE ({where})"
                     " AND NOT EXISTS (SELECT 1 FROM st_walk w WHERE w.path = m.path)",
                     params,
-                ).fetchall()
-                new = conn.execute(
-                    "SELECT w.path FROM st_walk w WHERE NOT EXISTS (SELECT 1 FROM st_models m WHERE m.path = w.path)"
                 ).fetchall()
                 conn.execute("DELETE FROM st_walk")
                 conn.execute("COMMIT")
@@ -143,11 +141,13 @@ class StateDB(RenderQueue, RootsAndMeta):
                 raise
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
+        new = {_path_from_db(w[0]) for w in walked if w[1] is None}
+        differing = [w[1:] for w in walked if w[1] is not None]
         out: dict[str, PlanRow] = {}
         for path, size, mtime_ns, hash_, status, has_thumb, transient, next_at in (*differing, *unseen):
             p = _path_from_db(path)
             out[p] = PlanRow(p, size, mtime_ns, hash_, statuses[status], has_thumb == 1, transient == 1, next_at)
-        return out, {_path_from_db(p) for (p,) in new}
+        return out, new
 
     def _rows_under(self, columns: str, roots: Sequence[str] | None) -> list[tuple]:  # type: ignore[type-arg]
         if roots is None:

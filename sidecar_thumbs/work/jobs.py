@@ -29,6 +29,7 @@ class RenderJob:
 
     path: str
     options: ThumbnailOptions
+    size: int | None = None  # the model's size when handed out: small ones travel in chunks (executors.local)
 
 
 @dataclass(frozen=True)

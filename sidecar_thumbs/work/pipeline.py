@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -101,6 +102,10 @@ class Pipeline(SidecarCommitter):
         self._renders: dict[cf.Future[RenderResult], tuple[ModelRow, RenderJob]] = {}
         self._writes: dict[cf.Future[tuple[Outcome, list[_Record]]], ModelRow] = {}
         self._claimed: dict[str, ModelRow] = {}
+        # Futures of both kinds as they finish (their done-callbacks put them here): a poll takes what
+        # finished without walking every future in flight, as ``cf.wait`` does on each call (the window
+        # holds dozens of files since the local pool sends them in chunks).
+        self._finished: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
 
     def close(self) -> None:
         """Wait for sidecar writes in progress and stop the writer threads; when every result is
@@ -124,8 +129,9 @@ class Pipeline(SidecarCommitter):
 
     @property
     def window(self) -> int:
-        """How many jobs to keep submitted: enough queued work to keep every worker busy."""
-        return max(2, self.executor.workers * 2)
+        """How many jobs to keep submitted: enough queued work to keep every worker busy (a running and a
+        queued task each; a task of the local pool carries up to ``chunk_files`` small files)."""
+        return max(2, self.executor.workers * 2 * getattr(self.executor, "chunk_files", 1))
 
     @property
     def in_flight(self) -> int:
@@ -141,29 +147,44 @@ class Pipeline(SidecarCommitter):
             open_writes(self.db)
             self._writes_noted = True
         self._claimed[row.path] = row
-        job = RenderJob(self.map_path(row.path), self.options)
-        self._renders[self.executor.submit(job)] = (row, job)
+        job = RenderJob(self.map_path(row.path), self.options, row.size)
+        fut = self.executor.submit(job)
+        self._renders[fut] = (row, job)
+        fut.add_done_callback(self._finished.put)
 
     def poll(self, timeout: float = FLUSH_INTERVAL) -> None:
         """Wait up to ``timeout`` for work to finish; commit what finished (batched)."""
-        waiting: list[cf.Future[Any]] = [*self._renders, *self._writes]
-        if waiting:
-            done, _ = cf.wait(waiting, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
+        if self._renders or self._writes:
+            for fut in self._take_finished(timeout):
                 if fut in self._renders:
                     row, job = self._renders.pop(fut)
                     result = result_of(job, fut, self.timeout)
-                    self._writes[self._writers.submit(self._commit_file, row, result)] = row
-                else:
+                    wfut = self._writers.submit(self._commit_file, row, result)
+                    self._writes[wfut] = row
+                    wfut.add_done_callback(self._finished.put)
+                elif fut in self._writes:
                     row = self._writes.pop(fut)
                     self._claimed.pop(row.path, None)
                     self._take(fut.result(), self.stats)  # never raises
+                # else: given up on by abandon() (cancelled, or a write it already took)
         elif timeout > 0:
             time.sleep(timeout)
         if self._renders or self._writes:
             self._maybe_flush()
         else:
             self._flush()  # nothing left in flight: commit the tail now, not when the next job comes
+
+    def _take_finished(self, timeout: float) -> list[cf.Future[Any]]:
+        """What finished: waits up to ``timeout`` for the first one, then takes the rest without waiting."""
+        try:
+            out = [self._finished.get(timeout=timeout) if timeout > 0 else self._finished.get_nowait()]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                out.append(self._finished.get_nowait())
+            except queue.Empty:
+                return out
 
     def abandon(self, extra: Sequence[ModelRow] = ()) -> int:
         """Stop waiting for renders: cancel them, let sidecar writes in progress complete (they are

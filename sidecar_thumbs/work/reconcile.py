@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sidecar_thumbs.files.discover import FoundFile, WalkProblem, iter_model_files
+from sidecar_thumbs.files.discover import FoundFile, WalkProblem, WalkRow, iter_walk_rows
 from sidecar_thumbs.files.fingerprint import hash_file
 from sidecar_thumbs.files.formats import EXTRA_MODULES, extra_available
 from sidecar_thumbs.files.pathcanon import Volumes
@@ -42,6 +42,7 @@ def reconcile(
     settle: float = 0.0,
     max_bytes: int | None = None,
     volumes: Volumes | None = None,
+    hasher: Callable[[str], str] | None = None,
 ) -> tuple[Plan, dict[str, PlanRow], int, list[RootState]]:
     """Walk ``roots``, compare with the database and record the differences (no rendering).
 
@@ -58,6 +59,8 @@ def reconcile(
             never hashed).
         volumes: the roots' volumes (see :mod:`.pathcanon`): names compare by each volume's rules;
             ``roots`` should then be in their on-disk spelling (``volumes.roots``, or folders below them).
+        hasher: the content hash of a moved file (default :func:`~.fingerprint.hash_file` capped at
+            ``max_bytes``); the one-off scan passes one that makes its render options only if it is called.
 
     Returns:
         (the plan, the rows as they were before that needed a look — with ``force`` every row under the
@@ -72,7 +75,7 @@ def reconcile(
         if moved:
             log.info("%d rows recorded under %s follow the root's spelling on disk, %s", moved, typed, on_disk)
     rows: dict[str, PlanRow] = {}
-    found: list[FoundFile] = []
+    found: list[WalkRow] = []  # plain tuples: a FoundFile is made only for those that need a look
     walked: list[tuple[str, int, int]] = []  # (root, models found, rows present before)
     offline: list[RootState] = []
     for root in canonical_roots(roots):
@@ -83,7 +86,7 @@ def reconcile(
             offline.append(state)
             continue
         before = len(found)
-        found.extend(iter_model_files([root], on_problem=problems.append, volumes=volumes))
+        found.extend(iter_walk_rows([root], on_problem=problems.append, volumes=volumes))
         if under is not None:
             rows.update(under)
         walked.append((root, len(found) - before, known))
@@ -93,22 +96,21 @@ def reconcile(
     if not force and walked:
         # The comparison in SQL (issue 17): only rows that differ from the walk come back; a found file
         # with neither a differing row nor none at all is unchanged, done, its sidecar listed.
-        walk = [(f.path, f.size, f.mtime_ns, f.has_sidecar) for f in found]
+        walk = [(path, size, mtime_ns, listed) for path, size, mtime_ns, _, listed in found]
         rows, new_paths = db.plan_rows_differing([w[0] for w in walked], walk)
-        look = [f for f in found if f.path in rows or f.path in new_paths]
-        unchanged, found_all, found = len(found) - len(look), found, look
+        look = [FoundFile(*f) for f in found if f[0] in rows or f[0] in new_paths]
+        unchanged = len(found) - len(look)
     else:
-        found_all = found
+        look = [FoundFile(*f) for f in found]
     plan = plan_changes(
-        found,
+        look,
         rows,
         force=force,
         settle=settle,
-        hasher=functools.partial(hash_file, max_bytes=max_bytes),
+        hasher=hasher or functools.partial(hash_file, max_bytes=max_bytes),
         volumes=volumes,
     )
     plan.unchanged += unchanged
-    found = found_all
     gone: dict[str, list[str]] = {}
     for p in plan.missing:
         gone.setdefault(root_of(p, [w[0] for w in walked]) or "", []).append(p)

@@ -14,8 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sidecar_thumbs.files.discover import WalkProblem
+from sidecar_thumbs.files.fingerprint import hash_file
 from sidecar_thumbs.files.pathcanon import Volumes
 from sidecar_thumbs.files.roots import (
     MassMissingGuard,
@@ -24,17 +26,18 @@ from sidecar_thumbs.files.roots import (
     require_online,
     root_identity,
 )
-from sidecar_thumbs.render import describe_kernel
-from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.store.state import StateDB
 from sidecar_thumbs.types import ModelStatus
-from sidecar_thumbs.work.claims import ClaimSource
 from sidecar_thumbs.work.crashcheck import recheck_after_crash, writes_left_open
-from sidecar_thumbs.work.executors.local import Executor
 from sidecar_thumbs.work.outcomes import Outcome
-from sidecar_thumbs.work.pipeline import Pipeline
 from sidecar_thumbs.work.plan import Plan
 from sidecar_thumbs.work.reconcile import reconcile
+
+if TYPE_CHECKING:
+    # The renderer, the pipeline and the executors are imported when something is rendered: a no-op rescan
+    # (the CLI's `scan` of an unchanged library) never loads numpy, numba or Pillow (tests/test_scan_imports.py).
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+    from sidecar_thumbs.work.executors.local import Executor
 
 __all__ = ["ScanSummary", "scan"]
 
@@ -114,7 +117,7 @@ def scan(
     *,
     db: StateDB,
     make_executor: Callable[[], Executor],
-    options: ThumbnailOptions,
+    options: ThumbnailOptions | Callable[[], ThumbnailOptions],
     batch_size: int = 200,
     timeout: float | None = None,
     force: bool = False,
@@ -135,7 +138,8 @@ def scan(
         roots: absolute folders (or single model files).
         db: the state database.
         make_executor: called once, only if something needs rendering.
-        options: what thumbnails look like.
+        options: what thumbnails look like, or a function that makes them: called once, when something is
+            hashed or rendered (the options import the renderer, which a no-op rescan never needs).
         on_outcome: called for each rendered or failed model (progress).
         on_plan: called with the plan and the number of rows to render, before rendering starts.
         stop: set it (e.g. from a signal handler) to stop starting new renders.
@@ -153,6 +157,7 @@ def scan(
     """
     t0 = time.monotonic()
     summary = ScanSummary()
+    get_options = _options_getter(options)
     roots = canonical_roots(roots)
     # A one-off scan stops at an offline root (exit 1) before it writes anything.
     require_online(roots)
@@ -170,8 +175,8 @@ def scan(
             summary.temp_removed = len(clean(roots, temp_only=True, temp_age=0.0).temp_removed)
         recheck_after_crash(db, roots)  # torn sidecars become pending rows, which the plan queues
     plan, rows, found, _ = reconcile(
-        roots, db, force=force, problems=summary.problems, guard=guard, strict=True,
-        max_bytes=options.limits.max_file_bytes, volumes=volumes,
+        roots, db, force=force, problems=summary.problems, guard=guard, strict=True, volumes=volumes,
+        hasher=lambda path: hash_file(path, max_bytes=get_options().limits.max_file_bytes),
     )  # fmt: skip
     summary.found = found
     summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
@@ -205,7 +210,12 @@ def scan(
         on_plan(plan, todo)
     if todo == 0 and not retry_failed:
         return _finish(summary, db, roots, t0)
+    from sidecar_thumbs.render import describe_kernel
+    from sidecar_thumbs.work.claims import ClaimSource
+    from sidecar_thumbs.work.pipeline import Pipeline
+
     t_render = time.monotonic()
+    options = get_options()
     log.info("renderer: %s", describe_kernel(options.render.kernel))
     executor = make_executor()
     # A model that vanishes mid-run is deleted only if its volume is still the one walked.
@@ -239,6 +249,13 @@ def scan(
         summary.elapsed = time.monotonic() - t0
         summary.interrupted = summary.interrupted or bool(stop and stop.is_set())
     return _finish(summary, db, roots, t0)
+
+
+def _options_getter(options: ThumbnailOptions | Callable[[], ThumbnailOptions]) -> Callable[[], ThumbnailOptions]:
+    """The options, made at most once, on first use."""
+    if callable(options):
+        return functools.cache(options)
+    return lambda: options
 
 
 def _finish(summary: ScanSummary, db: StateDB, roots: Sequence[str], t0: float) -> ScanSummary:

@@ -1,29 +1,27 @@
 """Render on a Dask distributed cluster: the same pure ``render_job``, on many machines.
 
 The coordinator (the daemon on the Mac) keeps owning the database and writing sidecars; Dask workers
-that mount the same share only turn a path into PNG bytes. Dask leaves gaps that this module fills:
+that mount the same share only turn paths into PNG bytes. Dask leaves gaps that this module fills:
 
-* **Caching.** Every task is submitted with ``pure=False``: identical resubmissions would otherwise
-  get the first result back without rendering again.
-* **No per-task timeout** (dask/distributed#391). Each task tells the coordinator when it really
-  starts on a worker (a Dask event, so time spent queued does not count); a monitor thread fails a
-  task that runs past ``timeout`` with ``TimeoutError`` and restarts its worker through the nanny —
-  the only way to stop a thread stuck in native code. Other workers carry on; the worker rejoins.
-* **Worker deaths.** The scheduler charges a death to *every* task assigned to that worker, also the
-  ones only queued there, and re-runs the culprit up to ``allowed-failures`` times, killing a worker
-  each time. We set ``allowed-failures`` to 0 on the scheduler and decide here instead: the task
-  that had started on the dead worker fails ("worker process crashed"), the innocent queued ones are
-  submitted again (at most ``max_worker_deaths`` times, in case a start notice was lost).
-* **Concurrency.** Tasks need one ``RENDER`` resource; workers are started with ``--nthreads 1
-  --resources RENDER=1`` per core, so a machine never runs more renders than it has cores for.
-  ``workers`` is the cluster's total, refreshed as workers come and go (the pipeline's window).
-* **A lost scheduler** fails every render in flight with :class:`SchedulerLostError` (a
-  ``RunError``) and makes ``submit`` raise it, so the run stops and its claims go back to pending.
-* **Warm workers.** A worker plugin loads numba's compiled code on every worker, also those that
-  join later, so no file pays the compile cost.
-
-The returned futures are plain ``concurrent.futures.Future`` objects, so the pipeline waits on them
-with ``concurrent.futures.wait`` exactly as it does on the local pool's.
+* **Cost per task.** Dask spends a dozen messages and ~6 ms of CPU on every task, which made one file a
+  task 1.5x as costly as the local pool. Jobs go ``batch_size`` files a task (:mod:`.dask_batcher`); a
+  partial batch leaves after ``linger`` seconds, so a daemon's trickle of events is not held back.
+* **Caching.** Tasks are submitted with ``pure=False``: identical resubmissions would otherwise get the
+  first result back without rendering again.
+* **No per-task timeout** (dask/distributed#391). Each file tells the coordinator when it really starts
+  on a worker (a Dask event: time spent queued does not count); a monitor thread fails a file that runs
+  past ``timeout`` and restarts its worker through the nanny — the only way to stop a thread stuck in
+  native code. The other files of its batch are sent again; the worker rejoins.
+* **Worker deaths.** The scheduler charges a death to *every* task assigned to that worker and re-runs
+  the culprit up to ``allowed-failures`` times, killing a worker each time. We set ``allowed-failures`` to
+  0 and decide here who is to blame (:func:`.dask_batches.judge_death`): a file that crashes its worker
+  twice, alone, fails ("worker process crashed"); batches only queued there go again uncharged.
+* **Concurrency.** Tasks need one ``RENDER`` resource; workers run ``--nthreads 1 --resources RENDER=1``
+  per core, so a machine never runs more renders than it has cores for.
+* **A lost scheduler** fails every render in flight with :class:`SchedulerLostError` (a ``RunError``)
+  and makes ``submit`` raise it, so the run stops and its claims go back to pending.
+* **Warm workers.** A worker plugin loads numba's compiled code on every worker, also on those that join
+  later. The returned futures are plain ``concurrent.futures.Future`` objects, as the local pool's.
 """
 
 from __future__ import annotations
@@ -36,28 +34,37 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from sidecar_thumbs.errors import ConfigError, RunError
-from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+from sidecar_thumbs.work.executors.dask_batcher import Batcher
+from sidecar_thumbs.work.executors.dask_batches import Batch, FileTask, judge_death, unstarted_limit
+from sidecar_thumbs.work.executors.dask_cluster import ClusterLink, DaskUnavailableError
+from sidecar_thumbs.work.executors.dask_worker import PLUGIN_NAME, RESOURCE, WarmUpPlugin, run_batch
 from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job
 
 try:
     import distributed
-    from distributed.diagnostics.plugin import WorkerPlugin
     from distributed.scheduler import KilledWorker
 except ImportError as exc:  # the extra is optional; say how to get it
     raise ConfigError("the dask executor needs Dask distributed: pip install 'sidecar-thumbs[dask]'") from exc
 
-__all__ = ["DaskExecutor", "DaskUnavailableError", "SchedulerLostError"]
+if TYPE_CHECKING:
+    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
+
+__all__ = ["PLUGIN_NAME", "DaskExecutor", "DaskUnavailableError", "SchedulerLostError"]
 
 log = logging.getLogger(__name__)
 
-RESOURCE = "RENDER"
-PLUGIN_NAME = "sidecar-thumbs-warm-up"
-# A task with no start notice (its worker's event loop starved?) is given this many timeouts from
-# submission: with the pipeline's window of two tasks per worker, a task waits behind one at most.
+# Files a Dask task. Measured with bench/dask.py (docs/DASK.md): at 8, Dask costs 1.12-1.15x the local pool's
+# CPU on 2 cores (1.5x one file a task); more only lengthens the tail, where one worker is left with a batch.
+BATCH_SIZE = 8
+# Seconds a partial batch waits for more jobs: the pipeline submits a batch's worth in a burst, a daemon's
+# events one by one.
+LINGER = 0.01
+# A batch with no start notice at all (its worker's event loop starved?) is stuck after this many timeouts
+# beyond the files it may wait behind (see dask_batches.unstarted_limit).
 UNSTARTED_FACTOR = 3.0
 # Seconds to fetch a finished result from its worker (PNG bytes: milliseconds normally).
 FETCH_TIMEOUT = 60.0
@@ -65,84 +72,6 @@ FETCH_TIMEOUT = 60.0
 
 class SchedulerLostError(RunError):
     """lost the Dask scheduler"""
-
-
-class DaskUnavailableError(ConfigError):
-    """the Dask cluster cannot be used"""
-
-
-# -- worker side -------------------------------------------------------------------------------------
-
-
-def _run_job(fn: Callable[[RenderJob], RenderResult], job: RenderJob, topic: str) -> RenderResult:
-    """The task a worker runs: announce the start (for the coordinator's timeout), then render."""
-    _announce_start(topic)
-    return fn(job)
-
-
-def _announce_start(topic: str) -> None:
-    try:
-        from distributed.utils import sync
-
-        worker = distributed.get_worker()
-        msg = {"key": str(worker.get_current_task()), "worker": worker.address}
-    except Exception:  # not on a worker (tests calling it inline): nothing to announce
-        return
-    try:
-        # A round trip, not the fire-and-forget Worker.log_event: a file that segfaults at once
-        # would kill the process before the batched message left, and the coordinator must know
-        # which task was running when a worker died.
-        sync(worker.loop, worker.scheduler.log_event, topic=topic, msg=msg, callback_timeout=10)
-    except Exception:  # without the notice the coordinator times the task from its submission
-        worker.log_event(topic, msg)
-
-
-def _warm_up(options: ThumbnailOptions | None) -> None:
-    # Not jobs.warm_up_worker: that one ignores SIGINT for pool children, which would stop a
-    # `dask worker` in a terminal from reacting to Ctrl-C (and signal() only works in the main thread).
-    try:
-        from sidecar_thumbs.mesh import load as mesh_load
-        from sidecar_thumbs.render import warm_up
-
-        warm_up((options or ThumbnailOptions()).render)
-        mesh_load.warm_up()
-    except Exception:
-        logging.getLogger(__name__).exception("worker warm-up failed; continuing cold")
-
-
-class WarmUpPlugin(WorkerPlugin):
-    """Loads numba's compiled renderer on every worker, including workers that join later."""
-
-    name = PLUGIN_NAME
-
-    def __init__(self, options: ThumbnailOptions | None = None) -> None:
-        self.options = options
-
-    def setup(self, worker: Any) -> None:
-        _warm_up(self.options)
-
-
-def _set_allowed_failures(value: int, dask_scheduler: Any = None) -> int:
-    """Runs on the scheduler: set ``allowed-failures``; returns the previous value."""
-    old = int(dask_scheduler.allowed_failures)
-    dask_scheduler.allowed_failures = value
-    return old
-
-
-# -- coordinator side --------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Task:
-    job: RenderJob
-    future: cf.Future[RenderResult]
-    dask: distributed.Future | None  # None once settled: the result must not stay pinned on a worker
-    key: str
-    submitted: float
-    started: float | None = None  # coordinator's monotonic clock when the start notice arrived
-    worker: str | None = None
-    crashes: int = 0  # workers that died while running this job
-    deaths: int = 0  # workers that died while this job was only queued on them
 
 
 class DaskExecutor:
@@ -159,12 +88,17 @@ class DaskExecutor:
         connect_timeout: seconds to reach the scheduler (also how long the client tries to reconnect).
         wait_for_workers: seconds to wait for the first worker offering ``RENDER``.
         allowed_failures: set on the scheduler (see the module docs); None leaves it alone.
-        crash_retries: a job whose worker died while running it is run again this many times
-            elsewhere (a machine switched off mid-render is not the file's fault); then it fails.
-        max_worker_deaths: a job queued on this many dying workers fails even if it was never seen
-            running (a safety net for a lost start notice).
+        crash_retries, max_worker_deaths: when a worker's death fails a file (see
+            :func:`.dask_batches.judge_death`).
+        batch_size: files a Dask task (1: one task a file, as before batching).
+        linger: seconds a partial batch waits for more jobs before it is sent.
         tick: seconds between the monitor's checks of running tasks.
         refresh_interval: seconds between refreshes of :attr:`workers`.
+
+    Attributes:
+        slots: renders the cluster runs at once (its ``RENDER`` slots), refreshed as workers come and go.
+        workers: jobs the cluster takes at once, ``slots × batch_size``: the pipeline keeps twice this
+            many submitted, i.e. a batch running and one queued on every slot.
 
     Raises:
         DaskUnavailableError: the scheduler cannot be reached or no worker offers ``RENDER``.
@@ -184,36 +118,42 @@ class DaskExecutor:
         allowed_failures: int | None = 0,
         crash_retries: int = 1,
         max_worker_deaths: int = 5,
+        batch_size: int = BATCH_SIZE,
+        linger: float = LINGER,
         tick: float = 0.2,
         refresh_interval: float = 2.0,
     ) -> None:
         self.timeout = timeout
+        self.batch_size = max(1, batch_size)
         self._job = job
         self._map = path_map
-        self._restart_timeout = restart_timeout
         self._crash_retries = crash_retries
         self._max_deaths = max_worker_deaths
         self._tick = tick
         self._refresh_interval = refresh_interval
         self._lock = threading.RLock()
-        self._tasks: dict[str, _Task] = {}  # by the current Dask key
+        self._batches: dict[str, Batch] = {}  # sent, by their current Dask key
+        # The batch each worker announced a start for last, kept after a worker dies (its batches' deaths are
+        # judged one by one, in any order: each needs to know which one was running there).
+        self._running_on: dict[str, Batch] = {}
         self._lost: SchedulerLostError | None = None
-        self._restarting: set[str] = set()
         self._stop = threading.Event()
-        self._client, self._own_client = self._connect(scheduler, connect_timeout)
-        self.address: str = self._client.scheduler.address
+        self._link = ClusterLink(scheduler, connect_timeout=connect_timeout, restart_timeout=restart_timeout)
+        self._client = self._link.client
+        self.address: str = self._link.address
         self._topic = f"sidecar-thumbs-started-{uuid.uuid4().hex}"  # one per coordinator
         try:
             self._client.subscribe_topic(self._topic, self._on_started)
             if allowed_failures is not None:
-                self._set_allowed_failures(allowed_failures)
-            self.workers: int = self._wait_for_render_slots(wait_for_workers)
+                self._link.set_allowed_failures(allowed_failures)
+            self.slots: int = self._link.wait_for_render_slots(wait_for_workers)
+            self.workers: int = self.slots * self.batch_size
             self._client.register_plugin(WarmUpPlugin(options), name=PLUGIN_NAME)
         except BaseException:
-            self._close_client()
+            self._link.close(self._topic)
             raise
-        self._restarter = cf.ThreadPoolExecutor(2, thread_name_prefix="dask-restart")
         self._fetchers = cf.ThreadPoolExecutor(4, thread_name_prefix="dask-fetch")
+        self._batcher = Batcher(self.batch_size, linger, self._lock, self._send)  # what is submitted, not yet sent
         self._monitor = threading.Thread(target=self._watch, name="dask-monitor", daemon=True)
         self._monitor.start()
 
@@ -229,14 +169,13 @@ class DaskExecutor:
             raise self._lost
         if self._map is not None:
             job = replace(job, path=self._map(job.path))
-        fut: cf.Future[RenderResult] = cf.Future()
-        with self._lock:  # the start notice may race the registration; the handler takes the lock
-            dfut = self._submit_dask(job)
-            task = _Task(job, fut, dfut, str(dfut.key), time.monotonic())
-            self._tasks[task.key] = task
-        fut.add_done_callback(functools.partial(self._on_cf_done, task))
-        dfut.add_done_callback(self._on_dask_done)
-        return fut
+        task = FileTask(job, cf.Future())
+        task.future.add_done_callback(functools.partial(self._on_cf_done, task))
+        with self._lock:
+            self._batcher.add(task)
+        if self._lost is not None:
+            raise self._lost
+        return task.future
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """Stop: wait for renders in flight (``cancel``: drop them), then disconnect.
@@ -244,119 +183,99 @@ class DaskExecutor:
         Workers are not stopped: the cluster may serve other coordinators and is started and
         stopped by its own operator."""
         with self._lock:
-            tasks = list(self._tasks.values())
+            if not cancel:
+                self._batcher.flush()
+            tasks = [*self._batcher.files, *(f for b in self._batches.values() for f in b.files)]
         if cancel:
             for t in tasks:
                 t.future.cancel()
         else:
             cf.wait([t.future for t in tasks])
         self._stop.set()
+        self._batcher.stop()
         if self._monitor.is_alive():
             self._monitor.join()
-        self._restarter.shutdown(wait=True)
         self._fetchers.shutdown(wait=True)
-        self._close_client()
+        self._link.close(self._topic)
 
-    # -- connecting ----------------------------------------------------------------------------------
+    def running(self) -> list[str]:
+        """Paths being rendered now, as their workers announced them (for logs and tests)."""
+        with self._lock:
+            return [t.job.path for b in self._batches.values() if (t := b.running()) is not None]
 
-    @staticmethod
-    def _connect(
-        scheduler: str | distributed.Client | distributed.LocalCluster, timeout: float
-    ) -> tuple[distributed.Client, bool]:
-        if isinstance(scheduler, distributed.Client):
-            return scheduler, False
-        where = scheduler if isinstance(scheduler, str) else getattr(scheduler, "scheduler_address", "?")
-        try:
-            return distributed.Client(scheduler, timeout=timeout, set_as_default=False), True
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise DaskUnavailableError(
-                f"cannot reach the Dask scheduler at {where}: {exc}; is `dask scheduler` running there?"
-            ) from exc
+    # -- sending -------------------------------------------------------------------------------------
 
-    def _close_client(self) -> None:
-        with contextlib.suppress(Exception):
-            self._client.unsubscribe_topic(self._topic)
-        if self._own_client:
-            try:
-                self._client.close(timeout=5)
-            except Exception:  # a lost scheduler: nothing left to close politely
-                log.debug("closing the Dask client failed", exc_info=True)
-
-    def _set_allowed_failures(self, value: int) -> None:
-        try:
-            old = self._client.run_on_scheduler(_set_allowed_failures, value)
-        except Exception as exc:
-            log.warning(
-                "could not set allowed-failures=%d on the Dask scheduler (%s); a file that crashes its worker "
-                "will be retried on other workers first. Start the scheduler with "
-                "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=%d",
-                value,
-                exc,
-                value,
-            )
+    def _send(self, files: list[FileTask]) -> None:
+        """Submit ``files`` as one Dask task (caller holds the lock: a start notice may race the registration)."""
+        if self._lost is not None:
+            for f in files:
+                self._settle(f, exc=self._lost)
             return
-        if old != value:
-            log.info("Dask scheduler allowed-failures %d -> %d (crashes are judged by the coordinator)", old, value)
+        try:
+            dfut = self._client.submit(
+                run_batch, self._job, [f.job for f in files], self._topic, pure=False, resources={RESOURCE: 1}
+            )
+        except Exception as exc:  # the client is closed or lost: nothing more can run
+            self._batcher.put_back(files)
+            self._lose(f"{type(exc).__name__}: {exc}")
+            return
+        batch = Batch(files, dfut, str(dfut.key), time.monotonic())
+        for f in files:
+            f.batch = batch
+        self._batches[batch.key] = batch
+        dfut.add_done_callback(self._on_dask_done)
 
-    def _render_slots(self) -> int:
-        """Renders the cluster can run at once: per worker, its RENDER resource (at most its threads)."""
-        info = self._client.scheduler_info(n_workers=-1)
-        total = 0
-        for w in info.get("workers", {}).values():
-            slots = int((w.get("resources") or {}).get(RESOURCE, 0))
-            total += min(slots, int(w.get("nthreads") or slots))
-        return total
+    # -- outcomes ------------------------------------------------------------------------------------
 
-    def _wait_for_render_slots(self, wait: float) -> int:
-        deadline = time.monotonic() + wait
-        while True:
-            slots = self._render_slots()
-            if slots > 0:
-                return slots
-            if time.monotonic() >= deadline:
-                raise DaskUnavailableError(
-                    f"no Dask worker offering the {RESOURCE} resource joined {self.address} within {wait:g} s; "
-                    f"start workers with: dask worker {self.address} --nthreads 1 --resources {RESOURCE}=1"
-                )
-            time.sleep(0.2)
-
-    # -- tasks ---------------------------------------------------------------------------------------
-
-    def _submit_dask(self, job: RenderJob) -> distributed.Future:
-        return self._client.submit(_run_job, self._job, job, self._topic, pure=False, resources={RESOURCE: 1})
-
-    def _settle(self, task: _Task, result: RenderResult | None = None, exc: BaseException | None = None) -> None:
+    def _settle(self, task: FileTask, result: RenderResult | None = None, exc: BaseException | None = None) -> None:
         """Complete the coordinator's future once (a timeout and a late result may race)."""
         with self._lock:
-            if self._tasks.get(task.key) is task:
-                del self._tasks[task.key]
-            task.dask = None  # drop our reference: Dask frees the result on its worker
-            fut = task.future
-            if fut.done() or not fut.set_running_or_notify_cancel():
+            if task.settled:
                 return
+            task.settled = True
+        fut = task.future
+        if not fut.set_running_or_notify_cancel():
+            return  # cancelled by the pipeline meanwhile
         if exc is not None:
             fut.set_exception(exc)
         else:
             assert result is not None
             fut.set_result(result)
 
-    def _on_started(self, event: tuple[float, dict[str, str]]) -> None:
+    def _drop(self, batch: Batch) -> Any:
+        """Forget a batch (caller holds the lock); returns its Dask future, if it still had one."""
+        if self._batches.get(batch.key) is batch:
+            del self._batches[batch.key]
+        dfut, batch.dask = batch.dask, None  # drop our reference: Dask frees the result on its worker
+        return dfut
+
+    def _on_started(self, event: tuple[float, dict[str, Any]]) -> None:
         # Runs on the client's event loop: only bookkeeping here.
         msg = event[1]
         with self._lock:
-            task = self._tasks.get(msg.get("key", ""))
-            if task is not None:
-                task.started, task.worker = time.monotonic(), msg.get("worker")
-        log.debug("started %s on %s (%s)", msg.get("key"), msg.get("worker"), task.job.path if task else "unknown")
+            batch = self._batches.get(msg.get("key", ""))
+            if batch is None:
+                return  # settled already (a timeout), or another coordinator's
+            batch.current = min(int(msg.get("index", 0)), len(batch.files) - 1)
+            batch.started, batch.worker = time.monotonic(), msg.get("worker")
+            if batch.worker:
+                self._running_on[batch.worker] = batch
+            path = batch.files[batch.current].job.path
+        log.debug("started %s on %s", path, msg.get("worker"))
 
-    def _on_cf_done(self, task: _Task, fut: cf.Future[RenderResult]) -> None:
-        if fut.cancelled():  # the pipeline gave up on it (abandon, shutdown): free the cluster too
-            with self._lock:
-                if self._tasks.get(task.key) is task:
-                    del self._tasks[task.key]
-                dfut, task.dask = task.dask, None
-            if dfut is not None:
-                self._cancel_quietly(dfut)
+    def _on_cf_done(self, task: FileTask, fut: cf.Future[RenderResult]) -> None:
+        if not fut.cancelled():
+            return
+        # The pipeline gave up on it (abandon, shutdown): unsent, it leaves the buffer; once every file
+        # of its batch is over, the cluster is freed too.
+        dfut = None
+        with self._lock:
+            self._batcher.discard(task)
+            batch = task.batch
+            if batch is not None and batch.dask is not None and all(f.future.done() for f in batch.files):
+                dfut = self._drop(batch)
+        if dfut is not None:
+            self._cancel_quietly(dfut)
 
     def _on_dask_done(self, dfut: distributed.Future) -> None:
         # Dask runs every done-callback on one thread; fetching a result can block (a result lost
@@ -367,61 +286,73 @@ class DaskExecutor:
     def _complete(self, dfut: distributed.Future) -> None:
         """Turn the Dask outcome into the coordinator's (in a fetch thread)."""
         with self._lock:
-            task = self._tasks.get(str(dfut.key))
-            if task is None or task.dask is None or task.dask is not dfut:
+            batch = self._batches.get(str(dfut.key))
+            if batch is None or batch.dask is not dfut:
                 return  # timed out, cancelled or resubmitted already
             if dfut.status == "finished":
                 # Until it is settled, time it as queued: if its result was lost with its worker,
-                # Dask computes it again, and that run's start notice restarts the clock.
-                task.started, task.submitted = None, time.monotonic()
+                # Dask computes it again, and that run's start notices restart the clock.
+                batch.started, batch.submitted = None, time.monotonic()
         if dfut.status == "cancelled":
-            # Not by us (we unregister first): the client lost the scheduler and cancelled all.
+            # Not by us (we forget a batch first): the client lost the scheduler and cancelled all.
             self._lose(str(getattr(dfut._state, "exception", None) or "connection closed"))
             return
         try:
             if dfut.status == "finished":
-                self._settle(task, result=dfut.result(timeout=FETCH_TIMEOUT))
+                results = dfut.result(timeout=FETCH_TIMEOUT)
+                with self._lock:
+                    if self._drop(batch) is None:
+                        return  # timed out meanwhile
+                    if batch.worker and self._running_on.get(batch.worker) is batch:
+                        del self._running_on[batch.worker]  # its worker is free: a death now is no one's fault here
+                for f, r in zip(batch.files, results, strict=True):
+                    self._settle(f, result=r)
                 return
             exc = dfut.exception(timeout=FETCH_TIMEOUT)
         except Exception as fetch_error:  # e.g. the result was lost with its worker, and re-running it failed
             exc = fetch_error
         if isinstance(exc, KilledWorker):
-            self._on_killed(task, exc)
-        elif self._client.status != "running":
+            self._on_killed(batch, exc)
+        elif self._client.status != "running" or isinstance(exc, OSError):  # CommClosedError is an OSError
             self._lose(f"{type(exc).__name__}: {exc}")
-        else:  # the job function raised (render_job never does): that file fails
-            self._settle(task, exc=exc)
+        else:  # run_batch raised (it never does): its files fail
+            with self._lock:
+                self._drop(batch)
+            for f in batch.files:
+                self._settle(f, exc=exc)
 
-    def _on_killed(self, task: _Task, exc: KilledWorker) -> None:
+    def _on_killed(self, batch: Batch, exc: KilledWorker) -> None:
         address = getattr(getattr(exc, "last_worker", None), "address", None)
-        log.debug("killed worker %s under %s (%s; started on %s)", address, task.key, task.job.path, task.worker)
-        if task.started is not None and task.worker == address:
-            task.crashes += 1  # it was running there: maybe the culprit, maybe a machine switched off
-        else:
-            task.deaths += 1  # only queued there: innocent
-        if task.crashes > self._crash_retries or task.deaths >= self._max_deaths:
-            where = f"Dask worker {address}" if address else "its Dask worker"
-            tries = task.crashes + task.deaths
-            reason = f"worker process crashed while rendering this file ({where} died; {tries} attempts)"
-            self._settle(task, result=failure(task.job.path, reason))
-            return
-        log.info("resubmitting %s: its Dask worker %s died", task.job.path, address)
         with self._lock:
-            if self._tasks.get(task.key) is not task or task.future.done():
+            if self._batches.get(batch.key) is not batch:
                 return
-            del self._tasks[task.key]
-            task.dask = dfut = self._submit_dask(task.job)
-            task.key, task.started, task.worker = str(dfut.key), None, None
-            task.submitted = time.monotonic()
-            self._tasks[task.key] = task
-        dfut.add_done_callback(self._on_dask_done)
+            self._drop(batch)
+            verdict = judge_death(
+                batch,
+                address,
+                self._running_on.get(address or ""),
+                crash_retries=self._crash_retries,
+                max_deaths=self._max_deaths,
+            )
+            if verdict.again:
+                log.info("resubmitting %d file(s): their Dask worker %s died", len(verdict.again), address)
+            if verdict.alone:
+                for f in verdict.again:
+                    self._send([f])  # a file that crashes its worker again takes no other file with it
+            elif verdict.again:
+                self._send(verdict.again)
+        log.debug("killed worker %s under %s (started on %s)", address, batch.key, batch.worker)
+        for f, reason in verdict.failed:
+            self._settle(f, result=failure(f.job.path, reason))
 
     def _lose(self, reason: str) -> None:
         with self._lock:
             if self._lost is None:
                 self._lost = SchedulerLostError(f"lost the Dask scheduler at {self.address}: {reason}")
                 log.error("%s", self._lost.message)
-            tasks = list(self._tasks.values())
+            tasks = [*self._batcher.take_all(), *(f for b in self._batches.values() for f in b.files)]
+            for b in list(self._batches.values()):
+                self._drop(b)
         for t in tasks:
             self._settle(t, exc=self._lost)
 
@@ -442,56 +373,42 @@ class DaskExecutor:
                 now = time.monotonic()
                 self._expire_overdue(now)
                 if now >= next_refresh:
-                    self.workers = max(1, self._render_slots())
+                    self.slots = max(1, self._link.render_slots())
+                    self.workers = self.slots * self.batch_size
                     next_refresh = now + self._refresh_interval
             except Exception:  # the monitor must outlive a hiccup; a lost scheduler shows above
                 log.debug("dask monitor check failed", exc_info=True)
 
     def _expire_overdue(self, now: float) -> None:
+        limit = unstarted_limit(self.timeout, self.batch_size, UNSTARTED_FACTOR)
         with self._lock:
-            overdue = [
-                t
-                for t in self._tasks.values()
-                if (t.started is not None and now - t.started > self.timeout)
-                or (t.started is None and now - t.submitted > self.timeout * UNSTARTED_FACTOR)
-            ]
-        if not overdue:
-            return
-        processing: dict[str, Any] | None = None
-        for task in overdue:
-            worker = task.worker
+            overdue = [b for b in self._batches.values() if b.overdue(now, self.timeout, limit)]
+        processing: dict[str, Any] = self._client.processing() if overdue else {}  # by live worker
+        for batch in overdue:
+            worker = batch.worker
             if worker is None:  # never announced: find the worker holding it, if any
-                if processing is None:
-                    processing = self._client.processing()
-                worker = next((w for w, keys in processing.items() if task.key in keys), None)
+                worker = next((w for w, keys in processing.items() if batch.key in keys), None)
                 if worker is None:
                     continue  # waiting for a worker with RENDER to join: not stuck, just queued
-            ran = f"{now - task.started:.1f}" if task.started is not None else "?"
-            log.warning("render of %s timed out on %s after %s s; restarting that worker", task.job.path, worker, ran)
-            dfut = task.dask
-            self._settle(task, exc=TimeoutError(f"render exceeded {self.timeout:g} s on Dask worker {worker}"))
+            elif worker not in processing:
+                # Its worker is gone: a death, reported as such soon (KilledWorker). In a batch the notice of
+                # the file that crashed it may never have left, so the last one announced only looks stuck.
+                continue
+            with self._lock:
+                if self._batches.get(batch.key) is not batch:
+                    continue  # finished meanwhile
+                dfut = self._drop(batch)
+                live = batch.live()
+                stuck = batch.running() or (live[0] if live else None)
+                others = [f for f in live if f is not stuck]
+                if others:
+                    self._send(others)  # finished before it (results lost with the restart) or queued behind
+            if stuck is not None:
+                ran = f"{now - batch.started:.1f}" if batch.started is not None else "?"
+                log.warning(
+                    "render of %s timed out on %s after %s s; restarting that worker", stuck.job.path, worker, ran
+                )
+                self._settle(stuck, exc=TimeoutError(f"render exceeded {self.timeout:g} s on Dask worker {worker}"))
             if dfut is not None:
                 self._cancel_quietly(dfut)  # before the restart, so Dask does not run it elsewhere
-            self._restart(worker)
-
-    def _restart(self, worker: str) -> None:
-        with self._lock:
-            if worker in self._restarting:
-                return
-            self._restarting.add(worker)
-
-        def run() -> None:
-            try:
-                out = self._client.restart_workers([worker], timeout=self._restart_timeout, raise_for_error=False)
-                log.info("restarted Dask worker %s: %s", worker, out.get(worker, out))
-            except Exception as exc:
-                log.warning("could not restart Dask worker %s: %s", worker, exc)
-            finally:
-                with self._lock:
-                    self._restarting.discard(worker)
-
-        try:
-            self._restarter.submit(run)
-        except RuntimeError:  # shutting down
-            with self._lock:
-                self._restarting.discard(worker)
+            self._link.restart(worker)
