@@ -14,7 +14,7 @@ from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.types import Fingerprint
 from sidecar_thumbs.work import jobs
-from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job, warm_up_worker
 
 SMALL = ThumbnailOptions(render=RenderOptions(size=32))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -86,3 +86,16 @@ def test_jobs_and_results_cross_process_boundaries(model: Path) -> None:
     assert pickle.loads(pickle.dumps(job)) == job
     assert pickle.loads(pickle.dumps(result)) == result
     assert isinstance(result, RenderResult)
+
+
+@pytest.mark.integration
+def test_a_render_worker_runs_numpys_blas_on_one_thread() -> None:
+    """A pool worker (spawned, as on the Mac) has one BLAS thread after its initialiser, so a large
+    matrix product in a reader does not spin a helper thread per core against the other workers."""
+    import multiprocessing
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with multiprocessing.get_context("spawn").Pool(1, initializer=warm_up_worker) as pool:
+        infos = pool.apply(threadpoolctl.threadpool_info)
+    blas = [i for i in infos if i["user_api"] == "blas"]
+    assert blas and all(i["num_threads"] == 1 for i in blas), infos

@@ -31,7 +31,11 @@ def readable(rgb: np.ndarray) -> np.ndarray:
     Returns:
         uint8 (N, 3): colours already inside the band are returned unchanged.
     """
-    y = rgb @ _LUMA  # float32, the uint8 rows converted on the fly
+    # Three scaled columns, not ``rgb @ _LUMA``: a matrix product goes to BLAS, which runs a 300k-row
+    # product on every core with spinning threads (a per-corner 3MF cost twice its wall time in CPU, and
+    # a pool's workers would fight over the cores), and rounds differently on macOS's Accelerate.
+    f = rgb.astype(np.float32)
+    y = f[:, 0] * _LUMA[0] + f[:, 1] * _LUMA[1] + f[:, 2] * _LUMA[2]
     dark = np.flatnonzero(y < LUMA_MIN)
     light = np.flatnonzero(y > LUMA_MAX)
     if len(dark) == 0 and len(light) == 0:

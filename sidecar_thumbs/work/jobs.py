@@ -20,7 +20,7 @@ from sidecar_thumbs.mesh.siblings import sibling_reader
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes, read_model_bytes
 from sidecar_thumbs.types import Fingerprint, ThumbSource
 
-__all__ = ["RenderJob", "RenderResult", "failure", "render_job", "warm_up_worker"]
+__all__ = ["RenderJob", "RenderResult", "failure", "limit_native_threads", "render_job", "warm_up_worker"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,20 @@ def _exit_when_orphaned(parent: int, interval: float = 1.0) -> None:
             os._exit(0)
 
 
+def limit_native_threads() -> None:
+    """One thread for numpy's BLAS (and OpenMP) in this process. A render worker draws one file at a
+    time and the pool already has a worker per core; OpenBLAS would start a helper thread per core for
+    every large matrix product (a 3MF object's transform, a colour conversion), spin them, and double
+    the CPU a file costs while the other workers wait. Never raises."""
+    try:
+        import numpy  # noqa: F401  (threadpoolctl limits only the libraries already loaded)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
+    except Exception:  # threadpoolctl missing or a BLAS it cannot drive: the default threads stay
+        logging.getLogger(__name__).debug("could not limit BLAS threads", exc_info=True)
+
+
 def warm_up_worker(options: ThumbnailOptions | None = None) -> None:
     """Worker process initialiser: pay numba's compile/cache-load cost once per worker, not on its
     first file. Never raises: a failed warm-up only means the first file pays for it (and a failing
@@ -143,3 +157,6 @@ def warm_up_worker(options: ThumbnailOptions | None = None) -> None:
         mesh_load.warm_up()
     except Exception:
         logging.getLogger(__name__).exception("worker warm-up failed; continuing cold")
+    # After the warm-up: threadpoolctl limits only the libraries loaded by then, and numba's compiler
+    # loads scipy's own OpenBLAS.
+    limit_native_threads()
