@@ -1,8 +1,7 @@
 """Find model files under the library roots with one iterative ``os.scandir`` walk.
 
-What counts as a model (an extension of :mod:`sidecar_thumbs.files.formats` that the ``extensions`` setting
-lists, any case) and what is never one (macOS and NAS litter, our own sidecars and temp files) lives
-here, so the walker, the watcher and the daemon's event intake agree.
+What counts as a model and what is never one lives in :mod:`sidecar_thumbs.files.modelnames` (re-exported
+here, where the walker's callers look for it), so the walker, the watcher and the daemon's event intake agree.
 
 Symlinks never lead out of a root: a symlinked file or folder is followed only when its real path
 is inside the root's real path. Folders are remembered by ``(st_dev, st_ino)``, which guards
@@ -21,7 +20,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from stat import S_ISREG
 
-from sidecar_thumbs.files.formats import ALL_SUFFIXES, parse_suffixes
+from sidecar_thumbs.files.modelnames import (
+    _SIDECAR_LEN,
+    _SIDECAR_SUFFIX,
+    IGNORED_DIRS,
+    MODEL_SUFFIXES,
+    is_ignored_dir,
+    is_ignored_name,
+    is_model_name,
+    model_suffixes,
+    set_model_extensions,
+)
 from sidecar_thumbs.files.pathcanon import SENSITIVE, VolumeRules, Volumes
 from sidecar_thumbs.files.safeio import LinkOutsideRootsError, NotRegularFileError, stat_regular
 
@@ -45,62 +54,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 StrPath = str | os.PathLike[str]
-
-# Every extension we have a reader for; the default of the ``extensions`` setting.
-MODEL_SUFFIXES: tuple[str, ...] = ALL_SUFFIXES
-# What this process counts as a model: the CLI and the daemon set it once from the settings
-# (set_model_extensions); library callers get every format. One value per process, so every place that
-# asks "is this a model" (walk, watcher, event intake, verify, gallery) gives the same answer.
-_active_suffixes: tuple[str, ...] = MODEL_SUFFIXES
-
-# Sidecar naming is owned by sidecar.py: ``.<name>.thumbnail.png`` and, while being written,
-# ``.sidecar-thumbs-<random>.tmp`` (atomic.py; ``.<name>.thumbnail.png.<random>.tmp`` before).
-# Only the tell-tale parts are needed here.
-_SIDECAR_SUFFIX = ".thumbnail.png"
-_SIDECAR_LEN = len(_SIDECAR_SUFFIX)
-_SIDECAR_TEMP_MARK = ".thumbnail.png."
-_TEMP_PREFIX = ".sidecar-thumbs-"
-
-# Folders that hold copies, metadata, snapshots or trash, never the library itself. Walking
-# snapshot folders (.zfs, #snapshot, .snapshot) would thumbnail every model once per snapshot.
-# Compared case-insensitively: macOS and SMB shares are usually case-insensitive.
-IGNORED_DIRS: frozenset[str] = frozenset(
-    {
-        # macOS
-        "__MACOSX",
-        ".Trashes",
-        ".Trash",
-        ".TemporaryItems",
-        "Temporary Items",
-        ".Spotlight-V100",
-        ".fseventsd",
-        ".DocumentRevisions-V100",
-        ".MobileBackups",
-        ".PKInstallSandboxManager",
-        "Network Trash Folder",
-        # netatalk (AFP) metadata
-        ".AppleDouble",
-        ".AppleDB",
-        ".AppleDesktop",
-        # Synology
-        "@eaDir",
-        "#recycle",
-        "#snapshot",
-        # QNAP
-        "@Recycle",
-        "@Recently-Snapshot",
-        ".@__thumb",
-        # ZFS / NetApp snapshots
-        ".zfs",
-        ".snapshot",
-        # Windows
-        "$RECYCLE.BIN",
-        "System Volume Information",
-        # Linux
-        "lost+found",
-    }
-)
-_IGNORED_DIRS_FOLDED = frozenset(d.casefold() for d in IGNORED_DIRS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,64 +85,6 @@ class WalkProblem:
 _entry_name = operator.attrgetter("name")
 
 
-def is_ignored_name(name: str) -> bool:
-    """Tell whether a file name is litter that is never a model, whatever its extension.
-
-    Args:
-        name: A bare file name (no folder part).
-
-    Returns:
-        True for AppleDouble ``._*`` files, ``.DS_Store``, our sidecars (``.x.stl.thumbnail.png``)
-        and their temp files (``.sidecar-thumbs-<random>.tmp``, formerly
-        ``.x.stl.thumbnail.png.<random>.tmp``), and office-style lock files
-        (``~$x``, ``.~lock.x#``).
-    """
-    if name.startswith(("._", "~$", ".~lock.")) or name == ".DS_Store":
-        return True
-    if name.startswith("."):
-        if name.endswith(_SIDECAR_SUFFIX):
-            return True
-        if name.endswith(".tmp") and (_SIDECAR_TEMP_MARK in name or name.startswith(_TEMP_PREFIX)):
-            return True
-    return False
-
-
-def set_model_extensions(extensions: str | Sequence[str]) -> tuple[str, ...]:
-    """Set which extensions count as models in this process (the ``extensions`` setting).
-
-    Args:
-        extensions: ``".stl .3mf obj"`` (any case, dots optional) or a sequence of such words.
-
-    Returns:
-        The suffixes now in force.
-
-    Raises:
-        ValueError: an extension we have no reader for.
-    """
-    global _active_suffixes
-    text = extensions if isinstance(extensions, str) else " ".join(extensions)
-    _active_suffixes = parse_suffixes(text)
-    return _active_suffixes
-
-
-def model_suffixes() -> tuple[str, ...]:
-    """The lower-case suffixes that count as models in this process."""
-    return _active_suffixes
-
-
-def is_model_name(name: str) -> bool:
-    """Tell whether a file name is a model to thumbnail.
-
-    Args:
-        name: A bare file name (no folder part).
-
-    Returns:
-        True when it ends in one of :func:`model_suffixes` (any case: ``.STL``, ``.Amf.Xml``) and is
-        not :func:`is_ignored_name`. ``.mtl``, images and text are never models.
-    """
-    return name.lower().endswith(_active_suffixes) and not is_ignored_name(name)
-
-
 def model_on_disk(path: str, roots: Sequence[str]) -> bool | None:
     """Whether a model path names a file the walker accepts, for deciding about its sidecar and row.
 
@@ -206,19 +101,6 @@ def model_on_disk(path: str, roots: Sequence[str]) -> bool | None:
     except OSError:
         return True if os.path.lexists(path) else None
     return True
-
-
-def is_ignored_dir(name: str) -> bool:
-    """Tell whether a folder is never walked (see :data:`IGNORED_DIRS`; also ``.Trash-<uid>``).
-
-    Args:
-        name: A bare folder name.
-
-    Returns:
-        True when the folder and everything below it is skipped.
-    """
-    folded = name.casefold()
-    return folded in _IGNORED_DIRS_FOLDED or folded.startswith(".trash-")
 
 
 def _is_inside(path: str, root: str) -> bool:
@@ -328,7 +210,7 @@ class _Walker:
             return rows, subdirs
         rules: VolumeRules = self._rules
         exact = rules.exact
-        suffixes = _active_suffixes
+        suffixes = model_suffixes()
         models: list[os.DirEntry[str]] = []
         dirs: list[os.DirEntry[str]] = []
         links: list[os.DirEntry[str]] = []
