@@ -139,5 +139,42 @@ def warm_up() -> None:
     from sidecar_thumbs.mesh.xmlscan import warm_up as _warm
 
     _warm()
+    _warm_stream()
     _warm_obj()
     _warm_ply()
+
+
+def _warm_stream() -> None:
+    """A real 3MF part goes through the streamed scan, which calls the kernels with its own argument types,
+    and a coloured one through the colour-group kernels: load two tiny packages (plain and coloured) so a
+    worker's first 3MF does not compile them (hundreds of MB and seconds on a cold cache, as
+    tests/reliability/test_bombs.py measures)."""
+    import io
+    import zipfile
+
+    from sidecar_thumbs import numba_cache
+
+    if numba_cache.import_kernel("sidecar_thumbs.mesh.xmlscan_numba") is None:
+        return
+    core = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
+    rels = (
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+        'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>'
+    )
+    colours = '<m:colorgroup id="2"><m:color color="#FF0000"/><m:color color="#00FF00"/></m:colorgroup>'
+    for group, props in (("", ""), (colours, ' pid="2" p1="0" p2="1" p3="0"')):
+        model = (
+            f'<model unit="millimeter" xmlns="{core}" '
+            'xmlns:m="http://schemas.microsoft.com/3dmanufacturing/material/2015/02">'
+            f'<resources>{group}<object id="1" type="model"><mesh><vertices><vertex x="0" y="0" z="0"/>'
+            '<vertex x="1" y="0" z="0"/><vertex x="0" y="1" z="0"/></vertices><triangles>'
+            f'<triangle v1="0" v2="1" v3="2"{props}/></triangles></mesh></object></resources>'
+            '<build><item objectid="1"/></build></model>'
+        )
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("_rels/.rels", rels)
+            z.writestr("3D/3dmodel.model", model)
+        mesh = load_mesh_bytes(buf.getvalue(), "warm-up.3mf", colors=True)
+        mesh.colors_for((128, 128, 128))

@@ -28,6 +28,10 @@ from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.render import RenderOptions
 opts = ThumbnailOptions(render=RenderOptions(size=64))
 render_job(RenderJob(sys.argv[1], opts))  # baseline: imports, numba, one small render
+# ... and every reader's kernels compiled or loaded, as a pool worker has them after its warm-up: the bound
+# is on what a bomb costs, not on numba's compiler (hundreds of MB once, with a cold cache).
+from sidecar_thumbs.mesh import load as mesh_load
+mesh_load.warm_up()
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 for path in sys.argv[2:]:
     r = render_job(RenderJob(path, opts))
