@@ -69,6 +69,19 @@ _RESOURCES = _lit(b"resources")
 _OBJECT = _lit(b"object")
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _put_triangle(tris, props, nt, want_props, i1, i2, i3, pr0, pr1, pr2, pr3):  # type: ignore[no-untyped-def]
+    """Store triangle ``nt`` (and its colour properties with ``want_props``): the fast path's and the general one's."""
+    tris[nt, 0] = i1
+    tris[nt, 1] = i2
+    tris[nt, 2] = i3
+    if want_props:
+        props[nt, 0] = pr0
+        props[nt, 1] = pr1
+        props[nt, 2] = pr2
+        props[nt, 3] = pr3
+
+
 @nb.njit(cache=True, nogil=True)
 def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts):  # type: ignore[no-untyped-def]
     """Scan ``buf`` (the part's bytes from absolute offset ``base``) from where ``st`` left off.
@@ -153,19 +166,12 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                 else:
                     j, i1, i2, i3 = triangle(buf, i)
                 if j >= 0:
-                    tris[nt, 0] = i1
-                    tris[nt, 1] = i2
-                    tris[nt, 2] = i3
-                    if want_props:
-                        props[nt, 0] = pr0
-                        props[nt, 1] = pr1
-                        props[nt, 2] = pr2
-                        props[nt, 3] = pr3
-                        if pe > ps:
-                            paints[npaint, 0] = nt
-                            paints[npaint, 1] = base + ps
-                            paints[npaint, 2] = base + pe
-                            npaint += 1
+                    _put_triangle(tris, props, nt, want_props, i1, i2, i3, pr0, pr1, pr2, pr3)
+                    if pe > ps:  # never without want_props
+                        paints[npaint, 0] = nt
+                        paints[npaint, 1] = base + ps
+                        paints[npaint, 2] = base + pe
+                        npaint += 1
                     nt += 1
                     i = j
                     continue
@@ -353,14 +359,7 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                 return _stop(final, base, n, ERR_TRIANGLE_ATTR, lt, i, verts, tris, props, paints, spans, cuts)
             if nt >= max_triangles:
                 return _stop(final, base, n, ERR_LIMIT, lt, i, verts, tris, props, paints, spans, cuts)
-            tris[nt, 0] = i1
-            tris[nt, 1] = i2
-            tris[nt, 2] = i3
-            if want_props:
-                props[nt, 0] = pr0
-                props[nt, 1] = pr1
-                props[nt, 2] = pr2
-                props[nt, 3] = pr3
+            _put_triangle(tris, props, nt, want_props, i1, i2, i3, pr0, pr1, pr2, pr3)
             nt += 1
         elif kind == 1:
             if in_mesh:
