@@ -12,7 +12,6 @@ encodings) is left to the expat reader, which gives the same arrays, only slower
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -20,6 +19,7 @@ from itertools import repeat
 import numpy as np
 
 from sidecar_thumbs.mesh.cutout import cut_out
+from sidecar_thumbs.mesh.textnumbers import blank_separated as _numbers
 
 __all__ = ["MAX_BLOCK_BYTES", "BulkCuts", "cut_bulk"]
 
@@ -155,13 +155,3 @@ def _triangle_values(block: bytes) -> np.ndarray | None:
     if not (values[:, [0, 2, 3, 5, 6, 8]] == [1, 1, 2, 2, 3, 3]).all():
         return None
     return values[:, [1, 4, 7]]
-
-
-def _numbers(text: bytes, dtype: type) -> np.ndarray | None:
-    """Blank-separated numbers; None where NumPy stops early (it warns or raises, by version)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        try:
-            return np.fromstring(text, dtype=dtype, sep=" ")
-        except (ValueError, DeprecationWarning):
-            return None

@@ -9,12 +9,12 @@ is read line by line, about 20x slower.
 from __future__ import annotations
 
 import re
-import warnings
 from itertools import repeat
 
 import numpy as np
 
 from sidecar_thumbs.mesh.objcodes import ERR_INDEX, ERR_LIMIT, ERR_NUMBER, ERR_RANGE, ERR_SHORT_VERTEX, OK
+from sidecar_thumbs.mesh.textnumbers import blank_separated as _numbers
 
 __all__ = ["scan"]
 
@@ -138,16 +138,6 @@ def scan(data: bytes, max_triangles: int):  # type: ignore[no-untyped-def]
 
 _NUMBER_BYTES = b"0123456789+-.eE \t\r\n"
 _INDEX_BYTES = b"0123456789/ \t\r\n"
-
-
-def _numbers(text: bytes, dtype: type) -> np.ndarray | None:
-    """Whitespace-separated numbers, or None where NumPy stops early (it warns or raises by version)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        try:
-            return np.fromstring(text, dtype=dtype, sep=" ")
-        except (ValueError, DeprecationWarning):
-            return None
 
 
 def _scan_bulk(data: bytes, max_triangles: int):  # type: ignore[no-untyped-def]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import struct
-import warnings
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import BadModelError
 from sidecar_thumbs.mesh.plyheader import PlyElement, PlyHeader
+from sidecar_thumbs.mesh.textnumbers import blank_separated
 
 __all__ = ["Column", "numba_available", "read_elements", "warm_up"]
 
@@ -69,12 +69,10 @@ def read_elements(data: bytes, header: PlyHeader, use_numba: bool | None = None)
 
 
 def _ascii_numbers(text: bytes) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)  # NumPy < 2.3 only warns on junk
-        try:
-            return np.fromstring(text, dtype=np.float64, sep=" ")
-        except (ValueError, DeprecationWarning):
-            raise BadModelError("PLY ASCII data holds something that is not a number") from None
+    values = blank_separated(text, np.float64)
+    if values is None:
+        raise BadModelError("PLY ASCII data holds something that is not a number")
+    return values
 
 
 def _read_ascii(lines: list[bytes], el: PlyElement) -> list[Column]:

@@ -26,7 +26,7 @@ def _load_kernel() -> ModuleType | None:
     # Imported on first use: numba costs ~0.4 s to import, which `import sidecar_thumbs.mesh`
     # should not pay. numba is optional (no wheels for every platform): the NumPy twin gives the
     # same arrays. SIDECAR_THUMBS_NO_NUMBA=1 forces the twin.
-    return numba_cache.import_kernel("sidecar_thumbs.mesh.xmlscan_numba")
+    return numba_cache.import_kernel("sidecar_thumbs.mesh.xmlscan_whole")
 
 
 def numba_available() -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["TRIANGLE_ROOM", "VERTEX_ROOM", "triangle", "vertex"]
+__all__ = ["TRIANGLE_ROOM", "VERTEX_ROOM", "triangle", "triangle_head", "vertex"]
 
 # Bytes that must follow the tag's first letter for the fast path to run: the longest tag it
 # accepts plus the 8-byte look-ahead of the last number, so it never reads past the buffer.
@@ -162,6 +162,17 @@ def vertex(buf: np.ndarray, i: int) -> tuple[int, float, float, float]:
 def triangle(buf: np.ndarray, i: int) -> tuple[int, int, int, int]:
     """Read ``triangle v1="A" v2="B" v3="C"/>`` at ``buf[i:]``: ``(end, a, b, c)`` like
     :func:`vertex` (``i + TRIANGLE_ROOM <= len(buf)``)."""
+    q, a, b, c = triangle_head(buf, i)
+    if not _is(buf, q, _MASK3, _END):
+        return -1, 0, 0, 0
+    return q + 3, a, b, c
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def triangle_head(buf: np.ndarray, i: int) -> tuple[int, int, int, int]:
+    """Read ``triangle v1="A" v2="B" v3="C`` at ``buf[i:]``: ``(q, a, b, c)``, ``q`` the index of the
+    closing quote of ``v3``, or -1 when the tag does not start in that form (:func:`triangle` and
+    :func:`~sidecar_thumbs.mesh.xmlscan_fastprops.triangle_props` go on from there)."""
     if _load8(buf, i) != _TRIANGLE or not _is(buf, i + 8, _MASK5, _V1):
         return -1, 0, 0, 0
     a, q = _index(buf, i + 13)
@@ -171,6 +182,4 @@ def triangle(buf: np.ndarray, i: int) -> tuple[int, int, int, int]:
     if not _is(buf, q, _MASK6, _V3):
         return -1, 0, 0, 0
     c, q = _index(buf, q + 6)
-    if not _is(buf, q, _MASK3, _END):
-        return -1, 0, 0, 0
-    return q + 3, a, b, c
+    return q, a, b, c

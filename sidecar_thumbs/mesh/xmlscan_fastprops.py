@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from sidecar_thumbs.mesh.xmlscan_fast import _index, _is, _load8, _word
+from sidecar_thumbs.mesh.xmlscan_fast import _END, _MASK3, _MASK6, _index, _is, _load8, _word, triangle_head
 
 __all__ = ["PROPS_ROOM", "triangle_props"]
 
@@ -23,18 +23,10 @@ __all__ = ["PROPS_ROOM", "triangle_props"]
 PROPS_ROOM = 128
 
 _U = np.uint64
-_TRIANGLE = _word(b"triangle")
-_V1 = _word(b' v1="')
-_V2 = _word(b'" v2="')
-_V3 = _word(b'" v3="')
 _PID = _word(b'" pid="')
 _P1 = _word(b'" p1="')
 _P2 = _word(b'" p2="')
 _P3 = _word(b'" p3="')
-_END = _word(b'"/>')
-_MASK3 = _U(0xFFFFFF)
-_MASK5 = _U(0xFFFFFFFFFF)
-_MASK6 = _U(0xFFFFFFFFFFFF)
 _MASK7 = _U(0xFFFFFFFFFFFFFF)
 _PAINT = _word(b'" paint_')
 _COLOR = _word(b'color="')
@@ -50,15 +42,7 @@ def triangle_props(buf: np.ndarray, i: int, n: int) -> tuple[int, int, int, int,
     the paint value's byte range empty when there is none; ``end`` -1 when the tag is not in one of
     these forms. The caller guarantees ``i + PROPS_ROOM <= n``.
     """
-    if _load8(buf, i) != _TRIANGLE or not _is(buf, i + 8, _MASK5, _V1):
-        return _NO
-    a, q = _index(buf, i + 13)
-    if not _is(buf, q, _MASK6, _V2):
-        return _NO
-    b, q = _index(buf, q + 6)
-    if not _is(buf, q, _MASK6, _V3):
-        return _NO
-    c, q = _index(buf, q + 6)
+    q, a, b, c = triangle_head(buf, i)
     if _is(buf, q, _MASK3, _END):
         return q + 3, a, b, c, -1, -1, -1, -1, 0, 0
     if q >= 0 and _load8(buf, q) == _PAINT and _is(buf, q + 8, _MASK7, _COLOR):

@@ -13,7 +13,6 @@ Importing this module imports numba; :mod:`xmlscan` falls back to NumPy when tha
 from __future__ import annotations
 
 import numba as nb
-import numpy as np
 
 from sidecar_thumbs.mesh.scancodes import (
     ERR_DTD,
@@ -31,7 +30,6 @@ from sidecar_thumbs.mesh.xmlscan_fast import TRIANGLE_ROOM, VERTEX_ROOM, triangl
 from sidecar_thumbs.mesh.xmlscan_fastprops import PROPS_ROOM, triangle_props
 from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _lit, _named, _number, _startswith
 from sidecar_thumbs.mesh.xmlscan_state import (
-    _STEP,
     NEED_MORE,
     ST_CUT_DEPTH,
     ST_CUT_START,
@@ -44,12 +42,14 @@ from sidecar_thumbs.mesh.xmlscan_state import (
     ST_NV,
     ST_RES_DEPTH,
     ST_RESUME,
-    _fail,
     _stop,
     finish,
     new_state,
     reserve,
 )
+
+# The streaming reader (xmlstream) drives the kernel through this module: scan_step and the state it resumes.
+__all__ = ["finish", "new_state", "reserve", "scan_step"]
 
 # Literals as global arrays: numba freezes these into the compiled code, where a bytes literal is
 # allocated again at every evaluation (about 25 ns, which was most of the cost of a short tag).
@@ -69,42 +69,17 @@ _RESOURCES = _lit(b"resources")
 _OBJECT = _lit(b"object")
 
 
-@nb.njit(cache=True, nogil=True)
-def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore[no-untyped-def]
-    """Scan a whole model part.
-
-    Returns:
-        ``(status, err_start, err_end, vertices, triangles, spans, cuts, props, paints)``. ``vertices`` is float32
-        ``(V, 3)``; ``triangles`` int32 ``(T, 3)`` with indices relative to their mesh; ``spans``
-        int64 ``(M, 6)``: content start and end (byte offsets of what lies between ``<mesh ...>``
-        and ``</mesh>``), vertex range and triangle range of each mesh in document order.
-        ``cuts`` int64 ``(K, 2)``: contents of the children of ``<resources>`` other than
-        ``<object>`` (materials, colour and texture groups, slice stacks), which the structural
-        parse does not need and which can be as large as the meshes. With ``want_props``, ``props``
-        int32 ``(T, 4)`` holds each triangle's ``pid`` (or 3MF 0.93 ``materialid``), ``p1``, ``p2``,
-        ``p3`` (-1 when absent) and ``paints`` int64 ``(K, 3)`` the triangle, start and end of each
-        slicer paint value (``paint_color``, ``*:mmu_segmentation``); without it both are empty, and
-        a triangle's extra attributes cost nothing more than before. On error,
-        ``buf[err_start:err_end]`` is the offending text.
-    """
-    n = len(buf)
-    st, verts, tris, props, paints, spans, cuts = new_state(n, want_props)
-    # Steps of a few MiB keep the reserved rows (see reserve) in proportion to a step, not the part.
-    end = 0
-    while True:
-        resume = st[ST_RESUME]
-        end = min(n, max(end, resume) + _STEP)
-        verts, tris, props, paints, spans, cuts = reserve(
-            st, end - resume, want_props, verts, tris, props, paints, spans, cuts
-        )
-        status, s, e, verts, tris, props, paints, spans, cuts = scan_step(
-            buf[:end], 0, end == n, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts
-        )
-        if status == OK:
-            break
-        if status != NEED_MORE:
-            return _fail(status, s, e)
-    return finish(st, want_props, verts, tris, props, paints, spans, cuts)
+@nb.njit(cache=True, nogil=True, inline="always")
+def _put_triangle(tris, props, nt, want_props, i1, i2, i3, pr0, pr1, pr2, pr3):  # type: ignore[no-untyped-def]
+    """Store triangle ``nt`` (and its colour properties with ``want_props``): the fast path's and the general one's."""
+    tris[nt, 0] = i1
+    tris[nt, 1] = i2
+    tris[nt, 2] = i3
+    if want_props:
+        props[nt, 0] = pr0
+        props[nt, 1] = pr1
+        props[nt, 2] = pr2
+        props[nt, 3] = pr3
 
 
 @nb.njit(cache=True, nogil=True)
@@ -191,19 +166,12 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                 else:
                     j, i1, i2, i3 = triangle(buf, i)
                 if j >= 0:
-                    tris[nt, 0] = i1
-                    tris[nt, 1] = i2
-                    tris[nt, 2] = i3
-                    if want_props:
-                        props[nt, 0] = pr0
-                        props[nt, 1] = pr1
-                        props[nt, 2] = pr2
-                        props[nt, 3] = pr3
-                        if pe > ps:
-                            paints[npaint, 0] = nt
-                            paints[npaint, 1] = base + ps
-                            paints[npaint, 2] = base + pe
-                            npaint += 1
+                    _put_triangle(tris, props, nt, want_props, i1, i2, i3, pr0, pr1, pr2, pr3)
+                    if pe > ps:  # never without want_props
+                        paints[npaint, 0] = nt
+                        paints[npaint, 1] = base + ps
+                        paints[npaint, 2] = base + pe
+                        npaint += 1
                     nt += 1
                     i = j
                     continue
@@ -391,14 +359,7 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                 return _stop(final, base, n, ERR_TRIANGLE_ATTR, lt, i, verts, tris, props, paints, spans, cuts)
             if nt >= max_triangles:
                 return _stop(final, base, n, ERR_LIMIT, lt, i, verts, tris, props, paints, spans, cuts)
-            tris[nt, 0] = i1
-            tris[nt, 1] = i2
-            tris[nt, 2] = i3
-            if want_props:
-                props[nt, 0] = pr0
-                props[nt, 1] = pr1
-                props[nt, 2] = pr2
-                props[nt, 3] = pr3
+            _put_triangle(tris, props, nt, want_props, i1, i2, i3, pr0, pr1, pr2, pr3)
             nt += 1
         elif kind == 1:
             if in_mesh:

@@ -68,7 +68,7 @@ def _empty(code: int, start: int, end: int) -> _Result:
 
 
 def scan(buf: bytes, max_triangles: int) -> _Result:
-    """Same contract as :func:`sidecar_thumbs.mesh.xmlscan_numba.scan`, on ``bytes``."""
+    """Same contract as :func:`sidecar_thumbs.mesh.xmlscan_whole.scan`, on ``bytes``."""
     try:
         spans = _mesh_spans(buf)
         verts: list[np.ndarray] = []

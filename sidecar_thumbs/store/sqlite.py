@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Self, TypedDict, TypeVar
 
 from sidecar_thumbs.errors import DatabaseError, DatabaseLockedError
 from sidecar_thumbs.store.migrations import SCHEMA_VERSION, apply_migrations, check_version
@@ -81,6 +81,14 @@ def check_sqlite_library() -> None:
         raise DatabaseError(
             f"SQLite {version} has no JSON functions (json_each: {exc}): use a Python whose SQLite has JSON1"
         ) from exc
+
+
+class OpenOptions(TypedDict, total=False):
+    """How to open a database (the keyword arguments of :class:`SQLiteDB` that its subclasses pass on)."""
+
+    busy_timeout_ms: int
+    readonly: bool
+    create: bool
 
 
 class SQLiteDB:

@@ -17,6 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Unpack
 
 from sidecar_thumbs.dam.mapping import DamMapping
 from sidecar_thumbs.errors import DatabaseError
@@ -26,6 +27,7 @@ from sidecar_thumbs.store.dbpath import under_ranges
 from sidecar_thumbs.store.queue import RenderQueue
 from sidecar_thumbs.store.roots import RootsAndMeta
 from sidecar_thumbs.store.rows import _COLUMNS, _PLAN_COLUMNS, _STATUSES, _now, _roots_clause, _row
+from sidecar_thumbs.store.sqlite import OpenOptions
 from sidecar_thumbs.types import ModelRow, ModelStatus, PlanRow
 
 __all__ = ["StateDB"]
@@ -44,19 +46,14 @@ class StateDB(RenderQueue, RootsAndMeta):
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        busy_timeout_ms: int = 5000,
-        readonly: bool = False,
-        create: bool = True,
-        dam: DamMapping | None = None,
+        self, path: str | os.PathLike[str], *, dam: DamMapping | None = None, **options: Unpack[OpenOptions]
     ) -> None:
-        if dam is not None and not Path(path).is_file():
-            # The origin's worst bug was rendering into the wrong database: never create one here.
-            raise DatabaseError(f"asset-manager database {path} does not exist (DAM_DATABASE_PATH)")
-        super().__init__(path, busy_timeout_ms=busy_timeout_ms, readonly=readonly, create=create and dam is None,
-                         schema_in_meta=dam is not None)  # fmt: skip
+        if dam is not None:
+            if not Path(path).is_file():
+                # The origin's worst bug was rendering into the wrong database: never create one here.
+                raise DatabaseError(f"asset-manager database {path} does not exist (DAM_DATABASE_PATH)")
+            options["create"] = False
+        super().__init__(path, schema_in_meta=dam is not None, **options)
         self.dam = dam
         if dam is not None:
             try:

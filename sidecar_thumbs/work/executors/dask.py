@@ -1,27 +1,19 @@
 """Render on a Dask distributed cluster: the same pure ``render_job``, on many machines.
 
 The coordinator (the daemon on the Mac) keeps owning the database and writing sidecars; Dask workers
-that mount the same share only turn paths into PNG bytes. Dask leaves gaps that this module fills:
+that mount the same share only turn paths into PNG bytes. Dask leaves gaps that this module fills (what each
+failure does to the files in flight: docs/DASK.md, section 4):
 
-* **Cost per task.** Dask spends a dozen messages and ~6 ms of CPU on every task, which made one file a
-  task 1.5x as costly as the local pool. Jobs go ``batch_size`` files a task (:mod:`.dask_batcher`); a
-  partial batch leaves after ``linger`` seconds, so a daemon's trickle of events is not held back.
-* **Caching.** Tasks are submitted with ``pure=False``: identical resubmissions would otherwise get the
-  first result back without rendering again.
-* **No per-task timeout** (dask/distributed#391). Each file tells the coordinator when it really starts
-  on a worker (a Dask event: time spent queued does not count); a monitor thread fails a file that runs
-  past ``timeout`` and restarts its worker through the nanny — the only way to stop a thread stuck in
-  native code. The other files of its batch are sent again; the worker rejoins.
-* **Worker deaths.** The scheduler charges a death to *every* task assigned to that worker and re-runs
-  the culprit up to ``allowed-failures`` times, killing a worker each time. We set ``allowed-failures`` to
-  0 and decide here who is to blame (:func:`.dask_batches.judge_death`): a file that crashes its worker
-  twice, alone, fails ("worker process crashed"); batches only queued there go again uncharged.
-* **Concurrency.** Tasks need one ``RENDER`` resource; workers run ``--nthreads 1 --resources RENDER=1``
-  per core, so a machine never runs more renders than it has cores for.
-* **A lost scheduler** fails every render in flight with :class:`SchedulerLostError` (a ``RunError``)
-  and makes ``submit`` raise it, so the run stops and its claims go back to pending.
-* **Warm workers.** A worker plugin loads numba's compiled code on every worker, also on those that join
-  later. The returned futures are plain ``concurrent.futures.Future`` objects, as the local pool's.
+* **Cost per task** (~6 ms of Dask CPU a task): jobs go ``batch_size`` files a task (:mod:`.dask_batcher`); a
+  partial batch leaves after ``linger`` seconds. Tasks go with ``pure=False``, so nothing comes from Dask's cache.
+* **No per-task timeout** (dask/distributed#391): each file announces its start on a worker (a Dask event);
+  the monitor thread (:meth:`DaskExecutor._watch`) fails a file past ``timeout`` and restarts its worker through
+  the nanny, the only way to stop a thread stuck in native code; the rest of its batch goes again.
+* **Worker deaths**: ``allowed-failures`` is 0 and :func:`.dask_batches.judge_death` decides who is to blame.
+* **Concurrency**: a task needs one ``RENDER`` resource (workers run ``--nthreads 1 --resources RENDER=1``).
+* **A lost scheduler** fails every render in flight with :class:`SchedulerLostError` (a ``RunError``) and makes
+  ``submit`` raise it. A worker plugin warms numba on every worker, also those that join later. The returned
+  futures are plain ``concurrent.futures.Future`` objects, as the local pool's.
 """
 
 from __future__ import annotations
@@ -37,10 +29,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sidecar_thumbs.errors import ConfigError, RunError
+from sidecar_thumbs.errors import ConfigError
 from sidecar_thumbs.work.executors.dask_batcher import Batcher
-from sidecar_thumbs.work.executors.dask_batches import Batch, FileTask, judge_death, unstarted_limit
-from sidecar_thumbs.work.executors.dask_cluster import ClusterLink, DaskUnavailableError
+from sidecar_thumbs.work.executors.dask_batches import UNSTARTED_FACTOR, Batch, FileTask, judge_death, unstarted_limit
+from sidecar_thumbs.work.executors.dask_cluster import (
+    ClusterLink,
+    DaskUnavailableError,
+    SchedulerLostError,
+    cancel_quietly,
+)
 from sidecar_thumbs.work.executors.dask_worker import PLUGIN_NAME, RESOURCE, WarmUpPlugin, run_batch
 from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job
 
@@ -63,15 +60,8 @@ BATCH_SIZE = 8
 # Seconds a partial batch waits for more jobs: the pipeline submits a batch's worth in a burst, a daemon's
 # events one by one.
 LINGER = 0.01
-# A batch with no start notice at all (its worker's event loop starved?) is stuck after this many timeouts
-# beyond the files it may wait behind (see dask_batches.unstarted_limit).
-UNSTARTED_FACTOR = 3.0
 # Seconds to fetch a finished result from its worker (PNG bytes: milliseconds normally).
 FETCH_TIMEOUT = 60.0
-
-
-class SchedulerLostError(RunError):
-    """lost the Dask scheduler"""
 
 
 class DaskExecutor:
@@ -275,7 +265,7 @@ class DaskExecutor:
             if batch is not None and batch.dask is not None and all(f.future.done() for f in batch.files):
                 dfut = self._drop(batch)
         if dfut is not None:
-            self._cancel_quietly(dfut)
+            cancel_quietly(dfut)
 
     def _on_dask_done(self, dfut: distributed.Future) -> None:
         # Dask runs every done-callback on one thread; fetching a result can block (a result lost
@@ -356,11 +346,6 @@ class DaskExecutor:
         for t in tasks:
             self._settle(t, exc=self._lost)
 
-    @staticmethod
-    def _cancel_quietly(dfut: distributed.Future) -> None:
-        with contextlib.suppress(Exception):  # the client is closing or lost: the task goes with it
-            dfut.cancel()
-
     # -- the monitor ---------------------------------------------------------------------------------
 
     def _watch(self) -> None:
@@ -410,5 +395,5 @@ class DaskExecutor:
                 )
                 self._settle(stuck, exc=TimeoutError(f"render exceeded {self.timeout:g} s on Dask worker {worker}"))
             if dfut is not None:
-                self._cancel_quietly(dfut)  # before the restart, so Dask does not run it elsewhere
+                cancel_quietly(dfut)  # before the restart, so Dask does not run it elsewhere
             self._link.restart(worker)

@@ -15,7 +15,11 @@ from typing import Any
 
 from sidecar_thumbs.work.jobs import RenderJob, RenderResult
 
-__all__ = ["Batch", "DeathVerdict", "FileTask", "judge_death", "unstarted_limit"]
+__all__ = ["UNSTARTED_FACTOR", "Batch", "DeathVerdict", "FileTask", "judge_death", "unstarted_limit"]
+
+# A batch with no start notice at all (its worker's event loop starved?) is stuck after this many timeouts
+# beyond the files it may wait behind (see unstarted_limit).
+UNSTARTED_FACTOR = 3.0
 
 
 @dataclass(eq=False)

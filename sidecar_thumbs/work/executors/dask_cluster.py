@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 
-from sidecar_thumbs.errors import ConfigError
+from sidecar_thumbs.errors import ConfigError, RunError
 from sidecar_thumbs.work.executors.dask_worker import RESOURCE, set_allowed_failures
 
 try:
@@ -20,7 +20,7 @@ try:
 except ImportError as exc:  # the extra is optional; say how to get it
     raise ConfigError("the dask executor needs Dask distributed: pip install 'sidecar-thumbs[dask]'") from exc
 
-__all__ = ["ClusterLink", "DaskUnavailableError"]
+__all__ = ["ClusterLink", "DaskUnavailableError", "SchedulerLostError", "cancel_quietly"]
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +148,13 @@ def _connect(
         raise DaskUnavailableError(
             f"cannot reach the Dask scheduler at {where}: {exc}; is `dask scheduler` running there?"
         ) from exc
+
+
+class SchedulerLostError(RunError):
+    """lost the Dask scheduler"""
+
+
+def cancel_quietly(dfut: distributed.Future) -> None:
+    """Cancel a Dask task, ignoring a closing or lost client (the task goes with it then)."""
+    with contextlib.suppress(Exception):
+        dfut.cancel()
