@@ -15,6 +15,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from sidecar_thumbs.mesh.lex import startswith
+
 __all__ = ["scan_colors"]
 
 _COLOR = np.frombuffer(b"color", np.uint8).copy()
@@ -42,16 +44,6 @@ def _hex(c: int) -> int:
     if 97 <= c <= 102:
         return c - 87
     return -1
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _at(buf: np.ndarray, s: int, word: np.ndarray) -> bool:
-    if s + len(word) > len(buf):
-        return False
-    for k in range(len(word)):  # noqa: SIM110 (numba compiles loops, not generators)
-        if buf[s + k] != word[k]:
-            return False
-    return True
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -101,9 +93,9 @@ def scan_colors(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             p += 1
             continue
         name_end = -1
-        if c == 100 and _at(buf, p, _DISPLAY) and _at(buf, p + 7, _COLOR):
+        if c == 100 and startswith(buf, p, _DISPLAY) and startswith(buf, p + 7, _COLOR):
             name_end = p + 12
-        elif c == 99 and _at(buf, p, _COLOR):
+        elif c == 99 and startswith(buf, p, _COLOR):
             name_end = p + 5
         if name_end < 0:
             p += 1
