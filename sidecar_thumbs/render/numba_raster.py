@@ -303,6 +303,8 @@ def _raster(
                 if lx >= fx0 and ly >= fy0 and lx < fws and ly < fhs:
                     k = (int(ly) - wy0) * ww + int(lx) - wx0
                     z = paz + dlz * f
+                    # The depth test and writes below are the area loop's too, written twice on purpose:
+                    # as a shared inlined helper they cost the 100k-triangle render 55 % (6.9 -> 10.7 ms).
                     if z > zbuf[k] or (z == zbuf[k] and (not track or i >= owner[k])):
                         zbuf[k] = z
                         if track:
