@@ -199,7 +199,7 @@ def problem(message: str, path: str | None = None) -> None:
 
 
 def renderer_is_cold(settings: Settings) -> bool:
-    """Whether this run's renders will first compile the numba renderer (about 30 s, once)."""
+    """Whether this run's renders will first compile the numba renderer (about a minute, once)."""
     from sidecar_thumbs import numba_cache
 
     return settings.renderer != "numpy" and numba_cache.is_cold()

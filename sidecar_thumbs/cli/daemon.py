@@ -71,7 +71,7 @@ def watch(ctx: click.Context, roots: tuple[Path, ...], once: bool, allow_mass_mi
     settings = settings_for(ctx, default_level=logging.INFO, **opts)
     dirs = roots_for(roots, settings)
     if settings.executor == "local" and renderer_is_cold(settings):
-        log.info("compiling the renderer: the first renders take about 30 s longer (once per installation)")
+        log.info("compiling the renderer: the first renders take about a minute longer (once per installation)")
     try:
         failed = api.watch(settings, roots=dirs, once=once, handle_signals=True, allow_mass_missing=allow_mass_missing)
     except SidecarError as exc:

@@ -85,7 +85,7 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
     options = thumbnail_options(settings)
     quiet = global_opts(ctx).quiet
     if renderer_is_cold(settings):
-        notice(ctx, "compiling the renderer: the first run takes about 30 s longer (once per installation)")
+        notice(ctx, "compiling the renderer: the first run takes about a minute longer (once per installation)")
     to_dir = output is not None and (len(files) > 1 or output.is_dir())
     if to_dir:
         assert output is not None

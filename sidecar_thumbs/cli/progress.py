@@ -20,7 +20,7 @@ from sidecar_thumbs.units import format_duration, format_rate
 
 __all__ = ["Progress"]
 
-COMPILING = "compiling the renderer (first run only, about 30 s)"
+COMPILING = "compiling the renderer (first run only, about a minute)"
 
 
 class Progress:

@@ -74,7 +74,7 @@ def scan(
         )
         cold = todo > 0 and renderer_is_cold(settings)
         if cold:
-            notice(ctx, "compiling the renderer: the first run takes about 30 s longer (once per installation)")
+            notice(ctx, "compiling the renderer: the first run takes about a minute longer (once per installation)")
         mode = "off" if g.quiet or as_json else ("json" if current_log_format() == "json" else "auto")
         progress = Progress(todo, mode=mode, compiling=cold).start()
 
