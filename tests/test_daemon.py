@@ -244,16 +244,19 @@ def test_scan_while_the_daemon_runs_marks_work_for_it_instead_of_rendering(
 
 
 def test_sigterm_mid_batch_then_restart_loses_nothing(lib: Path, tmp_path: Path) -> None:
+    # More models than the pool keeps in flight (workers x 2 x 16-file chunks = 64 here): a stop finishes
+    # what is in flight, so with fewer a fast machine renders them all before the SIGTERM lands.
     models = []
-    for i in range(40):
-        p = lib / f"part{i:02d}.stl"
-        p.write_bytes(binary_stl(p, 20_000, seed=i))
+    for i in range(200):
+        p = lib / f"part{i:03d}.stl"
+        p.write_bytes(binary_stl(p, 10_000, seed=i))
         models.append(p)
     db = tmp_path / "state.sqlite3"
     d = DaemonProcess(lib, db)
     wait_for(lambda: sum(sidecar_path_for(m).exists() for m in models) >= 3, timeout=60, what="some renders")
     assert d.stop(signal.SIGTERM) == 0
     done_before = sum(sidecar_path_for(m).exists() for m in models)
+    print(f"{done_before} of {len(models)} rendered before the stop")
     assert done_before < len(models), "stopped too late to test anything"
     assert not list(lib.rglob("*.tmp"))
     with StateDB(db, readonly=True) as s:
