@@ -3,13 +3,16 @@ whole-buffer scan at every chunk size, and memory bounded by the mesh on a 1 GiB
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
 import os
+import struct
 import subprocess
 import sys
 import textwrap
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from corpus_paths import FAST_LANE, corpus_files
 from mesh_builders import ROOT_RELS, make_3mf, model_xml, synthetic_3mf, unit_cube_mesh
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, ModelError
+from sidecar_thumbs.mesh import opc
 from sidecar_thumbs.mesh.modelpart import parse_model_part, parse_model_part_stream
 from sidecar_thumbs.mesh.opc import Package
 from sidecar_thumbs.mesh.threemf import load_3mf_mesh
@@ -142,6 +146,48 @@ def test_package_stream_checks_size_and_crc() -> None:
         b"".join(pkg.stream("a.xml"))
     with pytest.raises(LimitExceededError):
         b"".join(Package(good, 1000).stream("a.xml"))
+
+
+def _inflaters() -> list[object]:
+    import zlib
+
+    found: list[object] = [zlib]
+    for name in ("isal.isal_zlib", "zlib_ng.zlib_ng"):
+        with contextlib.suppress(ImportError):
+            found.append(importlib.import_module(name))
+    return found
+
+
+@pytest.mark.parametrize("inflater", _inflaters(), ids=lambda m: m.__name__)
+def test_damaged_deflate_stream_is_a_one_line_bad_model_error(
+    inflater: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whichever inflater is installed (isal first, then zlib-ng, then zlib), a truncated member, a
+    # corrupted one and one whose stream is invalid from its first block fail the whole read and
+    # the streamed one alike, with one line naming the member.
+    monkeypatch.setattr(opc, "_inflater", inflater)
+    good = synthetic_3mf(3000)
+    info = Package(good, 10**8).find("3D/3dmodel.model")
+    assert info is not None and info.compress_size > 10_000
+    name_len, extra_len = struct.unpack_from("<HH", good, info.header_offset + 26)
+    at = info.header_offset + 30 + name_len + extra_len  # the member's deflate stream
+
+    def truncated(pkg: Package) -> None:
+        pkg._by_name["3D/3dmodel.model"].compress_size = info.compress_size // 2
+
+    damaged: dict[str, bytes | Callable[[Package], None]] = {
+        "truncated": truncated,
+        "corrupted": good[: at + 5000] + bytes(b ^ 0x5A for b in good[at + 5000 : at + 5100]) + good[at + 5100 :],
+        "invalid": good[:at] + bytes([good[at] | 0x06]) + good[at + 1 :],  # block type 3: reserved
+    }
+    for label, how in damaged.items():
+        bad = Package(how if isinstance(how, bytes) else good, 10**8)
+        if callable(how):
+            how(bad)
+        for read in (lambda b=bad: b.read("3D/3dmodel.model"), lambda b=bad: b"".join(b.stream("3D/3dmodel.model"))):
+            with pytest.raises(BadModelError, match=r"^3MF part 3D/3dmodel.model is corrupt: ") as exc:
+                read()
+            assert "\n" not in str(exc.value), (label, str(exc.value))
 
 
 def test_unclosed_mesh_and_bad_number_fail_like_whole() -> None:

