@@ -62,17 +62,25 @@ _POW10_INT = np.array([10**k for k in range(8)], dtype=np.int64)
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _load8(buf: np.ndarray, s: int) -> np.uint64:
-    # Eight bytes, little-endian (LLVM merges the loads into one).
+    # Eight bytes, little-endian, in one unaligned load. The index is unsigned on purpose: with a
+    # signed one numba adds a negative-index wraparound to each byte, and LLVM then cannot merge
+    # the eight loads (8 loads and 8 conditional moves a word).
+    u = _U(s)
     return (
-        _U(buf[s])
-        | (_U(buf[s + 1]) << _U(8))
-        | (_U(buf[s + 2]) << _U(16))
-        | (_U(buf[s + 3]) << _U(24))
-        | (_U(buf[s + 4]) << _U(32))
-        | (_U(buf[s + 5]) << _U(40))
-        | (_U(buf[s + 6]) << _U(48))
-        | (_U(buf[s + 7]) << _U(56))
+        _U(buf[u])
+        | (_U(buf[u + _U(1)]) << _U(8))
+        | (_U(buf[u + _U(2)]) << _U(16))
+        | (_U(buf[u + _U(3)]) << _U(24))
+        | (_U(buf[u + _U(4)]) << _U(32))
+        | (_U(buf[u + _U(5)]) << _U(40))
+        | (_U(buf[u + _U(6)]) << _U(48))
+        | (_U(buf[u + _U(7)]) << _U(56))
     )
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _byte(buf: np.ndarray, s: int) -> int:
+    return buf[_U(s)]  # unsigned: no negative-index wraparound (see _load8)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -101,7 +109,7 @@ def _digits(buf, s):  # type: ignore[no-untyped-def]
 def _decimal(buf: np.ndarray, s: int) -> tuple[float, int]:
     """``[-] digits [. digits]`` (or ``[-] . digits``) at ``buf[s:]``: ``(value, end)``, or
     ``(0.0, -1)`` when there is no such number (the caller checks what follows it)."""
-    neg = buf[s] == 45  # -
+    neg = _byte(buf, s) == 45  # -
     if neg:
         s += 1
     k, mant = _digits(buf, s)
@@ -109,7 +117,7 @@ def _decimal(buf: np.ndarray, s: int) -> tuple[float, int]:
         return 0.0, -1
     s += k
     frac = 0
-    if buf[s] == 46:  # .
+    if _byte(buf, s) == 46:  # .
         s += 1
         frac, tail = _digits(buf, s)
         if frac == 8:
