@@ -191,13 +191,13 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
         name_start = i
         local = i
         while i < n:
-            c = buf[i]
+            c = buf[_U(i)]
             if _is_space(c) or c == 62 or c == 47 or c == 60:
                 break
             if c == 58:  # ':' ends a namespace prefix
                 local = i + 1
             i += 1
-        if i == name_start or i >= n or buf[i] == 60:
+        if i == name_start or i >= n or buf[_U(i)] == 60:
             return _stop(final, base, n, ERR_MARKUP, lt, min(n, i + 1), verts, tris, props, paints, spans, cuts)
         ln = i - local
         kind = 0
@@ -208,9 +208,9 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
         elif in_mesh and _named(buf, local, ln, _TRIANGLE):
             kind = 3
         if closing:
-            while i < n and _is_space(buf[i]):
+            while i < n and _is_space(buf[_U(i)]):
                 i += 1
-            if i >= n or buf[i] != 62:
+            if i >= n or buf[_U(i)] != 62:
                 return _stop(final, base, n, ERR_MARKUP, lt, min(n, i + 1), verts, tris, props, paints, spans, cuts)
             i += 1
             depth -= 1
@@ -252,60 +252,60 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
         seen = 0  # bit mask of the three wanted attributes
         self_closing = False
         while True:
-            while i < n and _is_space(buf[i]):
+            while i < n and _is_space(buf[_U(i)]):
                 i += 1
             if i >= n:
                 return _stop(final, base, n, ERR_MARKUP, lt, n, verts, tris, props, paints, spans, cuts)
-            c = buf[i]
+            c = buf[_U(i)]
             if c == 62:
                 i += 1
                 break
             if c == 47:
-                if i + 1 < n and buf[i + 1] == 62:
+                if i + 1 < n and buf[_U(i + 1)] == 62:
                     i += 2
                     self_closing = True
                     break
                 return _stop(final, base, n, ERR_MARKUP, lt, i + 1, verts, tris, props, paints, spans, cuts)
             an = i
             while i < n:
-                c = buf[i]
+                c = buf[_U(i)]
                 if _is_space(c) or c == 61 or c == 62 or c == 47 or c == 60:
                     break
                 i += 1
             ae = i
-            while i < n and _is_space(buf[i]):
+            while i < n and _is_space(buf[_U(i)]):
                 i += 1
-            if ae == an or i >= n or buf[i] != 61:  # =
+            if ae == an or i >= n or buf[_U(i)] != 61:  # =
                 return _stop(final, base, n, ERR_MARKUP, lt, min(n, i + 1), verts, tris, props, paints, spans, cuts)
             i += 1
-            while i < n and _is_space(buf[i]):
+            while i < n and _is_space(buf[_U(i)]):
                 i += 1
-            if i >= n or (buf[i] != 34 and buf[i] != 39):  # " '
+            if i >= n or (buf[_U(i)] != 34 and buf[_U(i)] != 39):  # " '
                 return _stop(final, base, n, ERR_MARKUP, lt, min(n, i + 1), verts, tris, props, paints, spans, cuts)
-            q = buf[i]
+            q = buf[_U(i)]
             i += 1
             vs = i
             target = 0  # 1..3: x/y/z of a vertex, 4..6: v1/v2/v3 of a triangle
-            if kind == 2 and ae - an == 1 and 120 <= buf[an] <= 122:  # x y z
-                target = buf[an] - 119
-            elif kind == 3 and ae - an == 2 and buf[an] == 118 and 49 <= buf[an + 1] <= 51:  # v1..v3
-                target = buf[an + 1] - 45
+            if kind == 2 and ae - an == 1 and 120 <= buf[_U(an)] <= 122:  # x y z
+                target = buf[_U(an)] - 119
+            elif kind == 3 and ae - an == 2 and buf[_U(an)] == 118 and 49 <= buf[_U(an + 1)] <= 51:  # v1..v3
+                target = buf[_U(an + 1)] - 45
             elif kind == 3 and want_props:
                 al = an  # the attribute's local name, after any namespace prefix
                 for k in range(an, ae):
-                    if buf[k] == 58:
+                    if buf[_U(k)] == 58:
                         al = k + 1
                 if _named(buf, an, ae - an, _PID) or _named(buf, an, ae - an, _MATERIALID):
                     target = 7
-                elif ae - an == 2 and buf[an] == 112 and 49 <= buf[an + 1] <= 51:  # p1 p2 p3
-                    target = buf[an + 1] - 41
+                elif ae - an == 2 and buf[_U(an)] == 112 and 49 <= buf[_U(an + 1)] <= 51:  # p1 p2 p3
+                    target = buf[_U(an + 1)] - 41
                 elif _named(buf, al, ae - al, _PAINTCOLOR) or _named(buf, al, ae - al, _MMUSEGMENTATION):
                     target = 11
             if target >= 7:
                 # Colour attributes never fail a model: a bad value is just "no property".
                 if target <= 10:
                     idx, stop, ok = _index(buf, vs, n)
-                    if ok and stop < n and buf[stop] == q:
+                    if ok and stop < n and buf[_U(stop)] == q:
                         if target == 7:
                             pr0 = idx
                         elif target == 8:
@@ -316,7 +316,7 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                             pr3 = idx
                 else:
                     j = vs
-                    while j < n and buf[j] != q:
+                    while j < n and buf[_U(j)] != q:
                         j += 1
                     if j > vs:
                         paints[npaint, 0] = nt
@@ -332,7 +332,7 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                 else:
                     idx, stop, ok = _index(buf, vs, n)
                     code = ERR_INDEX
-                if ok and stop < n and buf[stop] == q:
+                if ok and stop < n and buf[_U(stop)] == q:
                     i = stop + 1
                     if target == 1:
                         x = val
@@ -348,8 +348,8 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                         i3 = idx
                     seen |= 1 << ((target - 1) % 3)
                     continue
-            while i < n and buf[i] != q:
-                if buf[i] == 60:
+            while i < n and buf[_U(i)] != q:
+                if buf[_U(i)] == 60:
                     return _stop(final, base, n, ERR_MARKUP, lt, i + 1, verts, tris, props, paints, spans, cuts)
                 i += 1
             if i >= n:
