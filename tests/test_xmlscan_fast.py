@@ -129,3 +129,23 @@ def test_fast_path_at_chunk_edges(size: int) -> None:
     streamed, _ = scan_meshes_stream((data[at : at + size] for at in range(0, len(data), size)), 10**8)
     assert whole.vertices.tobytes() == streamed.vertices.tobytes()
     assert np.array_equal(whole.triangles, streamed.triangles)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_runs_of_vertices_with_any_gap_read_the_same(seed: int) -> None:
+    # A run of vertices is read by one loop that expects the next tag where the last gap ended:
+    # gaps that change, that are empty, 15 or 16 bytes and more (no '<' in sight), text between
+    # tags (which the scanner skips), and text that spells a vertex without a '<' before it.
+    rng = np.random.default_rng(seed)
+    gaps = ["", "\n", "\r\n", "\n\t\t\t\t\t", "\r\n" + " " * 10, " " * 15, " " * 16, " " * 20, "\n x ", "\n"]
+    tags = vertex_tags(rng, 300).splitlines(keepends=False)
+    parts = []
+    for k, tag in enumerate(tags):
+        parts.append(tag)
+        gap = gaps[int(rng.integers(0, len(gaps)))] if rng.random() < 0.3 else gaps[1]
+        if k % 50 == 7:
+            gap = " " * 17 + 'vertex x="5" y="5" z="5"/>'  # no '<' before it: text, not a tag
+        parts.append(gap)
+    data = document("".join(parts), triangle_tags(rng, 100, len(tags)))
+    assert_three_ways_agree(data, want_props=bool(seed % 2))
+    assert len(scan_meshes(data, 10**8).vertices) == len(tags)

@@ -84,6 +84,14 @@ def _byte(buf: np.ndarray, s: int) -> int:
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def _eq(w: np.uint64, pattern: np.uint64) -> np.uint64:
+    """0x80 in each byte of ``w`` equal to that byte of ``pattern``, 0 elsewhere (exact: no carry
+    from one byte into the next)."""
+    x = w ^ pattern
+    return ((((x & _LOW7) + _LOW7) | x) & _HIGH_BITS) ^ _HIGH_BITS
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _digits(buf, s):  # type: ignore[no-untyped-def]
     """``(k, value)`` of the run of ASCII digits at ``buf[s:]``: k is 0..8 (8: eight or more)."""
     w = _load8(buf, s)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from sidecar_thumbs.mesh.scancodes import (
     ERR_DTD,
@@ -27,7 +28,7 @@ from sidecar_thumbs.mesh.scancodes import (
     ERR_VERTEX_ATTR,
     OK,
 )
-from sidecar_thumbs.mesh.xmlscan_fast import TRIANGLE_ROOM, VERTEX_ROOM, triangle, vertex
+from sidecar_thumbs.mesh.xmlscan_fast import TRIANGLE_ROOM, VERTEX_ROOM, _eq, _load8, triangle, vertex
 from sidecar_thumbs.mesh.xmlscan_fastprops import PROPS_ROOM, triangle_props
 from sidecar_thumbs.mesh.xmlscan_lex import _find, _index, _is_space, _lit, _named, _number, _startswith
 from sidecar_thumbs.mesh.xmlscan_state import (
@@ -69,6 +70,7 @@ _MMUSEGMENTATION = _lit(b"mmu_segmentation")
 _RESOURCES = _lit(b"resources")
 _OBJECT = _lit(b"object")
 _U = np.uint64
+_LTS = _U(0x3C3C3C3C3C3C3C3C)  # eight '<'
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -83,6 +85,15 @@ def _put_triangle(tris, props, nt, want_props, i1, i2, i3, pr0, pr1, pr2, pr3): 
         props[row, 1] = pr1
         props[row, 2] = pr2
         props[row, 3] = pr3
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _gap(buf, i):  # type: ignore[no-untyped-def]
+    """How many bytes stand before the first ``<`` in ``buf[i : i + 16]`` (16 when there is none);
+    the caller guarantees 16 bytes."""
+    t = np.int64(trailing_zeros(_eq(_load8(buf, i), _LTS)))
+    t2 = np.int64(trailing_zeros(_eq(_load8(buf, i + 8), _LTS)))
+    return (t if t < 64 else 64 + t2) >> 3
 
 
 @nb.njit(cache=True, nogil=True)
@@ -167,6 +178,27 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                     verts[row, 2] = z
                     nv += 1
                     i = j
+                    # The rest of a run of vertices, in one small loop: going round the whole scan
+                    # loop for each cost ~20 % of a scan. The next tag is looked for where the gap
+                    # before the last one ended (the white space between tags is the same all
+                    # through a file), and that gap is checked after the read: the next tag's
+                    # position then does not wait for the bytes before it. (The same loop for runs
+                    # of triangles made the whole scan slower, measured: not by its work, by how
+                    # LLVM lays out this large function.)
+                    gap = _gap(buf, i)
+                    while gap < 16:  # 16: no '<' in sight
+                        k = i + gap + 1
+                        if k + VERTEX_ROOM > n or buf[_U(k)] != 118:
+                            break
+                        j, x, y, z = vertex(buf, k)
+                        if j < 0 or _gap(buf, i) != gap:
+                            break
+                        row = _U(nv)
+                        verts[row, 0] = x
+                        verts[row, 1] = y
+                        verts[row, 2] = z
+                        nv += 1
+                        i = j
                     continue
             elif c == 116 and i + TRIANGLE_ROOM <= n and nt < max_triangles:  # t
                 pr0, pr1, pr2, pr3, ps, pe = -1, -1, -1, -1, 0, 0
