@@ -51,7 +51,7 @@ from sidecar_thumbs.mesh.xmlscan_state import (
 )
 
 # The streaming reader (xmlstream) drives the kernel through this module: scan_step and the state it resumes.
-__all__ = ["finish", "new_state", "reserve", "scan_step"]
+__all__ = ["finish", "new_state", "reserve", "reserve_and_scan", "scan_step"]
 
 # Literals as global arrays: numba freezes these into the compiled code, where a bytes literal is
 # allocated again at every evaluation (about 25 ns, which was most of the cost of a short tag).
@@ -429,3 +429,13 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
             final, base, n, ERR_NESTING if in_mesh else ERR_MARKUP, n, n, verts, tris, props, paints, spans, cuts
         )
     return OK, 0, 0, verts, tris, props, paints, spans, cuts
+
+
+@nb.njit(cache=True, nogil=True)
+def reserve_and_scan(buf, base, final, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts):  # type: ignore[no-untyped-def]
+    """:func:`reserve` for ``buf`` then :func:`scan_step`, in one call from Python: each call costs a few
+    microseconds of unboxing and boxing the arrays, and a streamed part takes ~50 steps."""
+    verts, tris, props, paints, spans, cuts = reserve(
+        st, base + len(buf) - st[ST_RESUME], want_props, verts, tris, props, paints, spans, cuts
+    )
+    return scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts)

@@ -56,10 +56,7 @@ class _Stream:
         st, verts, tris, props, paints, spans, cuts = self.arrays
         start = int(st[self.k.ST_RESUME]) - base  # where scanning starts in the window
         buf = np.frombuffer(window, np.uint8)
-        verts, tris, props, paints, spans, cuts = self.k.reserve(
-            st, base + len(window) - int(st[self.k.ST_RESUME]), self.want_props, verts, tris, props, paints, spans, cuts
-        )
-        status, s, e, verts, tris, props, paints, spans, cuts = self.k.scan_step(
+        status, s, e, verts, tris, props, paints, spans, cuts = self.k.reserve_and_scan(
             buf, base, final, self.max_triangles, self.want_props, st, verts, tris, props, paints, spans, cuts
         )
         self.arrays = (st, verts, tris, props, paints, spans, cuts)
