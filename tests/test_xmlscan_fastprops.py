@@ -49,6 +49,8 @@ def coloured_triangles(rng: np.random.Generator, count: int) -> str:
             tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}" paint_color="8" />\n')
         else:
             tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>\n')
+        if rng.random() < 0.3:  # lib3mf's ' />' (fast path too), or another space before it (handed back)
+            tags[-1] = tags[-1].replace('"/>', '" />' if rng.random() < 0.8 else '"\t/>')
     return "".join(tags)
 
 

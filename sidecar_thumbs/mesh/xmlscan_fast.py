@@ -2,15 +2,16 @@
 ``<triangle v1="…" v2="…" v3="…"/>`` exactly as every 3D tool writes them.
 
 Nearly all of a model part is these two tags in this one spelling (that attribute order, double
-quotes, one space, no prefix, plain decimals). :func:`vertex` and :func:`triangle` read such a tag
-with a fixed sequence of checks, and its numbers eight bytes at a time (SWAR: the digit run's
-length and value come from a few integer operations on one 64-bit word, not a branch per digit),
-which takes the scan of a 100k-triangle part from about 17 ms to about 7 ms. Anything else (another
-order, a prefix, an exponent, more attributes, a run of eight or more digits) makes them return -1
-and the general scanner in :mod:`xmlscan_numba` reads the tag from its start, so the fast path
-accepts only what the general one accepts and gives the same values: the mantissa is below 10**14
-and the exponent at most 7, so ``mant / 10**k`` is the correctly rounded float64 that
-:func:`~sidecar_thumbs.mesh.xmlscan_lex._number` computes too.
+quotes, one space, no prefix, plain decimals), ending in ``"/>`` (PrusaSlicer, Bambu Studio) or
+``" />`` (lib3mf, most of the corpus's tags: read by the general path before, 4x slower).
+:func:`vertex` and :func:`triangle` read such a tag with a fixed sequence of checks, and its numbers
+eight bytes at a time (SWAR: the digit run's length and value come from a few integer operations on
+one 64-bit word, not a branch per digit), which takes the scan of a 100k-triangle part from about
+17 ms to about 7 ms. Anything else (another order, a prefix, an exponent, more attributes, a run of
+eight or more digits) makes them return -1 and the general scanner in :mod:`xmlscan_numba` reads the
+tag from its start, so the fast path accepts only what the general one accepts and gives the same
+values: the mantissa is below 10**14 and the exponent at most 7, so ``mant / 10**k`` is the correctly
+rounded float64 that :func:`~sidecar_thumbs.mesh.xmlscan_lex._number` computes too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["TRIANGLE_ROOM", "VERTEX_ROOM", "triangle", "triangle_head", "vertex"]
+__all__ = ["TRIANGLE_ROOM", "VERTEX_ROOM", "tag_end", "triangle", "triangle_head", "vertex"]
 
 # Bytes that must follow the tag's first letter for the fast path to run: the longest tag it
 # accepts plus the 8-byte look-ahead of the last number, so it never reads past the buffer.
@@ -51,9 +52,11 @@ _V1 = _word(b' v1="')
 _V2 = _word(b'" v2="')
 _V3 = _word(b'" v3="')
 _END = _word(b'"/>')
+_SPACE_END = _word(b'" />')  # lib3mf's spelling (most of the corpus's tags)
 # The low k bytes of a word (scalars, not an array, so that they are constants in the code).
 _MASK2 = _U(0xFFFF)
 _MASK3 = _U(0xFFFFFF)
+_MASK4 = _U(0xFFFFFFFF)
 _MASK5 = _U(0xFFFFFFFFFF)
 _MASK6 = _U(0xFFFFFFFFFFFF)
 _POW10 = np.array([10.0**k for k in range(8)], dtype=np.float64)
@@ -154,8 +157,21 @@ def _is(buf: np.ndarray, s: int, mask: np.uint64, text: np.uint64) -> bool:
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def tag_end(buf: np.ndarray, q: int) -> int:
+    """The index after ``"/>`` or ``" />`` at ``buf[q:]`` (``q`` a closing quote), or -1."""
+    if q < 0:
+        return -1
+    w = _load8(buf, q)
+    if (w & _MASK3) == _END:
+        return q + 3
+    if (w & _MASK4) == _SPACE_END:
+        return q + 4
+    return -1
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def vertex(buf: np.ndarray, i: int) -> tuple[int, float, float, float]:
-    """Read ``vertex x="X" y="Y" z="Z"/>`` at ``buf[i:]`` (just after the ``<``).
+    """Read ``vertex x="X" y="Y" z="Z"/>`` (or ``… />``) at ``buf[i:]`` (just after the ``<``).
 
     Returns ``(end, x, y, z)``, ``end`` the index after the tag, or -1 when the tag is not in that
     form. The caller guarantees ``i + VERTEX_ROOM <= len(buf)``.
@@ -169,9 +185,10 @@ def vertex(buf: np.ndarray, i: int) -> tuple[int, float, float, float]:
     if not _is(buf, q, _MASK5, _Z):
         return -1, 0.0, 0.0, 0.0
     z, q = _decimal(buf, q + 5)
-    if not _is(buf, q, _MASK3, _END):
+    end = tag_end(buf, q)
+    if end < 0:
         return -1, 0.0, 0.0, 0.0
-    return q + 3, x, y, z
+    return end, x, y, z
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -179,9 +196,7 @@ def triangle(buf: np.ndarray, i: int) -> tuple[int, int, int, int]:
     """Read ``triangle v1="A" v2="B" v3="C"/>`` at ``buf[i:]``: ``(end, a, b, c)`` like
     :func:`vertex` (``i + TRIANGLE_ROOM <= len(buf)``)."""
     q, a, b, c = triangle_head(buf, i)
-    if not _is(buf, q, _MASK3, _END):
-        return -1, 0, 0, 0
-    return q + 3, a, b, c
+    return tag_end(buf, q), a, b, c
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from sidecar_thumbs.mesh.xmlscan_fast import _END, _MASK3, _MASK6, _index, _is, _load8, _word, triangle_head
+from sidecar_thumbs.mesh.xmlscan_fast import _MASK6, _index, _is, _load8, _word, tag_end, triangle_head
 
 __all__ = ["PROPS_ROOM", "triangle_props"]
 
@@ -43,8 +43,9 @@ def triangle_props(buf: np.ndarray, i: int, n: int) -> tuple[int, int, int, int,
     these forms. The caller guarantees ``i + PROPS_ROOM <= n``.
     """
     q, a, b, c = triangle_head(buf, i)
-    if _is(buf, q, _MASK3, _END):
-        return q + 3, a, b, c, -1, -1, -1, -1, 0, 0
+    end = tag_end(buf, q)
+    if end >= 0:
+        return end, a, b, c, -1, -1, -1, -1, 0, 0
     if q >= 0 and _load8(buf, q) == _PAINT and _is(buf, q + 8, _MASK7, _COLOR):
         # A slicer's paint (Bambu Studio, OrcaSlicer): any length, so bounded by the buffer, not the room.
         vs = q + 15
@@ -53,23 +54,26 @@ def triangle_props(buf: np.ndarray, i: int, n: int) -> tuple[int, int, int, int,
             if buf[j] == 60:  # '<' in a value: the general path reports the error
                 return _NO
             j += 1
-        if j + 8 > n or not _is(buf, j, _MASK3, _END):
+        end = tag_end(buf, j) if j + 8 <= n else -1
+        if end < 0:
             return _NO
-        return j + 3, a, b, c, -1, -1, -1, -1, vs, j
+        return end, a, b, c, -1, -1, -1, -1, vs, j
     if not _is(buf, q, _MASK7, _PID):
         return _NO
     pid, q = _index(buf, q + 7)
     if not _is(buf, q, _MASK6, _P1):
         return _NO
     p1, q = _index(buf, q + 6)
-    if _is(buf, q, _MASK3, _END):
-        return q + 3, a, b, c, pid, p1, -1, -1, 0, 0
+    end = tag_end(buf, q)
+    if end >= 0:
+        return end, a, b, c, pid, p1, -1, -1, 0, 0
     if not _is(buf, q, _MASK6, _P2):
         return _NO
     p2, q = _index(buf, q + 6)
     if not _is(buf, q, _MASK6, _P3):
         return _NO
     p3, q = _index(buf, q + 6)
-    if not _is(buf, q, _MASK3, _END):
+    end = tag_end(buf, q)
+    if end < 0:
         return _NO
-    return q + 3, a, b, c, pid, p1, p2, p3, 0, 0
+    return end, a, b, c, pid, p1, p2, p3, 0, 0
