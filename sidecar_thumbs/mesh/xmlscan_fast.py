@@ -7,11 +7,11 @@ quotes, one space, no prefix, plain decimals), ending in ``"/>`` (PrusaSlicer, B
 :func:`vertex` and :func:`triangle` read such a tag with a fixed sequence of checks, and its numbers
 eight bytes at a time (SWAR: the digit run's length and value come from a few integer operations on
 one 64-bit word, not a branch per digit), which takes the scan of a 100k-triangle part from about
-17 ms to about 7 ms. Anything else (another order, a prefix, an exponent, more attributes, a run of
-eight or more digits) makes them return -1 and the general scanner in :mod:`xmlscan_numba` reads the
-tag from its start, so the fast path accepts only what the general one accepts and gives the same
-values: the mantissa is below 10**14 and the exponent at most 7, so ``mant / 10**k`` is the correctly
-rounded float64 that :func:`~sidecar_thumbs.mesh.xmlscan_lex._number` computes too.
+17 ms to about 7 ms. Anything else (another order, a prefix, an exponent, more attributes, eight or
+more integer digits, more than 15 digits) makes them return -1 and the general scanner in
+:mod:`xmlscan_numba` reads the tag from its start, so the fast path accepts only what the general one
+accepts and gives the same values: the mantissa is below 10**15 and the exponent at most 15, so
+``mant / 10**k`` is the correctly rounded float64 that :func:`~sidecar_thumbs.mesh.xmlscan_lex._number` computes too.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ __all__ = ["TRIANGLE_ROOM", "VERTEX_ROOM", "tag_end", "triangle", "triangle_head
 
 # Bytes that must follow the tag's first letter for the fast path to run: the longest tag it
 # accepts plus the 8-byte look-ahead of the last number, so it never reads past the buffer.
-VERTEX_ROOM = 80
+# (A vertex: its numbers have at most 17 bytes and are read up to 25 bytes from their start, so the reads
+# stay within 80 bytes; 88 leaves a margin.)
+VERTEX_ROOM = 88
 TRIANGLE_ROOM = 64
 
 _U = np.uint64
@@ -59,8 +61,10 @@ _MASK3 = _U(0xFFFFFF)
 _MASK4 = _U(0xFFFFFFFF)
 _MASK5 = _U(0xFFFFFFFFFF)
 _MASK6 = _U(0xFFFFFFFFFFFF)
-_POW10 = np.array([10.0**k for k in range(8)], dtype=np.float64)
-_POW10_INT = np.array([10**k for k in range(8)], dtype=np.int64)
+# At most 15 digits: the mantissa is below 10**15 < 2**53, exact in a float64 as 10**frac is.
+_MAX_DIGITS = 15
+_POW10 = np.array([10.0**k for k in range(_MAX_DIGITS + 1)], dtype=np.float64)
+_POW10_INT = np.array([10**k for k in range(9)], dtype=np.int64)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -96,18 +100,19 @@ def _eq(w: np.uint64, pattern: np.uint64) -> np.uint64:
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _digits(buf, s):  # type: ignore[no-untyped-def]
-    """``(k, value)`` of the run of ASCII digits at ``buf[s:]``: k is 0..8 (8: eight or more)."""
+    """``(k, value)`` of the run of ASCII digits at ``buf[s:]``: k is 0..8 (8: eight or more, the value
+    that of the first eight)."""
     w = _load8(buf, s)
     # A byte is a digit when its high nibble is 3 and adding 6 keeps it so; a carry out of a
     # non-digit byte can only disturb the bytes after it, which are past the run.
     odd = ((w & _HIGH_NIBBLES) ^ _ZEROS) | (((w + _SIXES) & _HIGH_NIBBLES) ^ _ZEROS)
     stops = (((odd & _LOW7) + _LOW7) | odd) & _HIGH_BITS  # 0x80 in every non-digit byte
-    if stops == _U(0):
-        return 8, 0
-    low = stops & (~stops + _U(1))
-    k = np.int64(((low >> _U(7)) * _BYTE_INDEX) >> _U(56))
-    if k == 0:
-        return 0, 0
+    k = 8  # no stop: the eight digits' value, the run may go on
+    if stops != _U(0):
+        low = stops & (~stops + _U(1))
+        k = np.int64(((low >> _U(7)) * _BYTE_INDEX) >> _U(56))
+        if k == 0:
+            return 0, 0
     # The k digits moved to the top of the word, then summed pairwise: 8 -> 4 -> 2 -> 1 numbers.
     d = (w & _LOW_NIBBLES) << _U(8 * (8 - k))
     d = (d * _U(10) + (d >> _U(8))) & _PAIRS
@@ -131,11 +136,16 @@ def _decimal(buf: np.ndarray, s: int) -> tuple[float, int]:
     if _byte(buf, s) == 46:  # .
         s += 1
         frac, tail = _digits(buf, s)
-        if frac == 8:
-            return 0.0, -1
         s += frac
         mant = mant * _POW10_INT[frac] + tail
-    if k + frac == 0:
+        if frac == 8:  # PrusaSlicer and Bambu Studio write 9 significant digits: the next eight bytes
+            more, tail = _digits(buf, s)
+            if more == 8:
+                return 0.0, -1
+            s += more
+            mant = mant * _POW10_INT[more] + tail
+            frac += more
+    if k + frac == 0 or k + frac > _MAX_DIGITS:
         return 0.0, -1
     value = mant / _POW10[frac]
     return (-value if neg else value), s
