@@ -107,7 +107,7 @@ def _digits(buf, s):  # type: ignore[no-untyped-def]
     # non-digit byte can only disturb the bytes after it, which are past the run.
     odd = ((w & _HIGH_NIBBLES) ^ _ZEROS) | (((w + _SIXES) & _HIGH_NIBBLES) ^ _ZEROS)
     stops = (((odd & _LOW7) + _LOW7) | odd) & _HIGH_BITS  # 0x80 in every non-digit byte
-    k = 8  # no stop: the eight digits' value, the run may go on
+    k = np.int64(8)  # no stop: the eight digits' value, the run may go on
     if stops != _U(0):
         low = stops & (~stops + _U(1))
         k = np.int64(((low >> _U(7)) * _BYTE_INDEX) >> _U(56))
