@@ -26,7 +26,7 @@ import numpy as np
 from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import ConfigError, NoGeometryError
 from sidecar_thumbs.render.camera import shading_for
-from sidecar_thumbs.render.colors import pack_colors
+from sidecar_thumbs.render.colors import kernel_colors
 
 __all__ = ["KERNELS", "RenderOptions", "describe_kernel", "render_triangles", "resolve_kernel", "warm_up"]
 
@@ -183,18 +183,14 @@ def render_triangles(
         raise NoGeometryError("model has no triangles")
     packed = None
     base = options.color
+    name = resolve_kernel(options.kernel)
     if colors is not None:
         if colors.shape[0] != tri.shape[0]:
             raise ValueError(f"colors must have one row per triangle ({tri.shape[0]}), got {colors.shape}")
-        packed = pack_colors(colors)
-        first = int(packed[0, 0])
-        if (packed == first).all():
-            # One colour for the whole model (a single-filament project, one base material): the plain
-            # kernel path in that colour, at no cost over an uncoloured model.
-            base, packed = ((first >> 16) & 255, (first >> 8) & 255, first & 255), None
-        elif packed.shape[1] == 3 and (packed[:, :1] == packed[:, 1:]).all():
-            packed = packed[:, :1]  # corners that never differ: a colour per triangle, no blending
-    kernel = _kernel_module(resolve_kernel(options.kernel))
+        # One colour for the whole model comes back as the base colour (the plain kernel path).
+        packed, single = kernel_colors(colors, use_numba=None if name == "numba" else False)
+        base = single or base
+    kernel = _kernel_module(name)
     img = kernel.render(_as_rows(tri), options.size, options.supersample, options.margin, shading_for(base), packed)
     if img is None:
         raise NoGeometryError("model has no drawable triangles: every coordinate is NaN, infinite or absurdly large")
