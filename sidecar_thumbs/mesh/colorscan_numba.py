@@ -2,7 +2,7 @@
 
 A colour group holds up to one ``<color color="#RRGGBB"/>`` per vertex (300k in a vertex-coloured
 part); a regular expression over the group and a ``bytes.fromhex`` of its matches cost ~80 ms there,
-this pass a few. It finds exactly what ``\\b(?:displaycolor|color)\\s*=\\s*["']([^"']*)["']`` finds
+this pass well under one. It finds exactly what ``\\b(?:displaycolor|color)\\s*=\\s*["']([^"']*)["']`` finds
 (:data:`~sidecar_thumbs.mesh.colors3mf.COLOR_VALUE`, scanned left to right without overlaps: the twin
 when numba is missing) and decodes each value that is ``#RRGGBB`` or ``#RRGGBBAA``; the caller decodes
 any other value itself.
@@ -21,6 +21,15 @@ __all__ = ["scan_colors"]
 
 _COLOR = np.frombuffer(b"color", np.uint8).copy()
 _DISPLAY = np.frombuffer(b"display", np.uint8).copy()
+_U = np.uint64
+# Hex digit → value, 255 for any other byte (a table: no compare chains in the per-colour loop).
+_HEX = np.full(256, 255, np.uint8)
+for _i, _ch in enumerate(b"0123456789ABCDEF"):
+    _HEX[_ch] = _HEX[_ch + 32 if _ch > 57 else _ch] = _i
+
+# Helpers that take the buffer and branch are plain calls, not inline="always": inlined, numba wrapped
+# each use in a reference count increment and decrement of the array (atomic, ~10 ns), which made the
+# fast path below 12 times slower than the same code written out.
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -36,20 +45,30 @@ def _is_space(c: int) -> bool:
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _hex(c: int) -> int:
-    if 48 <= c <= 57:
-        return c - 48
-    if 65 <= c <= 70:
-        return c - 55
-    if 97 <= c <= 102:
-        return c - 87
-    return -1
+def _is_quote(c: int) -> bool:
+    return c == 34 or c == 39
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _value(buf: np.ndarray, p: int) -> tuple[int, int]:
-    """After the attribute name: ``\\s*=\\s*["']([^"']*)["']`` at ``buf[p:]`` → value (start, end), or (-1, -1)."""
-    n = len(buf)
+def _load8(buf: np.ndarray, s: int) -> np.uint64:
+    # Eight bytes as one word. Unsigned indices: with signed ones numba guards each for a negative
+    # (wrap-around) index, and LLVM then keeps eight byte loads instead of one word load.
+    i = _U(s)
+    return (
+        _U(buf[i])
+        | (_U(buf[i + _U(1)]) << _U(8))
+        | (_U(buf[i + _U(2)]) << _U(16))
+        | (_U(buf[i + _U(3)]) << _U(24))
+        | (_U(buf[i + _U(4)]) << _U(32))
+        | (_U(buf[i + _U(5)]) << _U(40))
+        | (_U(buf[i + _U(6)]) << _U(48))
+        | (_U(buf[i + _U(7)]) << _U(56))
+    )
+
+
+@nb.njit(cache=True, nogil=True)
+def _value(buf: np.ndarray, p: int, n: int) -> tuple[int, int]:
+    """After the attribute name: ``\\s*=\\s*["']([^"']*)["']`` at ``buf[p:n]`` → value (start, end), or (-1, -1)."""
     while p < n and _is_space(buf[p]):
         p += 1
     if p >= n or buf[p] != 61:  # =
@@ -57,11 +76,11 @@ def _value(buf: np.ndarray, p: int) -> tuple[int, int]:
     p += 1
     while p < n and _is_space(buf[p]):
         p += 1
-    if p >= n or (buf[p] != 34 and buf[p] != 39):
+    if p >= n or not _is_quote(buf[p]):
         return -1, -1
     vs = p + 1
     q = vs
-    while q < n and buf[q] != 34 and buf[q] != 39:  # the value ends at either quote, as in the expression
+    while q < n and not _is_quote(buf[q]):  # the value ends at either quote, as in the expression
         q += 1
     if q >= n:
         return -1, -1
@@ -69,58 +88,132 @@ def _value(buf: np.ndarray, p: int) -> tuple[int, int]:
 
 
 @nb.njit(cache=True, nogil=True)
-def scan_colors(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every colour value in ``buf`` (a group's contents), in order.
+def _comment_in(buf: np.ndarray, s: int, e: int, end: int) -> bool:
+    """Whether a ``<!--`` starts in ``buf[s:e]`` (and fits before ``end``)."""
+    for p in range(s, e):
+        if buf[p] == 60 and p + 3 < end and buf[p + 1] == 33 and buf[p + 2] == 45 and buf[p + 3] == 45:
+            return True
+    return False
+
+
+@nb.njit(cache=True, nogil=True)
+def _is_short_hex(buf: np.ndarray, vs: int, ve: int) -> bool:
+    """``buf[vs:ve]`` is ``#RRGGBB`` or ``#RRGGBBAA``."""
+    if (ve - vs != 7 and ve - vs != 9) or buf[vs] != 35:
+        return False
+    digits = 0
+    for j in range(vs + 1, ve):
+        digits |= _HEX[buf[j]]
+    return digits <= 15
+
+
+@nb.njit(cache=True, nogil=True)
+def scan_colors(buf: np.ndarray, start: int, end: int, stop_at_comment: bool) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Every colour value in ``buf[start:end]`` (a group's contents), in order.
 
     Returns:
-        ``(rgb, ok, spans)``: uint8 ``(K, 3)`` decoded colours; bool ``(K,)`` True where the value was
-        ``#RRGGBB[AA]`` (elsewhere ``rgb`` is 0 and the caller decodes ``buf[spans[k, 0]:spans[k, 1]]``);
-        int64 ``(K, 2)`` the value's byte range.
+        ``(rgb, bad, comment)``: uint8 ``(K, 3)`` decoded colours; int64 ``(B, 3)`` rows ``(k, value
+        start, value end)`` of the values that are not ``#RRGGBB[AA]`` (their ``rgb`` is 0: the caller
+        decodes them); ``comment`` True when ``stop_at_comment`` and the range holds ``<!--`` (the scan
+        stopped there: the expression's twin strips comments first, and so must the caller).
     """
-    n = len(buf)
-    cap = n // 8 + 1  # the shortest match, color="", is 8 bytes, and matches do not overlap
-    rgb = np.zeros((cap, 3), np.uint8)
-    ok = np.zeros(cap, np.bool_)
-    spans = np.zeros((cap, 2), np.int64)
+    cap = (end - start) // 8 + 1  # the shortest match, color="", is 8 bytes, and matches do not overlap
+    # Not zeros: only the rows written are returned, and pages never written are never touched. One
+    # size for both (no growing: an array variable assigned in the loop costs reference counting in it).
+    rgb = np.empty((cap, 3), np.uint8)
+    bad = np.empty((cap, 3), np.int64)
+    n_bad = 0
     k = 0
-    p = 0
-    while p < n:
-        c = buf[p]
-        if c != 99 and c != 100:  # c d
-            p += 1
-            continue
-        if p > 0 and _is_word(buf[p - 1]):
-            p += 1
-            continue
-        name_end = -1
-        if c == 100 and startswith(buf, p, _DISPLAY) and startswith(buf, p + 7, _COLOR):
-            name_end = p + 12
-        elif c == 99 and startswith(buf, p, _COLOR):
-            name_end = p + 5
-        if name_end < 0:
-            p += 1
-            continue
-        vs, ve = _value(buf, name_end)
-        if vs < 0:
-            p += 1
-            continue
+    p = start
+    # The fast path. ``run`` is the bytes from the end of one value to the start of the next as the
+    # general scan last found them (``/><m:color color="``, say). Where the bytes after a value repeat
+    # them exactly, the general scan would find the next value right after them too: every earlier
+    # attempt to match looks only at bytes inside the run (an attempt that passed its opening quote
+    # would succeed at the run's last byte, a quote) and it failed on those same bytes before.
+    prev_end = -1  # the closing quote of the last value
+    run_start = -1
+    run_len = 0
+    while p < end:
+        vs = ve = -1
+        short = False
+        if run_start >= 0 and p == prev_end + 1 and p + run_len + 10 <= end:
+            same = True
+            j = 0
+            while j + 8 <= run_len:
+                if _load8(buf, p + j) != _load8(buf, run_start + j):
+                    same = False
+                    break
+                j += 8
+            if same and j < run_len:
+                if run_len >= 8:  # the tail as the run's last eight bytes
+                    same = _load8(buf, p + run_len - 8) == _load8(buf, run_start + run_len - 8)
+                else:
+                    while same and j < run_len:
+                        same = buf[p + j] == buf[run_start + j]
+                        j += 1
+            if same:
+                vs = p + run_len
+                u = _U(vs)
+                digits = _HEX[buf[u + _U(1)]] | _HEX[buf[u + _U(2)]] | _HEX[buf[u + _U(3)]]
+                digits |= _HEX[buf[u + _U(4)]] | _HEX[buf[u + _U(5)]] | _HEX[buf[u + _U(6)]]
+                if buf[u] == 35 and digits <= 15:  # #RRGGBB or #RRGGBBAA, closed by a quote
+                    if _is_quote(buf[u + _U(7)]):
+                        ve, short = vs + 7, True
+                    elif (_HEX[buf[u + _U(7)]] | _HEX[buf[u + _U(8)]]) <= 15 and _is_quote(buf[u + _U(9)]):
+                        ve, short = vs + 9, True
+                if not short:  # another spelling of the value: up to the first quote, as the general scan
+                    ve = vs
+                    while ve < end and not _is_quote(buf[ve]):
+                        ve += 1
+                    if ve == end:  # no closing quote: the general scan decides
+                        vs = -1
+                        run_start = -1
+        if vs < 0:  # the general scan
+            c = buf[p]
+            if c != 99 and c != 100:  # c d
+                if c == 60 and stop_at_comment and _comment_in(buf, p, p + 1, end):
+                    return rgb[:0], bad[:0], True
+                p += 1
+                continue
+            if p > start and _is_word(buf[p - 1]):
+                p += 1
+                continue
+            name_end = -1
+            if c == 100 and startswith(buf, p, _DISPLAY) and startswith(buf, p + 7, _COLOR):
+                name_end = p + 12
+            elif c == 99 and startswith(buf, p, _COLOR):
+                name_end = p + 5
+            if name_end < 0 or name_end > end:
+                p += 1
+                continue
+            vs, ve = _value(buf, name_end, end)
+            if vs < 0:
+                p += 1
+                continue
+            if prev_end >= 0:  # the general scan went over every byte since the last value
+                run_start, run_len = prev_end + 1, vs - prev_end - 1
+            short = _is_short_hex(buf, vs, ve)
+        # Comments inside values too (the twin strips them before it looks for values).
+        if not short and stop_at_comment and _comment_in(buf, vs, ve, end):
+            return rgb[:0], bad[:0], True
         if k == cap:  # cannot happen (see cap), but never write past the arrays
             break
-        spans[k, 0] = vs
-        spans[k, 1] = ve
-        if (ve - vs == 7 or ve - vs == 9) and buf[vs] == 35:  # #
-            good = True
-            for j in range(vs + 1, ve):
-                if _hex(buf[j]) < 0:
-                    good = False
-                    break
-            if good:
-                for ch in range(3):
-                    rgb[k, ch] = _hex(buf[vs + 1 + 2 * ch]) * 16 + _hex(buf[vs + 2 + 2 * ch])
-                ok[k] = True
+        if short:
+            u = _U(vs)
+            rgb[k, 0] = _HEX[buf[u + _U(1)]] * 16 + _HEX[buf[u + _U(2)]]
+            rgb[k, 1] = _HEX[buf[u + _U(3)]] * 16 + _HEX[buf[u + _U(4)]]
+            rgb[k, 2] = _HEX[buf[u + _U(5)]] * 16 + _HEX[buf[u + _U(6)]]
+        else:
+            rgb[k, 0] = rgb[k, 1] = rgb[k, 2] = 0
+            bad[n_bad, 0] = k
+            bad[n_bad, 1] = vs
+            bad[n_bad, 2] = ve
+            n_bad += 1
         k += 1
+        prev_end = ve
         p = ve + 1
-    return rgb[:k], ok[:k], spans[:k]
+    # The arrays were sized for the shortest spelling: keep only what was found when that is far less.
+    return (rgb[:k].copy() if 2 * k < cap else rgb[:k]), bad[:n_bad].copy(), False
 
 
 @nb.njit(cache=True, nogil=True)
