@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from sidecar_thumbs.mesh import colors3mf
-from sidecar_thumbs.mesh.colors3mf import ColourResolver, PartColors, PropertyGroup, group_colors, hex_colors
+from sidecar_thumbs.mesh.colors3mf import (
+    ColourResolver,
+    PartColors,
+    PropertyGroup,
+    group_colors,
+    hex_colors,
+    read_part_colors,
+)
 from sidecar_thumbs.mesh.paint import dominant_state, dominant_states
 
 needs_numba = pytest.mark.skipif(colors3mf._load_kernel() is None, reason="the numba passes are not in use")
@@ -166,3 +173,18 @@ def test_dominant_states_match_dominant_state_triangle_by_triangle() -> None:
     assert triangles.tolist() == list(paint)
     assert states.tolist() == [dominant_state(text) for text in paint.values()]
     assert [a.tolist() for a in dominant_states({})] == [[], []]
+
+
+def test_093_materials_are_found_after_a_colour_group_and_not_inside_one() -> None:
+    group = b'<m:color color="#111111"/><material id="8" colorid="9"/>'  # a stray tag inside the group
+    head = b'<resources><m:colorgroup id="2">' + group + b'</m:colorgroup><color id="9" value="#FF0000"/>'
+    data = head + b'<material id="3" colorid="9"/><object id="1"><mesh>'
+    start = data.index(group)
+    found = read_part_colors(data, np.array([[start, start + len(group)]], np.int64), len(data))
+    assert {2, 3} <= set(found.groups)  # (the stray tag too, once 0.93 materials are read)
+    colors = found.groups[3].colors
+    assert colors is not None and colors.tolist() == [[255, 0, 0]]
+    # Without the 0.93 material outside the group, the stray tag inside it is not read as one.
+    data = head + b'<object id="1"><mesh>'
+    found = read_part_colors(data, np.array([[start, start + len(group)]], np.int64), len(data))
+    assert set(found.groups) == {2}

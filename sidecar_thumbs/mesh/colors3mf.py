@@ -63,9 +63,8 @@ def read_part_colors(data: bytes, cuts: np.ndarray, head_end: int | None = None)
     """Property groups of a part from the scanner's cut ranges (resource contents), plus the
     ``<color>``/``<material>`` resources of 3MF 0.93 files found before ``head_end`` (the first mesh)."""
     head = len(data) if head_end is None else head_end
-    # Only 3MF 0.93 files have <material> resources: look before copying the head (a colour group of
-    # 300k entries can precede the first mesh).
-    groups: dict[int, PropertyGroup] = _read_093_materials(data[:head]) if data.find(b"<material", 0, head) >= 0 else {}
+    # Only 3MF 0.93 files have <material> resources: look before copying the head.
+    groups: dict[int, PropertyGroup] = _read_093_materials(data[:head]) if _has_093_material(data, cuts, head) else {}
     textures: dict[int, str] = {}
     for start, end in cuts.tolist():
         lt = data.rfind(b"<", 0, start)
@@ -88,6 +87,20 @@ def read_part_colors(data: bytes, cuts: np.ndarray, head_end: int | None = None)
             except ValueError:
                 continue
     return PartColors(groups, textures)
+
+
+def _has_093_material(data: bytes, cuts: np.ndarray, head: int) -> bool:
+    """Whether ``data[:head]`` has a ``<material`` tag outside the cut ranges. A 0.93 material is a child
+    of ``<resources>``, never inside a property group's contents; and a vertex colour group before the
+    first mesh is megabytes that a plain search would read (0.5 ms for 1.3 MB)."""
+    pos = 0
+    for start, end in sorted(cuts.tolist()):
+        if start >= head:
+            break
+        if data.find(b"<material", pos, start) >= 0:
+            return True
+        pos = max(pos, end)
+    return data.find(b"<material", pos, head) >= 0
 
 
 _COLOR_093 = re.compile(rb"""<color\s((?:[^<>"']|"[^"]*"|'[^']*')*)/?>""")
