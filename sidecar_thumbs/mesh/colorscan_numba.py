@@ -220,29 +220,48 @@ def scan_colors(buf: np.ndarray, start: int, end: int, stop_at_comment: bool) ->
 def one_group_colors(props: np.ndarray, default_gid: int, default_idx: int, gid: int, colors: np.ndarray):  # type: ignore[no-untyped-def]
     """Corner colours of a part whose triangles all take colour group ``gid`` (``colors`` uint8 (K, 3)):
     the whole of :meth:`~sidecar_thumbs.mesh.colors3mf.ColourResolver.corner_colors` for that case in
-    two passes, without the index copies and masks of the NumPy path.
+    one pass, without the index copies and masks of the NumPy path.
 
     ``props`` int32 (T, 4) are the triangles' pid, p1, p2, p3 (-1: absent); a triangle without pid
     takes ``default_gid``, one without p1 takes ``default_idx`` (0 when that is -1) for every corner,
     and a corner without its own index takes p1. Returns ``(status, colors uint8 (T, k, 3), mask)``:
-    k is 3 when some triangle's corners differ, else 1; status False (nothing computed) when some
-    triangle names another group, and the caller takes the general path.
+    k is 3 when some triangle's corners differ, else 1; a triangle with an index outside the group
+    is black and False in ``mask``; status False (nothing usable computed) when some triangle names
+    another group, and the caller takes the general path.
     """
     t_count = len(props)
     k_count = len(colors)
     fallback = default_idx if default_idx >= 0 else 0
-    per_corner = False
+    # A colour a triangle until the first triangle whose corners differ; from there a colour a corner.
+    # Two loops, not one with a mode: an array variable assigned inside a loop costs numba reference
+    # counting on every pass.
+    tri = np.empty((t_count, 1, 3), np.uint8)
+    mask = np.empty(t_count, np.bool_)
+    switch = t_count
     for t in range(t_count):
         g = props[t, 0] if props[t, 0] >= 0 else default_gid
         if g != gid:
-            return False, np.zeros((0, 1, 3), np.uint8), np.zeros(0, np.bool_)
+            return False, tri[:0], mask[:0]
         p1 = props[t, 1]
         if p1 >= 0 and ((props[t, 2] >= 0 and props[t, 2] != p1) or (props[t, 3] >= 0 and props[t, 3] != p1)):
-            per_corner = True
-    k = 3 if per_corner else 1
-    out = np.zeros((t_count, k, 3), np.uint8)
-    mask = np.zeros(t_count, np.bool_)
-    for t in range(t_count):
+            switch = t
+            break
+        c0 = p1 if p1 >= 0 else fallback
+        ok = c0 < k_count
+        mask[t] = ok
+        for ch in range(3):
+            tri[t, 0, ch] = colors[c0, ch] if ok else 0
+    if switch == t_count:
+        return True, tri, mask
+    out = np.empty((t_count, 3, 3), np.uint8)
+    for t in range(switch):
+        for j in range(3):
+            for ch in range(3):
+                out[t, j, ch] = tri[t, 0, ch]
+    for t in range(switch, t_count):
+        g = props[t, 0] if props[t, 0] >= 0 else default_gid
+        if g != gid:
+            return False, out[:0], mask[:0]
         p1 = props[t, 1]
         if p1 < 0:
             c0 = c1 = c2 = fallback
@@ -250,13 +269,10 @@ def one_group_colors(props: np.ndarray, default_gid: int, default_idx: int, gid:
             c0 = p1
             c1 = props[t, 2] if props[t, 2] >= 0 else p1
             c2 = props[t, 3] if props[t, 3] >= 0 else p1
-        if c0 >= k_count or (k == 3 and (c1 >= k_count or c2 >= k_count)):
-            continue
+        ok = c0 < k_count and c1 < k_count and c2 < k_count
+        mask[t] = ok
         for ch in range(3):
-            out[t, 0, ch] = colors[c0, ch]
-        if k == 3:
-            for ch in range(3):
-                out[t, 1, ch] = colors[c1, ch]
-                out[t, 2, ch] = colors[c2, ch]
-        mask[t] = True
+            out[t, 0, ch] = colors[c0, ch] if ok else 0
+            out[t, 1, ch] = colors[c1, ch] if ok else 0
+            out[t, 2, ch] = colors[c2, ch] if ok else 0
     return True, out, mask
