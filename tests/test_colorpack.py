@@ -43,6 +43,9 @@ def _cases() -> list[np.ndarray]:
         rgba[:, :3],  # RGB columns of an RGBA array (OBJ, PLY, AMF): not contiguous
         per_tri[:1],
         np.zeros((0, 3), np.uint8),
+        np.broadcast_to(per_tri[:1], (500, 3)),  # one base material for the whole object: not copied
+        np.broadcast_to(per_tri[:1, None, :], (500, 3, 3)),
+        np.broadcast_to(per_corner[:1], (500, 3, 3)),  # one triangle's differing corners, repeated
     ]
 
 

@@ -56,8 +56,11 @@ def instance_colors(
                 resolver = resolvers[part_name] = ColourResolver(part.colors, _texture_reader(package))
             cols, ok = _properties(resolver, part.props, t0, t1, ctx)
             if ok is not None and ok.any():
-                if colors is None and n == total and cols.flags.writeable and ok.all():
-                    colors = cols  # the whole model, all coloured by this one instance: no copy
+                if colors is None and n == total and ok.all():
+                    # The whole model, all coloured by this one instance: no copy. Nothing writes to it
+                    # later (paint comes with a slicer project, which allocated ``colors`` above), so
+                    # a read-only broadcast of one base material will do too.
+                    colors = cols
                 else:
                     colors = _room(colors, total, cols.ndim == 3)
                     _put(colors[k : k + n], cols, ok)
@@ -82,7 +85,7 @@ def _room(colors: np.ndarray | None, total: int, per_corner: bool) -> np.ndarray
 def _put(target: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> None:
     """``target[ok] = cols[ok]``, a per-triangle colour spread to the corners when ``target`` has them."""
     if cols.ndim == 2 and cols.strides[0] == 0:  # one colour for all (the object's base material)
-        _fill(target, cols[0], ok)
+        _fill(target, cols[0], slice(None) if ok.all() else ok)
     elif ok.all():  # the usual case: no masked copies
         target[...] = cols if cols.ndim == target.ndim else cols[:, None, :]
     else:
@@ -116,7 +119,8 @@ def _properties(
     if default_gid < 0 and not triangle_props.any_pid:
         return np.zeros((0, 3), np.uint8), None  # paint only (a slicer project): no property anywhere
     props = triangle_props.props[t0:t1]
-    if default_gid >= 0 and (props[:, :2] < 0).all():
+    # Column by column: a reduction over the (T, 2) strided slice is 20 times slower (0.45 ms for 100k).
+    if default_gid >= 0 and int(props[:, 0].max(initial=-1)) < 0 and int(props[:, 1].max(initial=-1)) < 0:
         # Only the object's own property (one base material, one colour): one lookup, not one per triangle.
         cols, ok = resolver.corner_colors(np.array([default_gid]), np.array([[max(default_idx, 0), -1, -1]]))
         n = len(props)

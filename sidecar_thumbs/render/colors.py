@@ -101,6 +101,9 @@ def kernel_colors(
         a triangle (no blending).
     """
     corners = _corners(rgb)
+    if len(rgb) and rgb.strides[0] == 0 and (corners == 1 or rgb.strides[1] == 0):
+        rgb = rgb[:1, 0] if corners == 3 else rgb[:1]  # a broadcast of one colour (a base material)
+        corners = 1
     kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
     if kernel is not None:
         # A view of the 3MF reader's arrays; a copy of other layouts (an RGBA array's RGB columns).
