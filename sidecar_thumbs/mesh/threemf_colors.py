@@ -116,7 +116,7 @@ def _properties(
     resolver: ColourResolver, triangle_props: TriangleProps, t0: int, t1: int, ctx: InstanceContext
 ) -> tuple[np.ndarray, np.ndarray | None]:
     default_gid, default_idx = ctx.inherited if ctx.inherited is not None else (-1, -1)
-    if default_gid < 0 and not triangle_props.any_pid:
+    if not resolver.pc.groups or (default_gid < 0 and not triangle_props.any_pid):
         return np.zeros((0, 3), np.uint8), None  # paint only (a slicer project): no property anywhere
     props = triangle_props.props[t0:t1]
     # Column by column: a reduction over the (T, 2) strided slice is 20 times slower (0.45 ms for 100k).
