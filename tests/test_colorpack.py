@@ -20,8 +20,12 @@ def test_every_rgb_colour_packs_as_the_twin_packs_it() -> None:
     for start in range(0, 1 << 24, step):
         v = np.arange(start, start + step, dtype=np.uint32)
         rgb = np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255], axis=1).astype(np.uint8)
-        got, _, _ = kernel.pack_readable(rgb.reshape(-1), 1)
-        assert np.array_equal(got, pack_colors(rgb)), f"colours from {start:06X} differ"
+        got, _, _ = kernel.pack_readable(rgb.reshape(-1), 1, 3)
+        want = pack_colors(rgb)
+        assert np.array_equal(got, want), f"colours from {start:06X} differ"
+        rgba = np.concatenate([rgb, np.full((step, 1), 7, np.uint8)], axis=1)  # four bytes a colour
+        got, _, _ = kernel.pack_readable(rgba.reshape(-1)[:-1], 1, 4)
+        assert np.array_equal(got, want), f"colours from {start:06X} differ as RGBA"
 
 
 def _cases() -> list[np.ndarray]:

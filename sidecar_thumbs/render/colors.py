@@ -106,9 +106,14 @@ def kernel_colors(
         corners = 1
     kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
     if kernel is not None:
-        # A view of the 3MF reader's arrays; a copy of other layouts (an RGBA array's RGB columns).
-        flat = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1)
-        packed, uniform, same_corners = kernel.pack_readable(flat, corners)
+        if corners == 1 and rgb.dtype == np.uint8 and rgb.strides == (4, 1) and len(rgb):
+            # The RGB columns of RGBA rows (OBJ, PLY, AMF, STEP): read in place, alpha skipped (all the
+            # bytes from the first colour to the last lie in the one buffer). Copying them out cost 0.3 ms
+            # for 100k triangles, the pack itself 0.1.
+            flat, stride = np.lib.stride_tricks.as_strided(rgb, (4 * len(rgb) - 1,), (1,), writeable=False), 4
+        else:  # a view of the 3MF reader's arrays, a copy of anything else
+            flat, stride = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1), 3
+        packed, uniform, same_corners = kernel.pack_readable(flat, corners, stride)
     else:
         packed = pack_colors(rgb)
         uniform = bool((packed == packed[0, 0]).all()) if len(packed) else False

@@ -60,15 +60,22 @@ _RGB = types.Array(types.uint8, 1, "C", readonly=True)
 _OUT = types.Tuple((types.Array(types.int32, 2, "C"), types.boolean, types.boolean))
 
 
-@nb.njit(_OUT(_RGB, types.intp), cache=True, nogil=True, error_model="numpy")
-def pack_readable(rgb: np.ndarray, corners: int) -> tuple[np.ndarray, bool, bool]:
-    """``rgb`` uint8 (3 M,) contiguous R, G, B, ``corners`` colours a triangle (1 or 3) → ``(packed int32
-    (M // corners, corners), uniform, same_corners)``: every colour made readable and packed ``0xRRGGBB``;
-    ``uniform`` when all are the same, ``same_corners`` when no triangle's corners differ."""
-    m = rgb.shape[0] // 3
+@nb.njit(_OUT(_RGB, types.intp, types.intp), cache=True, nogil=True, error_model="numpy")
+def pack_readable(rgb: np.ndarray, corners: int, stride: int) -> tuple[np.ndarray, bool, bool]:
+    """``rgb`` uint8 bytes R, G, B of each colour, one colour every ``stride`` bytes (3, or 4 for the RGB
+    of RGBA rows), ``corners`` colours a triangle (1 or 3) → ``(packed int32 (M // corners, corners),
+    uniform, same_corners)``: every colour made readable and packed ``0xRRGGBB``; ``uniform`` when all
+    are the same, ``same_corners`` when no triangle's corners differ."""
+    m = (rgb.shape[0] + stride - 3) // stride
     flat = np.empty(m, np.int32)
-    for i in range(m):  # no branches, no early exit: vectorised
-        flat[i] = _packed(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2])
+    # No branches, no early exit: vectorised. A loop for each stride, so each has a constant one (a
+    # stride read from a variable halved the speed).
+    if stride == 4:
+        for i in range(m):
+            flat[i] = _packed(rgb[4 * i], rgb[4 * i + 1], rgb[4 * i + 2])
+    else:
+        for i in range(m):
+            flat[i] = _packed(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2])
     out = flat.reshape((m // corners, corners))
     if m == 0:
         return out, False, True
