@@ -188,3 +188,14 @@ def test_093_materials_are_found_after_a_colour_group_and_not_inside_one() -> No
     data = head + b'<object id="1"><mesh>'
     found = read_part_colors(data, np.array([[start, start + len(group)]], np.int64), len(data))
     assert set(found.groups) == {2}
+
+
+@needs_numba
+def test_a_group_of_mostly_odd_spellings_decodes_as_the_expression_decodes_it() -> None:
+    # More values than the numba pass keeps aside for one-by-one decoding: it stops, the expression reads.
+    body = b"".join(b'<color color="%s"/>' % v for v in [b"red", b"#abc", b"#A1B2C3", b" #112233"] * 500)
+    data = b"<g>" + body + b"</g>"
+    got = group_colors(data, 3, 3 + len(body), use_numba=True)
+    assert got.shape == (2000, 3) and got[2].tolist() == [0xA1, 0xB2, 0xC3]
+    assert np.array_equal(got, group_colors(data, 3, 3 + len(body), use_numba=False))
+    assert np.array_equal(hex_colors(body, use_numba=True), hex_colors(body, use_numba=False))

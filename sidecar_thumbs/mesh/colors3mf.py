@@ -184,10 +184,10 @@ def group_colors(data: bytes, start: int, end: int, use_numba: bool | None = Non
     numba pass reads the group in place (a vertex-coloured part's group is megabytes)."""
     kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
     if kernel is not None:
-        rgb, bad, comment = kernel.scan_colors(np.frombuffer(data, np.uint8), start, end, True)
-        if not comment:
+        rgb, bad, status = kernel.scan_colors(np.frombuffer(data, np.uint8), start, end, True)
+        if status == kernel.DONE:
             return _decode_rest(rgb, bad, data)
-    body = data[start:end]  # no numba, or (rare) comments inside the group
+    body = data[start:end]  # no numba, or (rare) comments or many odd spellings inside the group
     if b"<!--" in body:
         body = _COMMENTS.sub(b"", body)
     return hex_colors(body, use_numba=kernel is not None)
@@ -198,14 +198,16 @@ def hex_colors(body: bytes, use_numba: bool | None = None) -> np.ndarray:
     per vertex: the numba pass decodes every ``#RRGGBB[AA]`` value, and only other spellings are
     decoded one by one (the expression below is its twin when numba is missing)."""
     kernel = numba_cache.chosen_kernel(_load_kernel(), use_numba)
-    if kernel is None:
-        found = COLOR_VALUE.findall(body)
-        if all(digits for _, digits in found):  # all #RRGGBB[AA]: one fromhex
-            hexes = b"".join(digits for _, digits in found)
-            return np.frombuffer(bytes.fromhex(hexes.decode("ascii")), np.uint8).reshape(-1, 3)
-        return _rgb_array([parse_hex_color(v.decode("ascii", "replace")) for v, _ in found])
-    rgb, bad, _ = kernel.scan_colors(np.frombuffer(body, np.uint8), 0, len(body), False)
-    return _decode_rest(rgb, bad, body)
+    if kernel is not None:
+        rgb, bad, status = kernel.scan_colors(np.frombuffer(body, np.uint8), 0, len(body), False)
+        if status == kernel.DONE:
+            return _decode_rest(rgb, bad, body)
+    # No numba, or more values than the pass keeps aside are spelled otherwise than #RRGGBB[AA].
+    found = COLOR_VALUE.findall(body)
+    if all(digits for _, digits in found):  # all #RRGGBB[AA]: one fromhex
+        hexes = b"".join(digits for _, digits in found)
+        return np.frombuffer(bytes.fromhex(hexes.decode("ascii")), np.uint8).reshape(-1, 3)
+    return _rgb_array([parse_hex_color(v.decode("ascii", "replace")) for v, _ in found])
 
 
 def _decode_rest(rgb: np.ndarray, bad: np.ndarray, data: bytes) -> np.ndarray:

@@ -17,7 +17,9 @@ import numpy as np
 
 from sidecar_thumbs.mesh.lex import startswith
 
-__all__ = ["scan_colors"]
+__all__ = ["COMMENT", "DONE", "ODD", "one_group_colors", "scan_colors"]
+
+DONE, COMMENT, ODD = 0, 1, 2  # how scan_colors ended
 
 _COLOR = np.frombuffer(b"color", np.uint8).copy()
 _DISPLAY = np.frombuffer(b"display", np.uint8).copy()
@@ -108,20 +110,22 @@ def _is_short_hex(buf: np.ndarray, vs: int, ve: int) -> bool:
 
 
 @nb.njit(cache=True, nogil=True)
-def scan_colors(buf: np.ndarray, start: int, end: int, stop_at_comment: bool) -> tuple[np.ndarray, np.ndarray, bool]:
+def scan_colors(buf: np.ndarray, start: int, end: int, stop_at_comment: bool) -> tuple[np.ndarray, np.ndarray, int]:
     """Every colour value in ``buf[start:end]`` (a group's contents), in order.
 
     Returns:
-        ``(rgb, bad, comment)``: uint8 ``(K, 3)`` decoded colours; int64 ``(B, 3)`` rows ``(k, value
+        ``(rgb, bad, status)``: uint8 ``(K, 3)`` decoded colours; int64 ``(B, 3)`` rows ``(k, value
         start, value end)`` of the values that are not ``#RRGGBB[AA]`` (their ``rgb`` is 0: the caller
-        decodes them); ``comment`` True when ``stop_at_comment`` and the range holds ``<!--`` (the scan
-        stopped there: the expression's twin strips comments first, and so must the caller).
+        decodes them); ``status`` :data:`DONE`, or the scan stopped: :data:`COMMENT` when
+        ``stop_at_comment`` and the range holds ``<!--`` (the expression's twin strips comments first,
+        and so must the caller), :data:`ODD` when more values than ``bad`` holds are spelled otherwise
+        (the caller decodes them all one by one anyway).
     """
     cap = (end - start) // 8 + 1  # the shortest match, color="", is 8 bytes, and matches do not overlap
-    # Not zeros: only the rows written are returned, and pages never written are never touched. One
-    # size for both (no growing: an array variable assigned in the loop costs reference counting in it).
+    # Not zeros: only the rows written are returned, and pages never written are never touched. Fixed
+    # sizes (an array variable assigned in the loop, to grow it, costs reference counting in the loop).
     rgb = np.empty((cap, 3), np.uint8)
-    bad = np.empty((cap, 3), np.int64)
+    bad = np.empty((cap // 16 + 16, 3), np.int64)
     n_bad = 0
     k = 0
     p = start
@@ -172,7 +176,7 @@ def scan_colors(buf: np.ndarray, start: int, end: int, stop_at_comment: bool) ->
             c = buf[p]
             if c != 99 and c != 100:  # c d
                 if c == 60 and stop_at_comment and _comment_in(buf, p, p + 1, end):
-                    return rgb[:0], bad[:0], True
+                    return rgb[:0], bad[:0], COMMENT
                 p += 1
                 continue
             if p > start and _is_word(buf[p - 1]):
@@ -195,7 +199,7 @@ def scan_colors(buf: np.ndarray, start: int, end: int, stop_at_comment: bool) ->
             short = _is_short_hex(buf, vs, ve)
         # Comments inside values too (the twin strips them before it looks for values).
         if not short and stop_at_comment and _comment_in(buf, vs, ve, end):
-            return rgb[:0], bad[:0], True
+            return rgb[:0], bad[:0], COMMENT
         if k == cap:  # cannot happen (see cap), but never write past the arrays
             break
         if short:
@@ -204,6 +208,8 @@ def scan_colors(buf: np.ndarray, start: int, end: int, stop_at_comment: bool) ->
             rgb[k, 1] = _HEX[buf[u + _U(3)]] * 16 + _HEX[buf[u + _U(4)]]
             rgb[k, 2] = _HEX[buf[u + _U(5)]] * 16 + _HEX[buf[u + _U(6)]]
         else:
+            if n_bad == len(bad):
+                return rgb[:0], bad[:0], ODD
             rgb[k, 0] = rgb[k, 1] = rgb[k, 2] = 0
             bad[n_bad, 0] = k
             bad[n_bad, 1] = vs
@@ -213,7 +219,7 @@ def scan_colors(buf: np.ndarray, start: int, end: int, stop_at_comment: bool) ->
         prev_end = ve
         p = ve + 1
     # The arrays were sized for the shortest spelling: keep only what was found when that is far less.
-    return (rgb[:k].copy() if 2 * k < cap else rgb[:k]), bad[:n_bad].copy(), False
+    return (rgb[:k].copy() if 2 * k < cap else rgb[:k]), bad[:n_bad].copy(), DONE
 
 
 @nb.njit(cache=True, nogil=True)
