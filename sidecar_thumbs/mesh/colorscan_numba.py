@@ -28,6 +28,7 @@ _U = np.uint64
 _HEX = np.full(256, 255, np.uint8)
 for _i, _ch in enumerate(b"0123456789ABCDEF"):
     _HEX[_ch] = _HEX[_ch + 32 if _ch > 57 else _ch] = _i
+del _i, _ch
 
 # Helpers that take the buffer and branch are plain calls, not inline="always": inlined, numba wrapped
 # each use in a reference count increment and decrement of the array (atomic, ~10 ns), which made the
