@@ -11,11 +11,22 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba import types
 
 __all__ = ["put_vertex_means"]
 
 
-@nb.njit(cache=True, nogil=True)
+# One signature (the caller hands contiguous float64 colours and int64 indices): compiled, or loaded from
+# the cache, at import, one machine-code version for every file.
+_SIGNATURE = types.void(
+    types.Array(types.float64, 2, "C", readonly=True),
+    types.Array(types.int64, 2, "C", readonly=True),
+    types.Array(types.uint8, 2, "C"),
+    types.boolean,
+)
+
+
+@nb.njit(_SIGNATURE, cache=True, nogil=True)
 def put_vertex_means(vcolors: np.ndarray, tris: np.ndarray, out: np.ndarray, vertex_first: bool) -> None:
     """Write each triangle's mean vertex colour into ``out`` (uint8 (T, 4) RGBA, holding the base
     colours) where it applies: ``vertex_first``, wherever the mean has no NaN; else wherever the base
