@@ -1,9 +1,12 @@
 """Triangle soup → RGBA thumbnail: an orthographic, auto-framed, flat-shaded software rasteriser.
 
 Two kernels draw the same image: ``numba`` (default, compiled) and ``numpy`` (fallback where numba is
-not installed, e.g. Intel Macs). :func:`render_triangles` is all a worker needs::
+not installed, e.g. Intel Macs). :func:`render_mesh` is all a worker needs::
 
-    rgba = render_triangles(mesh.triangles, RenderOptions(size=256))
+    rgba = render_mesh(mesh, RenderOptions(size=256))
+
+(:func:`render_triangles` draws a triangle soup, :func:`render_indexed` vertices and faces: the same
+picture for the same triangles, to the last bit.)
 
 numba compiles each kernel once and caches the machine code on disk (``cache=True``), next to the
 package when that directory is writable, otherwise in numba's per-user cache directory; set
@@ -20,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,7 +32,19 @@ from sidecar_thumbs.errors import ConfigError, NoGeometryError
 from sidecar_thumbs.render.camera import shading_for
 from sidecar_thumbs.render.colors import pack_colors
 
-__all__ = ["KERNELS", "RenderOptions", "describe_kernel", "render_triangles", "resolve_kernel", "warm_up"]
+if TYPE_CHECKING:
+    from sidecar_thumbs.mesh import Mesh
+
+__all__ = [
+    "KERNELS",
+    "RenderOptions",
+    "describe_kernel",
+    "render_indexed",
+    "render_mesh",
+    "render_triangles",
+    "resolve_kernel",
+    "warm_up",
+]
 
 KERNELS = ("auto", "numba", "numpy")
 MIN_SIZE, MAX_SIZE = 16, 4096
@@ -179,13 +195,70 @@ def render_triangles(
     tri = np.asarray(triangles)
     if tri.ndim != 3 or tri.shape[1:] != (3, 3):
         raise ValueError(f"triangles must have shape (N, 3, 3), got {tri.shape}")
-    if tri.shape[0] == 0:
+    return _render(_as_rows(tri), None, tri.shape[0], options, colors)
+
+
+def render_indexed(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    options: RenderOptions = RenderOptions(),
+    colors: np.ndarray | None = None,
+) -> np.ndarray:
+    """Draw an indexed mesh: the same picture as :func:`render_triangles` of ``vertices[faces]``, to the
+    last bit, without building that soup (each vertex is projected once, not once per corner).
+
+    Args:
+        vertices: (V, 3) coordinates in millimetres (float32 used in place when C-contiguous).
+        faces: (N, 3) integer indices into ``vertices``, one row per triangle.
+        options: Size, colour, kernel and antialiasing.
+        colors: as for :func:`render_triangles`, one row per face.
+
+    Returns:
+        uint8 array (size, size, 4): straight (not premultiplied) RGBA.
+
+    Raises:
+        NoGeometryError: No faces, or none whose three vertices are finite.
+        ValueError: Wrong shapes, or a face index outside ``vertices``.
+        ConfigError: The requested kernel is not available.
+    """
+    v = np.asarray(vertices)
+    f = np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices must have shape (V, 3), got {v.shape}")
+    if f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
+        raise ValueError(f"faces must be integers of shape (N, 3), got {f.dtype} {f.shape}")
+    if f.dtype != np.int32:
+        if f.size and (f.min() < 0 or f.max() >= v.shape[0]):
+            raise ValueError(f"a face index is outside the {v.shape[0]} vertices")
+        f = f.astype(np.int32)
+    v = np.ascontiguousarray(v, dtype=np.float32)
+    return _render(v, np.ascontiguousarray(f), f.shape[0], options, colors)
+
+
+def render_mesh(mesh: Mesh, options: RenderOptions = RenderOptions(), colors: np.ndarray | None = None) -> np.ndarray:
+    """Draw a loaded :class:`~sidecar_thumbs.mesh.Mesh` in the form it holds (indexed without a soup).
+
+    Args:
+        mesh: The model.
+        options: Size, colour, kernel and antialiasing.
+        colors: as for :func:`render_triangles`, one row per triangle (e.g. ``mesh.colors_for(...)``).
+    """
+    if mesh.vertices is not None and mesh.faces is not None:
+        return render_indexed(mesh.vertices, mesh.faces, options, colors)
+    return render_triangles(mesh.triangles, options, colors)
+
+
+def _render(
+    geometry: np.ndarray, faces: np.ndarray | None, count: int, options: RenderOptions, colors: np.ndarray | None
+) -> np.ndarray:
+    """Both forms: ``geometry`` is the (N, 9) soup when ``faces`` is None, else the (V, 3) vertices."""
+    if count == 0:
         raise NoGeometryError("model has no triangles")
     packed = None
     base = options.color
     if colors is not None:
-        if colors.shape[0] != tri.shape[0]:
-            raise ValueError(f"colors must have one row per triangle ({tri.shape[0]}), got {colors.shape}")
+        if colors.shape[0] != count:
+            raise ValueError(f"colors must have one row per triangle ({count}), got {colors.shape}")
         packed = pack_colors(colors)
         first = int(packed[0, 0])
         if (packed == first).all():
@@ -195,7 +268,11 @@ def render_triangles(
         elif packed.shape[1] == 3 and (packed[:, :1] == packed[:, 1:]).all():
             packed = packed[:, :1]  # corners that never differ: a colour per triangle, no blending
     kernel = _kernel_module(resolve_kernel(options.kernel))
-    img = kernel.render(_as_rows(tri), options.size, options.supersample, options.margin, shading_for(base), packed)
+    if faces is None:
+        img = kernel.render(geometry, options.size, options.supersample, options.margin, shading_for(base), packed)
+    else:
+        shading = shading_for(base)
+        img = kernel.render(geometry, options.size, options.supersample, options.margin, shading, packed, faces=faces)
     if img is None:
         raise NoGeometryError("model has no drawable triangles: every coordinate is NaN, infinite or absurdly large")
     return img

@@ -32,8 +32,9 @@ import numpy as np
 from numba import njit, types
 
 from sidecar_thumbs.render.camera import EMPTY_DEPTH, FINITE_MAX, VIEW_XY, ScreenTransform, Shading
-from sidecar_thumbs.render.numba_jit import _F32, _JIT, _MAT, _NO_COLORS, _SOUP, _VEC
-from sidecar_thumbs.render.numba_raster import TILE, _raster
+from sidecar_thumbs.render.numba_indexed import BAD_INDEX, _extents_indexed, _first_finite_face
+from sidecar_thumbs.render.numba_jit import _F32, _JIT, _MAT, _NO_COLORS, _NO_FACES, _NO_SOUP, _NO_VERTS, _SOUP, _VEC
+from sidecar_thumbs.render.numba_raster import TILE, _raster, _raster_indexed
 
 _SIG_FIRST = types.int64(_SOUP)
 _SIG_TILES = types.none(_MAT, _MAT)
@@ -244,11 +245,13 @@ def render(
     shading: Shading,
     colors: np.ndarray | None = None,
     cull: bool = True,
+    faces: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """Render a float32 triangle soup; ``None`` when no triangle is drawable.
+    """Render a float32 triangle soup, or an indexed mesh; ``None`` when no triangle is drawable.
 
     Args:
-        triangles: float32 (N, 9) in model space (corner-major xyz); any strides.
+        triangles: float32 (N, 9) in model space (corner-major xyz), any strides; or, with ``faces``,
+            the vertices: float32 C-contiguous (V, 3).
         screen_size: Output width and height in pixels.
         supersample: Samples per pixel along each axis.
         margin: Framing margin (fraction of the side).
@@ -257,20 +260,41 @@ def render(
             corner (blended across the triangle); None for the base colour.
         cull: Draw front faces first and then back faces only where they may show (the same picture;
             for a closed mesh about half the work); False draws every face in one pass (tests compare).
+        faces: int32 C-contiguous (N, 3) indices into ``triangles`` (the vertices), or None for a soup.
+            The picture is the same as for the soup ``vertices[faces]``, to the last bit.
 
     Returns:
         RGBA uint8 (screen_size, screen_size, 4), straight alpha, or ``None`` if nothing is drawable.
+
+    Raises:
+        ValueError: A face index outside the vertex array.
     """
     from sidecar_thumbs.render.camera import fit_to_screen, sample_window
 
-    t = triangles
-    first = _first_finite(t)
-    if first < 0:
+    if faces is not None and faces.shape[0] == 0:
         return None
-    origin = np.array(t[first, :3], dtype=np.float32)  # a writable copy: kernels take C arrays
-    xlo, xhi, ylo, yhi, n, back = _extents(t, origin, VIEW_XY)
+    if faces is None:
+        t, verts, f = triangles, _NO_VERTS, _NO_FACES
+        first = _first_finite(t)
+        if first < 0:
+            return None
+        origin = np.array(t[first, :3], dtype=np.float32)  # a writable copy: kernels take C arrays
+        xlo, xhi, ylo, yhi, n, back = _extents(t, origin, VIEW_XY)
+    else:
+        t, verts, f = _NO_SOUP, triangles, faces
+        first = _first_finite_face(verts, f)
+        if first == BAD_INDEX:
+            raise ValueError(f"a face index is outside the {verts.shape[0]} vertices")
+        if first < 0:
+            return None
+        origin = np.array(verts[f[first, 0]], dtype=np.float32)
+        state = _scratch("state", verts.shape[0], np.uint8)
+        xlo, xhi, ylo, yhi, n, back = _extents_indexed(verts, f, origin, VIEW_XY, state)
+        if n == BAD_INDEX:
+            raise ValueError(f"a face index is outside the {verts.shape[0]} vertices")
     if n == 0:
         return None
+    count = t.shape[0] if faces is None else f.shape[0]
     ws = hs = screen_size * supersample
     xf: ScreenTransform = fit_to_screen((xlo, xhi, ylo, yhi), origin, ws, hs, margin)
     wx0, wy0, wx1, wy1 = sample_window(xf, (xlo, xhi, ylo, yhi), ws, hs, supersample)
@@ -282,29 +306,31 @@ def render(
     # Shade, colour and owner are read only where a depth was written: no clearing needed.
     sflat = _scratch("s", n_win, np.float32)
     sbuf = sflat.reshape(win)
-    colored = colors is not None and colors.shape[0] == t.shape[0]
+    colored = colors is not None and colors.shape[0] == count
     cols = colors if colored and colors is not None else _NO_COLORS
     blend = bool(colored and cols.shape[1] == 3)
     cflat = _scratch("c", n_win if colored else 1, np.int32)
     cbuf = cflat.reshape(win if colored else (1, 1))
     light = (xf.origin, xf.matrix, xf.offset, shading.lights, shading.ambient, shading.key, shading.fill)
     box = (wx0, wy0, wx1, wy1)
+    geo = (t, verts, f)
+    raster = _raster if faces is None else _raster_indexed
     if not (cull and back):
-        _raster(t, *light, *box, 0, _NONE, _NONE, _NO_TILES, _NONE, _NO_BOX, zflat, sflat, cols, blend, cflat)
+        raster(*geo, *light, *box, 0, _NONE, _NONE, _NO_TILES, _NONE, _NO_BOX, zflat, sflat, cols, blend, cflat)
     else:
         # Front faces first, then only the back faces that may show (numba_raster._raster): the same
         # buffers as drawing every face in order, for about half the work.
         owner = _scratch("owner", n_win, np.int32)
-        deferred = _scratch("deferred", t.shape[0], np.int32)
-        dbox = _scratch("dbox", t.shape[0] * 5, np.float32).reshape(-1, 5)
-        n_back = _raster(
-            t, *light, *box, back, _NONE, owner, _NO_TILES, deferred, dbox, zflat, sflat, cols, blend, cflat
+        deferred = _scratch("deferred", count, np.int32)
+        dbox = _scratch("dbox", count * 5, np.float32).reshape(-1, 5)
+        n_back = raster(
+            *geo, *light, *box, back, _NONE, owner, _NO_TILES, deferred, dbox, zflat, sflat, cols, blend, cflat
         )
         if n_back:
             tiles = np.empty((-(-win[0] // TILE), -(-win[1] // TILE)), dtype=np.float32)
             _tile_far(zbuf, tiles)
             order = deferred[:n_back]
-            _raster(t, *light, *box, 0, order, owner, tiles, _NONE, dbox[:n_back], zflat, sflat, cols, blend, cflat)
+            raster(*geo, *light, *box, 0, order, owner, tiles, _NONE, dbox[:n_back], zflat, sflat, cols, blend, cflat)
     out = np.zeros((screen_size, screen_size, 4), dtype=np.uint8)
     ss = supersample
     # Outside the window every sample is empty: resolving only the window gives the same pixels.

@@ -317,11 +317,18 @@ def render(
     margin: float,
     shading: Shading,
     colors: np.ndarray | None = None,
+    faces: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """Render a float32 (N, 9) triangle soup; ``None`` when no triangle is drawable.
+    """Render a float32 (N, 9) triangle soup, or (V, 3) vertices with ``faces``; ``None`` when no
+    triangle is drawable.
 
-    Same contract as :func:`sidecar_thumbs.render.kernel_numba.render`.
+    Same contract as :func:`sidecar_thumbs.render.kernel_numba.render`. An indexed mesh is drawn as its
+    soup (this kernel projects every corner anyway).
     """
+    if faces is not None:
+        if faces.size and (faces.min() < 0 or faces.max() >= triangles.shape[0]):
+            raise ValueError(f"a face index is outside the {triangles.shape[0]} vertices")
+        triangles = triangles[faces].reshape(-1, 9)
     # NaN/inf/overflow are expected here (they mark triangles to skip), not worth a warning.
     with np.errstate(all="ignore"):
         return _render(triangles, screen_size, supersample, margin, shading, colors)
