@@ -127,6 +127,7 @@ def _compile_raster(indexed: bool):  # type: ignore[no-untyped-def]
     value), so the soup's version has no trace of the indexed reads: a shared branch on the corners
     changed how LLVM regrouped the soup's float32 sums (fast-math 'reassoc') and moved a few pixels.
     """
+
     def _raster(
         t: np.ndarray,
         verts: np.ndarray,
@@ -191,7 +192,9 @@ def _compile_raster(indexed: bool):  # type: ignore[no-untyped-def]
         grid, zmax = np.float32(GRID_MAX), np.float32(FINITE_MAX)
         ww = wx1 - wx0
         for j in range(count):
-            if reject and _hidden(tiles, dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3], dbox[j, 4], wx0, wy0, wx1, wy1):
+            if reject and _hidden(
+                tiles, dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3], dbox[j, 4], wx0, wy0, wx1, wy1
+            ):
                 continue
             i = order[j] if order.shape[0] > 0 else j
             if indexed:
@@ -418,6 +421,7 @@ def _compile_raster(indexed: bool):  # type: ignore[no-untyped-def]
                     elif entered:  # a triangle is convex: once out of it, the rest of the row is too
                         break
         return n_def
+
     return njit(_SIG_RASTER, **_JIT)(_raster)
 
 
