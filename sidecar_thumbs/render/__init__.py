@@ -195,7 +195,7 @@ def render_triangles(
     tri = np.asarray(triangles)
     if tri.ndim != 3 or tri.shape[1:] != (3, 3):
         raise ValueError(f"triangles must have shape (N, 3, 3), got {tri.shape}")
-    return _render(_as_rows(tri), None, tri.shape[0], options, colors)
+    return _render(_as_rows(tri), None, tri.shape[0], options, colors)[0]
 
 
 def render_indexed(
@@ -232,7 +232,7 @@ def render_indexed(
             raise ValueError(f"a face index is outside the {v.shape[0]} vertices")
         f = f.astype(np.int32)
     v = np.ascontiguousarray(v, dtype=np.float32)
-    return _render(v, np.ascontiguousarray(f), f.shape[0], options, colors)
+    return _render(v, np.ascontiguousarray(f), f.shape[0], options, colors)[0]
 
 
 def render_mesh(mesh: Mesh, options: RenderOptions = RenderOptions(), colors: np.ndarray | None = None) -> np.ndarray:
@@ -245,13 +245,25 @@ def render_mesh(mesh: Mesh, options: RenderOptions = RenderOptions(), colors: np
     """
     if mesh.vertices is not None and mesh.faces is not None:
         return render_indexed(mesh.vertices, mesh.faces, options, colors)
+    if mesh.raw is not None:
+        # Not copied, not checked: the kernel skips non-finite triangles and counts the finite ones.
+        img, finite = _render(_as_rows(mesh.raw), None, mesh.raw.shape[0], options, colors, counted=True)
+        if finite >= 0:
+            mesh.note_finite_count(finite)
+        return img
     return render_triangles(mesh.triangles, options, colors)
 
 
 def _render(
-    geometry: np.ndarray, faces: np.ndarray | None, count: int, options: RenderOptions, colors: np.ndarray | None
-) -> np.ndarray:
-    """Both forms: ``geometry`` is the (N, 9) soup when ``faces`` is None, else the (V, 3) vertices."""
+    geometry: np.ndarray,
+    faces: np.ndarray | None,
+    count: int,
+    options: RenderOptions,
+    colors: np.ndarray | None,
+    counted: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Both forms: ``geometry`` is the (N, 9) soup when ``faces`` is None, else the (V, 3) vertices. With
+    ``counted``, also the number of finite triangles of the soup (else -1)."""
     if count == 0:
         raise NoGeometryError("model has no triangles")
     packed = None
@@ -268,14 +280,19 @@ def _render(
         elif packed.shape[1] == 3 and (packed[:, :1] == packed[:, 1:]).all():
             packed = packed[:, :1]  # corners that never differ: a colour per triangle, no blending
     kernel = _kernel_module(resolve_kernel(options.kernel))
-    if faces is None:
+    finite = -1
+    if counted:
+        img, finite = kernel.render_and_count(
+            geometry, options.size, options.supersample, options.margin, shading_for(base), packed
+        )
+    elif faces is None:
         img = kernel.render(geometry, options.size, options.supersample, options.margin, shading_for(base), packed)
     else:
         shading = shading_for(base)
         img = kernel.render(geometry, options.size, options.supersample, options.margin, shading, packed, faces=faces)
     if img is None:
         raise NoGeometryError("model has no drawable triangles: every coordinate is NaN, infinite or absurdly large")
-    return img
+    return img, finite
 
 
 def warm_up(options: RenderOptions = RenderOptions()) -> None:

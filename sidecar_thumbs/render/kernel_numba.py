@@ -38,7 +38,7 @@ from sidecar_thumbs.render.numba_raster import TILE, _raster, _raster_indexed
 
 _SIG_FIRST = types.int64(_SOUP)
 _SIG_TILES = types.none(_MAT, _MAT)
-_SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64, types.int64))(_SOUP, _VEC, _MAT)
+_SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64, types.int64, types.int64))(_SOUP, _VEC, _MAT)
 _SIG_RESOLVE = types.none(
     _MAT,
     _MAT,
@@ -72,9 +72,11 @@ def _first_finite(t: np.ndarray) -> int:
 @njit(_SIG_EXTENTS, **_JIT)
 def _extents(
     t: np.ndarray, origin: np.ndarray, a: np.ndarray
-) -> tuple[np.float32, np.float32, np.float32, np.float32, int, int]:
-    """Framing extents, the drawable count, and which faces to draw first: the sign of ``mz`` that a
-    back face has when the winding encloses a clear volume, else 0 (one pass over every face).
+) -> tuple[np.float32, np.float32, np.float32, np.float32, int, int, int]:
+    """Framing extents, the drawable count, which faces to draw first: the sign of ``mz`` that a
+    back face has when the winding encloses a clear volume, else 0 (one pass over every face); and the
+    count of triangles whose nine coordinates are finite (``np.isfinite``), so that a loader may hand
+    over a soup it has not checked (a binary STL's records) and still learn how many triangles it holds.
 
     The choice only decides the speed, never the picture: back faces are drawn after the front faces
     wherever they may show (numba_raster._raster), so an open, inconsistently wound or inside-out
@@ -84,8 +86,10 @@ def _extents(
     a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
     a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]
     big = np.float32(FINITE_MAX)
+    fmax = np.float32(np.finfo(np.float32).max)
     xlo, xhi, ylo, yhi = big, -big, big, -big
     n = 0
+    finite = 0
     vol, absvol = 0.0, 0.0
     for i in range(t.shape[0]):
         dx0, dy0, dz0 = t[i, 0] - ox, t[i, 1] - oy, t[i, 2] - oz
@@ -105,6 +109,12 @@ def _extents(
             and -big < y1 < big
             and -big < y2 < big
         ):  # NaN/inf vertex (or overflow): not drawable
+            # A drawable triangle is finite (a NaN or inf coordinate makes x or y NaN or inf), so only
+            # these are tested one by one for the finite count.
+            ok = True
+            for k in range(9):
+                ok &= abs(t[i, k]) <= fmax  # false for NaN and inf: np.isfinite
+            finite += ok
             continue
         det = float(dx0 * (dy1 * dz2 - dz1 * dy2) + dy0 * (dz1 * dx2 - dx1 * dz2) + dz0 * (dx1 * dy2 - dy1 * dx2))
         vol += det
@@ -119,7 +129,7 @@ def _extents(
     back = 0
     if abs(vol) > 1e-3 * absvol:
         back = 1 if vol > 0.0 else -1
-    return xlo, xhi, ylo, yhi, n, back
+    return xlo, xhi, ylo, yhi, n, back, n + finite
 
 
 @njit(_SIG_TILES, **_JIT)
@@ -247,7 +257,23 @@ def render(
     cull: bool = True,
     faces: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """Render a float32 triangle soup, or an indexed mesh; ``None`` when no triangle is drawable.
+    """:func:`render_and_count` without the count."""
+    return render_and_count(triangles, screen_size, supersample, margin, shading, colors, cull, faces)[0]
+
+
+def render_and_count(
+    triangles: np.ndarray,
+    screen_size: int,
+    supersample: int,
+    margin: float,
+    shading: Shading,
+    colors: np.ndarray | None = None,
+    cull: bool = True,
+    faces: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, int]:
+    """Render a float32 triangle soup, or an indexed mesh; ``None`` when no triangle is drawable. With
+    it, for a soup, the number of triangles with nine finite coordinates (-1 when nothing is drawable,
+    or for an indexed mesh: not counted).
 
     Args:
         triangles: float32 (N, 9) in model space (corner-major xyz), any strides; or, with ``faces``,
@@ -264,7 +290,8 @@ def render(
             The picture is the same as for the soup ``vertices[faces]``, to the last bit.
 
     Returns:
-        RGBA uint8 (screen_size, screen_size, 4), straight alpha, or ``None`` if nothing is drawable.
+        RGBA uint8 (screen_size, screen_size, 4), straight alpha, or ``None`` if nothing is drawable; and
+        the count.
 
     Raises:
         ValueError: A face index outside the vertex array.
@@ -272,28 +299,29 @@ def render(
     from sidecar_thumbs.render.camera import fit_to_screen, sample_window
 
     if faces is not None and faces.shape[0] == 0:
-        return None
+        return None, -1
+    finite = -1
     if faces is None:
         t, verts, f = triangles, _NO_VERTS, _NO_FACES
         first = _first_finite(t)
         if first < 0:
-            return None
+            return None, -1
         origin = np.array(t[first, :3], dtype=np.float32)  # a writable copy: kernels take C arrays
-        xlo, xhi, ylo, yhi, n, back = _extents(t, origin, VIEW_XY)
+        xlo, xhi, ylo, yhi, n, back, finite = _extents(t, origin, VIEW_XY)
     else:
         t, verts, f = _NO_SOUP, triangles, faces
         first = _first_finite_face(verts, f)
         if first == BAD_INDEX:
             raise ValueError(f"a face index is outside the {verts.shape[0]} vertices")
         if first < 0:
-            return None
+            return None, -1
         origin = np.array(verts[f[first, 0]], dtype=np.float32)
         state = _scratch("state", verts.shape[0], np.uint8)
         xlo, xhi, ylo, yhi, n, back = _extents_indexed(verts, f, origin, VIEW_XY, state)
         if n == BAD_INDEX:
             raise ValueError(f"a face index is outside the {verts.shape[0]} vertices")
     if n == 0:
-        return None
+        return None, -1
     count = t.shape[0] if faces is None else f.shape[0]
     ws = hs = screen_size * supersample
     xf: ScreenTransform = fit_to_screen((xlo, xhi, ylo, yhi), origin, ws, hs, margin)
@@ -348,4 +376,4 @@ def render(
         part,
     )
     out[wy0 // ss : wy1 // ss, wx0 // ss : wx1 // ss] = part
-    return out
+    return out, finite

@@ -310,6 +310,23 @@ def _resolve(
     return out
 
 
+def render_and_count(
+    triangles: np.ndarray,
+    screen_size: int,
+    supersample: int,
+    margin: float,
+    shading: Shading,
+    colors: np.ndarray | None = None,
+    faces: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, int]:
+    """:func:`render`, and for a soup the number of triangles with nine finite coordinates (-1 when
+    nothing is drawable or for an indexed mesh), as :func:`sidecar_thumbs.render.kernel_numba.render_and_count`."""
+    img = render(triangles, screen_size, supersample, margin, shading, colors, faces)
+    if img is None or faces is not None:
+        return img, -1
+    return img, int(np.isfinite(triangles).all(axis=1).sum())
+
+
 def render(
     triangles: np.ndarray,
     screen_size: int,

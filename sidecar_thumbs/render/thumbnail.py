@@ -246,10 +246,10 @@ def make_thumbnail_from_bytes(
                 raise
             source = ThumbSource.EMBEDDED
         else:
-            triangles = mesh.triangle_count
             t1 = time.perf_counter()
             colors = mesh.colors_for(options.render.color) if options.model_colors else None
             rgba = render_mesh(mesh, options.render, colors)
+            triangles = mesh.triangle_count  # after the render, which counts a raw STL's as it draws
     meta = metadata_for(
         name,
         size=size,
