@@ -88,6 +88,23 @@ def _mix(cols: np.ndarray, i: int, b0: float, b1: float, b2: float) -> int:
 
 
 @njit(inline="always", **_JIT)
+def _channels(cols: np.ndarray, i: int, shift: int) -> tuple[np.float32, np.float32, np.float32]:
+    """One channel of triangle ``i``'s three corner colours, as the floats :func:`_mix` weighs."""
+    return (
+        np.float32((cols[i, 0] >> shift) & 255),
+        np.float32((cols[i, 1] >> shift) & 255),
+        np.float32((cols[i, 2] >> shift) & 255),
+    )
+
+
+@njit(inline="always", **_JIT)
+def _blend(c: tuple[np.float32, np.float32, np.float32], b0: float, b1: float, b2: float, shift: int) -> int:
+    """One channel of :func:`_mix` from its corner floats, placed at ``shift``."""
+    v = b0 * c[0] + b1 * c[1] + b2 * c[2]
+    return min(max(int(v + np.float32(0.5)), 0), 255) << shift
+
+
+@njit(inline="always", **_JIT)
 def _reach(z0: float, z1: float, z2: float) -> np.float32:
     """The nearest depth a triangle can write: its nearest corner's, plus the inside test's tolerance."""
     zlo, zhi = min(z0, z1, z2), max(z0, z1, z2)
@@ -187,7 +204,7 @@ def _compile_raster(indexed: bool):  # type: ignore[no-untyped-def]
         amb, k1, k2 = np.float32(ambient), np.float32(key), np.float32(fill)
         third = np.float32(1.0 / 3.0)
         eps = np.float32(-1e-4)
-        one, half = np.float32(1.0), np.float32(0.5)
+        one, half, zero = np.float32(1.0), np.float32(0.5), np.float32(0.0)
         fx0, fy0, fws, fhs = np.float32(wx0), np.float32(wy0), np.float32(wx1), np.float32(wy1)
         grid, zmax = np.float32(GRID_MAX), np.float32(FINITE_MAX)
         ww = wx1 - wx0
@@ -360,6 +377,10 @@ def _compile_raster(indexed: bool):  # type: ignore[no-untyped-def]
             s0, s1 = -e0y * inv, -e1y * inv
             s2 = -(s0 + s1)
             wide = x1 - x0 >= 8
+            # A blended triangle's corner colours as floats once, not at every sample it wins.
+            red = _channels(cols, i, 16) if mixed else (zero, zero, zero)
+            green = _channels(cols, i, 8) if mixed else (zero, zero, zero)
+            blue = _channels(cols, i, 0) if mixed else (zero, zero, zero)
             for py in range(y0, y1 + 1):
                 fy = np.float32(py) + half
                 r0 = e0x * (fy - Y1)
@@ -417,7 +438,14 @@ def _compile_raster(indexed: bool):  # type: ignore[no-untyped-def]
                                 shaded = True
                             sbuf[k] = shade
                             if colored:
-                                cbuf[k] = _mix(cols, i, b0, b1, b2) if mixed else cols[i, 0]
+                                if mixed:
+                                    cbuf[k] = (
+                                        _blend(red, b0, b1, b2, 16)
+                                        | _blend(green, b0, b1, b2, 8)
+                                        | _blend(blue, b0, b1, b2, 0)
+                                    )
+                                else:
+                                    cbuf[k] = cols[i, 0]
                     elif entered:  # a triangle is convex: once out of it, the rest of the row is too
                         break
         return n_def
