@@ -3,7 +3,9 @@
 Compiled passes over the data, each written for speed on ~1M sub-pixel triangles:
 
 1. ``_extents``: project every vertex once (x, y only) for the exact framing, and sum the enclosed
-   volume, whose sign says which faces of a closed mesh face the camera;
+   volume, whose sign says which faces of a closed mesh face the camera (and count the finite triangles
+   of a soup nobody has checked: a binary STL's records); ``numba_indexed._extents_indexed`` does the
+   same for an indexed mesh, looking at each vertex once and at the faces through their indices;
 2. ``numba_raster._raster``: project again straight into registers (cheaper than writing and re-reading
    an SoA copy: the pass is bound by reading the triangles, not by the nine multiplies) and draw each
    triangle as one of three kinds: *sub-sample* (at most one sample centre in its box: one test or a
