@@ -4,7 +4,9 @@ the 3MF reader hands the renderer that form without building a soup."""
 
 from __future__ import annotations
 
+import io
 import pickle
+import zipfile
 from collections.abc import Callable
 
 import numpy as np
@@ -149,3 +151,30 @@ def test_a_3mf_loads_indexed_and_drops_faces_with_a_non_finite_corner() -> None:
     assert np.array_equal(dropped.triangles, mesh.triangles[~touching])
     with pytest.raises(NoGeometryError, match="non-finite"):
         load_3mf_mesh(meshgen.threemf_bytes((np.full_like(bad, 1e39), f)))
+
+
+def _instanced_3mf(n_items: int, loose_vertices: int) -> bytes:
+    # One small tetrahedron (plus ``loose_vertices`` unused vertices) placed ``n_items`` times.
+    v = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], np.float64)
+    f = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    v = np.vstack([v, np.full((loose_vertices, 3), 5.0)])
+    xml = meshgen.model_xml((v, f)).decode()
+    items = "".join(f'<item objectid="1" transform="1 0 0 0 1 0 0 0 1 {20 * k} 0 0"/>\n' for k in range(n_items))
+    xml = xml.replace('<item objectid="1"/>\n', items)
+    data = meshgen.threemf_bytes((v, f))
+    src, buf = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in src.namelist():
+            out.writestr(name, xml if name == "3D/3dmodel.model" else src.read(name))
+    return buf.getvalue()
+
+
+def test_instances_are_placed_indexed_unless_their_vertices_outnumber_the_corners() -> None:
+    few = load_3mf_mesh(_instanced_3mf(5, 0))
+    assert few.indexed and few.triangle_count == 20 and few.vertices is not None and len(few.vertices) == 20
+    # 5 copies of 2,004 vertices for 20 triangles: placed as a soup, bounded by the triangles.
+    many = load_3mf_mesh(_instanced_3mf(5, 2_000))
+    assert not many.indexed and many.triangle_count == 20
+    assert np.array_equal(many.triangles, few.triangles)
+    opts = RenderOptions(size=64)
+    assert np.array_equal(render_mesh(many, opts), render_mesh(few, opts))
