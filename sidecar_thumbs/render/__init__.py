@@ -205,7 +205,8 @@ def render_indexed(
     colors: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw an indexed mesh: the same picture as :func:`render_triangles` of ``vertices[faces]``, to the
-    last bit, without building that soup (each vertex is projected once, not once per corner).
+    last bit, without building that soup (the framing looks at each vertex once; the raster reads the
+    corners through the indices).
 
     Args:
         vertices: (V, 3) coordinates in millimetres (float32 used in place when C-contiguous).
@@ -247,7 +248,7 @@ def render_mesh(mesh: Mesh, options: RenderOptions = RenderOptions(), colors: np
         return render_indexed(mesh.vertices, mesh.faces, options, colors)
     if mesh.raw is not None:
         # Not copied, not checked: the kernel skips non-finite triangles and counts the finite ones.
-        img, finite = _render(_as_rows(mesh.raw), None, mesh.raw.shape[0], options, colors, counted=True)
+        img, finite = _render(_as_rows(mesh.raw), None, mesh.raw.shape[0], options, colors)
         if finite >= 0:
             mesh.note_finite_count(finite)
         return img
@@ -260,10 +261,9 @@ def _render(
     count: int,
     options: RenderOptions,
     colors: np.ndarray | None,
-    counted: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """Both forms: ``geometry`` is the (N, 9) soup when ``faces`` is None, else the (V, 3) vertices. With
-    ``counted``, also the number of finite triangles of the soup (else -1)."""
+    """Both forms: ``geometry`` is the (N, 9) soup when ``faces`` is None, else the (V, 3) vertices. Also
+    returns the number of the soup's triangles with finite coordinates (-1 for an indexed mesh)."""
     if count == 0:
         raise NoGeometryError("model has no triangles")
     packed = None
@@ -280,16 +280,10 @@ def _render(
         elif packed.shape[1] == 3 and (packed[:, :1] == packed[:, 1:]).all():
             packed = packed[:, :1]  # corners that never differ: a colour per triangle, no blending
     kernel = _kernel_module(resolve_kernel(options.kernel))
-    finite = -1
-    if counted:
-        img, finite = kernel.render_and_count(
-            geometry, options.size, options.supersample, options.margin, shading_for(base), packed
-        )
-    elif faces is None:
-        img = kernel.render(geometry, options.size, options.supersample, options.margin, shading_for(base), packed)
-    else:
-        shading = shading_for(base)
-        img = kernel.render(geometry, options.size, options.supersample, options.margin, shading, packed, faces=faces)
+    shading = shading_for(base)
+    img, finite = kernel.render_and_count(
+        geometry, options.size, options.supersample, options.margin, shading, packed, faces=faces
+    )
     if img is None:
         raise NoGeometryError("model has no drawable triangles: every coordinate is NaN, infinite or absurdly large")
     return img, finite

@@ -182,8 +182,9 @@ def _resolve(
     hs, ws = zbuf.shape
     empty = EMPTY_DEPTH
     # The nearest and farthest drawn depth, over float32 bit patterns mapped to integers that sort as the
-    # floats do: integer min and max vectorise (float ones may not without 'nnan'), 0.19 -> 0.05 ms for a
-    # 100k-triangle model. Depths are finite (the raster drops non-finite corners) and above EMPTY_DEPTH.
+    # floats do: integer min and max vectorise (float ones may not without 'nnan'): the whole resolve of a
+    # 100k-triangle model 0.60 -> 0.43 ms. Depths are finite (the raster drops non-finite corners) and
+    # above EMPTY_DEPTH; the same values come out as from float min and max.
     keys = zbuf.view(np.int32)
     big_key = np.int32(0x7FFFFFFF)
     empty_key = _sort_key(np.float32(empty))
