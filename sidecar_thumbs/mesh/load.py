@@ -67,9 +67,9 @@ def load_mesh_bytes(
     rgba: np.ndarray | None = None  # OBJ, PLY, AMF and STEP readers: (N, 4), alpha 0 where a triangle has none
     try:
         if fmt == "stl":
-            from sidecar_thumbs.mesh.stl import load_stl_bytes
+            from sidecar_thumbs.mesh.stl import load_stl_mesh
 
-            triangles, kind = load_stl_bytes(data, limits)
+            return load_stl_mesh(data, limits)
         elif fmt in ("gcode", "bgcode"):
             from sidecar_thumbs.mesh.gcode import load_gcode_bytes
 
