@@ -85,6 +85,10 @@ class Mesh:
     faces: np.ndarray | None
     # The raw form (None otherwise).
     raw: np.ndarray | None
+    # How the loader knows the faces are wound: 1 outward (counter-clockwise seen from outside, as the 3MF
+    # spec requires), -1 inward (mirrored by every placement), 0 unknown. A hint for the renderer's speed
+    # only: a file that breaks the rule draws the same picture, more slowly.
+    winding: int
 
     def __init__(
         self,
@@ -96,6 +100,7 @@ class Mesh:
         vertices: np.ndarray | None = None,
         faces: np.ndarray | None = None,
         raw: np.ndarray | None = None,
+        winding: int = 0,
     ) -> None:
         forms = (triangles is not None) + (vertices is not None or faces is not None) + (raw is not None)
         if forms != 1 or (vertices is None) != (faces is None):
@@ -106,6 +111,7 @@ class Mesh:
         object.__setattr__(self, "vertices", vertices)
         object.__setattr__(self, "faces", faces)
         object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "winding", winding)
         object.__setattr__(self, "_soup", triangles)
         object.__setattr__(self, "_count", None)
 

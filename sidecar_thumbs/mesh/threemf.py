@@ -211,7 +211,7 @@ def load_3mf_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, colors: bool
     contexts: list[InstanceContext] = []
     for item in root.build:
         asm.instances(asm.part(item.path, root), item.object_id, item.transform, placed, contexts)
-    vertices, faces, finite = _place(asm.parts, placed, total)
+    vertices, faces, finite, winding = _place(asm.parts, placed, total)
     face_colors = color_mask = None
     if colors:
         from sidecar_thumbs.mesh.threemf_colors import instance_colors
@@ -235,15 +235,18 @@ def load_3mf_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, colors: bool
         faces = np.ascontiguousarray(faces[keep])
         if face_colors is not None and color_mask is not None:
             face_colors, color_mask = face_colors[keep], color_mask[keep]
-    return Mesh(format="3mf", face_colors=face_colors, color_mask=color_mask, vertices=vertices, faces=faces)
+    return Mesh(
+        format="3mf", face_colors=face_colors, color_mask=color_mask, vertices=vertices, faces=faces, winding=winding
+    )
 
 
 def _place(
     parts: dict[str, ModelPart], placed: list[_Instance], total: int
-) -> tuple[np.ndarray | None, np.ndarray, bool]:
-    """The placed meshes as ``(vertices, faces, finite)``: float32 ``(V, 3)`` in millimetres, int32
-    ``(F, 3)`` indices into them, and whether every vertex is finite (each placed vertex array is checked
-    with two reductions; the faces are masked only when one is not).
+) -> tuple[np.ndarray | None, np.ndarray, bool, int]:
+    """The placed meshes as ``(vertices, faces, finite, winding)``: float32 ``(V, 3)`` in millimetres, int32
+    ``(F, 3)`` indices into them, whether every vertex is finite (each placed vertex array is checked
+    with two reductions; the faces are masked only when one is not), and :attr:`Mesh.winding`: the spec
+    winds every triangle outward, and a placement with a negative determinant (a mirror) turns it inward.
 
     No triangle soup is built: the renderer reads corners through the indices. Each instance adds its
     mesh's vertices; when those would outnumber the corners of the triangles placed (a hostile file: a
@@ -262,8 +265,10 @@ def _place(
     worlds, index_lists, soups = [], [], []
     finite = True
     base = 0
+    mirrored = set()
     for part, verts, tris, m in items:
         linear = m[:3, :3] * part.scale
+        mirrored.add(bool(np.linalg.det(linear) < 0.0))
         if np.array_equal(linear, np.eye(3)) and not m[3, :3].any():
             world = verts
         else:
@@ -283,10 +288,16 @@ def _place(
         raise NoGeometryError("no geometry")
     if not indexed:
         soup = np.concatenate(soups) if len(soups) > 1 else soups[0]
-        return None, soup, finite
+        return None, soup, finite, 0
     vertices = np.concatenate(worlds) if len(worlds) > 1 else worlds[0]
     faces = np.concatenate(index_lists) if len(index_lists) > 1 else index_lists[0]
-    return np.ascontiguousarray(vertices, dtype=np.float32), np.ascontiguousarray(faces, dtype=np.int32), finite
+    winding = 0 if len(mirrored) > 1 else (-1 if True in mirrored else 1)  # a mix of both: let the volume say
+    return (
+        np.ascontiguousarray(vertices, dtype=np.float32),
+        np.ascontiguousarray(faces, dtype=np.int32),
+        finite,
+        winding,
+    )
 
 
 def find_embedded_thumbnail(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[str, bytes] | None:

@@ -278,9 +278,10 @@ def render(
     colors: np.ndarray | None = None,
     cull: bool = True,
     faces: np.ndarray | None = None,
+    winding: int = 0,
 ) -> np.ndarray | None:
     """:func:`render_and_count` without the count."""
-    return render_and_count(triangles, screen_size, supersample, margin, shading, colors, cull, faces)[0]
+    return render_and_count(triangles, screen_size, supersample, margin, shading, colors, cull, faces, winding)[0]
 
 
 def render_and_count(
@@ -292,6 +293,7 @@ def render_and_count(
     colors: np.ndarray | None = None,
     cull: bool = True,
     faces: np.ndarray | None = None,
+    winding: int = 0,
 ) -> tuple[np.ndarray | None, int]:
     """Render a float32 triangle soup, or an indexed mesh; ``None`` when no triangle is drawable. With
     it, for a soup, the number of triangles with nine finite coordinates (-1 when nothing is drawable,
@@ -310,6 +312,9 @@ def render_and_count(
             for a closed mesh about half the work); False draws every face in one pass (tests compare).
         faces: int32 C-contiguous (N, 3) indices into ``triangles`` (the vertices), or None for a soup.
             The picture is the same as for the soup ``vertices[faces]``, to the last bit.
+        winding: for an indexed mesh, 1 when the loader knows its faces are wound outward (a 3MF's rule),
+            -1 inward (mirrored by its placement), 0 unknown: the enclosed volume's sign decides. Only
+            the speed depends on it: a mesh wound otherwise draws the same picture, more slowly.
 
     Returns:
         RGBA uint8 (screen_size, screen_size, 4), straight alpha, or ``None`` if nothing is drawable; and
@@ -339,9 +344,11 @@ def render_and_count(
             return None, -1
         origin = np.array(verts[f[first, 0]], dtype=np.float32)
         state = _scratch("state", verts.shape[0], np.uint8)
-        xlo, xhi, ylo, yhi, n, back = _extents_indexed(verts, f, origin, VIEW_XY, state)
+        xlo, xhi, ylo, yhi, n, back = _extents_indexed(verts, f, origin, VIEW_XY, state, winding == 0)
         if n == BAD_INDEX:
             raise ValueError(f"a face index is outside the {verts.shape[0]} vertices")
+        if winding:
+            back = 1 if winding > 0 else -1  # what the volume's sign gives for a closed mesh so wound
     if n == 0:
         return None, -1
     count = t.shape[0] if faces is None else f.shape[0]

@@ -318,9 +318,11 @@ def render_and_count(
     shading: Shading,
     colors: np.ndarray | None = None,
     faces: np.ndarray | None = None,
+    winding: int = 0,
 ) -> tuple[np.ndarray | None, int]:
     """:func:`render`, and for a soup the number of triangles with nine finite coordinates (-1 when
-    nothing is drawable or for an indexed mesh), as :func:`sidecar_thumbs.render.kernel_numba.render_and_count`."""
+    nothing is drawable or for an indexed mesh), as :func:`sidecar_thumbs.render.kernel_numba.render_and_count`.
+    ``winding`` is not used: this kernel draws every face in one pass."""
     img = render(triangles, screen_size, supersample, margin, shading, colors, faces)
     if img is None or faces is not None:
         return img, -1

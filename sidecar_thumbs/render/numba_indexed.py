@@ -18,7 +18,9 @@ from sidecar_thumbs.render.camera import FINITE_MAX
 from sidecar_thumbs.render.numba_jit import _F32, _FACES, _JIT, _MAT, _STATE, _VEC, _VERTS
 
 _SIG_FIRST = types.int64(_VERTS, _FACES)
-_SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64, types.int64))(_VERTS, _FACES, _VEC, _MAT, _STATE)
+_SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64, types.int64))(
+    _VERTS, _FACES, _VEC, _MAT, _STATE, types.boolean
+)
 _SIG_PROJECT = types.none(_VERTS, _VEC, _MAT, _VEC, _MAT)
 
 BAD_INDEX = -2  # what the passes return for a face index outside the vertex array
@@ -45,10 +47,11 @@ def _first_finite_face(v: np.ndarray, f: np.ndarray) -> int:
 
 @njit(_SIG_EXTENTS, **_JIT)
 def _extents_indexed(
-    v: np.ndarray, f: np.ndarray, origin: np.ndarray, a: np.ndarray, state: np.ndarray
+    v: np.ndarray, f: np.ndarray, origin: np.ndarray, a: np.ndarray, state: np.ndarray, volume: bool
 ) -> tuple[np.float32, np.float32, np.float32, np.float32, int, int]:
     """``kernel_numba._extents`` for an indexed mesh: the framing extents over the vertices of drawable
-    faces (all three corners project to finite x, y), their count, and the back-face sign.
+    faces (all three corners project to finite x, y), their count, and the back-face sign (0 without
+    ``volume``: the caller knows the winding, and the volume would cost 0.3 ms of 100k faces' corners).
 
     ``state`` is scratch, one byte a vertex. The count is BAD_INDEX for a face index out of range.
     """
@@ -76,13 +79,15 @@ def _extents_indexed(
         state[c0] |= 2
         state[c1] |= 2
         state[c2] |= 2
+        n += 1
+        if not volume:
+            continue
         dx0, dy0, dz0 = v[c0, 0] - ox, v[c0, 1] - oy, v[c0, 2] - oz
         dx1, dy1, dz1 = v[c1, 0] - ox, v[c1, 1] - oy, v[c1, 2] - oz
         dx2, dy2, dz2 = v[c2, 0] - ox, v[c2, 1] - oy, v[c2, 2] - oz
         det = float(dx0 * (dy1 * dz2 - dz1 * dy2) + dy0 * (dz1 * dx2 - dx1 * dz2) + dz0 * (dx1 * dy2 - dy1 * dx2))
         vol += det
         absvol += abs(det)
-        n += 1
     # 3: the extents over the framed vertices (min and max are exact: the order does not matter).
     xlo, xhi, ylo, yhi = big, -big, big, -big
     for c in range(nv):
