@@ -36,7 +36,7 @@ from numba import njit, types
 from sidecar_thumbs.render.camera import EMPTY_DEPTH, FINITE_MAX, VIEW_XY, ScreenTransform, Shading
 from sidecar_thumbs.render.numba_indexed import BAD_INDEX, _extents_indexed, _first_finite_face
 from sidecar_thumbs.render.numba_jit import _F32, _JIT, _MAT, _NO_COLORS, _NO_FACES, _NO_SOUP, _NO_VERTS, _SOUP, _VEC
-from sidecar_thumbs.render.numba_raster import TILE, _raster, _raster_indexed
+from sidecar_thumbs.render.numba_raster import TILE, _raster, _raster_indexed, _visible
 
 _SIG_FIRST = types.int64(_SOUP)
 _SIG_TILES = types.none(_MAT, _MAT)
@@ -386,8 +386,10 @@ def render_and_count(
         if n_back:
             tiles = np.empty((-(-win[0] // TILE), -(-win[1] // TILE)), dtype=np.float32)
             _tile_far(zbuf, tiles)
-            order = deferred[:n_back]
-            raster(*geo, *light, *box, 0, order, owner, tiles, _NONE, dbox[:n_back], zflat, sflat, cols, blend, cflat)
+            n_vis = _visible(deferred[:n_back], dbox[:n_back], tiles, *box)
+            if n_vis:
+                order, dvis = deferred[:n_vis], dbox[:n_vis]
+                raster(*geo, *light, *box, 0, order, owner, tiles, _NONE, dvis, zflat, sflat, cols, blend, cflat)
     out = np.zeros((screen_size, screen_size, 4), dtype=np.uint8)
     ss = supersample
     # Outside the window every sample is empty: resolving only the window gives the same pixels.
