@@ -31,7 +31,7 @@ _ZERO = np.float32(0.0)
 @nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _channel(v: float) -> int:
     # np.clip(v, 0, 255).astype(np.uint8): clamp, then truncate toward zero.
-    return int(min(max(v, _ZERO), _WHITE))
+    return int(min(max(v, _ZERO), _WHITE))  # type: ignore[arg-type]  # float32 operands, numba types them
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
