@@ -1,15 +1,19 @@
 """What the model's own colours cost: the whole thumbnail (read from memory, load, render, PNG) per file.
 
 Measures, in one run on one CPU, the same 100k-triangle rock as
-* binary STL and a 3MF without colour (the uncoloured path), optionally against another checkout of the
-  project (``--baseline DIR``, e.g. the commit before colours: the issue's "as fast as before, ±5 %");
+* binary STL and a 3MF without colour (the uncoloured path);
 * 3MFs with colour: one base material for the object, a colour per triangle (colour group), a colour per
   corner (vertex colours, blended), a Bambu Studio project with painted triangles — each as a ratio to
   the uncoloured 3MF ("at most 30 % more").
 
+``--stages`` adds the CPU time of each colour stage a call (the colour group's scan, the part's colour
+resources, the per-instance colours, the render's colour packing), functions wrapped by name where the
+checkout has them. ``--baseline DIR`` times another checkout of the project (e.g. the commit before a
+change) the same way, alternating between the two in ``--rounds`` fresh processes, and prints both.
+
 Usage::
 
-    python bench/colors.py [--reps 15] [--clock cpu] [--baseline /path/to/other/checkout]
+    python bench/colors.py [--reps 15] [--clock cpu] [--stages] [--baseline /path/to/other/checkout --rounds 3]
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# Appended, not first: a --baseline child finds the other checkout's package through PYTHONPATH.
+sys.path.append(str(REPO))
 
 from bench import meshgen  # noqa: E402
 
@@ -100,60 +105,132 @@ def cases() -> list[tuple[str, str, bytes]]:
     ]
 
 
-def time_cases(reps: int, clock: str, only: list[str] | None = None) -> dict[str, float]:
+# The colour stages, (module, function): wrapped where the checkout being timed has them.
+STAGES = [
+    ("sidecar_thumbs.mesh.colorscan_numba", "scan_colors"),
+    ("sidecar_thumbs.mesh.modelpart", "read_part_colors"),
+    ("sidecar_thumbs.mesh.colorscan_numba", "one_group_colors"),
+    ("sidecar_thumbs.mesh.threemf_colors", "instance_colors"),
+    ("sidecar_thumbs.render", "pack_colors"),
+    ("sidecar_thumbs.render", "kernel_colors"),
+    ("sidecar_thumbs.mesh.load", "load_mesh_bytes"),  # the thumbnail imports both when called
+    ("sidecar_thumbs.render", "render_triangles"),
+]
+
+
+def _wrap_stages(tick, spent: dict[str, list[float]]) -> None:  # type: ignore[no-untyped-def]
+    import functools
+    import importlib
+
+    for module, name in STAGES:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        fn = getattr(mod, name, None)
+        if fn is None:
+            continue
+
+        def timed(*a, _fn=fn, _name=name, **k):  # type: ignore[no-untyped-def]
+            t = tick()
+            try:
+                return _fn(*a, **k)
+            finally:
+                spent.setdefault(_name, []).append(tick() - t)
+
+        setattr(mod, name, functools.wraps(fn)(timed))
+
+
+def time_cases(reps: int, clock: str, stages: bool = False) -> dict[str, dict[str, float]]:
+    """``{case: {"total": seconds, stage: seconds a call, ...}}``, medians of ``reps``."""
     from sidecar_thumbs.render.thumbnail import ThumbnailOptions, make_thumbnail_from_bytes
 
     tick = time.process_time if clock == "cpu" else time.perf_counter
+    spent: dict[str, list[float]] = {}
+    if stages:
+        _wrap_stages(tick, spent)
     options = ThumbnailOptions(use_embedded=False)
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
     for label, name, data in cases():
-        if only and label not in only:
-            continue
         make_thumbnail_from_bytes(data, name, len(data), 0, options)  # warm
+        spent.clear()
         times = []
         for _ in range(reps):
             t = tick()
             make_thumbnail_from_bytes(data, name, len(data), 0, options)
             times.append(tick() - t)
-        out[label] = statistics.median(times)
+        out[label] = {"total": statistics.median(times)}
+        # Per call: a stage that runs twice a thumbnail (two groups) counts each call.
+        out[label].update({k: statistics.median(v) for k, v in spent.items()})
     return out
+
+
+def _child(checkout: Path, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--reps", str(args.reps), "--clock", args.clock]
+    cmd += ["--stages"] if args.stages else []
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=checkout)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _median_of_rounds(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for label in rounds[0]:
+        keys = set().union(*(r[label].keys() for r in rounds))
+        out[label] = {k: statistics.median([r[label][k] for r in rounds if k in r[label]]) for k in keys}
+    return out
+
+
+def _table(title: str, mine: dict[str, dict[str, float]], base: dict[str, dict[str, float]] | None) -> None:
+    plain = mine["3MF, no colour"]["total"]
+    print(f"\n{title}\n")
+    print("| file | ms | renders/s | vs 3MF without colour | vs baseline |")
+    print("|---|---|---|---|---|")
+    for label, row in mine.items():
+        t = row["total"]
+        b = base[label]["total"] if base and label in base else None
+        vs_base = f"{t / b:.2f}× ({b * 1e3:.1f} ms)" if b else ""
+        print(f"| {label} | {t * 1e3:.1f} | {1 / t:.0f} | {t / plain:.2f}× | {vs_base} |")
+    names = [name for _, name in STAGES]
+    if any(len(row) > 1 for row in mine.values()):
+        print("\nStages, CPU ms a call (this checkout" + (" / baseline" if base else "") + "):\n")
+        print("| file | " + " | ".join(names) + " |")
+        print("|---|" + "---|" * len(names))
+        for label, row in mine.items():
+            cells = []
+            for name in names:
+                here = f"{row[name] * 1e3:.2f}" if name in row else "–"
+                there = base[label].get(name) if base and label in base else None
+                cells.append(here + (f" / {there * 1e3:.2f}" if there is not None else ""))
+            print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
-    ap.add_argument("--baseline", help="another checkout of the project to time the uncoloured path against")
+    ap.add_argument("--stages", action="store_true", help="also time each colour stage")
+    ap.add_argument("--baseline", help="another checkout of the project to time the same way, alternating")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds with --baseline")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    if args.child:  # run by --baseline with PYTHONPATH set to the other checkout
-        print(json.dumps(time_cases(args.reps, args.clock, ["binary STL, no colour", "3MF, no colour"])))
+    if args.child:  # run by --baseline with PYTHONPATH set to one checkout
+        print(json.dumps(time_cases(args.reps, args.clock, args.stages)))
         return
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"# bench/colors.py — {N:,} triangles, {args.clock} clock, one CPU, median of {args.reps}, load {load}\n")
-    mine = time_cases(args.reps, args.clock)
-    base = None
-    if args.baseline:
-        env = dict(os.environ, PYTHONPATH=str(Path(args.baseline).resolve()))
-        cmd = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            "--reps",
-            str(args.reps),
-            "--clock",
-            args.clock,
-        ]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=args.baseline)
-        base = json.loads(done.stdout.strip().splitlines()[-1])
-    plain = mine["3MF, no colour"]
-    print("| file | ms | renders/s | vs 3MF without colour | vs baseline |")
-    print("|---|---|---|---|---|")
-    for label, t in mine.items():
-        vs_base = f"{t / base[label]:.2f}×" if base and label in base else ""
-        print(f"| {label} | {t * 1e3:.1f} | {1 / t:.0f} | {t / plain:.2f}× | {vs_base} |")
+    print(f"# bench/colors.py — {N:,} triangles, {args.clock} clock, one CPU, median of {args.reps}, load {load}")
+    if not args.baseline:
+        _table("", time_cases(args.reps, args.clock, args.stages), None)
+        return
+    mine_rounds, base_rounds = [], []
+    for _ in range(args.rounds):  # alternating, so a change in the machine's load hits both alike
+        mine_rounds.append(_child(REPO, args))
+        base_rounds.append(_child(Path(args.baseline).resolve(), args))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    title = f"Medians of {args.rounds} alternating rounds against {args.baseline} (load at the end {load})"
+    _table(title, _median_of_rounds(mine_rounds), _median_of_rounds(base_rounds))
 
 
 if __name__ == "__main__":

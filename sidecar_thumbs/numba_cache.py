@@ -11,7 +11,9 @@ Linux) survives reinstalls.
 function only against its *own* file's timestamp: when a helper it calls from another file (or a
 constant it froze from one) changes, it keeps running the old machine code — a stale G-code ``scan``
 once kept old arc code that way. With the digest in the path any kernel change starts a fresh folder,
-so helpers can live in shared modules. Old folders are left for the user to remove (one per version).
+so helpers can live in shared modules. A folder no process has used for :data:`STALE_DAYS` days (an
+older version's kernels) is removed when another one is chosen: the cache would otherwise grow by one
+folder per upgrade, forever.
 
 An explicit ``NUMBA_CACHE_DIR`` always wins (numba's own rules then apply, timestamps only).
 """
@@ -27,7 +29,23 @@ import re
 import sys
 from types import ModuleType
 
-__all__ = ["chosen_kernel", "configure", "import_kernel", "is_cold", "kernel_digest", "kernel_sources_digest"]
+__all__ = [
+    "STALE_DAYS",
+    "chosen_kernel",
+    "configure",
+    "import_kernel",
+    "is_cold",
+    "kernel_digest",
+    "kernel_sources_digest",
+    "prune_stale",
+]
+
+# Days after which a digest folder no process has chosen is an old version's, and removed. Long enough
+# that a second install of another version (a scan from a venv beside the daemon) used now and then
+# keeps its kernels: each use marks its folder.
+STALE_DAYS = 30
+# Our folder names: the 16 hex digits of kernel_digest(); nothing else under the root is ever removed.
+_DIGEST_NAME = re.compile(r"[0-9a-f]{16}")
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # A kernel file: it compiles with numba, directly or through mesh/jit.py.
@@ -85,10 +103,43 @@ def configure() -> None:
         return
     import platformdirs
 
+    root = os.path.join(platformdirs.user_cache_dir("sidecar-thumbs"), "numba")
     # Spawned workers inherit the environment, so they use the same folder.
-    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
-        platformdirs.user_cache_dir("sidecar-thumbs"), "numba", kernel_digest()
-    )
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(root, kernel_digest())
+    prune_stale(root, kernel_digest())
+
+
+def prune_stale(root: str, current: str, now: float | None = None) -> list[str]:
+    """Mark ``root/current`` as used now and remove the other digest folders under ``root`` that no
+    process has marked for :data:`STALE_DAYS` days. Never raises: a read-only or missing cache, or a
+    folder another process removes first, only leaves things as they are.
+
+    Returns:
+        the names of the folders removed.
+    """
+    import shutil
+    import time
+
+    now = time.time() if now is None else now
+    mine = os.path.join(root, current)
+    try:
+        os.makedirs(mine, exist_ok=True)
+        os.utime(mine, (now, now))  # a kernel cache read (not written) for months is still in use
+        names = os.listdir(root)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = os.path.join(root, name)
+        if name == current or not _DIGEST_NAME.fullmatch(name):
+            continue
+        try:
+            if os.path.isdir(path) and not os.path.islink(path) and now - os.stat(path).st_mtime > STALE_DAYS * 86400:
+                shutil.rmtree(path)
+                removed.append(name)
+        except OSError:
+            continue
+    return removed
 
 
 @functools.cache  # asked once per module and process: the kernel choice does not change while we run

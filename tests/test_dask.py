@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 distributed = pytest.importorskip("distributed")
-
+import dask  # noqa: E402  (installed with distributed)
 from faults import faulty_render_job  # noqa: E402
 
 from sidecar_thumbs.files.sidecar import sidecar_path_for  # noqa: E402
@@ -54,7 +54,10 @@ def _cluster(n_workers: int = 2) -> distributed.LocalCluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[distributed.LocalCluster]:
-    with _cluster() as c:
+    # A LocalCluster closes a worker's nanny for good when the worker has been gone from the scheduler
+    # for `lost-worker-timeout` (15 s): on a loaded machine a restarted worker (spawn, imports, warm-up)
+    # takes longer, and the cluster shrank by one. Real `dask worker` processes have no such rule.
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "120s"}), _cluster() as c:
         yield c
 
 
@@ -145,7 +148,7 @@ def test_hung_and_crashing_renders_fail_only_their_file(
     client = distributed.Client(cluster, set_as_default=False)
     try:
         before = _wait_for_workers(client, 2)
-        s = _scan(lib, tmp_path / "db.sqlite3", lambda: DaskExecutor(client, timeout=2.0, job=faulty_render_job))
+        s = _scan(lib, tmp_path / "db.sqlite3", lambda: DaskExecutor(client, timeout=8.0, job=faulty_render_job))
         reasons = dict(s.failures)
         assert set(reasons) == {str(lib / n) for n in ("hang.stl", "segfault.stl", "exit.stl")}, reasons
         assert "timed out" in reasons[str(lib / "hang.stl")]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.types import Fingerprint
 from sidecar_thumbs.work import jobs
-from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job, warm_up_worker
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult, WarmUpSlots, failure, render_job, warm_up_worker
 
 SMALL = ThumbnailOptions(render=RenderOptions(size=32))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -92,10 +94,31 @@ def test_jobs_and_results_cross_process_boundaries(model: Path) -> None:
 def test_a_render_worker_runs_numpys_blas_on_one_thread() -> None:
     """A pool worker (spawned, as on the Mac) has one BLAS thread after its initialiser, so a large
     matrix product in a reader does not spin a helper thread per core against the other workers."""
-    import multiprocessing
-
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with multiprocessing.get_context("spawn").Pool(1, initializer=warm_up_worker) as pool:
         infos = pool.apply(threadpoolctl.threadpool_info)
     blas = [i for i in infos if i["user_api"] == "blas"]
     assert blas and all(i["num_threads"] == 1 for i in blas), infos
+
+
+def test_warm_up_slots_spread_the_workers_over_the_steps() -> None:
+    """On a cold cache each worker starts the warm-up at its own place (worker k of n at k·steps/n), so
+    two workers compile different kernels first; a worker replaced later wraps around."""
+    slots = WarmUpSlots(2, multiprocessing.get_context("spawn"))
+    assert [slots.take(5) for _ in range(5)] == [0, 2, 0, 2, 0]
+    eight = WarmUpSlots(8, multiprocessing.get_context("spawn"))
+    assert [eight.take(5) for _ in range(8)] == [0, 0, 1, 1, 2, 3, 3, 4]
+    assert WarmUpSlots(0, multiprocessing.get_context("spawn")).take(5) == 0
+
+
+@pytest.mark.integration
+def test_warm_up_slots_reach_spawned_workers() -> None:
+    """The shared counter goes to each worker as an initialiser argument through spawn."""
+    ctx = multiprocessing.get_context("spawn")
+    slots = WarmUpSlots(2, ctx)
+    with ctx.Pool(2, initializer=warm_up_worker, initargs=(None, slots)) as pool:
+        assert pool.apply(os.getpid) > 0
+        deadline = time.monotonic() + 60
+        while slots._next.value < 2 and time.monotonic() < deadline:  # the other worker may still be starting
+            time.sleep(0.05)
+    assert slots._next.value == 2  # each worker took one slot

@@ -101,3 +101,39 @@ def test_configure_names_the_digest_folder_and_the_users_folder_wins(tmp_path: P
     elif sys.platform != "darwin":  # macOS keeps caches in ~/Library/Caches whatever XDG says
         assert folder == str(tmp_path / "cache" / "sidecar-thumbs" / "numba" / numba_cache.kernel_digest())
     assert cold == "True"  # nothing compiled into a new folder yet
+
+
+def test_prune_removes_only_old_digest_folders(tmp_path: Path) -> None:
+    """An old version's kernels go after STALE_DAYS unused; the current folder, a recently used one and
+    anything that is not one of our digest folders stay."""
+    now = 2_000_000_000.0
+    old = now - (numba_cache.STALE_DAYS + 1) * 86400
+    recent = now - 86400
+    for name, when in [("0123456789abcdef", old), ("fedcba9876543210", recent), ("aaaaaaaaaaaaaaaa", old)]:
+        (tmp_path / name / "render_x").mkdir(parents=True)
+        (tmp_path / name / "render_x" / "kernel_numba.render-1.py311.nbi").write_bytes(b"x")
+        os.utime(tmp_path / name, (when, when))
+    (tmp_path / "notes").mkdir()  # not ours
+    os.utime(tmp_path / "notes", (old, old))
+    (tmp_path / "0000000000000000").write_bytes(b"a file, not a folder")
+    os.utime(tmp_path / "0000000000000000", (old, old))
+
+    removed = numba_cache.prune_stale(str(tmp_path), "aaaaaaaaaaaaaaaa", now=now)
+
+    assert removed == ["0123456789abcdef"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0000000000000000",
+        "aaaaaaaaaaaaaaaa",
+        "fedcba9876543210",
+        "notes",
+    ]
+    # Choosing a folder marks it used, so an install that only reads its kernels keeps them.
+    assert (tmp_path / "aaaaaaaaaaaaaaaa").stat().st_mtime == now
+
+
+def test_prune_creates_the_current_folder_and_never_raises(tmp_path: Path) -> None:
+    assert numba_cache.prune_stale(str(tmp_path / "new" / "numba"), "0123456789abcdef") == []
+    assert (tmp_path / "new" / "numba" / "0123456789abcdef").is_dir()
+    blocked = tmp_path / "file"
+    blocked.write_bytes(b"")
+    assert numba_cache.prune_stale(str(blocked / "numba"), "0123456789abcdef") == []

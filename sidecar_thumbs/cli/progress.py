@@ -34,7 +34,9 @@ class Progress:
         mode: "auto" (a bar on a terminal, plain lines elsewhere), "json" (JSON progress events) or
             "off".
         compiling: the renderer is being compiled (numba's first run): say so instead of an ETA
-            until the first file is done.
+            until the first file is done, and measure the rate from then on. Each worker compiles
+            before its first file (about a minute on 2 cores), so a rate over the whole run would
+            promise an ETA of ten minutes for a job of ten seconds.
     """
 
     def __init__(
@@ -60,6 +62,9 @@ class Progress:
         self.failed = 0
         self._t0 = time.monotonic()
         self._last_draw = self._t0
+        # Where the rate is measured from: (time, files done then). Moves to the first finished file
+        # when the run starts by compiling.
+        self._origin: tuple[float, int] | None = None if compiling else (self._t0, 0)
         self._bar: Any = None
         self._exit = contextlib.ExitStack()
 
@@ -92,6 +97,8 @@ class Progress:
         else:
             self.failed += 1
         now = time.monotonic()
+        if self._origin is None:
+            self._origin = (now, self.done)
         if self.mode == "bar":
             self._bar.set_description_str(self.line(now), refresh=False)
             self._bar.update(1)
@@ -100,8 +107,13 @@ class Progress:
             self._write(now)
 
     def rate(self, now: float | None = None) -> float:
-        elapsed = (now or time.monotonic()) - self._t0
-        return self.done / elapsed if elapsed > 0 else 0.0
+        """Files a second since the rate's origin (the start, or the first finished file after a
+        compile); 0 until there is something to measure."""
+        if self._origin is None:
+            return 0.0
+        since, done_then = self._origin
+        elapsed = (now or time.monotonic()) - since
+        return (self.done - done_then) / elapsed if elapsed > 0 else 0.0
 
     def eta_s(self, now: float | None = None) -> float | None:
         rate, left = self.rate(now), max(0, self.total - self.done)
@@ -111,9 +123,12 @@ class Progress:
         head = f"{self.label} {self.done}/{self.total}  ✓ {self.ok} ✗ {self.failed}"
         if self.done == 0:
             return f"{head}  {COMPILING if self.compiling else 'starting'}"
+        if self.done >= self.total:
+            return f"{head}  {format_rate(self.rate(now), 'files')}  done" if self.rate(now) > 0 else f"{head}  done"
         eta = self.eta_s(now)
-        left = f"ETA {format_duration(eta)}" if eta is not None and self.done < self.total else "done"
-        return f"{head}  {format_rate(self.rate(now), 'files')}  {left}"
+        if eta is None:  # the first file after a compile: nothing to measure a rate on yet
+            return f"{head}  measuring the rate"
+        return f"{head}  {format_rate(self.rate(now), 'files')}  ETA {format_duration(eta)}"
 
     def _write(self, now: float) -> None:
         text = self.line(now)

@@ -20,6 +20,7 @@ from sidecar_thumbs.mesh.objscan import ObjScan, scan_obj
 from sidecar_thumbs.mesh.polygons import triangulate
 from sidecar_thumbs.mesh.siblings import SiblingReader
 from sidecar_thumbs.mesh.soup import finish_coloured, rgba_from_unit
+from sidecar_thumbs.mesh.vertexcolors import mean_vertex_rgba
 
 __all__ = ["join_continuations", "load_obj_bytes", "parse_mtl"]
 
@@ -84,10 +85,8 @@ def _face_colors(
         cols = scan.colors.astype(np.float64)
         if np.nanmax(cols, initial=0.0) > 1.0:
             cols = cols / 255.0  # some writers use 0..255
-        per_tri = cols[tris].mean(axis=1)  # NaN when a corner has no colour
-        given = ~np.isnan(per_tri).any(axis=1)
-        rgb[given] = per_tri[given]
-        have = True
+        # The mean of the corners' colours wherever every corner has one, else the material's.
+        return mean_vertex_rgba(cols, tris, rgb if have else None, vertex_first=True)
     return rgba_from_unit(rgb) if have else None
 
 

@@ -66,5 +66,7 @@ def dominant_states(paint: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
     triangles and a handful of strings)."""
     triangles = np.fromiter(paint.keys(), np.int64, len(paint))
     lookup = {text: dominant_state(text) for text in set(paint.values())}
+    if len(lookup) == 1:  # one string for every painted triangle (a part painted in one filament)
+        return triangles, np.full(len(paint), next(iter(lookup.values())), np.int64)
     states = np.fromiter(map(lookup.__getitem__, paint.values()), np.int64, len(paint))  # no Python frame a triangle
     return triangles, states

@@ -20,6 +20,7 @@ from sidecar_thumbs.mesh.plydata import Column, read_elements
 from sidecar_thumbs.mesh.plyheader import PlyElement, PlyHeader, parse_ply_header
 from sidecar_thumbs.mesh.polygons import polygon_triangle_count, triangulate
 from sidecar_thumbs.mesh.soup import finish_coloured, rgba_from_unit
+from sidecar_thumbs.mesh.vertexcolors import mean_vertex_rgba
 
 __all__ = ["load_ply_bytes"]
 
@@ -50,7 +51,7 @@ def load_ply_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
     if (faces is None or faces.count == 0) and (strips is None or strips.count == 0):
         raise NoGeometryError(f"no geometry: a point cloud ({vertex.count} vertices, no faces)")
     tris_parts: list[np.ndarray] = []
-    colour_parts: list[np.ndarray] = []
+    colour_parts: list[np.ndarray | None] = []  # None: the faces have no colour of their own
     if faces is not None and faces.count:
         corners, starts = _index_list(faces, columns["face"])
         _check_indices(corners, len(verts))
@@ -59,24 +60,28 @@ def load_ply_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
         tris, owner = triangulate(verts, corners.astype(np.int32), starts)
         tris_parts.append(tris)
         fcolors = _colours(faces, columns["face"])
-        colour_parts.append(fcolors[owner] if fcolors is not None else np.full((len(tris), 3), np.nan))
+        colour_parts.append(fcolors[owner] if fcolors is not None else None)
     if strips is not None and strips.count:
         flat, _ = _index_list(strips, columns["tristrips"])
         tris = _strip_triangles(flat, limits.max_triangles)
         _check_indices(tris.reshape(-1), len(verts))
         tris_parts.append(tris)
-        colour_parts.append(np.full((len(tris), 3), np.nan))
+        colour_parts.append(None)
     tris = np.concatenate(tris_parts)
     if len(tris) > limits.max_triangles:
         raise LimitExceededError(f"PLY has more than the limit of {limits.max_triangles} triangles")
     if len(tris) == 0:
         raise NoGeometryError("no geometry: no PLY face has 3 or more corners")
-    rgb = np.concatenate(colour_parts)
-    if vcolors is not None:
-        per_tri = vcolors[tris].mean(axis=1)
-        use = np.isnan(rgb).any(axis=1)
-        rgb[use] = per_tri[use]
-    colors = rgba_from_unit(rgb) if not np.isnan(rgb).all() else None
+    # The faces' own colours (NaN where a face has none), or None when no face has any.
+    rgb = None
+    if any(part is not None for part in colour_parts):
+        rgb = np.concatenate(
+            [np.full((len(t), 3), np.nan) if c is None else c for t, c in zip(tris_parts, colour_parts, strict=True)]
+        )
+    if vcolors is not None:  # the mean of the corners' colours where a face has none
+        colors: np.ndarray | None = mean_vertex_rgba(vcolors, tris, rgb, vertex_first=False)
+    else:
+        colors = rgba_from_unit(rgb) if rgb is not None else None
     triangles, colors = finish_coloured(np.take(verts, tris, axis=0), colors, "no geometry")
     return triangles, ("ply-ascii" if header.format == "ascii" else "ply-binary"), colors
 

@@ -21,10 +21,10 @@ import re
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
-from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits
+from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
 from sidecar_thumbs.mesh.soup import finish_triangles
 
-__all__ = ["is_binary_stl", "load_stl_bytes", "parse_ascii_stl", "parse_binary_stl"]
+__all__ = ["binary_stl_view", "is_binary_stl", "load_stl_bytes", "load_stl_mesh", "parse_ascii_stl", "parse_binary_stl"]
 
 _HEADER = 84
 _RECORD = 50
@@ -75,6 +75,43 @@ def parse_binary_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.nda
     # on every platform numpy wheels exist for, but say so explicitly).
     raw = np.ascontiguousarray(records[:, 12:48])
     return raw.view("<f4").reshape(n, 3, 3).astype(np.float32, copy=False)
+
+
+def binary_stl_view(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """The triangles of a binary STL as a read-only float32 ``(N, 3, 3)`` view of its records: no copy
+    (each triangle's nine floats are contiguous, rows 50 bytes apart) and NaN and inf kept; only checked
+    to hold at least one finite triangle.
+
+    Raises:
+        LimitExceededError: as :func:`parse_binary_stl`.
+        NoGeometryError: no triangle, or none with finite coordinates.
+    """
+    n = _count(data)
+    if n > limits.max_triangles:
+        raise LimitExceededError(f"binary STL has {n} triangles, more than the limit of {limits.max_triangles}")
+    if n == 0:
+        raise NoGeometryError("no triangles")
+    records = np.frombuffer(data, np.uint8, _RECORD * n, _HEADER).reshape(n, _RECORD)
+    view = records[:, 12:48].view("<f4").reshape(n, 3, 3)
+    # At least one finite triangle, as finish_triangles would leave: found in the first block of almost
+    # every file (the whole view is read only when no triangle is finite).
+    for start in range(0, n, 4096):
+        if np.isfinite(view[start : start + 4096]).all(axis=(1, 2)).any():
+            return view
+    raise NoGeometryError("no triangles: every triangle has a non-finite coordinate")
+
+
+def load_stl_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
+    """:func:`load_stl_bytes` as a :class:`Mesh`; a binary STL's records are handed over raw
+    (:func:`binary_stl_view`, ``Mesh.raw``), as the renderer skips non-finite triangles itself.
+
+    Raises:
+        The errors of :func:`load_stl_bytes`.
+    """
+    if is_binary_stl(data):
+        return Mesh(raw=binary_stl_view(data, limits), format="stl-binary")
+    triangles, kind = load_stl_bytes(data, limits)
+    return Mesh(triangles=triangles, format=kind)
 
 
 def parse_ascii_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndarray:

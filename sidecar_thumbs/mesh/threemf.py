@@ -193,13 +193,7 @@ def load_3mf_bytes(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[np
         NoGeometryError: the build places no triangles.
         LimitExceededError: a cap on size, inflated bytes or (instanced) triangles is exceeded.
     """
-    asm, root, total = _assemble(data, limits)
-    assert root.build is not None  # checked by _assemble
-    placed: list[_Instance] = []
-    for item in root.build:
-        asm.instances(asm.part(item.path, root), item.object_id, item.transform, placed)
-    soup, finite = _place(asm.parts, placed, total)
-    return (soup if finite else finish_triangles(soup, "no geometry")), "3mf"
+    return load_3mf_mesh(data, limits, colors=False).triangles, "3mf"
 
 
 def load_3mf_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, colors: bool = True) -> Mesh:
@@ -217,49 +211,93 @@ def load_3mf_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS, colors: bool
     contexts: list[InstanceContext] = []
     for item in root.build:
         asm.instances(asm.part(item.path, root), item.object_id, item.transform, placed, contexts)
-    soup, finite = _place(asm.parts, placed, total)
+    vertices, faces, finite, winding = _place(asm.parts, placed, total)
     face_colors = color_mask = None
     if colors:
         from sidecar_thumbs.mesh.threemf_colors import instance_colors
 
-        found = instance_colors(asm.package, asm.parts, placed, contexts, len(soup))
+        found = instance_colors(asm.package, asm.parts, placed, contexts, len(faces))
         if found is not None:
             face_colors, color_mask = found
-    if finite:
-        triangles = soup
-    else:
-        keep = finite_rows(soup)
-        if keep is not None and face_colors is not None and color_mask is not None:
+    if vertices is None:  # instances holding far more vertices than they use: placed as a soup
+        soup = faces
+        if not finite:
+            keep = finite_rows(soup)
+            if keep is not None and face_colors is not None and color_mask is not None:
+                face_colors, color_mask = face_colors[keep], color_mask[keep]
+            soup = finish_triangles(soup, "no geometry")
+        return Mesh(triangles=soup, format="3mf", face_colors=face_colors, color_mask=color_mask)
+    if not finite:
+        # A triangle with a NaN or infinite corner is dropped (finish_triangles' rule), with its colour.
+        keep = np.isfinite(vertices).all(axis=1)[faces].all(axis=1)
+        if not keep.any():
+            raise NoGeometryError("no geometry: every triangle has a non-finite coordinate")
+        faces = np.ascontiguousarray(faces[keep])
+        if face_colors is not None and color_mask is not None:
             face_colors, color_mask = face_colors[keep], color_mask[keep]
-        triangles = finish_triangles(soup, "no geometry")
-    return Mesh(triangles=triangles, format="3mf", face_colors=face_colors, color_mask=color_mask)
+    return Mesh(
+        format="3mf", face_colors=face_colors, color_mask=color_mask, vertices=vertices, faces=faces, winding=winding
+    )
 
 
-def _place(parts: dict[str, ModelPart], placed: list[_Instance], total: int) -> tuple[np.ndarray, bool]:
-    """The placed triangles, C-contiguous float32 ``(N, 3, 3)``, and whether they are known finite
-    and non-empty: every placed vertex array is checked (a tenth of the soup's size), so the
-    soup itself is only checked when one holds a NaN or infinity."""
-    out = np.empty((total, 3, 3), np.float32)
-    finite = True
-    k = 0
+def _place(
+    parts: dict[str, ModelPart], placed: list[_Instance], total: int
+) -> tuple[np.ndarray | None, np.ndarray, bool, int]:
+    """The placed meshes as ``(vertices, faces, finite, winding)``: float32 ``(V, 3)`` in millimetres, int32
+    ``(F, 3)`` indices into them, whether every vertex is finite (each placed vertex array is checked
+    with two reductions; the faces are masked only when one is not), and :attr:`Mesh.winding`: the spec
+    winds every triangle outward, and a placement with a negative determinant (a mirror) turns it inward.
+
+    No triangle soup is built: the renderer reads corners through the indices. Each instance adds its
+    mesh's vertices; when those would outnumber the corners of the triangles placed (a hostile file: a
+    huge vertex list instanced many times for a few triangles), the soup is built instead, as memory is
+    then bounded by the triangles: ``(None, soup (F, 3, 3), finite)``.
+    """
+    items = []
+    n_verts = 0
     for part_name, mesh_index, m in placed:
         part = parts[part_name]
         verts, tris = part.meshes.mesh(mesh_index)
-        if len(tris) == 0:
-            continue
+        if len(tris):
+            items.append((part, verts, tris, m))
+            n_verts += len(verts)
+    indexed = n_verts <= 3 * total
+    worlds, index_lists, soups = [], [], []
+    finite = True
+    base = 0
+    mirrored = set()
+    for part, verts, tris, m in items:
         linear = m[:3, :3] * part.scale
+        mirrored.add(bool(np.linalg.det(linear) < 0.0))
         if np.array_equal(linear, np.eye(3)) and not m[3, :3].any():
             world = verts
         else:
             # float64 for the product so large coordinates (far-out-ring) keep their precision.
-            # A hostile transform may overflow float32: inf, dropped by finish_triangles, no warning.
+            # A hostile transform may overflow float32: inf, dropped with its triangles, no warning.
             with np.errstate(over="ignore", invalid="ignore"):
                 world = (verts.astype(np.float64) @ linear + m[3, :3]).astype(np.float32)
         finite = finite and bool(np.isfinite(world.min()) and np.isfinite(world.max()))
-        # Indices were range-checked by the scanner; "clip" lets numpy write into out unbuffered.
-        np.take(world, tris, axis=0, out=out[k : k + len(tris)], mode="clip")
-        k += len(tris)
-    return out[:k], finite and k > 0
+        if indexed:
+            worlds.append(world)
+            index_lists.append(tris if base == 0 else tris + np.int32(base))
+            base += len(world)
+        else:
+            # Indices were range-checked by the scanner.
+            soups.append(np.take(world, tris, axis=0))
+    if not items:  # _assemble refuses a build that places no triangle
+        raise NoGeometryError("no geometry")
+    if not indexed:
+        soup = np.concatenate(soups) if len(soups) > 1 else soups[0]
+        return None, soup, finite, 0
+    vertices = np.concatenate(worlds) if len(worlds) > 1 else worlds[0]
+    faces = np.concatenate(index_lists) if len(index_lists) > 1 else index_lists[0]
+    winding = 0 if len(mirrored) > 1 else (-1 if True in mirrored else 1)  # a mix of both: let the volume say
+    return (
+        np.ascontiguousarray(vertices, dtype=np.float32),
+        np.ascontiguousarray(faces, dtype=np.int32),
+        finite,
+        winding,
+    )
 
 
 def find_embedded_thumbnail(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> tuple[str, bytes] | None:

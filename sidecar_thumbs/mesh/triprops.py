@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -23,7 +24,12 @@ class TriangleProps:
         paint = {int(t): data[s:e].decode("ascii", "replace") for t, s, e in paints.tolist()}
         return cls(props, paint)
 
+    @cached_property
+    def any_pid(self) -> bool:
+        """True when some triangle names a property group."""
+        return len(self.props) > 0 and int(self.props[:, 0].max()) >= 0
+
     @property
     def any(self) -> bool:
         """True when some triangle names a property group or carries paint."""
-        return bool(self.paint) or (len(self.props) > 0 and int(self.props[:, 0].max()) >= 0)
+        return bool(self.paint) or self.any_pid

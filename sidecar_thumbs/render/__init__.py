@@ -1,9 +1,12 @@
 """Triangle soup → RGBA thumbnail: an orthographic, auto-framed, flat-shaded software rasteriser.
 
 Two kernels draw the same image: ``numba`` (default, compiled) and ``numpy`` (fallback where numba is
-not installed, e.g. Intel Macs). :func:`render_triangles` is all a worker needs::
+not installed, e.g. Intel Macs). :func:`render_mesh` is all a worker needs::
 
-    rgba = render_triangles(mesh.triangles, RenderOptions(size=256))
+    rgba = render_mesh(mesh, RenderOptions(size=256))
+
+(:func:`render_triangles` draws a triangle soup, :func:`render_indexed` vertices and faces: the same
+picture for the same triangles, to the last bit.)
 
 numba compiles each kernel once and caches the machine code on disk (``cache=True``), next to the
 package when that directory is writable, otherwise in numba's per-user cache directory; set
@@ -20,15 +23,28 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import ConfigError, NoGeometryError
 from sidecar_thumbs.render.camera import shading_for
-from sidecar_thumbs.render.colors import pack_colors
+from sidecar_thumbs.render.colors import kernel_colors
 
-__all__ = ["KERNELS", "RenderOptions", "describe_kernel", "render_triangles", "resolve_kernel", "warm_up"]
+if TYPE_CHECKING:
+    from sidecar_thumbs.mesh import Mesh
+
+__all__ = [
+    "KERNELS",
+    "RenderOptions",
+    "describe_kernel",
+    "render_indexed",
+    "render_mesh",
+    "render_triangles",
+    "resolve_kernel",
+    "warm_up",
+]
 
 KERNELS = ("auto", "numba", "numpy")
 MIN_SIZE, MAX_SIZE = 16, 4096
@@ -179,26 +195,99 @@ def render_triangles(
     tri = np.asarray(triangles)
     if tri.ndim != 3 or tri.shape[1:] != (3, 3):
         raise ValueError(f"triangles must have shape (N, 3, 3), got {tri.shape}")
-    if tri.shape[0] == 0:
+    return _render(_as_rows(tri), None, tri.shape[0], options, colors)[0]
+
+
+def render_indexed(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    options: RenderOptions = RenderOptions(),
+    colors: np.ndarray | None = None,
+    winding: int = 0,
+) -> np.ndarray:
+    """Draw an indexed mesh: the same picture as :func:`render_triangles` of ``vertices[faces]``, to the
+    last bit, without building that soup (the framing looks at each vertex once; the raster reads the
+    corners through the indices).
+
+    Args:
+        vertices: (V, 3) coordinates in millimetres (float32 used in place when C-contiguous).
+        faces: (N, 3) integer indices into ``vertices``, one row per triangle.
+        options: Size, colour, kernel and antialiasing.
+        colors: as for :func:`render_triangles`, one row per face.
+        winding: 1 when the faces are known to be wound outward (counter-clockwise seen from outside),
+            -1 inward, 0 unknown (:attr:`Mesh.winding <sidecar_thumbs.mesh.Mesh.winding>`). Saves the
+            numba kernel a pass that finds it out; a wrong hint draws the same picture, only slower.
+
+    Returns:
+        uint8 array (size, size, 4): straight (not premultiplied) RGBA.
+
+    Raises:
+        NoGeometryError: No faces, or none whose three vertices are finite.
+        ValueError: Wrong shapes, or a face index outside ``vertices``.
+        ConfigError: The requested kernel is not available.
+    """
+    v = np.asarray(vertices)
+    f = np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices must have shape (V, 3), got {v.shape}")
+    if f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
+        raise ValueError(f"faces must be integers of shape (N, 3), got {f.dtype} {f.shape}")
+    if f.dtype != np.int32:
+        if f.size and (f.min() < 0 or f.max() >= v.shape[0]):
+            raise ValueError(f"a face index is outside the {v.shape[0]} vertices")
+        f = f.astype(np.int32)
+    v = np.ascontiguousarray(v, dtype=np.float32)
+    return _render(v, np.ascontiguousarray(f), f.shape[0], options, colors, winding)[0]
+
+
+def render_mesh(mesh: Mesh, options: RenderOptions = RenderOptions(), colors: np.ndarray | None = None) -> np.ndarray:
+    """Draw a loaded :class:`~sidecar_thumbs.mesh.Mesh` in the form it holds (indexed without a soup).
+
+    Args:
+        mesh: The model.
+        options: Size, colour, kernel and antialiasing.
+        colors: as for :func:`render_triangles`, one row per triangle (e.g. ``mesh.colors_for(...)``).
+    """
+    if mesh.vertices is not None and mesh.faces is not None:
+        return render_indexed(mesh.vertices, mesh.faces, options, colors, mesh.winding)
+    if mesh.raw is not None:
+        # Not copied, not checked: the kernel skips non-finite triangles and counts the finite ones.
+        img, finite = _render(_as_rows(mesh.raw), None, mesh.raw.shape[0], options, colors)
+        if finite >= 0:
+            mesh.note_finite_count(finite)
+        return img
+    return render_triangles(mesh.triangles, options, colors)
+
+
+def _render(
+    geometry: np.ndarray,
+    faces: np.ndarray | None,
+    count: int,
+    options: RenderOptions,
+    colors: np.ndarray | None,
+    winding: int = 0,
+) -> tuple[np.ndarray, int]:
+    """Both forms: ``geometry`` is the (N, 9) soup when ``faces`` is None, else the (V, 3) vertices. Also
+    returns the number of the soup's triangles with finite coordinates (-1 for an indexed mesh)."""
+    if count == 0:
         raise NoGeometryError("model has no triangles")
     packed = None
     base = options.color
+    name = resolve_kernel(options.kernel)
     if colors is not None:
-        if colors.shape[0] != tri.shape[0]:
-            raise ValueError(f"colors must have one row per triangle ({tri.shape[0]}), got {colors.shape}")
-        packed = pack_colors(colors)
-        first = int(packed[0, 0])
-        if (packed == first).all():
-            # One colour for the whole model (a single-filament project, one base material): the plain
-            # kernel path in that colour, at no cost over an uncoloured model.
-            base, packed = ((first >> 16) & 255, (first >> 8) & 255, first & 255), None
-        elif packed.shape[1] == 3 and (packed[:, :1] == packed[:, 1:]).all():
-            packed = packed[:, :1]  # corners that never differ: a colour per triangle, no blending
-    kernel = _kernel_module(resolve_kernel(options.kernel))
-    img = kernel.render(_as_rows(tri), options.size, options.supersample, options.margin, shading_for(base), packed)
+        if colors.shape[0] != count:
+            raise ValueError(f"colors must have one row per triangle ({count}), got {colors.shape}")
+        # One colour for the whole model comes back as the base colour (the plain kernel path).
+        packed, single = kernel_colors(colors, use_numba=None if name == "numba" else False)
+        base = single or base
+    kernel = _kernel_module(name)
+    shading = shading_for(base)
+    img, finite = kernel.render_and_count(
+        geometry, options.size, options.supersample, options.margin, shading, packed, faces=faces, winding=winding
+    )
     if img is None:
         raise NoGeometryError("model has no drawable triangles: every coordinate is NaN, infinite or absurdly large")
-    return img
+    return img, finite
 
 
 def warm_up(options: RenderOptions = RenderOptions()) -> None:
@@ -215,4 +304,9 @@ def warm_up(options: RenderOptions = RenderOptions()) -> None:
         ],
         dtype=np.float32,
     )
-    render_triangles(tetra, RenderOptions(size=MIN_SIZE, kernel=options.kernel))
+    tiny = RenderOptions(size=MIN_SIZE, kernel=options.kernel)
+    render_triangles(tetra, tiny)
+    # Corner colours too: the colour pass (render/colors_numba.py) loads on the first coloured model,
+    # and on a cold cache compiles there (~1.5 s) unless this does it first.
+    corners = np.array([[[200, 30, 30], [30, 200, 30], [30, 30, 200]]] * 3, dtype=np.uint8)
+    render_triangles(tetra, tiny, corners)

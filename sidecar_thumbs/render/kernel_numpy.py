@@ -310,6 +310,25 @@ def _resolve(
     return out
 
 
+def render_and_count(
+    triangles: np.ndarray,
+    screen_size: int,
+    supersample: int,
+    margin: float,
+    shading: Shading,
+    colors: np.ndarray | None = None,
+    faces: np.ndarray | None = None,
+    winding: int = 0,
+) -> tuple[np.ndarray | None, int]:
+    """:func:`render`, and for a soup the number of triangles with nine finite coordinates (-1 when
+    nothing is drawable or for an indexed mesh), as :func:`sidecar_thumbs.render.kernel_numba.render_and_count`.
+    ``winding`` is not used: this kernel draws every face in one pass."""
+    img = render(triangles, screen_size, supersample, margin, shading, colors, faces)
+    if img is None or faces is not None:
+        return img, -1
+    return img, int(np.isfinite(triangles).all(axis=1).sum())
+
+
 def render(
     triangles: np.ndarray,
     screen_size: int,
@@ -317,11 +336,18 @@ def render(
     margin: float,
     shading: Shading,
     colors: np.ndarray | None = None,
+    faces: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """Render a float32 (N, 9) triangle soup; ``None`` when no triangle is drawable.
+    """Render a float32 (N, 9) triangle soup, or (V, 3) vertices with ``faces``; ``None`` when no
+    triangle is drawable.
 
-    Same contract as :func:`sidecar_thumbs.render.kernel_numba.render`.
+    Same contract as :func:`sidecar_thumbs.render.kernel_numba.render`. An indexed mesh is drawn as its
+    soup (this kernel projects every corner anyway).
     """
+    if faces is not None:
+        if faces.size and (faces.min() < 0 or faces.max() >= triangles.shape[0]):
+            raise ValueError(f"a face index is outside the {triangles.shape[0]} vertices")
+        triangles = triangles[faces].reshape(-1, 9)
     # NaN/inf/overflow are expected here (they mark triangles to skip), not worth a warning.
     with np.errstate(all="ignore"):
         return _render(triangles, screen_size, supersample, margin, shading, colors)

@@ -24,6 +24,16 @@ _MAT = types.Array(_F32, 2, "C")
 # Model colours: packed 0xRRGGBB int32, (N, 1) per triangle or (N, 3) per corner; (0, 1) for the base colour.
 _COLS = types.Array(types.int32, 2, "A", readonly=True)
 _IVEC = types.Array(types.int32, 1, "C")
+# The indexed form: vertices (V, 3) float32 and faces (F, 3) int32 into them, C-contiguous (a loader's arrays
+# or views of them, possibly read-only); projected vertices (V, 3) are the kernel's own scratch.
+_VERTS = types.Array(_F32, 2, "C", readonly=True)
+_FACES = types.Array(types.int32, 2, "C", readonly=True)
+_STATE = types.Array(types.uint8, 1, "C")
 
 _NO_COLORS = np.zeros((0, 1), dtype=np.int32)
 _NO_COLORS.setflags(write=False)
+_NO_SOUP = np.zeros((0, 9), dtype=np.float32)
+_NO_SOUP.setflags(write=False)
+_NO_FACES = np.zeros((0, 3), dtype=np.int32)
+_NO_FACES.setflags(write=False)
+_NO_VERTS = np.zeros((0, 3), dtype=np.float32)

@@ -187,7 +187,7 @@ def make_thumbnail_from_bytes(
     ``content_hash`` is computed here unless the caller already has it; ``resolve_sibling`` reads
     files the model names beside it, such as an OBJ's ``.mtl``)."""
     from sidecar_thumbs.mesh.load import detect_format, load_mesh_bytes
-    from sidecar_thumbs.render import render_triangles
+    from sidecar_thumbs.render import render_mesh
 
     content_hash = content_hash or hash_bytes(data)
     t0 = time.perf_counter()
@@ -246,10 +246,10 @@ def make_thumbnail_from_bytes(
                 raise
             source = ThumbSource.EMBEDDED
         else:
-            triangles = mesh.triangle_count
             t1 = time.perf_counter()
             colors = mesh.colors_for(options.render.color) if options.model_colors else None
-            rgba = render_triangles(mesh.triangles, options.render, colors)
+            rgba = render_mesh(mesh, options.render, colors)
+            triangles = mesh.triangle_count  # after the render, which counts a raw STL's as it draws
     meta = metadata_for(
         name,
         size=size,

@@ -27,19 +27,24 @@ FAULTS = {
 }
 
 
-def _pids(pool: LocalPool, folder: Path, n: int) -> set[int]:
-    jobs = []
-    for i in range(n):
-        p = folder / f"pid{i}.stl"
-        p.write_bytes(b"")
-        jobs.append(RenderJob(str(p), SMALL))
-    futs = [(j, pool.submit(j)) for j in jobs]
-    pids = set()
-    for j, f in futs:
-        f.exception(timeout=60)
-        r = result_of(j, f)
-        assert r.error is not None and r.error.startswith("pid "), r.error
-        pids.add(int(r.error.split()[1]))
+def _pids(pool: LocalPool, folder: Path, n: int, want: int = 2, rounds: int = 20) -> set[int]:
+    """The pids of the workers that take ``n`` quick jobs, round after round until ``want`` workers have
+    answered: on a loaded machine one worker may take a whole round while the other is still starting."""
+    pids: set[int] = set()
+    for k in range(rounds):
+        jobs = []
+        for i in range(n):
+            p = folder / f"pid{k}_{i}.stl"
+            p.write_bytes(b"")
+            jobs.append(RenderJob(str(p), SMALL))
+        futs = [(j, pool.submit(j)) for j in jobs]
+        for j, f in futs:
+            f.exception(timeout=60)
+            r = result_of(j, f)
+            assert r.error is not None and r.error.startswith("pid "), r.error
+            pids.add(int(r.error.split()[1]))
+        if len(pids) >= want:
+            break
     return pids
 
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from sidecar_thumbs.errors import RunError
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
-from sidecar_thumbs.work.jobs import RenderJob, RenderResult, failure, render_job, warm_up_worker
+from sidecar_thumbs.work.jobs import RenderJob, RenderResult, WarmUpSlots, failure, render_job, warm_up_worker
 
 __all__ = ["TIMEOUT_ATTEMPTS", "Executor", "InlineExecutor", "LocalPool", "make_executor", "result_of"]
 
@@ -123,6 +123,7 @@ class LocalPool:
         self._tasks = 0  # tasks sent and not finished
         # spawn everywhere: macOS's default (fork crashes in Objective-C, bpo-33725), and Linux
         # 3.14's forkserver default would make CI differ from the Mac.
+        context = multiprocessing.get_context("spawn")
         self._pool = pebble.ProcessPool(
             max_workers=workers,
             # A task is a file or a chunk: a worker's start costs ~0.75 s of CPU (imports, numba's cache),
@@ -130,8 +131,9 @@ class LocalPool:
             # stays flat over thousands of renders (docs/PERFORMANCE.md), so the longer life is safe.
             max_tasks=max_tasks,
             initializer=warm_up_worker,
-            initargs=(options,),
-            context=multiprocessing.get_context("spawn"),
+            # On a cold cache the workers share the compile instead of each doing all of it.
+            initargs=(options, WarmUpSlots(workers, context)),
+            context=context,
         )
 
         # pebble spawns its workers on the first submission; start them now, so their start-up and
