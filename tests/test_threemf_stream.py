@@ -273,3 +273,31 @@ def test_gibibyte_part_peaks_under_300_mb(tmp_path: Path, inside_mesh: bool, exp
     outcome, peak_mb = out.stdout.rsplit(maxsplit=1)
     assert outcome == expect
     assert int(peak_mb) < 300, out.stdout
+
+
+def test_paint_values_are_the_slices_decoded() -> None:
+    from sidecar_thumbs.mesh.xmlstream import _paint_values
+
+    rng = np.random.default_rng(3)
+    values = [
+        b"8",
+        b"4C3",
+        b"",
+        b"0C>",
+        b"1" * 300,
+        b"3F3F3F3F3F3F3F0C",
+        b"\xff\xfe",
+        b"1234567",
+        b"12345678",
+        b"8\x00",
+    ]
+    for _ in range(50):
+        window, ranges = b"", []
+        for k in rng.integers(0, len(values), int(rng.integers(1, 40))).tolist():
+            window += b' paint_color="'
+            ranges.append((len(window), len(window) + len(values[k])))
+            window += values[k] + b'"'
+        if rng.random() < 0.5:  # a value that ends the window
+            window = window[:-1]
+        expected = [window[s:e].decode("ascii", "replace") for s, e in ranges]
+        assert _paint_values(window, np.array(ranges, dtype=np.int64)) == expected
