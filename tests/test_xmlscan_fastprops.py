@@ -47,6 +47,8 @@ def coloured_triangles(rng: np.random.Generator, count: int) -> str:
             tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}" paint_color="{paint}"/>\n')
         elif form == 6:
             tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}" paint_color="8" />\n')
+        elif form == 7 and rng.random() < 0.5:  # the 2013 spelling of pid
+            tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}" materialid="{pid}"/>\n')
         else:
             tags.append(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>\n')
         if rng.random() < 0.3:  # lib3mf's ' />' (fast path too), or another space before it (handed back)

@@ -30,13 +30,16 @@ _P3 = _word(b'" p3="')
 _MASK7 = _U(0xFFFFFFFFFFFFFF)
 _PAINT = _word(b'" paint_')
 _COLOR = _word(b'color="')
+_MATERI = _word(b'" materi')
+_ALID = _word(b'alid="')
 _NO = (-1, 0, 0, 0, -1, -1, -1, -1, 0, 0)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def triangle_props(buf: np.ndarray, i: int, n: int) -> tuple[int, int, int, int, int, int, int, int, int, int]:
-    """Read ``triangle v1="A" v2="B" v3="C"`` then nothing, ``pid="P" p1="Q"[ p2="R" p3="S"]`` or
-    ``paint_color="…"``, then ``/>``, at ``buf[i:]`` (just after the ``<``; ``n`` the buffer's length).
+    """Read ``triangle v1="A" v2="B" v3="C"`` then nothing, ``pid="P" p1="Q"[ p2="R" p3="S"]``,
+    ``materialid="P"`` or ``paint_color="…"``, then ``/>`` or `` />``, at ``buf[i:]`` (just after the
+    ``<``; ``n`` the buffer's length).
 
     Returns ``(end, a, b, c, pid, p1, p2, p3, paint start, paint end)``: properties -1 when absent,
     the paint value's byte range empty when there is none; ``end`` -1 when the tag is not in one of
@@ -58,6 +61,13 @@ def triangle_props(buf: np.ndarray, i: int, n: int) -> tuple[int, int, int, int,
         if end < 0:
             return _NO
         return end, a, b, c, -1, -1, -1, -1, vs, j
+    if q >= 0 and _load8(buf, q) == _MATERI and _is(buf, q + 8, _MASK6, _ALID):
+        # The 2013 core spec's ``materialid`` (lib3mf's older samples), which the general path reads as ``pid``.
+        pid, q = _index(buf, q + 14)
+        end = tag_end(buf, q)
+        if end < 0:
+            return _NO
+        return end, a, b, c, pid, -1, -1, -1, 0, 0
     if not _is(buf, q, _MASK7, _PID):
         return _NO
     pid, q = _index(buf, q + 7)
