@@ -90,8 +90,9 @@ def main() -> None:
     print(f"{args.triangles} triangles, {len(data)} bytes, part {len(xml)} bytes; CPU ms, median of {args.reps}")
     for label, fn in rows:
         print(f"  {label:45s} {timed(fn, args.reps) * 1e3:8.2f}")
-    thumb = make_thumbnail_from_bytes(data, "rock.3mf", len(data), 0, options, "0" * 32)
     whole = timed(lambda: make_thumbnail_from_bytes(data, "rock.3mf", len(data), 0, options, "0" * 32), args.reps)
+    # After the timed calls: the first one also loads the render kernels (or compiles them on a cold cache).
+    thumb = make_thumbnail_from_bytes(data, "rock.3mf", len(data), 0, options, "0" * 32)
     print(f"  {'make_thumbnail_from_bytes':45s} {whole * 1e3:8.2f}  -> {1 / whole:.1f} renders/s/core")
     print(f"    of which load {thumb.load_ms:.2f} ms, render+encode {thumb.render_ms:.2f} ms (one call, wall)")
 
