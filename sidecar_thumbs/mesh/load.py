@@ -140,14 +140,23 @@ def warm_up() -> None:
 
 
 def warm_up_steps() -> list[Callable[[], None]]:
-    """:func:`warm_up` in its parts, each compiling its own kernels (cold: 3MF scan ~30 s, streamed 3MF
-    and colours ~27 s, OBJ ~10 s, PLY < 1 s of CPU). A pool's workers take them in different orders on
-    a cold cache, each loading what another has already compiled (``work/jobs.py``)."""
+    """:func:`warm_up` in its parts, each compiling its own kernels (cold, 2 cores: 3MF scan ~50 s, OBJ
+    ~10 s, PLY < 1 s, streamed 3MF with colours ~50 s, vertex colours ~1 s of CPU). A pool's workers take
+    them in different orders on a cold cache, each loading what another has already compiled
+    (``work/jobs.py``), so the list is ordered for that: its two halves cost about the same."""
     from sidecar_thumbs.mesh.objscan import warm_up as _warm_obj
     from sidecar_thumbs.mesh.plydata import warm_up as _warm_ply
     from sidecar_thumbs.mesh.xmlscan import warm_up as _warm
 
-    return [_warm, _warm_stream, _warm_obj, _warm_ply]
+    return [_warm, _warm_obj, _warm_ply, _warm_stream, _warm_vertex_colors]
+
+
+def _warm_vertex_colors() -> None:
+    """The OBJ/PLY vertex-colour pass compiles (or loads) when its module is imported: do it here, not on
+    a worker's first coloured PLY."""
+    from sidecar_thumbs.mesh.vertexcolors import _load_kernel
+
+    _load_kernel()
 
 
 def _warm_stream() -> None:

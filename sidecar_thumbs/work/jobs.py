@@ -186,10 +186,9 @@ def warm_up_worker(options: ThumbnailOptions | None = None, slots: WarmUpSlots |
         from sidecar_thumbs.render import warm_up
 
         render = (options or ThumbnailOptions()).render
-        # In an order whose two halves cost about the same cold: 3MF scan (~30 s) and the renderer
-        # (~6 s), then the streamed 3MF with colours (~27 s), OBJ (~10 s) and PLY.
-        steps = mesh_load.warm_up_steps()
-        steps.insert(1, functools.partial(warm_up, render))
+        # The renderer (~11 s cold) last: with the readers' list (halves of ~60 s each) the second half
+        # of two workers' lists, the streamed 3MF, vertex colours and the renderer, costs about the first.
+        steps = [*mesh_load.warm_up_steps(), functools.partial(warm_up, render)]
         start = slots.take(len(steps)) if slots is not None else 0
         for step in steps[start:] + steps[:start]:
             step()
