@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -188,7 +189,7 @@ def warm_up_worker(options: ThumbnailOptions | None = None, slots: WarmUpSlots |
         render = (options or ThumbnailOptions()).render
         # The renderer (~11 s cold) last: with the readers' list (halves of ~60 s each) the second half
         # of two workers' lists, the streamed 3MF, vertex colours and the renderer, costs about the first.
-        steps = [*mesh_load.warm_up_steps(), functools.partial(warm_up, render)]
+        steps: list[Callable[[], None]] = [*mesh_load.warm_up_steps(), functools.partial(warm_up, render)]
         start = slots.take(len(steps)) if slots is not None else 0
         for step in steps[start:] + steps[:start]:
             step()
