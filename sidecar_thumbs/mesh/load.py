@@ -146,17 +146,10 @@ def warm_up_steps() -> list[Callable[[], None]]:
     (``work/jobs.py``), so the list is ordered for that: its two halves cost about the same."""
     from sidecar_thumbs.mesh.objscan import warm_up as _warm_obj
     from sidecar_thumbs.mesh.plydata import warm_up as _warm_ply
+    from sidecar_thumbs.mesh.vertexcolors import warm_up as _warm_vertex_colors
     from sidecar_thumbs.mesh.xmlscan import warm_up as _warm
 
     return [_warm, _warm_obj, _warm_ply, _warm_stream, _warm_vertex_colors]
-
-
-def _warm_vertex_colors() -> None:
-    """The OBJ/PLY vertex-colour pass compiles (or loads) when its module is imported: do it here, not on
-    a worker's first coloured PLY."""
-    from sidecar_thumbs.mesh.vertexcolors import _load_kernel
-
-    _load_kernel()
 
 
 def _warm_stream() -> None:

@@ -15,11 +15,17 @@ import numpy as np
 from sidecar_thumbs import numba_cache
 from sidecar_thumbs.mesh.soup import rgba_from_unit
 
-__all__ = ["mean_vertex_rgba"]
+__all__ = ["mean_vertex_rgba", "warm_up"]
 
 
 def _load_kernel() -> ModuleType | None:
     return numba_cache.import_kernel("sidecar_thumbs.mesh.vertexcolors_numba")
+
+
+def warm_up() -> None:
+    """Load (or compile) the numba pass: it compiles when its module is imported, so a worker does this
+    at start, not on its first coloured PLY or OBJ."""
+    _load_kernel()
 
 
 def mean_vertex_rgba(
