@@ -3,6 +3,8 @@ folder that follows the kernel sources, so a changed helper in another file is n
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -101,6 +103,42 @@ def test_configure_names_the_digest_folder_and_the_users_folder_wins(tmp_path: P
     elif sys.platform != "darwin":  # macOS keeps caches in ~/Library/Caches whatever XDG says
         assert folder == str(tmp_path / "cache" / "sidecar-thumbs" / "numba" / numba_cache.kernel_digest())
     assert cold == "True"  # nothing compiled into a new folder yet
+
+
+_PROBE_CODE = """
+import importlib.util, json, sys
+from sidecar_thumbs import numba_cache
+if sys.argv[1] == "ours":
+    numba_cache.own_process()
+numba_cache.configure()
+import numba.core.typing.cffi_utils as cffi_utils
+import numba.np.arraymath as arraymath
+has = lambda name: importlib.util.find_spec(name) is not None
+blocked = [n for n in ("scipy.linalg.cython_blas", "cffi") if n in sys.modules and sys.modules[n] is None]
+if has("cffi"):
+    import cffi  # works again after the probe
+print(json.dumps({"blas": arraymath._HAVE_BLAS, "cffi": cffi_utils.SUPPORTED, "scipy": has("scipy"),
+                  "has_cffi": has("cffi"), "blocked": blocked, "linalg": "scipy.linalg" in sys.modules}))
+"""
+
+
+@pytest.mark.integration  # a fresh interpreter, where numba is not imported yet
+@pytest.mark.parametrize("who", ["ours", "library"])
+def test_our_processes_skip_numbas_unused_probes_and_a_library_callers_keeps_them(tmp_path: Path, who: str) -> None:
+    if importlib.util.find_spec("numba") is None:
+        pytest.skip("numba is not installed")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(PACKAGE.parent)}
+    env.pop("SIDECAR_THUMBS_NO_NUMBA", None)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE_CODE, who], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    got = json.loads(out)
+    assert got["blocked"] == []  # nothing stays blocked for later imports
+    if who == "ours":
+        # numba took the paths without scipy's BLAS and cffi, and never imported scipy.linalg for it.
+        assert (got["blas"], got["cffi"], got["linalg"]) == (False, False, False)
+    else:
+        assert (got["blas"], got["cffi"]) == (got["scipy"], got["has_cffi"])
 
 
 def test_prune_removes_only_old_digest_folders(tmp_path: Path) -> None:

@@ -75,6 +75,14 @@ def test_a_database_that_does_not_exist_is_an_error_and_is_not_created(tmp_path:
     assert not (tmp_path / "nope.sqlite3").exists()
 
 
+def test_a_database_whose_folder_does_not_exist_is_the_same_error(tmp_path: Path) -> None:
+    # Before any scan the default folder (~/.local/share/sidecar-thumbs) is not there yet: `status` said
+    # so with a traceback (the permission message stat()ed the missing folder).
+    with pytest.raises(DatabaseError, match="does not exist"):
+        collect_status(tmp_path / "never-made" / "state.sqlite3")
+    assert not (tmp_path / "never-made").exists()
+
+
 def test_each_root_is_one_line_the_daemons_record_and_what_differs_here(tmp_path: Path) -> None:
     gone, lib, away = tmp_path / "gone", tmp_path / "lib", tmp_path / "away"
     lib.mkdir()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sidecar_thumbs import __version__, api
+from sidecar_thumbs import __version__, api, numba_cache
 from sidecar_thumbs.cli.common import (
     configure_logging,
     current_log_format,
@@ -53,6 +53,8 @@ def cli(ctx: click.Context) -> None:
     """
     printable_output()
     configure_logging(ctx)
+    # Only our kernels run in this process: numba may skip its probes for features they never use.
+    numba_cache.own_process()
 
 
 # -- render ----------------------------------------------------------------------------------------

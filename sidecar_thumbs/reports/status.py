@@ -165,6 +165,8 @@ def check_readable(database: str | os.PathLike[str]) -> None:
     """
     path = os.path.abspath(database)
     folder = os.path.dirname(path)
+    if not os.path.lexists(folder):  # nothing scanned yet: there is no one to ask for permission
+        raise DatabaseError(f"state database {path} does not exist")
     if not os.access(folder, os.X_OK):
         raise DatabaseError(_denied(folder, "open the folder of the state database", "rx"))
     for p in (path, f"{path}-wal", f"{path}-shm"):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import ModelError
 from sidecar_thumbs.files.fingerprint import hash_bytes, oversize_key
 from sidecar_thumbs.mesh.siblings import sibling_reader
@@ -182,6 +183,9 @@ def warm_up_worker(options: ThumbnailOptions | None = None, slots: WarmUpSlots |
     # A coordinator killed with SIGKILL cannot stop its workers; they must notice and go, or they
     # linger holding memory (and, on the share's host, CPU) until someone finds them.
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
+    # A pool worker runs only our kernels: numba may skip its probes for scipy's BLAS and cffi (0.17 s
+    # of each worker's start, and scipy's OpenBLAS is never mapped).
+    numba_cache.own_process()
     try:
         from sidecar_thumbs.mesh import load as mesh_load
         from sidecar_thumbs.render import warm_up
