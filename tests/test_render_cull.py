@@ -79,7 +79,7 @@ MESHES: dict[str, Callable[[], np.ndarray]] = {
 def _back(tri: np.ndarray) -> int:
     t = _as_rows(tri)
     origin = np.array(t[0, :3], dtype=np.float32)
-    return int(_kernel()._extents(t, origin, VIEW_XY)[5])
+    return int(_kernel()._extents(t, origin, VIEW_XY, True)[5])
 
 
 @pytest.mark.parametrize("size", [96, 256])

@@ -1,7 +1,7 @@
-"""The winding hint (``Mesh.winding``): a 3MF's faces are wound outward by the spec, so the renderer may skip
-the enclosed-volume pass that finds out which faces look at the camera. The hint decides only the speed:
-right, wrong or absent, every mesh draws the same picture, to the last bit; and the 3MF reader gives it
-only as far as the build's placements keep it (a mirror turns outward into inward)."""
+"""The winding hint (``Mesh.winding``): the faces of a 3MF and of an STL are wound outward by their specs, so
+the renderer may skip the enclosed-volume pass that finds out which faces look at the camera. The hint
+decides only the speed: right, wrong or absent, every mesh draws the same picture, to the last bit; and
+the 3MF reader gives it only as far as the build's placements keep it (a mirror turns outward into inward)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from test_render_indexed import MESHES, _arrays, _colours
 
 from bench import meshgen
+from sidecar_thumbs.mesh.stl import load_stl_mesh
 from sidecar_thumbs.mesh.threemf import load_3mf_mesh
 from sidecar_thumbs.render import RenderOptions, render_indexed, render_mesh, render_triangles, resolve_kernel
 from sidecar_thumbs.render.camera import VIEW_XY, shading_for
@@ -38,6 +39,52 @@ def test_any_winding_hint_draws_the_picture_of_one_pass_over_every_face(name: st
     for winding in (1, -1, 0):
         hinted = kernel_numba.render(v, 128, 2, 0.06, shading, packed, faces=f, winding=winding)
         assert np.array_equal(hinted, one_pass), winding
+
+
+@pytest.mark.parametrize("colours", [None, "corner"])
+@pytest.mark.parametrize("name", sorted(MESHES))
+def test_any_winding_hint_draws_a_soup_like_one_pass_over_every_face(name: str, colours: str | None) -> None:
+    from sidecar_thumbs.render import kernel_numba
+    from sidecar_thumbs.render.colors import kernel_colors
+
+    v, f = _arrays(name)
+    soup = v[f].reshape(-1, 9)
+    cols = _colours(len(f), colours)
+    packed = None if cols is None else kernel_colors(cols)[0]
+    shading = shading_for((92, 143, 219))
+    one_pass = kernel_numba.render(soup, 128, 2, 0.06, shading, packed, cull=False)
+    assert one_pass is not None and one_pass[..., 3].any()
+    for winding in (1, -1, 0):
+        hinted = kernel_numba.render(soup, 128, 2, 0.06, shading, packed, winding=winding)
+        assert np.array_equal(hinted, one_pass), winding
+
+
+def test_without_the_volume_the_soups_framing_pass_frames_and_counts_the_same() -> None:
+    from sidecar_thumbs.render.kernel_numba import _extents
+
+    v, f = _arrays("rock-20k")
+    soup = v[f].reshape(-1, 9)
+    soup[7, 4] = np.nan  # one triangle not drawable, not counted finite
+    origin = np.array(soup[0, :3], dtype=np.float32)
+    with_volume = _extents(soup, origin, VIEW_XY, True)
+    without = _extents(soup, origin, VIEW_XY, False)
+    assert with_volume[5] == 1 and without[5] == 0
+    assert with_volume[:5] + with_volume[6:] == without[:5] + without[6:]
+    assert without[4] == without[6] == len(f) - 1
+
+
+@pytest.mark.parametrize("inside_out", [False, True])
+def test_the_stl_reader_hints_outward_and_an_inside_out_stl_still_draws_its_picture(inside_out: bool) -> None:
+    tri = meshgen.rock(5_000)
+    if inside_out:
+        tri = tri[:, ::-1].copy()
+    opts = RenderOptions(size=256)
+    for data in (meshgen.binary_stl_bytes(tri), meshgen.ascii_stl_text(tri).encode()):
+        mesh = load_stl_mesh(data)
+        assert mesh.winding == 1  # the reader trusts the spec (counter-clockwise seen from outside)
+        picture = render_mesh(mesh, opts)
+        assert picture[..., 3].any()
+        assert np.array_equal(picture, render_triangles(mesh.triangles, opts))  # no hint: the volume
 
 
 def test_without_the_volume_the_framing_pass_frames_and_counts_the_same() -> None:

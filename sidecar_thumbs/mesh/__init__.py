@@ -86,8 +86,8 @@ class Mesh:
     # The raw form (None otherwise).
     raw: np.ndarray | None
     # How the loader knows the faces are wound: 1 outward (counter-clockwise seen from outside, as the 3MF
-    # spec requires), -1 inward (mirrored by every placement), 0 unknown. A hint for the renderer's speed
-    # only: a file that breaks the rule draws the same picture, more slowly.
+    # and STL specs require), -1 inward (a 3MF mirrored by every placement), 0 unknown. A hint for the
+    # renderer's speed only: a file that breaks the rule draws the same picture, more slowly.
     winding: int
 
     def __init__(

@@ -108,10 +108,11 @@ def load_stl_mesh(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> Mesh:
     Raises:
         The errors of :func:`load_stl_bytes`.
     """
+    # STL's rule (as 3MF's): counter-clockwise seen from outside. A file that breaks it draws the same.
     if is_binary_stl(data):
-        return Mesh(raw=binary_stl_view(data, limits), format="stl-binary")
+        return Mesh(raw=binary_stl_view(data, limits), format="stl-binary", winding=1)
     triangles, kind = load_stl_bytes(data, limits)
-    return Mesh(triangles=triangles, format=kind)
+    return Mesh(triangles=triangles, format=kind, winding=1)
 
 
 def parse_ascii_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndarray:

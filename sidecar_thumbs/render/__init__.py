@@ -252,11 +252,12 @@ def render_mesh(mesh: Mesh, options: RenderOptions = RenderOptions(), colors: np
         return render_indexed(mesh.vertices, mesh.faces, options, colors, mesh.winding)
     if mesh.raw is not None:
         # Not copied, not checked: the kernel skips non-finite triangles and counts the finite ones.
-        img, finite = _render(_as_rows(mesh.raw), None, mesh.raw.shape[0], options, colors)
+        img, finite = _render(_as_rows(mesh.raw), None, mesh.raw.shape[0], options, colors, mesh.winding)
         if finite >= 0:
             mesh.note_finite_count(finite)
         return img
-    return render_triangles(mesh.triangles, options, colors)
+    tri = mesh.triangles
+    return _render(_as_rows(tri), None, tri.shape[0], options, colors, mesh.winding)[0]
 
 
 def _render(
