@@ -106,25 +106,29 @@ def test_configure_names_the_digest_folder_and_the_users_folder_wins(tmp_path: P
 
 
 _PROBE_CODE = """
-import importlib.util, json, sys
+import gc, importlib.util, json, sys
 from sidecar_thumbs import numba_cache
 if sys.argv[1] == "ours":
     numba_cache.own_process()
-numba_cache.configure()
-import numba.core.typing.cffi_utils as cffi_utils
-import numba.np.arraymath as arraymath
+with numba_cache.loading():
+    paused = not gc.isenabled()
+    import numba.core.typing.cffi_utils as cffi_utils
+    import numba.np.arraymath as arraymath
 has = lambda name: importlib.util.find_spec(name) is not None
 blocked = [n for n in ("scipy.linalg.cython_blas", "cffi") if n in sys.modules and sys.modules[n] is None]
 if has("cffi"):
     import cffi  # works again after the probe
 print(json.dumps({"blas": arraymath._HAVE_BLAS, "cffi": cffi_utils.SUPPORTED, "scipy": has("scipy"),
-                  "has_cffi": has("cffi"), "blocked": blocked, "linalg": "scipy.linalg" in sys.modules}))
+                  "has_cffi": has("cffi"), "blocked": blocked, "linalg": "scipy.linalg" in sys.modules,
+                  "paused": paused, "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
 """
 
 
 @pytest.mark.integration  # a fresh interpreter, where numba is not imported yet
 @pytest.mark.parametrize("who", ["ours", "library"])
-def test_our_processes_skip_numbas_unused_probes_and_a_library_callers_keeps_them(tmp_path: Path, who: str) -> None:
+def test_our_processes_skip_numbas_probes_and_pause_the_gc_and_a_library_callers_do_not(
+    tmp_path: Path, who: str
+) -> None:
     if importlib.util.find_spec("numba") is None:
         pytest.skip("numba is not installed")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(PACKAGE.parent)}
@@ -134,11 +138,15 @@ def test_our_processes_skip_numbas_unused_probes_and_a_library_callers_keeps_the
     ).stdout
     got = json.loads(out)
     assert got["blocked"] == []  # nothing stays blocked for later imports
+    assert got["enabled"]  # the collector runs again after the import
     if who == "ours":
-        # numba took the paths without scipy's BLAS and cffi, and never imported scipy.linalg for it.
+        # numba took the paths without scipy's BLAS and cffi, and never imported scipy.linalg for it; the
+        # collector was paused during the import, and what the import built is frozen.
         assert (got["blas"], got["cffi"], got["linalg"]) == (False, False, False)
+        assert got["paused"] and got["frozen"] > 10_000
     else:
         assert (got["blas"], got["cffi"]) == (got["scipy"], got["has_cffi"])
+        assert not got["paused"] and got["frozen"] == 0
 
 
 def test_prune_removes_only_old_digest_folders(tmp_path: Path) -> None:

@@ -26,10 +26,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _numba() -> ModuleType | None:
     if os.environ.get("SIDECAR_THUMBS_NO_NUMBA"):
         return None
-    numba_cache.configure()
     try:
-        import numba
-        import numba.extending
+        with numba_cache.loading():
+            import numba
+            import numba.extending
     except ImportError:
         return None
     return numba

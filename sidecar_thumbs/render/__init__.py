@@ -144,9 +144,9 @@ def describe_kernel(name: str = "auto") -> str:
 @cache
 def _kernel_module(name: str) -> ModuleType:
     if name == "numba":
-        numba_cache.configure()
         try:
-            from sidecar_thumbs.render import kernel_numba
+            with numba_cache.loading():
+                from sidecar_thumbs.render import kernel_numba
         except ImportError as exc:  # installed but broken (e.g. llvmlite mismatch)
             raise ConfigError(f"renderer 'numba' cannot be loaded: {exc}; use 'numpy'") from exc
         return kernel_numba
