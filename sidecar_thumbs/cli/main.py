@@ -7,10 +7,9 @@ finished but some files failed, or ``verify`` found problems.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -33,9 +32,6 @@ from sidecar_thumbs.cli.common import (
 )
 from sidecar_thumbs.errors import EXIT_OK, EXIT_PROBLEMS, SidecarError
 from sidecar_thumbs.logs import log_outcome
-
-if TYPE_CHECKING:
-    from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 
 # -- the group -------------------------------------------------------------------------------------
 
@@ -81,7 +77,7 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
 
     Example: sidecar-thumbs render part.stl -o part.png --size 512
     """
-    from sidecar_thumbs.files.atomic import fsync_dir
+    from sidecar_thumbs.work.oneoff import render_files
 
     settings = settings_for(ctx, **opts)
     options = thumbnail_options(settings)
@@ -92,64 +88,22 @@ def render(ctx: click.Context, files: tuple[Path, ...], output: Path | None, **o
     if to_dir:
         assert output is not None
         output.mkdir(parents=True, exist_ok=True)
-    # Each file's data is ordered before its rename as it is written; the renames are made durable by one
-    # folder fsync per folder at the end (as the pipeline does per batch), not one per file.
-    folders: set[str] = set()
-    try:
-        failed = _render_each(files, output, to_dir, options, folders, quiet)
-    finally:
-        for folder in sorted(folders):
-            fsync_dir(folder)
-    sys.exit(EXIT_PROBLEMS if failed else EXIT_OK)
-
-
-def _render_each(
-    files: tuple[Path, ...],
-    output: Path | None,
-    to_dir: bool,
-    options: ThumbnailOptions,
-    folders: set[str],
-    quiet: bool,
-) -> int:
-    """Render and write each file (the loop of :func:`render`), adding each folder written to ``folders``
-    (the caller fsyncs them); returns how many failed."""
-    from sidecar_thumbs.errors import ModelError
-    from sidecar_thumbs.files.atomic import atomic_write
-    from sidecar_thumbs.files.sidecar import write_sidecar
-    from sidecar_thumbs.render.thumbnail import make_thumbnail
-
     failed = 0
-    written: dict[Path, Path] = {}
-    for f in files:
-        try:
-            if not os.path.lexists(f):
-                raise ModelError("no such file")
-            if output is not None and to_dir:
-                dest = output / f"{f.name}.png"
-                if dest in written:
-                    raise ModelError(f"{dest} already holds the thumbnail of {written[dest]}")
-                written[dest] = f
-            thumb = make_thumbnail(f, options)
-            if output is None:
-                dest = write_sidecar(f, thumb.png, sync_folder=False)
-            else:
-                dest = output / f"{f.name}.png" if to_dir else output
-                try:
-                    atomic_write(dest, thumb.png, sync_folder=False)
-                except OSError as exc:
-                    raise ModelError(f"cannot write {dest}: {exc.strerror or exc}") from None
-            folders.add(os.path.dirname(os.path.abspath(dest)))
-        except ModelError as exc:
+    # Each file's data is ordered before its rename as it is written (while the next file renders); the
+    # renames are made durable by one folder fsync per folder at the end, as the pipeline does per batch.
+    for done in render_files(files, options, output, to_dir=to_dir):
+        if done.error is not None:
             failed += 1
             if current_log_format() == "json":
-                log_outcome(str(f), ok=False, reason=exc.message, transient=exc.transient)
+                log_outcome(str(done.model), ok=False, reason=done.error.message, transient=done.error.transient)
             else:
-                click.echo(f"{f}: {exc.message}", err=True)
+                click.echo(f"{done.model}: {done.error.message}", err=True)
             continue
-        log_outcome(str(f), ok=True, source=thumb.source, ms=thumb.load_ms + thumb.render_ms)
+        assert done.thumb is not None
+        log_outcome(str(done.model), ok=True, source=done.thumb.source, ms=done.thumb.load_ms + done.thumb.render_ms)
         if not quiet:
-            click.echo(str(dest))
-    return failed
+            click.echo(str(done.dest))
+    sys.exit(EXIT_PROBLEMS if failed else EXIT_OK)
 
 
 # -- verify ----------------------------------------------------------------------------------------
