@@ -162,16 +162,16 @@ def loading() -> Iterator[None]:
     start-up (2 cores). Frozen (``gc.freeze``), they are never traversed again, also not by a daemon's or
     worker's later full collections. Not in a library caller's process, whose collector is its own.
     """
-    configure()
-    if not _OWN_PROCESS or not gc.isenabled():
-        yield
-        return
-    gc.disable()
+    pause = _OWN_PROCESS and gc.isenabled()
+    if pause:
+        gc.disable()  # before configure(): skipping the probes imports numba
     try:
+        configure()
         yield
     finally:
-        gc.freeze()
-        gc.enable()
+        if pause:
+            gc.freeze()
+            gc.enable()
 
 
 def _choose_folder() -> None:
