@@ -280,7 +280,7 @@ def render_and_count(
         if n_back:
             tiles = np.empty((-(-win[0] // TILE), -(-win[1] // TILE)), dtype=np.float32)
             _tile_far(zbuf, tiles)
-            n_vis = _visible(deferred[:n_back], dbox[:n_back], tiles, *box)
+            n_vis = _visible(deferred[:n_back], dbox[:n_back], tiles, zbuf, *box)
             if n_vis:
                 order, dvis = deferred[:n_vis], dbox[:n_vis]
                 raster(*geo, *light, *box, 0, order, owner, tiles, _NONE, dvis, zflat, sflat, cols, blend, cflat)
