@@ -13,7 +13,8 @@ to a temporary folder, then times, pinned to one core (``taskset -c 0`` where av
 
 Both run once untimed first so numba's caches (a temporary ``NUMBA_CACHE_DIR``) are warm. It prints
 renders/s by wall clock and by the child's CPU time (steadier on a shared machine), the ratio
-ours/prototype, and the load average.
+ours/prototype, the CPU of the same command with one copy (start-up and one file) and of each further
+copy (the difference over ``copies - 1``), and the load average.
 """
 
 from __future__ import annotations
@@ -103,16 +104,28 @@ def main() -> None:
             files = _write_copies(root / key, key, mg.binary_stl_bytes(tri), args.copies)
             cmds = _commands(files, root / f"out-{key}")
             warm = _commands(files[:2], root / f"warm-{key}")
+            one = _commands(files[:1], root / f"one-{key}")
             rate: dict[str, tuple[float, float]] = {}
+            split: dict[str, tuple[float, float]] = {}
             for who, cmd in cmds.items():
                 _timed(warm[who], env)  # compiles or loads numba's cache, outside the timing
-                runs = [_timed(cmd, env) for _ in range(args.rounds)]
+                runs, ones = [], []
+                for _ in range(args.rounds):  # alternated, so that a slow spell of the machine hits both
+                    runs.append(_timed(cmd, env))
+                    ones.append(_timed(one[who], env))
                 wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
                 rate[who] = (args.copies / wall, args.copies / cpu)
+                # CPU of the command with one copy (start-up and one file), and of each further copy.
+                start = min(r[1] for r in ones)
+                split[who] = (start, (cpu - start) / max(args.copies - 1, 1))
                 print(f"{key:<7}{len(tri):>8} {who:<6}{wall:>8.2f}{cpu:>8.2f}{rate[who][0]:>10.1f}{rate[who][1]:>9.1f}")
             print(
                 f"{key:<7} ratio ours/proto: {rate['ours'][0] / rate['proto'][0]:.2f}x wall, "
                 f"{rate['ours'][1] / rate['proto'][1]:.2f}x cpu"
+            )
+            print(
+                f"{key:<7} cpu of one copy (start-up): ours {split['ours'][0]:.2f} s, proto {split['proto'][0]:.2f} s; "
+                f"each further copy: ours {split['ours'][1] * 1e3:.2f} ms, proto {split['proto'][1] * 1e3:.2f} ms"
             )
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
