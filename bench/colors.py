@@ -4,7 +4,8 @@ Measures, in one run on one CPU, the same 100k-triangle rock as
 * binary STL and a 3MF without colour (the uncoloured path);
 * 3MFs with colour: one base material for the object, a colour per triangle (colour group), a colour per
   corner (vertex colours, blended), a Bambu Studio project with painted triangles — each as a ratio to
-  the uncoloured 3MF ("at most 30 % more").
+  the uncoloured 3MF ("at most 30 % more"), and to the same file with the model's colours turned off
+  (what drawing the colours costs, apart from the larger file).
 
 ``--stages`` adds the CPU time of each colour stage a call (the colour group's scan, the part's colour
 resources, the per-instance colours, the render's colour packing), functions wrapped by name where the
@@ -150,16 +151,27 @@ def time_cases(reps: int, clock: str, stages: bool = False) -> dict[str, dict[st
     if stages:
         _wrap_stages(tick, spent)
     options = ThumbnailOptions(use_embedded=False)
+    # The same bytes with the model's colours turned off (SIDECAR_THUMBS_MODEL_COLORS=false): what drawing
+    # the colours costs, apart from the larger file a coloured model is.
+    plain_options = ThumbnailOptions(use_embedded=False, model_colors=False)
     out: dict[str, dict[str, float]] = {}
     for label, name, data in cases():
         make_thumbnail_from_bytes(data, name, len(data), 0, options)  # warm
+        make_thumbnail_from_bytes(data, name, len(data), 0, plain_options)
         spent.clear()
-        times = []
+        times, off = [], []
         for _ in range(reps):
             t = tick()
             make_thumbnail_from_bytes(data, name, len(data), 0, options)
             times.append(tick() - t)
+            if stages:
+                continue  # the colour stages are timed with colours on only
+            t = tick()
+            make_thumbnail_from_bytes(data, name, len(data), 0, plain_options)
+            off.append(tick() - t)
         out[label] = {"total": statistics.median(times)}
+        if off:
+            out[label]["colours_off"] = statistics.median(off)
         # Per call: a stage that runs twice a thumbnail (two groups) counts each call.
         out[label].update({k: statistics.median(v) for k, v in spent.items()})
     return out
@@ -184,15 +196,17 @@ def _median_of_rounds(rounds: list[dict[str, dict[str, float]]]) -> dict[str, di
 def _table(title: str, mine: dict[str, dict[str, float]], base: dict[str, dict[str, float]] | None) -> None:
     plain = mine["3MF, no colour"]["total"]
     print(f"\n{title}\n")
-    print("| file | ms | renders/s | vs 3MF without colour | vs baseline |")
-    print("|---|---|---|---|---|")
+    print("| file | ms | renders/s | vs 3MF without colour | same file, colours off | vs baseline |")
+    print("|---|---|---|---|---|---|")
     for label, row in mine.items():
         t = row["total"]
         b = base[label]["total"] if base and label in base else None
         vs_base = f"{t / b:.2f}× ({b * 1e3:.1f} ms)" if b else ""
-        print(f"| {label} | {t * 1e3:.1f} | {1 / t:.0f} | {t / plain:.2f}× | {vs_base} |")
-    names = [name for _, name in STAGES]
-    if any(len(row) > 1 for row in mine.values()):
+        o = row.get("colours_off")
+        vs_off = f"{o * 1e3:.1f} ms: {t / o:.2f}×" if o else ""
+        print(f"| {label} | {t * 1e3:.1f} | {1 / t:.0f} | {t / plain:.2f}× | {vs_off} | {vs_base} |")
+    names = [name for _, name in STAGES if any(name in row for row in mine.values())]
+    if names:
         print("\nStages, CPU ms a call (this checkout" + (" / baseline" if base else "") + "):\n")
         print("| file | " + " | ".join(names) + " |")
         print("|---|" + "---|" * len(names))
