@@ -275,8 +275,8 @@ def test_gibibyte_part_peaks_under_300_mb(tmp_path: Path, inside_mesh: bool, exp
     assert int(peak_mb) < 300, out.stdout
 
 
-def test_paint_values_are_the_slices_decoded() -> None:
-    from sidecar_thumbs.mesh.xmlstream import _paint_values
+def test_paint_values_are_the_slices_decoded_whichever_chunk_they_came_in() -> None:
+    from sidecar_thumbs.mesh.paintvalues import PaintValues
 
     rng = np.random.default_rng(3)
     values = [
@@ -291,13 +291,21 @@ def test_paint_values_are_the_slices_decoded() -> None:
         b"12345678",
         b"8\x00",
     ]
-    for _ in range(50):
-        window, ranges = b"", []
-        for k in rng.integers(0, len(values), int(rng.integers(1, 40))).tolist():
-            window += b' paint_color="'
-            ranges.append((len(window), len(window) + len(values[k])))
-            window += values[k] + b'"'
-        if rng.random() < 0.5:  # a value that ends the window
-            window = window[:-1]
-        expected = [window[s:e].decode("ascii", "replace") for s, e in ranges]
-        assert _paint_values(window, np.array(ranges, dtype=np.int64)) == expected
+    for _ in range(20):
+        gathered, expected, triangle = PaintValues(), {}, 0
+        for _window in range(int(rng.integers(1, 5))):
+            window, ranges, triangles = b"", [], []
+            for k in rng.integers(0, len(values), int(rng.integers(1, 40))).tolist():
+                window += b' paint_color="'
+                ranges.append((len(window), len(window) + len(values[k])))
+                window += values[k] + b'"'
+                triangle += int(rng.integers(1, 4))
+                triangles.append(triangle)
+            if rng.random() < 0.5:  # a value that ends the window
+                window = window[:-1]
+            for t, (s, e) in zip(triangles, ranges, strict=True):
+                expected[t] = window[s:e].decode("ascii", "replace")
+            gathered.add(window, np.array(triangles, dtype=np.int64), np.array(ranges, dtype=np.int64))
+        got = gathered.result()
+        assert got == expected and list(got) == list(expected)
+    assert PaintValues().result() == {}

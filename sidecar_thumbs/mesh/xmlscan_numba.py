@@ -202,13 +202,16 @@ def scan_step(buf, base, final, max_triangles, want_props, st, verts, tris, prop
                     continue
             elif c == 116 and i + TRIANGLE_ROOM <= n and nt < max_triangles:  # t
                 pr0, pr1, pr2, pr3, ps, pe = -1, -1, -1, -1, 0, 0
-                if want_props and i + PROPS_ROOM <= n:  # colours and paint too: see xmlscan_fastprops
+                # Colours and paint too (see xmlscan_fastprops), read and dropped without want_props: a
+                # coloured part scanned for its mesh alone (model colours off) otherwise took the general
+                # path for every triangle, twice as slow (a 100k-triangle part's scan 10.9 -> 21.2 ms).
+                if i + PROPS_ROOM <= n:
                     j, i1, i2, i3, pr0, pr1, pr2, pr3, ps, pe = triangle_props(buf, i, n)
                 else:
                     j, i1, i2, i3 = triangle(buf, i)
                 if j >= 0:
                     _put_triangle(tris, props, nt, want_props, i1, i2, i3, pr0, pr1, pr2, pr3)
-                    if pe > ps:  # never without want_props
+                    if want_props and pe > ps:
                         paints[npaint, 0] = nt
                         paints[npaint, 1] = base + ps
                         paints[npaint, 2] = base + pe

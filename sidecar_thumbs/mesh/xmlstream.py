@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from sidecar_thumbs.errors import BadModelError, LimitExceededError
+from sidecar_thumbs.mesh.paintvalues import PaintValues
 from sidecar_thumbs.mesh.scancodes import OK, scan_error
 from sidecar_thumbs.mesh.triprops import TriangleProps
 from sidecar_thumbs.mesh.xmlscan import MeshScan
@@ -49,7 +50,7 @@ class _Stream:
         self.lines = 0  # newlines before the current window, for messages (unless recounted on error)
         self.restart: Callable[[], Iterable[bytes]] | None = None
         self.npaint = 0
-        self.paint: dict[int, str] = {}
+        self.paint = PaintValues()
 
     def step(self, window: bytes, base: int, final: bool) -> int:
         """Scan ``window`` (absolute offset ``base``); returns where the next window starts."""
@@ -67,7 +68,7 @@ class _Stream:
         npaint = int(st[self.k.ST_NPAINT])
         if npaint > self.npaint:  # paint values live in dropped text: copy them now
             rows = paints[self.npaint : npaint]
-            self.paint.update(zip(rows[:, 0].tolist(), _paint_values(window, rows[:, 1:] - base), strict=True))
+            self.paint.add(window, rows[:, 0], rows[:, 1:] - base)
         self.npaint = npaint
         if self.restart is None:
             self.lines += window.count(b"\n", start, end - base)
@@ -130,41 +131,10 @@ class _Stream:
         spans[:, 0] = moved(spans[:, 0])
         spans[:, 1] = spans[:, 0]
         cuts = moved(cuts.reshape(-1)).reshape(-1, 2) if len(cuts) else cuts
-        found = TriangleProps(props, self.paint) if self.want_props else None
+        found = TriangleProps(props, self.paint.result()) if self.want_props else None
         kept = b"".join(self.kept)
         self.kept = []
         return MeshScan(vertices=verts, triangles=tris, spans=spans, skippable=cuts, props=found), kept
-
-
-def _paint_values(window: bytes, ranges: np.ndarray) -> list[str]:
-    """The text of ``window[s:e]`` for each row ``(s, e)`` of ``ranges``, in order.
-
-    A painted project has a value for thousands of triangles, nearly all a few bytes long and few
-    distinct ("8", "4C3"): a slice and a decode for each cost ~0.3 us, a third of a Bambu Studio
-    project's load. Values of up to seven bytes are keyed (their bytes and length in one uint64) and
-    each distinct one decoded once; longer ones one by one.
-    """
-    starts, ends = ranges[:, 0], ranges[:, 1]
-    lengths = ends - starts
-    short = lengths <= 7
-    out = np.empty(len(ranges), dtype=object)
-    if short.any():
-        buf = np.frombuffer(window, np.uint8)
-        at = np.arange(7)
-        s, n = starts[short], lengths[short]
-        raw = buf[np.minimum(s[:, None] + at, len(buf) - 1)].astype(np.uint64)
-        raw[at >= n[:, None]] = 0
-        keys = (raw << (8 * at).astype(np.uint64)).sum(axis=1, dtype=np.uint64) | (n.astype(np.uint64) << np.uint64(56))
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        texts = np.empty(len(first), dtype=object)
-        texts[:] = [
-            window[a : a + b].decode("ascii", "replace")
-            for a, b in zip(s[first].tolist(), n[first].tolist(), strict=True)
-        ]
-        out[short] = texts[inverse.reshape(-1)]
-    for k in np.flatnonzero(~short).tolist():
-        out[k] = window[int(starts[k]) : int(ends[k])].decode("ascii", "replace")
-    return out.tolist()
 
 
 def _line_at(chunks: Iterable[bytes], offset: int) -> int:
