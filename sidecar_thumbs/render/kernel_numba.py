@@ -34,13 +34,13 @@ import numpy as np
 from numba import njit, types
 
 from sidecar_thumbs.render.camera import EMPTY_DEPTH, FINITE_MAX, VIEW_XY, ScreenTransform, Shading
+from sidecar_thumbs.render.numba_backfaces import TILE, _tile_far, _visible
 from sidecar_thumbs.render.numba_indexed import BAD_INDEX, _extents_indexed, _first_finite_face
 from sidecar_thumbs.render.numba_jit import _F32, _JIT, _MAT, _NO_COLORS, _NO_FACES, _NO_SOUP, _NO_VERTS, _SOUP, _VEC
-from sidecar_thumbs.render.numba_raster import TILE, _raster, _raster_indexed, _visible
+from sidecar_thumbs.render.numba_raster import _raster, _raster_indexed
 from sidecar_thumbs.render.numba_resolve import _resolve
 
 _SIG_FIRST = types.int64(_SOUP)
-_SIG_TILES = types.none(_MAT, _MAT)
 _SIG_EXTENTS = types.Tuple((_F32, _F32, _F32, _F32, types.int64, types.int64, types.int64))(
     _SOUP, _VEC, _MAT, types.boolean
 )
@@ -125,26 +125,6 @@ def _extents(
     if abs(vol) > 1e-3 * absvol:
         back = 1 if vol > 0.0 else -1
     return xlo, xhi, ylo, yhi, n, back, n + finite
-
-
-@njit(_SIG_TILES, **_JIT)
-def _tile_far(zbuf: np.ndarray, tiles: np.ndarray) -> None:
-    """Per TILE x TILE block of the depth buffer, its farthest depth (EMPTY_DEPTH if any sample is empty)."""
-    hs, ws = zbuf.shape
-    # The minimum down each column of a band of TILE rows first (a loop over whole rows, which
-    # vectorises), then across each TILE columns of it: 4x faster than walking tile by tile.
-    col = np.empty(ws, dtype=np.float32)
-    for ty in range(tiles.shape[0]):
-        y0 = ty * TILE
-        col[:] = zbuf[y0]
-        for y in range(y0 + 1, min(y0 + TILE, hs)):
-            for x in range(ws):
-                col[x] = min(col[x], zbuf[y, x])
-        for tx in range(tiles.shape[1]):
-            lo = col[tx * TILE]
-            for x in range(tx * TILE + 1, min(tx * TILE + TILE, ws)):
-                lo = min(lo, col[x])
-            tiles[ty, tx] = lo
 
 
 _SCRATCH = threading.local()

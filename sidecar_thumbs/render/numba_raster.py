@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, types
 
 from sidecar_thumbs.render.camera import FINITE_MAX, GRID_MAX
+from sidecar_thumbs.render.numba_backfaces import TILE
 from sidecar_thumbs.render.numba_jit import _COLS, _FACES, _IVEC, _JIT, _MAT, _SOUP, _VEC, _VERTS
 
 _SIG_RASTER = types.int64(
@@ -40,16 +41,6 @@ _SIG_RASTER = types.int64(
     types.boolean,
     _IVEC,
 )
-_SIG_VISIBLE = types.int64(_IVEC, _MAT, _MAT, _MAT, types.int64, types.int64, types.int64, types.int64)
-# Back faces that may still show are found per tile of TILE x TILE samples (see _raster's second pass).
-TILE = 4
-TILE_BITS = 2  # log2(TILE)
-# How far outside its box (in samples) a face may write: a sliver's line steps along its longest edge,
-# and a centroid is a float32 sum; either may round past the box by an ulp (2.4e-4 at 2048 samples).
-SLACK = 1.0 / 64.0
-# Back faces left by the tile test are tested at each sample they may write when their box spans at most
-# FINE x FINE samples (nearly all of them).
-FINE = 8
 
 
 @njit(inline="always", **_JIT)
@@ -119,94 +110,6 @@ def _reach(z0: float, z1: float, z2: float) -> np.float32:
     return zhi + np.float32(1e-3) * (zhi - zlo) + np.float32(1e-5) * abs(zhi) + np.float32(1e-6)
 
 
-@njit(inline="always", **_JIT)
-def _hidden(
-    tiles: np.ndarray,
-    xmin: float,
-    xmax: float,
-    ymin: float,
-    ymax: float,
-    reach: float,
-    wx0: int,
-    wy0: int,
-    wx1: int,
-    wy1: int,
-) -> bool:
-    """Whether every tile under a box holds only samples nearer than ``reach`` (so nothing in the box
-    can be won). Every kind of triangle (area, sub-sample, centroid splat, sliver line) writes only
-    samples whose index is the floor of a point in its box, give or take :data:`SLACK`."""
-    slack = np.float32(SLACK)
-    bx0 = max(_floor(xmin - slack) - wx0, 0) >> TILE_BITS
-    bx1 = min(_floor(xmax + slack) - wx0, wx1 - wx0 - 1) >> TILE_BITS
-    by0 = max(_floor(ymin - slack) - wy0, 0) >> TILE_BITS
-    by1 = min(_floor(ymax + slack) - wy0, wy1 - wy0 - 1) >> TILE_BITS
-    for b_y in range(by0, by1 + 1):
-        for b_x in range(bx0, bx1 + 1):
-            if tiles[b_y, b_x] <= reach:
-                return False
-    return True
-
-
-@njit(_SIG_VISIBLE, **_JIT)
-def _visible(
-    order: np.ndarray, dbox: np.ndarray, tiles: np.ndarray, zbuf: np.ndarray, wx0: int, wy0: int, wx1: int, wy1: int
-) -> int:
-    """Keep, in place and in order, the back faces of ``order`` (boxes and reach in ``dbox``) that are not
-    :func:`_hidden`, nor, over at most FINE x FINE samples, hidden at each sample they may write (``zbuf``);
-    return how many. A loop of its own rather than a test at the top of the raster's: 0.61 -> 0.55 ms for
-    the 44k back faces of a 100k-triangle rock, and the raster loop loses a test."""
-    kept = 0
-    tw, th = wx1 - wx0 - 1, wy1 - wy0 - 1
-    slack = np.float32(SLACK)
-    # Window coordinates plus one: every corner lies inside the window (two samples of slack), so these
-    # are positive and a truncating conversion is their floor, without _floor's fix-up for negatives
-    # (the four conversions were half of this loop: 0.57 -> 0.42 ms for the rock's 43,940 back faces).
-    # The extra float32 rounding of the subtraction is an ulp, far inside SLACK.
-    ox, oy = np.float32(wx0 - 1), np.float32(wy0 - 1)
-    for j in range(order.shape[0]):
-        reach = dbox[j, 4]
-        # The tiles under the samples the face may write (see _hidden). A margin of a whole sample, as
-        # before, kept 8,547 of the 100k-triangle rock's 43,940 back faces for drawing; this keeps 6,535.
-        # Shifts, not '//': the operands are never negative, and numba's floor division pays for signs.
-        sx0 = max(int(dbox[j, 0] - slack - ox) - 1, 0)
-        sx1 = min(int(dbox[j, 1] + slack - ox) - 1, tw)
-        sy0 = max(int(dbox[j, 2] - slack - oy) - 1, 0)
-        sy1 = min(int(dbox[j, 3] + slack - oy) - 1, th)
-        bx0, bx1, by0, by1 = sx0 >> TILE_BITS, sx1 >> TILE_BITS, sy0 >> TILE_BITS, sy1 >> TILE_BITS
-        if bx1 - bx0 <= 2 and by1 - by0 <= 2:
-            # At most 3 x 3 tiles (nearly every face): three columns and rows (the middle one repeated
-            # when there are fewer) cover them all, tested without a branch: a loop's exits, taken at
-            # random, cost more than the repeated loads.
-            bxm, bym = (bx0 + bx1) >> 1, (by0 + by1) >> 1
-            hidden = (
-                (tiles[by0, bx0] > reach)
-                & (tiles[by0, bxm] > reach)
-                & (tiles[by0, bx1] > reach)
-                & (tiles[bym, bx0] > reach)
-                & (tiles[bym, bxm] > reach)
-                & (tiles[bym, bx1] > reach)
-                & (tiles[by1, bx0] > reach)
-                & (tiles[by1, bxm] > reach)
-                & (tiles[by1, bx1] > reach)
-            )
-        else:
-            hidden = _hidden(tiles, dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3], reach, wx0, wy0, wx1, wy1)
-        if not hidden and sx1 - sx0 < FINE and sy1 - sy0 < FINE:
-            # A tile with an empty sample keeps every face over it: along the silhouette, where faces are
-            # seen edge-on and so many, nearly all lose every sample. Tested sample by sample, the rock's
-            # kept faces go 6,535 -> 3,277 for 0.08 ms here and 0.3 ms less drawing.
-            hidden = True
-            for y in range(sy0, sy1 + 1):
-                for x in range(sx0, sx1 + 1):
-                    hidden &= zbuf[y, x] > reach
-        # Written whether kept or not (the next face overwrites a dropped one): no branch on the outcome.
-        # Only the reach: the raster reads no other column of a kept face's row.
-        order[kept] = order[j]
-        dbox[kept, 4] = reach
-        kept += 0 if hidden else 1
-    return kept
-
-
 def _compile_raster(indexed: bool):  # type: ignore[no-untyped-def]
     """The raster for a soup (``indexed`` False) or an indexed mesh: one source, two machine-code versions.
 
@@ -256,7 +159,7 @@ def _compile_raster(indexed: bool):  # type: ignore[no-untyped-def]
         # * second call: ``order`` lists those back faces; one whose nearest corner is farther than every
         #   sample in the tiles under its box (``tiles``: per TILE x TILE block, the farthest depth drawn,
         #   EMPTY_DEPTH where any sample is empty) cannot win a depth test and was dropped from the list
-        #   (:func:`_visible`); the rest are drawn, winning a tie only against an earlier triangle
+        #   (``numba_backfaces._visible``); the rest are drawn, winning a tie only against an earlier triangle
         #   (``owner``), as in one in-order pass.
         # With ``cull`` 0 and empty ``order``/``owner``/``tiles`` it is one pass over every face.
         #
