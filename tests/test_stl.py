@@ -145,6 +145,36 @@ def test_ascii_bad_number_is_refused() -> None:
         load_mesh_bytes(ASCII_TWO.replace(b"vertex 1 0 0", b"vertex 1,5 0 0"), "x.stl")
 
 
+def test_ascii_in_batches_reads_the_same_and_counts_every_facet(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sidecar_thumbs.mesh import stl
+
+    rng = np.random.default_rng(4)
+    tri = rng.normal(size=(10, 3, 3)).astype(np.float32)
+    text = (
+        "solid a\n"
+        + "".join(
+            "facet normal 0 0 1\nouter loop\n"
+            + "".join(f"vertex {x!r} {y!r} {z!r}\n" for x, y, z in t.tolist())
+            + "endloop\nendfacet\n"
+            for t in tri
+        )
+        + "endsolid a\n"
+    )
+    data = text.encode()
+    whole = stl.parse_ascii_stl(data)
+    monkeypatch.setattr(stl, "_BATCH", 3)  # 10 facets: batches of 3, 3, 3 and 1
+    np.testing.assert_array_equal(stl.parse_ascii_stl(data), whole)
+    np.testing.assert_array_equal(whole, tri)
+    with pytest.raises(LimitExceededError, match="has 10 facets, more than the limit of 4"):
+        stl.parse_ascii_stl(data, LoadLimits(max_triangles=4))
+    junk = data.replace(b"endfacet\nfacet", b"endfacet\njunk\nfacet", 1)  # between two facets of a batch
+    with pytest.raises(BadModelError, match="malformed near 'junk'"):
+        stl.parse_ascii_stl(junk)
+    bad = data.replace(text.split("vertex ")[25].split()[0].encode(), b"1,5", 1)  # a number in the 3rd batch
+    with pytest.raises(BadModelError, match="not a number: '1,5'"):
+        stl.parse_ascii_stl(bad)
+
+
 @pytest.mark.parametrize("data", [b"", b"solid x\nendsolid x\n", _binary_stl(np.zeros((0, 3, 3)))])
 def test_empty_stl_has_no_geometry(data: bytes) -> None:
     with pytest.raises(NoGeometryError):
