@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import struct
 from pathlib import Path
 
@@ -173,6 +174,75 @@ def test_ascii_in_batches_reads_the_same_and_counts_every_facet(monkeypatch: pyt
     bad = data.replace(text.split("vertex ")[25].split()[0].encode(), b"1,5", 1)  # a number in the 3rd batch
     with pytest.raises(BadModelError, match="not a number: '1,5'"):
         stl.parse_ascii_stl(bad)
+
+
+def _plain_facets(n: int, seed: int = 5) -> bytes:
+    tri = np.random.default_rng(seed).normal(size=(n, 3, 3)).astype(np.float32)
+    facets = "".join(
+        " facet normal 0 0 1\n  outer loop\n"
+        + "".join(f"   vertex {x!r} {y!r} {z!r}\n" for x, y, z in t.tolist())
+        + "  endloop\n endfacet\n"
+        for t in tri
+    )
+    return f"solid part\n{facets}endsolid part\n".encode()
+
+
+PLAIN = _plain_facets(40)
+# Each read by the plain path or handed to the facet expression; either way as the expression reads it.
+ASCII_CASES = {
+    "plain": PLAIN,
+    "one line": PLAIN.replace(b"\n", b" "),
+    "upper case, CRLF": PLAIN.upper().replace(b"\n", b"\r\n"),
+    "two solids": ASCII_TWO,
+    "comment after endloop": PLAIN.replace(b"endloop\n", b"endloop  made by MeshLab\n", 3),
+    "comment after endfacet": PLAIN.replace(b"endfacet\n", b"endfacet  # 1\n", 1),
+    "comment after the last endfacet": PLAIN.replace(b" endfacet\nendsolid", b" endfacet  done\nendsolid"),
+    "facet in the solid's name": PLAIN.replace(b"solid part", b"solid my facet model", 1),
+    "endfacet in a word": PLAIN.replace(b"endfacet\n", b"endfacet\nxendfacet\n", 1),
+    "junk between facets": PLAIN.replace(b"endfacet\n", b"endfacet\njunk\n", 2),
+    "junk after endsolid": PLAIN + b"junk\n",
+    "a facet with four vertices": PLAIN.replace(b"  endloop", b"   vertex 0 0 0\n  endloop", 1),
+    "a number that is not": re.sub(rb"vertex \S+", b"vertex 1,5", PLAIN, count=1),
+    "over the limit": PLAIN,
+    "a coordinate too large": re.sub(rb"vertex \S+", b"vertex 1e300", PLAIN, count=1),
+    "truncated": PLAIN[: len(PLAIN) // 2],
+    "normal words": PLAIN.replace(b"normal 0 0 1", b"normal facet outer loop", 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ASCII_CASES))
+def test_plain_ascii_reads_what_the_facet_expression_reads(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sidecar_thumbs.mesh import stl
+
+    data = ASCII_CASES[case]
+    got: object
+    try:
+        got = stl.parse_ascii_stl(data, LoadLimits(max_triangles=35 if case == "over the limit" else 10**6))
+    except (BadModelError, LimitExceededError) as exc:
+        got = (type(exc), str(exc))
+    monkeypatch.setattr(stl, "_plain_ascii", lambda text, limits: None)
+    want: object
+    try:
+        want = stl.parse_ascii_stl(data, LoadLimits(max_triangles=35 if case == "over the limit" else 10**6))
+    except (BadModelError, LimitExceededError) as exc:
+        want = (type(exc), str(exc))
+    if isinstance(want, np.ndarray):
+        assert isinstance(got, np.ndarray) and np.array_equal(got, want, equal_nan=True)
+    else:
+        assert got == want
+
+
+def test_plain_ascii_takes_plain_files_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sidecar_thumbs.mesh import stl
+
+    text = PLAIN.lower()
+    whole = stl._plain_ascii(text, LoadLimits())
+    assert whole is not None and whole.shape == (40, 3, 3)
+    monkeypatch.setattr(stl, "_PIECE", 300)  # a piece of a few facets
+    pieces = stl._plain_ascii(text, LoadLimits())
+    assert pieces is not None and np.array_equal(pieces, whole)
+    for case in ("two solids", "comment after endloop", "facet in the solid's name", "junk between facets"):
+        assert stl._plain_ascii(ASCII_CASES[case].lower(), LoadLimits()) is None, case
 
 
 @pytest.mark.parametrize("data", [b"", b"solid x\nendsolid x\n", _binary_stl(np.zeros((0, 3, 3)))])
