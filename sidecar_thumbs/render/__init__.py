@@ -168,7 +168,10 @@ def _as_rows(tri: np.ndarray) -> np.ndarray:
 
 
 def render_triangles(
-    triangles: np.ndarray, options: RenderOptions = RenderOptions(), colors: np.ndarray | None = None
+    triangles: np.ndarray,
+    options: RenderOptions = RenderOptions(),
+    colors: np.ndarray | None = None,
+    winding: int = 0,
 ) -> np.ndarray:
     """Draw a triangle soup as a square RGBA thumbnail with a transparent background.
 
@@ -184,6 +187,7 @@ def render_triangles(
         colors: the model's own colours, drawn instead of ``options.color`` (moved into a readable
             luminance band): uint8 (N, 3) RGB per triangle, or (N, 3, 3) per corner (blended across
             the triangle); None for the base colour.
+        winding: as for :func:`render_indexed` (1 for an STL's triangles: the format winds them outward).
 
     Returns:
         uint8 array (size, size, 4): straight (not premultiplied) RGBA.
@@ -195,7 +199,7 @@ def render_triangles(
     tri = np.asarray(triangles)
     if tri.ndim != 3 or tri.shape[1:] != (3, 3):
         raise ValueError(f"triangles must have shape (N, 3, 3), got {tri.shape}")
-    return _render(_as_rows(tri), None, tri.shape[0], options, colors)[0]
+    return _render(_as_rows(tri), None, tri.shape[0], options, colors, winding)[0]
 
 
 def render_indexed(
@@ -256,8 +260,7 @@ def render_mesh(mesh: Mesh, options: RenderOptions = RenderOptions(), colors: np
         if finite >= 0:
             mesh.note_finite_count(finite)
         return img
-    tri = mesh.triangles
-    return _render(_as_rows(tri), None, tri.shape[0], options, colors, mesh.winding)[0]
+    return render_triangles(mesh.triangles, options, colors, mesh.winding)
 
 
 def _render(

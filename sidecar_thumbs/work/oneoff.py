@@ -58,7 +58,7 @@ def render_files(
                 try:
                     dest = _destination(model, output, to_dir, taken)
                     thumb = make_thumbnail(model, options)
-                    job = (model, writer.submit(_write, model, dest, thumb.png, output), thumb)
+                    job = (model, writer.submit(_write, model, dest, thumb.png), thumb)
                 except ModelError as exc:
                     failed = Rendered(model, error=exc)
                 # The previous file's outcome first (its write ran meanwhile). ``pending`` always names the
@@ -92,12 +92,13 @@ def _destination(model: Path, output: Path | None, to_dir: bool, taken: dict[Pat
     return dest
 
 
-def _write(model: Path, dest: Path | None, png: bytes, output: Path | None) -> Path:
-    """In the writer thread: the data ordered before the rename; the folder is fsynced at the end."""
+def _write(model: Path, dest: Path | None, png: bytes) -> Path:
+    """In the writer thread, to ``dest`` or (None) as the model's sidecar: the data ordered before the
+    rename; the folder is fsynced at the end."""
     from sidecar_thumbs.files.atomic import atomic_write
     from sidecar_thumbs.files.sidecar import write_sidecar
 
-    if dest is None or output is None:
+    if dest is None:
         return write_sidecar(model, png, sync_folder=False)
     try:
         atomic_write(dest, png, sync_folder=False)
