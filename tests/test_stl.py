@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from corpus_paths import CORPUS, corpus_files
 
+from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
 from sidecar_thumbs.mesh import LoadLimits
 from sidecar_thumbs.mesh.load import detect_format, load_mesh, load_mesh_bytes
@@ -188,9 +189,26 @@ def _plain_facets(n: int, seed: int = 5) -> bytes:
 
 
 PLAIN = _plain_facets(40)
+
+
+def _exporter_facets(n: int, seed: int = 6) -> bytes:
+    """Facets as most exporters write them (``%e``: 7 digits), which the kernel converts itself."""
+    tri = np.random.default_rng(seed).normal(scale=40, size=(n, 3, 3))
+    facets = "".join(
+        "facet normal 0.000000e+00 0.000000e+00 1.000000e+00\n outer loop\n"
+        + "".join(f"  vertex {x:e} {y:e} {z:e}\n" for x, y, z in t.tolist())
+        + " endloop\nendfacet\n"
+        for t in tri
+    )
+    return f"solid exported\n{facets}endsolid exported\n".encode()
+
+
 # Each read by the plain path or handed to the facet expression; either way as the expression reads it.
 ASCII_CASES = {
     "plain": PLAIN,
+    "plain, as exporters write numbers": _exporter_facets(40),
+    "two solids on one line": ASCII_TWO.replace(b"\n", b" "),
+    "white space bytes.split splits on": PLAIN.replace(b"\n", b"\x0b").replace(b" ", b"\x0c"),
     "one line": PLAIN.replace(b"\n", b" "),
     "upper case, CRLF": PLAIN.upper().replace(b"\n", b"\r\n"),
     "two solids": ASCII_TWO,
@@ -232,17 +250,53 @@ def test_plain_ascii_reads_what_the_facet_expression_reads(case: str, monkeypatc
         assert got == want
 
 
-def test_plain_ascii_takes_plain_files_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+def numba_available() -> bool:
+    return numba_cache.import_kernel("sidecar_thumbs.mesh.stlscan_numba") is not None
+
+
+@pytest.mark.skipif(not numba_available(), reason="the plain path is the numba kernel")
+def test_plain_ascii_takes_plain_files_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     from sidecar_thumbs.mesh import stl
 
-    text = PLAIN.lower()
-    whole = stl._plain_ascii(text, LoadLimits())
-    assert whole is not None and whole.shape == (40, 3, 3)
-    monkeypatch.setattr(stl, "_PIECE", 300)  # a piece of a few facets
-    pieces = stl._plain_ascii(text, LoadLimits())
-    assert pieces is not None and np.array_equal(pieces, whole)
-    for case in ("two solids", "comment after endloop", "facet in the solid's name", "junk between facets"):
-        assert stl._plain_ascii(ASCII_CASES[case].lower(), LoadLimits()) is None, case
+    exported = _exporter_facets(40)
+    for data in (PLAIN, exported, PLAIN.upper().replace(b"\n", b"\r\n"), PLAIN.replace(b"\n", b"\t\x0b\x0c")):
+        whole = stl._plain_ascii(data, LoadLimits())
+        assert whole is not None and whole.shape == (40, 3, 3)
+        monkeypatch.setattr(stl, "_CHUNK", 3)  # chunks of 3 facets, the last of 1
+        pieces = stl._plain_ascii(data, LoadLimits())
+        monkeypatch.undo()
+        assert pieces is not None and np.array_equal(pieces, whole)
+        monkeypatch.setattr(stl, "_plain_ascii", lambda data, limits: None)
+        assert np.array_equal(stl.parse_ascii_stl(data), whole)  # the expression's triangles, to the bit
+        monkeypatch.undo()
+    not_plain = ("two solids", "comment after endloop", "facet in the solid's name", "junk between facets")
+    for case in (*not_plain, "a number that is not", "truncated", "junk after endsolid"):
+        assert stl._plain_ascii(ASCII_CASES[case], LoadLimits()) is None, case
+    assert stl._plain_ascii(PLAIN, LoadLimits(max_triangles=39)) is None  # the expression says how many
+    assert stl._plain_ascii(PLAIN, LoadLimits(max_triangles=40)) is not None
+
+
+def test_numbers_the_kernel_converts_are_pythons_floats() -> None:
+    """Exact short numbers in every form; longer ones are left to numpy (the same values either way)."""
+    numbers = [
+        "0", "-0", "+0.0", "1", "-1.5", ".5", "5.", "1e5", "1E-5", "-2.5e+03", "123456789012345",
+        "0.1", "3.4028235e38", "1e-45", "1.401298464324817e-45", "0.30000001192092896", "1e22", "1e23",
+        "9007199254740993", "12345678901234567890123", "0.000000000000000000000000001", "007.25",
+        "1.0000000000000000000000000001", "6.103515625e-05", "-1.17549435e-38", "2.5", "-3",
+    ]  # fmt: skip
+    text = "solid n\n"
+    for i in range(0, len(numbers), 3):
+        group = (numbers[i : i + 3] * 3)[:3]
+        text += "facet normal 0 0 1\nouter loop\n" + "".join(f"vertex {x} {x} {x}\n" for x in group)
+        text += "endloop\nendfacet\n"
+    text += "endsolid n\n"
+    from sidecar_thumbs.mesh import stl
+
+    got = stl.parse_ascii_stl(text.encode())
+    assert (stl._plain_ascii(text.encode(), LoadLimits()) is None) == (not numba_available())
+    with np.errstate(over="ignore"):
+        want = np.array([[float(x)] * 3 for x in numbers], np.float64).astype(np.float32)
+    np.testing.assert_array_equal(got.reshape(-1, 3), want)
 
 
 @pytest.mark.parametrize("data", [b"", b"solid x\nendsolid x\n", _binary_stl(np.zeros((0, 3, 3)))])

@@ -20,7 +20,19 @@ import numpy as np
 
 from sidecar_thumbs.mesh.jit import inline, kernel
 
-__all__ = ["BLANKS", "NO_SPACE", "XML_SPACE", "find", "is_space", "number", "skip", "startswith"]
+__all__ = [
+    "BLANKS",
+    "NO_SPACE",
+    "XML_SPACE",
+    "decimal",
+    "find",
+    "is_exact",
+    "is_space",
+    "number",
+    "skip",
+    "startswith",
+    "to_float",
+]
 
 # A uint8 array when compiled; plain Python (the G-code reader without numba) may pass bytes.
 Buffer = np.ndarray | bytes
@@ -81,14 +93,10 @@ def startswith(buf: Buffer, start: int, pattern: Buffer) -> bool:
 
 
 @inline
-def number(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[float, int, bool]:
-    """Parse ``[space] number [space]`` (with an exponent part when ``exponent``; white space of kind
-    ``spaces``, see :func:`skip`) at ``buf[s:]``, stopping at the first byte that cannot continue it
-    (at most ``e``). Returns ``(value, stop, ok)``; the caller checks what follows ``stop`` (a closing
-    quote, a blank), which lets a scanner parse a value in a single pass.
-
-    The white space is skipped in here, not by the caller: measured, a caller's loop after the inlined
-    call made the 3MF number parse 30 % slower."""
+def decimal(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[bool, int, int, int, bool]:
+    """:func:`number` before the conversion: ``(negative, mantissa, exp10, stop, ok)``, the value being
+    ``±mantissa * 10**exp10`` (up to 19 significant digits kept). For a reader that must know whether
+    :func:`to_float` rounds it exactly as Python's ``float()`` does (:func:`is_exact`)."""
     s = skip(buf, s, e, spaces)
     neg = False
     if s < e and (buf[s] == 45 or buf[s] == 43):  # - +
@@ -116,7 +124,7 @@ def number(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[fl
             break
         s += 1
     if not seen:
-        return 0.0, s, False
+        return neg, 0, 0, s, False
     if exponent and s < e and (buf[s] == 101 or buf[s] == 69):  # e E
         s += 1
         eneg = False
@@ -124,7 +132,7 @@ def number(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[fl
             eneg = buf[s] == 45
             s += 1
         if s >= e or not (48 <= buf[s] <= 57):
-            return 0.0, s, False
+            return neg, 0, 0, s, False
         ev = 0
         while s < e and 48 <= buf[s] <= 57:
             if ev < 100000:
@@ -132,6 +140,18 @@ def number(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[fl
             s += 1
         exp10 += -ev if eneg else ev
     s = skip(buf, s, e, spaces)
+    return neg, mant, exp10, s, True
+
+
+@inline
+def is_exact(mant: int, exp10: int) -> bool:
+    """Whether :func:`to_float` gives the correctly rounded float64 (as ``float()`` does) for these."""
+    return mant == 0 or (mant < EXACT_MANTISSA and -22 <= exp10 <= 22)
+
+
+@inline
+def to_float(neg: bool, mant: int, exp10: int) -> float:
+    """``±mant * 10**exp10`` as float64: correctly rounded when :func:`is_exact`, else within a few ulps."""
     if mant == 0:
         value = 0.0
     elif mant < EXACT_MANTISSA and -22 <= exp10 <= 22:
@@ -142,4 +162,19 @@ def number(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[fl
         value = 0.0
     else:
         value = float(mant) * 10.0**exp10
-    return (-value if neg else value), s, True
+    return -value if neg else value
+
+
+@inline
+def number(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[float, int, bool]:
+    """Parse ``[space] number [space]`` (with an exponent part when ``exponent``; white space of kind
+    ``spaces``, see :func:`skip`) at ``buf[s:]``, stopping at the first byte that cannot continue it
+    (at most ``e``). Returns ``(value, stop, ok)``; the caller checks what follows ``stop`` (a closing
+    quote, a blank), which lets a scanner parse a value in a single pass.
+
+    The white space is skipped in here, not by the caller: measured, a caller's loop after the inlined
+    call made the 3MF number parse 30 % slower."""
+    neg, mant, exp10, s, ok = decimal(buf, s, e, exponent, spaces)
+    if not ok:
+        return 0.0, s, False
+    return to_float(neg, mant, exp10), s, True

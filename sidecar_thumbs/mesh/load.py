@@ -131,7 +131,7 @@ def load_mesh(path: str | os.PathLike[str], limits: LoadLimits = DEFAULT_LIMITS)
 
 
 def warm_up() -> None:
-    """Compile (or load from the on-disk cache) the numba 3MF, OBJ and PLY kernels on tiny inputs.
+    """Compile (or load from the on-disk cache) the numba 3MF, OBJ, PLY and ASCII STL kernels on tiny inputs.
 
     Workers call this once at start so the first real file does not pay the JIT cost.
     """
@@ -141,15 +141,16 @@ def warm_up() -> None:
 
 def warm_up_steps() -> list[Callable[[], None]]:
     """:func:`warm_up` in its parts, each compiling its own kernels (cold, 2 cores: 3MF scan ~50 s, OBJ
-    ~10 s, PLY < 1 s, streamed 3MF with colours ~50 s, vertex colours ~1 s of CPU). A pool's workers take
-    them in different orders on a cold cache, each loading what another has already compiled
-    (``work/jobs.py``), so the list is ordered for that: its two halves cost about the same."""
+    ~10 s, PLY < 1 s, streamed 3MF with colours ~50 s, vertex colours ~1 s, ASCII STL ~5 s of CPU). A
+    pool's workers take them in different orders on a cold cache, each loading what another has already
+    compiled (``work/jobs.py``), so the list is ordered for that: its two halves cost about the same."""
     from sidecar_thumbs.mesh.objscan import warm_up as _warm_obj
     from sidecar_thumbs.mesh.plydata import warm_up as _warm_ply
+    from sidecar_thumbs.mesh.stl import warm_up as _warm_stl
     from sidecar_thumbs.mesh.vertexcolors import warm_up as _warm_vertex_colors
     from sidecar_thumbs.mesh.xmlscan import warm_up as _warm
 
-    return [_warm, _warm_obj, _warm_ply, _warm_stream, _warm_vertex_colors]
+    return [_warm, _warm_obj, _warm_ply, _warm_stream, _warm_vertex_colors, _warm_stl]
 
 
 def _warm_stream() -> None:

@@ -20,6 +20,7 @@ import re
 
 import numpy as np
 
+from sidecar_thumbs import numba_cache
 from sidecar_thumbs.errors import BadModelError, LimitExceededError, NoGeometryError
 from sidecar_thumbs.mesh import DEFAULT_LIMITS, LoadLimits, Mesh
 from sidecar_thumbs.mesh.soup import finish_triangles
@@ -35,12 +36,10 @@ _RECORD = 50
 _S = rb"\s+"
 _NUM = rb"(\S+)"
 _BATCH = 1 << 15  # facets converted at a time (parse_ascii_stl)
-# A plain file's words, by their place in a facet's 21 (_plain_ascii), and how much of it is split at once.
-_KEYWORDS = [(0, b"facet"), (1, b"normal"), (5, b"outer"), (6, b"loop"), (7, b"vertex"), (11, b"vertex"),
-             (15, b"vertex"), (19, b"endloop"), (20, b"endfacet")]  # fmt: skip
-_COORDINATES = [8, 9, 10, 12, 13, 14, 16, 17, 18]
-_PIECE = 4 << 20
-_FIRST_FACET = re.compile(rb"(?<!\S)facet(?!\S)")
+# A plain file (_plain_ascii): facets read a chunk at a time, and the text after them, at most.
+_CHUNK = 1 << 16
+_MAX_TAIL = 1 << 16
+_FIRST_FACET = re.compile(rb"(?<!\S)facet(?!\S)", re.IGNORECASE)
 # MeshLab and others write comments after endloop/endfacet on the same line (PrusaSlicer reads them);
 # such words are tolerated as long as they are not a keyword that starts the next element.
 _JUNK = rb"(?:[ \t]+(?!(?:end)?(?:facet|solid|loop)(?!\S))[^\s]+)"
@@ -130,11 +129,11 @@ def parse_ascii_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndar
             (wrong vertex count, truncated facet, junk), or a coordinate that is not a number.
         LimitExceededError: more than ``limits.max_triangles`` facets.
     """
-    # ASCII lower-casing leaves bytes >= 0x80 alone, so non-UTF-8 solid names are harmless.
-    text = data.lower()
-    plain = _plain_ascii(text, limits)
+    plain = _plain_ascii(data, limits)
     if plain is not None:
         return plain
+    # ASCII lower-casing leaves bytes >= 0x80 alone, so non-UTF-8 solid names are harmless.
+    text = data.lower()
     # Facets are converted a batch at a time: all of a file's number tokens at once cost 1.4 KB a facet
     # (a 110 MB, 500k-facet file took 690 MB over its own size). What is not a facet (the text between
     # them) is checked once at the end, as the text with every facet replaced by a space.
@@ -162,48 +161,57 @@ def parse_ascii_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndar
     return (batches[0] if len(batches) == 1 else np.concatenate(batches)).reshape(-1, 3, 3)
 
 
-def _plain_ascii(text: bytes, limits: LoadLimits) -> np.ndarray | None:
+def _plain_ascii(data: bytes, limits: LoadLimits) -> np.ndarray | None:
     """The facets of a plain ASCII STL, or None for anything else (the facet expression then reads it).
 
-    Plain: between the first ``facet`` and the last ``endfacet``, nothing but facets of exactly 21 words
-    (``facet normal a b c outer loop`` three ``vertex x y z`` ``endloop endfacet``), and before and after
-    them only ``solid``/``endsolid`` lines: what nearly every exporter writes. The words are split and
-    checked a few MB at a time, the keywords by position, the coordinates converted by numpy as the
-    expression's are: 2.5x faster than matching the expression (which tolerates comments, several
-    solids and any spacing, and says exactly what is wrong), so the same triangles, and any file it
-    does not take goes to the expression, errors included.
+    Plain: only ``solid``/``endsolid`` lines before the first ``facet`` and after the last facet, and
+    between them nothing but facets of exactly 21 words (``facet normal a b c outer loop``, three
+    ``vertex x y z``, ``endloop endfacet``): what nearly every exporter writes. The numba kernel
+    (:mod:`~sidecar_thumbs.mesh.stlscan_numba`) reads them in place, in any case, a chunk of facets a
+    call; the few coordinates it cannot convert exactly are converted by numpy as the expression's are.
+    So the triangles are the same as the expression's, and a file it does not take (or any file,
+    without numba) goes to the expression, errors included.
     """
-    first = _FIRST_FACET.search(text)
-    last = text.rfind(b"endfacet")
-    if first is None or last < first.start():  # (an "endfacet" inside a word fails the keyword check below)
+    kernel = numba_cache.import_kernel("sidecar_thumbs.mesh.stlscan_numba")
+    first = _FIRST_FACET.search(data)
+    if kernel is None or first is None:
         return None
     try:
-        _check_leftover(text[: first.start()])
-        _check_leftover(text[last + 8 :])
+        _check_leftover(data[: first.start()].lower())
     except BadModelError:
         return None
+    buf = np.frombuffer(data, np.uint8)
     pieces: list[np.ndarray] = []
-    count, pos, stop = 0, first.start(), last + 8
-    while pos < stop:
-        cut = text.find(b"endfacet", pos + _PIECE, stop)
-        end = stop if cut < 0 else cut + 8
-        words = text[pos:end].split()
-        pos = end
-        k, rest = divmod(len(words), 21)
+    count, pos, status = 0, first.start(), kernel.FULL
+    while status == kernel.FULL:
+        # One more facet than the limit allows, at most: reading it means the file is over the limit.
+        out = np.empty((min(_CHUNK, limits.max_triangles - count + 1), 9), np.float32)
+        slow = np.empty((9 * len(out), 3), np.int64)
+        status, pos, k, nslow = kernel.scan_facets(buf, pos, out, slow)
         count += k
-        if rest or count > limits.max_triangles:
+        if status == kernel.NOT_PLAIN or count > limits.max_triangles:
             return None
-        if any(words[at::21].count(word) != k for at, word in _KEYWORDS):
-            return None
-        try:
-            values = np.array([words[at::21] for at in _COORDINATES], dtype=np.float64)
-        except ValueError:
-            return None
-        with np.errstate(over="ignore", invalid="ignore"):
-            pieces.append(values.T.astype(np.float32))
-    if not pieces:
+        if nslow:  # e.g. a float32 written with 17 digits: numpy's conversion, as the expression's
+            at = slow[:nslow]
+            tokens = [data[s:e] for s, e in at[:, 1:].tolist()]
+            with np.errstate(over="ignore", invalid="ignore"):
+                out.reshape(-1)[at[:, 0]] = np.array(tokens, dtype=np.float64).astype(np.float32)
+        pieces.append(out[:k])
+    tail = data[pos:]
+    # A facet after the tail's first line ("endsolid a solid b facet ..." on one line) is the expression's.
+    if len(tail) > _MAX_TAIL or not pieces or _FIRST_FACET.search(tail):
+        return None
+    try:
+        _check_leftover(tail.lower())
+    except BadModelError:
         return None
     return (pieces[0] if len(pieces) == 1 else np.concatenate(pieces)).reshape(-1, 3, 3)
+
+
+def warm_up() -> None:
+    """Load (or compile, the first time on a machine: ~5 s of CPU) the plain ASCII kernel on a tiny file."""
+    facet = b"facet normal 0 0 1 outer loop vertex 0 0 0 vertex 1 0 0 vertex 0 1 0 endloop endfacet\n"
+    parse_ascii_stl(b"solid warm\n" + facet + b"endsolid warm\n")
 
 
 def _coordinates(facets: list[tuple[bytes, ...]]) -> np.ndarray:
