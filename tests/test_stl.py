@@ -208,6 +208,10 @@ ASCII_CASES = {
     "plain": PLAIN,
     "plain, as exporters write numbers": _exporter_facets(40),
     "two solids on one line": ASCII_TWO.replace(b"\n", b" "),
+    "a solid line between two facets' words": PLAIN.replace(
+        b"  endloop\n endfacet", b"  endloop\nsolid x\n endfacet", 1
+    ),
+    "three solids, junk in the last": ASCII_TWO + ASCII_TWO.replace(b"endloop", b"endloop x", 1),
     "white space bytes.split splits on": PLAIN.replace(b"\n", b"\x0b").replace(b" ", b"\x0c"),
     "one line": PLAIN.replace(b"\n", b" "),
     "upper case, CRLF": PLAIN.upper().replace(b"\n", b"\r\n"),
@@ -269,8 +273,10 @@ def test_plain_ascii_takes_plain_files_a_chunk_at_a_time(monkeypatch: pytest.Mon
         monkeypatch.setattr(stl, "_plain_ascii", lambda data, limits: None)
         assert np.array_equal(stl.parse_ascii_stl(data), whole)  # the expression's triangles, to the bit
         monkeypatch.undo()
-    not_plain = ("two solids", "comment after endloop", "facet in the solid's name", "junk between facets")
-    for case in (*not_plain, "a number that is not", "truncated", "junk after endsolid"):
+    for case in ("two solids", "two solids on one line"):  # runs of facets between solid lines
+        assert stl._plain_ascii(ASCII_CASES[case], LoadLimits()) is not None, case
+    not_plain = ("comment after endloop", "facet in the solid's name", "junk between facets", "truncated")
+    for case in (*not_plain, "a number that is not", "junk after endsolid", "endfacet in a word"):
         assert stl._plain_ascii(ASCII_CASES[case], LoadLimits()) is None, case
     assert stl._plain_ascii(PLAIN, LoadLimits(max_triangles=39)) is None  # the expression says how many
     assert stl._plain_ascii(PLAIN, LoadLimits(max_triangles=40)) is not None

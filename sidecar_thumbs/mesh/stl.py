@@ -36,9 +36,9 @@ _RECORD = 50
 _S = rb"\s+"
 _NUM = rb"(\S+)"
 _BATCH = 1 << 15  # facets converted at a time (parse_ascii_stl)
-# A plain file (_plain_ascii): facets read a chunk at a time, and the text after them, at most.
+# A plain file (_plain_ascii): facets read a chunk at a time, and the most text around its runs of facets.
 _CHUNK = 1 << 16
-_MAX_TAIL = 1 << 16
+_MAX_GAP = 1 << 16
 _FIRST_FACET = re.compile(rb"(?<!\S)facet(?!\S)", re.IGNORECASE)
 # MeshLab and others write comments after endloop/endfacet on the same line (PrusaSlicer reads them);
 # such words are tolerated as long as they are not a keyword that starts the next element.
@@ -164,46 +164,49 @@ def parse_ascii_stl(data: bytes, limits: LoadLimits = DEFAULT_LIMITS) -> np.ndar
 def _plain_ascii(data: bytes, limits: LoadLimits) -> np.ndarray | None:
     """The facets of a plain ASCII STL, or None for anything else (the facet expression then reads it).
 
-    Plain: only ``solid``/``endsolid`` lines before the first ``facet`` and after the last facet, and
-    between them nothing but facets of exactly 21 words (``facet normal a b c outer loop``, three
-    ``vertex x y z``, ``endloop endfacet``): what nearly every exporter writes. The numba kernel
-    (:mod:`~sidecar_thumbs.mesh.stlscan_numba`) reads them in place, in any case, a chunk of facets a
-    call; the few coordinates it cannot convert exactly are converted by numpy as the expression's are.
-    So the triangles are the same as the expression's, and a file it does not take (or any file,
-    without numba) goes to the expression, errors included.
+    Plain: runs of facets of exactly 21 words (``facet normal a b c outer loop``, three ``vertex x y z``,
+    ``endloop endfacet``), and before, between and after the runs only ``solid``/``endsolid`` lines (a
+    file of several solids is several runs): what nearly every exporter writes. The numba kernel
+    (:mod:`~sidecar_thumbs.mesh.stlscan_numba`) reads the facets in place, in any case, a chunk a call;
+    the few coordinates it cannot convert exactly are converted by numpy as the expression's are. So the
+    triangles are the same as the expression's, and a file it does not take (or any file, without numba)
+    goes to the expression, errors included.
     """
     kernel = numba_cache.import_kernel("sidecar_thumbs.mesh.stlscan_numba")
-    first = _FIRST_FACET.search(data)
-    if kernel is None or first is None:
-        return None
-    try:
-        _check_leftover(data[: first.start()].lower())
-    except BadModelError:
+    if kernel is None:
         return None
     buf = np.frombuffer(data, np.uint8)
     pieces: list[np.ndarray] = []
-    count, pos, status = 0, first.start(), kernel.FULL
-    while status == kernel.FULL:
-        # One more facet than the limit allows, at most: reading it means the file is over the limit.
-        out = np.empty((min(_CHUNK, limits.max_triangles - count + 1), 9), np.float32)
-        slow = np.empty((9 * len(out), 3), np.int64)
-        status, pos, k, nslow = kernel.scan_facets(buf, pos, out, slow)
-        count += k
-        if status == kernel.NOT_PLAIN or count > limits.max_triangles:
+    count, pos = 0, 0
+    while True:
+        # The text up to the next run of facets (or the end) must be solid/endsolid lines: a few bytes
+        # in a plain file. The expression checks the text between its facets the same way.
+        found = _FIRST_FACET.search(data, pos)
+        gap = data[pos : found.start() if found else len(data)]
+        if len(gap) > _MAX_GAP:
             return None
-        if nslow:  # e.g. a float32 written with 17 digits: numpy's conversion, as the expression's
-            at = slow[:nslow]
-            tokens = [data[s:e] for s, e in at[:, 1:].tolist()]
-            with np.errstate(over="ignore", invalid="ignore"):
-                out.reshape(-1)[at[:, 0]] = np.array(tokens, dtype=np.float64).astype(np.float32)
-        pieces.append(out[:k])
-    tail = data[pos:]
-    # A facet after the tail's first line ("endsolid a solid b facet ..." on one line) is the expression's.
-    if len(tail) > _MAX_TAIL or not pieces or _FIRST_FACET.search(tail):
-        return None
-    try:
-        _check_leftover(tail.lower())
-    except BadModelError:
+        try:
+            _check_leftover(gap.lower())
+        except BadModelError:
+            return None
+        if found is None:
+            break
+        status, pos = kernel.FULL, found.start()
+        while status == kernel.FULL:
+            # One more facet than the limit allows, at most: reading it means the file is over the limit.
+            out = np.empty((min(_CHUNK, limits.max_triangles - count + 1), 9), np.float32)
+            slow = np.empty((9 * len(out), 3), np.int64)
+            status, pos, k, nslow = kernel.scan_facets(buf, pos, out, slow)
+            count += k
+            if status == kernel.NOT_PLAIN or count > limits.max_triangles:
+                return None
+            if nslow:  # e.g. a float32 written with 17 digits: numpy's conversion, as the expression's
+                at = slow[:nslow]
+                tokens = [data[s:e] for s, e in at[:, 1:].tolist()]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out.reshape(-1)[at[:, 0]] = np.array(tokens, dtype=np.float64).astype(np.float32)
+            pieces.append(out[:k])
+    if not pieces:
         return None
     return (pieces[0] if len(pieces) == 1 else np.concatenate(pieces)).reshape(-1, 3, 3)
 
