@@ -50,10 +50,10 @@ def _skip(buf: np.ndarray, i: int, n: int) -> int:
     return i
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)  # not inlined: its 7 call sites then took 4.7 s to compile, not 2.6 s
 def _word(buf: np.ndarray, i: int, n: int, word: bytes) -> int:
     """Past white space, then ``word`` (lower-case letters) in any case followed by white space or the
-    end: the index after it, or -1."""
+    end: the index after it, or -1. (A call is no slower than the inlined code: 30k facets 15 -> 13 ms.)"""
     i = _skip(buf, i, n)
     m = len(word)
     if i + m > n:
