@@ -16,6 +16,10 @@ from sidecar_thumbs.mesh.xmlscan_state import _STEP, NEED_MORE, ST_RESUME, _fail
 
 __all__ = ["scan"]
 
+# The base offset of a whole part, typed int64 as the streaming reader's: a literal 0 made numba compile
+# scan_step a second time for it (Literal[int](0)), ~70 s of CPU on a cold cache for the same machine code.
+_BASE = np.int64(0)
+
 
 @nb.njit(cache=True, nogil=True)
 def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore[no-untyped-def]
@@ -46,7 +50,7 @@ def scan(buf: np.ndarray, max_triangles: int, want_props: bool):  # type: ignore
             st, end - resume, want_props, verts, tris, props, paints, spans, cuts
         )
         status, s, e, verts, tris, props, paints, spans, cuts = scan_step(
-            buf[:end], 0, end == n, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts
+            buf[:end], _BASE, end == n, max_triangles, want_props, st, verts, tris, props, paints, spans, cuts
         )
         if status == OK:
             break
