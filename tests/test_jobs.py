@@ -5,7 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,15 @@ from sidecar_thumbs.render import RenderOptions
 from sidecar_thumbs.render.thumbnail import ThumbnailOptions
 from sidecar_thumbs.types import Fingerprint
 from sidecar_thumbs.work import jobs
-from sidecar_thumbs.work.jobs import RenderJob, RenderResult, WarmUpSlots, failure, render_job, warm_up_worker
+from sidecar_thumbs.work.jobs import (
+    RenderJob,
+    RenderResult,
+    WarmUpSlots,
+    failure,
+    render_job,
+    run_warm_up_steps,
+    warm_up_worker,
+)
 
 SMALL = ThumbnailOptions(render=RenderOptions(size=32))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -109,6 +119,46 @@ def test_warm_up_slots_spread_the_workers_over_the_steps() -> None:
     eight = WarmUpSlots(8, multiprocessing.get_context("spawn"))
     assert [eight.take(5) for _ in range(8)] == [0, 0, 1, 1, 2, 3, 3, 4]
     assert WarmUpSlots(0, multiprocessing.get_context("spawn")).take(5) == 0
+
+
+def test_each_warm_up_step_runs_first_in_one_worker_and_then_in_the_others() -> None:
+    """Two workers on a cold cache: a step claimed by one is run by the other only after it is done (then a
+    load from numba's cache), never at the same time (a second compile of the same kernels)."""
+    slots = WarmUpSlots(2, multiprocessing.get_context("spawn"))
+    runs: dict[int, list[tuple[str, float, float]]] = {i: [] for i in range(5)}
+
+    def step(i: int) -> Callable[[], None]:
+        def run() -> None:
+            t0 = time.monotonic()
+            time.sleep(0.2 if i == 0 else 0.02)  # step 0 is the long compile
+            runs[i].append((threading.current_thread().name, t0, time.monotonic()))
+
+        return run
+
+    steps = [step(i) for i in range(5)]
+    workers = [threading.Thread(target=run_warm_up_steps, args=(steps, slots), name=f"w{k}") for k in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(10)
+    for i, done in runs.items():
+        assert sorted(name for name, _, _ in done) == ["w0", "w1"], i  # every worker ran every step once
+        (_, _, first_end), (_, second_start, _) = sorted(done, key=lambda r: r[1])
+        assert second_start >= first_end, i  # one after the other
+    first = {i: min(done, key=lambda r: r[1])[0] for i, done in runs.items()}
+    assert first[0] != first[2]  # the workers started at steps 0 and 2: each compiled one of them
+
+
+def test_a_step_whose_worker_never_finishes_is_run_after_the_wait() -> None:
+    slots = WarmUpSlots(1, multiprocessing.get_context("spawn"))
+    assert slots.claim(0) and not slots.claim(0)
+    assert slots.wait(0, timeout=0.05) is False  # claimed by a worker that died: the caller runs it
+    slots.finish(0)
+    assert slots.wait(0, timeout=0.05) is True
+    assert slots.claim(WarmUpSlots.MAX_STEPS) and slots.claim(WarmUpSlots.MAX_STEPS)  # beyond: not shared
+    ran: list[int] = []
+    run_warm_up_steps([lambda: ran.append(1), lambda: ran.append(2)], None)  # no slots: in order
+    assert ran == [1, 2]
 
 
 @pytest.mark.integration

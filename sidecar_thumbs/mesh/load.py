@@ -140,17 +140,24 @@ def warm_up() -> None:
 
 
 def warm_up_steps() -> list[Callable[[], None]]:
-    """:func:`warm_up` in its parts, each compiling its own kernels (cold, 2 cores: 3MF scan ~50 s, OBJ
-    ~10 s, PLY < 1 s, streamed 3MF with colours ~50 s, vertex colours ~1 s, ASCII STL ~5 s of CPU). A
-    pool's workers take them in different orders on a cold cache, each loading what another has already
-    compiled (``work/jobs.py``), so the list is ordered for that: its two halves cost about the same."""
+    """:func:`warm_up` in its parts, each compiling its own kernels (cold, 2 cores: the 3MF scanner ~80 s,
+    OBJ ~16 s, ASCII STL ~3 s, PLY and vertex colours < 1 s of CPU). A pool's workers share them out on a
+    cold cache, each step compiled by one worker and loaded by the others (``work/jobs.py``)."""
     from sidecar_thumbs.mesh.objscan import warm_up as _warm_obj
     from sidecar_thumbs.mesh.plydata import warm_up as _warm_ply
     from sidecar_thumbs.mesh.stl import warm_up as _warm_stl
     from sidecar_thumbs.mesh.vertexcolors import warm_up as _warm_vertex_colors
-    from sidecar_thumbs.mesh.xmlscan import warm_up as _warm
 
-    return [_warm, _warm_obj, _warm_ply, _warm_stream, _warm_vertex_colors, _warm_stl]
+    return [_warm_3mf, _warm_obj, _warm_ply, _warm_vertex_colors, _warm_stl]
+
+
+def _warm_3mf() -> None:
+    """The whole-part and the streamed 3MF scans in one step: both call the same compiled ``scan_step``
+    (the long compile), so one worker compiles it for both."""
+    from sidecar_thumbs.mesh.xmlscan import warm_up as _warm_whole
+
+    _warm_whole()
+    _warm_stream()
 
 
 def _warm_stream() -> None:

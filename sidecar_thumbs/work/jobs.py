@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "failure",
     "limit_native_threads",
     "render_job",
+    "run_warm_up_steps",
     "warm_up_worker",
 ]
 
@@ -150,19 +151,26 @@ def limit_native_threads() -> None:
 
 
 class WarmUpSlots:
-    """Spreads a cold cache's compile over a pool's workers.
+    """Spreads a cold cache's compile over a pool's workers, each kernel compiled once.
 
-    On a fresh install every worker would compile every kernel itself: about a minute of CPU each, in
+    On a fresh install every worker would compile every kernel itself: minutes of CPU each, in
     parallel, so the first run's wall time is a whole compile however many cores there are. Each worker
-    takes the warm-up steps starting at its own place in the list (worker k of n at step k·len/n), and
-    numba loads from the on-disk cache what another worker has already compiled and saved. With a warm
-    cache the order makes no difference. The counter is shared through spawn (``multiprocessing.Value``),
-    so it must reach the workers as an initialiser argument.
+    takes the warm-up steps starting at its own place in the list (worker k of n at step k·len/n) and
+    claims each step before running it. A step another worker has claimed is left for last, and run once
+    that worker has finished it: numba then loads from the on-disk cache what the other compiled and saved
+    (the 3MF scanner's step alone is ~80 s of CPU; a second worker compiling it again only made both
+    finish later). With a warm cache every step is a load, whoever claims it. The counter and the claims
+    are shared through spawn (``multiprocessing`` shared memory), so they must reach the workers as an
+    initialiser argument.
     """
+
+    MAX_STEPS = 16  # steps beyond these are not shared: each worker runs them itself
+    _FREE, _CLAIMED, _DONE = 0, 1, 2
 
     def __init__(self, workers: int, context: Any) -> None:
         self.workers = max(1, workers)
         self._next = context.Value("i", 0)
+        self._steps = context.Array("b", self.MAX_STEPS)
 
     def take(self, steps: int) -> int:
         """Where this worker starts in a list of ``steps`` steps."""
@@ -170,6 +178,54 @@ class WarmUpSlots:
             k = self._next.value
             self._next.value = k + 1
         return (k % self.workers) * steps // self.workers
+
+    def claim(self, step: int) -> bool:
+        """Whether this worker is the first to run ``step`` (then it must call :meth:`finish`)."""
+        if step >= self.MAX_STEPS:
+            return True
+        with self._steps.get_lock():
+            if self._steps[step] != self._FREE:
+                return False
+            self._steps[step] = self._CLAIMED
+            return True
+
+    def finish(self, step: int) -> None:
+        """``step`` has run (or failed): a worker waiting for it may go on."""
+        if step < self.MAX_STEPS:
+            with self._steps.get_lock():
+                self._steps[step] = self._DONE
+
+    def wait(self, step: int, timeout: float = 600.0, poll: float = 0.05) -> bool:
+        """Wait until ``step`` is done by whoever claimed it; False after ``timeout`` seconds (a worker
+        that died mid-compile: the caller then runs the step itself)."""
+        deadline = time.monotonic() + timeout
+        while step < self.MAX_STEPS and self._steps[step] != self._DONE:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+
+def run_warm_up_steps(steps: Sequence[Callable[[], None]], slots: WarmUpSlots | None) -> None:
+    """Run every step once, in this worker's order: its own claims first, then, as they are done, the
+    steps other workers claimed (loads from the cache by then). Without ``slots``, in list order."""
+    if slots is None:
+        for step in steps:
+            step()
+        return
+    start = slots.take(len(steps))
+    later = []
+    for i in [*range(start, len(steps)), *range(start)]:
+        if not slots.claim(i):
+            later.append(i)
+            continue
+        try:
+            steps[i]()
+        finally:
+            slots.finish(i)
+    for i in later:
+        slots.wait(i)
+        steps[i]()
 
 
 def warm_up_worker(options: ThumbnailOptions | None = None, slots: WarmUpSlots | None = None) -> None:
@@ -191,12 +247,9 @@ def warm_up_worker(options: ThumbnailOptions | None = None, slots: WarmUpSlots |
         from sidecar_thumbs.render import warm_up
 
         render = (options or ThumbnailOptions()).render
-        # The renderer (~11 s cold) last: with the readers' list (halves of ~60 s each) the second half
-        # of two workers' lists, the streamed 3MF, vertex colours and the renderer, costs about the first.
+        # Cold, 2 cores: the 3MF scanner ~80 s of CPU, the renderer ~18 s, OBJ ~16 s, the rest a few s.
         steps: list[Callable[[], None]] = [*mesh_load.warm_up_steps(), functools.partial(warm_up, render)]
-        start = slots.take(len(steps)) if slots is not None else 0
-        for step in steps[start:] + steps[:start]:
-            step()
+        run_warm_up_steps(steps, slots)
     except Exception:
         logging.getLogger(__name__).exception("worker warm-up failed; continuing cold")
     # After the warm-up: threadpoolctl limits only the libraries loaded by then, and numba's compiler
