@@ -177,13 +177,16 @@ def test_ascii_in_batches_reads_the_same_and_counts_every_facet(monkeypatch: pyt
         stl.parse_ascii_stl(bad)
 
 
-def _plain_facets(n: int, seed: int = 5) -> bytes:
-    tri = np.random.default_rng(seed).normal(size=(n, 3, 3)).astype(np.float32)
+def _plain_facets(n: int, seed: int = 5, exported: bool = False) -> bytes:
+    """Plain facets: float32 coordinates by ``repr`` (17 digits, which numpy converts), or ``exported`` as
+    most exporters write them (``%e``: 7 digits, which the kernel converts itself)."""
+    tri = np.random.default_rng(seed).normal(scale=40 if exported else 1, size=(n, 3, 3))
+    number = "{:e}" if exported else "{!r}"
     facets = "".join(
         " facet normal 0 0 1\n  outer loop\n"
-        + "".join(f"   vertex {x!r} {y!r} {z!r}\n" for x, y, z in t.tolist())
+        + "".join("   vertex " + " ".join(number.format(v) for v in corner) + "\n" for corner in t.tolist())
         + "  endloop\n endfacet\n"
-        for t in tri
+        for t in (tri if exported else tri.astype(np.float32))
     )
     return f"solid part\n{facets}endsolid part\n".encode()
 
@@ -191,22 +194,10 @@ def _plain_facets(n: int, seed: int = 5) -> bytes:
 PLAIN = _plain_facets(40)
 
 
-def _exporter_facets(n: int, seed: int = 6) -> bytes:
-    """Facets as most exporters write them (``%e``: 7 digits), which the kernel converts itself."""
-    tri = np.random.default_rng(seed).normal(scale=40, size=(n, 3, 3))
-    facets = "".join(
-        "facet normal 0.000000e+00 0.000000e+00 1.000000e+00\n outer loop\n"
-        + "".join(f"  vertex {x:e} {y:e} {z:e}\n" for x, y, z in t.tolist())
-        + " endloop\nendfacet\n"
-        for t in tri
-    )
-    return f"solid exported\n{facets}endsolid exported\n".encode()
-
-
 # Each read by the plain path or handed to the facet expression; either way as the expression reads it.
 ASCII_CASES = {
     "plain": PLAIN,
-    "plain, as exporters write numbers": _exporter_facets(40),
+    "plain, as exporters write numbers": _plain_facets(40, seed=6, exported=True),
     "two solids on one line": ASCII_TWO.replace(b"\n", b" "),
     "a solid line between two facets' words": PLAIN.replace(
         b"  endloop\n endfacet", b"  endloop\nsolid x\n endfacet", 1
@@ -262,7 +253,7 @@ def numba_available() -> bool:
 def test_plain_ascii_takes_plain_files_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     from sidecar_thumbs.mesh import stl
 
-    exported = _exporter_facets(40)
+    exported = _plain_facets(40, seed=6, exported=True)
     for data in (PLAIN, exported, PLAIN.upper().replace(b"\n", b"\r\n"), PLAIN.replace(b"\n", b"\t\x0b\x0c")):
         whole = stl._plain_ascii(data, LoadLimits())
         assert whole is not None and whole.shape == (40, 3, 3)
