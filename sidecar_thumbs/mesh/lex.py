@@ -1,11 +1,11 @@
 """Byte-level lexing shared by the scanners of 3MF XML, OBJ and G-code: whitespace, literals, numbers.
 
 One number grammar for all three (``[+-] (digits [. digits*] | . digits) [(e|E) [+-] digits]``, the
-exponent left out for G-code, where an ``E`` is the next word) and one rounding rule: up to 19
-significant digits are kept exactly; when the mantissa fits 53 bits and the decimal exponent is at
-most 22 in magnitude the float64 result is correctly rounded (one IEEE operation on exact operands),
-which is every coordinate a 3D tool writes; beyond that it is within a few ulps of float64, far below
-the float32 the result is stored in.
+exponent left out for G-code, where an ``E`` is the next word) and one rounding rule: up to 18
+significant digits are kept exactly (further ones only count for the exponent); when the mantissa fits
+53 bits and the decimal exponent is at most 22 in magnitude the float64 result is correctly rounded (one
+IEEE operation on exact operands), which is every coordinate a 3D tool writes; beyond that it is within a
+few ulps of float64, far below the float32 the result is stored in.
 
 Compiled through :mod:`sidecar_thumbs.mesh.jit` (plain Python without numba, which the G-code reader
 needs): white space and numbers are inlined into their callers (a call per byte costs more than the
@@ -95,7 +95,7 @@ def startswith(buf: Buffer, start: int, pattern: Buffer) -> bool:
 @inline
 def decimal(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[bool, int, int, int, bool]:
     """:func:`number` before the conversion: ``(negative, mantissa, exp10, stop, ok)``, the value being
-    ``±mantissa * 10**exp10`` (up to 19 significant digits kept). For a reader that must know whether
+    ``±mantissa * 10**exp10`` (up to 18 significant digits kept). For a reader that must know whether
     :func:`to_float` rounds it exactly as Python's ``float()`` does (:func:`is_exact`)."""
     s = skip(buf, s, e, spaces)
     neg = False
@@ -103,7 +103,7 @@ def decimal(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[b
         neg = buf[s] == 45
         s += 1
     mant = 0
-    ndig = 0  # significant digits kept in mant (19 fit an int64)
+    ndig = 0  # significant digits kept in mant: 18 always fit an int64 (19 did not: 9.8e18 wrapped negative)
     exp10 = 0
     seen = False
     fraction = 0  # 1 after the decimal point
@@ -111,13 +111,13 @@ def decimal(buf: Buffer, s: int, e: int, exponent: bool, spaces: int) -> tuple[b
         c = buf[s]
         if 48 <= c <= 57:
             seen = True
-            if ndig < 19:
+            if ndig < 18:
                 mant = mant * 10 + (c - 48)
                 if mant != 0:
                     ndig += 1
                 exp10 -= fraction
             else:
-                exp10 += 1 - fraction  # an integer digit past the 19th still counts; a decimal does not
+                exp10 += 1 - fraction  # an integer digit past the 18th still counts; a decimal does not
         elif c == 46 and fraction == 0:  # .
             fraction = 1
         else:
