@@ -296,6 +296,48 @@ def test_numbers_the_kernel_converts_are_pythons_floats() -> None:
     np.testing.assert_array_equal(got.reshape(-1, 3), want)
 
 
+def _numbers_as_facets(numbers: list[str]) -> bytes:
+    numbers = _numbers_as_facets_list(numbers)
+    facets = "".join(
+        "facet normal 0 0 1 outer loop "
+        + " ".join("vertex " + " ".join(numbers[i + 3 * v : i + 3 * v + 3]) for v in range(3))
+        + " endloop endfacet\n"
+        for i in range(0, len(numbers), 9)
+    )
+    return f"solid n\n{facets}endsolid n\n".encode()
+
+
+@pytest.mark.skipif(not numba_available(), reason="the plain path is the numba kernel")
+def test_long_numbers_are_converted_in_the_kernel_unless_near_a_float32_boundary() -> None:
+    """17-digit numbers (OpenSCAD writes float32s so) give float()'s float32 from the kernel; the exact
+    midpoints between two float32s and numbers a hair from them are left to numpy, and come out the same."""
+    from sidecar_thumbs.mesh import stl, stlscan_numba
+
+    rng = np.random.default_rng(7)
+    singles = (rng.standard_normal(3000) * 10.0 ** rng.integers(-40, 39, 3000)).astype(np.float32)
+    singles = singles[np.isfinite(singles)]
+    reprs = [repr(float(v)) for v in singles.tolist()]
+    below = np.nextafter(singles, np.float32(-np.inf))
+    mids = [(float(a) + float(b)) / 2 for a, b in zip(singles.tolist(), below.tolist(), strict=True)]
+    exact_mids = [f"{m:.40e}" for m in mids[:300]]  # the midpoint itself: ties to even
+    near_mids = [f"{m:.25e}" for m in mids[300:600]]  # within ~1e-25 of it, either side
+    numbers = reprs + exact_mids + near_mids + ["3.4028235677973366e38", "3.4028236e38", "1e-46", "-7e-46"]
+    data = _numbers_as_facets(numbers)
+    got = stl.parse_ascii_stl(data)
+    with np.errstate(over="ignore"):
+        want = np.array([float(x) for x in _numbers_as_facets_list(numbers)], np.float64).astype(np.float32)
+    np.testing.assert_array_equal(got.reshape(-1), want)  # (load_stl_bytes drops the two that overflow)
+    buf = np.frombuffer(data, np.uint8)
+    out = np.empty((len(numbers), 9), np.float32)
+    slow = np.empty((9 * len(numbers), 3), np.int64)
+    _, _, _, nslow = stlscan_numba.scan_facets(buf, data.index(b"facet"), out, slow)
+    assert 300 <= nslow < 700  # the midpoints and their neighbours go to numpy, the 17-digit reprs do not
+
+
+def _numbers_as_facets_list(numbers: list[str]) -> list[str]:
+    return numbers + numbers[: -len(numbers) % 9]  # whole facets
+
+
 @pytest.mark.parametrize("data", [b"", b"solid x\nendsolid x\n", _binary_stl(np.zeros((0, 3, 3)))])
 def test_empty_stl_has_no_geometry(data: bytes) -> None:
     with pytest.raises(NoGeometryError):

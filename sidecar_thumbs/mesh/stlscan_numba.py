@@ -6,11 +6,12 @@ space (what ``bytes.split`` splits on). This walks the bytes once, checking the 
 parsing the nine coordinates straight into float32: ~15x faster than splitting the text into words and
 converting them with numpy, which cost ~3 µs a facet, most of the time of an ASCII STL's thumbnail.
 
-A coordinate is converted here only when :func:`~sidecar_thumbs.mesh.lex.is_exact` says the result is
-the correctly rounded float64 (then rounded once to float32), as Python's ``float()`` gives it: every
-number of up to 15 digits with a small exponent, which is what exporters write. A longer one (a float32
-written with 17 digits) is left for the caller to convert with numpy: its place and text are returned.
-So the triangles are the same to the bit as the facet expression's.
+Each coordinate is the float32 of Python's ``float()`` of its text, as the facet expression converts it, so
+the triangles are the same to the bit. A number of up to 15 digits with a small exponent (what most
+exporters write) is converted exactly (:func:`~sidecar_thumbs.mesh.lex.is_exact`). A longer one (OpenSCAD
+writes each float32 with up to 17 digits) is converted within a few ulps of float64, which gives the same
+float32 unless it lies within those ulps of a float32 rounding boundary; such a number is left for the
+caller to convert with numpy: its place and text are returned.
 
 Importing this module imports numba; without it :mod:`stl` reads every ASCII file with the expression.
 """
@@ -79,6 +80,28 @@ def _any_word(buf: np.ndarray, i: int, n: int) -> int:
     return i
 
 
+# How far lex.to_float's float64 may be from the correctly rounded one when it is not exact: the mantissa's
+# and the power's roundings and their product, a few ulps (2**-52 each); 2**-49 is 8 of them.
+_NEAR = 2.0**-49
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@nb.njit(cache=True, nogil=True)
+def _float32_of_near(value: float) -> tuple[np.float32, bool]:
+    """``value`` (within a few ulps of the correctly rounded float64 of a number) as float32, and whether the
+    correctly rounded float64 gives that float32 too: true when no float32 rounding boundary (the midpoint
+    between two neighbouring float32s, exact in float64) lies within the error of ``value``. Only a number
+    within ~2**-49 of such a midpoint (a float32 written with 17 digits is never one) is left to numpy."""
+    single = np.float32(value)
+    if not abs(value) < _FLOAT32_MAX:
+        return single, False  # at the overflow boundary or beyond (or NaN): numpy decides
+    here = np.float64(single)
+    below = np.float64(np.nextafter(single, np.float32(-np.inf)))
+    above = np.float64(np.nextafter(single, np.float32(np.inf)))
+    margin = abs(value) * _NEAR
+    return single, value - (here + below) * 0.5 > margin and (here + above) * 0.5 - value > margin
+
+
 @nb.njit(cache=True, nogil=True)
 def scan_facets(buf, start, out, slow):  # type: ignore[no-untyped-def]
     """Read plain facets from ``buf[start:]`` into ``out`` (float32 ``(K, 9)``) until one does not start.
@@ -117,12 +140,17 @@ def scan_facets(buf, start, out, slow):  # type: ignore[no-untyped-def]
             if not ok or (stop < n and not _space(buf[stop])):
                 j = -1
                 break
-            if not is_exact(mant, exp10):
-                slow[nslow, 0] = count * 9 + k
-                slow[nslow, 1] = t
-                slow[nslow, 2] = stop
-                nslow += 1
-            out[count, k] = np.float32(to_float(neg, mant, exp10))
+            value = to_float(neg, mant, exp10)
+            if is_exact(mant, exp10):
+                out[count, k] = np.float32(value)
+            else:
+                single, alike = _float32_of_near(value)
+                out[count, k] = single
+                if not alike:
+                    slow[nslow, 0] = count * 9 + k
+                    slow[nslow, 1] = t
+                    slow[nslow, 2] = stop
+                    nslow += 1
             j = stop
         if j >= 0:
             j = _word(buf, j, n, _ENDLOOP)
