@@ -99,7 +99,7 @@ def _float32_of_near(value: float) -> tuple[np.float32, bool]:
     below = np.float64(np.nextafter(single, np.float32(-np.inf)))
     above = np.float64(np.nextafter(single, np.float32(np.inf)))
     margin = abs(value) * _NEAR
-    return single, value - (here + below) * 0.5 > margin and (here + above) * 0.5 - value > margin
+    return single, bool(value - (here + below) * 0.5 > margin and (here + above) * 0.5 - value > margin)
 
 
 @nb.njit(cache=True, nogil=True)
