@@ -152,13 +152,26 @@ def test_each_warm_up_step_runs_first_in_one_worker_and_then_in_the_others() -> 
 def test_a_step_whose_worker_never_finishes_is_run_after_the_wait() -> None:
     slots = WarmUpSlots(1, multiprocessing.get_context("spawn"))
     assert slots.claim(0) and not slots.claim(0)
-    assert slots.wait(0, timeout=0.05) is False  # claimed by a worker that died: the caller runs it
+    assert slots.wait(0, timeout=0.05) is False  # claimed by a worker that never finishes: the caller runs it
+    slots._owners[0] = _gone_pid()
+    started = time.monotonic()
+    assert slots.wait(0, timeout=60) is False  # its worker is gone: no waiting out the timeout
+    assert time.monotonic() - started < 5
     slots.finish(0)
     assert slots.wait(0, timeout=0.05) is True
     assert slots.claim(WarmUpSlots.MAX_STEPS) and slots.claim(WarmUpSlots.MAX_STEPS)  # beyond: not shared
     ran: list[int] = []
     run_warm_up_steps([lambda: ran.append(1), lambda: ran.append(2)], None)  # no slots: in order
     assert ran == [1, 2]
+
+
+def _gone_pid() -> int:
+    """The process id of a child that has exited and been reaped."""
+    child = multiprocessing.get_context("spawn").Process(target=os.getpid)
+    child.start()
+    child.join()
+    assert child.pid is not None
+    return child.pid
 
 
 @pytest.mark.integration

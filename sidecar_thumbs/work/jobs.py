@@ -171,6 +171,7 @@ class WarmUpSlots:
         self.workers = max(1, workers)
         self._next = context.Value("i", 0)
         self._steps = context.Array("b", self.MAX_STEPS)
+        self._owners = context.Array("i", self.MAX_STEPS)  # the process id that claimed each step
 
     def take(self, steps: int) -> int:
         """Where this worker starts in a list of ``steps`` steps."""
@@ -187,6 +188,7 @@ class WarmUpSlots:
             if self._steps[step] != self._FREE:
                 return False
             self._steps[step] = self._CLAIMED
+            self._owners[step] = os.getpid()
             return True
 
     def finish(self, step: int) -> None:
@@ -196,14 +198,24 @@ class WarmUpSlots:
                 self._steps[step] = self._DONE
 
     def wait(self, step: int, timeout: float = 600.0, poll: float = 0.05) -> bool:
-        """Wait until ``step`` is done by whoever claimed it; False after ``timeout`` seconds (a worker
-        that died mid-compile: the caller then runs the step itself)."""
+        """Wait until ``step`` is done by whoever claimed it. False, and the caller runs the step itself,
+        when the worker that claimed it is gone (crashed or killed mid-compile) or after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while step < self.MAX_STEPS and self._steps[step] != self._DONE:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or not _alive(self._owners[step]):
                 return False
             time.sleep(poll)
         return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but another user's (EPERM)
+        return True
+    return True
 
 
 def run_warm_up_steps(steps: Sequence[Callable[[], None]], slots: WarmUpSlots | None) -> None:
