@@ -3,8 +3,8 @@
 A plain file is a run of facets of exactly 21 words each (``facet normal a b c outer loop``, three
 ``vertex x y z``, ``endloop endfacet``), keywords in any case, words separated by any ASCII white
 space (what ``bytes.split`` splits on). This walks the bytes once, checking the keywords in place and
-parsing the nine coordinates straight into float32: ~15x faster than splitting the text into words and
-converting them with numpy, which cost ~3 µs a facet, most of the time of an ASCII STL's thumbnail.
+parsing the nine coordinates straight into float32: a 30k-facet file in 13 ms, where splitting the text into
+words and converting them with numpy took 83 ms, most of the time of an ASCII STL's thumbnail.
 
 Each coordinate is the float32 of Python's ``float()`` of its text, as the facet expression converts it, so
 the triangles are the same to the bit. A number of up to 15 digits with a small exponent (what most
