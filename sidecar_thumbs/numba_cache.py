@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import hashlib
 import importlib
 import importlib.util
 import os
@@ -105,6 +104,8 @@ def kernel_sources_digest(package_dir: str) -> str:
     kernels = {p for p, src in sources.items() if (b"numba" in src or b".jit" in src) and _KERNEL_FILE.search(src)}
     for path in list(kernels):
         kernels |= _imported_files(sources[path], package_dir) & sources.keys()
+    import hashlib  # here, not at the top: OpenSSL's start-up is ~10 ms of every command's start
+
     digest = hashlib.sha256()
     for path in sorted(kernels):
         digest.update(os.path.relpath(path, package_dir).encode() + b"\0" + sources[path] + b"\0")
@@ -257,6 +258,8 @@ def is_cold() -> bool:
     render_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "render")
     cache_dir = os.environ.get("NUMBA_CACHE_DIR")
     if cache_dir:
+        import hashlib  # see kernel_sources_digest
+
         places = [os.path.join(cache_dir, f"render_{hashlib.sha1(render_dir.encode()).hexdigest()}")]
     else:
         places = [os.path.join(render_dir, "__pycache__")]

@@ -376,18 +376,25 @@ def test_permission_error_listing_a_folder_is_reported_simulated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Tests run as root here, where chmod 000 does not stop reads, so the PermissionError is
-    # injected at os.scandir for one folder; everything else is a real walk.
+    # injected where the folder is opened for listing (os.open of it, or os.scandir of its path where
+    # folders cannot be listed through a descriptor); everything else is a real walk.
     touch(tmp_path / "a" / "ok.stl")
     locked = tmp_path / "b"
     touch(locked / "hidden.stl")
-    real_scandir = os.scandir
+    real_scandir, real_open = os.scandir, os.open
 
-    def scandir(path: str) -> object:
+    def scandir(path: object) -> object:
         if path == str(locked):
             raise PermissionError(13, "Permission denied", path)
-        return real_scandir(path)
+        return real_scandir(path)  # type: ignore[call-overload]
+
+    def open_(path: str, flags: int, *args: object, **kwargs: object) -> int:
+        if path == str(locked):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(discover.os, "scandir", scandir)
+    monkeypatch.setattr(discover.os, "open", open_)
     files, problems = find_model_files([tmp_path])
     assert paths(files) == [str(tmp_path / "a" / "ok.stl")]
     assert problems == [WalkProblem(str(locked), "permission denied: cannot list folder")]
@@ -440,3 +447,14 @@ def test_walk_over_the_corpus_finds_its_models(corpus: Path) -> None:
     expected = sorted(str(p) for p in corpus.rglob("*") if p.is_file() and is_model_name(p.name))
     assert sorted(paths(files)) == expected
     assert len(files) > 0
+
+
+def test_walk_without_folder_descriptors_finds_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where os.scandir cannot take a descriptor, folders are listed by path: same rows, same order.
+    for rel in ("a/1.stl", "a/.1.stl.thumbnail.png", "a/b/2.3mf", "c/3.obj", "c/skip.txt"):
+        touch(tmp_path / rel)
+    with_fd = list(discover.iter_walk_rows([tmp_path]))
+    monkeypatch.setattr(discover, "_SCANDIR_FD", False)
+    assert list(discover.iter_walk_rows([tmp_path])) == with_fd
+    assert [r[0] for r in with_fd] == [str(tmp_path / p) for p in ("a/1.stl", "a/b/2.3mf", "c/3.obj")]
+    assert [r[4] for r in with_fd] == [True, False, False]

@@ -555,13 +555,13 @@ def test_plan_rows_differing_returns_only_what_differs(db: StateDB) -> None:
     db.record_failed([RenderFailed(paths[5], "bad", False, "h5")])
     db.upsert_files([pending("/elsewhere/x.stl")])  # outside the root: never returned
     walk = [
-        (paths[0], 100, 1, True),  # unchanged
-        (paths[1], 101, 1, True),  # size moved
-        (paths[2], 100, 1, False),  # sidecar gone
-        (paths[3], 100, 1, None),  # listing did not say: the planner looks
-        (paths[4], 100, 1, True),  # pending
-        (paths[5], 100, 1, False),  # failed
-        ("/lib/new.stl", 5, 5, False),
+        (paths[0], 100, 1, 7, True),  # unchanged
+        (paths[1], 101, 1, 7, True),  # size moved
+        (paths[2], 100, 1, 7, False),  # sidecar gone
+        (paths[3], 100, 1, 7, None),  # listing did not say: the planner looks
+        (paths[4], 100, 1, 7, True),  # pending
+        (paths[5], 100, 1, 7, False),  # failed
+        ("/lib/new.stl", 5, 5, 5, False),
     ]
     db.upsert_files([pending("/lib/gone.stl")])
     rows, new = db.plan_rows_differing(["/lib"], walk)
@@ -571,3 +571,51 @@ def test_plan_rows_differing_returns_only_what_differs(db: StateDB) -> None:
     # Run twice on one connection: the temporary table starts empty each time.
     rows2, new2 = db.plan_rows_differing(["/lib"], walk[:1])
     assert set(rows2) == {*paths[1:], "/lib/gone.stl"} and new2 == set()
+
+
+def test_plan_rows_differing_with_paths_that_are_not_utf8(db: StateDB) -> None:
+    # A name with a byte that is not UTF-8 (surrogate-escaped by os.fsdecode) cannot be bound as it is: the
+    # walk is stored as the rows are, escaped, and compared all the same.
+    odd, plain = "/lib/caf\udce9.stl", "/lib/plain.stl"
+    db.upsert_files([pending(odd, hash="h1"), pending(plain, hash="h2")])
+    db.record_done([RenderDone(p, h, 100, 1, ThumbSource.RENDERED, 12, 1.0) for p, h in ((odd, "h1"), (plain, "h2"))])
+    rows, new = db.plan_rows_differing(["/lib"], [(odd, 100, 1, 1, True), (plain, 100, 1, 1, True)])
+    assert rows == {} and new == set()
+    rows, new = db.plan_rows_differing(["/lib"], [(odd, 101, 1, 1, True), ("/lib/n\udcff.stl", 1, 1, 1, False)])
+    assert set(rows) == {odd, plain} and new == {"/lib/n\udcff.stl"}
+
+
+def test_plan_rows_differing_finds_every_unwalked_row_whatever_the_counts(db: StateDB) -> None:
+    # The rows the walk did not see are looked up only when the counts say some exist: here one row is
+    # gone and one file is new, so the walk has as many paths as there are rows, but one is not a row.
+    db.upsert_files([pending("/lib/a.stl", hash="a"), pending("/lib/gone.stl", hash="g")])
+    db.record_done([RenderDone("/lib/a.stl", "a", 100, 1, ThumbSource.RENDERED, 12, 1.0)])
+    rows, new = db.plan_rows_differing(["/lib"], [("/lib/a.stl", 100, 1, 1, True), ("/lib/b.stl", 1, 1, 1, False)])
+    assert set(rows) == {"/lib/gone.stl"} and new == {"/lib/b.stl"}
+    # Missing rows are rows too: one that stays unwalked comes back, as before.
+    db.mark_missing(["/lib/gone.stl"])
+    rows, _ = db.plan_rows_differing(["/lib"], [("/lib/a.stl", 100, 1, 1, True)])
+    assert set(rows) == {"/lib/gone.stl"}
+
+
+@pytest.mark.parametrize("params", [12, 999])  # 2 rows an INSERT (and a remainder of 1), or all 7 in one
+def test_plan_rows_differing_within_the_limit_on_parameters(db: StateDB, params: int) -> None:
+    db._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, params)
+    paths = [f"/lib/m{i}.stl" for i in range(7)]
+    db.upsert_files([pending(p, hash=f"h{i}") for i, p in enumerate(paths)])
+    db.record_done([RenderDone(p, f"h{i}", 100, 1, ThumbSource.RENDERED, 12, 1.0) for i, p in enumerate(paths)])
+    walk = [(p, 100, 1, 1, True) for p in paths[:5]] + [(paths[5], 100, 2, 1, True), ("/lib/new.stl", 1, 1, 1, False)]
+    rows, new = db.plan_rows_differing(["/lib"], walk)
+    assert set(rows) == {paths[5], paths[6]} and new == {"/lib/new.stl"}
+
+
+def test_counts_under_and_present_under_count_every_status(db: StateDB) -> None:
+    db.upsert_files([pending(f"/lib/m{i}.stl", hash=f"h{i}") for i in range(6)] + [pending("/other/x.stl")])
+    db.record_done([RenderDone(f"/lib/m{i}.stl", f"h{i}", 100, 1, ThumbSource.RENDERED, 12, 1.0) for i in range(3)])
+    db.record_failed([RenderFailed("/lib/m3.stl", "bad", False, "h3")])
+    db.mark_missing(["/lib/m4.stl"])
+    counts = db.counts_under(["/lib"])
+    assert counts[ModelStatus.DONE] == 3 and counts[ModelStatus.FAILED] == 1
+    assert counts[ModelStatus.MISSING] == 1 and counts[ModelStatus.PENDING] == 1
+    assert counts[ModelStatus.RENDERING] == 0 and sum(counts.values()) == 6
+    assert db.present_under("/lib") == 5 and db.present_under("/other") == 1 and db.present_under("/none") == 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sys
 
 __all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "atomic_write", "fsync_dir", "order_fsync", "temp_name_for"]
@@ -36,7 +35,7 @@ def temp_name_for(target_name: str) -> str:
     carry our content (see :mod:`.clean`).
     """
     del target_name  # the name no longer depends on it; kept so callers say what they write
-    return f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+    return f"{TEMP_PREFIX}{os.urandom(8).hex()}{TEMP_SUFFIX}"
 
 
 # <sys/fcntl.h>: F_BARRIERFSYNC is 85 (Python exposes it from 3.12 on, not in 3.11).

@@ -19,7 +19,6 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -106,7 +105,7 @@ def probe_rules(root: str, *, cache: RulesCache | None = None) -> VolumeRules | 
     if not st.st_mode & 0o222:
         # Marked read-only for everyone: root could write there anyway, but must not.
         return rules_from_names(root)
-    name = f"{_PROBE_STEM}{secrets.token_hex(4)}-{_PROBE_TAIL}"
+    name = f"{_PROBE_STEM}{os.urandom(4).hex()}-{_PROBE_TAIL}"
     path = os.path.join(root, name)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)

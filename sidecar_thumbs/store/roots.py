@@ -22,8 +22,12 @@ class RootsAndMeta(SQLiteDB):
     def present_under(self, root: str) -> int:
         """Rows at or under ``root`` that are not missing: what a walk of it should find."""
         where, params = under_ranges(root)
-        sql = f"SELECT count(*) FROM st_models WHERE status != 'missing' AND ({where})"
-        return int(self._read(sql, params)[0][0])
+        # All rows under the root, counted on the path index alone, less the missing ones, found through the
+        # status index: a few ms. Asking for status != 'missing' directly reads every row (40 ms on 34k rows
+        # on a command's first query).
+        under = int(self._read(f"SELECT count(*) FROM st_models WHERE {where}", params)[0][0])
+        missing = self._read(f"SELECT count(*) FROM st_models WHERE status = 'missing' AND ({where})", params)
+        return under - int(missing[0][0])
 
     def root_states(self) -> list[tuple[str, bool, str | None, float]]:
         """Each root the daemon knows: (path, online, reason when offline, since when)."""

@@ -96,9 +96,8 @@ def reconcile(
     if not force and walked:
         # The comparison in SQL (issue 17): only rows that differ from the walk come back; a found file
         # with neither a differing row nor none at all is unchanged, done, its sidecar listed.
-        walk = [(path, size, mtime_ns, listed) for path, size, mtime_ns, _, listed in found]
-        rows, new_paths = db.plan_rows_differing([w[0] for w in walked], walk)
-        look = [FoundFile(*f) for f in found if f[0] in rows or f[0] in new_paths]
+        rows, new_paths = db.plan_rows_differing([w[0] for w in walked], found)
+        look = [FoundFile(*f) for f in found if f[0] in rows or f[0] in new_paths] if rows or new_paths else []
         unchanged = len(found) - len(look)
     else:
         look = [FoundFile(*f) for f in found]
