@@ -207,6 +207,12 @@ def test_two_scans_started_together_render_each_model_once(tmp_path: Path, secon
         wait_for(lambda: _claimed(db) > 0, 60, "the first scan's claim")
     second = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     outs = [p.communicate(timeout=300) for p in (first, second)]
+    # Both exit 0 with a JSON summary; on a failure, say what each printed (a CI run once saw no JSON).
+    said = [
+        f"rc {p.returncode}, stderr: {err.decode(errors='replace')[-2000:]}"
+        for p, (_, err) in zip((first, second), outs, strict=True)
+    ]
+    assert all(p.returncode == 0 and out.strip() for p, (out, _) in zip((first, second), outs, strict=True)), said
     summaries = [json.loads(out) for out, _ in outs]
     assert sum(s["rendered"] for s in summaries) == 40, summaries
     assert all(_fresh(p) for p in root.glob("m*.stl"))
