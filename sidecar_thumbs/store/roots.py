@@ -19,15 +19,17 @@ class RootsAndMeta(SQLiteDB):
     """Roots online or offline (and since when), rows present under a root, each root's volume rules (the
     probe's cache), and ``st_meta``."""
 
+    def _count_where(self, where: str, params: Sequence[object]) -> int:
+        """Rows of ``st_models`` matching ``where``; for a paths-under clause alone, a walk of the path index."""
+        return int(self._read(f"SELECT count(*) FROM st_models WHERE {where}", params)[0][0])
+
     def present_under(self, root: str) -> int:
         """Rows at or under ``root`` that are not missing: what a walk of it should find."""
         where, params = under_ranges(root)
         # All rows under the root, counted on the path index alone, less the missing ones, found through the
         # status index: a few ms. Asking for status != 'missing' directly reads every row (40 ms on 34k rows
         # on a command's first query).
-        under = int(self._read(f"SELECT count(*) FROM st_models WHERE {where}", params)[0][0])
-        missing = self._read(f"SELECT count(*) FROM st_models WHERE status = 'missing' AND ({where})", params)
-        return under - int(missing[0][0])
+        return self._count_where(where, params) - self._count_where(f"status = 'missing' AND ({where})", params)
 
     def root_states(self) -> list[tuple[str, bool, str | None, float]]:
         """Each root the daemon knows: (path, online, reason when offline, since when)."""
